@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the project's capture tooling needs
+# (scripts/make-captures.sh): tshark (golden values) and GStreamer (RTP senders).
+#
+# Idempotent: does nothing when every package is already installed; runs
+# `apt-get update` only when something is missing. Needs root (or sudo).
+set -euo pipefail
+
+PACKAGES=(
+  tshark
+  gstreamer1.0-tools
+  gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup.sh: all packages present: ${PACKAGES[*]}"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+
+echo "setup.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# tshark asks whether non-root users may capture; answer "no" up front.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
+timeout 900 $SUDO apt-get update -q
+timeout 1800 $SUDO apt-get install -y -q "${missing[@]}"
+echo "setup.sh: done"

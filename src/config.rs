@@ -1,0 +1,232 @@
+//! TOML configuration: defaults, validation and CLI overrides.
+//! `config/default.toml` is embedded and documents every key.
+
+use crate::stats::ClockRates;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The embedded default configuration.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RtcpMode {
+    /// RTCP passes unchanged; the proxy observes it.
+    Forward,
+    /// Forward, and generate RRs where upstream suppresses them.
+    #[default]
+    Auto,
+    /// Consume report blocks on both legs and generate the proxy's own.
+    Terminate,
+}
+
+impl std::str::FromStr for RtcpMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "forward" => Ok(RtcpMode::Forward),
+            "auto" => Ok(RtcpMode::Auto),
+            "terminate" => Ok(RtcpMode::Terminate),
+            other => Err(format!("unknown RTCP mode {other:?} (expected forward, auto or terminate)")),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub relay: Vec<RelayConfig>,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    pub listen: SocketAddr,
+    pub upstream: SocketAddr,
+    #[serde(default)]
+    pub rtcp: RtcpMode,
+    #[serde(default = "default_upstream_bind")]
+    pub upstream_bind: std::net::IpAddr,
+    #[serde(default = "default_upstream_ports")]
+    pub upstream_ports: String,
+    /// Separate RTCP sockets for non-mux RTP/RTCP pairs.
+    pub listen_rtcp: Option<SocketAddr>,
+    pub upstream_rtcp: Option<SocketAddr>,
+    #[serde(default)]
+    pub clock_rates: BTreeMap<String, u32>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    #[serde(default = "default_api_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: default_api_listen(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    #[serde(default = "default_max_sources")]
+    pub max_sources_per_side: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_sessions: default_max_sessions(),
+            idle_timeout_secs: default_idle_timeout(),
+            max_sources_per_side: default_max_sources(),
+        }
+    }
+}
+
+fn default_upstream_bind() -> std::net::IpAddr {
+    std::net::IpAddr::from([0, 0, 0, 0])
+}
+fn default_upstream_ports() -> String {
+    "40000-49999".into()
+}
+fn default_api_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9470))
+}
+fn default_max_sessions() -> usize {
+    100_000
+}
+fn default_idle_timeout() -> u64 {
+    30
+}
+fn default_max_sources() -> usize {
+    64
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Parse(String),
+    #[error("{key}: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+impl Config {
+    /// Parses and validates a TOML document.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn embedded_default() -> Self {
+        // The embedded file is checked by a unit test; failing here is a build defect.
+        Self::from_toml(DEFAULT_TOML).unwrap_or_else(|e| panic!("embedded config/default.toml is invalid: {e}"))
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (i, relay) in self.relay.iter().enumerate() {
+            let key = |k: &str| format!("relay[{i}].{k}");
+            parse_port_range(&relay.upstream_ports).map_err(|p| invalid(key("upstream_ports"), p))?;
+            if relay.listen_rtcp.is_some() != relay.upstream_rtcp.is_some() {
+                return Err(invalid(key("listen_rtcp"), "listen_rtcp and upstream_rtcp must be set together"));
+            }
+            relay.clock_rate_table().map_err(|(k, p)| invalid(format!("{}.{k}", key("clock_rates")), p))?;
+        }
+        if self.limits.max_sessions == 0 {
+            return Err(invalid("limits.max_sessions", "must be at least 1"));
+        }
+        if self.limits.max_sources_per_side == 0 {
+            return Err(invalid("limits.max_sources_per_side", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        (self.limits.idle_timeout_secs > 0).then(|| Duration::from_secs(self.limits.idle_timeout_secs))
+    }
+}
+
+impl RelayConfig {
+    /// The relay's payload type → clock rate map, keys validated as 0–127.
+    pub fn clock_rate_table(&self) -> Result<BTreeMap<u8, u32>, (String, String)> {
+        let mut out = BTreeMap::new();
+        for (k, &hz) in &self.clock_rates {
+            let pt: u8 = k
+                .parse()
+                .ok()
+                .filter(|pt| *pt <= 127)
+                .ok_or_else(|| (k.clone(), "payload type must be a number 0-127".to_string()))?;
+            if hz == 0 {
+                return Err((k.clone(), "clock rate must be positive".into()));
+            }
+            out.insert(pt, hz);
+        }
+        Ok(out)
+    }
+
+    pub fn clock_rates(&self) -> ClockRates {
+        ClockRates::new(&self.clock_rate_table().unwrap_or_default())
+    }
+}
+
+/// Parses `"LOW-HIGH"` into an inclusive port range.
+pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (lo, hi) = s.split_once('-').ok_or_else(|| format!("expected LOW-HIGH, got {s:?}"))?;
+    let lo: u16 = lo.trim().parse().map_err(|_| format!("{lo:?} is not a port"))?;
+    let hi: u16 = hi.trim().parse().map_err(|_| format!("{hi:?} is not a port"))?;
+    if lo == 0 || lo > hi {
+        return Err(format!("range {lo}-{hi} is empty or starts at 0"));
+    }
+    Ok((lo, hi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = Config::embedded_default();
+        assert_eq!(c.relay.len(), 1);
+        assert_eq!(c.relay[0].rtcp, RtcpMode::Auto);
+        assert_eq!(c.relay[0].clock_rates().get(111), Some(48000));
+        assert_eq!(c.limits.max_sessions, 100_000);
+        assert_eq!(c.idle_timeout(), Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::from_toml("[limits]\nmax_sesions = 3\n").unwrap_err().to_string();
+        assert!(e.contains("max_sesions"), "{e}");
+        let base = "[[relay]]\nlisten = \"0.0.0.0:1\"\nupstream = \"127.0.0.1:2\"\n";
+        let e = Config::from_toml(&format!("{base}upstream_ports = \"9-3\"\n")).unwrap_err().to_string();
+        assert!(e.starts_with("relay[0].upstream_ports"), "{e}");
+        let e = Config::from_toml(&format!("{base}[relay.clock_rates]\n200 = 8000\n")).unwrap_err().to_string();
+        assert!(e.starts_with("relay[0].clock_rates.200"), "{e}");
+        let e = Config::from_toml(&format!("{base}rtcp = \"maybe\"\n")).unwrap_err().to_string();
+        assert!(e.contains("maybe"), "{e}");
+    }
+}

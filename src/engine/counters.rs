@@ -1,0 +1,156 @@
+//! Engine-wide counters: plain integers on the packet path, read by the
+//! exporters from snapshots. Every drop has a reason; labels are bounded
+//! enums, never SSRCs or addresses.
+
+use crate::wire::rtcp::RtcpError;
+use crate::wire::rtp::RtpError;
+use crate::wire::stun::StunError;
+use crate::wire::PacketKind;
+use serde::Serialize;
+
+/// Why a datagram was not forwarded.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DropReason {
+    Empty,
+    UnknownProtocol,
+    UnknownSession,
+    Rtp(RtpError),
+    Rtcp(RtcpError),
+    Stun(StunError),
+    /// The per-session cap on SSRCs was reached; a new SSRC's packets drop.
+    SourceLimit,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 18] = [
+        DropReason::Empty,
+        DropReason::UnknownProtocol,
+        DropReason::UnknownSession,
+        DropReason::Rtp(RtpError::TooShort),
+        DropReason::Rtp(RtpError::BadVersion),
+        DropReason::Rtp(RtpError::CsrcOverrun),
+        DropReason::Rtp(RtpError::ExtensionOverrun),
+        DropReason::Rtp(RtpError::BadPadding),
+        DropReason::Rtcp(RtcpError::TooShort),
+        DropReason::Rtcp(RtcpError::BadVersion),
+        DropReason::Rtcp(RtcpError::LengthOverrun),
+        DropReason::Rtcp(RtcpError::BadPadding),
+        DropReason::Rtcp(RtcpError::BodyTooShort),
+        DropReason::Stun(StunError::TooShort),
+        DropReason::Stun(StunError::NotStun),
+        DropReason::Stun(StunError::BadCookie),
+        DropReason::Stun(StunError::BadLength),
+        DropReason::SourceLimit,
+    ];
+
+    /// Index into [`Counters::drops`].
+    pub fn index(self) -> usize {
+        // Linear over 18 entries: only dropped packets pay for it.
+        Self::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::Empty => "empty",
+            DropReason::UnknownProtocol => "unknown_protocol",
+            DropReason::UnknownSession => "unknown_session",
+            DropReason::Rtp(e) => e.reason(),
+            DropReason::Rtcp(e) => e.reason(),
+            DropReason::Stun(e) => e.reason(),
+            DropReason::SourceLimit => "source_limit",
+        }
+    }
+}
+
+pub const DROP_REASONS: usize = DropReason::ALL.len();
+
+pub const KINDS: [PacketKind; 7] = [
+    PacketKind::Rtp,
+    PacketKind::Rtcp,
+    PacketKind::Stun,
+    PacketKind::Dtls,
+    PacketKind::TurnChannel,
+    PacketKind::Zrtp,
+    PacketKind::Unknown,
+];
+
+#[inline]
+pub fn kind_index(kind: PacketKind) -> usize {
+    match kind {
+        PacketKind::Rtp => 0,
+        PacketKind::Rtcp => 1,
+        PacketKind::Stun => 2,
+        PacketKind::Dtls => 3,
+        PacketKind::TurnChannel => 4,
+        PacketKind::Zrtp => 5,
+        PacketKind::Unknown => 6,
+    }
+}
+
+/// Packets and bytes per packet kind, for one direction.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct KindCounts {
+    pub packets: [u64; 7],
+    pub bytes: [u64; 7],
+}
+
+impl KindCounts {
+    #[inline]
+    pub fn add(&mut self, kind: PacketKind, len: usize) {
+        let i = kind_index(kind);
+        self.packets[i] += 1;
+        self.bytes[i] += len as u64;
+    }
+
+    pub fn total_packets(&self) -> u64 {
+        self.packets.iter().sum()
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.bytes.iter().sum()
+    }
+}
+
+/// Counters over the whole engine.
+#[derive(Clone, Debug, Serialize)]
+pub struct Counters {
+    /// Indexed by [`crate::engine::Side::index`].
+    pub received: [KindCounts; 2],
+    pub drops: [u64; DROP_REASONS],
+    /// RTCP compounds that could not be walked and were forwarded unread
+    /// (SRTCP, or RTCP the proxy does not understand).
+    pub rtcp_unreadable: u64,
+    pub rtt_samples: u64,
+    /// Report blocks that gave no RTT, by [`crate::stats::RttReject`].
+    pub rtt_rejects: [u64; 5],
+    pub sessions_opened: u64,
+    pub sessions_closed: u64,
+    pub sessions_refused: u64,
+    pub events_dropped: u64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            received: [KindCounts::default(); 2],
+            drops: [0; DROP_REASONS],
+            rtcp_unreadable: 0,
+            rtt_samples: 0,
+            rtt_rejects: [0; 5],
+            sessions_opened: 0,
+            sessions_closed: 0,
+            sessions_refused: 0,
+            events_dropped: 0,
+        }
+    }
+}
+
+impl Counters {
+    pub fn drop_count(&self, reason: DropReason) -> u64 {
+        self.drops[reason.index()]
+    }
+
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+}

@@ -1,0 +1,329 @@
+//! One relayed flow: a client and its upstream, two sides, and every source
+//! (SSRC) seen on each side.
+
+use super::counters::{Counters, KindCounts};
+use super::{Side, SessionId};
+use crate::stats::{ReceiveStats, RemoteReport, RttMethod, RttReject, RttStats, SenderRecord, SentLog};
+use crate::time::MonoTime;
+use crate::wire::rtcp::{FeedbackKind, ReportBlock, RtcpPacket, XrBlock};
+use crate::wire::rtp::RtpView;
+use crate::wire::Ssrc;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Addresses of the session's two legs, as the runtime (or a capture) saw them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct SessionInfo {
+    /// The client's address (client leg).
+    pub client: SocketAddr,
+    /// The upstream's address (upstream leg).
+    pub upstream: SocketAddr,
+}
+
+/// Feedback messages the other side sent about a source (W3C nackCount,
+/// pliCount, firCount on its inbound-rtp, counted where the proxy sees them).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FeedbackCounts {
+    pub nack: u64,
+    pub pli: u64,
+    pub fir: u64,
+    pub remb: u64,
+    pub transport_cc: u64,
+    pub other: u64,
+}
+
+/// RTP stream state of a source.
+#[derive(Clone, Debug)]
+pub struct RtpStream {
+    pub payload_type: u8,
+    pub stats: ReceiveStats,
+}
+
+/// Everything known about one SSRC sent from one side.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub ssrc: Ssrc,
+    pub rtp: Option<RtpStream>,
+    /// Latest SR from this source.
+    pub sender_report: Option<SenderRecord>,
+    /// SRs from this source that the proxy forwarded (for LSR matching).
+    pub sr_log: SentLog,
+    /// XR RRTRs from this source that the proxy forwarded (for DLRR matching).
+    pub rrtr_log: SentLog,
+    /// Latest report block about this source from the other side.
+    pub remote: Option<RemoteReport>,
+    /// RTT from DLRR answering this source's RRTRs (W3C remote-outbound-rtp).
+    pub xr_rtt: RttStats,
+    pub feedback: FeedbackCounts,
+    pub bye: bool,
+}
+
+impl Source {
+    fn new(ssrc: Ssrc) -> Self {
+        Source {
+            ssrc,
+            rtp: None,
+            sender_report: None,
+            sr_log: SentLog::default(),
+            rrtr_log: SentLog::default(),
+            remote: None,
+            xr_rtt: RttStats::default(),
+            feedback: FeedbackCounts::default(),
+            bye: false,
+        }
+    }
+}
+
+/// RTT of one leg (proxy ↔ the endpoint on that side), by method.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LegRtt {
+    pub sr_rr: RttStats,
+    pub xr_dlrr: RttStats,
+    pub stun: RttStats,
+}
+
+impl LegRtt {
+    fn add(&mut self, rtt: Duration, method: RttMethod) {
+        match method {
+            RttMethod::SrRr => self.sr_rr.add(rtt, method),
+            RttMethod::XrDlrr => self.xr_dlrr.add(rtt, method),
+            RttMethod::Stun => self.stun.add(rtt, method),
+        }
+    }
+}
+
+/// What arrived from one side.
+#[derive(Clone, Debug, Default)]
+pub struct SideState {
+    /// SSRC index parallel to `sources`: a scan of packed u32s finds a
+    /// source faster than a hash for the handful a session carries.
+    ssrcs: Vec<Ssrc>,
+    pub sources: Vec<Source>,
+    pub received: KindCounts,
+    pub last_activity: Option<MonoTime>,
+    /// RTT of this side's leg.
+    pub rtt: LegRtt,
+    /// RTCP report packets seen from this side.
+    pub rtcp_reports: u64,
+    pub rtcp_unreadable: u64,
+}
+
+impl SideState {
+    #[inline]
+    pub fn position(&self, ssrc: Ssrc) -> Option<usize> {
+        self.ssrcs.iter().position(|s| *s == ssrc)
+    }
+
+    pub fn source(&self, ssrc: Ssrc) -> Option<&Source> {
+        self.position(ssrc).map(|i| &self.sources[i])
+    }
+
+    /// The source's entry, created if there is room under `cap`.
+    fn source_mut(&mut self, ssrc: Ssrc, cap: usize) -> Option<&mut Source> {
+        let i = match self.position(ssrc) {
+            Some(i) => i,
+            None if self.ssrcs.len() < cap => {
+                self.ssrcs.push(ssrc);
+                self.sources.push(Source::new(ssrc));
+                self.ssrcs.len() - 1
+            }
+            None => return None,
+        };
+        Some(&mut self.sources[i])
+    }
+}
+
+pub struct Session {
+    pub id: SessionId,
+    pub info: SessionInfo,
+    pub opened_at: MonoTime,
+    pub sides: [SideState; 2],
+    /// DTLS was seen: RTCP here is SRTCP and its bodies are ciphertext.
+    pub encrypted: bool,
+}
+
+/// What the RTP path tells the engine after accounting a packet.
+pub enum RtpOutcome {
+    Counted,
+    NewSource(Ssrc, u8),
+    SourceLimit,
+}
+
+impl Session {
+    pub fn new(id: SessionId, info: SessionInfo, now: MonoTime) -> Self {
+        Session {
+            id,
+            info,
+            opened_at: now,
+            sides: [SideState::default(), SideState::default()],
+            encrypted: false,
+        }
+    }
+
+    pub fn last_activity(&self) -> MonoTime {
+        let [a, b] = &self.sides;
+        a.last_activity.max(b.last_activity).unwrap_or(self.opened_at)
+    }
+
+    /// The per-packet path: one SSRC scan and the A.1/A.8 update.
+    #[inline]
+    pub fn on_rtp(
+        &mut self,
+        now: MonoTime,
+        side: Side,
+        rtp: &RtpView<'_>,
+        clock_rate: impl FnOnce(u8) -> Option<u32>,
+        cap: usize,
+    ) -> RtpOutcome {
+        let ssrc = rtp.ssrc();
+        let state = &mut self.sides[side.index()];
+        let Some(source) = state.source_mut(ssrc, cap) else {
+            return RtpOutcome::SourceLimit;
+        };
+        let pt = rtp.payload_type();
+        match &mut source.rtp {
+            Some(stream) => {
+                if stream.payload_type != pt {
+                    // A PT switch (e.g. to comfort noise or RED) can change
+                    // the clock; A.8 needs one clock per estimate.
+                    stream.payload_type = pt;
+                    stream.stats.set_clock_rate(clock_rate(pt));
+                }
+                stream.stats.on_packet(now, rtp.seq(), rtp.timestamp(), rtp.header_len(), rtp.payload_len());
+                RtpOutcome::Counted
+            }
+            None => {
+                let mut stats = ReceiveStats::new(rtp.seq(), clock_rate(pt), now);
+                stats.on_packet(now, rtp.seq(), rtp.timestamp(), rtp.header_len(), rtp.payload_len());
+                source.rtp = Some(RtpStream {
+                    payload_type: pt,
+                    stats,
+                });
+                RtpOutcome::NewSource(ssrc, pt)
+            }
+        }
+    }
+
+    /// Observes one readable RTCP packet from `side` that is being forwarded.
+    pub fn on_rtcp(&mut self, now: MonoTime, side: Side, packet: &RtcpPacket<'_>, cap: usize, counters: &mut Counters) {
+        let other = side.other();
+        match packet {
+            RtcpPacket::SenderReport(sr) => {
+                self.sides[side.index()].rtcp_reports += 1;
+                if let Some(src) = self.sides[side.index()].source_mut(sr.sender, cap) {
+                    let reports = src.sender_report.map_or(0, |r| r.reports) + 1;
+                    src.sender_report = Some(SenderRecord {
+                        info: sr.info,
+                        received_at: now,
+                        reports,
+                    });
+                    src.sr_log.record(sr.info.ntp.compact(), now);
+                }
+                for block in sr.report_blocks() {
+                    self.on_report_block(now, side, sr.sender, block, cap, counters);
+                }
+            }
+            RtcpPacket::ReceiverReport(rr) => {
+                self.sides[side.index()].rtcp_reports += 1;
+                for block in rr.report_blocks() {
+                    self.on_report_block(now, side, rr.sender, block, cap, counters);
+                }
+            }
+            RtcpPacket::Xr(xr) => {
+                for block in xr.blocks() {
+                    match block {
+                        XrBlock::Rrtr { ntp } => {
+                            if let Some(src) = self.sides[side.index()].source_mut(xr.sender, cap) {
+                                src.rrtr_log.record(ntp.compact(), now);
+                            }
+                        }
+                        XrBlock::Dlrr(items) => {
+                            for item in items {
+                                // DLRR from `side` answers an RRTR that came from `other`.
+                                let Some(i) = self.sides[other.index()].position(item.ssrc) else {
+                                    counters.rtt_rejects[reject_index(RttReject::UnknownLsr)] += 1;
+                                    continue;
+                                };
+                                let src = &mut self.sides[other.index()].sources[i];
+                                match src.rrtr_log.match_report(item.lrr, item.dlrr, now) {
+                                    Ok(rtt) => {
+                                        src.xr_rtt.add(rtt, RttMethod::XrDlrr);
+                                        self.sides[side.index()].rtt.add(rtt, RttMethod::XrDlrr);
+                                        counters.rtt_samples += 1;
+                                    }
+                                    Err(e) => counters.rtt_rejects[reject_index(e)] += 1,
+                                }
+                            }
+                        }
+                        XrBlock::Other { .. } => {}
+                    }
+                }
+            }
+            RtcpPacket::Feedback(fb) => {
+                // Feedback from `side` is about media sent by `other`.
+                let target = match fb.kind {
+                    // FIR (RFC 5104 §4.3.1) names its target in the FCI; the
+                    // header's media SSRC is zero.
+                    FeedbackKind::Fir => fb.fci.get(..4).map_or(fb.media, |b| Ssrc(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))),
+                    _ => fb.media,
+                };
+                if let Some(i) = self.sides[other.index()].position(target) {
+                    let f = &mut self.sides[other.index()].sources[i].feedback;
+                    match fb.kind {
+                        FeedbackKind::Nack => f.nack += 1,
+                        FeedbackKind::Pli => f.pli += 1,
+                        FeedbackKind::Fir => f.fir += 1,
+                        FeedbackKind::Remb => f.remb += 1,
+                        FeedbackKind::TransportCc => f.transport_cc += 1,
+                        _ => f.other += 1,
+                    }
+                }
+            }
+            RtcpPacket::Bye(bye) => {
+                for ssrc in bye.ssrcs() {
+                    if let Some(i) = self.sides[side.index()].position(ssrc) {
+                        self.sides[side.index()].sources[i].bye = true;
+                    }
+                }
+            }
+            RtcpPacket::Sdes(_) | RtcpPacket::App(_) | RtcpPacket::Other { .. } => {}
+        }
+    }
+
+    /// A block from a receiver on `side` about a source sent from the other
+    /// side. Its RTT is the leg of `side`: SR forwarded toward `side`,
+    /// report block back from `side`.
+    fn on_report_block(&mut self, now: MonoTime, side: Side, reporter: Ssrc, block: ReportBlock, cap: usize, counters: &mut Counters) {
+        let other = side.other();
+        let Some(src) = self.sides[other.index()].source_mut(block.ssrc, cap) else {
+            return;
+        };
+        match &mut src.remote {
+            Some(r) => r.update(reporter, block, now),
+            None => src.remote = Some(RemoteReport::new(reporter, block, now)),
+        }
+        match src.sr_log.match_report(block.lsr, block.dlsr, now) {
+            Ok(rtt) => {
+                if let Some(r) = &mut src.remote {
+                    r.rtt.add(rtt, RttMethod::SrRr);
+                }
+                self.sides[side.index()].rtt.add(rtt, RttMethod::SrRr);
+                counters.rtt_samples += 1;
+            }
+            Err(e) => counters.rtt_rejects[reject_index(e)] += 1,
+        }
+    }
+}
+
+pub fn reject_index(r: RttReject) -> usize {
+    match r {
+        RttReject::NoLsr => 0,
+        RttReject::ZeroDelay => 1,
+        RttReject::UnknownLsr => 2,
+        RttReject::Stale => 3,
+        RttReject::Negative => 4,
+    }
+}

@@ -1,0 +1,217 @@
+//! Plain-data copies of a session's state for reporting: built on demand,
+//! never on the packet path. Times are seconds (f64) relative to the
+//! engine's monotonic origin; converting to wall clock is the reporter's job.
+
+use super::session::{FeedbackCounts, Session, Source};
+use super::{KindCounts, SessionId, Side};
+use crate::stats::{RttMethod, RttStats};
+use crate::time::MonoTime;
+use serde::Serialize;
+use std::net::SocketAddr;
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionSnapshot {
+    pub id: SessionId,
+    pub client: SocketAddr,
+    pub upstream: SocketAddr,
+    pub opened_at: f64,
+    pub taken_at: f64,
+    pub encrypted: bool,
+    /// `[client side, upstream side]`: what arrived from each.
+    pub sides: [SideSnapshot; 2],
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SideSnapshot {
+    pub side: Side,
+    pub received: KindCounts,
+    pub last_activity: Option<f64>,
+    /// RTT of the leg between the proxy and this side's endpoint.
+    pub rtt_sr_rr: RttSummary,
+    pub rtt_xr_dlrr: RttSummary,
+    pub rtt_stun: RttSummary,
+    pub rtcp_reports: u64,
+    pub rtcp_unreadable: u64,
+    pub sources: Vec<SourceSnapshot>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RttSummary {
+    pub last: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub mean: Option<f64>,
+    pub total: f64,
+    pub measurements: u64,
+    pub method: Option<RttMethod>,
+}
+
+impl From<&RttStats> for RttSummary {
+    fn from(r: &RttStats) -> Self {
+        RttSummary {
+            last: r.last.map(|d| d.as_secs_f64()),
+            min: r.min.map(|d| d.as_secs_f64()),
+            max: r.max.map(|d| d.as_secs_f64()),
+            mean: r.mean().map(|d| d.as_secs_f64()),
+            total: r.total.as_secs_f64(),
+            measurements: r.measurements,
+            method: r.last_method,
+        }
+    }
+}
+
+/// One SSRC sent from a side.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceSnapshot {
+    pub ssrc: u32,
+    pub side: Side,
+    pub rtp: Option<RtpSnapshot>,
+    pub sender_report: Option<SenderReportSnapshot>,
+    pub remote: Option<RemoteSnapshot>,
+    /// RTT from DLRR answering this source's RRTRs (the other side's leg).
+    pub xr_rtt: RttSummary,
+    pub feedback: FeedbackCounts,
+    pub bye: bool,
+}
+
+/// The proxy's own measurement of the RTP it received from this source.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RtpSnapshot {
+    pub payload_type: u8,
+    pub clock_rate: Option<u32>,
+    pub packets_received: u64,
+    pub packets_expected: u64,
+    pub packets_lost: i64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    pub invalid: u64,
+    pub restarts: u64,
+    pub payload_bytes: u64,
+    pub header_bytes: u64,
+    pub ext_highest_seq: u64,
+    /// A.8 estimate, seconds (`None` when the clock rate is unknown).
+    pub jitter: Option<f64>,
+    pub max_jitter: Option<f64>,
+    pub mean_jitter: Option<f64>,
+    pub first_arrival: f64,
+    pub last_arrival: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SenderReportSnapshot {
+    pub ntp: u64,
+    pub rtp_timestamp: u32,
+    pub packet_count: u32,
+    pub octet_count: u32,
+    pub received_at: f64,
+    pub reports: u64,
+}
+
+/// What the receiver on the other side reported about this source.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteSnapshot {
+    pub reporter: u32,
+    pub fraction_lost: f64,
+    pub cumulative_lost: i32,
+    pub ext_highest_seq: u32,
+    /// Jitter as reported, in RTP timestamp units.
+    pub jitter_units: u32,
+    /// The same in seconds, when the source's clock rate is known.
+    pub jitter: Option<f64>,
+    pub received_at: f64,
+    pub reports: u64,
+    pub rtt: RttSummary,
+}
+
+impl SessionSnapshot {
+    pub fn of(s: &Session, now: MonoTime) -> Self {
+        let side = |side: Side| {
+            let st = &s.sides[side.index()];
+            SideSnapshot {
+                side,
+                received: st.received,
+                last_activity: st.last_activity.map(MonoTime::as_secs_f64),
+                rtt_sr_rr: (&st.rtt.sr_rr).into(),
+                rtt_xr_dlrr: (&st.rtt.xr_dlrr).into(),
+                rtt_stun: (&st.rtt.stun).into(),
+                rtcp_reports: st.rtcp_reports,
+                rtcp_unreadable: st.rtcp_unreadable,
+                sources: st.sources.iter().map(|src| SourceSnapshot::of(src, side)).collect(),
+            }
+        };
+        SessionSnapshot {
+            id: s.id,
+            client: s.info.client,
+            upstream: s.info.upstream,
+            opened_at: s.opened_at.as_secs_f64(),
+            taken_at: now.as_secs_f64(),
+            encrypted: s.encrypted,
+            sides: [side(Side::Client), side(Side::Upstream)],
+        }
+    }
+
+    pub fn side(&self, side: Side) -> &SideSnapshot {
+        &self.sides[side.index()]
+    }
+}
+
+impl SourceSnapshot {
+    fn of(src: &Source, side: Side) -> Self {
+        let clock_rate = src.rtp.as_ref().and_then(|r| r.stats.clock_rate());
+        SourceSnapshot {
+            ssrc: src.ssrc.0,
+            side,
+            rtp: src.rtp.as_ref().map(|r| {
+                let st = &r.stats;
+                RtpSnapshot {
+                    payload_type: r.payload_type,
+                    clock_rate: st.clock_rate(),
+                    packets_received: st.packets,
+                    packets_expected: st.expected(),
+                    packets_lost: st.cumulative_lost(),
+                    duplicates: st.duplicates,
+                    out_of_order: st.out_of_order,
+                    invalid: st.invalid,
+                    restarts: st.restarts,
+                    payload_bytes: st.payload_bytes,
+                    header_bytes: st.header_bytes,
+                    ext_highest_seq: st.ext_highest_seq().0,
+                    jitter: st.jitter_secs(),
+                    max_jitter: st.max_jitter_secs(),
+                    mean_jitter: st.mean_jitter_secs(),
+                    first_arrival: st.first_arrival.as_secs_f64(),
+                    last_arrival: st.last_arrival.as_secs_f64(),
+                }
+            }),
+            sender_report: src.sender_report.map(|r| SenderReportSnapshot {
+                ntp: r.info.ntp.0,
+                rtp_timestamp: r.info.rtp_ts,
+                packet_count: r.info.packet_count,
+                octet_count: r.info.octet_count,
+                received_at: r.received_at.as_secs_f64(),
+                reports: r.reports,
+            }),
+            remote: src.remote.as_ref().map(|r| RemoteSnapshot {
+                reporter: r.reporter.0,
+                fraction_lost: r.fraction_lost(),
+                cumulative_lost: r.block.cumulative_lost,
+                ext_highest_seq: r.block.ext_highest_seq,
+                jitter_units: r.block.jitter,
+                jitter: clock_rate.map(|hz| f64::from(r.block.jitter) / f64::from(hz)),
+                received_at: r.received_at.as_secs_f64(),
+                reports: r.reports,
+                rtt: (&r.rtt).into(),
+            }),
+            xr_rtt: (&src.xr_rtt).into(),
+            feedback: src.feedback,
+            bye: src.bye,
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! W3C webrtc-stats shaped objects (RTCStatsReport entries) built from
+//! engine snapshots. Spec fields keep their spec meaning and units
+//! (seconds, 0..1 fractions, ms timestamps); proxy-only facts carry an
+//! `x-` prefix. Existence rules follow the spec: `roundTripTime` is absent
+//! until a report with DLSR ≠ 0 produced a valid sample.
+
+use crate::engine::{SessionSnapshot, Side, SourceSnapshot};
+use crate::stats::clock_rate::MediaKind;
+use crate::stats::ClockRates;
+use crate::wire::ntp::NtpTime;
+use serde_json::{json, Map, Value};
+
+fn side_name(side: Side) -> &'static str {
+    match side {
+        Side::Client => "client",
+        Side::Upstream => "upstream",
+    }
+}
+
+fn kind_name(kind: Option<MediaKind>) -> &'static str {
+    match kind {
+        Some(MediaKind::Audio) => "audio",
+        Some(MediaKind::Video) => "video",
+        None => "unknown",
+    }
+}
+
+/// Builds the stats objects of one session. `wall_ms(t)` maps the engine's
+/// monotonic seconds to milliseconds since the Unix epoch.
+pub fn session_report(snap: &SessionSnapshot, rates: &ClockRates, wall_ms: impl Fn(f64) -> f64) -> Vec<Value> {
+    let now_ms = wall_ms(snap.taken_at);
+    let mut out = Vec::new();
+    for side in Side::BOTH {
+        let s = side_name(side);
+        let transport_id = format!("T-{s}");
+        let leg = snap.side(side);
+        let peer = match side {
+            Side::Client => snap.client,
+            Side::Upstream => snap.upstream,
+        };
+        out.push(json!({
+            "id": transport_id,
+            "type": "transport",
+            "timestamp": now_ms,
+            "packetsReceived": leg.received.total_packets(),
+            "bytesReceived": leg.received.total_bytes(),
+            "x-leg": s,
+            "x-remoteAddress": peer.to_string(),
+        }));
+        for src in &leg.sources {
+            out.extend(source_objects(src, side, &transport_id, rates, now_ms, &wall_ms));
+        }
+    }
+    out
+}
+
+fn source_objects(src: &SourceSnapshot, side: Side, transport_id: &str, rates: &ClockRates, now_ms: f64, wall_ms: &impl Fn(f64) -> f64) -> Vec<Value> {
+    let s = side_name(side);
+    let mut out = Vec::new();
+    let Some(rtp) = &src.rtp else {
+        return out;
+    };
+    let kind = kind_name(rates.kind(rtp.payload_type));
+    let inbound_id = format!("IT-{s}-{}", src.ssrc);
+    let codec_id = format!("C-{s}-{}", rtp.payload_type);
+    let mut codec = Map::new();
+    codec.insert("id".into(), json!(codec_id));
+    codec.insert("type".into(), json!("codec"));
+    codec.insert("timestamp".into(), json!(now_ms));
+    codec.insert("payloadType".into(), json!(rtp.payload_type));
+    codec.insert("transportId".into(), json!(transport_id));
+    if let Some(hz) = rtp.clock_rate {
+        codec.insert("clockRate".into(), json!(hz));
+    }
+    out.push(Value::Object(codec));
+
+    let mut inbound = Map::new();
+    inbound.insert("id".into(), json!(inbound_id));
+    inbound.insert("type".into(), json!("inbound-rtp"));
+    inbound.insert("timestamp".into(), json!(now_ms));
+    inbound.insert("ssrc".into(), json!(src.ssrc));
+    inbound.insert("kind".into(), json!(kind));
+    inbound.insert("transportId".into(), json!(transport_id));
+    inbound.insert("codecId".into(), json!(codec_id));
+    inbound.insert("packetsReceived".into(), json!(rtp.packets_received));
+    inbound.insert("packetsLost".into(), json!(rtp.packets_lost));
+    if let Some(j) = rtp.jitter {
+        inbound.insert("jitter".into(), json!(j));
+    }
+    inbound.insert("bytesReceived".into(), json!(rtp.payload_bytes));
+    inbound.insert("headerBytesReceived".into(), json!(rtp.header_bytes));
+    inbound.insert("lastPacketReceivedTimestamp".into(), json!(wall_ms(rtp.last_arrival)));
+    inbound.insert("nackCount".into(), json!(src.feedback.nack));
+    inbound.insert("pliCount".into(), json!(src.feedback.pli));
+    inbound.insert("firCount".into(), json!(src.feedback.fir));
+    inbound.insert("x-leg".into(), json!(s));
+    inbound.insert("x-packetsDuplicated".into(), json!(rtp.duplicates));
+    inbound.insert("x-packetsOutOfOrder".into(), json!(rtp.out_of_order));
+    if let Some(sr) = &src.sender_report {
+        let remote_id = format!("ROA-{s}-{}", src.ssrc);
+        inbound.insert("remoteId".into(), json!(remote_id));
+        let mut ro = Map::new();
+        ro.insert("id".into(), json!(remote_id));
+        ro.insert("type".into(), json!("remote-outbound-rtp"));
+        ro.insert("timestamp".into(), json!(wall_ms(sr.received_at)));
+        ro.insert("ssrc".into(), json!(src.ssrc));
+        ro.insert("kind".into(), json!(kind));
+        ro.insert("transportId".into(), json!(transport_id));
+        ro.insert("localId".into(), json!(inbound_id));
+        ro.insert("remoteTimestamp".into(), json!(NtpTime(sr.ntp).to_unix().as_secs_f64() * 1000.0));
+        ro.insert("packetsSent".into(), json!(sr.packet_count));
+        ro.insert("bytesSent".into(), json!(sr.octet_count));
+        ro.insert("reportsSent".into(), json!(sr.reports));
+        // RTT on remote-outbound-rtp exists only from XR DLRR (webrtc-stats).
+        if let Some(last) = src.xr_rtt.last {
+            ro.insert("roundTripTime".into(), json!(last));
+            ro.insert("totalRoundTripTime".into(), json!(src.xr_rtt.total));
+            ro.insert("roundTripTimeMeasurements".into(), json!(src.xr_rtt.measurements));
+        }
+        out.push(Value::Object(ro));
+    }
+    out.push(Value::Object(inbound));
+
+    if let Some(remote) = &src.remote {
+        // The receiver on the other side reported on this stream: from the
+        // proxy's seat this is what a sender's remote-inbound-rtp shows.
+        let mut ri = Map::new();
+        ri.insert("id".into(), json!(format!("RIA-{s}-{}", src.ssrc)));
+        ri.insert("type".into(), json!("remote-inbound-rtp"));
+        ri.insert("timestamp".into(), json!(wall_ms(remote.received_at)));
+        ri.insert("ssrc".into(), json!(src.ssrc));
+        ri.insert("kind".into(), json!(kind));
+        ri.insert("transportId".into(), json!(transport_id));
+        ri.insert("packetsLost".into(), json!(remote.cumulative_lost));
+        ri.insert("fractionLost".into(), json!(remote.fraction_lost));
+        if let Some(j) = remote.jitter {
+            ri.insert("jitter".into(), json!(j));
+        }
+        if let Some(last) = remote.rtt.last {
+            ri.insert("roundTripTime".into(), json!(last));
+            ri.insert("totalRoundTripTime".into(), json!(remote.rtt.total));
+        }
+        ri.insert("roundTripTimeMeasurements".into(), json!(remote.rtt.measurements));
+        ri.insert("x-leg".into(), json!(side_name(side.other())));
+        ri.insert("x-rttMethod".into(), json!("sr-rr"));
+        out.push(Value::Object(ri));
+    }
+    out
+}

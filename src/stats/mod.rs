@@ -1,0 +1,14 @@
+//! Per-stream measurements: what the proxy computes itself from the RTP it
+//! relays (receive side, RFC 3550 A.1/A.3/A.8), what endpoints say about
+//! streams in their report blocks (send side), and round-trip times matched
+//! from reports the proxy forwards.
+
+pub mod clock_rate;
+pub mod receive;
+pub mod remote;
+pub mod rtt;
+
+pub use clock_rate::ClockRates;
+pub use receive::{IntervalLoss, ReceiveStats, SeqOutcome};
+pub use remote::{RemoteReport, SenderRecord};
+pub use rtt::{RttMethod, RttReject, RttStats, SentLog};

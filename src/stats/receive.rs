@@ -1,0 +1,381 @@
+//! Receive-side statistics of one RTP stream: RFC 3550 A.1 (sequence
+//! extension and validation), A.3 (expected, lost, fraction lost) and A.8
+//! (interarrival jitter).
+
+use crate::time::MonoTime;
+use crate::wire::rtcp::clamp_lost_24;
+use crate::wire::{ExtSeqNo, RtpTs, SeqNo};
+
+/// RFC 3550 A.1 constants.
+pub const MAX_DROPOUT: u16 = 3000;
+pub const MAX_MISORDER: u16 = 100;
+pub const MIN_SEQUENTIAL: u8 = 2;
+const RTP_SEQ_MOD: u32 = 1 << 16;
+
+/// What A.1 made of one packet's sequence number.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SeqOutcome {
+    /// Next in order, or ahead within MAX_DROPOUT (a gap: loss).
+    InOrder,
+    /// Behind the highest within MAX_MISORDER, not seen before.
+    OutOfOrder,
+    /// Behind or equal to the highest, already received.
+    Duplicate,
+    /// Still in probation (RFC 3550 A.1: MIN_SEQUENTIAL in-order packets
+    /// before a source is valid). Counted once probation completes.
+    Probation,
+    /// A jump beyond MAX_DROPOUT, or too far back: not counted unless the
+    /// next packet confirms a restart.
+    Invalid,
+    /// The second packet after a large jump confirmed it: the sender
+    /// restarted its sequence (A.1 `seq == bad_seq`); counting starts anew.
+    Restarted,
+}
+
+/// Loss over one report interval (RFC 3550 A.3).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct IntervalLoss {
+    pub expected: u64,
+    pub received: u64,
+    /// expected − received over the interval; negative with duplicates.
+    pub lost: i64,
+    /// `lost / expected` in 1/256 units, 0 when nothing was lost
+    /// (duplicates never make it negative): the report block's 8-bit field.
+    pub fraction: u8,
+}
+
+/// Per-SSRC receive state.
+#[derive(Clone, Debug)]
+pub struct ReceiveStats {
+    // --- RFC 3550 A.1 state (names follow the RFC's `source` struct) ---
+    max_seq: u16,
+    /// Wrap count (the RFC keeps `cycles` shifted by 16; we keep the count).
+    cycles: u64,
+    base_seq: u16,
+    bad_seq: u32,
+    probation: u8,
+    /// First sequence number of the current probation run, and the packets
+    /// seen since it (duplicates included).
+    probation_start: u16,
+    probation_packets: u64,
+    /// Packets counted toward A.3 since the last (re)start.
+    received: u64,
+    expected_prior: u64,
+    received_prior: u64,
+    /// Bitmap of the 128 extended sequence numbers at and below the highest:
+    /// bit k set = `highest − k` received. Detects duplicates within
+    /// MAX_MISORDER (100 < 128) without a per-packet allocation.
+    recent: u128,
+
+    // --- cumulative facts that survive a restart ---
+    /// Losses accumulated over earlier sequence epochs (before a restart).
+    lost_before_restart: i64,
+    expected_before_restart: u64,
+    pub packets: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    pub invalid: u64,
+    pub restarts: u64,
+    /// Payload bytes (header and padding excluded), as W3C `bytesReceived`.
+    pub payload_bytes: u64,
+    /// RTP header bytes, as W3C `headerBytesReceived`.
+    pub header_bytes: u64,
+    pub first_arrival: MonoTime,
+    pub last_arrival: MonoTime,
+
+    // --- RFC 3550 A.8 jitter, in RTP timestamp units ---
+    clock_rate: Option<u32>,
+    prev: Option<(MonoTime, RtpTs)>,
+    jitter: f64,
+    max_jitter: f64,
+    jitter_sum: f64,
+    jitter_samples: u64,
+}
+
+impl ReceiveStats {
+    /// Starts a stream at its first packet (A.1 `init_seq` then probation).
+    pub fn new(seq: SeqNo, clock_rate: Option<u32>, now: MonoTime) -> Self {
+        ReceiveStats {
+            max_seq: seq.0.wrapping_sub(1),
+            cycles: 0,
+            base_seq: seq.0,
+            bad_seq: RTP_SEQ_MOD + 1,
+            probation: MIN_SEQUENTIAL,
+            probation_start: seq.0,
+            probation_packets: 0,
+            received: 0,
+            expected_prior: 0,
+            received_prior: 0,
+            recent: 0,
+            lost_before_restart: 0,
+            expected_before_restart: 0,
+            packets: 0,
+            duplicates: 0,
+            out_of_order: 0,
+            invalid: 0,
+            restarts: 0,
+            payload_bytes: 0,
+            header_bytes: 0,
+            first_arrival: now,
+            last_arrival: now,
+            clock_rate,
+            prev: None,
+            jitter: 0.0,
+            max_jitter: 0.0,
+            jitter_sum: 0.0,
+            jitter_samples: 0,
+        }
+    }
+
+
+    /// A.1 `init_seq`: a new sequence epoch starting at `seq`.
+    fn init_seq(&mut self, seq: u16) {
+        self.base_seq = seq;
+        self.max_seq = seq;
+        self.bad_seq = RTP_SEQ_MOD + 1;
+        self.cycles = 0;
+        self.received = 0;
+        self.received_prior = 0;
+        self.expected_prior = 0;
+        self.recent = 1;
+    }
+
+    /// Accounts one packet. `header_len`/`payload_len` come from the RTP
+    /// view; `now` is the arrival time.
+    pub fn on_packet(
+        &mut self,
+        now: MonoTime,
+        seq: SeqNo,
+        ts: RtpTs,
+        header_len: usize,
+        payload_len: usize,
+    ) -> SeqOutcome {
+        self.last_arrival = now;
+        let outcome = self.update_seq(seq.0);
+        if matches!(outcome, SeqOutcome::Invalid) {
+            self.invalid += 1;
+            return outcome;
+        }
+        self.packets += 1;
+        self.header_bytes += header_len as u64;
+        self.payload_bytes += payload_len as u64;
+        match outcome {
+            SeqOutcome::Duplicate => self.duplicates += 1,
+            SeqOutcome::OutOfOrder => self.out_of_order += 1,
+            SeqOutcome::Restarted => self.restarts += 1,
+            _ => {}
+        }
+        self.update_jitter(now, ts);
+        outcome
+    }
+
+    /// RFC 3550 A.1 `update_seq`, with two deliberate differences:
+    /// * packets seen during probation are counted once it completes (the
+    ///   RFC drops them from `received`; capture tools such as Wireshark
+    ///   count every packet, and so must `packetsReceived`);
+    /// * duplicates are told apart from reordered packets with a bitmap.
+    fn update_seq(&mut self, seq: u16) -> SeqOutcome {
+        let udelta = seq.wrapping_sub(self.max_seq);
+        if self.probation > 0 {
+            // The source is not valid until MIN_SEQUENTIAL packets arrive in sequence.
+            self.probation_packets += 1;
+            if seq == self.max_seq.wrapping_add(1) {
+                self.probation -= 1;
+                self.max_seq = seq;
+                if self.probation == 0 {
+                    let start = self.probation_start;
+                    let run = u32::from(seq.wrapping_sub(start)) + 1;
+                    // The epoch starts at the first packet of the run that
+                    // passed probation, and every packet of it counts.
+                    self.init_seq(start);
+                    self.max_seq = seq;
+                    self.received = self.probation_packets;
+                    self.recent = if run >= 128 { u128::MAX } else { (1u128 << run) - 1 };
+                    return SeqOutcome::InOrder;
+                }
+            } else if seq != self.max_seq {
+                // Out of sequence: probation starts over from this packet
+                // (a duplicate of the last one does not break the run).
+                self.probation = MIN_SEQUENTIAL - 1;
+                self.probation_start = seq;
+                self.probation_packets = 1;
+                self.max_seq = seq;
+            }
+            return SeqOutcome::Probation;
+        }
+        if udelta == 0 {
+            // Same as the highest: a duplicate (A.1 would count it in order).
+            self.received += 1;
+            return SeqOutcome::Duplicate;
+        }
+        if udelta < MAX_DROPOUT {
+            // In order, with permissible gap.
+            if seq < self.max_seq {
+                // Sequence number wrapped: count another 64K cycle.
+                self.cycles += 1;
+            }
+            self.max_seq = seq;
+            self.recent = if udelta >= 128 { 1 } else { (self.recent << udelta) | 1 };
+            self.received += 1;
+            return SeqOutcome::InOrder;
+        }
+        if u32::from(udelta) <= RTP_SEQ_MOD - u32::from(MAX_MISORDER) {
+            // The sequence number made a very large jump.
+            if u32::from(seq) == self.bad_seq {
+                // Two sequential packets: assume the other side restarted
+                // without telling us, so re-sync (A.1). Fold this epoch's
+                // loss into the cumulative figure first.
+                self.lost_before_restart += self.lost_in_epoch();
+                self.expected_before_restart += self.expected_in_epoch();
+                self.init_seq(seq);
+                self.received = 1;
+                return SeqOutcome::Restarted;
+            }
+            self.bad_seq = (u32::from(seq) + 1) & (RTP_SEQ_MOD - 1);
+            return SeqOutcome::Invalid;
+        }
+        // Duplicate or reordered packet: `back` positions behind the highest.
+        let back = self.max_seq.wrapping_sub(seq);
+        if back < 128 {
+            let bit = 1u128 << back;
+            if self.recent & bit != 0 {
+                self.received += 1;
+                return SeqOutcome::Duplicate;
+            }
+            self.recent |= bit;
+        }
+        // A packet from before the epoch's base would make expected smaller
+        // than the count; the RFC counts it anyway (loss may read negative).
+        self.received += 1;
+        SeqOutcome::OutOfOrder
+    }
+
+    /// RFC 3550 A.8: D(i−1,i) = (Rj − Ri) − (Sj − Si) in timestamp units,
+    /// J += (|D| − J) / 16. Arrival times convert to timestamp units with the
+    /// payload type's clock rate; the RTP timestamp difference is taken
+    /// modulo 2^32, so wraparound never shows up as jitter.
+    ///
+    /// Example at 8 kHz: packets 20 ms apart with timestamps 160 apart give
+    /// D = 160 − 160 = 0; a packet 5 ms late gives D = 40 and J += 40/16.
+    fn update_jitter(&mut self, now: MonoTime, ts: RtpTs) {
+        let Some(rate) = self.clock_rate else {
+            return;
+        };
+        if let Some((prev_at, prev_ts)) = self.prev {
+            let arrival_delta_ns = now.as_nanos() as f64 - prev_at.as_nanos() as f64;
+            let arrival_delta = arrival_delta_ns * f64::from(rate) / 1e9;
+            let d = arrival_delta - f64::from(ts.signed_delta_from(prev_ts));
+            self.jitter += (d.abs() - self.jitter) / 16.0;
+            self.max_jitter = self.max_jitter.max(self.jitter);
+            self.jitter_sum += self.jitter;
+            self.jitter_samples += 1;
+        }
+        self.prev = Some((now, ts));
+    }
+
+    /// Sets the clock rate once it becomes known (e.g. a configured PT).
+    pub fn set_clock_rate(&mut self, rate: Option<u32>) {
+        if self.clock_rate != rate {
+            self.clock_rate = rate;
+            self.prev = None;
+        }
+    }
+
+    pub fn clock_rate(&self) -> Option<u32> {
+        self.clock_rate
+    }
+
+    /// True once the source passed probation (RFC 3550 A.1).
+    pub fn is_valid(&self) -> bool {
+        self.probation == 0
+    }
+
+    /// Extended highest sequence number received in this epoch.
+    pub fn ext_highest_seq(&self) -> ExtSeqNo {
+        ExtSeqNo::new(self.cycles, SeqNo(self.max_seq))
+    }
+
+    fn expected_in_epoch(&self) -> u64 {
+        if !self.is_valid() {
+            return 0;
+        }
+        // A.3: expected = extended_max − base_seq + 1.
+        self.ext_highest_seq().0 + 1 - u64::from(self.base_seq)
+    }
+
+    fn lost_in_epoch(&self) -> i64 {
+        self.expected_in_epoch() as i64 - self.received as i64
+    }
+
+    /// Packets expected over the stream's life (A.3), across restarts.
+    pub fn expected(&self) -> u64 {
+        self.expected_before_restart + self.expected_in_epoch()
+    }
+
+    /// Cumulative packets lost, signed: expected − received (A.3). Negative
+    /// when duplicates outnumber losses. Unclamped; see [`Self::wire_cumulative_lost`].
+    pub fn cumulative_lost(&self) -> i64 {
+        self.lost_before_restart + self.lost_in_epoch()
+    }
+
+    /// The 24-bit field as a report block carries it (clamped, signed).
+    pub fn wire_cumulative_lost(&self) -> i32 {
+        crate::wire::rtcp::sign_extend_24(clamp_lost_24(self.cumulative_lost()))
+    }
+
+    /// A.3 per-interval loss since the previous call, then starts a new
+    /// interval. Only the report generator for this stream should call it.
+    ///
+    /// Example: 100 expected and 95 received since the last report gives
+    /// lost 5 and fraction (5 << 8) / 100 = 12 (4.7%).
+    pub fn take_interval(&mut self) -> IntervalLoss {
+        let expected = self.expected_in_epoch();
+        let expected_interval = expected.saturating_sub(self.expected_prior);
+        self.expected_prior = expected;
+        let received_interval = self.received.saturating_sub(self.received_prior);
+        self.received_prior = self.received;
+        let lost = expected_interval as i64 - received_interval as i64;
+        let fraction = if expected_interval == 0 || lost <= 0 {
+            0
+        } else {
+            // lost ≤ expected_interval, so the quotient is ≤ 256; 256 only
+            // when everything was lost, which the 8-bit field caps at 255.
+            u8::try_from(((lost as u64) << 8) / expected_interval).unwrap_or(u8::MAX)
+        };
+        IntervalLoss {
+            expected: expected_interval,
+            received: received_interval,
+            lost,
+            fraction,
+        }
+    }
+
+    /// Current A.8 estimate in timestamp units (what a report block carries).
+    pub fn jitter_units(&self) -> Option<f64> {
+        self.clock_rate.map(|_| self.jitter)
+    }
+
+    /// Current jitter in seconds (W3C `jitter`).
+    pub fn jitter_secs(&self) -> Option<f64> {
+        self.clock_rate.map(|r| self.jitter / f64::from(r))
+    }
+
+    /// Largest running estimate seen, seconds.
+    pub fn max_jitter_secs(&self) -> Option<f64> {
+        self.clock_rate.map(|r| self.max_jitter / f64::from(r))
+    }
+
+    /// Mean of the running estimate over every packet that updated it, seconds.
+    pub fn mean_jitter_secs(&self) -> Option<f64> {
+        let r = self.clock_rate?;
+        if self.jitter_samples == 0 {
+            return Some(0.0);
+        }
+        Some(self.jitter_sum / self.jitter_samples as f64 / f64::from(r))
+    }
+
+    /// The jitter field of a report block: A.8 estimate truncated to an integer.
+    pub fn wire_jitter(&self) -> u32 {
+        self.jitter_units().map_or(0, |j| j as u32)
+    }
+}

@@ -1,0 +1,204 @@
+//! Round-trip time at a middlebox, without shared clocks.
+//!
+//! The proxy remembers when it forwarded each SR (keyed by the SR's compact
+//! NTP time, which the receiver echoes as LSR). When a report block with that
+//! LSR comes back, the receiver held it for DLSR, so the leg's round trip is
+//!
+//! ```text
+//!   RTT(proxy↔receiver) = arrival − forwarded_at − DLSR        (RFC 3550 §6.4.1)
+//! ```
+//!
+//! Example: SR forwarded at t=10.000 s, RR arrives at t=10.530 s with
+//! DLSR = 0x8000 (0.5 s): RTT = 0.530 − 0.5 = 30 ms.
+//!
+//! The same holds for XR RRTR → DLRR (RFC 3611 §4.5) and, with DLSR = 0,
+//! for a STUN binding request and its response.
+
+use crate::time::MonoTime;
+use crate::wire::ntp::{CompactNtp, Delay16};
+use serde::Serialize;
+use std::time::Duration;
+
+/// How many forwarded SRs (or RRTRs) per SSRC stay matchable. Senders emit
+/// one every 0.5–5 s and receivers answer the latest, so eight covers reports
+/// that cross in flight and a receiver that answers late.
+pub const SENT_LOG_LEN: usize = 8;
+
+/// Older forwarded reports are never matched: compact NTP wraps after ~18 h,
+/// and a report answering one this old is stale or forged.
+pub const MAX_REPORT_AGE: Duration = Duration::from_secs(60);
+
+/// Rounding slack: DLSR has a resolution of 1/65 536 s (~15.3 µs), and
+/// both arrival and DLSR are rounded, so a true RTT near zero may compute
+/// as slightly negative. Within this slack it is clamped to zero.
+const ROUNDING_SLACK: Duration = Duration::from_micros(31);
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RttMethod {
+    /// SR → report block LSR/DLSR.
+    SrRr,
+    /// XR RRTR → DLRR.
+    XrDlrr,
+    /// STUN binding request → success response.
+    Stun,
+}
+
+/// Why a report block gave no RTT sample.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RttReject {
+    /// LSR = 0: the receiver has had no SR yet (RFC 3550 §6.4.1).
+    NoLsr,
+    /// DLSR = 0: W3C webrtc-stats gives no RTT for such a report.
+    ZeroDelay,
+    /// No forwarded report with that LSR (never forwarded, or overwritten).
+    UnknownLsr,
+    /// The matched report was forwarded too long ago.
+    Stale,
+    /// DLSR larger than the time since forwarding (bogus or forged).
+    Negative,
+}
+
+impl RttReject {
+    pub fn reason(self) -> &'static str {
+        match self {
+            RttReject::NoLsr => "lsr_zero",
+            RttReject::ZeroDelay => "dlsr_zero",
+            RttReject::UnknownLsr => "lsr_unknown",
+            RttReject::Stale => "lsr_stale",
+            RttReject::Negative => "rtt_negative",
+        }
+    }
+}
+
+/// A small ring of (compact NTP, forward time) for one SSRC's reports.
+#[derive(Clone, Debug, Default)]
+pub struct SentLog {
+    entries: [(CompactNtp, MonoTime); SENT_LOG_LEN],
+    next: usize,
+    len: usize,
+}
+
+impl SentLog {
+    pub fn record(&mut self, ntp: CompactNtp, forwarded_at: MonoTime) {
+        self.entries[self.next] = (ntp, forwarded_at);
+        self.next = (self.next + 1) % SENT_LOG_LEN;
+        self.len = (self.len + 1).min(SENT_LOG_LEN);
+    }
+
+    fn lookup(&self, ntp: CompactNtp) -> Option<MonoTime> {
+        // Newest first: if compact NTP repeats (after ~18 h), the newest wins.
+        (1..=self.len)
+            .map(|k| self.entries[(self.next + SENT_LOG_LEN - k) % SENT_LOG_LEN])
+            .find(|(n, _)| *n == ntp)
+            .map(|(_, at)| at)
+    }
+
+    /// Matches a returning (LSR, DLSR) against this log.
+    pub fn match_report(&self, lsr: CompactNtp, dlsr: Delay16, arrival: MonoTime) -> Result<Duration, RttReject> {
+        if lsr.0 == 0 {
+            return Err(RttReject::NoLsr);
+        }
+        if dlsr.0 == 0 {
+            return Err(RttReject::ZeroDelay);
+        }
+        let forwarded_at = self.lookup(lsr).ok_or(RttReject::UnknownLsr)?;
+        let held = arrival.checked_since(forwarded_at).ok_or(RttReject::Negative)?;
+        if held > MAX_REPORT_AGE {
+            return Err(RttReject::Stale);
+        }
+        rtt_from(held, dlsr.to_duration())
+    }
+}
+
+/// `held − delay`, clamped to zero within the rounding slack, else rejected.
+pub fn rtt_from(held: Duration, delay: Duration) -> Result<Duration, RttReject> {
+    match held.checked_sub(delay) {
+        Some(rtt) => Ok(rtt),
+        None if delay - held <= ROUNDING_SLACK => Ok(Duration::ZERO),
+        None => Err(RttReject::Negative),
+    }
+}
+
+/// Running RTT figures for one leg or one stream (W3C `roundTripTime`,
+/// `totalRoundTripTime`, `roundTripTimeMeasurements`).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RttStats {
+    pub last: Option<Duration>,
+    pub min: Option<Duration>,
+    pub max: Option<Duration>,
+    pub total: Duration,
+    /// Valid samples only (rejected reports never count).
+    pub measurements: u64,
+    pub last_method: Option<RttMethod>,
+}
+
+impl RttStats {
+    pub fn add(&mut self, rtt: Duration, method: RttMethod) {
+        self.last = Some(rtt);
+        self.min = Some(self.min.map_or(rtt, |m| m.min(rtt)));
+        self.max = Some(self.max.map_or(rtt, |m| m.max(rtt)));
+        self.total += rtt;
+        self.measurements += 1;
+        self.last_method = Some(method);
+    }
+
+    pub fn mean(&self) -> Option<Duration> {
+        let n = u32::try_from(self.measurements).ok().filter(|&n| n > 0)?;
+        Some(self.total / n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worked_example() {
+        let mut log = SentLog::default();
+        log.record(CompactNtp(0x1234_0000), MonoTime::from_millis(10_000));
+        let rtt = log
+            .match_report(CompactNtp(0x1234_0000), Delay16(0x8000), MonoTime::from_millis(10_530))
+            .unwrap();
+        assert_eq!(rtt, Duration::from_millis(30));
+    }
+
+    #[test]
+    fn rejections() {
+        let mut log = SentLog::default();
+        let at = MonoTime::from_millis(1_000);
+        log.record(CompactNtp(7), at);
+        let later = MonoTime::from_millis(1_100);
+        assert_eq!(log.match_report(CompactNtp(0), Delay16(1), later), Err(RttReject::NoLsr));
+        assert_eq!(log.match_report(CompactNtp(7), Delay16(0), later), Err(RttReject::ZeroDelay));
+        assert_eq!(log.match_report(CompactNtp(8), Delay16(1), later), Err(RttReject::UnknownLsr));
+        // DLSR of 1 s but only 100 ms passed: negative.
+        assert_eq!(log.match_report(CompactNtp(7), Delay16(65_536), later), Err(RttReject::Negative));
+        let much_later = at + MAX_REPORT_AGE + Duration::from_secs(1);
+        assert_eq!(log.match_report(CompactNtp(7), Delay16(1), much_later), Err(RttReject::Stale));
+        // Arrival before forwarding (time stepped back in a capture).
+        assert_eq!(
+            log.match_report(CompactNtp(7), Delay16(1), MonoTime::from_millis(999)),
+            Err(RttReject::Negative)
+        );
+    }
+
+    #[test]
+    fn ring_keeps_newest() {
+        let mut log = SentLog::default();
+        for i in 0..20u32 {
+            log.record(CompactNtp(100 + i), MonoTime::from_millis(u64::from(i) * 1000));
+        }
+        let at = MonoTime::from_millis(30_000);
+        assert_eq!(log.match_report(CompactNtp(100), Delay16(1), at), Err(RttReject::UnknownLsr));
+        assert!(log.match_report(CompactNtp(119), Delay16(1), at).is_ok());
+        assert!(log.match_report(CompactNtp(112), Delay16(1), at).is_ok());
+    }
+
+    #[test]
+    fn rounding_slack_clamps_to_zero() {
+        assert_eq!(rtt_from(Duration::from_micros(100), Duration::from_micros(120)), Ok(Duration::ZERO));
+        assert_eq!(rtt_from(Duration::from_micros(100), Duration::from_micros(200)), Err(RttReject::Negative));
+    }
+}
