@@ -40,7 +40,9 @@ use rtp_middlebox::impair::{derive_seed, Fate, GilbertElliott, ImpairConfig, Imp
 use serde_json::{json, Value};
 
 #[derive(Parser, Debug)]
-#[command(about = "Receive RTP/RTCP on loopback ports, impair it deterministically, write pcap/pcapng + JSON sidecar")]
+#[command(
+    about = "Receive RTP/RTCP on loopback ports, impair it deterministically, write pcap/pcapng + JSON sidecar"
+)]
 struct Args {
     /// UDP port to listen on (repeat, or comma-separated).
     #[arg(long = "port", required = true, value_delimiter = ',')]
@@ -161,7 +163,10 @@ fn impair_config(args: &Args) -> Result<ImpairConfig, String> {
                     .collect::<Result<_, _>>()
                     .map_err(|e| format!("--burst: {e}"))?;
                 if !(3..=4).contains(&v.len()) {
-                    return Err("--burst takes P_GOOD_TO_BAD,P_BAD_TO_GOOD,LOSS_IN_BAD[,LOSS_IN_GOOD]".into());
+                    return Err(
+                        "--burst takes P_GOOD_TO_BAD,P_BAD_TO_GOOD,LOSS_IN_BAD[,LOSS_IN_GOOD]"
+                            .into(),
+                    );
                 }
                 Some(GilbertElliott {
                     p_good_to_bad: v[0],
@@ -226,12 +231,18 @@ fn receive(args: &Args, cfg: &ImpairConfig) -> std::io::Result<Vec<Received>> {
     if let Some(r) = &args.ready_file {
         std::fs::write(r, b"")?;
     }
-    eprintln!("capture_gen: listening on {:?} (seed {})", args.ports, cfg.seed);
+    eprintln!(
+        "capture_gen: listening on {:?} (seed {})",
+        args.ports, cfg.seed
+    );
 
     let mut handles = Vec::new();
     for (port, sock) in sockets {
-        let mut imp = Impairment::new(ImpairConfig { seed: derive_seed(cfg.seed, u64::from(port)), ..cfg.clone() })
-            .expect("validated");
+        let mut imp = Impairment::new(ImpairConfig {
+            seed: derive_seed(cfg.seed, u64::from(port)),
+            ..cfg.clone()
+        })
+        .expect("validated");
         let (stop, last_rx_ns, total) = (stop.clone(), last_rx_ns.clone(), total.clone());
         handles.push(std::thread::spawn(move || {
             let mut out = Vec::new();
@@ -244,10 +255,21 @@ fn receive(args: &Args, cfg: &ImpairConfig) -> std::io::Result<Vec<Received>> {
                         last_rx_ns.fetch_max(arrival_ns, Ordering::Relaxed);
                         total.fetch_add(1, Ordering::Relaxed);
                         let fate = imp.offer(arrival_ns, n);
-                        out.push(Received { port, index, arrival_ns, peer, data: buf[..n].to_vec(), fate });
+                        out.push(Received {
+                            port,
+                            index,
+                            arrival_ns,
+                            peer,
+                            data: buf[..n].to_vec(),
+                            fate,
+                        });
                         index += 1;
                     }
-                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
                     Err(e) => {
                         eprintln!("capture_gen: port {port}: {e}");
                         break;
@@ -406,11 +428,18 @@ fn write_pcapng_sll2(path: &PathBuf, base_ns: u64, frames: &[Frame]) -> std::io:
 }
 
 fn sdp_body(ports: &[(u16, Vec<u8>)], rtpmaps: &BTreeMap<u8, String>, ip: Ipv4Addr) -> String {
-    let mut sdp = format!("v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=capture_gen\r\nc=IN IP4 {ip}\r\nt=0 0\r\n");
+    let mut sdp =
+        format!("v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=capture_gen\r\nc=IN IP4 {ip}\r\nt=0 0\r\n");
     for (port, pts) in ports {
-        let video = pts.iter().any(|pt| rtpmaps.get(pt).is_some_and(|m| m.contains("/90000")));
+        let video = pts
+            .iter()
+            .any(|pt| rtpmaps.get(pt).is_some_and(|m| m.contains("/90000")));
         let list: Vec<String> = pts.iter().map(|p| p.to_string()).collect();
-        sdp += &format!("m={} {port} RTP/AVP {}\r\n", if video { "video" } else { "audio" }, list.join(" "));
+        sdp += &format!(
+            "m={} {port} RTP/AVP {}\r\n",
+            if video { "video" } else { "audio" },
+            list.join(" ")
+        );
         for pt in pts {
             if let Some(m) = rtpmaps.get(pt) {
                 sdp += &format!("a=rtpmap:{pt} {m}\r\n");
@@ -448,12 +477,28 @@ fn write_sdp_preamble(
     ip: Ipv4Addr,
 ) -> std::io::Result<()> {
     let sip = SocketAddr::new(IpAddr::V4(ip), 5060);
-    let invite = sip_message("INVITE sip:sender@127.0.0.1 SIP/2.0", None, &sdp_body(offer, rtpmaps, ip));
-    let ok = sip_message("SIP/2.0 200 OK", Some("sender"), &sdp_body(answer, rtpmaps, ip));
+    let invite = sip_message(
+        "INVITE sip:sender@127.0.0.1 SIP/2.0",
+        None,
+        &sdp_body(offer, rtpmaps, ip),
+    );
+    let ok = sip_message(
+        "SIP/2.0 200 OK",
+        Some("sender"),
+        &sdp_body(answer, rtpmaps, ip),
+    );
     let t0 = first_ns.saturating_sub(2_000_000) / 1_000 * 1_000;
     let frames = [
-        Frame { at_ns: t0, rx: 0, ip_packet: ipv4_udp(sip, sip, 1, &invite) },
-        Frame { at_ns: t0 + 1_000_000, rx: 0, ip_packet: ipv4_udp(sip, sip, 2, &ok) },
+        Frame {
+            at_ns: t0,
+            rx: 0,
+            ip_packet: ipv4_udp(sip, sip, 1, &invite),
+        },
+        Frame {
+            at_ns: t0 + 1_000_000,
+            rx: 0,
+            ip_packet: ipv4_udp(sip, sip, 2, &ok),
+        },
     ];
     write_pcap(path, base_ns, &frames)
 }
@@ -484,7 +529,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let base_ns = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_nanos() as u64;
+    let base_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as u64;
     let mut rx = match receive(&args, &cfg) {
         Ok(r) => r,
         Err(e) => {
@@ -508,7 +556,14 @@ fn main() {
             Kind::Rtcp => "rtcp",
             Kind::Other => "other",
         };
-        *pc.entry(if kname == "rtp" { "rtp_offered" } else if kname == "rtcp" { "rtcp_offered" } else { "other_offered" }).or_default() += 1;
+        *pc.entry(if kname == "rtp" {
+            "rtp_offered"
+        } else if kname == "rtcp" {
+            "rtcp_offered"
+        } else {
+            "other_offered"
+        })
+        .or_default() += 1;
         if r.fate.is_dropped() {
             *pc.entry(match kind {
                 Kind::Rtp { .. } => "rtp_dropped",
@@ -529,7 +584,9 @@ fn main() {
                         s.first_seq = Some(seq);
                         65_536 + u64::from(seq)
                     }
-                    Some(_) => s.last_ext.wrapping_add_signed(i64::from(seq.wrapping_sub(s.last_seq) as i16)),
+                    Some(_) => s
+                        .last_ext
+                        .wrapping_add_signed(i64::from(seq.wrapping_sub(s.last_seq) as i16)),
                 };
                 s.last_seq = seq;
                 s.last_ext = ext;
@@ -556,7 +613,11 @@ fn main() {
         let ip = ipv4_udp(r.peer, SocketAddr::new(dst_ip, r.port), ident, &r.data);
         for at in r.fate.delivery_times() {
             // Floor to µs so the pcap (µs) and pcapng (ns) carry identical times.
-            frames.push(Frame { at_ns: at / 1_000 * 1_000, rx: i, ip_packet: ip.clone() });
+            frames.push(Frame {
+                at_ns: at / 1_000 * 1_000,
+                rx: i,
+                ip_packet: ip.clone(),
+            });
         }
     }
     // Delivery order; ties keep arrival order (stable sort, original before duplicate).
@@ -565,7 +626,11 @@ fn main() {
     for f in &frames {
         *written_per_port.entry(rx[f.rx].port).or_default() += 1;
         if let Some((port, ssrc, ext)) = ext_of[f.rx] {
-            streams.get_mut(&(port, ssrc)).expect("stream").captured_ext.push(ext);
+            streams
+                .get_mut(&(port, ssrc))
+                .expect("stream")
+                .captured_ext
+                .push(ext);
         }
     }
 
@@ -576,10 +641,16 @@ fn main() {
         write_pcapng_sll2(p, base_ns, &frames).expect("write pcapng");
     }
     if let Some(p) = &args.sdp_preamble {
-        let mut rtpmaps: BTreeMap<u8, String> =
-            [(0u8, "PCMU/8000".to_string()), (8u8, "PCMA/8000".to_string())].into_iter().collect();
+        let mut rtpmaps: BTreeMap<u8, String> = [
+            (0u8, "PCMU/8000".to_string()),
+            (8u8, "PCMA/8000".to_string()),
+        ]
+        .into_iter()
+        .collect();
         for m in &args.rtpmaps {
-            let Some((pt, enc)) = m.split_once('=').and_then(|(pt, enc)| Some((pt.trim().parse::<u8>().ok()?, enc)))
+            let Some((pt, enc)) = m
+                .split_once('=')
+                .and_then(|(pt, enc)| Some((pt.trim().parse::<u8>().ok()?, enc)))
             else {
                 eprintln!("capture_gen: bad --rtpmap {m:?} (want PT=ENCODING/RATE[/CHANNELS])");
                 std::process::exit(2);
@@ -590,7 +661,10 @@ fn main() {
         let mut answer: BTreeMap<u16, Vec<u8>> = BTreeMap::new();
         for ((port, _), s) in &streams {
             for pt in &s.payload_types {
-                for (map, key) in [(&mut offer, *port), (&mut answer, s.src.map_or(*port, |a| a.port()))] {
+                for (map, key) in [
+                    (&mut offer, *port),
+                    (&mut answer, s.src.map_or(*port, |a| a.port())),
+                ] {
                     let v = map.entry(key).or_default();
                     if !v.contains(pt) {
                         v.push(*pt);
@@ -601,7 +675,8 @@ fn main() {
         let first_ns = frames.first().map_or(0, |f| f.at_ns);
         let offer: Vec<_> = offer.into_iter().collect();
         let answer: Vec<_> = answer.into_iter().collect();
-        write_sdp_preamble(p, base_ns, first_ns, &offer, &answer, &rtpmaps, args.bind).expect("write preamble");
+        write_sdp_preamble(p, base_ns, first_ns, &offer, &answer, &rtpmaps, args.bind)
+            .expect("write preamble");
     }
 
     let mut ports_json = Vec::new();
@@ -618,7 +693,10 @@ fn main() {
                     (mx as i64 - f as i64 + 1) - in_capture,
                     // Wireshark 4.0 `-z rtp,streams`: last packet's seq − first packet's seq + 1 (+ wraps).
                     (l as i64 - f as i64 + 1) - in_capture,
-                    s.dropped_ext.iter().filter(|&&e| e >= mn && e <= mx).count() as u64,
+                    s.dropped_ext
+                        .iter()
+                        .filter(|&&e| e >= mn && e <= mx)
+                        .count() as u64,
                 ),
                 _ => (0, 0, 0),
             };

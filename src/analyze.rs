@@ -20,11 +20,20 @@ use std::net::{IpAddr, SocketAddr};
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyzeError {
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("not a pcap or pcapng capture (unrecognised file header)")]
     NotACapture,
-    #[error("capture is truncated or corrupt after {packets} packets (byte offset {offset}): {detail}")]
-    Corrupt { packets: u64, offset: usize, detail: String },
+    #[error(
+        "capture is truncated or corrupt after {packets} packets (byte offset {offset}): {detail}"
+    )]
+    Corrupt {
+        packets: u64,
+        offset: usize,
+        detail: String,
+    },
 }
 
 /// Why a frame of the capture was not analysed (counted, reported).
@@ -193,7 +202,10 @@ impl Analyzer {
         let (id, client) = match self.conversations.get(&key) {
             Some(v) => *v,
             None => {
-                let info = crate::engine::SessionInfo { client: src, upstream: dst };
+                let info = crate::engine::SessionInfo {
+                    client: src,
+                    upstream: dst,
+                };
                 let Ok(id) = self.engine.open_session(now, info) else {
                     return;
                 };
@@ -209,8 +221,16 @@ impl Analyzer {
         };
         self.engine.handle_datagram(now, side, id, payload);
         while let Some(ev) = self.engine.poll_event() {
-            if let Event::StreamStarted { session, side, ssrc, .. } = ev {
-                self.tuples.entry((session, side, ssrc.0)).or_insert((src, dst));
+            if let Event::StreamStarted {
+                session,
+                side,
+                ssrc,
+                ..
+            } = ev
+            {
+                self.tuples
+                    .entry((session, side, ssrc.0))
+                    .or_insert((src, dst));
             }
         }
     }
@@ -219,9 +239,9 @@ impl Analyzer {
     pub fn read_capture(&mut self, reader: impl Read + Send) -> Result<(), AnalyzeError> {
         let mut reader = match create_reader(1 << 20, reader) {
             Ok(r) => r,
-            Err(PcapError::Eof) | Err(PcapError::HeaderNotRecognized) | Err(PcapError::Incomplete(_)) => {
-                return Err(AnalyzeError::NotACapture)
-            }
+            Err(PcapError::Eof)
+            | Err(PcapError::HeaderNotRecognized)
+            | Err(PcapError::Incomplete(_)) => return Err(AnalyzeError::NotACapture),
             Err(e) => {
                 return Err(AnalyzeError::Corrupt {
                     packets: 0,
@@ -244,8 +264,13 @@ impl Analyzer {
                         }
                         PcapBlockOwned::Legacy(b) => {
                             let (link, nanos) = legacy.unwrap_or((Link::Ethernet, false));
-                            let frac = if nanos { u64::from(b.ts_usec) } else { u64::from(b.ts_usec) * 1000 };
-                            let now = MonoTime::from_nanos(u64::from(b.ts_sec) * 1_000_000_000 + frac);
+                            let frac = if nanos {
+                                u64::from(b.ts_usec)
+                            } else {
+                                u64::from(b.ts_usec) * 1000
+                            };
+                            let now =
+                                MonoTime::from_nanos(u64::from(b.ts_sec) * 1_000_000_000 + frac);
                             let caplen = b.caplen as usize;
                             let data = b.data.get(..caplen).unwrap_or(b.data);
                             self.frame(now, link, data);
@@ -313,7 +338,9 @@ impl Analyzer {
     pub fn snapshots(&self) -> Vec<SessionSnapshot> {
         let mut ids: Vec<SessionId> = self.conversations.values().map(|(id, _)| *id).collect();
         ids.sort();
-        ids.into_iter().filter_map(|id| self.engine.snapshot(self.last_now, id)).collect()
+        ids.into_iter()
+            .filter_map(|id| self.engine.snapshot(self.last_now, id))
+            .collect()
     }
 
     pub fn engine(&self) -> &Engine {
@@ -327,10 +354,14 @@ impl Analyzer {
             for side in Side::BOTH {
                 for src in &snap.side(side).sources {
                     let Some(rtp) = &src.rtp else { continue };
-                    let (from, to) = self.tuples.get(&(snap.id, side, src.ssrc)).copied().unwrap_or(match side {
-                        Side::Client => (snap.client, snap.upstream),
-                        Side::Upstream => (snap.upstream, snap.client),
-                    });
+                    let (from, to) = self
+                        .tuples
+                        .get(&(snap.id, side, src.ssrc))
+                        .copied()
+                        .unwrap_or(match side {
+                            Side::Client => (snap.client, snap.upstream),
+                            Side::Upstream => (snap.upstream, snap.client),
+                        });
                     // RTT of this stream: its receiver's leg (the other side),
                     // from report blocks about it, else XR DLRR.
                     let leg = side.other();
@@ -406,7 +437,9 @@ fn describe_pcap_error<I>(e: &PcapError<I>) -> String {
         PcapError::BufferTooSmall => "a block is larger than 1 MiB".into(),
         PcapError::ReadError => "read error".into(),
         PcapError::HeaderNotRecognized => "unrecognised block header".into(),
-        PcapError::NomError(_, kind) | PcapError::OwnedNomError(_, kind) => format!("malformed block ({kind:?})"),
+        PcapError::NomError(_, kind) | PcapError::OwnedNomError(_, kind) => {
+            format!("malformed block ({kind:?})")
+        }
         PcapError::Incomplete(_) | PcapError::Eof => "unexpected end of data".into(),
     }
 }
@@ -484,12 +517,28 @@ pub fn render_table(streams: &[StreamResult]) -> String {
     let _ = writeln!(
         out,
         "{:<10} {:<22} {:<22} {:>4} {:>6} {:>8} {:>8} {:>7} {:>6} {:>5} {:>9} {:>9} {:>9} {:>9}",
-        "SSRC", "SRC", "DST", "PT", "CLOCK", "RECV", "EXPECT", "LOST", "LOST%", "DUP", "JIT ms", "MAXJ ms", "MEANJ ms", "RTT ms"
+        "SSRC",
+        "SRC",
+        "DST",
+        "PT",
+        "CLOCK",
+        "RECV",
+        "EXPECT",
+        "LOST",
+        "LOST%",
+        "DUP",
+        "JIT ms",
+        "MAXJ ms",
+        "MEANJ ms",
+        "RTT ms"
     );
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |s| format!("{:.3}", s * 1000.0));
     for s in streams {
         let pct = if s.packets_expected > 0 {
-            format!("{:.2}", s.packets_lost as f64 * 100.0 / s.packets_expected as f64)
+            format!(
+                "{:.2}",
+                s.packets_lost as f64 * 100.0 / s.packets_expected as f64
+            )
         } else {
             "-".into()
         };
@@ -521,7 +570,10 @@ mod tests {
 
     #[test]
     fn ticks_convert_and_saturate() {
-        assert_eq!(ticks_to_time(1_500_000, 1_000_000, 0).as_nanos(), 1_500_000_000);
+        assert_eq!(
+            ticks_to_time(1_500_000, 1_000_000, 0).as_nanos(),
+            1_500_000_000
+        );
         assert_eq!(ticks_to_time(3, 2, 10).as_nanos(), 11_500_000_000);
         assert_eq!(ticks_to_time(u64::MAX, 1, i64::MAX).as_nanos(), u64::MAX);
         assert_eq!(ticks_to_time(5, 1, -100).as_nanos(), 0);
@@ -530,7 +582,13 @@ mod tests {
     #[test]
     fn garbage_is_not_a_capture() {
         let mut a = Analyzer::new(ClockRates::default());
-        assert!(matches!(a.read_capture(&b"hello world, not a pcap"[..]), Err(AnalyzeError::NotACapture)));
-        assert!(matches!(a.read_capture(&b""[..]), Err(AnalyzeError::NotACapture)));
+        assert!(matches!(
+            a.read_capture(&b"hello world, not a pcap"[..]),
+            Err(AnalyzeError::NotACapture)
+        ));
+        assert!(matches!(
+            a.read_capture(&b""[..]),
+            Err(AnalyzeError::NotACapture)
+        ));
     }
 }

@@ -29,7 +29,9 @@ impl std::str::FromStr for RtcpMode {
             "forward" => Ok(RtcpMode::Forward),
             "auto" => Ok(RtcpMode::Auto),
             "terminate" => Ok(RtcpMode::Terminate),
-            other => Err(format!("unknown RTCP mode {other:?} (expected forward, auto or terminate)")),
+            other => Err(format!(
+                "unknown RTCP mode {other:?} (expected forward, auto or terminate)"
+            )),
         }
     }
 }
@@ -143,17 +145,24 @@ impl Config {
 
     pub fn embedded_default() -> Self {
         // The embedded file is checked by a unit test; failing here is a build defect.
-        Self::from_toml(DEFAULT_TOML).unwrap_or_else(|e| panic!("embedded config/default.toml is invalid: {e}"))
+        Self::from_toml(DEFAULT_TOML)
+            .unwrap_or_else(|e| panic!("embedded config/default.toml is invalid: {e}"))
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (i, relay) in self.relay.iter().enumerate() {
             let key = |k: &str| format!("relay[{i}].{k}");
-            parse_port_range(&relay.upstream_ports).map_err(|p| invalid(key("upstream_ports"), p))?;
+            parse_port_range(&relay.upstream_ports)
+                .map_err(|p| invalid(key("upstream_ports"), p))?;
             if relay.listen_rtcp.is_some() != relay.upstream_rtcp.is_some() {
-                return Err(invalid(key("listen_rtcp"), "listen_rtcp and upstream_rtcp must be set together"));
+                return Err(invalid(
+                    key("listen_rtcp"),
+                    "listen_rtcp and upstream_rtcp must be set together",
+                ));
             }
-            relay.clock_rate_table().map_err(|(k, p)| invalid(format!("{}.{k}", key("clock_rates")), p))?;
+            relay
+                .clock_rate_table()
+                .map_err(|(k, p)| invalid(format!("{}.{k}", key("clock_rates")), p))?;
         }
         if self.limits.max_sessions == 0 {
             return Err(invalid("limits.max_sessions", "must be at least 1"));
@@ -165,7 +174,8 @@ impl Config {
     }
 
     pub fn idle_timeout(&self) -> Option<Duration> {
-        (self.limits.idle_timeout_secs > 0).then(|| Duration::from_secs(self.limits.idle_timeout_secs))
+        (self.limits.idle_timeout_secs > 0)
+            .then(|| Duration::from_secs(self.limits.idle_timeout_secs))
     }
 }
 
@@ -174,11 +184,10 @@ impl RelayConfig {
     pub fn clock_rate_table(&self) -> Result<BTreeMap<u8, u32>, (String, String)> {
         let mut out = BTreeMap::new();
         for (k, &hz) in &self.clock_rates {
-            let pt: u8 = k
-                .parse()
-                .ok()
-                .filter(|pt| *pt <= 127)
-                .ok_or_else(|| (k.clone(), "payload type must be a number 0-127".to_string()))?;
+            let pt: u8 =
+                k.parse().ok().filter(|pt| *pt <= 127).ok_or_else(|| {
+                    (k.clone(), "payload type must be a number 0-127".to_string())
+                })?;
             if hz == 0 {
                 return Err((k.clone(), "clock rate must be positive".into()));
             }
@@ -194,9 +203,17 @@ impl RelayConfig {
 
 /// Parses `"LOW-HIGH"` into an inclusive port range.
 pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
-    let (lo, hi) = s.split_once('-').ok_or_else(|| format!("expected LOW-HIGH, got {s:?}"))?;
-    let lo: u16 = lo.trim().parse().map_err(|_| format!("{lo:?} is not a port"))?;
-    let hi: u16 = hi.trim().parse().map_err(|_| format!("{hi:?} is not a port"))?;
+    let (lo, hi) = s
+        .split_once('-')
+        .ok_or_else(|| format!("expected LOW-HIGH, got {s:?}"))?;
+    let lo: u16 = lo
+        .trim()
+        .parse()
+        .map_err(|_| format!("{lo:?} is not a port"))?;
+    let hi: u16 = hi
+        .trim()
+        .parse()
+        .map_err(|_| format!("{hi:?} is not a port"))?;
     if lo == 0 || lo > hi {
         return Err(format!("range {lo}-{hi} is empty or starts at 0"));
     }
@@ -219,14 +236,22 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let e = Config::from_toml("[limits]\nmax_sesions = 3\n").unwrap_err().to_string();
+        let e = Config::from_toml("[limits]\nmax_sesions = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("max_sesions"), "{e}");
         let base = "[[relay]]\nlisten = \"0.0.0.0:1\"\nupstream = \"127.0.0.1:2\"\n";
-        let e = Config::from_toml(&format!("{base}upstream_ports = \"9-3\"\n")).unwrap_err().to_string();
+        let e = Config::from_toml(&format!("{base}upstream_ports = \"9-3\"\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("relay[0].upstream_ports"), "{e}");
-        let e = Config::from_toml(&format!("{base}[relay.clock_rates]\n200 = 8000\n")).unwrap_err().to_string();
+        let e = Config::from_toml(&format!("{base}[relay.clock_rates]\n200 = 8000\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("relay[0].clock_rates.200"), "{e}");
-        let e = Config::from_toml(&format!("{base}rtcp = \"maybe\"\n")).unwrap_err().to_string();
+        let e = Config::from_toml(&format!("{base}rtcp = \"maybe\"\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("maybe"), "{e}");
     }
 }

@@ -71,7 +71,12 @@ pub struct GilbertElliott {
 impl Default for GilbertElliott {
     /// Never enters the bad state; if it did, it would lose everything there.
     fn default() -> Self {
-        Self { p_good_to_bad: 0.0, p_bad_to_good: 1.0, loss_in_bad: 1.0, loss_in_good: 0.0 }
+        Self {
+            p_good_to_bad: 0.0,
+            p_bad_to_good: 1.0,
+            loss_in_bad: 1.0,
+            loss_in_good: 0.0,
+        }
     }
 }
 
@@ -333,7 +338,11 @@ impl Impairment {
             } else {
                 u_ge_move < ge.p_good_to_bad
             };
-            let p = if self.in_bad_state { ge.loss_in_bad } else { ge.loss_in_good };
+            let p = if self.in_bad_state {
+                ge.loss_in_bad
+            } else {
+                ge.loss_in_good
+            };
             burst_lost = u_ge_loss < p;
         }
         let random_lost = u_loss < self.cfg.loss;
@@ -354,7 +363,8 @@ impl Impairment {
             JitterDistribution::Uniform => (2.0 * u_j1 - 1.0) * self.cfg.jitter_ms,
             JitterDistribution::Normal => {
                 // Box–Muller; 1 − u ∈ (0, 1] keeps ln finite.
-                let z = (-2.0 * (1.0 - u_j1).ln()).sqrt() * (2.0 * std::f64::consts::PI * u_j2).cos();
+                let z =
+                    (-2.0 * (1.0 - u_j1).ln()).sqrt() * (2.0 * std::f64::consts::PI * u_j2).cos();
                 z.clamp(-3.0, 3.0) * self.cfg.jitter_ms
             }
         };
@@ -380,7 +390,11 @@ impl Impairment {
         };
 
         self.counters.delivered += 1;
-        Fate::Delivered(Delivery { at_ns, duplicate_at_ns, reordered })
+        Fate::Delivered(Delivery {
+            at_ns,
+            duplicate_at_ns,
+            reordered,
+        })
     }
 }
 
@@ -410,7 +424,12 @@ mod tests {
         ImpairConfig {
             seed: 42,
             loss: 0.03,
-            burst: Some(GilbertElliott { p_good_to_bad: 0.01, p_bad_to_good: 0.3, loss_in_bad: 0.6, loss_in_good: 0.0 }),
+            burst: Some(GilbertElliott {
+                p_good_to_bad: 0.01,
+                p_bad_to_good: 0.3,
+                loss_in_bad: 0.6,
+                loss_in_good: 0.0,
+            }),
             delay_ms: 20.0,
             jitter_ms: 8.0,
             reorder: 0.01,
@@ -425,7 +444,11 @@ mod tests {
         for (i, f) in fates.iter().enumerate() {
             assert_eq!(
                 *f,
-                Fate::Delivered(Delivery { at_ns: i as u64 * 20 * MS, duplicate_at_ns: None, reordered: false })
+                Fate::Delivered(Delivery {
+                    at_ns: i as u64 * 20 * MS,
+                    duplicate_at_ns: None,
+                    reordered: false
+                })
             );
         }
     }
@@ -434,7 +457,10 @@ mod tests {
     fn same_seed_same_fates() {
         let cfg = busy();
         assert_eq!(run(&cfg, 20_000, 20 * MS), run(&cfg, 20_000, 20 * MS));
-        let other = ImpairConfig { seed: 43, ..cfg.clone() };
+        let other = ImpairConfig {
+            seed: 43,
+            ..cfg.clone()
+        };
         assert_ne!(run(&cfg, 20_000, 20 * MS), run(&other, 20_000, 20 * MS));
     }
 
@@ -443,13 +469,32 @@ mod tests {
         // Guards value stability across dependency updates: if this changes,
         // the committed captures' sidecars no longer describe what this
         // code would do with the same seed.
-        let fates = run(&ImpairConfig { seed: 1, loss: 0.5, ..Default::default() }, 32, MS);
-        let pattern: String = fates.iter().map(|f| if f.is_dropped() { 'x' } else { '.' }).collect();
-        assert_eq!(pattern.len(), 32);
-        let again: String = run(&ImpairConfig { seed: 1, loss: 0.5, ..Default::default() }, 32, MS)
+        let fates = run(
+            &ImpairConfig {
+                seed: 1,
+                loss: 0.5,
+                ..Default::default()
+            },
+            32,
+            MS,
+        );
+        let pattern: String = fates
             .iter()
             .map(|f| if f.is_dropped() { 'x' } else { '.' })
             .collect();
+        assert_eq!(pattern.len(), 32);
+        let again: String = run(
+            &ImpairConfig {
+                seed: 1,
+                loss: 0.5,
+                ..Default::default()
+            },
+            32,
+            MS,
+        )
+        .iter()
+        .map(|f| if f.is_dropped() { 'x' } else { '.' })
+        .collect();
         assert_eq!(pattern, again);
         assert_eq!(pattern, PINNED_PATTERN_SEED1_LOSS50);
     }
@@ -459,7 +504,11 @@ mod tests {
     #[test]
     fn random_loss_converges() {
         for &p in &[0.01, 0.03, 0.1, 0.5] {
-            let cfg = ImpairConfig { seed: 9, loss: p, ..Default::default() };
+            let cfg = ImpairConfig {
+                seed: 9,
+                loss: p,
+                ..Default::default()
+            };
             let n = 200_000;
             let dropped = run(&cfg, n, MS).iter().filter(|f| f.is_dropped()).count() as f64;
             let rate = dropped / n as f64;
@@ -471,14 +520,27 @@ mod tests {
 
     #[test]
     fn burst_loss_converges_and_is_bursty() {
-        let ge = GilbertElliott { p_good_to_bad: 0.02, p_bad_to_good: 0.25, loss_in_bad: 1.0, loss_in_good: 0.0 };
-        let cfg = ImpairConfig { seed: 5, burst: Some(ge), ..Default::default() };
+        let ge = GilbertElliott {
+            p_good_to_bad: 0.02,
+            p_bad_to_good: 0.25,
+            loss_in_bad: 1.0,
+            loss_in_good: 0.0,
+        };
+        let cfg = ImpairConfig {
+            seed: 5,
+            burst: Some(ge),
+            ..Default::default()
+        };
         let n = 400_000u64;
         let fates = run(&cfg, n, MS);
         let dropped = fates.iter().filter(|f| f.is_dropped()).count() as f64;
         let expected = cfg.expected_loss_rate();
         assert!((expected - 0.02 / 0.27).abs() < 1e-12);
-        assert!((dropped / n as f64 - expected).abs() < 0.01, "{} vs {expected}", dropped / n as f64);
+        assert!(
+            (dropped / n as f64 - expected).abs() < 0.01,
+            "{} vs {expected}",
+            dropped / n as f64
+        );
         // Mean run of consecutive losses ≈ 1 / p_bad_to_good = 4.
         let mut runs = Vec::new();
         let mut cur = 0u32;
@@ -513,10 +575,19 @@ mod tests {
 
     #[test]
     fn extreme_probabilities_do_not_panic() {
-        let all_lost = ImpairConfig { loss: 1.0, ..Default::default() };
-        assert!(run(&all_lost, 1000, MS).iter().all(|f| *f == Fate::Dropped(DropCause::Random)));
+        let all_lost = ImpairConfig {
+            loss: 1.0,
+            ..Default::default()
+        };
+        assert!(run(&all_lost, 1000, MS)
+            .iter()
+            .all(|f| *f == Fate::Dropped(DropCause::Random)));
 
-        let always = ImpairConfig { duplicate: 1.0, reorder: 1.0, ..Default::default() };
+        let always = ImpairConfig {
+            duplicate: 1.0,
+            reorder: 1.0,
+            ..Default::default()
+        };
         for f in run(&always, 1000, MS) {
             match f {
                 Fate::Delivered(d) => {
@@ -528,26 +599,49 @@ mod tests {
         }
 
         let stuck_bad = ImpairConfig {
-            burst: Some(GilbertElliott { p_good_to_bad: 1.0, p_bad_to_good: 0.0, loss_in_bad: 1.0, loss_in_good: 1.0 }),
+            burst: Some(GilbertElliott {
+                p_good_to_bad: 1.0,
+                p_bad_to_good: 0.0,
+                loss_in_bad: 1.0,
+                loss_in_good: 1.0,
+            }),
             ..Default::default()
         };
-        assert!(run(&stuck_bad, 1000, MS).iter().all(|f| *f == Fate::Dropped(DropCause::Burst)));
+        assert!(run(&stuck_bad, 1000, MS)
+            .iter()
+            .all(|f| *f == Fate::Dropped(DropCause::Burst)));
         assert_eq!(stuck_bad.expected_loss_rate(), 1.0);
 
         let never = ImpairConfig {
-            burst: Some(GilbertElliott { p_good_to_bad: 0.0, p_bad_to_good: 0.0, loss_in_bad: 1.0, loss_in_good: 0.0 }),
+            burst: Some(GilbertElliott {
+                p_good_to_bad: 0.0,
+                p_bad_to_good: 0.0,
+                loss_in_bad: 1.0,
+                loss_in_good: 0.0,
+            }),
             ..Default::default()
         };
         assert!(run(&never, 1000, MS).iter().all(|f| !f.is_dropped()));
         assert_eq!(never.expected_loss_rate(), 0.0);
 
         // Huge timestamps saturate instead of overflowing.
-        let mut imp = Impairment::new(ImpairConfig { delay_ms: 1000.0, duplicate: 1.0, ..Default::default() }).unwrap();
+        let mut imp = Impairment::new(ImpairConfig {
+            delay_ms: 1000.0,
+            duplicate: 1.0,
+            ..Default::default()
+        })
+        .unwrap();
         let f = imp.offer(u64::MAX - 5, 1);
-        assert_eq!(f.delivery_times().collect::<Vec<_>>(), vec![u64::MAX, u64::MAX]);
+        assert_eq!(
+            f.delivery_times().collect::<Vec<_>>(),
+            vec![u64::MAX, u64::MAX]
+        );
 
         // Zero jitter, normal distribution, zero delay: delivered on arrival.
-        let normal0 = ImpairConfig { jitter_distribution: JitterDistribution::Normal, ..Default::default() };
+        let normal0 = ImpairConfig {
+            jitter_distribution: JitterDistribution::Normal,
+            ..Default::default()
+        };
         for (i, f) in run(&normal0, 100, MS).iter().enumerate() {
             assert_eq!(f.delivery_times().collect::<Vec<_>>(), vec![i as u64 * MS]);
         }
@@ -556,55 +650,125 @@ mod tests {
     #[test]
     fn validation_rejects_out_of_range() {
         let bad = [
-            ImpairConfig { loss: 1.5, ..Default::default() },
-            ImpairConfig { loss: -0.1, ..Default::default() },
-            ImpairConfig { loss: f64::NAN, ..Default::default() },
-            ImpairConfig { reorder: 2.0, ..Default::default() },
-            ImpairConfig { duplicate: -1e-9, ..Default::default() },
             ImpairConfig {
-                burst: Some(GilbertElliott { p_good_to_bad: 1.1, ..Default::default() }),
+                loss: 1.5,
                 ..Default::default()
             },
             ImpairConfig {
-                burst: Some(GilbertElliott { loss_in_bad: f64::INFINITY, ..Default::default() }),
+                loss: -0.1,
+                ..Default::default()
+            },
+            ImpairConfig {
+                loss: f64::NAN,
+                ..Default::default()
+            },
+            ImpairConfig {
+                reorder: 2.0,
+                ..Default::default()
+            },
+            ImpairConfig {
+                duplicate: -1e-9,
+                ..Default::default()
+            },
+            ImpairConfig {
+                burst: Some(GilbertElliott {
+                    p_good_to_bad: 1.1,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ImpairConfig {
+                burst: Some(GilbertElliott {
+                    loss_in_bad: f64::INFINITY,
+                    ..Default::default()
+                }),
                 ..Default::default()
             },
         ];
         for cfg in bad {
-            assert!(matches!(Impairment::new(cfg.clone()), Err(ImpairError::Probability { .. })), "{cfg:?}");
+            assert!(
+                matches!(
+                    Impairment::new(cfg.clone()),
+                    Err(ImpairError::Probability { .. })
+                ),
+                "{cfg:?}"
+            );
         }
         let bad_ms = [
-            ImpairConfig { delay_ms: -1.0, ..Default::default() },
-            ImpairConfig { jitter_ms: -0.5, ..Default::default() },
-            ImpairConfig { delay_ms: f64::NAN, ..Default::default() },
-            ImpairConfig { delay_ms: f64::INFINITY, ..Default::default() },
-            ImpairConfig { reorder_hold_ms: Some(-3.0), ..Default::default() },
+            ImpairConfig {
+                delay_ms: -1.0,
+                ..Default::default()
+            },
+            ImpairConfig {
+                jitter_ms: -0.5,
+                ..Default::default()
+            },
+            ImpairConfig {
+                delay_ms: f64::NAN,
+                ..Default::default()
+            },
+            ImpairConfig {
+                delay_ms: f64::INFINITY,
+                ..Default::default()
+            },
+            ImpairConfig {
+                reorder_hold_ms: Some(-3.0),
+                ..Default::default()
+            },
         ];
         for cfg in bad_ms {
-            assert!(matches!(Impairment::new(cfg.clone()), Err(ImpairError::NegativeOrNan { .. })), "{cfg:?}");
+            assert!(
+                matches!(
+                    Impairment::new(cfg.clone()),
+                    Err(ImpairError::NegativeOrNan { .. })
+                ),
+                "{cfg:?}"
+            );
         }
         assert!(matches!(
-            ImpairConfig { delay_ms: 1e12, ..Default::default() }.validate(),
+            ImpairConfig {
+                delay_ms: 1e12,
+                ..Default::default()
+            }
+            .validate(),
             Err(ImpairError::TooLarge { .. })
         ));
-        let err = ImpairConfig { loss: 3.0, ..Default::default() }.validate().unwrap_err();
+        let err = ImpairConfig {
+            loss: 3.0,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
         assert!(err.to_string().contains("loss"));
         // Boundaries are accepted.
-        ImpairConfig { loss: 0.0, reorder: 1.0, duplicate: 1.0, delay_ms: 0.0, ..Default::default() }
-            .validate()
-            .unwrap();
+        ImpairConfig {
+            loss: 0.0,
+            reorder: 1.0,
+            duplicate: 1.0,
+            delay_ms: 0.0,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
     }
 
     #[test]
     fn delay_and_variation_stay_in_bounds_and_in_order() {
-        let cfg = ImpairConfig { seed: 3, delay_ms: 20.0, jitter_ms: 8.0, ..Default::default() };
+        let cfg = ImpairConfig {
+            seed: 3,
+            delay_ms: 20.0,
+            jitter_ms: 8.0,
+            ..Default::default()
+        };
         let mut imp = Impairment::new(cfg).unwrap();
         let mut last = 0;
         let mut min = u64::MAX;
         let mut max = 0;
         for i in 0..10_000u64 {
             let now = i * 20 * MS;
-            let Fate::Delivered(d) = imp.offer(now, 100) else { panic!("no loss configured") };
+            let Fate::Delivered(d) = imp.offer(now, 100) else {
+                panic!("no loss configured")
+            };
             assert!(d.at_ns >= last, "order preserved");
             last = d.at_ns;
             min = min.min(d.at_ns - now);
@@ -617,14 +781,29 @@ mod tests {
 
     #[test]
     fn without_preserve_order_variation_reorders_back_to_back_packets() {
-        let cfg = ImpairConfig { seed: 3, delay_ms: 20.0, jitter_ms: 8.0, preserve_order: false, ..Default::default() };
-        let times: Vec<u64> = run(&cfg, 1000, 10_000).iter().flat_map(|f| f.delivery_times()).collect();
+        let cfg = ImpairConfig {
+            seed: 3,
+            delay_ms: 20.0,
+            jitter_ms: 8.0,
+            preserve_order: false,
+            ..Default::default()
+        };
+        let times: Vec<u64> = run(&cfg, 1000, 10_000)
+            .iter()
+            .flat_map(|f| f.delivery_times())
+            .collect();
         assert!(times.windows(2).any(|w| w[1] < w[0]));
     }
 
     #[test]
     fn reordered_packets_arrive_after_their_successor() {
-        let cfg = ImpairConfig { seed: 11, delay_ms: 20.0, jitter_ms: 8.0, reorder: 0.05, ..Default::default() };
+        let cfg = ImpairConfig {
+            seed: 11,
+            delay_ms: 20.0,
+            jitter_ms: 8.0,
+            reorder: 0.05,
+            ..Default::default()
+        };
         let fates = run(&cfg, 20_000, 20 * MS);
         let mut held = 0;
         for (i, w) in fates.windows(2).enumerate() {
@@ -636,7 +815,10 @@ mod tests {
             }
         }
         assert!(held > 750 && held < 1200, "{held}");
-        let normal = ImpairConfig { jitter_distribution: JitterDistribution::Normal, ..cfg };
+        let normal = ImpairConfig {
+            jitter_distribution: JitterDistribution::Normal,
+            ..cfg
+        };
         let d: Vec<u64> = run(&normal, 1000, 20 * MS)
             .iter()
             .enumerate()
@@ -668,14 +850,20 @@ mod tests {
 
     #[test]
     fn deserializes_with_defaults() {
-        let cfg: ImpairConfig =
-            serde_json::from_str(r#"{"seed": 5, "loss": 0.02, "burst": {"p_good_to_bad": 0.1, "p_bad_to_good": 0.5}}"#)
-                .unwrap();
+        let cfg: ImpairConfig = serde_json::from_str(
+            r#"{"seed": 5, "loss": 0.02, "burst": {"p_good_to_bad": 0.1, "p_bad_to_good": 0.5}}"#,
+        )
+        .unwrap();
         assert_eq!(cfg.seed, 5);
         assert_eq!(cfg.loss, 0.02);
         assert_eq!(
             cfg.burst,
-            Some(GilbertElliott { p_good_to_bad: 0.1, p_bad_to_good: 0.5, loss_in_bad: 1.0, loss_in_good: 0.0 })
+            Some(GilbertElliott {
+                p_good_to_bad: 0.1,
+                p_bad_to_good: 0.5,
+                loss_in_bad: 1.0,
+                loss_in_good: 0.0
+            })
         );
         assert!(cfg.preserve_order);
         assert_eq!(cfg.jitter_distribution, JitterDistribution::Uniform);
@@ -685,7 +873,14 @@ mod tests {
                 .unwrap();
         assert_eq!(t.jitter_distribution, JitterDistribution::Normal);
         assert_eq!(t.effective_reorder_hold_ms(), 80.0);
-        assert_eq!(ImpairConfig { jitter_ms: 8.0, ..Default::default() }.effective_reorder_hold_ms(), 36.0);
+        assert_eq!(
+            ImpairConfig {
+                jitter_ms: 8.0,
+                ..Default::default()
+            }
+            .effective_reorder_hold_ms(),
+            36.0
+        );
         assert!(serde_json::from_str::<ImpairConfig>(r#"{"los": 0.1}"#).is_err());
     }
 

@@ -9,7 +9,11 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "rtp-middlebox", version, about = "Media-aware RTP/RTCP middlebox: relays, measures and reports every stream")]
+#[command(
+    name = "rtp-middlebox",
+    version,
+    about = "Media-aware RTP/RTCP middlebox: relays, measures and reports every stream"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -62,13 +66,19 @@ fn load_config(path: Option<&std::path::Path>) -> Result<Config, String> {
     match path {
         None => Ok(Config::embedded_default()),
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
             Config::from_toml(&text).map_err(|e| format!("{}: {e}", p.display()))
         }
     }
 }
 
-fn analyze(path: &std::path::Path, format: Format, overrides: &[(u8, u32)], config: Option<&std::path::Path>) -> Result<(), String> {
+fn analyze(
+    path: &std::path::Path,
+    format: Format,
+    overrides: &[(u8, u32)],
+    config: Option<&std::path::Path>,
+) -> Result<(), String> {
     let config = load_config(config)?;
     let mut rates: BTreeMap<u8, u32> = config
         .relay
@@ -77,7 +87,8 @@ fn analyze(path: &std::path::Path, format: Format, overrides: &[(u8, u32)], conf
         .unwrap_or_default();
     rates.extend(overrides.iter().copied());
     let clock_rates = ClockRates::new(&rates);
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let mut analyzer = Analyzer::new(clock_rates.clone());
     analyzer
         .read_capture(std::io::BufReader::new(file))

@@ -197,7 +197,11 @@ impl Engine {
     }
 
     /// Opens a session for a new flow.
-    pub fn open_session(&mut self, now: MonoTime, info: SessionInfo) -> Result<SessionId, OpenError> {
+    pub fn open_session(
+        &mut self,
+        now: MonoTime,
+        info: SessionInfo,
+    ) -> Result<SessionId, OpenError> {
         if self.live >= self.config.max_sessions {
             self.counters.sessions_refused += 1;
             return Err(OpenError::TableFull(self.config.max_sessions));
@@ -234,7 +238,12 @@ impl Engine {
         self.close(now, id, CloseReason::Closed)
     }
 
-    fn close(&mut self, now: MonoTime, id: SessionId, reason: CloseReason) -> Option<SessionSnapshot> {
+    fn close(
+        &mut self,
+        now: MonoTime,
+        id: SessionId,
+        reason: CloseReason,
+    ) -> Option<SessionSnapshot> {
         let slot = self.slots.get_mut(id.index as usize)?;
         if slot.generation != id.generation {
             return None;
@@ -272,7 +281,13 @@ impl Engine {
     /// Accounts one datagram that arrived from `side` of session `id` and
     /// says whether to forward it.
     #[inline]
-    pub fn handle_datagram(&mut self, now: MonoTime, side: Side, id: SessionId, datagram: &[u8]) -> Verdict {
+    pub fn handle_datagram(
+        &mut self,
+        now: MonoTime,
+        side: Side,
+        id: SessionId,
+        datagram: &[u8],
+    ) -> Verdict {
         let kind = classify(datagram);
         let verdict = self.observe(now, side, id, kind, datagram);
         let len = datagram.len();
@@ -284,7 +299,14 @@ impl Engine {
     }
 
     #[inline]
-    fn observe(&mut self, now: MonoTime, side: Side, id: SessionId, kind: PacketKind, datagram: &[u8]) -> Verdict {
+    fn observe(
+        &mut self,
+        now: MonoTime,
+        side: Side,
+        id: SessionId,
+        kind: PacketKind,
+        datagram: &[u8],
+    ) -> Verdict {
         let cap = self.config.max_sources_per_side;
         // Borrow the parts of `self` separately: the session from the slot
         // table, the clock-rate table and counters beside it.
@@ -347,7 +369,14 @@ impl Engine {
     /// session is not SRTP. SRTCP encrypts everything after the first
     /// 8 bytes and appends an index and tag, so reading it as plain RTCP
     /// would record garbage; it is forwarded and counted instead.
-    fn observe_rtcp(session: &mut Session, now: MonoTime, side: Side, datagram: &[u8], cap: usize, counters: &mut Counters) -> Verdict {
+    fn observe_rtcp(
+        session: &mut Session,
+        now: MonoTime,
+        side: Side,
+        datagram: &[u8],
+        cap: usize,
+        counters: &mut Counters,
+    ) -> Verdict {
         // The first header must hold for anything to be RTCP at all.
         let mut walker = rtcp::walk(datagram);
         match walker.next() {
@@ -385,7 +414,8 @@ impl Engine {
                 self.close(now, id, CloseReason::Idle);
             }
         }
-        self.next_sweep = (self.live > 0 && self.config.idle_timeout.is_some()).then(|| now + SWEEP_INTERVAL);
+        self.next_sweep =
+            (self.live > 0 && self.config.idle_timeout.is_some()).then(|| now + SWEEP_INTERVAL);
     }
 
     /// When the engine next needs [`Self::handle_timeout`], if ever.

@@ -2,8 +2,10 @@
 //! (SSRC) seen on each side.
 
 use super::counters::{Counters, KindCounts};
-use super::{Side, SessionId};
-use crate::stats::{ReceiveStats, RemoteReport, RttMethod, RttReject, RttStats, SenderRecord, SentLog};
+use super::{SessionId, Side};
+use crate::stats::{
+    ReceiveStats, RemoteReport, RttMethod, RttReject, RttStats, SenderRecord, SentLog,
+};
 use crate::time::MonoTime;
 use crate::wire::rtcp::{FeedbackKind, ReportBlock, RtcpPacket, XrBlock};
 use crate::wire::rtp::RtpView;
@@ -165,7 +167,9 @@ impl Session {
 
     pub fn last_activity(&self) -> MonoTime {
         let [a, b] = &self.sides;
-        a.last_activity.max(b.last_activity).unwrap_or(self.opened_at)
+        a.last_activity
+            .max(b.last_activity)
+            .unwrap_or(self.opened_at)
     }
 
     /// The per-packet path: one SSRC scan and the A.1/A.8 update.
@@ -192,12 +196,24 @@ impl Session {
                     stream.payload_type = pt;
                     stream.stats.set_clock_rate(clock_rate(pt));
                 }
-                stream.stats.on_packet(now, rtp.seq(), rtp.timestamp(), rtp.header_len(), rtp.payload_len());
+                stream.stats.on_packet(
+                    now,
+                    rtp.seq(),
+                    rtp.timestamp(),
+                    rtp.header_len(),
+                    rtp.payload_len(),
+                );
                 RtpOutcome::Counted
             }
             None => {
                 let mut stats = ReceiveStats::new(rtp.seq(), clock_rate(pt), now);
-                stats.on_packet(now, rtp.seq(), rtp.timestamp(), rtp.header_len(), rtp.payload_len());
+                stats.on_packet(
+                    now,
+                    rtp.seq(),
+                    rtp.timestamp(),
+                    rtp.header_len(),
+                    rtp.payload_len(),
+                );
                 source.rtp = Some(RtpStream {
                     payload_type: pt,
                     stats,
@@ -208,7 +224,14 @@ impl Session {
     }
 
     /// Observes one readable RTCP packet from `side` that is being forwarded.
-    pub fn on_rtcp(&mut self, now: MonoTime, side: Side, packet: &RtcpPacket<'_>, cap: usize, counters: &mut Counters) {
+    pub fn on_rtcp(
+        &mut self,
+        now: MonoTime,
+        side: Side,
+        packet: &RtcpPacket<'_>,
+        cap: usize,
+        counters: &mut Counters,
+    ) {
         let other = side.other();
         match packet {
             RtcpPacket::SenderReport(sr) => {
@@ -267,7 +290,9 @@ impl Session {
                 let target = match fb.kind {
                     // FIR (RFC 5104 §4.3.1) names its target in the FCI; the
                     // header's media SSRC is zero.
-                    FeedbackKind::Fir => fb.fci.get(..4).map_or(fb.media, |b| Ssrc(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))),
+                    FeedbackKind::Fir => fb.fci.get(..4).map_or(fb.media, |b| {
+                        Ssrc(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                    }),
                     _ => fb.media,
                 };
                 if let Some(i) = self.sides[other.index()].position(target) {
@@ -296,7 +321,15 @@ impl Session {
     /// A block from a receiver on `side` about a source sent from the other
     /// side. Its RTT is the leg of `side`: SR forwarded toward `side`,
     /// report block back from `side`.
-    fn on_report_block(&mut self, now: MonoTime, side: Side, reporter: Ssrc, block: ReportBlock, cap: usize, counters: &mut Counters) {
+    fn on_report_block(
+        &mut self,
+        now: MonoTime,
+        side: Side,
+        reporter: Ssrc,
+        block: ReportBlock,
+        cap: usize,
+        counters: &mut Counters,
+    ) {
         let other = side.other();
         let Some(src) = self.sides[other.index()].source_mut(block.ssrc, cap) else {
             return;

@@ -27,7 +27,11 @@ fn kind_name(kind: Option<MediaKind>) -> &'static str {
 
 /// Builds the stats objects of one session. `wall_ms(t)` maps the engine's
 /// monotonic seconds to milliseconds since the Unix epoch.
-pub fn session_report(snap: &SessionSnapshot, rates: &ClockRates, wall_ms: impl Fn(f64) -> f64) -> Vec<Value> {
+pub fn session_report(
+    snap: &SessionSnapshot,
+    rates: &ClockRates,
+    wall_ms: impl Fn(f64) -> f64,
+) -> Vec<Value> {
     let now_ms = wall_ms(snap.taken_at);
     let mut out = Vec::new();
     for side in Side::BOTH {
@@ -48,13 +52,27 @@ pub fn session_report(snap: &SessionSnapshot, rates: &ClockRates, wall_ms: impl 
             "x-remoteAddress": peer.to_string(),
         }));
         for src in &leg.sources {
-            out.extend(source_objects(src, side, &transport_id, rates, now_ms, &wall_ms));
+            out.extend(source_objects(
+                src,
+                side,
+                &transport_id,
+                rates,
+                now_ms,
+                &wall_ms,
+            ));
         }
     }
     out
 }
 
-fn source_objects(src: &SourceSnapshot, side: Side, transport_id: &str, rates: &ClockRates, now_ms: f64, wall_ms: &impl Fn(f64) -> f64) -> Vec<Value> {
+fn source_objects(
+    src: &SourceSnapshot,
+    side: Side,
+    transport_id: &str,
+    rates: &ClockRates,
+    now_ms: f64,
+    wall_ms: &impl Fn(f64) -> f64,
+) -> Vec<Value> {
     let s = side_name(side);
     let mut out = Vec::new();
     let Some(rtp) = &src.rtp else {
@@ -89,7 +107,10 @@ fn source_objects(src: &SourceSnapshot, side: Side, transport_id: &str, rates: &
     }
     inbound.insert("bytesReceived".into(), json!(rtp.payload_bytes));
     inbound.insert("headerBytesReceived".into(), json!(rtp.header_bytes));
-    inbound.insert("lastPacketReceivedTimestamp".into(), json!(wall_ms(rtp.last_arrival)));
+    inbound.insert(
+        "lastPacketReceivedTimestamp".into(),
+        json!(wall_ms(rtp.last_arrival)),
+    );
     inbound.insert("nackCount".into(), json!(src.feedback.nack));
     inbound.insert("pliCount".into(), json!(src.feedback.pli));
     inbound.insert("firCount".into(), json!(src.feedback.fir));
@@ -107,7 +128,10 @@ fn source_objects(src: &SourceSnapshot, side: Side, transport_id: &str, rates: &
         ro.insert("kind".into(), json!(kind));
         ro.insert("transportId".into(), json!(transport_id));
         ro.insert("localId".into(), json!(inbound_id));
-        ro.insert("remoteTimestamp".into(), json!(NtpTime(sr.ntp).to_unix().as_secs_f64() * 1000.0));
+        ro.insert(
+            "remoteTimestamp".into(),
+            json!(NtpTime(sr.ntp).to_unix().as_secs_f64() * 1000.0),
+        );
         ro.insert("packetsSent".into(), json!(sr.packet_count));
         ro.insert("bytesSent".into(), json!(sr.octet_count));
         ro.insert("reportsSent".into(), json!(sr.reports));
@@ -115,7 +139,10 @@ fn source_objects(src: &SourceSnapshot, side: Side, transport_id: &str, rates: &
         if let Some(last) = src.xr_rtt.last {
             ro.insert("roundTripTime".into(), json!(last));
             ro.insert("totalRoundTripTime".into(), json!(src.xr_rtt.total));
-            ro.insert("roundTripTimeMeasurements".into(), json!(src.xr_rtt.measurements));
+            ro.insert(
+                "roundTripTimeMeasurements".into(),
+                json!(src.xr_rtt.measurements),
+            );
         }
         out.push(Value::Object(ro));
     }
@@ -140,7 +167,10 @@ fn source_objects(src: &SourceSnapshot, side: Side, transport_id: &str, rates: &
             ri.insert("roundTripTime".into(), json!(last));
             ri.insert("totalRoundTripTime".into(), json!(remote.rtt.total));
         }
-        ri.insert("roundTripTimeMeasurements".into(), json!(remote.rtt.measurements));
+        ri.insert(
+            "roundTripTimeMeasurements".into(),
+            json!(remote.rtt.measurements),
+        );
         ri.insert("x-leg".into(), json!(side_name(side.other())));
         ri.insert("x-rttMethod".into(), json!("sr-rr"));
         out.push(Value::Object(ri));

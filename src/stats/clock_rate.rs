@@ -79,7 +79,11 @@ impl ClockRates {
         if let Some(kind) = self.kinds.get_mut(usize::from(pt)) {
             // 90 kHz is the video clock by convention (RFC 3551 §5); every
             // other rate is an audio sampling rate.
-            *kind = Some(if rate == 90000 { MediaKind::Video } else { MediaKind::Audio });
+            *kind = Some(if rate == 90000 {
+                MediaKind::Video
+            } else {
+                MediaKind::Audio
+            });
         }
     }
 

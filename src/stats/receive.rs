@@ -127,7 +127,6 @@ impl ReceiveStats {
         }
     }
 
-
     /// A.1 `init_seq`: a new sequence epoch starting at `seq`.
     fn init_seq(&mut self, seq: u16) {
         self.base_seq = seq;
@@ -190,7 +189,11 @@ impl ReceiveStats {
                     self.init_seq(start);
                     self.max_seq = seq;
                     self.received = self.probation_packets;
-                    self.recent = if run >= 128 { u128::MAX } else { (1u128 << run) - 1 };
+                    self.recent = if run >= 128 {
+                        u128::MAX
+                    } else {
+                        (1u128 << run) - 1
+                    };
                     return SeqOutcome::InOrder;
                 }
             } else if seq != self.max_seq {
@@ -215,7 +218,11 @@ impl ReceiveStats {
                 self.cycles += 1;
             }
             self.max_seq = seq;
-            self.recent = if udelta >= 128 { 1 } else { (self.recent << udelta) | 1 };
+            self.recent = if udelta >= 128 {
+                1
+            } else {
+                (self.recent << udelta) | 1
+            };
             self.received += 1;
             return SeqOutcome::InOrder;
         }

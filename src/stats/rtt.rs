@@ -95,7 +95,12 @@ impl SentLog {
     }
 
     /// Matches a returning (LSR, DLSR) against this log.
-    pub fn match_report(&self, lsr: CompactNtp, dlsr: Delay16, arrival: MonoTime) -> Result<Duration, RttReject> {
+    pub fn match_report(
+        &self,
+        lsr: CompactNtp,
+        dlsr: Delay16,
+        arrival: MonoTime,
+    ) -> Result<Duration, RttReject> {
         if lsr.0 == 0 {
             return Err(RttReject::NoLsr);
         }
@@ -103,7 +108,9 @@ impl SentLog {
             return Err(RttReject::ZeroDelay);
         }
         let forwarded_at = self.lookup(lsr).ok_or(RttReject::UnknownLsr)?;
-        let held = arrival.checked_since(forwarded_at).ok_or(RttReject::Negative)?;
+        let held = arrival
+            .checked_since(forwarded_at)
+            .ok_or(RttReject::Negative)?;
         if held > MAX_REPORT_AGE {
             return Err(RttReject::Stale);
         }
@@ -159,7 +166,11 @@ mod tests {
         let mut log = SentLog::default();
         log.record(CompactNtp(0x1234_0000), MonoTime::from_millis(10_000));
         let rtt = log
-            .match_report(CompactNtp(0x1234_0000), Delay16(0x8000), MonoTime::from_millis(10_530))
+            .match_report(
+                CompactNtp(0x1234_0000),
+                Delay16(0x8000),
+                MonoTime::from_millis(10_530),
+            )
             .unwrap();
         assert_eq!(rtt, Duration::from_millis(30));
     }
@@ -170,13 +181,28 @@ mod tests {
         let at = MonoTime::from_millis(1_000);
         log.record(CompactNtp(7), at);
         let later = MonoTime::from_millis(1_100);
-        assert_eq!(log.match_report(CompactNtp(0), Delay16(1), later), Err(RttReject::NoLsr));
-        assert_eq!(log.match_report(CompactNtp(7), Delay16(0), later), Err(RttReject::ZeroDelay));
-        assert_eq!(log.match_report(CompactNtp(8), Delay16(1), later), Err(RttReject::UnknownLsr));
+        assert_eq!(
+            log.match_report(CompactNtp(0), Delay16(1), later),
+            Err(RttReject::NoLsr)
+        );
+        assert_eq!(
+            log.match_report(CompactNtp(7), Delay16(0), later),
+            Err(RttReject::ZeroDelay)
+        );
+        assert_eq!(
+            log.match_report(CompactNtp(8), Delay16(1), later),
+            Err(RttReject::UnknownLsr)
+        );
         // DLSR of 1 s but only 100 ms passed: negative.
-        assert_eq!(log.match_report(CompactNtp(7), Delay16(65_536), later), Err(RttReject::Negative));
+        assert_eq!(
+            log.match_report(CompactNtp(7), Delay16(65_536), later),
+            Err(RttReject::Negative)
+        );
         let much_later = at + MAX_REPORT_AGE + Duration::from_secs(1);
-        assert_eq!(log.match_report(CompactNtp(7), Delay16(1), much_later), Err(RttReject::Stale));
+        assert_eq!(
+            log.match_report(CompactNtp(7), Delay16(1), much_later),
+            Err(RttReject::Stale)
+        );
         // Arrival before forwarding (time stepped back in a capture).
         assert_eq!(
             log.match_report(CompactNtp(7), Delay16(1), MonoTime::from_millis(999)),
@@ -188,17 +214,29 @@ mod tests {
     fn ring_keeps_newest() {
         let mut log = SentLog::default();
         for i in 0..20u32 {
-            log.record(CompactNtp(100 + i), MonoTime::from_millis(u64::from(i) * 1000));
+            log.record(
+                CompactNtp(100 + i),
+                MonoTime::from_millis(u64::from(i) * 1000),
+            );
         }
         let at = MonoTime::from_millis(30_000);
-        assert_eq!(log.match_report(CompactNtp(100), Delay16(1), at), Err(RttReject::UnknownLsr));
+        assert_eq!(
+            log.match_report(CompactNtp(100), Delay16(1), at),
+            Err(RttReject::UnknownLsr)
+        );
         assert!(log.match_report(CompactNtp(119), Delay16(1), at).is_ok());
         assert!(log.match_report(CompactNtp(112), Delay16(1), at).is_ok());
     }
 
     #[test]
     fn rounding_slack_clamps_to_zero() {
-        assert_eq!(rtt_from(Duration::from_micros(100), Duration::from_micros(120)), Ok(Duration::ZERO));
-        assert_eq!(rtt_from(Duration::from_micros(100), Duration::from_micros(200)), Err(RttReject::Negative));
+        assert_eq!(
+            rtt_from(Duration::from_micros(100), Duration::from_micros(120)),
+            Ok(Duration::ZERO)
+        );
+        assert_eq!(
+            rtt_from(Duration::from_micros(100), Duration::from_micros(200)),
+            Err(RttReject::Negative)
+        );
     }
 }

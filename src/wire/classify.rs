@@ -92,7 +92,7 @@ mod tests {
         assert_eq!(classify(&[0x80, second(true, 111)]), PacketKind::Rtp); // opus, M=1
         assert_eq!(classify(&[0x80, second(true, 127)]), PacketKind::Rtp); // 255
         assert_eq!(classify(&[0x80, second(false, 72)]), PacketKind::Rtp); // M=0: RTP
-        // The documented RFC 5761 §4 ambiguity: PT 64-95 with M=1 reads as RTCP.
+                                                                           // The documented RFC 5761 §4 ambiguity: PT 64-95 with M=1 reads as RTCP.
         assert_eq!(classify(&[0x80, second(true, 64)]), PacketKind::Rtcp); // 192
         assert_eq!(classify(&[0x80, second(true, 72)]), PacketKind::Rtcp); // 200 = SR
         assert_eq!(classify(&[0x80, second(true, 95)]), PacketKind::Rtcp); // 223

@@ -228,7 +228,10 @@ pub fn sign_extend_24(v: u32) -> i32 {
 /// Example: −1 → 0xFF_FFFF; 10 000 000 → 0x7F_FFFF.
 #[inline]
 pub fn clamp_lost_24(lost: i64) -> u32 {
-    let clamped = lost.clamp(i64::from(CUMULATIVE_LOST_MIN), i64::from(CUMULATIVE_LOST_MAX));
+    let clamped = lost.clamp(
+        i64::from(CUMULATIVE_LOST_MIN),
+        i64::from(CUMULATIVE_LOST_MAX),
+    );
     (clamped as i32 as u32) & 0xff_ffff
 }
 
@@ -422,7 +425,9 @@ impl<'a> Bye<'a> {
     }
 
     pub fn ssrcs(&self) -> impl Iterator<Item = Ssrc> + 'a {
-        self.ssrcs.chunks_exact(4).filter_map(|c| u32_at(c, 0).map(Ssrc))
+        self.ssrcs
+            .chunks_exact(4)
+            .filter_map(|c| u32_at(c, 0).map(Ssrc))
     }
 }
 
@@ -618,7 +623,12 @@ pub fn write_receiver_report(out: &mut Vec<u8>, sender: Ssrc, blocks: &[ReportBl
 }
 
 /// Appends a Sender Report with up to 31 blocks.
-pub fn write_sender_report(out: &mut Vec<u8>, sender: Ssrc, info: &SenderInfo, blocks: &[ReportBlock]) {
+pub fn write_sender_report(
+    out: &mut Vec<u8>,
+    sender: Ssrc,
+    info: &SenderInfo,
+    blocks: &[ReportBlock],
+) {
     let blocks = &blocks[..blocks.len().min(MAX_REPORT_BLOCKS)];
     let at = start_packet(out, blocks.len() as u8, PT_SR);
     out.extend_from_slice(&sender.0.to_be_bytes());

@@ -1,0 +1,14 @@
+//! STUN view: `StunView::parse` on arbitrary bytes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use rtp_middlebox::wire::stun::{StunView, HEADER_LEN};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(v) = StunView::parse(data) {
+        assert_eq!(v.attributes.len() + HEADER_LEN, data.len());
+        assert_eq!(v.attributes.len() % 4, 0);
+        assert!(v.method <= 0x0fff);
+        assert_eq!(&data[8..20], &v.transaction_id[..]);
+    }
+});

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite, as README's second command and CI run it.
+#
+#   bash scripts/test.sh            # everything (installs what it needs)
+#   FUZZ_SECONDS=0 bash scripts/test.sh   # skip the fuzz smoke
+#
+# Steps: install Debian tools (tshark, GStreamer) and cargo-fuzz
+# idempotently; unit, property, integration and doc tests (including the
+# tshark agreement test on the shipped GStreamer captures); a bounded fuzz
+# smoke of every target; a quick run of the packet-path benchmark.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+
+bash scripts/setup.sh
+
+echo "== cargo test"
+cargo test --all-targets
+cargo test --doc
+
+echo "== analyze the shipped capture (the README's main job)"
+cargo run --quiet -- analyze tests/data/gst-pcmu-opus-vp8.pcap --format table
+
+if [ "$FUZZ_SECONDS" != "0" ]; then
+  echo "== fuzz smoke (${FUZZ_SECONDS}s per target)"
+  bash scripts/fuzz-smoke.sh "$FUZZ_SECONDS"
+fi
+
+echo "== packet-path benchmark (quick)"
+BENCH_QUICK=1 bash scripts/bench.sh

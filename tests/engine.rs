@@ -1,0 +1,448 @@
+//! Engine behaviour on virtual time: statistics, passive RTT per leg,
+//! report blocks in SRs and RRs, encrypted sessions, drops and expiry.
+
+use rtp_middlebox::engine::{
+    DropReason, Engine, EngineConfig, Event, SessionId, SessionInfo, Side, Verdict,
+};
+use rtp_middlebox::stats::ClockRates;
+use rtp_middlebox::time::MonoTime;
+use rtp_middlebox::wire::ntp::{CompactNtp, Delay16, NtpTime};
+use rtp_middlebox::wire::rtcp::{self, DlrrItem, ReportBlock, SenderInfo};
+use rtp_middlebox::wire::rtp::RtpError;
+use rtp_middlebox::wire::{PacketKind, Ssrc};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const AUDIO: Ssrc = Ssrc(0x1111_1111);
+const VIDEO: Ssrc = Ssrc(0x2222_2222);
+const CLIENT_RR: Ssrc = Ssrc(0x3333_3333);
+
+fn ms(v: u64) -> MonoTime {
+    MonoTime::from_millis(v)
+}
+
+fn engine() -> (Engine, SessionId) {
+    let mut rates = BTreeMap::new();
+    rates.insert(111, 48_000);
+    rates.insert(96, 90_000);
+    let mut e = Engine::new(EngineConfig {
+        clock_rates: ClockRates::new(&rates),
+        max_sources_per_side: 4,
+        ..EngineConfig::default()
+    });
+    let id = e
+        .open_session(
+            ms(0),
+            SessionInfo {
+                client: "192.0.2.10:50000".parse().unwrap(),
+                upstream: "198.51.100.1:3478".parse().unwrap(),
+            },
+        )
+        .unwrap();
+    (e, id)
+}
+
+fn rtp(pt: u8, seq: u16, ts: u32, ssrc: Ssrc, payload: usize) -> Vec<u8> {
+    let mut p = vec![0x80, pt];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&ssrc.0.to_be_bytes());
+    p.resize(12 + payload, 0xab);
+    p
+}
+
+fn sr(sender: Ssrc, ntp: NtpTime, blocks: &[ReportBlock]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let info = SenderInfo {
+        ntp,
+        rtp_ts: 1234,
+        packet_count: 50,
+        octet_count: 8000,
+    };
+    rtcp::write_sender_report(&mut out, sender, &info, blocks);
+    rtcp::write_sdes_cname(&mut out, sender, b"sender@example");
+    out
+}
+
+fn rr(sender: Ssrc, blocks: &[ReportBlock]) -> Vec<u8> {
+    let mut out = Vec::new();
+    rtcp::write_receiver_report(&mut out, sender, blocks);
+    out
+}
+
+fn block(ssrc: Ssrc, lsr: CompactNtp, dlsr: Duration) -> ReportBlock {
+    ReportBlock {
+        ssrc,
+        fraction_lost: 64,
+        cumulative_lost: -3,
+        ext_highest_seq: 70_000,
+        jitter: 480,
+        lsr,
+        dlsr: Delay16::from_duration(dlsr),
+    }
+}
+
+#[test]
+fn loss_jitter_and_counts_from_a_known_sequence() {
+    let (mut e, id) = engine();
+    // Opus at 48 kHz, 20 ms packets (960 ticks). Sequence 65530.. wraps;
+    // 65533 and 2 are lost; 4 arrives twice; 6 arrives before 5.
+    let order: [u16; 12] = [65530, 65531, 65532, 65534, 65535, 0, 1, 3, 4, 4, 6, 5];
+    for (i, seq) in order.iter().enumerate() {
+        let n = u32::from(seq.wrapping_sub(65530));
+        // Arrival jitter: every third packet 4 ms late.
+        let late = if i % 3 == 2 { 4 } else { 0 };
+        let at = ms(1000 + u64::from(n) * 20 + late);
+        let v = e.handle_datagram(
+            at,
+            Side::Client,
+            id,
+            &rtp(111, *seq, 960 * n + 7, AUDIO, 100),
+        );
+        assert_eq!(v, Verdict::Forward(PacketKind::Rtp));
+    }
+    let snap = e.snapshot(ms(2000), id).unwrap();
+    let src = &snap.side(Side::Client).sources[0];
+    let r = src.rtp.as_ref().unwrap();
+    assert_eq!(r.packets_received, 12);
+    // 65530 ..= 6 (extended 65536 + 6): 13 expected.
+    assert_eq!(r.packets_expected, 13);
+    assert_eq!(
+        r.packets_lost, 1,
+        "2 lost, 1 duplicate: RFC 3550 A.3 counts expected − received"
+    );
+    assert_eq!(r.duplicates, 1);
+    assert_eq!(r.out_of_order, 1);
+    assert_eq!(r.ext_highest_seq, 65536 + 6);
+    assert_eq!(r.clock_rate, Some(48_000));
+    assert_eq!(r.payload_bytes, 1200);
+    assert_eq!(r.header_bytes, 144);
+    let j = r.jitter.unwrap();
+    assert!(j > 0.0 && j < 0.004, "jitter {j} s");
+    assert!(r.max_jitter.unwrap() >= j);
+}
+
+#[test]
+fn rtt_per_leg_from_forwarded_sr_and_returning_rr() {
+    let (mut e, id) = engine();
+    // Upstream sends audio and an SR at t=1 s; the proxy forwards it toward
+    // the client. The client's RR about it returns at t=1.530 s, having held
+    // the SR for 500 ms: the client leg's RTT is 30 ms.
+    e.handle_datagram(ms(990), Side::Upstream, id, &rtp(111, 1, 0, AUDIO, 80));
+    e.handle_datagram(ms(1010), Side::Upstream, id, &rtp(111, 2, 960, AUDIO, 80));
+    let ntp = NtpTime::from_unix(Duration::from_secs(1_700_000_000));
+    assert_eq!(
+        e.handle_datagram(ms(1000), Side::Upstream, id, &sr(AUDIO, ntp, &[])),
+        Verdict::Forward(PacketKind::Rtcp)
+    );
+    let rr_pkt = rr(
+        CLIENT_RR,
+        &[block(AUDIO, ntp.compact(), Duration::from_millis(500))],
+    );
+    assert_eq!(
+        e.handle_datagram(ms(1530), Side::Client, id, &rr_pkt),
+        Verdict::Forward(PacketKind::Rtcp)
+    );
+
+    let snap = e.snapshot(ms(2000), id).unwrap();
+    let client_leg = snap.side(Side::Client);
+    let rtt = client_leg.rtt_sr_rr.last.unwrap();
+    assert!((rtt - 0.030).abs() < 1e-4, "rtt {rtt}");
+    assert_eq!(client_leg.rtt_sr_rr.measurements, 1);
+    assert_eq!(
+        snap.side(Side::Upstream).rtt_sr_rr.measurements,
+        0,
+        "no sample for the other leg"
+    );
+    // The report is about the upstream's source: stored on its entry.
+    let audio = snap
+        .side(Side::Upstream)
+        .sources
+        .iter()
+        .find(|s| s.ssrc == AUDIO.0)
+        .unwrap();
+    let remote = audio.remote.as_ref().unwrap();
+    assert_eq!(remote.cumulative_lost, -3, "signed 24-bit cumulative loss");
+    assert_eq!(remote.fraction_lost, 0.25);
+    assert_eq!(
+        remote.jitter,
+        Some(480.0 / 48_000.0),
+        "RTP units converted with the stream's clock"
+    );
+    assert_eq!(remote.reporter, CLIENT_RR.0);
+    assert_eq!(remote.rtt.measurements, 1);
+    assert_eq!(audio.sender_report.as_ref().unwrap().packet_count, 50);
+}
+
+#[test]
+fn every_report_block_counts_including_those_inside_srs() {
+    let (mut e, id) = engine();
+    let ntp_a = NtpTime::from_unix(Duration::from_secs(1_700_000_000));
+    let ntp_v = NtpTime::from_unix(Duration::from_millis(1_700_000_000_250));
+    e.handle_datagram(ms(100), Side::Upstream, id, &sr(AUDIO, ntp_a, &[]));
+    e.handle_datagram(ms(110), Side::Upstream, id, &sr(VIDEO, ntp_v, &[]));
+    // The client answers in an SR of its own carrying two blocks; the
+    // second block must be read too (Janus PR #2089 read only the first).
+    let blocks = [
+        block(AUDIO, ntp_a.compact(), Duration::from_millis(200)),
+        block(VIDEO, ntp_v.compact(), Duration::from_millis(150)),
+    ];
+    e.handle_datagram(
+        ms(340),
+        Side::Client,
+        id,
+        &sr(
+            CLIENT_RR,
+            NtpTime::from_unix(Duration::from_secs(5)),
+            &blocks,
+        ),
+    );
+    let snap = e.snapshot(ms(400), id).unwrap();
+    let up = snap.side(Side::Upstream);
+    let rtt_of = |ssrc: Ssrc| {
+        up.sources
+            .iter()
+            .find(|s| s.ssrc == ssrc.0)
+            .unwrap()
+            .remote
+            .as_ref()
+            .unwrap()
+            .rtt
+            .last
+            .unwrap()
+    };
+    assert!((rtt_of(AUDIO) - 0.040).abs() < 1e-4);
+    assert!((rtt_of(VIDEO) - 0.080).abs() < 1e-4);
+    assert_eq!(snap.side(Side::Client).rtt_sr_rr.measurements, 2);
+}
+
+#[test]
+fn rtt_rejections_are_counted_not_recorded() {
+    let (mut e, id) = engine();
+    let ntp = NtpTime::from_unix(Duration::from_secs(1_700_000_000));
+    e.handle_datagram(ms(100), Side::Upstream, id, &sr(AUDIO, ntp, &[]));
+    let cases = [
+        block(AUDIO, CompactNtp(0), Duration::from_millis(10)), // no SR yet
+        block(AUDIO, ntp.compact(), Duration::ZERO),            // DLSR 0
+        block(AUDIO, CompactNtp(0xdead_beef), Duration::from_millis(1)), // unknown
+        block(AUDIO, ntp.compact(), Duration::from_secs(5)),    // negative
+    ];
+    for b in cases {
+        e.handle_datagram(ms(200), Side::Client, id, &rr(CLIENT_RR, &[b]));
+    }
+    let snap = e.snapshot(ms(300), id).unwrap();
+    assert_eq!(snap.side(Side::Client).rtt_sr_rr.measurements, 0);
+    assert_eq!(snap.side(Side::Client).rtt_sr_rr.last, None);
+    assert_eq!(e.counters().rtt_rejects.iter().sum::<u64>(), 4);
+    assert_eq!(e.counters().rtt_samples, 0);
+}
+
+#[test]
+fn xr_rrtr_and_dlrr_give_the_upstream_leg_rtt() {
+    let (mut e, id) = engine();
+    // The client (a receiver) sends XR RRTR; it is forwarded upstream at
+    // t=2 s. The upstream answers with DLRR at t=2.3 s, held 250 ms: the
+    // upstream leg's RTT is 50 ms.
+    let ntp = NtpTime::from_unix(Duration::from_secs(1_700_000_100));
+    let mut xr = Vec::new();
+    rtcp::write_xr(&mut xr, CLIENT_RR, Some(ntp), &[]);
+    e.handle_datagram(ms(2000), Side::Client, id, &xr);
+    let mut dlrr = Vec::new();
+    let item = DlrrItem {
+        ssrc: CLIENT_RR,
+        lrr: ntp.compact(),
+        dlrr: Delay16::from_duration(Duration::from_millis(250)),
+    };
+    rtcp::write_xr(&mut dlrr, AUDIO, None, &[item]);
+    e.handle_datagram(ms(2300), Side::Upstream, id, &dlrr);
+    let snap = e.snapshot(ms(2400), id).unwrap();
+    let leg = &snap.side(Side::Upstream).rtt_xr_dlrr;
+    assert_eq!(leg.measurements, 1);
+    assert!((leg.last.unwrap() - 0.050).abs() < 1e-4);
+    let client_src = snap
+        .side(Side::Client)
+        .sources
+        .iter()
+        .find(|s| s.ssrc == CLIENT_RR.0)
+        .unwrap();
+    assert_eq!(
+        client_src.xr_rtt.measurements, 1,
+        "remote-outbound-rtp RTT comes from DLRR"
+    );
+}
+
+#[test]
+fn srtcp_in_a_dtls_session_is_forwarded_unread() {
+    let (mut e, id) = engine();
+    // A DTLS handshake record marks the session as SRTP.
+    assert_eq!(
+        e.handle_datagram(ms(10), Side::Client, id, &[22, 0xfe, 0xfd, 0, 0]),
+        Verdict::Forward(PacketKind::Dtls)
+    );
+    // An SRTCP packet: clear 8-byte header + sender SSRC, then ciphertext,
+    // then E|index and a 10-byte tag. Its blocks must not be read.
+    let ntp = NtpTime::from_unix(Duration::from_secs(1_700_000_000));
+    let mut srtcp = rr(
+        CLIENT_RR,
+        &[block(AUDIO, ntp.compact(), Duration::from_millis(1))],
+    );
+    for b in &mut srtcp[8..] {
+        *b ^= 0x5a;
+    }
+    srtcp.extend_from_slice(&[0x80, 0, 0, 1]);
+    srtcp.extend_from_slice(&[0xee; 10]);
+    assert_eq!(
+        e.handle_datagram(ms(20), Side::Client, id, &srtcp),
+        Verdict::Forward(PacketKind::Rtcp)
+    );
+    let snap = e.snapshot(ms(30), id).unwrap();
+    assert!(snap.encrypted);
+    assert_eq!(snap.side(Side::Client).rtcp_unreadable, 1);
+    assert!(
+        snap.side(Side::Upstream).sources.is_empty(),
+        "nothing learned from ciphertext"
+    );
+}
+
+#[test]
+fn malformed_packets_drop_with_a_reason() {
+    let (mut e, id) = engine();
+    let cases: [(&[u8], DropReason); 4] = [
+        (&[], DropReason::Empty),
+        (&[0x80, 0x00, 0x00], DropReason::Rtp(RtpError::TooShort)),
+        (
+            &[0x8f, 0x60, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1],
+            DropReason::Rtp(RtpError::CsrcOverrun),
+        ),
+        (&[0x70, 0x00], DropReason::UnknownProtocol),
+    ];
+    for (bytes, reason) in cases {
+        assert_eq!(
+            e.handle_datagram(ms(1), Side::Client, id, bytes),
+            Verdict::Drop(reason)
+        );
+        assert_eq!(e.counters().drop_count(reason), 1);
+    }
+    // RTCP whose first length runs past the datagram.
+    let v = e.handle_datagram(ms(1), Side::Upstream, id, &[0x80, 201, 0, 9, 0, 0, 0, 1]);
+    assert_eq!(
+        v,
+        Verdict::Drop(DropReason::Rtcp(rtcp::RtcpError::LengthOverrun))
+    );
+}
+
+#[test]
+fn ssrc_cap_per_side_bounds_state() {
+    let (mut e, id) = engine();
+    for i in 0..4u32 {
+        assert!(matches!(
+            e.handle_datagram(ms(1), Side::Client, id, &rtp(0, 1, 0, Ssrc(i), 10)),
+            Verdict::Forward(_)
+        ));
+    }
+    assert_eq!(
+        e.handle_datagram(ms(1), Side::Client, id, &rtp(0, 1, 0, Ssrc(99), 10)),
+        Verdict::Drop(DropReason::SourceLimit)
+    );
+    // Known SSRCs keep flowing; the other side has its own budget.
+    assert!(matches!(
+        e.handle_datagram(ms(2), Side::Client, id, &rtp(0, 2, 160, Ssrc(0), 10)),
+        Verdict::Forward(_)
+    ));
+    assert!(matches!(
+        e.handle_datagram(ms(2), Side::Upstream, id, &rtp(0, 1, 0, Ssrc(99), 10)),
+        Verdict::Forward(_)
+    ));
+}
+
+#[test]
+fn idle_sessions_expire_through_the_timeout_and_stale_ids_are_refused() {
+    let (mut e, id) = engine();
+    e.handle_datagram(ms(5_000), Side::Client, id, &rtp(0, 1, 0, AUDIO, 10));
+    while e.poll_event().is_some() {}
+    let mut t = ms(5_000);
+    // Drive the timer as a runtime would until the session is gone.
+    while e.session_count() > 0 {
+        t = e.poll_timeout().expect("a live session keeps a timer");
+        e.handle_timeout(t);
+        assert!(t <= ms(5_000 + 31_000 + 1_000), "expired late: {t:?}");
+    }
+    assert!(t >= ms(35_000), "expired early: {t:?}");
+    match e.poll_event() {
+        Some(Event::SessionClosed {
+            id: closed,
+            snapshot,
+            ..
+        }) => {
+            assert_eq!(closed, id);
+            assert_eq!(
+                snapshot.side(Side::Client).sources[0]
+                    .rtp
+                    .as_ref()
+                    .unwrap()
+                    .packets_received,
+                1
+            );
+        }
+        other => panic!("expected SessionClosed, got {other:?}"),
+    }
+    assert_eq!(e.poll_timeout(), None);
+    assert_eq!(
+        e.handle_datagram(t, Side::Client, id, &rtp(0, 2, 160, AUDIO, 10)),
+        Verdict::Drop(DropReason::UnknownSession)
+    );
+    // The slot is reused by a new session with a new generation.
+    let info = SessionInfo {
+        client: "192.0.2.11:1".parse().unwrap(),
+        upstream: "198.51.100.1:3478".parse().unwrap(),
+    };
+    let id2 = e.open_session(t, info).unwrap();
+    assert_ne!(id, id2);
+    assert!(e.snapshot(t, id).is_none());
+}
+
+#[test]
+fn session_table_is_bounded() {
+    let mut e = Engine::new(EngineConfig {
+        max_sessions: 2,
+        ..EngineConfig::default()
+    });
+    let info = SessionInfo {
+        client: "192.0.2.1:1".parse().unwrap(),
+        upstream: "198.51.100.1:2".parse().unwrap(),
+    };
+    e.open_session(ms(0), info).unwrap();
+    e.open_session(ms(0), info).unwrap();
+    assert!(e.open_session(ms(0), info).is_err());
+    assert_eq!(e.counters().sessions_refused, 1);
+}
+
+#[test]
+fn stun_and_feedback_are_forwarded_and_counted() {
+    let (mut e, id) = engine();
+    let mut stun = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+    stun.extend_from_slice(&[7; 12]);
+    assert_eq!(
+        e.handle_datagram(ms(1), Side::Client, id, &stun),
+        Verdict::Forward(PacketKind::Stun)
+    );
+    // Video from upstream, then a PLI and a NACK about it from the client.
+    e.handle_datagram(ms(2), Side::Upstream, id, &rtp(96, 10, 0, VIDEO, 1000));
+    let pli = [
+        0x81, 206, 0, 2, 0x33, 0x33, 0x33, 0x33, 0x22, 0x22, 0x22, 0x22,
+    ];
+    let nack = [
+        0x81, 205, 0, 3, 0x33, 0x33, 0x33, 0x33, 0x22, 0x22, 0x22, 0x22, 0, 9, 0, 0,
+    ];
+    assert_eq!(
+        e.handle_datagram(ms(3), Side::Client, id, &pli),
+        Verdict::Forward(PacketKind::Rtcp)
+    );
+    assert_eq!(
+        e.handle_datagram(ms(4), Side::Client, id, &nack),
+        Verdict::Forward(PacketKind::Rtcp)
+    );
+    let snap = e.snapshot(ms(5), id).unwrap();
+    let video = &snap.side(Side::Upstream).sources[0];
+    assert_eq!((video.feedback.pli, video.feedback.nack), (1, 1));
+}
