@@ -335,12 +335,21 @@ impl Analyzer {
     }
 
     /// Final snapshots of every conversation, in order of appearance.
+    ///
+    /// RTCP sent from another source port than its RTP (common for senders
+    /// that do not bind their RTCP socket, such as GStreamer's udpsink) lands
+    /// in a conversation of its own. Its SR and report-block facts are
+    /// joined to the RTP stream with the same SSRC between the same two
+    /// hosts, so every stream shows its reports.
     pub fn snapshots(&self) -> Vec<SessionSnapshot> {
         let mut ids: Vec<SessionId> = self.conversations.values().map(|(id, _)| *id).collect();
         ids.sort();
-        ids.into_iter()
+        let mut snaps: Vec<SessionSnapshot> = ids
+            .into_iter()
             .filter_map(|id| self.engine.snapshot(self.last_now, id))
-            .collect()
+            .collect();
+        join_split_rtcp(&mut snaps);
+        snaps
     }
 
     pub fn engine(&self) -> &Engine {
@@ -412,6 +421,43 @@ impl Analyzer {
             }
         }
         out
+    }
+}
+
+/// Copies RTCP-derived facts from RTCP-only sources to RTP sources with the
+/// same SSRC, sent in the same direction between the same two hosts.
+fn join_split_rtcp(snaps: &mut [SessionSnapshot]) {
+    let host = |s: &SessionSnapshot, side: Side| match side {
+        Side::Client => s.client.ip(),
+        Side::Upstream => s.upstream.ip(),
+    };
+    let mut donors = Vec::new();
+    for snap in snaps.iter() {
+        for side in Side::BOTH {
+            for src in snap.side(side).sources.iter().filter(|s| s.rtp.is_none()) {
+                donors.push((host(snap, side), host(snap, side.other()), src.clone()));
+            }
+        }
+    }
+    for snap in snaps.iter_mut() {
+        for side in Side::BOTH {
+            let (from, to) = (host(snap, side), host(snap, side.other()));
+            for src in snap.sides[side.index()].sources.iter_mut().filter(|s| s.rtp.is_some()) {
+                let Some((_, _, d)) = donors.iter().find(|(f, t, d)| *f == from && *t == to && d.ssrc == src.ssrc) else {
+                    continue;
+                };
+                if src.sender_report.is_none() {
+                    src.sender_report = d.sender_report.clone();
+                }
+                if src.remote.is_none() {
+                    src.remote = d.remote.clone();
+                }
+                if src.xr_rtt.measurements == 0 {
+                    src.xr_rtt = d.xr_rtt;
+                }
+                src.bye |= d.bye;
+            }
+        }
     }
 }
 

@@ -1,0 +1,115 @@
+//! The `rtp-middlebox analyze` command as users run it: output formats,
+//! clock-rate options, and clear errors (exit code 2, no panic) on bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rtp-middlebox"))
+}
+
+fn capture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/gst-pcmu-opus-vp8.pcap")
+}
+
+fn run(args: &[&str], file: &Path) -> Output {
+    bin().arg("analyze").arg(file).args(args).output().unwrap()
+}
+
+fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("rtp-middlebox-cli-{}-{name}", std::process::id()));
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn assert_clean_failure(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn json_has_the_pinned_fields() {
+    let out = run(&["--format", "json"], &capture());
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let streams = v["streams"].as_array().unwrap();
+    assert_eq!(streams.len(), 3);
+    for s in streams {
+        for key in [
+            "ssrc",
+            "src",
+            "dst",
+            "payloadType",
+            "clockRate",
+            "packetsReceived",
+            "packetsExpected",
+            "packetsLost",
+            "duplicates",
+            "outOfOrder",
+            "jitter",
+            "maxJitter",
+            "meanJitter",
+        ] {
+            assert!(s.get(key).is_some(), "missing {key} in {s}");
+        }
+    }
+    let pcmu = streams.iter().find(|s| s["payloadType"] == 0).unwrap();
+    assert_eq!(pcmu["clockRate"], 8000);
+    assert!(pcmu["jitter"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn clock_rate_option_overrides_and_unknown_stays_explicit() {
+    // 111 → 16 kHz instead of the default map's 48 kHz.
+    let out = run(&["--format", "json", "--clock-rate", "111=16000"], &capture());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let opus = v["streams"].as_array().unwrap().iter().find(|s| s["payloadType"] == 111).unwrap();
+    assert_eq!(opus["clockRate"], 16000);
+    // A config whose map lacks 96: the VP8 stream's clock is unknown (null).
+    let cfg = tmp("cfg.toml", b"[[relay]]\nlisten = \"127.0.0.1:1\"\nupstream = \"127.0.0.1:2\"\n");
+    let out = run(&["--format", "json", "--config", cfg.to_str().unwrap()], &capture());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let vp8 = v["streams"].as_array().unwrap().iter().find(|s| s["payloadType"] == 96).unwrap();
+    assert!(vp8["clockRate"].is_null() && vp8["jitter"].is_null(), "{vp8}");
+}
+
+#[test]
+fn w3c_and_table_formats() {
+    let out = run(&["--format", "w3c"], &capture());
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stats: Vec<&serde_json::Value> = v.as_array().unwrap().iter().flat_map(|s| s["stats"].as_array().unwrap()).collect();
+    let inbound: Vec<_> = stats.iter().filter(|o| o["type"] == "inbound-rtp").collect();
+    assert_eq!(inbound.len(), 3);
+    for o in &inbound {
+        assert!(o["ssrc"].is_u64() && o["kind"].is_string() && o["timestamp"].is_f64());
+    }
+    // No receiver reports in this capture: no remote-inbound-rtp, no RTT.
+    assert!(stats.iter().all(|o| o["type"] != "remote-inbound-rtp"));
+    assert!(stats.iter().any(|o| o["type"] == "remote-outbound-rtp"), "SRs are in the capture");
+
+    let out = run(&["--format", "table"], &capture());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 4, "{text}");
+    assert!(text.contains("0x11110000"));
+}
+
+#[test]
+fn bad_inputs_fail_clearly_with_exit_code_2() {
+    assert_clean_failure(&run(&[], Path::new("/nonexistent/capture.pcap")), "cannot open");
+    assert_clean_failure(&run(&[], &tmp("text.pcap", b"this is not a capture file at all")), "not a pcap or pcapng");
+    assert_clean_failure(&run(&[], &tmp("empty.pcap", b"")), "not a pcap or pcapng");
+    // A real capture cut in the middle of a packet.
+    let bytes = std::fs::read(capture()).unwrap();
+    let cut = tmp("cut.pcap", &bytes[..bytes.len() / 2 + 7]);
+    assert_clean_failure(&run(&[], &cut), "truncated or corrupt");
+    // Option errors come from the argument parser, also exit code 2.
+    let out = run(&["--clock-rate", "300=8000"], &capture());
+    assert_clean_failure(&out, "0-127");
+    let out = run(&["--format", "xml"], &capture());
+    assert_clean_failure(&out, "xml");
+    let cfg = tmp("bad.toml", b"[limits]\nmax_sessions = 0\n");
+    assert_clean_failure(&run(&["--config", cfg.to_str().unwrap()], &capture()), "limits.max_sessions");
+}
