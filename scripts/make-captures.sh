@@ -44,6 +44,14 @@
 #      the fixture's first frame; every other column is unaffected by the preamble.
 #      tests/data/$NAME.versions.txt records the tshark and GStreamer versions
 #      and these commands.
+#   5. Self-check of the written-down semantics: scripts/wireshark-rtp-model.py
+#      recomputes every column of both golden files from the captures, following
+#      tests/data/README.md, and the script fails unless all of them match.
+#   6. The byte-deterministic synthetic fixture of Wireshark's corner cases:
+#        scripts/make-quirks-capture.py tests/data/synthetic-ws-quirks.pcap
+#        tshark -n -r tests/data/synthetic-ws-quirks.pcap -q -o rtp.heuristic_rtp:TRUE -z rtp,streams \
+#            > tests/data/synthetic-ws-quirks.tshark-rtp-streams.txt
+#      (checked by the model too).
 #
 # The result is not byte-reproducible (GStreamer's encoders and the kernel's
 # scheduling change arrival times and payloads), so this script is a generator:
@@ -54,6 +62,9 @@
 # Usage: scripts/make-captures.sh            (from anywhere in the repo)
 # Env:   OUT=tests/data NAME=gst-pcmu-opus-vp8 SEED=42 DURATION=10 BASE_PORT=5000
 #        CAPTURE_GEN=/path/to/capture_gen   (skip the cargo build, use this binary)
+#        SKIP_CAPTURE=1   keep the committed captures; redo steps 4-6 only (golden
+#                         values, self-check, synthetic fixture), e.g. after a
+#                         tshark upgrade
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -65,9 +76,19 @@ BASE_PORT=${BASE_PORT:-5000}
 
 die() { echo "make-captures.sh: $*" >&2; exit 1; }
 
-for tool in gst-launch-1.0 gst-inspect-1.0 tshark mergecap; do
+for tool in gst-launch-1.0 gst-inspect-1.0 tshark mergecap python3; do
   command -v "$tool" >/dev/null || die "$tool not found: run scripts/setup.sh"
 done
+mkdir -p "$OUT"
+tmp=$(mktemp -d)
+cg_pid=""
+cleanup() {
+  if [ -n "$cg_pid" ] && kill -0 "$cg_pid" 2>/dev/null; then kill "$cg_pid" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+if [ "${SKIP_CAPTURE:-0}" != 1 ]; then
 for el in rtpbin audiotestsrc videotestsrc mulawenc rtppcmupay opusenc rtpopuspay vp8enc rtpvp8pay udpsink; do
   timeout 30 gst-inspect-1.0 "$el" >/dev/null 2>&1 || die "GStreamer element $el missing: run scripts/setup.sh"
 done
@@ -77,15 +98,6 @@ if [ -z "${CAPTURE_GEN:-}" ]; then
   CAPTURE_GEN=target/release/examples/capture_gen
 fi
 [ -x "$CAPTURE_GEN" ] || die "capture_gen binary $CAPTURE_GEN not found"
-
-mkdir -p "$OUT"
-tmp=$(mktemp -d)
-cg_pid=""
-cleanup() {
-  if [ -n "$cg_pid" ] && kill -0 "$cg_pid" 2>/dev/null; then kill "$cg_pid" 2>/dev/null || true; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
 
 P0=$BASE_PORT
 P=("$P0" $((P0 + 1)) $((P0 + 2)) $((P0 + 3)) $((P0 + 4)) $((P0 + 5)))
@@ -135,6 +147,7 @@ timeout $((DURATION + 30)) gst-launch-1.0 -q -e "${GST_PIPELINE[@]}" > "$tmp/gst
 wait "$cg_pid" || { cat "$tmp/capture_gen.log" >&2; die "capture_gen failed"; }
 cg_pid=""
 cat "$tmp/capture_gen.log" >&2
+fi # SKIP_CAPTURE
 
 # Golden values.
 TSHARK=(tshark -n -q -o rtp.heuristic_rtp:TRUE -z rtp,streams)
@@ -151,6 +164,24 @@ if grep "0x[0-9A-F]\{8\}" "$OUT/$NAME.sdp.tshark-rtp-streams.txt" | grep -q -- "
   die "tshark lacks a clock rate for some stream even with the SDP preamble"
 fi
 
+# The README's description of tshark's arithmetic must reproduce every column.
+MODEL=scripts/wireshark-rtp-model.py
+timeout 120 python3 "$MODEL" "$OUT/$NAME.pcap" --golden "$OUT/$NAME.tshark-rtp-streams.txt" \
+  || die "model disagrees with tshark on $NAME.pcap"
+timeout 120 python3 "$MODEL" "$tmp/signalled.pcap" --golden "$OUT/$NAME.sdp.tshark-rtp-streams.txt" \
+  --clock 111=48000 --clock 96=90000 || die "model disagrees with tshark on the signalled capture"
+
+# Synthetic corner cases (byte-deterministic).
+timeout 60 python3 scripts/make-quirks-capture.py "$OUT/synthetic-ws-quirks.pcap"
+timeout 120 "${TSHARK[@]}" -r "$OUT/synthetic-ws-quirks.pcap" 2>/dev/null \
+  > "$OUT/synthetic-ws-quirks.tshark-rtp-streams.txt"
+timeout 120 python3 "$MODEL" "$OUT/synthetic-ws-quirks.pcap" \
+  --golden "$OUT/synthetic-ws-quirks.tshark-rtp-streams.txt" || die "model disagrees with tshark on the quirks"
+
+if [ "${SKIP_CAPTURE:-0}" = 1 ]; then
+  # Captures unchanged: only record the tshark that made the golden files.
+  sed -i "s/^tshark: .*/tshark: $(tshark --version 2>/dev/null | head -1)/" "$OUT/$NAME.versions.txt"
+else
 {
   echo "# Tools that produced the $NAME fixtures (scripts/make-captures.sh)"
   echo "tshark: $(tshark --version 2>/dev/null | head -1)"
@@ -162,6 +193,7 @@ fi
   echo "golden: tshark -n -r SIGNALLED.pcap -q -o rtp.heuristic_rtp:TRUE -z rtp,streams > $NAME.sdp.tshark-rtp-streams.txt"
   echo "gst-launch-1.0 -q -e ${GST_PIPELINE[*]}"
 } > "$OUT/$NAME.versions.txt"
+fi
 
 echo "make-captures.sh: wrote"
-ls -l "$OUT/$NAME".*
+ls -l "$OUT/$NAME".* "$OUT"/synthetic-ws-quirks.*

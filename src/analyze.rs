@@ -442,8 +442,15 @@ fn join_split_rtcp(snaps: &mut [SessionSnapshot]) {
     for snap in snaps.iter_mut() {
         for side in Side::BOTH {
             let (from, to) = (host(snap, side), host(snap, side.other()));
-            for src in snap.sides[side.index()].sources.iter_mut().filter(|s| s.rtp.is_some()) {
-                let Some((_, _, d)) = donors.iter().find(|(f, t, d)| *f == from && *t == to && d.ssrc == src.ssrc) else {
+            for src in snap.sides[side.index()]
+                .sources
+                .iter_mut()
+                .filter(|s| s.rtp.is_some())
+            {
+                let Some((_, _, d)) = donors
+                    .iter()
+                    .find(|(f, t, d)| *f == from && *t == to && d.ssrc == src.ssrc)
+                else {
                     continue;
                 };
                 if src.sender_report.is_none() {

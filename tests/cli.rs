@@ -63,16 +63,38 @@ fn json_has_the_pinned_fields() {
 #[test]
 fn clock_rate_option_overrides_and_unknown_stays_explicit() {
     // 111 → 16 kHz instead of the default map's 48 kHz.
-    let out = run(&["--format", "json", "--clock-rate", "111=16000"], &capture());
+    let out = run(
+        &["--format", "json", "--clock-rate", "111=16000"],
+        &capture(),
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let opus = v["streams"].as_array().unwrap().iter().find(|s| s["payloadType"] == 111).unwrap();
+    let opus = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["payloadType"] == 111)
+        .unwrap();
     assert_eq!(opus["clockRate"], 16000);
     // A config whose map lacks 96: the VP8 stream's clock is unknown (null).
-    let cfg = tmp("cfg.toml", b"[[relay]]\nlisten = \"127.0.0.1:1\"\nupstream = \"127.0.0.1:2\"\n");
-    let out = run(&["--format", "json", "--config", cfg.to_str().unwrap()], &capture());
+    let cfg = tmp(
+        "cfg.toml",
+        b"[[relay]]\nlisten = \"127.0.0.1:1\"\nupstream = \"127.0.0.1:2\"\n",
+    );
+    let out = run(
+        &["--format", "json", "--config", cfg.to_str().unwrap()],
+        &capture(),
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let vp8 = v["streams"].as_array().unwrap().iter().find(|s| s["payloadType"] == 96).unwrap();
-    assert!(vp8["clockRate"].is_null() && vp8["jitter"].is_null(), "{vp8}");
+    let vp8 = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["payloadType"] == 96)
+        .unwrap();
+    assert!(
+        vp8["clockRate"].is_null() && vp8["jitter"].is_null(),
+        "{vp8}"
+    );
 }
 
 #[test]
@@ -80,15 +102,26 @@ fn w3c_and_table_formats() {
     let out = run(&["--format", "w3c"], &capture());
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let stats: Vec<&serde_json::Value> = v.as_array().unwrap().iter().flat_map(|s| s["stats"].as_array().unwrap()).collect();
-    let inbound: Vec<_> = stats.iter().filter(|o| o["type"] == "inbound-rtp").collect();
+    let stats: Vec<&serde_json::Value> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["stats"].as_array().unwrap())
+        .collect();
+    let inbound: Vec<_> = stats
+        .iter()
+        .filter(|o| o["type"] == "inbound-rtp")
+        .collect();
     assert_eq!(inbound.len(), 3);
     for o in &inbound {
         assert!(o["ssrc"].is_u64() && o["kind"].is_string() && o["timestamp"].is_f64());
     }
     // No receiver reports in this capture: no remote-inbound-rtp, no RTT.
     assert!(stats.iter().all(|o| o["type"] != "remote-inbound-rtp"));
-    assert!(stats.iter().any(|o| o["type"] == "remote-outbound-rtp"), "SRs are in the capture");
+    assert!(
+        stats.iter().any(|o| o["type"] == "remote-outbound-rtp"),
+        "SRs are in the capture"
+    );
 
     let out = run(&["--format", "table"], &capture());
     let text = String::from_utf8(out.stdout).unwrap();
@@ -98,8 +131,14 @@ fn w3c_and_table_formats() {
 
 #[test]
 fn bad_inputs_fail_clearly_with_exit_code_2() {
-    assert_clean_failure(&run(&[], Path::new("/nonexistent/capture.pcap")), "cannot open");
-    assert_clean_failure(&run(&[], &tmp("text.pcap", b"this is not a capture file at all")), "not a pcap or pcapng");
+    assert_clean_failure(
+        &run(&[], Path::new("/nonexistent/capture.pcap")),
+        "cannot open",
+    );
+    assert_clean_failure(
+        &run(&[], &tmp("text.pcap", b"this is not a capture file at all")),
+        "not a pcap or pcapng",
+    );
     assert_clean_failure(&run(&[], &tmp("empty.pcap", b"")), "not a pcap or pcapng");
     // A real capture cut in the middle of a packet.
     let bytes = std::fs::read(capture()).unwrap();
@@ -111,5 +150,8 @@ fn bad_inputs_fail_clearly_with_exit_code_2() {
     let out = run(&["--format", "xml"], &capture());
     assert_clean_failure(&out, "xml");
     let cfg = tmp("bad.toml", b"[limits]\nmax_sessions = 0\n");
-    assert_clean_failure(&run(&["--config", cfg.to_str().unwrap()], &capture()), "limits.max_sessions");
+    assert_clean_failure(
+        &run(&["--config", cfg.to_str().unwrap()], &capture()),
+        "limits.max_sessions",
+    );
 }

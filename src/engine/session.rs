@@ -196,24 +196,12 @@ impl Session {
                     stream.payload_type = pt;
                     stream.stats.set_clock_rate(clock_rate(pt));
                 }
-                stream.stats.on_packet(
-                    now,
-                    rtp.seq(),
-                    rtp.timestamp(),
-                    rtp.header_len(),
-                    rtp.payload_len(),
-                );
+                stream.stats.on_rtp(now, rtp);
                 RtpOutcome::Counted
             }
             None => {
                 let mut stats = ReceiveStats::new(rtp.seq(), clock_rate(pt), now);
-                stats.on_packet(
-                    now,
-                    rtp.seq(),
-                    rtp.timestamp(),
-                    rtp.header_len(),
-                    rtp.payload_len(),
-                );
+                stats.on_rtp(now, rtp);
                 source.rtp = Some(RtpStream {
                     payload_type: pt,
                     stats,

@@ -4,6 +4,7 @@
 
 use crate::time::MonoTime;
 use crate::wire::rtcp::clamp_lost_24;
+use crate::wire::rtp::RtpView;
 use crate::wire::{ExtSeqNo, RtpTs, SeqNo};
 
 /// RFC 3550 A.1 constants.
@@ -88,8 +89,9 @@ pub struct ReceiveStats {
     prev: Option<(MonoTime, RtpTs)>,
     jitter: f64,
     max_jitter: f64,
-    jitter_sum: f64,
-    jitter_samples: u64,
+    mean_jitter: f64,
+    /// Payload type of the previous packet (comfort-noise rule above).
+    last_pt: Option<u8>,
 }
 
 impl ReceiveStats {
@@ -122,8 +124,8 @@ impl ReceiveStats {
             prev: None,
             jitter: 0.0,
             max_jitter: 0.0,
-            jitter_sum: 0.0,
-            jitter_samples: 0,
+            mean_jitter: 0.0,
+            last_pt: None,
         }
     }
 
@@ -139,8 +141,32 @@ impl ReceiveStats {
         self.recent = 1;
     }
 
+    /// Accounts one RTP packet as the relay sees it (see [`Self::on_packet`]);
+    /// decides from the marker bit and payload type whether the packet is a
+    /// jitter *sample* for `maxJitter`/`meanJitter`.
+    #[inline]
+    pub fn on_rtp(&mut self, now: MonoTime, rtp: &RtpView<'_>) -> SeqOutcome {
+        // Wireshark's RTP stream analysis samples the running estimate only
+        // on "regular" packets: not a marker packet (audio talkspurt start,
+        // video frame end), not comfort noise (PT 13, or 19 as once
+        // reserved) and not the packet after comfort noise. The estimate
+        // itself (A.8) still takes every packet.
+        let pt = rtp.payload_type();
+        let cn = |pt: u8| pt == 13 || pt == 19;
+        let sample = !rtp.marker() && !cn(pt) && !self.last_pt.is_some_and(cn);
+        self.last_pt = Some(pt);
+        self.account(
+            now,
+            rtp.seq(),
+            rtp.timestamp(),
+            rtp.header_len(),
+            rtp.payload_len(),
+            sample,
+        )
+    }
+
     /// Accounts one packet. `header_len`/`payload_len` come from the RTP
-    /// view; `now` is the arrival time.
+    /// view; `now` is the arrival time. Every packet is a jitter sample.
     pub fn on_packet(
         &mut self,
         now: MonoTime,
@@ -148,6 +174,18 @@ impl ReceiveStats {
         ts: RtpTs,
         header_len: usize,
         payload_len: usize,
+    ) -> SeqOutcome {
+        self.account(now, seq, ts, header_len, payload_len, true)
+    }
+
+    fn account(
+        &mut self,
+        now: MonoTime,
+        seq: SeqNo,
+        ts: RtpTs,
+        header_len: usize,
+        payload_len: usize,
+        sample: bool,
     ) -> SeqOutcome {
         self.last_arrival = now;
         let outcome = self.update_seq(seq.0);
@@ -164,7 +202,7 @@ impl ReceiveStats {
             SeqOutcome::Restarted => self.restarts += 1,
             _ => {}
         }
-        self.update_jitter(now, ts);
+        self.update_jitter(now, ts, sample);
         outcome
     }
 
@@ -264,7 +302,14 @@ impl ReceiveStats {
     ///
     /// Example at 8 kHz: packets 20 ms apart with timestamps 160 apart give
     /// D = 160 − 160 = 0; a packet 5 ms late gives D = 40 and J += 40/16.
-    fn update_jitter(&mut self, now: MonoTime, ts: RtpTs) {
+    ///
+    /// `maxJitter`/`meanJitter` follow Wireshark's RTP stream analysis so
+    /// that `analyze` agrees with it: the maximum over sampled packets, and
+    /// the mean by its recurrence `mean = (mean·(n−1) + J)/n` with n the
+    /// packets after the first, so a packet that is not a sample counts as
+    /// the mean of the moment. For a stream of regular packets this is the
+    /// plain mean of J over packets 2..N.
+    fn update_jitter(&mut self, now: MonoTime, ts: RtpTs, sample: bool) {
         let Some(rate) = self.clock_rate else {
             return;
         };
@@ -273,9 +318,11 @@ impl ReceiveStats {
             let arrival_delta = arrival_delta_ns * f64::from(rate) / 1e9;
             let d = arrival_delta - f64::from(ts.signed_delta_from(prev_ts));
             self.jitter += (d.abs() - self.jitter) / 16.0;
-            self.max_jitter = self.max_jitter.max(self.jitter);
-            self.jitter_sum += self.jitter;
-            self.jitter_samples += 1;
+            if sample {
+                let n = self.packets.saturating_sub(1).max(1) as f64;
+                self.max_jitter = self.max_jitter.max(self.jitter);
+                self.mean_jitter = (self.mean_jitter * (n - 1.0) + self.jitter) / n;
+            }
         }
         self.prev = Some((now, ts));
     }
@@ -372,13 +419,10 @@ impl ReceiveStats {
         self.clock_rate.map(|r| self.max_jitter / f64::from(r))
     }
 
-    /// Mean of the running estimate over every packet that updated it, seconds.
+    /// Mean of the running estimate (Wireshark's recurrence, see
+    /// `update_jitter`), seconds.
     pub fn mean_jitter_secs(&self) -> Option<f64> {
-        let r = self.clock_rate?;
-        if self.jitter_samples == 0 {
-            return Some(0.0);
-        }
-        Some(self.jitter_sum / self.jitter_samples as f64 / f64::from(r))
+        self.clock_rate.map(|r| self.mean_jitter / f64::from(r))
     }
 
     /// The jitter field of a report block: A.8 estimate truncated to an integer.
