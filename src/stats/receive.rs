@@ -13,6 +13,11 @@ pub const MAX_MISORDER: u16 = 100;
 pub const MIN_SEQUENTIAL: u8 = 2;
 const RTP_SEQ_MOD: u32 = 1 << 16;
 
+/// A timestamp step this large (2^30 ticks: 3.3 h at 90 kHz) is a sender
+/// discontinuity, not network jitter: the A.8 estimate skips it and takes
+/// the packet as its new reference instead of adding ~2^30/16 to J.
+const TS_DISCONTINUITY: u32 = 1 << 30;
+
 /// What A.1 made of one packet's sequence number.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum SeqOutcome {
@@ -55,10 +60,14 @@ pub struct ReceiveStats {
     base_seq: u16,
     bad_seq: u32,
     probation: u8,
-    /// First sequence number of the current probation run, and the packets
-    /// seen since it (duplicates included).
+    /// First sequence number of the current probation run, packets in that
+    /// run, packets since the stream began, and the first few sequence
+    /// numbers seen during probation.
     probation_start: u16,
+    probation_run_packets: u64,
     probation_packets: u64,
+    probation_seen: [u16; 8],
+    probation_seen_len: usize,
     /// Packets counted toward A.3 since the last (re)start.
     received: u64,
     expected_prior: u64,
@@ -104,7 +113,10 @@ impl ReceiveStats {
             bad_seq: RTP_SEQ_MOD + 1,
             probation: MIN_SEQUENTIAL,
             probation_start: seq.0,
+            probation_run_packets: 0,
             probation_packets: 0,
+            probation_seen: [0; 8],
+            probation_seen_len: 0,
             received: 0,
             expected_prior: 0,
             received_prior: 0,
@@ -206,6 +218,66 @@ impl ReceiveStats {
         outcome
     }
 
+    /// RFC 3550 A.1 probation: the source becomes valid after
+    /// MIN_SEQUENTIAL packets in sequence; an out-of-sequence packet starts
+    /// the run over. Unlike the RFC, nothing seen during probation is
+    /// discarded: when it passes, the epoch starts at the lowest sequence
+    /// number seen (a packet reordered ahead of the first one belongs to the
+    /// stream) and every probation packet counts as received, as capture
+    /// tools count them.
+    fn probation_step(&mut self, seq: u16) -> SeqOutcome {
+        self.probation_packets += 1;
+        if let Some(slot) = self.probation_seen.get_mut(self.probation_seen_len) {
+            *slot = seq;
+            self.probation_seen_len += 1;
+        }
+        if seq == self.max_seq.wrapping_add(1) {
+            self.probation -= 1;
+            self.max_seq = seq;
+        } else if seq != self.max_seq {
+            // Out of sequence: the run starts over from this packet (a
+            // duplicate of the previous one does not break it).
+            self.probation = MIN_SEQUENTIAL - 1;
+            self.probation_start = seq;
+            self.max_seq = seq;
+            self.probation_run_packets = 0;
+        }
+        self.probation_run_packets += 1;
+        if self.probation > 0 {
+            return SeqOutcome::Probation;
+        }
+        let max = seq;
+        // The lowest probation sequence number within reach of the highest.
+        let seen_all = self.probation_seen;
+        let seen = &seen_all[..self.probation_seen_len];
+        let lowest = seen
+            .iter()
+            .copied()
+            .filter(|s| max.wrapping_sub(*s) < MAX_DROPOUT)
+            .max_by_key(|s| max.wrapping_sub(*s))
+            .unwrap_or(self.probation_start);
+        let all_within = seen.iter().all(|s| max.wrapping_sub(*s) < MAX_DROPOUT);
+        let (base, received) =
+            if all_within && self.probation_seen_len as u64 == self.probation_packets {
+                (lowest, self.probation_packets)
+            } else {
+                // Earlier packets were far off (a restart) or too many to track:
+                // count only the run that passed.
+                (self.probation_start, self.probation_run_packets)
+            };
+        self.init_seq(base);
+        self.max_seq = max;
+        self.received = received;
+        self.recent = 0;
+        for s in seen {
+            let back = max.wrapping_sub(*s);
+            if back < 128 && (all_within || max.wrapping_sub(self.probation_start) >= back) {
+                self.recent |= 1u128 << back;
+            }
+        }
+        SeqOutcome::InOrder
+    }
+
     /// RFC 3550 A.1 `update_seq`, with two deliberate differences:
     /// * packets seen during probation are counted once it completes (the
     ///   RFC drops them from `received`; capture tools such as Wireshark
@@ -214,35 +286,7 @@ impl ReceiveStats {
     fn update_seq(&mut self, seq: u16) -> SeqOutcome {
         let udelta = seq.wrapping_sub(self.max_seq);
         if self.probation > 0 {
-            // The source is not valid until MIN_SEQUENTIAL packets arrive in sequence.
-            self.probation_packets += 1;
-            if seq == self.max_seq.wrapping_add(1) {
-                self.probation -= 1;
-                self.max_seq = seq;
-                if self.probation == 0 {
-                    let start = self.probation_start;
-                    let run = u32::from(seq.wrapping_sub(start)) + 1;
-                    // The epoch starts at the first packet of the run that
-                    // passed probation, and every packet of it counts.
-                    self.init_seq(start);
-                    self.max_seq = seq;
-                    self.received = self.probation_packets;
-                    self.recent = if run >= 128 {
-                        u128::MAX
-                    } else {
-                        (1u128 << run) - 1
-                    };
-                    return SeqOutcome::InOrder;
-                }
-            } else if seq != self.max_seq {
-                // Out of sequence: probation starts over from this packet
-                // (a duplicate of the last one does not break the run).
-                self.probation = MIN_SEQUENTIAL - 1;
-                self.probation_start = seq;
-                self.probation_packets = 1;
-                self.max_seq = seq;
-            }
-            return SeqOutcome::Probation;
+            return self.probation_step(seq);
         }
         if udelta == 0 {
             // Same as the highest: a duplicate (A.1 would count it in order).
@@ -313,7 +357,10 @@ impl ReceiveStats {
         let Some(rate) = self.clock_rate else {
             return;
         };
-        if let Some((prev_at, prev_ts)) = self.prev {
+        if let Some((prev_at, prev_ts)) = self
+            .prev
+            .filter(|(_, p)| ts.signed_delta_from(*p).unsigned_abs() < TS_DISCONTINUITY)
+        {
             let arrival_delta_ns = now.as_nanos() as f64 - prev_at.as_nanos() as f64;
             let arrival_delta = arrival_delta_ns * f64::from(rate) / 1e9;
             let d = arrival_delta - f64::from(ts.signed_delta_from(prev_ts));
