@@ -60,6 +60,7 @@ pub mod config;
 pub mod engine;
 pub mod impair;
 pub mod report;
+pub mod runtime;
 pub mod stats;
 pub mod time;
 pub mod wire;

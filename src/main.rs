@@ -21,6 +21,33 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the relay in front of an upstream (SFU).
+    Run {
+        /// TOML config (default: the embedded config/default.toml).
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+        /// Client-facing address of the first relay (overrides the file).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Upstream (SFU) address of the first relay (overrides the file).
+        #[arg(long)]
+        upstream: Option<std::net::SocketAddr>,
+        /// RTCP mode of every relay: forward, auto or terminate.
+        #[arg(long, value_parser = ["forward", "auto", "terminate"])]
+        rtcp: Option<String>,
+        /// Shorthand for `--rtcp terminate`.
+        #[arg(long, conflicts_with = "rtcp")]
+        rtcp_termination: bool,
+        /// HTTP API address (overrides `[api] listen`).
+        #[arg(long)]
+        api_listen: Option<std::net::SocketAddr>,
+        /// Worker threads (0 = one per core).
+        #[arg(long, default_value_t = 0)]
+        workers: usize,
+        /// Do not log session open/close lines.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Analyze a pcap or pcapng capture with the relay's engine.
     Analyze {
         /// Capture file (pcap or pcapng; Ethernet, Linux cooked v1/v2, raw IP).
@@ -47,6 +74,34 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run {
+            config,
+            listen,
+            upstream,
+            rtcp,
+            rtcp_termination,
+            api_listen,
+            workers,
+            quiet,
+        } => {
+            let overrides = Overrides {
+                listen,
+                upstream,
+                rtcp: if rtcp_termination {
+                    Some("terminate".into())
+                } else {
+                    rtcp
+                },
+                api_listen,
+            };
+            match run(config.as_deref(), overrides, workers, quiet) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rtp-middlebox run: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Analyze {
             capture,
             format,
@@ -60,6 +115,79 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+struct Overrides {
+    listen: Option<std::net::SocketAddr>,
+    upstream: Option<std::net::SocketAddr>,
+    rtcp: Option<String>,
+    api_listen: Option<std::net::SocketAddr>,
+}
+
+fn run(
+    path: Option<&std::path::Path>,
+    o: Overrides,
+    workers: usize,
+    quiet: bool,
+) -> Result<(), String> {
+    let mut config = load_config(path)?;
+    if let Some(first) = config.relay.first_mut() {
+        if let Some(l) = o.listen {
+            first.listen = l;
+        }
+        if let Some(u) = o.upstream {
+            first.upstream = u;
+        }
+    }
+    if let Some(mode) = &o.rtcp {
+        let mode = mode.parse().map_err(|e: String| e)?;
+        for r in &mut config.relay {
+            r.rtcp = mode;
+        }
+    }
+    if let Some(a) = o.api_listen {
+        config.api.listen = a;
+    }
+    config.validate().map_err(|e| e.to_string())?;
+    let opts = rtp_middlebox::runtime::RunOptions {
+        workers,
+        log_sessions: !quiet,
+        ..Default::default()
+    };
+    let relay =
+        rtp_middlebox::runtime::start(&config, &opts).map_err(|e| format!("cannot start: {e}"))?;
+    for b in relay.bound() {
+        eprintln!(
+            "relay listening on {}{} -> upstream {} ({} workers)",
+            b.listen,
+            b.listen_rtcp
+                .map_or(String::new(), |r| format!(" (rtcp {r})")),
+            b.upstream,
+            relay.workers()
+        );
+    }
+    wait_for_signal()?;
+    eprintln!("shutting down");
+    let finals = relay.shutdown(std::time::Duration::from_secs(5));
+    eprintln!("closed {} sessions", finals.len());
+    Ok(())
+}
+
+/// Blocks until SIGINT or SIGTERM.
+fn wait_for_signal() -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| e.to_string())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        Ok(())
+    })
 }
 
 fn load_config(path: Option<&std::path::Path>) -> Result<Config, String> {

@@ -1,0 +1,270 @@
+//! The tokio shell around the engine: sockets, workers, timers, the clock,
+//! signals and graceful shutdown. See `worker.rs` for the packet path.
+
+pub mod batch;
+pub mod clock;
+pub mod socket;
+pub mod worker;
+
+use crate::config::{parse_port_range, Config};
+use crate::engine::EngineConfig;
+use batch::SendOutcome;
+use serde::Serialize;
+use socket::{udp_socket, PortAllocator};
+use std::io;
+use std::net::SocketAddr;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+pub use worker::{SessionView, WorkerStats};
+
+/// Socket-level counters of one worker (summed for the process).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IoCounters {
+    pub received_client: u64,
+    pub received_upstream: u64,
+    pub sent: u64,
+    /// Send buffer full (EAGAIN/ENOBUFS): the datagram was dropped.
+    pub send_would_block: u64,
+    /// ICMP errors (port/host unreachable) reported on send.
+    pub send_refused: u64,
+    pub send_other_errors: u64,
+    /// ICMP errors reported on receive (ECONNREFUSED after the upstream's
+    /// port was unreachable): the session stays.
+    pub recv_refused: u64,
+    pub recv_other_errors: u64,
+    pub sessions_created: u64,
+    pub sessions_expired: u64,
+    pub sessions_refused: u64,
+    pub upstream_bind_failures: u64,
+    pub dropped_no_session: u64,
+}
+
+impl IoCounters {
+    pub fn add_send(&mut self, o: SendOutcome) {
+        self.sent += o.sent as u64;
+        self.send_would_block += o.would_block as u64;
+        self.send_refused += o.refused as u64;
+        self.send_other_errors += o.other_errors as u64;
+    }
+
+    pub fn add_recv_error(&mut self, e: &io::Error) {
+        match e.raw_os_error() {
+            Some(libc::ECONNREFUSED) | Some(libc::EHOSTUNREACH) | Some(libc::ENETUNREACH) => {
+                self.recv_refused += 1
+            }
+            _ => self.recv_other_errors += 1,
+        }
+    }
+
+    pub fn merge(&mut self, o: &IoCounters) {
+        self.received_client += o.received_client;
+        self.received_upstream += o.received_upstream;
+        self.sent += o.sent;
+        self.send_would_block += o.send_would_block;
+        self.send_refused += o.send_refused;
+        self.send_other_errors += o.send_other_errors;
+        self.recv_refused += o.recv_refused;
+        self.recv_other_errors += o.recv_other_errors;
+        self.sessions_created += o.sessions_created;
+        self.sessions_expired += o.sessions_expired;
+        self.sessions_refused += o.sessions_refused;
+        self.upstream_bind_failures += o.upstream_bind_failures;
+        self.dropped_no_session += o.dropped_no_session;
+    }
+}
+
+/// Options beyond the config file.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Worker threads; 0 = one per available core.
+    pub workers: usize,
+    pub buffer_bytes: usize,
+    /// Log session open/close lines (with final statistics) to stderr.
+    pub log_sessions: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            workers: 0,
+            buffer_bytes: socket::DEFAULT_BUFFER_BYTES,
+            log_sessions: true,
+        }
+    }
+}
+
+/// Addresses a relay actually bound (ports resolved when 0 was asked).
+#[derive(Clone, Debug, Serialize)]
+pub struct BoundRelay {
+    pub listen: SocketAddr,
+    pub listen_rtcp: Option<SocketAddr>,
+    pub upstream: SocketAddr,
+}
+
+struct WorkerHandle {
+    control: mpsc::Sender<Control>,
+    thread: JoinHandle<io::Result<Vec<SessionView>>>,
+}
+
+use worker::Control;
+
+/// A running relay: its workers and how to reach them.
+pub struct RelayRuntime {
+    workers: Vec<WorkerHandle>,
+    bound: Vec<BoundRelay>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Starts the relay described by `config`.
+pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
+    if config.relay.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no [[relay]] configured",
+        ));
+    }
+    let n = if opts.workers == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        opts.workers
+    };
+    // Bind worker 0's sockets first so that port 0 resolves to one port
+    // that every other worker then shares through SO_REUSEPORT.
+    let mut per_worker: Vec<Vec<worker::RelaySockets>> = (0..n).map(|_| Vec::new()).collect();
+    let mut bound = Vec::new();
+    for relay in &config.relay {
+        let ports = parse_port_range(&relay.upstream_ports)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let first = udp_socket(relay.listen, n > 1, opts.buffer_bytes)?;
+        let listen = first.local_addr()?;
+        let first_rtcp = relay
+            .listen_rtcp
+            .map(|a| udp_socket(a, n > 1, opts.buffer_bytes))
+            .transpose()?;
+        let listen_rtcp = first_rtcp.as_ref().map(|s| s.local_addr()).transpose()?;
+        bound.push(BoundRelay {
+            listen,
+            listen_rtcp,
+            upstream: relay.upstream,
+        });
+        let mut first = Some((first, first_rtcp));
+        for (w, sockets) in per_worker.iter_mut().enumerate() {
+            let (l, lr) = match first.take() {
+                Some(v) => v,
+                None => (
+                    udp_socket(listen, true, opts.buffer_bytes)?,
+                    listen_rtcp
+                        .map(|a| udp_socket(a, true, opts.buffer_bytes))
+                        .transpose()?,
+                ),
+            };
+            // Spread workers over the port range to make collisions rare.
+            let span = u32::from(ports.1 - ports.0) + 1;
+            let offset = (span as usize * w / n) as u16;
+            sockets.push(worker::RelaySockets {
+                listen: l,
+                listen_rtcp: lr,
+                upstream: relay.upstream,
+                upstream_rtcp: relay.upstream_rtcp,
+                ports: PortAllocator::new(relay.upstream_bind, ports, offset),
+            });
+        }
+    }
+    let clock_rates = config.relay[0].clock_rates();
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut workers = Vec::new();
+    for (w, sockets) in per_worker.into_iter().enumerate() {
+        let engine = EngineConfig {
+            clock_rates: clock_rates.clone(),
+            // Each worker's engine holds its share of the session budget.
+            max_sessions: config.limits.max_sessions.div_ceil(n),
+            max_sources_per_side: config.limits.max_sources_per_side,
+            idle_timeout: config.idle_timeout(),
+            ..EngineConfig::default()
+        };
+        let (tx, rx) = mpsc::channel(16);
+        let shutdown = shutdown_rx.clone();
+        let buffer_bytes = opts.buffer_bytes;
+        let log = opts.log_sessions;
+        let thread = std::thread::Builder::new()
+            .name(format!("relay-worker-{w}"))
+            .spawn(move || worker::run(w, sockets, engine, buffer_bytes, rx, shutdown, log))?;
+        workers.push(WorkerHandle {
+            control: tx,
+            thread,
+        });
+    }
+    Ok(RelayRuntime {
+        workers,
+        bound,
+        shutdown: shutdown_tx,
+    })
+}
+
+impl RelayRuntime {
+    pub fn bound(&self) -> &[BoundRelay] {
+        &self.bound
+    }
+
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Every live session with its statistics.
+    pub async fn sessions(&self) -> Vec<SessionView> {
+        let mut out = Vec::new();
+        for w in &self.workers {
+            let (tx, rx) = oneshot::channel();
+            if w.control.send(Control::Sessions(tx)).await.is_ok() {
+                out.extend(rx.await.unwrap_or_default());
+            }
+        }
+        out
+    }
+
+    /// [`Self::sessions`] from a thread outside any runtime.
+    pub fn sessions_blocking(&self) -> Vec<SessionView> {
+        let mut out = Vec::new();
+        for w in &self.workers {
+            let (tx, rx) = oneshot::channel();
+            if w.control.blocking_send(Control::Sessions(tx)).is_ok() {
+                out.extend(rx.blocking_recv().unwrap_or_default());
+            }
+        }
+        out
+    }
+
+    /// Per-worker counters, from a thread outside any runtime.
+    pub fn stats_blocking(&self) -> Vec<WorkerStats> {
+        self.workers
+            .iter()
+            .filter_map(|w| {
+                let (tx, rx) = oneshot::channel();
+                w.control.blocking_send(Control::Stats(tx)).ok()?;
+                rx.blocking_recv().ok()
+            })
+            .collect()
+    }
+
+    /// Stops accepting, closes every session and returns their final
+    /// statistics. Workers that do not finish within `bound` are left
+    /// behind (their sessions are not reported) so shutdown never hangs.
+    pub fn shutdown(self, bound: Duration) -> Vec<SessionView> {
+        let _ = self.shutdown.send(true);
+        let clock = clock::Clock::new();
+        let mut finals = Vec::new();
+        for w in self.workers {
+            while !w.thread.is_finished() && clock.now().as_nanos() < bound.as_nanos() as u64 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if w.thread.is_finished() {
+                if let Ok(Ok(v)) = w.thread.join() {
+                    finals.extend(v);
+                }
+            }
+        }
+        finals
+    }
+}

@@ -1,0 +1,134 @@
+//! UDP socket set-up (socket2): SO_REUSEPORT for one listening socket per
+//! worker, buffer sizes, non-blocking mode, and binding in a port range.
+
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+
+/// Socket buffer size asked of the kernel (it may clamp to net.core.*mem_max).
+pub const DEFAULT_BUFFER_BYTES: usize = 4 << 20;
+
+pub fn udp_socket(
+    addr: SocketAddr,
+    reuse_port: bool,
+    buffer_bytes: usize,
+) -> io::Result<UdpSocket> {
+    let domain = if addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // An IPv6 listener serves IPv6 only; IPv4 gets its own [[relay]].
+        s.set_only_v6(true)?;
+    }
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
+    // Best effort: a kernel limit below the request is not an error.
+    let _ = s.set_recv_buffer_size(buffer_bytes);
+    let _ = s.set_send_buffer_size(buffer_bytes);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+/// Cycles through a port range to bind per-session upstream sockets.
+#[derive(Debug)]
+pub struct PortAllocator {
+    ip: IpAddr,
+    low: u16,
+    high: u16,
+    next: u16,
+}
+
+impl PortAllocator {
+    /// `start` spreads workers over the range so they rarely collide.
+    pub fn new(ip: IpAddr, (low, high): (u16, u16), start: u16) -> Self {
+        let span = u32::from(high - low) + 1;
+        let next = low + (u32::from(start) % span) as u16;
+        PortAllocator {
+            ip,
+            low,
+            high,
+            next,
+        }
+    }
+
+    fn advance(&mut self, by: u16) -> u16 {
+        let p = self.next;
+        let span = u32::from(self.high - self.low) + 1;
+        let off = (u32::from(p - self.low) + u32::from(by)) % span;
+        self.next = self.low + off as u16;
+        p
+    }
+
+    /// Binds one socket in the range (connected to `peer`), or a pair on an
+    /// even port P and P+1 when `pair` (non-mux RTP/RTCP). Tries every
+    /// candidate once before giving up with `AddrInUse`.
+    pub fn bind(
+        &mut self,
+        pair: bool,
+        buffer_bytes: usize,
+    ) -> io::Result<(UdpSocket, Option<UdpSocket>)> {
+        let span = u32::from(self.high - self.low) + 1;
+        for _ in 0..span {
+            let port = self.advance(1);
+            if pair && (port % 2 != 0 || port >= self.high) {
+                continue;
+            }
+            let first = match udp_socket(SocketAddr::new(self.ip, port), false, buffer_bytes) {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+                Err(e) => return Err(e),
+            };
+            if !pair {
+                return Ok((first, None));
+            }
+            match udp_socket(SocketAddr::new(self.ip, port + 1), false, buffer_bytes) {
+                Ok(second) => return Ok((first, Some(second))),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "upstream port range exhausted",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_in_range_and_pairs_even_odd() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        // Find a free even base port pair region by asking the OS first.
+        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let base = probe.local_addr().unwrap().port() & !1;
+        drop(probe);
+        let mut alloc = PortAllocator::new(ip, (base, base.saturating_add(21)), 0);
+        let (a, none) = alloc.bind(false, 1 << 16).unwrap();
+        assert!(none.is_none());
+        let p = a.local_addr().unwrap().port();
+        assert!((base..=base + 21).contains(&p));
+        let (rtp, rtcp) = alloc.bind(true, 1 << 16).unwrap();
+        let rtp_port = rtp.local_addr().unwrap().port();
+        assert_eq!(rtp_port % 2, 0);
+        assert_eq!(rtcp.unwrap().local_addr().unwrap().port(), rtp_port + 1);
+    }
+
+    #[test]
+    fn exhausted_range_is_an_error_not_a_hang() {
+        let held = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        let mut alloc = PortAllocator::new("127.0.0.1".parse().unwrap(), (port, port), 0);
+        assert_eq!(
+            alloc.bind(false, 1 << 16).unwrap_err().kind(),
+            io::ErrorKind::AddrInUse
+        );
+    }
+}

@@ -1,0 +1,583 @@
+//! One worker: a thread with a single-threaded tokio runtime, its own
+//! engine, its own SO_REUSEPORT copy of every listening socket and the
+//! upstream sockets of the sessions it created. Nothing on the packet path
+//! is shared with other workers, so there is no lock to take.
+
+use super::batch::{self, RecvBuffers, SendOutcome, BATCH};
+use super::clock::Clock;
+use super::socket::PortAllocator;
+use super::IoCounters;
+use crate::engine::{
+    Engine, EngineConfig, Event, SessionId, SessionInfo, SessionSnapshot, Side, Verdict,
+};
+use crate::time::MonoTime;
+use foldhash::HashMap;
+use quinn_udp::UdpSocketState;
+use std::cell::RefCell;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::AbortHandle;
+
+/// What a worker needs to serve one `[[relay]]`.
+pub struct RelaySockets {
+    pub listen: std::net::UdpSocket,
+    pub listen_rtcp: Option<std::net::UdpSocket>,
+    pub upstream: SocketAddr,
+    pub upstream_rtcp: Option<SocketAddr>,
+    pub ports: PortAllocator,
+}
+
+/// Requests from outside the worker (API, tests, shutdown reporting).
+pub enum Control {
+    Sessions(oneshot::Sender<Vec<SessionView>>),
+    Stats(oneshot::Sender<WorkerStats>),
+}
+
+/// A session as seen from outside: where it is and its statistics.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    /// Globally unique: worker index and the engine's session id.
+    pub id: String,
+    pub worker: usize,
+    pub relay: usize,
+    /// Local address of the session's upstream socket (what the SFU sees).
+    pub upstream_local: SocketAddr,
+    pub upstream_rtcp_local: Option<SocketAddr>,
+    pub snapshot: SessionSnapshot,
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct WorkerStats {
+    pub worker: usize,
+    pub sessions: usize,
+    pub io: IoCounters,
+    pub engine: Option<crate::engine::Counters>,
+}
+
+pub fn view_id(worker: usize, id: SessionId) -> String {
+    format!("{worker}-{id}")
+}
+
+struct Relay {
+    listen: Rc<UdpSocket>,
+    listen_state: UdpSocketState,
+    listen_rtcp: Option<(Rc<UdpSocket>, UdpSocketState)>,
+    upstream: SocketAddr,
+    upstream_rtcp: Option<SocketAddr>,
+    ports: PortAllocator,
+}
+
+struct Entry {
+    id: SessionId,
+    relay: usize,
+    client: SocketAddr,
+    /// Client's RTCP address on a non-mux relay, learned from its first RTCP.
+    client_rtcp: Option<SocketAddr>,
+    up: Rc<UdpSocket>,
+    up_rtcp: Option<Rc<UdpSocket>>,
+    tasks: Vec<AbortHandle>,
+}
+
+struct State {
+    index: usize,
+    engine: Engine,
+    clock: Clock,
+    relays: Vec<Relay>,
+    sessions: HashMap<(usize, SocketAddr), Entry>,
+    by_id: HashMap<SessionId, (usize, SocketAddr)>,
+    io: IoCounters,
+    buffer_bytes: usize,
+}
+
+struct Shared {
+    state: RefCell<State>,
+    bufs: RefCell<RecvBuffers>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Runs a worker to completion (until shutdown). Call on its own thread.
+pub fn run(
+    index: usize,
+    relays: Vec<RelaySockets>,
+    engine: EngineConfig,
+    buffer_bytes: usize,
+    control: mpsc::Receiver<Control>,
+    shutdown: watch::Receiver<bool>,
+    log_sessions: bool,
+) -> io::Result<Vec<SessionView>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let mut rs = Vec::new();
+        for r in relays {
+            let listen = UdpSocket::from_std(r.listen)?;
+            let listen_state = UdpSocketState::new((&listen).into())?;
+            let listen_rtcp = match r.listen_rtcp {
+                Some(s) => {
+                    let s = UdpSocket::from_std(s)?;
+                    let st = UdpSocketState::new((&s).into())?;
+                    Some((Rc::new(s), st))
+                }
+                None => None,
+            };
+            rs.push(Relay {
+                listen: Rc::new(listen),
+                listen_state,
+                listen_rtcp,
+                upstream: r.upstream,
+                upstream_rtcp: r.upstream_rtcp,
+                ports: r.ports,
+            });
+        }
+        let shared = Rc::new(Shared {
+            state: RefCell::new(State {
+                index,
+                engine: Engine::new(engine),
+                clock: Clock::new(),
+                relays: rs,
+                sessions: HashMap::default(),
+                by_id: HashMap::default(),
+                io: IoCounters::default(),
+                buffer_bytes,
+            }),
+            bufs: RefCell::new(RecvBuffers::new()),
+            shutdown: shutdown.clone(),
+        });
+        let n_relays = shared.state.borrow().relays.len();
+        for relay in 0..n_relays {
+            tokio::task::spawn_local(listen_loop(shared.clone(), relay, false, log_sessions));
+            if shared.state.borrow().relays[relay].listen_rtcp.is_some() {
+                tokio::task::spawn_local(listen_loop(shared.clone(), relay, true, log_sessions));
+            }
+        }
+        tokio::task::spawn_local(timer_loop(shared.clone(), log_sessions));
+        control_loop(shared.clone(), control).await;
+        // Shutdown: close every session, reporting final statistics.
+        let mut st = shared.state.borrow_mut();
+        let now = st.clock.now();
+        let ids: Vec<SessionId> = st.by_id.keys().copied().collect();
+        let mut finals = Vec::new();
+        for id in ids {
+            if let Some(view) = close_entry(&mut st, now, id) {
+                if log_sessions {
+                    log_close(&view, "shutdown");
+                }
+                finals.push(view);
+            }
+        }
+        Ok(finals)
+    })
+}
+
+async fn control_loop(shared: Rc<Shared>, mut control: mpsc::Receiver<Control>) {
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        tokio::select! {
+            msg = control.recv() => match msg {
+                Some(Control::Sessions(reply)) => {
+                    let st = shared.state.borrow();
+                    let now = st.clock.now();
+                    let views = st.sessions.values().filter_map(|e| view_of(&st, now, e)).collect();
+                    let _ = reply.send(views);
+                }
+                Some(Control::Stats(reply)) => {
+                    let st = shared.state.borrow();
+                    let _ = reply.send(WorkerStats {
+                        worker: st.index,
+                        sessions: st.sessions.len(),
+                        io: st.io,
+                        engine: Some(st.engine.counters().clone()),
+                    });
+                }
+                None => return,
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+fn view_of(st: &State, now: MonoTime, e: &Entry) -> Option<SessionView> {
+    let snapshot = st.engine.snapshot(now, e.id)?;
+    Some(SessionView {
+        id: view_id(st.index, e.id),
+        worker: st.index,
+        relay: e.relay,
+        upstream_local: e.up.local_addr().ok()?,
+        upstream_rtcp_local: e.up_rtcp.as_ref().and_then(|s| s.local_addr().ok()),
+        snapshot,
+    })
+}
+
+fn close_entry(st: &mut State, now: MonoTime, id: SessionId) -> Option<SessionView> {
+    let key = st.by_id.remove(&id)?;
+    let entry = st.sessions.remove(&key)?;
+    for t in &entry.tasks {
+        t.abort();
+    }
+    let upstream_local = entry.up.local_addr().ok()?;
+    let snapshot = st.engine.close_session(now, id)?;
+    Some(SessionView {
+        id: view_id(st.index, id),
+        worker: st.index,
+        relay: entry.relay,
+        upstream_local,
+        upstream_rtcp_local: entry.up_rtcp.as_ref().and_then(|s| s.local_addr().ok()),
+        snapshot,
+    })
+}
+
+fn log_close(v: &SessionView, reason: &str) {
+    let mut line = format!(
+        "session {} closed ({reason}): client={} upstream_local={}",
+        v.id, v.snapshot.client, v.upstream_local
+    );
+    for side in Side::BOTH {
+        for src in &v.snapshot.side(side).sources {
+            if let Some(r) = &src.rtp {
+                line.push_str(&format!(
+                    " | {side:?} ssrc={:#010x} pt={} recv={} lost={} jitter_ms={}",
+                    src.ssrc,
+                    r.payload_type,
+                    r.packets_received,
+                    r.packets_lost,
+                    r.jitter.map_or("-".into(), |j| format!("{:.2}", j * 1e3))
+                ));
+            }
+        }
+    }
+    eprintln!("{line}");
+}
+
+/// Drains engine events: log openings, tear down expired sessions.
+fn drain_events(st: &mut State, log: bool) {
+    while let Some(ev) = st.engine.poll_event() {
+        match ev {
+            Event::SessionClosed {
+                id,
+                snapshot,
+                reason,
+            } => {
+                // Idle expiry decided by the engine: drop the sockets.
+                if let Some(key) = st.by_id.remove(&id) {
+                    if let Some(entry) = st.sessions.remove(&key) {
+                        for t in &entry.tasks {
+                            t.abort();
+                        }
+                        st.io.sessions_expired += 1;
+                        if log {
+                            let view = SessionView {
+                                id: view_id(st.index, id),
+                                worker: st.index,
+                                relay: entry.relay,
+                                upstream_local: entry.up.local_addr().unwrap_or(entry.client),
+                                upstream_rtcp_local: None,
+                                snapshot: *snapshot,
+                            };
+                            log_close(&view, &format!("{reason:?}").to_lowercase());
+                        }
+                    }
+                }
+            }
+            Event::SessionOpened(_) | Event::StreamStarted { .. } => {}
+        }
+    }
+}
+
+async fn timer_loop(shared: Rc<Shared>, log: bool) {
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        let wake = {
+            let st = shared.state.borrow();
+            let next = st
+                .engine
+                .poll_timeout()
+                .unwrap_or(st.clock.now() + std::time::Duration::from_secs(1));
+            st.clock.instant_of(next)
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake.into()) => {}
+            _ = shutdown.changed() => return,
+        }
+        let mut st = shared.state.borrow_mut();
+        let now = st.clock.now();
+        st.engine.handle_timeout(now);
+        drain_events(&mut st, log);
+    }
+}
+
+/// Creates a session for a new client: its upstream socket(s), connected
+/// to the upstream so only the upstream's datagrams arrive on them.
+fn open_session(
+    shared: &Rc<Shared>,
+    st: &mut State,
+    relay: usize,
+    client: SocketAddr,
+    now: MonoTime,
+    log: bool,
+) -> Option<()> {
+    let buffer_bytes = st.buffer_bytes;
+    let r = &mut st.relays[relay];
+    let pair = r.listen_rtcp.is_some();
+    let (up, up_rtcp) = match r.ports.bind(pair, buffer_bytes) {
+        Ok(v) => v,
+        Err(_) => {
+            st.io.upstream_bind_failures += 1;
+            return None;
+        }
+    };
+    let (upstream, upstream_rtcp) = (r.upstream, r.upstream_rtcp);
+    if up.connect(upstream).is_err() {
+        st.io.upstream_bind_failures += 1;
+        return None;
+    }
+    if let (Some(s), Some(a)) = (&up_rtcp, upstream_rtcp) {
+        if s.connect(a).is_err() {
+            st.io.upstream_bind_failures += 1;
+            return None;
+        }
+    }
+    let info = SessionInfo { client, upstream };
+    let id = match st.engine.open_session(now, info) {
+        Ok(id) => id,
+        Err(_) => {
+            st.io.sessions_refused += 1;
+            return None;
+        }
+    };
+    let up = Rc::new(UdpSocket::from_std(up).ok()?);
+    let up_state = UdpSocketState::new((&*up).into()).ok()?;
+    let mut tasks = vec![tokio::task::spawn_local(upstream_loop(
+        shared.clone(),
+        relay,
+        client,
+        up.clone(),
+        up_state,
+        false,
+    ))
+    .abort_handle()];
+    let up_rtcp = match up_rtcp {
+        Some(s) => {
+            let s = Rc::new(UdpSocket::from_std(s).ok()?);
+            let s_state = UdpSocketState::new((&*s).into()).ok()?;
+            tasks.push(
+                tokio::task::spawn_local(upstream_loop(
+                    shared.clone(),
+                    relay,
+                    client,
+                    s.clone(),
+                    s_state,
+                    true,
+                ))
+                .abort_handle(),
+            );
+            Some(s)
+        }
+        None => None,
+    };
+    if log {
+        eprintln!(
+            "session {} opened: client={client} upstream_local={}",
+            view_id(st.index, id),
+            up.local_addr().map_or("?".into(), |a| a.to_string())
+        );
+    }
+    st.io.sessions_created += 1;
+    st.by_id.insert(id, (relay, client));
+    st.sessions.insert(
+        (relay, client),
+        Entry {
+            id,
+            relay,
+            client,
+            client_rtcp: None,
+            up,
+            up_rtcp,
+            tasks,
+        },
+    );
+    Some(())
+}
+
+/// Flushes a run of datagrams for one destination socket.
+fn flush(io: &mut IoCounters, sock: &UdpSocket, dest: Option<SocketAddr>, run: &[&[u8]]) {
+    if run.is_empty() {
+        return;
+    }
+    let out: SendOutcome = batch::send_batch(sock, dest, run);
+    io.add_send(out);
+}
+
+/// Client → upstream: the relay's listening socket (RTP/mux, or the RTCP
+/// socket of a non-mux relay).
+async fn listen_loop(shared: Rc<Shared>, relay: usize, rtcp_socket: bool, log: bool) {
+    let mut shutdown = shared.shutdown.clone();
+    let sock = {
+        let st = shared.state.borrow();
+        let r = &st.relays[relay];
+        match (&r.listen_rtcp, rtcp_socket) {
+            (Some((s, _)), true) => s.clone(),
+            (None, true) => return,
+            _ => r.listen.clone(),
+        }
+    };
+    loop {
+        tokio::select! {
+            r = sock.readable() => if r.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+        loop {
+            let mut bufs = shared.bufs.borrow_mut();
+            let res = {
+                let st = shared.state.borrow();
+                let r = &st.relays[relay];
+                let qstate = if rtcp_socket {
+                    match &r.listen_rtcp {
+                        Some((_, q)) => q,
+                        None => return,
+                    }
+                } else {
+                    &r.listen_state
+                };
+                sock.try_io(Interest::READABLE, || bufs.recv(qstate, (&*sock).into()))
+            };
+            match res {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    shared.state.borrow_mut().io.add_recv_error(&e);
+                    continue;
+                }
+            }
+            let mut guard = shared.state.borrow_mut();
+            let st = &mut *guard;
+            let map = st.clock.wall_to_mono();
+            let mut run: [&[u8]; BATCH] = [&[]; BATCH];
+            let mut run_len = 0;
+            let mut run_sock: Option<Rc<UdpSocket>> = None;
+            for (from, kernel_ts, bytes) in bufs.datagrams() {
+                st.io.received_client += 1;
+                let now = map.map(kernel_ts);
+                // Non-mux RTCP arrives from the client's RTCP port: find the
+                // session by the client's RTP address (RTCP port − 1).
+                let client = if rtcp_socket {
+                    SocketAddr::new(from.ip(), from.port().wrapping_sub(1))
+                } else {
+                    from
+                };
+                if !st.sessions.contains_key(&(relay, client))
+                    && open_session(&shared, st, relay, client, now, log).is_none()
+                {
+                    st.io.dropped_no_session += 1;
+                    continue;
+                }
+                let Some(entry) = st.sessions.get_mut(&(relay, client)) else {
+                    continue;
+                };
+                if rtcp_socket && entry.client_rtcp.is_none() {
+                    entry.client_rtcp = Some(from);
+                }
+                let id = entry.id;
+                let dest_sock = if rtcp_socket {
+                    entry.up_rtcp.clone()
+                } else {
+                    Some(entry.up.clone())
+                };
+                match st.engine.handle_datagram(now, Side::Client, id, bytes) {
+                    Verdict::Forward(_) => {}
+                    Verdict::Drop(_) => continue,
+                }
+                let Some(dest_sock) = dest_sock else { continue };
+                let same = run_sock.as_ref().is_some_and(|s| Rc::ptr_eq(s, &dest_sock));
+                if !same || run_len == BATCH {
+                    if let Some(s) = &run_sock {
+                        flush(&mut st.io, s, None, &run[..run_len]);
+                    }
+                    run_len = 0;
+                    run_sock = Some(dest_sock);
+                }
+                run[run_len] = bytes;
+                run_len += 1;
+            }
+            if let Some(s) = &run_sock {
+                flush(&mut st.io, s, None, &run[..run_len]);
+            }
+            drain_events(st, log);
+        }
+    }
+}
+
+/// Upstream → client, for one session's upstream socket.
+async fn upstream_loop(
+    shared: Rc<Shared>,
+    relay: usize,
+    client: SocketAddr,
+    sock: Rc<UdpSocket>,
+    qstate: UdpSocketState,
+    rtcp_socket: bool,
+) {
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        tokio::select! {
+            r = sock.readable() => if r.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+        loop {
+            let mut bufs = shared.bufs.borrow_mut();
+            match sock.try_io(Interest::READABLE, || bufs.recv(&qstate, (&*sock).into())) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    // ICMP port unreachable from the upstream surfaces here
+                    // as ECONNREFUSED: count it, keep the session.
+                    shared.state.borrow_mut().io.add_recv_error(&e);
+                    continue;
+                }
+            }
+            let mut guard = shared.state.borrow_mut();
+            let st = &mut *guard;
+            let Some(entry) = st.sessions.get(&(relay, client)) else {
+                return;
+            };
+            let id = entry.id;
+            let dest = if rtcp_socket {
+                entry
+                    .client_rtcp
+                    .unwrap_or(SocketAddr::new(client.ip(), client.port().wrapping_add(1)))
+            } else {
+                client
+            };
+            let out_sock = {
+                let r = &st.relays[relay];
+                match (&r.listen_rtcp, rtcp_socket) {
+                    (Some((s, _)), true) => s.clone(),
+                    _ => r.listen.clone(),
+                }
+            };
+            let map = st.clock.wall_to_mono();
+            let mut run: [&[u8]; BATCH] = [&[]; BATCH];
+            let mut run_len = 0;
+            for (_from, kernel_ts, bytes) in bufs.datagrams() {
+                st.io.received_upstream += 1;
+                let now = map.map(kernel_ts);
+                if let Verdict::Forward(_) =
+                    st.engine.handle_datagram(now, Side::Upstream, id, bytes)
+                {
+                    if run_len == BATCH {
+                        flush(&mut st.io, &out_sock, Some(dest), &run[..run_len]);
+                        run_len = 0;
+                    }
+                    run[run_len] = bytes;
+                    run_len += 1;
+                }
+            }
+            flush(&mut st.io, &out_sock, Some(dest), &run[..run_len]);
+        }
+    }
+}

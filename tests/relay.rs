@@ -1,0 +1,372 @@
+//! The relay on real sockets (127.0.0.1 and ::1, ports chosen by the OS):
+//! many clients through the relay to an upstream echo, every datagram
+//! delivered and echoed, one upstream source per client, engine statistics
+//! equal to what was sent, idle expiry, non-mux RTP/RTCP pairs.
+
+use rtp_middlebox::config::Config;
+use rtp_middlebox::engine::Side;
+use rtp_middlebox::runtime::{self, RelayRuntime, RunOptions};
+use std::collections::{HashMap, HashSet};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Echoes every datagram back to its source; remembers who sent how many.
+struct Echo {
+    addr: SocketAddr,
+    seen: Arc<Mutex<HashMap<SocketAddr, u64>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Echo {
+    fn start(bind: &str) -> Echo {
+        // Large buffers: the test bursts thousands of datagrams at once.
+        let addr: SocketAddr = bind.parse().unwrap();
+        let raw = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::DGRAM,
+            None,
+        )
+        .unwrap();
+        raw.set_recv_buffer_size(8 << 20).unwrap();
+        raw.set_send_buffer_size(8 << 20).unwrap();
+        raw.bind(&addr.into()).unwrap();
+        let sock: UdpSocket = raw.into();
+        sock.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let addr = sock.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(HashMap::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s2, st2) = (seen.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !st2.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    *s2.lock().unwrap().entry(from).or_default() += 1;
+                    let _ = sock.send_to(&buf[..n], from);
+                }
+            }
+        });
+        Echo {
+            addr,
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn sources(&self) -> HashMap<SocketAddr, u64> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn config(listen: &str, upstream: SocketAddr, extra: &str) -> Config {
+    let bind = if upstream.is_ipv6() {
+        "::1"
+    } else {
+        "127.0.0.1"
+    };
+    let text = format!(
+        "[[relay]]\nlisten = \"{listen}\"\nupstream = \"{upstream}\"\nrtcp = \"forward\"\nupstream_bind = \"{bind}\"\nupstream_ports = \"20000-59999\"\n{extra}\n[limits]\nidle_timeout_secs = 2\n"
+    );
+    Config::from_toml(&text).unwrap()
+}
+
+fn start(cfg: &Config, workers: usize) -> RelayRuntime {
+    runtime::start(
+        cfg,
+        &RunOptions {
+            workers,
+            log_sessions: false,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 0x00];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.resize(12 + 160, 0xd5);
+    p
+}
+
+const STUN_BINDING: [u8; 20] = [
+    0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+];
+const DTLS_HELLO: [u8; 13] = [22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+
+/// Receives until `want` datagrams arrived or `deadline`.
+fn drain(sock: &UdpSocket, want: usize, deadline: Instant) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    sock.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    while got.len() < want && Instant::now() < deadline {
+        if let Ok(n) = sock.recv(&mut buf) {
+            got.push(buf[..n].to_vec());
+        }
+    }
+    got
+}
+
+fn until<T>(deadline: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn hundred_clients_echo_through_the_relay() {
+    const CLIENTS: usize = 100;
+    const PACKETS: u16 = 50;
+    let echo = Echo::start("127.0.0.1:0");
+    let relay = start(&config("127.0.0.1:0", echo.addr, ""), 2);
+    let listen = relay.bound()[0].listen;
+    let clients: Vec<UdpSocket> = (0..CLIENTS)
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.connect(listen).unwrap();
+            s
+        })
+        .collect();
+    // STUN and DTLS-looking datagrams pass untouched, then RTP.
+    for c in &clients {
+        c.send(&STUN_BINDING).unwrap();
+        c.send(&DTLS_HELLO).unwrap();
+    }
+    let expect_each = 2 + usize::from(PACKETS);
+    for seq in 0..PACKETS {
+        for (i, c) in clients.iter().enumerate() {
+            c.send(&rtp(seq, 0x1000 + i as u32)).unwrap();
+        }
+        // Pace a little: loopback buffers are large but finite.
+        if seq % 10 == 9 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for (i, c) in clients.iter().enumerate() {
+        let got = drain(c, expect_each, deadline);
+        assert_eq!(
+            got.len(),
+            expect_each,
+            "client {i} got {} echoes",
+            got.len()
+        );
+        assert_eq!(got[0], STUN_BINDING.to_vec(), "STUN untouched");
+        assert_eq!(got[1], DTLS_HELLO.to_vec(), "DTLS untouched");
+        for (k, d) in got[2..].iter().enumerate() {
+            assert_eq!(
+                *d,
+                rtp(k as u16, 0x1000 + i as u32),
+                "RTP untouched, in order"
+            );
+        }
+    }
+    // The upstream saw one distinct source per client, each with every datagram.
+    let sources = echo.sources();
+    assert_eq!(sources.len(), CLIENTS);
+    assert!(sources.values().all(|n| *n == expect_each as u64));
+
+    // The engine's per-session statistics equal what the clients sent.
+    let sessions = relay.sessions_blocking();
+    assert_eq!(sessions.len(), CLIENTS);
+    let upstream_sources: HashSet<SocketAddr> = sessions.iter().map(|s| s.upstream_local).collect();
+    assert_eq!(
+        upstream_sources,
+        sources.keys().copied().collect::<HashSet<_>>()
+    );
+    for s in &sessions {
+        for side in Side::BOTH {
+            let src = &s.snapshot.side(side).sources;
+            assert_eq!(src.len(), 1, "{side:?}");
+            let r = src[0].rtp.as_ref().unwrap();
+            assert_eq!(
+                (r.packets_received, r.packets_lost),
+                (u64::from(PACKETS), 0),
+                "{side:?}"
+            );
+        }
+        assert_eq!(
+            s.snapshot.side(Side::Client).received.total_packets(),
+            expect_each as u64
+        );
+    }
+    let stats = relay.stats_blocking();
+    let sent: u64 = stats.iter().map(|w| w.io.sent).sum();
+    assert_eq!(sent, 2 * (CLIENTS * expect_each) as u64);
+    assert!(
+        stats.iter().all(|w| w.sessions > 0),
+        "both workers carry sessions: {:?}",
+        stats.iter().map(|w| w.sessions).collect::<Vec<_>>()
+    );
+    let finals = relay.shutdown(Duration::from_secs(5));
+    assert_eq!(
+        finals.len(),
+        CLIENTS,
+        "shutdown reports every session's final statistics"
+    );
+}
+
+#[test]
+fn idle_sessions_expire_and_new_ones_start() {
+    let echo = Echo::start("127.0.0.1:0");
+    let relay = start(&config("127.0.0.1:0", echo.addr, ""), 1);
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.connect(relay.bound()[0].listen).unwrap();
+    c.send(&rtp(1, 7)).unwrap();
+    assert_eq!(
+        drain(&c, 1, Instant::now() + Duration::from_secs(5)).len(),
+        1
+    );
+    assert_eq!(relay.sessions_blocking().len(), 1);
+    // idle_timeout_secs = 2: gone within ~3 s of silence.
+    let gone = until(Duration::from_secs(6), || {
+        relay.sessions_blocking().is_empty().then_some(())
+    });
+    assert!(gone.is_some(), "session did not expire");
+    let stats = relay.stats_blocking();
+    assert_eq!(stats[0].io.sessions_expired, 1);
+    // The same client comes back: a new session, a new upstream socket.
+    c.send(&rtp(2, 7)).unwrap();
+    assert_eq!(
+        drain(&c, 1, Instant::now() + Duration::from_secs(5)).len(),
+        1
+    );
+    assert_eq!(relay.stats_blocking()[0].io.sessions_created, 2);
+    relay.shutdown(Duration::from_secs(5));
+}
+
+/// Binds two sockets on an even port and the next one.
+fn bind_pair(ip: &str) -> (UdpSocket, UdpSocket) {
+    for _ in 0..200 {
+        let a = UdpSocket::bind(format!("{ip}:0")).unwrap();
+        let p = a.local_addr().unwrap().port();
+        if p % 2 != 0 {
+            continue;
+        }
+        if let Ok(b) = UdpSocket::bind(format!("{ip}:{}", p + 1)) {
+            return (a, b);
+        }
+    }
+    panic!("no adjacent port pair")
+}
+
+#[test]
+fn non_mux_rtp_and_rtcp_pairs_share_a_session() {
+    let echo_rtp = Echo::start("127.0.0.1:0");
+    let echo_rtcp = Echo::start("127.0.0.1:0");
+    let extra = format!(
+        "listen_rtcp = \"127.0.0.1:0\"\nupstream_rtcp = \"{}\"\n",
+        echo_rtcp.addr
+    );
+    let relay = start(&config("127.0.0.1:0", echo_rtp.addr, &extra), 1);
+    let b = relay.bound()[0].clone();
+    let (c_rtp, c_rtcp) = bind_pair("127.0.0.1");
+    c_rtp.connect(b.listen).unwrap();
+    c_rtcp.connect(b.listen_rtcp.unwrap()).unwrap();
+    for seq in 0..10 {
+        c_rtp.send(&rtp(seq, 0x42)).unwrap();
+    }
+    // An RR from the client's RTCP port.
+    let rr = [0x80, 201, 0, 1, 0, 0, 0, 0x42];
+    c_rtcp.send(&rr).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    assert_eq!(drain(&c_rtp, 10, deadline).len(), 10);
+    assert_eq!(
+        drain(&c_rtcp, 1, deadline),
+        vec![rr.to_vec()],
+        "RTCP echoed back to the client's RTCP port"
+    );
+    let sessions = relay.sessions_blocking();
+    assert_eq!(sessions.len(), 1, "RTP and RTCP tied into one session");
+    let s = &sessions[0];
+    let (up_rtp, up_rtcp) = (
+        s.upstream_local.port(),
+        s.upstream_rtcp_local.unwrap().port(),
+    );
+    assert_eq!(
+        (up_rtp % 2, up_rtcp),
+        (0, up_rtp + 1),
+        "even/odd upstream pair"
+    );
+    assert_eq!(echo_rtp.sources().keys().next().unwrap().port(), up_rtp);
+    assert_eq!(echo_rtcp.sources().keys().next().unwrap().port(), up_rtcp);
+    let client_side = s.snapshot.side(Side::Client);
+    assert_eq!(
+        client_side.received.packets[1], 1,
+        "one RTCP datagram counted in the session"
+    );
+    relay.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn ipv6_loopback() {
+    let echo = Echo::start("[::1]:0");
+    let relay = start(&config("[::1]:0", echo.addr, ""), 1);
+    let c = UdpSocket::bind("[::1]:0").unwrap();
+    c.connect(relay.bound()[0].listen).unwrap();
+    for seq in 0..5 {
+        c.send(&rtp(seq, 9)).unwrap();
+    }
+    assert_eq!(
+        drain(&c, 5, Instant::now() + Duration::from_secs(5)).len(),
+        5
+    );
+    let sessions = relay.sessions_blocking();
+    assert!(sessions[0].upstream_local.is_ipv6());
+    relay.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn unreachable_upstream_is_counted_and_the_worker_survives() {
+    // An upstream port with nobody listening: ICMP port unreachable comes
+    // back and surfaces as ECONNREFUSED on the connected upstream socket.
+    let dead = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let relay = start(&config("127.0.0.1:0", dead_addr, ""), 1);
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.connect(relay.bound()[0].listen).unwrap();
+    for seq in 0..20 {
+        c.send(&rtp(seq, 5)).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let refused = until(Duration::from_secs(5), || {
+        let io = relay.stats_blocking()[0].io;
+        (io.recv_refused + io.send_refused > 0).then_some(io)
+    });
+    assert!(refused.is_some(), "ICMP errors counted");
+    // The worker still relays: a new upstream appears and traffic flows.
+    let sessions = relay.sessions_blocking();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(
+        sessions[0].snapshot.side(Side::Client).sources[0]
+            .rtp
+            .as_ref()
+            .unwrap()
+            .packets_received,
+        20
+    );
+    relay.shutdown(Duration::from_secs(5));
+}
