@@ -267,6 +267,8 @@ impl ReceiveStats {
             };
         self.init_seq(base);
         self.max_seq = max;
+        // The run may have crossed 65535 → 0 after the base: one cycle.
+        self.cycles = u64::from(max < base);
         self.received = received;
         self.recent = 0;
         for s in seen {
@@ -477,3 +479,58 @@ impl ReceiveStats {
         self.jitter_units().map_or(0, |j| j as u32)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(seqs: &[u16]) -> ReceiveStats {
+        let mut s = ReceiveStats::new(SeqNo(seqs[0]), Some(8000), MonoTime::ZERO);
+        for (i, q) in seqs.iter().enumerate() {
+            let t = MonoTime::from_millis(20 * i as u64);
+            s.on_packet(t, SeqNo(*q), RtpTs(160 * u32::from(q.wrapping_sub(seqs[0]))), 12, 160);
+        }
+        s
+    }
+
+    #[test]
+    fn probation_across_the_wrap() {
+        // Regression (fuzz/regressions/engine/probation-across-seq-wrap):
+        // the lowest probation packet sits before 65535 → 0 and the run
+        // that passes probation after it.
+        // 65535, then 1 (restarts probation), 2 (passes): 0 was lost.
+        let s = feed(&[65535, 1, 2]);
+        assert!(s.is_valid());
+        assert_eq!(s.packets, 3);
+        assert_eq!(s.expected(), 4);
+        assert_eq!(s.cumulative_lost(), 1);
+        assert_eq!(s.ext_highest_seq(), ExtSeqNo(65536 + 2));
+    }
+
+    #[test]
+    fn in_order_stream_with_a_gap_and_a_duplicate() {
+        let mut s = feed(&[10, 11, 12, 14, 14, 15]);
+        assert_eq!((s.packets, s.expected(), s.cumulative_lost(), s.duplicates), (6, 6, 0, 1));
+        let i = s.take_interval();
+        assert_eq!((i.expected, i.received, i.lost, i.fraction), (6, 6, 0, 0));
+        s.on_packet(MonoTime::from_millis(200), SeqNo(20), RtpTs(1600), 12, 160);
+        // 16..=19 lost out of 5 expected in this interval: (4 << 8) / 5 = 204.
+        let i = s.take_interval();
+        assert_eq!((i.expected, i.received, i.lost, i.fraction), (5, 1, 4, 204));
+    }
+
+    #[test]
+    fn restart_after_a_large_jump_keeps_cumulative_counts() {
+        let mut s = feed(&[100, 101, 102]);
+        let t = MonoTime::from_millis(100);
+        // A jump beyond MAX_DROPOUT: the first is invalid, the next confirms.
+        assert_eq!(s.on_packet(t, SeqNo(40_000), RtpTs(0), 12, 1), SeqOutcome::Invalid);
+        assert_eq!(s.on_packet(t, SeqNo(40_001), RtpTs(160), 12, 1), SeqOutcome::Restarted);
+        assert_eq!(s.on_packet(t, SeqNo(40_003), RtpTs(480), 12, 1), SeqOutcome::InOrder);
+        assert_eq!(s.packets, 5);
+        assert_eq!(s.invalid, 1);
+        // Epoch 1: 3 of 3; epoch 2: 40001..=40003, 2 of 3.
+        assert_eq!((s.expected(), s.cumulative_lost()), (6, 1));
+    }
+}
+
