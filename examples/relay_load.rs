@@ -1,0 +1,621 @@
+//! Load generator and sink for the relay, with a naive relay as baseline.
+//!
+//! ```text
+//! cargo build --release --examples --bins
+//! target/release/examples/relay_load bench --streams 2000 --rate 50 --seconds 10
+//! target/release/examples/relay_load max-rate --workers 1
+//! target/release/examples/relay_load naive --listen 127.0.0.1:4000 --upstream 127.0.0.1:5000
+//! ```
+//!
+//! `bench` starts a sink (the "SFU") in this process, then for each relay
+//! under test (rtp-middlebox `run`, and the naive relay) as a child process:
+//! drives K RTP streams (one client socket each, valid RTP headers, 160-byte
+//! payloads carrying the send time, an RTCP SR every 5 s per stream) at R
+//! packets/s each through the relay to the sink for S seconds, and reports
+//! delivered packets, loss, one-way latency percentiles and the relay's CPU
+//! time per packet (summed over its threads from /proc/PID/task/*/schedstat).
+//!
+//! The naive relay is what a first tokio relay looks like: a multi-threaded
+//! runtime, one `recv_from`/`send_to` per packet, a session map behind a
+//! mutex, no statistics.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SSRC_BASE: u32 = 0x5000_0000;
+const PAYLOAD: usize = 160;
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("naive") => naive_relay(
+            arg(&args, "--listen", "127.0.0.1:0".parse().unwrap()),
+            arg(&args, "--upstream", "127.0.0.1:0".parse().unwrap()),
+            arg(&args, "--workers", 2usize),
+        ),
+        Some("bench") => {
+            let streams = arg(&args, "--streams", 2000usize);
+            let rate = arg(&args, "--rate", 50.0f64);
+            let secs = arg(&args, "--seconds", 10.0f64);
+            let workers = arg(&args, "--workers", 2usize);
+            let only = args
+                .iter()
+                .position(|a| a == "--only")
+                .and_then(|i| args.get(i + 1))
+                .cloned();
+            println!("load: {streams} streams x {rate} packets/s for {secs} s ({} packets/s), {workers} relay workers", streams as f64 * rate);
+            print_header();
+            let mut results = Vec::new();
+            for kind in ["naive", "rtp-middlebox"] {
+                if only.as_deref().is_some_and(|o| o != kind) {
+                    continue;
+                }
+                let r = run_once(kind, streams, rate, secs, workers);
+                print_row(&r);
+                results.push(r);
+            }
+            if let [naive, ours] = &results[..] {
+                println!(
+                    "ratio: rtp-middlebox CPU per packet = {:.2} x naive ({:.2} us vs {:.2} us)",
+                    ours.cpu_us_per_packet / naive.cpu_us_per_packet,
+                    ours.cpu_us_per_packet,
+                    naive.cpu_us_per_packet
+                );
+            }
+        }
+        Some("max-rate") => {
+            let workers = arg(&args, "--workers", 1usize);
+            let secs = arg(&args, "--seconds", 3.0f64);
+            let streams = arg(&args, "--streams", 500usize);
+            let kind = args
+                .iter()
+                .position(|a| a == "--relay")
+                .and_then(|i| args.get(i + 1))
+                .cloned()
+                .unwrap_or("rtp-middlebox".into());
+            max_rate(&kind, workers, streams, secs);
+        }
+        _ => {
+            eprintln!("usage: relay_load bench [--streams K] [--rate R] [--seconds S] [--workers W] [--only naive|rtp-middlebox]\n       relay_load max-rate [--workers W] [--streams K] [--seconds S] [--relay naive|rtp-middlebox]\n       relay_load naive --listen ADDR --upstream ADDR [--workers W]");
+            std::process::exit(2);
+        }
+    }
+}
+
+// ------------------------------------------------------------------ results
+
+struct RunResult {
+    kind: String,
+    offered_pps: f64,
+    sent: u64,
+    delivered: u64,
+    loss_pct: f64,
+    p50_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+    cpu_us_per_packet: f64,
+    relay_cpu_pct: f64,
+}
+
+fn print_header() {
+    println!(
+        "{:<14} {:>10} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>11} {:>9}",
+        "relay",
+        "offer/s",
+        "sent",
+        "delivered",
+        "loss%",
+        "p50 us",
+        "p99 us",
+        "p99.9 us",
+        "cpu us/pkt",
+        "cpu %"
+    );
+}
+
+fn print_row(r: &RunResult) {
+    println!(
+        "{:<14} {:>10.0} {:>10} {:>10} {:>8.3} {:>9.0} {:>9.0} {:>9.0} {:>11.2} {:>9.1}",
+        r.kind,
+        r.offered_pps,
+        r.sent,
+        r.delivered,
+        r.loss_pct,
+        r.p50_us,
+        r.p99_us,
+        r.p999_us,
+        r.cpu_us_per_packet,
+        r.relay_cpu_pct
+    );
+}
+
+// --------------------------------------------------------------- processes
+
+fn exe_dir() -> std::path::PathBuf {
+    let me = std::env::current_exe().expect("current exe");
+    // target/<profile>/examples/relay_load → target/<profile>/
+    me.parent()
+        .and_then(|p| p.parent())
+        .expect("target dir")
+        .to_path_buf()
+}
+
+fn free_port() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.0.id() as i32, libc::SIGTERM);
+        }
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_relay(kind: &str, listen: SocketAddr, upstream: SocketAddr, workers: usize) -> ChildGuard {
+    let dir = exe_dir();
+    let mut cmd = match kind {
+        "naive" => {
+            let mut c = Command::new(dir.join("examples/relay_load"));
+            c.args([
+                "naive",
+                "--listen",
+                &listen.to_string(),
+                "--upstream",
+                &upstream.to_string(),
+                "--workers",
+                &workers.to_string(),
+            ]);
+            c
+        }
+        _ => {
+            let mut c = Command::new(dir.join("rtp-middlebox"));
+            c.args([
+                "run",
+                "--listen",
+                &listen.to_string(),
+                "--upstream",
+                &upstream.to_string(),
+                "--rtcp",
+                "forward",
+                "--workers",
+                &workers.to_string(),
+                "--quiet",
+            ]);
+            c
+        }
+    };
+    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| panic!("cannot start {kind} relay: {e} (build with `cargo build --release --examples --bins`)"));
+    ChildGuard(child)
+}
+
+/// CPU time (ns) of every thread of `pid` (schedstat: ns on CPU).
+fn cpu_ns(pid: u32) -> u64 {
+    let mut total = 0;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+                total += s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    total
+}
+
+// -------------------------------------------------------------------- sink
+
+struct Sink {
+    addr: SocketAddr,
+    received: Arc<AtomicU64>,
+    latencies: Arc<Mutex<Vec<u32>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn start_sink(epoch: Instant) -> Sink {
+    let addr = free_port();
+    let raw = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    raw.set_recv_buffer_size(32 << 20).unwrap();
+    raw.bind(&addr.into()).unwrap();
+    let sock: UdpSocket = raw.into();
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let received = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(1 << 20)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (r2, l2, s2) = (received.clone(), latencies.clone(), stop.clone());
+    let thread = std::thread::spawn(move || {
+        let state = quinn_udp::UdpSocketState::new((&sock).into()).unwrap();
+        let mut bufs = vec![[0u8; 2048]; 32];
+        let mut meta = [quinn_udp::RecvMeta::default(); 32];
+        let mut local = Vec::with_capacity(1 << 16);
+        while !s2.load(Ordering::Relaxed) {
+            let mut slices: Vec<std::io::IoSliceMut> = bufs
+                .iter_mut()
+                .map(|b| std::io::IoSliceMut::new(&mut b[..]))
+                .collect();
+            let n = match state.recv((&sock).into(), &mut slices, &mut meta) {
+                Ok(n) => n,
+                Err(_) => continue,
+            };
+            let now = epoch.elapsed().as_nanos() as u64;
+            for (i, m) in meta[..n].iter().enumerate() {
+                let b = &bufs[i][..m.len];
+                // RTP (not RTCP): second byte outside 192..=223.
+                if b.len() >= 20 && !(192..=223).contains(&b[1]) {
+                    r2.fetch_add(1, Ordering::Relaxed);
+                    let sent = u64::from_be_bytes(b[12..20].try_into().unwrap());
+                    local.push(((now.saturating_sub(sent)) / 1000) as u32);
+                }
+            }
+            if local.len() > 4096 {
+                l2.lock().unwrap().append(&mut local);
+            }
+        }
+        l2.lock().unwrap().append(&mut local);
+    });
+    Sink {
+        addr,
+        received,
+        latencies,
+        stop,
+        thread: Some(thread),
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+// --------------------------------------------------------------- generator
+
+fn rtp(seq: u16, ts: u32, ssrc: u32, sent_ns: u64) -> [u8; 12 + PAYLOAD] {
+    let mut p = [0u8; 12 + PAYLOAD];
+    p[0] = 0x80;
+    p[1] = 0; // PCMU
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p[4..8].copy_from_slice(&ts.to_be_bytes());
+    p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    p[12..20].copy_from_slice(&sent_ns.to_be_bytes());
+    p
+}
+
+fn sender_report(ssrc: u32, packets: u32) -> [u8; 28] {
+    let mut p = [0u8; 28];
+    p[0] = 0x80;
+    p[1] = 200;
+    p[3] = 6;
+    p[4..8].copy_from_slice(&ssrc.to_be_bytes());
+    p[8..12].copy_from_slice(&0xe000_0000u32.to_be_bytes());
+    p[20..24].copy_from_slice(&packets.to_be_bytes());
+    p[24..28].copy_from_slice(&(packets * PAYLOAD as u32).to_be_bytes());
+    p
+}
+
+/// Where generated datagrams go out.
+enum Senders {
+    /// One connected UDP socket per stream: a syscall per packet.
+    Sockets(Vec<UdpSocket>),
+    /// A raw IPv4 socket writing whole IP/UDP packets from a distinct source
+    /// port per stream, 32 per sendmmsg: the generator then costs a small
+    /// fraction of what the relay does, so on 2 cores the relay's figures
+    /// are not starved by the load tool (needs CAP_NET_RAW).
+    Raw {
+        fd: i32,
+        dest: SocketAddr,
+        base_port: u16,
+    },
+}
+
+impl Senders {
+    fn new(relay: SocketAddr, streams: usize) -> Senders {
+        if std::env::var_os("RELAY_LOAD_SOCKETS").is_none() {
+            let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
+            if fd >= 0 {
+                let sndbuf: libc::c_int = 8 << 20;
+                unsafe {
+                    libc::setsockopt(
+                        fd,
+                        libc::SOL_SOCKET,
+                        libc::SO_SNDBUF,
+                        &sndbuf as *const _ as *const libc::c_void,
+                        4,
+                    );
+                }
+                // Source ports base..base+streams, away from ephemeral ones.
+                return Senders::Raw {
+                    fd,
+                    dest: relay,
+                    base_port: 20_000,
+                };
+            }
+        }
+        Senders::Sockets(
+            (0..streams)
+                .map(|_| {
+                    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+                    s.connect(relay).unwrap();
+                    s.set_nonblocking(true).unwrap();
+                    s
+                })
+                .collect(),
+        )
+    }
+
+    /// Sends one datagram per `(stream, payload)`.
+    fn send(&self, batch: &[(usize, &[u8])]) {
+        match self {
+            Senders::Sockets(socks) => {
+                for (i, p) in batch {
+                    let _ = socks[*i].send(p);
+                }
+            }
+            Senders::Raw {
+                fd,
+                dest,
+                base_port,
+            } => {
+                let SocketAddr::V4(d) = dest else {
+                    panic!("raw sender is IPv4 only")
+                };
+                let mut pkts = [[0u8; 28 + 12 + PAYLOAD + 28]; 32];
+                for chunk in batch.chunks(32) {
+                    let mut iov: [libc::iovec; 32] = unsafe { std::mem::zeroed() };
+                    let mut hdrs: [libc::mmsghdr; 32] = unsafe { std::mem::zeroed() };
+                    let sa = libc::sockaddr_in {
+                        sin_family: libc::AF_INET as u16,
+                        sin_port: 0,
+                        sin_addr: libc::in_addr {
+                            s_addr: u32::from(*d.ip()).to_be(),
+                        },
+                        sin_zero: [0; 8],
+                    };
+                    for (k, (i, p)) in chunk.iter().enumerate() {
+                        let total = 28 + p.len();
+                        let b = &mut pkts[k];
+                        // IPv4 header: the kernel fills checksum, id and total length.
+                        b[0] = 0x45;
+                        b[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+                        b[8] = 64;
+                        b[9] = 17;
+                        b[12..16].copy_from_slice(&d.ip().octets());
+                        b[16..20].copy_from_slice(&d.ip().octets());
+                        // UDP header, checksum 0 (none; allowed on IPv4).
+                        b[20..22].copy_from_slice(&(base_port + *i as u16).to_be_bytes());
+                        b[22..24].copy_from_slice(&d.port().to_be_bytes());
+                        b[24..26].copy_from_slice(&((8 + p.len()) as u16).to_be_bytes());
+                        b[26..28].copy_from_slice(&[0, 0]);
+                        b[28..total].copy_from_slice(p);
+                        iov[k] = libc::iovec {
+                            iov_base: b.as_mut_ptr() as *mut libc::c_void,
+                            iov_len: total,
+                        };
+                        hdrs[k].msg_hdr.msg_name = &sa as *const _ as *mut libc::c_void;
+                        hdrs[k].msg_hdr.msg_namelen =
+                            std::mem::size_of::<libc::sockaddr_in>() as u32;
+                        hdrs[k].msg_hdr.msg_iov = &mut iov[k];
+                        hdrs[k].msg_hdr.msg_iovlen = 1;
+                    }
+                    let mut off = 0;
+                    while off < chunk.len() {
+                        let r = unsafe {
+                            libc::sendmmsg(
+                                *fd,
+                                hdrs[off..].as_mut_ptr(),
+                                (chunk.len() - off) as u32,
+                                0,
+                            )
+                        };
+                        if r <= 0 {
+                            break;
+                        }
+                        off += r as usize;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Senders {
+    fn drop(&mut self) {
+        if let Senders::Raw { fd, .. } = self {
+            unsafe {
+                libc::close(*fd);
+            }
+        }
+    }
+}
+
+/// Sends `streams` × `rate` packets/s for `secs` to `relay`; returns packets sent.
+fn generate(relay: SocketAddr, streams: usize, rate: f64, secs: f64, epoch: Instant) -> u64 {
+    let senders = Senders::new(relay, streams);
+    let total_rate = streams as f64 * rate;
+    let mut seq = vec![0u16; streams];
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let mut next = 0usize;
+    let end = Duration::from_secs_f64(secs);
+    let mut last_sr = Instant::now();
+    let mut bufs = vec![[0u8; 12 + PAYLOAD]; 32];
+    loop {
+        let elapsed = start.elapsed();
+        if elapsed >= end {
+            break;
+        }
+        let target = (elapsed.as_secs_f64() * total_rate) as u64;
+        while sent < target {
+            let n = (target - sent).min(32) as usize;
+            let mut idx = [0usize; 32];
+            for k in 0..n {
+                let i = next;
+                next = (next + 1) % streams;
+                let s = seq[i];
+                seq[i] = s.wrapping_add(1);
+                bufs[k] = rtp(
+                    s,
+                    u32::from(s) * 160,
+                    SSRC_BASE + i as u32,
+                    epoch.elapsed().as_nanos() as u64,
+                );
+                idx[k] = i;
+            }
+            let batch: Vec<(usize, &[u8])> = (0..n).map(|k| (idx[k], &bufs[k][..])).collect();
+            senders.send(&batch);
+            sent += n as u64;
+        }
+        if last_sr.elapsed() >= Duration::from_secs(5) {
+            last_sr = Instant::now();
+            let srs: Vec<[u8; 28]> = (0..streams)
+                .map(|i| sender_report(SSRC_BASE + i as u32, u32::from(seq[i])))
+                .collect();
+            let batch: Vec<(usize, &[u8])> =
+                srs.iter().enumerate().map(|(i, p)| (i, &p[..])).collect();
+            senders.send(&batch);
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    sent
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    f64::from(sorted[i])
+}
+
+fn run_once(kind: &str, streams: usize, rate: f64, secs: f64, workers: usize) -> RunResult {
+    let epoch = Instant::now();
+    let sink = start_sink(epoch);
+    let listen = free_port();
+    let relay = spawn_relay(kind, listen, sink.addr, workers);
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = relay.0.id();
+    // Warm-up: create every session before measuring.
+    generate(listen, streams, 2.0, 0.6, epoch);
+    std::thread::sleep(Duration::from_millis(200));
+    let base_recv = sink.received.load(Ordering::Relaxed);
+    sink.latencies.lock().unwrap().clear();
+    let cpu0 = cpu_ns(pid);
+    let t0 = Instant::now();
+    let sent = generate(listen, streams, rate, secs, epoch);
+    std::thread::sleep(Duration::from_millis(300));
+    let cpu = cpu_ns(pid) - cpu0;
+    let wall = t0.elapsed();
+    let delivered = sink.received.load(Ordering::Relaxed) - base_recv;
+    drop(relay);
+    let mut lat = std::mem::take(&mut *sink.latencies.lock().unwrap());
+    lat.sort_unstable();
+    RunResult {
+        kind: kind.into(),
+        offered_pps: streams as f64 * rate,
+        sent,
+        delivered,
+        loss_pct: 100.0 * (sent.saturating_sub(delivered)) as f64 / sent.max(1) as f64,
+        p50_us: percentile(&lat, 0.5),
+        p99_us: percentile(&lat, 0.99),
+        p999_us: percentile(&lat, 0.999),
+        cpu_us_per_packet: cpu as f64 / 1000.0 / delivered.max(1) as f64,
+        relay_cpu_pct: 100.0 * cpu as f64 / wall.as_nanos() as f64,
+    }
+}
+
+fn max_rate(kind: &str, workers: usize, streams: usize, secs: f64) {
+    println!(
+        "max-rate: {kind}, {workers} workers, {streams} streams, {secs} s per step, loss < 0.1%"
+    );
+    print_header();
+    let mut rate_pps = 20_000.0f64;
+    let mut best = None;
+    for _ in 0..12 {
+        let r = run_once(kind, streams, rate_pps / streams as f64, secs, workers);
+        print_row(&r);
+        if r.loss_pct >= 0.1 {
+            break;
+        }
+        best = Some(r.offered_pps);
+        rate_pps *= 1.3;
+    }
+    match best {
+        Some(b) => println!("highest rate with < 0.1% loss: {b:.0} packets/s"),
+        None => println!("no step stayed under 0.1% loss"),
+    }
+}
+
+// ------------------------------------------------------------- naive relay
+
+fn naive_relay(listen: SocketAddr, upstream: SocketAddr, workers: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let listen = Arc::new(tokio::net::UdpSocket::bind(listen).await.unwrap());
+        let sessions: Arc<Mutex<HashMap<SocketAddr, Arc<tokio::net::UdpSocket>>>> = Arc::default();
+        let mut buf = vec![0u8; 2048];
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
+        loop {
+            let (n, from) = tokio::select! {
+                r = listen.recv_from(&mut buf) => match r { Ok(v) => v, Err(_) => continue },
+                _ = term.recv() => return,
+            };
+            let existing = sessions.lock().unwrap().get(&from).cloned();
+            let up = match existing {
+                Some(s) => s,
+                None => {
+                    let s = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+                    s.connect(upstream).await.unwrap();
+                    sessions.lock().unwrap().insert(from, s.clone());
+                    let (s2, l2) = (s.clone(), listen.clone());
+                    tokio::spawn(async move {
+                        let mut b = vec![0u8; 2048];
+                        while let Ok(n) = s2.recv(&mut b).await {
+                            let _ = l2.send_to(&b[..n], from).await;
+                        }
+                    });
+                    s
+                }
+            };
+            let _ = up.send(&buf[..n]).await;
+        }
+    });
+}
