@@ -156,9 +156,11 @@ pub enum OpenError {
 /// How often idle sessions are looked for.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Sessions are boxed so the slot table stays small (16 bytes a slot)
+/// however large a session's state grows.
 struct Slot {
     generation: u32,
-    session: Option<Session>,
+    session: Option<Box<Session>>,
 }
 
 pub struct Engine {
@@ -222,7 +224,7 @@ impl Engine {
             index,
             generation: slot.generation,
         };
-        slot.session = Some(Session::new(id, info, now));
+        slot.session = Some(Box::new(Session::new(id, info, now)));
         self.live += 1;
         self.counters.sessions_opened += 1;
         if self.next_sweep.is_none() {
@@ -266,11 +268,11 @@ impl Engine {
         if slot.generation != id.generation {
             return None;
         }
-        slot.session.as_ref()
+        slot.session.as_deref()
     }
 
     pub fn sessions(&self) -> impl Iterator<Item = &Session> {
-        self.slots.iter().filter_map(|s| s.session.as_ref())
+        self.slots.iter().filter_map(|s| s.session.as_deref())
     }
 
     /// Final or current statistics of one session.

@@ -128,6 +128,11 @@ impl SideState {
         let i = match self.position(ssrc) {
             Some(i) => i,
             None if self.ssrcs.len() < cap => {
+                // Grow 1, 2, 4, …: Vec's first allocation would hold four
+                // ~900-byte sources where most sides carry one or two.
+                if self.sources.len() == self.sources.capacity() {
+                    self.sources.reserve_exact(self.sources.capacity().max(1));
+                }
                 self.ssrcs.push(ssrc);
                 self.sources.push(Source::new(ssrc));
                 self.ssrcs.len() - 1

@@ -488,7 +488,13 @@ mod tests {
         let mut s = ReceiveStats::new(SeqNo(seqs[0]), Some(8000), MonoTime::ZERO);
         for (i, q) in seqs.iter().enumerate() {
             let t = MonoTime::from_millis(20 * i as u64);
-            s.on_packet(t, SeqNo(*q), RtpTs(160 * u32::from(q.wrapping_sub(seqs[0]))), 12, 160);
+            s.on_packet(
+                t,
+                SeqNo(*q),
+                RtpTs(160 * u32::from(q.wrapping_sub(seqs[0]))),
+                12,
+                160,
+            );
         }
         s
     }
@@ -510,7 +516,10 @@ mod tests {
     #[test]
     fn in_order_stream_with_a_gap_and_a_duplicate() {
         let mut s = feed(&[10, 11, 12, 14, 14, 15]);
-        assert_eq!((s.packets, s.expected(), s.cumulative_lost(), s.duplicates), (6, 6, 0, 1));
+        assert_eq!(
+            (s.packets, s.expected(), s.cumulative_lost(), s.duplicates),
+            (6, 6, 0, 1)
+        );
         let i = s.take_interval();
         assert_eq!((i.expected, i.received, i.lost, i.fraction), (6, 6, 0, 0));
         s.on_packet(MonoTime::from_millis(200), SeqNo(20), RtpTs(1600), 12, 160);
@@ -524,13 +533,21 @@ mod tests {
         let mut s = feed(&[100, 101, 102]);
         let t = MonoTime::from_millis(100);
         // A jump beyond MAX_DROPOUT: the first is invalid, the next confirms.
-        assert_eq!(s.on_packet(t, SeqNo(40_000), RtpTs(0), 12, 1), SeqOutcome::Invalid);
-        assert_eq!(s.on_packet(t, SeqNo(40_001), RtpTs(160), 12, 1), SeqOutcome::Restarted);
-        assert_eq!(s.on_packet(t, SeqNo(40_003), RtpTs(480), 12, 1), SeqOutcome::InOrder);
+        assert_eq!(
+            s.on_packet(t, SeqNo(40_000), RtpTs(0), 12, 1),
+            SeqOutcome::Invalid
+        );
+        assert_eq!(
+            s.on_packet(t, SeqNo(40_001), RtpTs(160), 12, 1),
+            SeqOutcome::Restarted
+        );
+        assert_eq!(
+            s.on_packet(t, SeqNo(40_003), RtpTs(480), 12, 1),
+            SeqOutcome::InOrder
+        );
         assert_eq!(s.packets, 5);
         assert_eq!(s.invalid, 1);
         // Epoch 1: 3 of 3; epoch 2: 40001..=40003, 2 of 3.
         assert_eq!((s.expected(), s.cumulative_lost()), (6, 1));
     }
 }
-

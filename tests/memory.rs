@@ -1,0 +1,89 @@
+//! Memory bounds of the engine's state: bytes per idle session and per
+//! active stream, measured with a counting allocator over 100 000 sessions.
+//! (Socket buffers and the runtime's per-session task are outside this
+//! figure; see README "Performance".)
+
+use rtp_middlebox::engine::{Engine, EngineConfig, SessionInfo, Side};
+use rtp_middlebox::time::MonoTime;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn rtp(seq: u16, ssrc: u32) -> [u8; 172] {
+    let mut p = [0u8; 172];
+    p[0] = 0x80;
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    p
+}
+
+#[test]
+fn state_per_session_and_per_stream_stays_under_2_kib() {
+    const N: usize = 100_000;
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut e = Engine::new(EngineConfig {
+        max_sessions: N,
+        idle_timeout: None,
+        max_queued_events: 16,
+        ..EngineConfig::default()
+    });
+    let info = SessionInfo {
+        client: "192.0.2.1:5000".parse().unwrap(),
+        upstream: "198.51.100.1:3478".parse().unwrap(),
+    };
+    let ids: Vec<_> = (0..N)
+        .map(|_| e.open_session(MonoTime::ZERO, info).unwrap())
+        .collect();
+    let idle = LIVE.load(Ordering::Relaxed) - before;
+    // One audio stream each way per session: two streams per session.
+    for (i, id) in ids.iter().enumerate() {
+        for seq in 0..3u16 {
+            let t = MonoTime::from_millis(u64::from(seq) * 20);
+            e.handle_datagram(t, Side::Client, *id, &rtp(seq, i as u32));
+            e.handle_datagram(t, Side::Upstream, *id, &rtp(seq, !(i as u32)));
+        }
+    }
+    while e.poll_event().is_some() {}
+    let active = LIVE.load(Ordering::Relaxed) - before;
+    let per_idle_session = idle as f64 / N as f64;
+    let per_stream = (active - idle) as f64 / (2 * N) as f64;
+    println!("engine state: {per_idle_session:.0} B per idle session, {per_stream:.0} B per active stream ({N} sessions)");
+    assert_eq!(e.session_count(), N);
+    assert!(
+        per_idle_session < 2048.0,
+        "{per_idle_session} B per idle session"
+    );
+    assert!(per_stream < 2048.0, "{per_stream} B per stream");
+    // Closing everything returns the memory (no leak per session).
+    for id in ids {
+        e.close_session(MonoTime::from_millis(100), id);
+        while e.poll_event().is_some() {}
+    }
+    let after = LIVE.load(Ordering::Relaxed) - before;
+    assert!(
+        after < (N * 64) as isize,
+        "{after} B left after closing all sessions"
+    );
+}
