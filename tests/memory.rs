@@ -11,10 +11,20 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+/// Allocation calls made by the thread under test (thread-local so the
+/// test harness's other threads do not count).
+static ALLOCS: AtomicIsize = AtomicIsize::new(0);
+
+thread_local! {
+    static COUNT_HERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        if COUNT_HERE.with(|c| c.get()) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
         unsafe { System.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
@@ -86,4 +96,36 @@ fn state_per_session_and_per_stream_stays_under_2_kib() {
         after < (N * 64) as isize,
         "{after} B left after closing all sessions"
     );
+}
+
+#[test]
+fn steady_state_packet_path_allocates_nothing() {
+    let mut e = Engine::new(EngineConfig::default());
+    let info = SessionInfo {
+        client: "192.0.2.1:5000".parse().unwrap(),
+        upstream: "198.51.100.1:3478".parse().unwrap(),
+    };
+    let ids: Vec<_> = (0..100).map(|_| e.open_session(MonoTime::ZERO, info).unwrap()).collect();
+    let mut seq = 0u16;
+    let mut send_round = |e: &mut Engine, seq: u16| {
+        for (i, id) in ids.iter().enumerate() {
+            let t = MonoTime::from_millis(u64::from(seq) * 20);
+            e.handle_datagram(t, Side::Client, *id, &rtp(seq, i as u32));
+            e.handle_datagram(t, Side::Upstream, *id, &rtp(seq, !(i as u32)));
+        }
+    };
+    // Warm-up: streams created, events queued once.
+    for _ in 0..5 {
+        send_round(&mut e, seq);
+        seq += 1;
+    }
+    while e.poll_event().is_some() {}
+    let allocs_before = ALLOCS.load(Ordering::Relaxed);
+    COUNT_HERE.with(|c| c.set(true));
+    for _ in 0..200 {
+        send_round(&mut e, seq);
+        seq += 1;
+    }
+    COUNT_HERE.with(|c| c.set(false));
+    assert_eq!(ALLOCS.load(Ordering::Relaxed) - allocs_before, 0, "allocations on the packet path");
 }
