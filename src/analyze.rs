@@ -20,15 +20,10 @@ use std::net::{IpAddr, SocketAddr};
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyzeError {
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("not a pcap or pcapng capture (unrecognised file header)")]
     NotACapture,
-    #[error(
-        "capture is truncated or corrupt after {packets} packets (byte offset {offset}): {detail}"
-    )]
+    #[error("capture is truncated or corrupt after {packets} packets (byte offset {offset}): {detail}")]
     Corrupt {
         packets: u64,
         offset: usize,
@@ -185,6 +180,7 @@ impl Analyzer {
             // A capture is analysed whole: sessions end with the file.
             idle_timeout: None,
             max_queued_events: usize::MAX,
+            ..EngineConfig::default()
         };
         Analyzer {
             engine: Engine::new(config),
@@ -222,15 +218,10 @@ impl Analyzer {
         self.engine.handle_datagram(now, side, id, payload);
         while let Some(ev) = self.engine.poll_event() {
             if let Event::StreamStarted {
-                session,
-                side,
-                ssrc,
-                ..
+                session, side, ssrc, ..
             } = ev
             {
-                self.tuples
-                    .entry((session, side, ssrc.0))
-                    .or_insert((src, dst));
+                self.tuples.entry((session, side, ssrc.0)).or_insert((src, dst));
             }
         }
     }
@@ -239,9 +230,9 @@ impl Analyzer {
     pub fn read_capture(&mut self, reader: impl Read + Send) -> Result<(), AnalyzeError> {
         let mut reader = match create_reader(1 << 20, reader) {
             Ok(r) => r,
-            Err(PcapError::Eof)
-            | Err(PcapError::HeaderNotRecognized)
-            | Err(PcapError::Incomplete(_)) => return Err(AnalyzeError::NotACapture),
+            Err(PcapError::Eof) | Err(PcapError::HeaderNotRecognized) | Err(PcapError::Incomplete(_)) => {
+                return Err(AnalyzeError::NotACapture)
+            }
             Err(e) => {
                 return Err(AnalyzeError::Corrupt {
                     packets: 0,
@@ -269,8 +260,7 @@ impl Analyzer {
                             } else {
                                 u64::from(b.ts_usec) * 1000
                             };
-                            let now =
-                                MonoTime::from_nanos(u64::from(b.ts_sec) * 1_000_000_000 + frac);
+                            let now = MonoTime::from_nanos(u64::from(b.ts_sec) * 1_000_000_000 + frac);
                             let caplen = b.caplen as usize;
                             let data = b.data.get(..caplen).unwrap_or(b.data);
                             self.frame(now, link, data);
@@ -282,10 +272,11 @@ impl Analyzer {
                             interfaces.push((Link::from(idb.linktype), res, idb.ts_offset()));
                         }
                         PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                            let (link, res, off) = interfaces
-                                .get(epb.if_id as usize)
-                                .copied()
-                                .unwrap_or((Link::Unsupported(-1), 1_000_000, 0));
+                            let (link, res, off) = interfaces.get(epb.if_id as usize).copied().unwrap_or((
+                                Link::Unsupported(-1),
+                                1_000_000,
+                                0,
+                            ));
                             let ticks = u64::from(epb.ts_high) << 32 | u64::from(epb.ts_low);
                             let now = ticks_to_time(ticks, res, off);
                             let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
@@ -442,11 +433,7 @@ fn join_split_rtcp(snaps: &mut [SessionSnapshot]) {
     for snap in snaps.iter_mut() {
         for side in Side::BOTH {
             let (from, to) = (host(snap, side), host(snap, side.other()));
-            for src in snap.sides[side.index()]
-                .sources
-                .iter_mut()
-                .filter(|s| s.rtp.is_some())
-            {
+            for src in snap.sides[side.index()].sources.iter_mut().filter(|s| s.rtp.is_some()) {
                 let Some((_, _, d)) = donors
                     .iter()
                     .find(|(f, t, d)| *f == from && *t == to && d.ssrc == src.ssrc)
@@ -588,10 +575,7 @@ pub fn render_table(streams: &[StreamResult]) -> String {
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |s| format!("{:.3}", s * 1000.0));
     for s in streams {
         let pct = if s.packets_expected > 0 {
-            format!(
-                "{:.2}",
-                s.packets_lost as f64 * 100.0 / s.packets_expected as f64
-            )
+            format!("{:.2}", s.packets_lost as f64 * 100.0 / s.packets_expected as f64)
         } else {
             "-".into()
         };
@@ -623,10 +607,7 @@ mod tests {
 
     #[test]
     fn ticks_convert_and_saturate() {
-        assert_eq!(
-            ticks_to_time(1_500_000, 1_000_000, 0).as_nanos(),
-            1_500_000_000
-        );
+        assert_eq!(ticks_to_time(1_500_000, 1_000_000, 0).as_nanos(), 1_500_000_000);
         assert_eq!(ticks_to_time(3, 2, 10).as_nanos(), 11_500_000_000);
         assert_eq!(ticks_to_time(u64::MAX, 1, i64::MAX).as_nanos(), u64::MAX);
         assert_eq!(ticks_to_time(5, 1, -100).as_nanos(), 0);
@@ -639,9 +620,6 @@ mod tests {
             a.read_capture(&b"hello world, not a pcap"[..]),
             Err(AnalyzeError::NotACapture)
         ));
-        assert!(matches!(
-            a.read_capture(&b""[..]),
-            Err(AnalyzeError::NotACapture)
-        ));
+        assert!(matches!(a.read_capture(&b""[..]), Err(AnalyzeError::NotACapture)));
     }
 }

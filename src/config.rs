@@ -10,31 +10,7 @@ use std::time::Duration;
 /// The embedded default configuration.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Deserialize, serde::Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum RtcpMode {
-    /// RTCP passes unchanged; the proxy observes it.
-    Forward,
-    /// Forward, and generate RRs where upstream suppresses them.
-    #[default]
-    Auto,
-    /// Consume report blocks on both legs and generate the proxy's own.
-    Terminate,
-}
-
-impl std::str::FromStr for RtcpMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "forward" => Ok(RtcpMode::Forward),
-            "auto" => Ok(RtcpMode::Auto),
-            "terminate" => Ok(RtcpMode::Terminate),
-            other => Err(format!(
-                "unknown RTCP mode {other:?} (expected forward, auto or terminate)"
-            )),
-        }
-    }
-}
+pub use crate::engine::RtcpMode;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +21,51 @@ pub struct Config {
     pub api: ApiConfig,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub rtcp: RtcpSettings,
+}
+
+/// Report generation (`auto` and `terminate` relays).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RtcpSettings {
+    /// Minimum report interval on a leg carrying video, ms.
+    #[serde(default = "default_video_ms")]
+    pub min_interval_video_ms: u64,
+    /// Minimum report interval on an audio-only leg, ms.
+    #[serde(default = "default_audio_ms")]
+    pub min_interval_audio_ms: u64,
+    /// `auto`: report intervals without a report block about a stream
+    /// before the proxy generates reports for it.
+    #[serde(default = "default_suppression")]
+    pub suppression_intervals: u32,
+    /// Add XR RRTR to generated reports (RTT of terminated legs via DLRR).
+    #[serde(default = "default_true")]
+    pub xr_rrtr: bool,
+}
+
+impl Default for RtcpSettings {
+    fn default() -> Self {
+        RtcpSettings {
+            min_interval_video_ms: default_video_ms(),
+            min_interval_audio_ms: default_audio_ms(),
+            suppression_intervals: default_suppression(),
+            xr_rrtr: true,
+        }
+    }
+}
+
+fn default_video_ms() -> u64 {
+    1000
+}
+fn default_audio_ms() -> u64 {
+    5000
+}
+fn default_suppression() -> u32 {
+    3
+}
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -145,15 +166,13 @@ impl Config {
 
     pub fn embedded_default() -> Self {
         // The embedded file is checked by a unit test; failing here is a build defect.
-        Self::from_toml(DEFAULT_TOML)
-            .unwrap_or_else(|e| panic!("embedded config/default.toml is invalid: {e}"))
+        Self::from_toml(DEFAULT_TOML).unwrap_or_else(|e| panic!("embedded config/default.toml is invalid: {e}"))
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (i, relay) in self.relay.iter().enumerate() {
             let key = |k: &str| format!("relay[{i}].{k}");
-            parse_port_range(&relay.upstream_ports)
-                .map_err(|p| invalid(key("upstream_ports"), p))?;
+            parse_port_range(&relay.upstream_ports).map_err(|p| invalid(key("upstream_ports"), p))?;
             if relay.listen_rtcp.is_some() != relay.upstream_rtcp.is_some() {
                 return Err(invalid(
                     key("listen_rtcp"),
@@ -164,6 +183,17 @@ impl Config {
                 .clock_rate_table()
                 .map_err(|(k, p)| invalid(format!("{}.{k}", key("clock_rates")), p))?;
         }
+        for (key, ms) in [
+            ("rtcp.min_interval_video_ms", self.rtcp.min_interval_video_ms),
+            ("rtcp.min_interval_audio_ms", self.rtcp.min_interval_audio_ms),
+        ] {
+            if !(100..=60_000).contains(&ms) {
+                return Err(invalid(key, format!("{ms} ms is outside 100-60000")));
+            }
+        }
+        if self.rtcp.suppression_intervals == 0 {
+            return Err(invalid("rtcp.suppression_intervals", "must be at least 1"));
+        }
         if self.limits.max_sessions == 0 {
             return Err(invalid("limits.max_sessions", "must be at least 1"));
         }
@@ -173,9 +203,17 @@ impl Config {
         Ok(())
     }
 
+    pub fn report_policy(&self) -> crate::engine::ReportPolicy {
+        crate::engine::ReportPolicy {
+            min_interval_video: Duration::from_millis(self.rtcp.min_interval_video_ms),
+            min_interval_audio: Duration::from_millis(self.rtcp.min_interval_audio_ms),
+            suppression_intervals: self.rtcp.suppression_intervals,
+            xr_rrtr: self.rtcp.xr_rrtr,
+        }
+    }
+
     pub fn idle_timeout(&self) -> Option<Duration> {
-        (self.limits.idle_timeout_secs > 0)
-            .then(|| Duration::from_secs(self.limits.idle_timeout_secs))
+        (self.limits.idle_timeout_secs > 0).then(|| Duration::from_secs(self.limits.idle_timeout_secs))
     }
 }
 
@@ -184,10 +222,11 @@ impl RelayConfig {
     pub fn clock_rate_table(&self) -> Result<BTreeMap<u8, u32>, (String, String)> {
         let mut out = BTreeMap::new();
         for (k, &hz) in &self.clock_rates {
-            let pt: u8 =
-                k.parse().ok().filter(|pt| *pt <= 127).ok_or_else(|| {
-                    (k.clone(), "payload type must be a number 0-127".to_string())
-                })?;
+            let pt: u8 = k
+                .parse()
+                .ok()
+                .filter(|pt| *pt <= 127)
+                .ok_or_else(|| (k.clone(), "payload type must be a number 0-127".to_string()))?;
             if hz == 0 {
                 return Err((k.clone(), "clock rate must be positive".into()));
             }
@@ -206,14 +245,8 @@ pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
     let (lo, hi) = s
         .split_once('-')
         .ok_or_else(|| format!("expected LOW-HIGH, got {s:?}"))?;
-    let lo: u16 = lo
-        .trim()
-        .parse()
-        .map_err(|_| format!("{lo:?} is not a port"))?;
-    let hi: u16 = hi
-        .trim()
-        .parse()
-        .map_err(|_| format!("{hi:?} is not a port"))?;
+    let lo: u16 = lo.trim().parse().map_err(|_| format!("{lo:?} is not a port"))?;
+    let hi: u16 = hi.trim().parse().map_err(|_| format!("{hi:?} is not a port"))?;
     if lo == 0 || lo > hi {
         return Err(format!("range {lo}-{hi} is empty or starts at 0"));
     }

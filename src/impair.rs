@@ -363,8 +363,7 @@ impl Impairment {
             JitterDistribution::Uniform => (2.0 * u_j1 - 1.0) * self.cfg.jitter_ms,
             JitterDistribution::Normal => {
                 // Box–Muller; 1 − u ∈ (0, 1] keeps ln finite.
-                let z =
-                    (-2.0 * (1.0 - u_j1).ln()).sqrt() * (2.0 * std::f64::consts::PI * u_j2).cos();
+                let z = (-2.0 * (1.0 - u_j1).ln()).sqrt() * (2.0 * std::f64::consts::PI * u_j2).cos();
                 z.clamp(-3.0, 3.0) * self.cfg.jitter_ms
             }
         };
@@ -478,10 +477,7 @@ mod tests {
             32,
             MS,
         );
-        let pattern: String = fates
-            .iter()
-            .map(|f| if f.is_dropped() { 'x' } else { '.' })
-            .collect();
+        let pattern: String = fates.iter().map(|f| if f.is_dropped() { 'x' } else { '.' }).collect();
         assert_eq!(pattern.len(), 32);
         let again: String = run(
             &ImpairConfig {
@@ -632,10 +628,7 @@ mod tests {
         })
         .unwrap();
         let f = imp.offer(u64::MAX - 5, 1);
-        assert_eq!(
-            f.delivery_times().collect::<Vec<_>>(),
-            vec![u64::MAX, u64::MAX]
-        );
+        assert_eq!(f.delivery_times().collect::<Vec<_>>(), vec![u64::MAX, u64::MAX]);
 
         // Zero jitter, normal distribution, zero delay: delivered on arrival.
         let normal0 = ImpairConfig {
@@ -687,10 +680,7 @@ mod tests {
         ];
         for cfg in bad {
             assert!(
-                matches!(
-                    Impairment::new(cfg.clone()),
-                    Err(ImpairError::Probability { .. })
-                ),
+                matches!(Impairment::new(cfg.clone()), Err(ImpairError::Probability { .. })),
                 "{cfg:?}"
             );
         }
@@ -718,10 +708,7 @@ mod tests {
         ];
         for cfg in bad_ms {
             assert!(
-                matches!(
-                    Impairment::new(cfg.clone()),
-                    Err(ImpairError::NegativeOrNan { .. })
-                ),
+                matches!(Impairment::new(cfg.clone()), Err(ImpairError::NegativeOrNan { .. })),
                 "{cfg:?}"
             );
         }
@@ -850,10 +837,9 @@ mod tests {
 
     #[test]
     fn deserializes_with_defaults() {
-        let cfg: ImpairConfig = serde_json::from_str(
-            r#"{"seed": 5, "loss": 0.02, "burst": {"p_good_to_bad": 0.1, "p_bad_to_good": 0.5}}"#,
-        )
-        .unwrap();
+        let cfg: ImpairConfig =
+            serde_json::from_str(r#"{"seed": 5, "loss": 0.02, "burst": {"p_good_to_bad": 0.1, "p_bad_to_good": 0.5}}"#)
+                .unwrap();
         assert_eq!(cfg.seed, 5);
         assert_eq!(cfg.loss, 0.02);
         assert_eq!(
@@ -868,9 +854,10 @@ mod tests {
         assert!(cfg.preserve_order);
         assert_eq!(cfg.jitter_distribution, JitterDistribution::Uniform);
 
-        let t: ImpairConfig =
-            toml::from_str("delay_ms = 20.0\njitter_ms = 8.0\njitter_distribution = \"normal\"\nreorder_hold_ms = 80.0\n")
-                .unwrap();
+        let t: ImpairConfig = toml::from_str(
+            "delay_ms = 20.0\njitter_ms = 8.0\njitter_distribution = \"normal\"\nreorder_hold_ms = 80.0\n",
+        )
+        .unwrap();
         assert_eq!(t.jitter_distribution, JitterDistribution::Normal);
         assert_eq!(t.effective_reorder_hold_ms(), 80.0);
         assert_eq!(

@@ -124,12 +124,7 @@ struct Overrides {
     api_listen: Option<std::net::SocketAddr>,
 }
 
-fn run(
-    path: Option<&std::path::Path>,
-    o: Overrides,
-    workers: usize,
-    quiet: bool,
-) -> Result<(), String> {
+fn run(path: Option<&std::path::Path>, o: Overrides, workers: usize, quiet: bool) -> Result<(), String> {
     let mut config = load_config(path)?;
     if let Some(first) = config.relay.first_mut() {
         if let Some(l) = o.listen {
@@ -154,14 +149,12 @@ fn run(
         log_sessions: !quiet,
         ..Default::default()
     };
-    let relay =
-        rtp_middlebox::runtime::start(&config, &opts).map_err(|e| format!("cannot start: {e}"))?;
+    let relay = rtp_middlebox::runtime::start(&config, &opts).map_err(|e| format!("cannot start: {e}"))?;
     for b in relay.bound() {
         eprintln!(
             "relay listening on {}{} -> upstream {} ({} workers)",
             b.listen,
-            b.listen_rtcp
-                .map_or(String::new(), |r| format!(" (rtcp {r})")),
+            b.listen_rtcp.map_or(String::new(), |r| format!(" (rtcp {r})")),
             b.upstream,
             relay.workers()
         );
@@ -180,8 +173,8 @@ fn wait_for_signal() -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| e.to_string())?;
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -194,8 +187,7 @@ fn load_config(path: Option<&std::path::Path>) -> Result<Config, String> {
     match path {
         None => Ok(Config::embedded_default()),
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+            let text = std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
             Config::from_toml(&text).map_err(|e| format!("{}: {e}", p.display()))
         }
     }
@@ -215,8 +207,7 @@ fn analyze(
         .unwrap_or_default();
     rates.extend(overrides.iter().copied());
     let clock_rates = ClockRates::new(&rates);
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let mut analyzer = Analyzer::new(clock_rates.clone());
     analyzer
         .read_capture(std::io::BufReader::new(file))

@@ -45,19 +45,13 @@ impl MonoTime {
 impl Add<Duration> for MonoTime {
     type Output = MonoTime;
     fn add(self, d: Duration) -> MonoTime {
-        MonoTime(
-            self.0
-                .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-        )
+        MonoTime(self.0.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
     }
 }
 
 impl Sub<Duration> for MonoTime {
     type Output = MonoTime;
     fn sub(self, d: Duration) -> MonoTime {
-        MonoTime(
-            self.0
-                .saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-        )
+        MonoTime(self.0.saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
     }
 }

@@ -10,16 +10,15 @@
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use rtp_middlebox::engine::{Engine, EngineConfig, Event, SessionId, SessionInfo, Side, Verdict};
+use rtp_middlebox::engine::{Engine, EngineConfig, Event, RtcpMode, SessionId, SessionInfo, Side, Verdict};
 use rtp_middlebox::stats::receive::{MAX_DROPOUT, MAX_MISORDER};
 use rtp_middlebox::stats::rtt::{rtt_from, MAX_REPORT_AGE};
 use rtp_middlebox::stats::{ReceiveStats, RttReject, SentLog, SeqOutcome};
 use rtp_middlebox::time::MonoTime;
 use rtp_middlebox::wire::ntp::{CompactNtp, Delay16, NtpTime};
 use rtp_middlebox::wire::rtcp::{
-    clamp_lost_24, sign_extend_24, walk, write_receiver_report, write_sdes_cname,
-    write_sender_report, write_xr, DlrrItem, ReportBlock, RtcpPacket, SenderInfo, XrBlock,
-    CUMULATIVE_LOST_MAX, CUMULATIVE_LOST_MIN, PT_BYE,
+    clamp_lost_24, sign_extend_24, walk, write_receiver_report, write_sdes_cname, write_sender_report, write_xr,
+    DlrrItem, ReportBlock, RtcpPacket, SenderInfo, XrBlock, CUMULATIVE_LOST_MAX, CUMULATIVE_LOST_MIN, PT_BYE,
 };
 use rtp_middlebox::wire::rtp::RtpView;
 use rtp_middlebox::wire::stun::{StunView, MAGIC_COOKIE};
@@ -156,10 +155,7 @@ fn check_stream(s: &Stream) -> Result<(), TestCaseError> {
     prop_assert_eq!(stats.cumulative_lost(), expected as i64 - delivered as i64);
     prop_assert_eq!(
         i64::from(stats.wire_cumulative_lost()),
-        (expected as i64 - delivered as i64).clamp(
-            i64::from(CUMULATIVE_LOST_MIN),
-            i64::from(CUMULATIVE_LOST_MAX)
-        )
+        (expected as i64 - delivered as i64).clamp(i64::from(CUMULATIVE_LOST_MIN), i64::from(CUMULATIVE_LOST_MAX))
     );
     prop_assert_eq!(stats.ext_highest_seq().wire(), ext_of(h) as u32);
     Ok(())
@@ -260,8 +256,7 @@ fn engine_stream_starting_at_65535() {
     let id = engine.open_session(MonoTime::ZERO, session_info()).unwrap();
     for (k, seq) in [65_535u16, 0, 1].into_iter().enumerate() {
         let pkt = rtp_packet(0x1234, seq, 160 * k as u32, 0, false, 0, None, 160, 0);
-        let v =
-            engine.handle_datagram(MonoTime::from_millis(20 * k as u64), Side::Client, id, &pkt);
+        let v = engine.handle_datagram(MonoTime::from_millis(20 * k as u64), Side::Client, id, &pkt);
         assert_eq!(v, Verdict::Forward(rtp_middlebox::wire::PacketKind::Rtp));
     }
     let snap = engine.snapshot(MonoTime::from_millis(100), id).unwrap();
@@ -291,16 +286,8 @@ fn engine_corrupted_first_sequence_number() {
     let rtp = snap.side(Side::Client).sources[0].rtp.as_ref().unwrap();
     // Whatever the base, expected can never exceed the span 64489..=1003
     // (2051 packets) nor the loss exceed it.
-    assert!(
-        rtp.packets_expected <= 2051,
-        "expected {}",
-        rtp.packets_expected
-    );
-    assert!(
-        (-3..=2051).contains(&rtp.packets_lost),
-        "lost {}",
-        rtp.packets_lost
-    );
+    assert!(rtp.packets_expected <= 2051, "expected {}", rtp.packets_expected);
+    assert!((-3..=2051).contains(&rtp.packets_lost), "lost {}", rtp.packets_lost);
 }
 
 proptest! {
@@ -383,11 +370,7 @@ fn check_reordered_start(s: &Stream) -> Result<(), TestCaseError> {
     // bounds on `expected` below pin the cycles relative to the base.
     let ext = stats.ext_highest_seq().0;
     prop_assert_eq!(ext & 0xffff, u64::from(seq_of(highest).0));
-    prop_assert!(
-        ext < 2 << 16,
-        "at most one wrap within a stream this short: {}",
-        ext
-    );
+    prop_assert!(ext < 2 << 16, "at most one wrap within a stream this short: {}", ext);
     // Whatever base probation picked lies within the stream.
     let expected = stats.expected();
     prop_assert!(
@@ -463,13 +446,7 @@ fn timestamp_wrap_worked_example() {
         for i in 0..10u32 {
             let late = if i == 5 { 5 } else { 0 };
             let at = MonoTime::from_millis(u64::from(i) * 20 + late);
-            s.on_packet(
-                at,
-                SeqNo(100 + i as u16),
-                RtpTs(ts0.wrapping_add(160 * i)),
-                12,
-                160,
-            );
+            s.on_packet(at, SeqNo(100 + i as u16), RtpTs(ts0.wrapping_add(160 * i)), 12, 160);
         }
         s.jitter_units().unwrap()
     };
@@ -1060,36 +1037,25 @@ fn block_gen() -> impl Strategy<Value = BlockGen> {
         any::<u32>(),
         prop_oneof![Just(0u32), 1u32..200_000, any::<u32>()],
     )
-        .prop_map(
-            |(about, fraction, lost, ext, jitter, echo_lsr, lsr, dlsr)| BlockGen {
-                about,
-                fraction,
-                lost,
-                ext,
-                jitter,
-                echo_lsr,
-                lsr,
-                dlsr,
-            },
-        )
+        .prop_map(|(about, fraction, lost, ext, jitter, echo_lsr, lsr, dlsr)| BlockGen {
+            about,
+            fraction,
+            lost,
+            ext,
+            jitter,
+            echo_lsr,
+            lsr,
+            dlsr,
+        })
 }
 
 fn rtcp_part() -> impl Strategy<Value = RtcpPart> {
     prop_oneof![
-        (
-            0usize..4,
-            any::<u64>(),
-            prop::collection::vec(block_gen(), 0..4)
-        )
-            .prop_map(|(sender, ntp, blocks)| RtcpPart::Sr {
-                sender,
-                ntp,
-                blocks
-            }),
+        (0usize..4, any::<u64>(), prop::collection::vec(block_gen(), 0..4))
+            .prop_map(|(sender, ntp, blocks)| RtcpPart::Sr { sender, ntp, blocks }),
         (0usize..4, prop::collection::vec(block_gen(), 0..4))
             .prop_map(|(sender, blocks)| RtcpPart::Rr { sender, blocks }),
-        (0usize..4, prop::collection::vec(any::<u8>(), 0..40))
-            .prop_map(|(ssrc, cname)| RtcpPart::Sdes { ssrc, cname }),
+        (0usize..4, prop::collection::vec(any::<u8>(), 0..40)).prop_map(|(ssrc, cname)| RtcpPart::Sdes { ssrc, cname }),
         (
             0usize..4,
             any::<Option<u64>>(),
@@ -1141,11 +1107,7 @@ fn build_compound(parts: &[RtcpPart], echo: &mut Echo) -> Vec<u8> {
     };
     for part in parts {
         match part {
-            RtcpPart::Sr {
-                sender,
-                ntp,
-                blocks,
-            } => {
+            RtcpPart::Sr { sender, ntp, blocks } => {
                 let blocks: Vec<_> = blocks.iter().map(|b| block(b, echo)).collect();
                 let info = SenderInfo {
                     ntp: NtpTime(*ntp),
@@ -1315,30 +1277,17 @@ fn check_snapshot(engine: &Engine, now: MonoTime, id: SessionId) -> Result<(), T
     let snap = engine
         .snapshot(now, id)
         .ok_or_else(|| TestCaseError::fail("session vanished"))?;
-    let json =
-        serde_json::to_string(&snap).map_err(|e| TestCaseError::fail(format!("serialize: {e}")))?;
-    prop_assert_eq!(
-        json.as_bytes().first().copied(),
-        Some(0x7b),
-        "a JSON object"
-    );
-    let value: serde_json::Value =
-        serde_json::from_str(&json).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let json = serde_json::to_string(&snap).map_err(|e| TestCaseError::fail(format!("serialize: {e}")))?;
+    prop_assert_eq!(json.as_bytes().first().copied(), Some(0x7b), "a JSON object");
+    let value: serde_json::Value = serde_json::from_str(&json).map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert!(value.is_object());
     for side in Side::BOTH {
         for src in &snap.side(side).sources {
             if let Some(rtp) = &src.rtp {
-                for j in [rtp.jitter, rtp.max_jitter, rtp.mean_jitter]
-                    .into_iter()
-                    .flatten()
-                {
+                for j in [rtp.jitter, rtp.max_jitter, rtp.mean_jitter].into_iter().flatten() {
                     prop_assert!(j.is_finite() && j >= 0.0, "jitter {}", j);
                 }
-                prop_assert!(
-                    rtp.packets_expected < 1 << 48,
-                    "expected {}",
-                    rtp.packets_expected
-                );
+                prop_assert!(rtp.packets_expected < 1 << 48, "expected {}", rtp.packets_expected);
             }
             if let Some(remote) = &src.remote {
                 prop_assert!((0.0..=1.0).contains(&remote.fraction_lost));
@@ -1409,10 +1358,13 @@ fn consume_views(d: &[u8]) {
 }
 
 fn run_ops(ops: &[Op], idle: bool) -> Result<(), TestCaseError> {
+    // Every RTCP mode gets its share of the cases.
+    let rtcp_mode = [RtcpMode::Forward, RtcpMode::Auto, RtcpMode::Terminate][ops.len() % 3];
     let config = EngineConfig {
         max_sources_per_side: 3,
         idle_timeout: idle.then(|| Duration::from_secs(2)),
         max_queued_events: 8,
+        rtcp_mode,
         ..EngineConfig::default()
     };
     let mut engine = Engine::new(config);
@@ -1420,10 +1372,7 @@ fn run_ops(ops: &[Op], idle: bool) -> Result<(), TestCaseError> {
     let mut id = engine.open_session(now, session_info()).unwrap();
     // Sequence/timestamp state per side and SSRC; one stream starts right
     // at the wrap so probation straddles 65535 → 0 (the regression above).
-    let mut seq = [
-        [5_000u16, 30_000, 65_530, 65_534],
-        [1_000, 40_000, 65_500, 65_533],
-    ];
+    let mut seq = [[5_000u16, 30_000, 65_530, 65_534], [1_000, 40_000, 65_500, 65_533]];
     let mut ts = [0u32, u32::MAX - 100_000, 7, 1 << 31];
     let mut echo = Echo::default();
     let mut handled = 0u64;
@@ -1486,14 +1435,15 @@ fn run_ops(ops: &[Op], idle: bool) -> Result<(), TestCaseError> {
             // Closed by the idle sweep: reopen (exercises slot reuse).
             id = engine.open_session(now, session_info()).unwrap();
         }
-        let side = if op.upstream {
-            Side::Upstream
-        } else {
-            Side::Client
-        };
+        let side = if op.upstream { Side::Upstream } else { Side::Client };
         let before = engine.counters().total_drops();
         match engine.handle_datagram(now, side, id, &d) {
-            Verdict::Forward(_) => prop_assert_eq!(engine.counters().total_drops(), before),
+            Verdict::Forward(_) | Verdict::Consumed => prop_assert_eq!(engine.counters().total_drops(), before),
+            Verdict::Rewritten(_) => {
+                prop_assert_eq!(engine.counters().total_drops(), before);
+                // A rewrite only ever removes report blocks: never longer.
+                prop_assert!(engine.rewritten().len() <= d.len());
+            }
             Verdict::Drop(r) => {
                 prop_assert_eq!(engine.counters().total_drops(), before + 1);
                 prop_assert!(!r.label().is_empty());
@@ -1504,6 +1454,10 @@ fn run_ops(ops: &[Op], idle: bool) -> Result<(), TestCaseError> {
             if deadline <= now {
                 engine.handle_timeout(now);
             }
+        }
+        while let Some(t) = engine.poll_transmit() {
+            // Generated reports are well-formed RTCP compounds.
+            prop_assert!(rtp_middlebox::wire::rtcp::walk(&t.datagram).all(|p| p.is_ok()));
         }
         while let Some(ev) = engine.poll_event() {
             if let Event::SessionClosed { snapshot, .. } = ev {

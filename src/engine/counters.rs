@@ -127,6 +127,19 @@ pub struct Counters {
     pub sessions_closed: u64,
     pub sessions_refused: u64,
     pub events_dropped: u64,
+    /// Generated RR compounds, and the report blocks in them.
+    pub reports_generated: u64,
+    pub report_blocks_generated: u64,
+    /// Report ticks skipped because the session is SRTP without keys.
+    pub reports_skipped_encrypted: u64,
+    /// `terminate`: compounds forwarded with report blocks removed, wholly
+    /// consumed, and the report blocks taken out.
+    pub rtcp_rewritten: u64,
+    pub rtcp_consumed: u64,
+    pub report_blocks_consumed: u64,
+    /// `auto`: streams found suppressed, and found reported again.
+    pub suppression_detected: u64,
+    pub suppression_cleared: u64,
 }
 
 impl Default for Counters {
@@ -141,6 +154,14 @@ impl Default for Counters {
             sessions_closed: 0,
             sessions_refused: 0,
             events_dropped: 0,
+            reports_generated: 0,
+            report_blocks_generated: 0,
+            reports_skipped_encrypted: 0,
+            rtcp_rewritten: 0,
+            rtcp_consumed: 0,
+            report_blocks_consumed: 0,
+            suppression_detected: 0,
+            suppression_cleared: 0,
         }
     }
 }

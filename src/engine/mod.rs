@@ -4,10 +4,12 @@
 //! and reads no clock: `now` is always handed in.
 
 mod counters;
+pub mod rtcp_policy;
 mod session;
 mod snapshot;
 
 pub use counters::{kind_index, Counters, DropReason, KindCounts, DROP_REASONS, KINDS};
+pub use rtcp_policy::{ReportPolicy, RtcpMode};
 pub use session::{FeedbackCounts, LegRtt, Session, SessionInfo, SideState, Source};
 pub use snapshot::{SessionSnapshot, SideSnapshot, SourceSnapshot};
 
@@ -17,9 +19,12 @@ use crate::wire::rtcp;
 use crate::wire::rtp::RtpView;
 use crate::wire::stun::StunView;
 use crate::wire::{classify, PacketKind, Ssrc};
+use rand_core::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
 use serde::Serialize;
 use session::RtpOutcome;
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
@@ -92,7 +97,21 @@ impl Serialize for SessionId {
 pub enum Verdict {
     /// Send it on, unchanged, to the other side.
     Forward(PacketKind),
+    /// Send [`Engine::rewritten`] instead (an RTCP compound with its report
+    /// blocks removed, `terminate` mode).
+    Rewritten(PacketKind),
+    /// RTCP the proxy terminates: nothing is left to forward (not an error).
+    Consumed,
     Drop(DropReason),
+}
+
+/// A datagram the engine originates (generated reports).
+#[derive(Debug, Clone)]
+pub struct Transmit {
+    pub session: SessionId,
+    /// The side whose endpoint receives it.
+    pub toward: Side,
+    pub datagram: Vec<u8>,
 }
 
 /// Why a session ended.
@@ -121,6 +140,19 @@ pub enum Event {
         ssrc: Ssrc,
         payload_type: u8,
     },
+    /// `auto`: no report block about this stream (sent from `side`) came
+    /// back in time; the proxy now generates reports about it.
+    SuppressionDetected {
+        session: SessionId,
+        side: Side,
+        ssrc: Ssrc,
+    },
+    /// `auto`: real report blocks about the stream returned; generation stops.
+    SuppressionCleared {
+        session: SessionId,
+        side: Side,
+        ssrc: Ssrc,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -133,6 +165,12 @@ pub struct EngineConfig {
     pub idle_timeout: Option<Duration>,
     /// Events kept for the driver; past this the oldest are dropped (counted).
     pub max_queued_events: usize,
+    /// RTCP mode of sessions opened with [`Engine::open_session`].
+    pub rtcp_mode: RtcpMode,
+    pub report_policy: ReportPolicy,
+    /// Seeds the proxy's per-session SSRC/CNAME and report-interval
+    /// randomisation (the driver picks it; tests fix it).
+    pub seed: u64,
 }
 
 impl Default for EngineConfig {
@@ -143,6 +181,9 @@ impl Default for EngineConfig {
             max_sources_per_side: 64,
             idle_timeout: Some(Duration::from_secs(30)),
             max_queued_events: 65_536,
+            rtcp_mode: RtcpMode::Forward,
+            report_policy: ReportPolicy::default(),
+            seed: 0x5eed,
         }
     }
 }
@@ -171,10 +212,21 @@ pub struct Engine {
     counters: Counters,
     events: VecDeque<Event>,
     next_sweep: Option<MonoTime>,
+    /// Report ticks: (due, slot index, generation, side index). Entries of
+    /// closed sessions or superseded times are skipped when popped.
+    report_timers: BinaryHeap<Reverse<(MonoTime, u32, u32, u8)>>,
+    transmits: VecDeque<Transmit>,
+    /// The last `terminate` rewrite (reused: no allocation per rewrite).
+    rewritten: Vec<u8>,
+    rng: Pcg64Mcg,
+    /// (monotonic, wall since the Unix epoch) taken together by the driver,
+    /// for NTP timestamps in generated XR RRTR.
+    wall_anchor: (MonoTime, Duration),
 }
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Self {
+        let rng = Pcg64Mcg::seed_from_u64(config.seed);
         Engine {
             config,
             slots: Vec::new(),
@@ -183,7 +235,38 @@ impl Engine {
             counters: Counters::default(),
             events: VecDeque::new(),
             next_sweep: None,
+            report_timers: BinaryHeap::new(),
+            transmits: VecDeque::new(),
+            rewritten: Vec::new(),
+            rng,
+            wall_anchor: (MonoTime::ZERO, Duration::ZERO),
         }
+    }
+
+    /// Tells the engine the wall-clock time (since the Unix epoch) at a
+    /// monotonic instant; generated XR RRTR carry NTP times derived from it.
+    pub fn set_wall_clock(&mut self, now: MonoTime, wall: Duration) {
+        self.wall_anchor = (now, wall);
+    }
+
+    fn wall_at(&self, now: MonoTime) -> Duration {
+        let (mono, wall) = self.wall_anchor;
+        wall + now.saturating_since(mono)
+    }
+
+    /// The datagram to send for the last [`Verdict::Rewritten`].
+    pub fn rewritten(&self) -> &[u8] {
+        &self.rewritten
+    }
+
+    /// Next report the engine generated, for the driver to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    fn unit(&mut self) -> f64 {
+        // 53 random bits → [0, 1).
+        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -198,11 +281,18 @@ impl Engine {
         self.live
     }
 
-    /// Opens a session for a new flow.
-    pub fn open_session(
+    /// Opens a session for a new flow, in the configured RTCP mode.
+    pub fn open_session(&mut self, now: MonoTime, info: SessionInfo) -> Result<SessionId, OpenError> {
+        let mode = self.config.rtcp_mode;
+        self.open_session_mode(now, info, mode)
+    }
+
+    /// Opens a session for a new flow with its own RTCP mode.
+    pub fn open_session_mode(
         &mut self,
         now: MonoTime,
         info: SessionInfo,
+        mode: RtcpMode,
     ) -> Result<SessionId, OpenError> {
         if self.live >= self.config.max_sessions {
             self.counters.sessions_refused += 1;
@@ -224,7 +314,18 @@ impl Engine {
             index,
             generation: slot.generation,
         };
-        slot.session = Some(Box::new(Session::new(id, info, now)));
+        let own_ssrc = Ssrc(self.rng.next_u32());
+        let cname = format!("rtp-middlebox-{:016x}", self.rng.next_u64());
+        let slot = &mut self.slots[index as usize];
+        slot.session = Some(Box::new(Session::new(id, info, now, mode, own_ssrc, cname)));
+        if mode != RtcpMode::Forward {
+            // RFC 3550 §6.2: the first report after half the minimum interval.
+            let first = self.config.report_policy.min_interval_video / 2;
+            for side in Side::BOTH {
+                let due = now + rtcp_policy::randomised_interval(first, self.unit());
+                self.schedule_report(id, side, due);
+            }
+        }
         self.live += 1;
         self.counters.sessions_opened += 1;
         if self.next_sweep.is_none() {
@@ -240,12 +341,7 @@ impl Engine {
         self.close(now, id, CloseReason::Closed)
     }
 
-    fn close(
-        &mut self,
-        now: MonoTime,
-        id: SessionId,
-        reason: CloseReason,
-    ) -> Option<SessionSnapshot> {
+    fn close(&mut self, now: MonoTime, id: SessionId, reason: CloseReason) -> Option<SessionSnapshot> {
         let slot = self.slots.get_mut(id.index as usize)?;
         if slot.generation != id.generation {
             return None;
@@ -283,13 +379,7 @@ impl Engine {
     /// Accounts one datagram that arrived from `side` of session `id` and
     /// says whether to forward it.
     #[inline]
-    pub fn handle_datagram(
-        &mut self,
-        now: MonoTime,
-        side: Side,
-        id: SessionId,
-        datagram: &[u8],
-    ) -> Verdict {
+    pub fn handle_datagram(&mut self, now: MonoTime, side: Side, id: SessionId, datagram: &[u8]) -> Verdict {
         let kind = classify(datagram);
         let verdict = self.observe(now, side, id, kind, datagram);
         let len = datagram.len();
@@ -301,14 +391,7 @@ impl Engine {
     }
 
     #[inline]
-    fn observe(
-        &mut self,
-        now: MonoTime,
-        side: Side,
-        id: SessionId,
-        kind: PacketKind,
-        datagram: &[u8],
-    ) -> Verdict {
+    fn observe(&mut self, now: MonoTime, side: Side, id: SessionId, kind: PacketKind, datagram: &[u8]) -> Verdict {
         let cap = self.config.max_sources_per_side;
         // Borrow the parts of `self` separately: the session from the slot
         // table, the clock-rate table and counters beside it.
@@ -317,6 +400,7 @@ impl Engine {
             config,
             counters,
             events,
+            rewritten,
             ..
         } = self;
         let Some(session) = slots
@@ -351,7 +435,19 @@ impl Engine {
                 }
                 Verdict::Forward(kind)
             }
-            PacketKind::Rtcp => Self::observe_rtcp(session, now, side, datagram, cap, counters),
+            PacketKind::Rtcp => {
+                let v = Self::observe_rtcp(session, now, side, datagram, cap, counters, rewritten);
+                for (side, ssrc) in session.cleared.drain(..) {
+                    counters.suppression_cleared += 1;
+                    let ev = Event::SuppressionCleared {
+                        session: id,
+                        side,
+                        ssrc,
+                    };
+                    push_bounded(events, counters, config.max_queued_events, ev);
+                }
+                v
+            }
             PacketKind::Stun => match StunView::parse(datagram) {
                 Ok(_) => Verdict::Forward(kind),
                 Err(e) => Verdict::Drop(DropReason::Stun(e)),
@@ -378,6 +474,7 @@ impl Engine {
         datagram: &[u8],
         cap: usize,
         counters: &mut Counters,
+        rewritten: &mut Vec<u8>,
     ) -> Verdict {
         // The first header must hold for anything to be RTCP at all.
         let mut walker = rtcp::walk(datagram);
@@ -395,11 +492,93 @@ impl Engine {
         for packet in rtcp::walk(datagram).flatten() {
             session.on_rtcp(now, side, &packet, cap, counters);
         }
-        Verdict::Forward(PacketKind::Rtcp)
+        if session.mode != RtcpMode::Terminate {
+            return Verdict::Forward(PacketKind::Rtcp);
+        }
+        match rtcp_policy::strip_reports(datagram, rewritten) {
+            None => Verdict::Forward(PacketKind::Rtcp),
+            Some(blocks) => {
+                counters.report_blocks_consumed += blocks as u64;
+                if rewritten.is_empty() {
+                    counters.rtcp_consumed += 1;
+                    Verdict::Consumed
+                } else {
+                    counters.rtcp_rewritten += 1;
+                    Verdict::Rewritten(PacketKind::Rtcp)
+                }
+            }
+        }
     }
 
-    /// Expires idle sessions. Call when [`Self::poll_timeout`] is reached.
+    fn schedule_report(&mut self, id: SessionId, side: Side, due: MonoTime) {
+        if let Some(s) = self.slots.get_mut(id.index as usize).and_then(|s| s.session.as_mut()) {
+            s.sides[side.index()].next_report = Some(due);
+            self.report_timers
+                .push(Reverse((due, id.index, id.generation, side.index() as u8)));
+        }
+    }
+
+    /// Runs every report tick due by `now`.
+    fn run_report_timers(&mut self, now: MonoTime) {
+        while let Some(Reverse((due, index, generation, side_ix))) = self.report_timers.peek().copied() {
+            if due > now {
+                break;
+            }
+            self.report_timers.pop();
+            let id = SessionId { index, generation };
+            let side = if side_ix == 0 { Side::Client } else { Side::Upstream };
+            let wall = self.wall_at(now);
+            let unit = self.unit();
+            let Some(slot) = self
+                .slots
+                .get_mut(index as usize)
+                .filter(|s| s.generation == generation)
+            else {
+                continue;
+            };
+            let Some(session) = slot.session.as_deref_mut() else {
+                continue;
+            };
+            if session.sides[side.index()].next_report != Some(due) {
+                continue; // superseded
+            }
+            let rates = &self.config.clock_rates;
+            let policy = &self.config.report_policy;
+            let td = rtcp_policy::leg_interval(session, side, rates, policy);
+            let next = due + rtcp_policy::randomised_interval(td, unit);
+            if session.encrypted {
+                // SRTCP without keys: the proxy cannot write reports here.
+                self.counters.reports_skipped_encrypted += 1;
+            } else {
+                let outcome = rtcp_policy::tick(session, side, now, wall, rates, policy);
+                if let Some(datagram) = outcome.report {
+                    session.sides[side.index()].reports_generated += 1;
+                    self.counters.reports_generated += 1;
+                    self.counters.report_blocks_generated += outcome.blocks as u64;
+                    self.transmits.push_back(Transmit {
+                        session: id,
+                        toward: side,
+                        datagram,
+                    });
+                }
+                for ssrc in outcome.suppressed {
+                    self.counters.suppression_detected += 1;
+                    let ev = Event::SuppressionDetected {
+                        session: id,
+                        side,
+                        ssrc,
+                    };
+                    push_bounded(&mut self.events, &mut self.counters, self.config.max_queued_events, ev);
+                }
+            }
+            self.schedule_report(id, side, next);
+        }
+    }
+
+    /// Expires idle sessions and runs due report ticks. Call when
+    /// [`Self::poll_timeout`] is reached (earlier calls are harmless).
     pub fn handle_timeout(&mut self, now: MonoTime) {
+        self.run_report_timers(now);
         let Some(due) = self.next_sweep else {
             return;
         };
@@ -416,13 +595,16 @@ impl Engine {
                 self.close(now, id, CloseReason::Idle);
             }
         }
-        self.next_sweep =
-            (self.live > 0 && self.config.idle_timeout.is_some()).then(|| now + SWEEP_INTERVAL);
+        self.next_sweep = (self.live > 0 && self.config.idle_timeout.is_some()).then(|| now + SWEEP_INTERVAL);
     }
 
     /// When the engine next needs [`Self::handle_timeout`], if ever.
     pub fn poll_timeout(&self) -> Option<MonoTime> {
-        self.next_sweep
+        let report = self.report_timers.peek().map(|Reverse((due, ..))| *due);
+        match (self.next_sweep, report) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Next event for the driver.

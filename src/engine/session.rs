@@ -2,10 +2,9 @@
 //! (SSRC) seen on each side.
 
 use super::counters::{Counters, KindCounts};
+use super::rtcp_policy::RtcpMode;
 use super::{SessionId, Side};
-use crate::stats::{
-    ReceiveStats, RemoteReport, RttMethod, RttReject, RttStats, SenderRecord, SentLog,
-};
+use crate::stats::{ReceiveStats, RemoteReport, RttMethod, RttReject, RttStats, SenderRecord, SentLog};
 use crate::time::MonoTime;
 use crate::wire::rtcp::{FeedbackKind, ReportBlock, RtcpPacket, XrBlock};
 use crate::wire::rtp::RtpView;
@@ -60,6 +59,9 @@ pub struct Source {
     pub xr_rtt: RttStats,
     pub feedback: FeedbackCounts,
     pub bye: bool,
+    /// `auto`: the receiver stopped reporting on this source, so the proxy
+    /// generates report blocks about it.
+    pub generating: bool,
 }
 
 impl Source {
@@ -74,6 +76,7 @@ impl Source {
             xr_rtt: RttStats::default(),
             feedback: FeedbackCounts::default(),
             bye: false,
+            generating: false,
         }
     }
 }
@@ -111,6 +114,11 @@ pub struct SideState {
     /// RTCP report packets seen from this side.
     pub rtcp_reports: u64,
     pub rtcp_unreadable: u64,
+    /// XR RRTRs the proxy sent toward this side (its DLRR gives this leg's RTT).
+    pub own_rrtr_log: SentLog,
+    /// When this leg's next report tick is due (`auto`/`terminate`).
+    pub next_report: Option<MonoTime>,
+    pub reports_generated: u64,
 }
 
 impl SideState {
@@ -150,6 +158,13 @@ pub struct Session {
     pub sides: [SideState; 2],
     /// DTLS was seen: RTCP here is SRTCP and its bodies are ciphertext.
     pub encrypted: bool,
+    pub mode: RtcpMode,
+    /// The proxy's own SSRC and CNAME in this session's generated reports.
+    pub own_ssrc: Ssrc,
+    pub cname: String,
+    /// `auto`: streams whose real reports returned since the engine last
+    /// looked (side the stream came from, SSRC).
+    pub cleared: Vec<(Side, Ssrc)>,
 }
 
 /// What the RTP path tells the engine after accounting a packet.
@@ -160,21 +175,23 @@ pub enum RtpOutcome {
 }
 
 impl Session {
-    pub fn new(id: SessionId, info: SessionInfo, now: MonoTime) -> Self {
+    pub fn new(id: SessionId, info: SessionInfo, now: MonoTime, mode: RtcpMode, own_ssrc: Ssrc, cname: String) -> Self {
         Session {
             id,
             info,
             opened_at: now,
             sides: [SideState::default(), SideState::default()],
             encrypted: false,
+            mode,
+            own_ssrc,
+            cname,
+            cleared: Vec::new(),
         }
     }
 
     pub fn last_activity(&self) -> MonoTime {
         let [a, b] = &self.sides;
-        a.last_activity
-            .max(b.last_activity)
-            .unwrap_or(self.opened_at)
+        a.last_activity.max(b.last_activity).unwrap_or(self.opened_at)
     }
 
     /// The per-packet path: one SSRC scan and the A.1/A.8 update.
@@ -217,14 +234,7 @@ impl Session {
     }
 
     /// Observes one readable RTCP packet from `side` that is being forwarded.
-    pub fn on_rtcp(
-        &mut self,
-        now: MonoTime,
-        side: Side,
-        packet: &RtcpPacket<'_>,
-        cap: usize,
-        counters: &mut Counters,
-    ) {
+    pub fn on_rtcp(&mut self, now: MonoTime, side: Side, packet: &RtcpPacket<'_>, cap: usize, counters: &mut Counters) {
         let other = side.other();
         match packet {
             RtcpPacket::SenderReport(sr) => {
@@ -258,6 +268,18 @@ impl Session {
                         }
                         XrBlock::Dlrr(items) => {
                             for item in items {
+                                if item.ssrc == self.own_ssrc {
+                                    // Answers an RRTR the proxy itself sent toward `side`.
+                                    let state = &mut self.sides[side.index()];
+                                    match state.own_rrtr_log.match_report(item.lrr, item.dlrr, now) {
+                                        Ok(rtt) => {
+                                            state.rtt.add(rtt, RttMethod::XrDlrr);
+                                            counters.rtt_samples += 1;
+                                        }
+                                        Err(e) => counters.rtt_rejects[reject_index(e)] += 1,
+                                    }
+                                    continue;
+                                }
                                 // DLRR from `side` answers an RRTR that came from `other`.
                                 let Some(i) = self.sides[other.index()].position(item.ssrc) else {
                                     counters.rtt_rejects[reject_index(RttReject::UnknownLsr)] += 1;
@@ -283,9 +305,10 @@ impl Session {
                 let target = match fb.kind {
                     // FIR (RFC 5104 §4.3.1) names its target in the FCI; the
                     // header's media SSRC is zero.
-                    FeedbackKind::Fir => fb.fci.get(..4).map_or(fb.media, |b| {
-                        Ssrc(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-                    }),
+                    FeedbackKind::Fir => fb
+                        .fci
+                        .get(..4)
+                        .map_or(fb.media, |b| Ssrc(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))),
                     _ => fb.media,
                 };
                 if let Some(i) = self.sides[other.index()].position(target) {
@@ -331,6 +354,9 @@ impl Session {
             Some(r) => r.update(reporter, block, now),
             None => src.remote = Some(RemoteReport::new(reporter, block, now)),
         }
+        // `auto`: the receiver reports again, so stop generating for it.
+        let cleared = src.generating && self.mode == RtcpMode::Auto;
+        src.generating &= !cleared;
         match src.sr_log.match_report(block.lsr, block.dlsr, now) {
             Ok(rtt) => {
                 if let Some(r) = &mut src.remote {
@@ -340,6 +366,9 @@ impl Session {
                 counters.rtt_samples += 1;
             }
             Err(e) => counters.rtt_rejects[reject_index(e)] += 1,
+        }
+        if cleared {
+            self.cleared.push((other, block.ssrc));
         }
     }
 }

@@ -143,11 +143,7 @@ impl SessionSnapshot {
                 rtt_stun: (&st.rtt.stun).into(),
                 rtcp_reports: st.rtcp_reports,
                 rtcp_unreadable: st.rtcp_unreadable,
-                sources: st
-                    .sources
-                    .iter()
-                    .map(|src| SourceSnapshot::of(src, side))
-                    .collect(),
+                sources: st.sources.iter().map(|src| SourceSnapshot::of(src, side)).collect(),
             }
         };
         SessionSnapshot {

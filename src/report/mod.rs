@@ -27,11 +27,7 @@ fn kind_name(kind: Option<MediaKind>) -> &'static str {
 
 /// Builds the stats objects of one session. `wall_ms(t)` maps the engine's
 /// monotonic seconds to milliseconds since the Unix epoch.
-pub fn session_report(
-    snap: &SessionSnapshot,
-    rates: &ClockRates,
-    wall_ms: impl Fn(f64) -> f64,
-) -> Vec<Value> {
+pub fn session_report(snap: &SessionSnapshot, rates: &ClockRates, wall_ms: impl Fn(f64) -> f64) -> Vec<Value> {
     let now_ms = wall_ms(snap.taken_at);
     let mut out = Vec::new();
     for side in Side::BOTH {
@@ -52,14 +48,7 @@ pub fn session_report(
             "x-remoteAddress": peer.to_string(),
         }));
         for src in &leg.sources {
-            out.extend(source_objects(
-                src,
-                side,
-                &transport_id,
-                rates,
-                now_ms,
-                &wall_ms,
-            ));
+            out.extend(source_objects(src, side, &transport_id, rates, now_ms, &wall_ms));
         }
     }
     out
@@ -107,10 +96,7 @@ fn source_objects(
     }
     inbound.insert("bytesReceived".into(), json!(rtp.payload_bytes));
     inbound.insert("headerBytesReceived".into(), json!(rtp.header_bytes));
-    inbound.insert(
-        "lastPacketReceivedTimestamp".into(),
-        json!(wall_ms(rtp.last_arrival)),
-    );
+    inbound.insert("lastPacketReceivedTimestamp".into(), json!(wall_ms(rtp.last_arrival)));
     inbound.insert("nackCount".into(), json!(src.feedback.nack));
     inbound.insert("pliCount".into(), json!(src.feedback.pli));
     inbound.insert("firCount".into(), json!(src.feedback.fir));
@@ -139,10 +125,7 @@ fn source_objects(
         if let Some(last) = src.xr_rtt.last {
             ro.insert("roundTripTime".into(), json!(last));
             ro.insert("totalRoundTripTime".into(), json!(src.xr_rtt.total));
-            ro.insert(
-                "roundTripTimeMeasurements".into(),
-                json!(src.xr_rtt.measurements),
-            );
+            ro.insert("roundTripTimeMeasurements".into(), json!(src.xr_rtt.measurements));
         }
         out.push(Value::Object(ro));
     }
@@ -167,10 +150,7 @@ fn source_objects(
             ri.insert("roundTripTime".into(), json!(last));
             ri.insert("totalRoundTripTime".into(), json!(remote.rtt.total));
         }
-        ri.insert(
-            "roundTripTimeMeasurements".into(),
-            json!(remote.rtt.measurements),
-        );
+        ri.insert("roundTripTimeMeasurements".into(), json!(remote.rtt.measurements));
         ri.insert("x-leg".into(), json!(side_name(side.other())));
         ri.insert("x-rttMethod".into(), json!("sr-rr"));
         out.push(Value::Object(ri));

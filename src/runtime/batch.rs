@@ -52,14 +52,11 @@ impl RecvBuffers {
     /// Every datagram of the last batch: (source, kernel receive time, bytes),
     /// GRO runs split at their stride.
     pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, Option<Duration>, &[u8])> + '_ {
-        self.meta[..self.filled]
-            .iter()
-            .enumerate()
-            .flat_map(move |(i, m)| {
-                let slot = &self.slots[i * SLOT_BYTES..i * SLOT_BYTES + m.len.min(SLOT_BYTES)];
-                let stride = m.stride.max(1);
-                slot.chunks(stride).map(move |d| (m.addr, m.timestamp, d))
-            })
+        self.meta[..self.filled].iter().enumerate().flat_map(move |(i, m)| {
+            let slot = &self.slots[i * SLOT_BYTES..i * SLOT_BYTES + m.len.min(SLOT_BYTES)];
+            let stride = m.stride.max(1);
+            slot.chunks(stride).map(move |d| (m.addr, m.timestamp, d))
+        })
     }
 }
 
@@ -77,11 +74,7 @@ pub struct SendOutcome {
 /// Sends `datagrams` on `socket` with sendmmsg, to `dest` (None on a
 /// connected socket). A datagram the kernel refuses is skipped and counted;
 /// the rest still go out.
-pub fn send_batch<S: AsRawFd>(
-    socket: &S,
-    dest: Option<SocketAddr>,
-    datagrams: &[&[u8]],
-) -> SendOutcome {
+pub fn send_batch<S: AsRawFd>(socket: &S, dest: Option<SocketAddr>, datagrams: &[&[u8]]) -> SendOutcome {
     let mut out = SendOutcome::default();
     let fd = socket.as_raw_fd();
     let addr = dest.map(socket2::SockAddr::from);
@@ -106,14 +99,7 @@ pub fn send_batch<S: AsRawFd>(
         }
         // SAFETY: `hdrs[..len]` point at `iov` entries and at `addr`, all of
         // which outlive the call; the kernel only reads them.
-        let r = unsafe {
-            libc::sendmmsg(
-                fd,
-                hdrs.as_mut_ptr(),
-                chunk.len() as libc::c_uint,
-                libc::MSG_DONTWAIT,
-            )
-        };
+        let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), chunk.len() as libc::c_uint, libc::MSG_DONTWAIT) };
         if r >= 0 {
             let n = r as usize;
             out.sent += n;
@@ -127,10 +113,9 @@ pub fn send_batch<S: AsRawFd>(
         let err = io::Error::last_os_error();
         match err.raw_os_error() {
             Some(libc::EAGAIN) | Some(libc::ENOBUFS) => out.would_block += 1,
-            Some(libc::ECONNREFUSED)
-            | Some(libc::EHOSTUNREACH)
-            | Some(libc::ENETUNREACH)
-            | Some(libc::EHOSTDOWN) => out.refused += 1,
+            Some(libc::ECONNREFUSED) | Some(libc::EHOSTUNREACH) | Some(libc::ENETUNREACH) | Some(libc::EHOSTDOWN) => {
+                out.refused += 1
+            }
             Some(libc::EINTR) => continue,
             _ => out.other_errors += 1,
         }

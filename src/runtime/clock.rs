@@ -19,9 +19,7 @@ impl Default for Clock {
 impl Clock {
     #[allow(clippy::disallowed_methods)] // the runtime's clock is where time is read
     pub fn new() -> Self {
-        Clock {
-            origin: Instant::now(),
-        }
+        Clock { origin: Instant::now() }
     }
 
     /// Monotonic time since the clock was made.
@@ -33,9 +31,7 @@ impl Clock {
     /// Wall-clock time since the Unix epoch (for NTP fields and reports).
     #[allow(clippy::disallowed_methods)]
     pub fn wall(&self) -> Duration {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
     }
 
     /// The tokio/std instant of an engine time (for timers).

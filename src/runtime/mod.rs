@@ -39,6 +39,8 @@ pub struct IoCounters {
     pub sessions_refused: u64,
     pub upstream_bind_failures: u64,
     pub dropped_no_session: u64,
+    /// Generated RTCP reports sent.
+    pub reports_sent: u64,
 }
 
 impl IoCounters {
@@ -51,9 +53,7 @@ impl IoCounters {
 
     pub fn add_recv_error(&mut self, e: &io::Error) {
         match e.raw_os_error() {
-            Some(libc::ECONNREFUSED) | Some(libc::EHOSTUNREACH) | Some(libc::ENETUNREACH) => {
-                self.recv_refused += 1
-            }
+            Some(libc::ECONNREFUSED) | Some(libc::EHOSTUNREACH) | Some(libc::ENETUNREACH) => self.recv_refused += 1,
             _ => self.recv_other_errors += 1,
         }
     }
@@ -72,6 +72,7 @@ impl IoCounters {
         self.sessions_refused += o.sessions_refused;
         self.upstream_bind_failures += o.upstream_bind_failures;
         self.dropped_no_session += o.dropped_no_session;
+        self.reports_sent += o.reports_sent;
     }
 }
 
@@ -117,13 +118,17 @@ pub struct RelayRuntime {
     shutdown: watch::Sender<bool>,
 }
 
+/// A random seed from the standard library's per-process hasher keys
+/// (no extra dependency for one number per worker).
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new().build_hasher().finish()
+}
+
 /// Starts the relay described by `config`.
 pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
     if config.relay.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "no [[relay]] configured",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no [[relay]] configured"));
     }
     let n = if opts.workers == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -135,8 +140,8 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
     let mut per_worker: Vec<Vec<worker::RelaySockets>> = (0..n).map(|_| Vec::new()).collect();
     let mut bound = Vec::new();
     for relay in &config.relay {
-        let ports = parse_port_range(&relay.upstream_ports)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let ports =
+            parse_port_range(&relay.upstream_ports).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let first = udp_socket(relay.listen, n > 1, opts.buffer_bytes)?;
         let listen = first.local_addr()?;
         let first_rtcp = relay
@@ -164,6 +169,7 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
             let span = u32::from(ports.1 - ports.0) + 1;
             let offset = (span as usize * w / n) as u16;
             sockets.push(worker::RelaySockets {
+                mode: relay.rtcp,
                 listen: l,
                 listen_rtcp: lr,
                 upstream: relay.upstream,
@@ -182,6 +188,8 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
             max_sessions: config.limits.max_sessions.div_ceil(n),
             max_sources_per_side: config.limits.max_sources_per_side,
             idle_timeout: config.idle_timeout(),
+            report_policy: config.report_policy(),
+            seed: random_seed(),
             ..EngineConfig::default()
         };
         let (tx, rx) = mpsc::channel(16);
@@ -191,10 +199,7 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
         let thread = std::thread::Builder::new()
             .name(format!("relay-worker-{w}"))
             .spawn(move || worker::run(w, sockets, engine, buffer_bytes, rx, shutdown, log))?;
-        workers.push(WorkerHandle {
-            control: tx,
-            thread,
-        });
+        workers.push(WorkerHandle { control: tx, thread });
     }
     Ok(RelayRuntime {
         workers,

@@ -8,16 +8,8 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 /// Socket buffer size asked of the kernel (it may clamp to net.core.*mem_max).
 pub const DEFAULT_BUFFER_BYTES: usize = 4 << 20;
 
-pub fn udp_socket(
-    addr: SocketAddr,
-    reuse_port: bool,
-    buffer_bytes: usize,
-) -> io::Result<UdpSocket> {
-    let domain = if addr.is_ipv4() {
-        Domain::IPV4
-    } else {
-        Domain::IPV6
-    };
+pub fn udp_socket(addr: SocketAddr, reuse_port: bool, buffer_bytes: usize) -> io::Result<UdpSocket> {
+    let domain = if addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
     let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         // An IPv6 listener serves IPv6 only; IPv4 gets its own [[relay]].
@@ -48,12 +40,7 @@ impl PortAllocator {
     pub fn new(ip: IpAddr, (low, high): (u16, u16), start: u16) -> Self {
         let span = u32::from(high - low) + 1;
         let next = low + (u32::from(start) % span) as u16;
-        PortAllocator {
-            ip,
-            low,
-            high,
-            next,
-        }
+        PortAllocator { ip, low, high, next }
     }
 
     fn advance(&mut self, by: u16) -> u16 {
@@ -67,11 +54,7 @@ impl PortAllocator {
     /// Binds one socket in the range (connected to `peer`), or a pair on an
     /// even port P and P+1 when `pair` (non-mux RTP/RTCP). Tries every
     /// candidate once before giving up with `AddrInUse`.
-    pub fn bind(
-        &mut self,
-        pair: bool,
-        buffer_bytes: usize,
-    ) -> io::Result<(UdpSocket, Option<UdpSocket>)> {
+    pub fn bind(&mut self, pair: bool, buffer_bytes: usize) -> io::Result<(UdpSocket, Option<UdpSocket>)> {
         let span = u32::from(self.high - self.low) + 1;
         for _ in 0..span {
             let port = self.advance(1);
@@ -126,9 +109,6 @@ mod tests {
         let held = UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = held.local_addr().unwrap().port();
         let mut alloc = PortAllocator::new("127.0.0.1".parse().unwrap(), (port, port), 0);
-        assert_eq!(
-            alloc.bind(false, 1 << 16).unwrap_err().kind(),
-            io::ErrorKind::AddrInUse
-        );
+        assert_eq!(alloc.bind(false, 1 << 16).unwrap_err().kind(), io::ErrorKind::AddrInUse);
     }
 }

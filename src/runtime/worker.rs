@@ -8,7 +8,7 @@ use super::clock::Clock;
 use super::socket::PortAllocator;
 use super::IoCounters;
 use crate::engine::{
-    Engine, EngineConfig, Event, SessionId, SessionInfo, SessionSnapshot, Side, Verdict,
+    Engine, EngineConfig, Event, RtcpMode, SessionId, SessionInfo, SessionSnapshot, Side, Transmit, Verdict,
 };
 use crate::time::MonoTime;
 use foldhash::HashMap;
@@ -24,6 +24,7 @@ use tokio::task::AbortHandle;
 
 /// What a worker needs to serve one `[[relay]]`.
 pub struct RelaySockets {
+    pub mode: RtcpMode,
     pub listen: std::net::UdpSocket,
     pub listen_rtcp: Option<std::net::UdpSocket>,
     pub upstream: SocketAddr,
@@ -64,6 +65,7 @@ pub fn view_id(worker: usize, id: SessionId) -> String {
 }
 
 struct Relay {
+    mode: RtcpMode,
     listen: Rc<UdpSocket>,
     listen_state: UdpSocketState,
     listen_rtcp: Option<(Rc<UdpSocket>, UdpSocketState)>,
@@ -110,9 +112,7 @@ pub fn run(
     shutdown: watch::Receiver<bool>,
     log_sessions: bool,
 ) -> io::Result<Vec<SessionView>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
         let mut rs = Vec::new();
@@ -128,6 +128,7 @@ pub fn run(
                 None => None,
             };
             rs.push(Relay {
+                mode: r.mode,
                 listen: Rc::new(listen),
                 listen_state,
                 listen_rtcp,
@@ -259,11 +260,7 @@ fn log_close(v: &SessionView, reason: &str) {
 fn drain_events(st: &mut State, log: bool) {
     while let Some(ev) = st.engine.poll_event() {
         match ev {
-            Event::SessionClosed {
-                id,
-                snapshot,
-                reason,
-            } => {
+            Event::SessionClosed { id, snapshot, reason } => {
                 // Idle expiry decided by the engine: drop the sockets.
                 if let Some(key) = st.by_id.remove(&id) {
                     if let Some(entry) = st.sessions.remove(&key) {
@@ -285,8 +282,55 @@ fn drain_events(st: &mut State, log: bool) {
                     }
                 }
             }
-            Event::SessionOpened(_) | Event::StreamStarted { .. } => {}
+            Event::SuppressionDetected { session, side, ssrc } if log => {
+                eprintln!(
+                    "session {} {side:?} stream {ssrc}: no reports from its receiver, generating RRs",
+                    view_id(st.index, session)
+                );
+            }
+            Event::SuppressionCleared { session, side, ssrc } if log => {
+                eprintln!(
+                    "session {} {side:?} stream {ssrc}: receiver reports again, generation stopped",
+                    view_id(st.index, session)
+                );
+            }
+            _ => {}
         }
+    }
+    send_transmits(st);
+}
+
+/// Sends the reports the engine generated.
+fn send_transmits(st: &mut State) {
+    while let Some(Transmit {
+        session,
+        toward,
+        datagram,
+    }) = st.engine.poll_transmit()
+    {
+        let Some(key) = st.by_id.get(&session) else { continue };
+        let Some(entry) = st.sessions.get(key) else { continue };
+        let out = match toward {
+            // Upstream sockets are connected to the upstream.
+            Side::Upstream => {
+                let sock = entry.up_rtcp.as_ref().unwrap_or(&entry.up);
+                batch::send_batch(&**sock, None, &[&datagram])
+            }
+            Side::Client => {
+                let r = &st.relays[entry.relay];
+                match &r.listen_rtcp {
+                    Some((s, _)) => {
+                        let dest = entry
+                            .client_rtcp
+                            .unwrap_or(SocketAddr::new(entry.client.ip(), entry.client.port().wrapping_add(1)));
+                        batch::send_batch(&**s, Some(dest), &[&datagram])
+                    }
+                    None => batch::send_batch(&*r.listen, Some(entry.client), &[&datagram]),
+                }
+            }
+        };
+        st.io.add_send(out);
+        st.io.reports_sent += out.sent as u64;
     }
 }
 
@@ -306,8 +350,9 @@ async fn timer_loop(shared: Rc<Shared>, log: bool) {
             _ = shutdown.changed() => return,
         }
         let mut st = shared.state.borrow_mut();
-        let now = st.clock.now();
-        st.engine.handle_timeout(now);
+        let map = st.clock.wall_to_mono();
+        st.engine.set_wall_clock(map.mono, map.wall);
+        st.engine.handle_timeout(map.mono);
         drain_events(&mut st, log);
     }
 }
@@ -332,7 +377,7 @@ fn open_session(
             return None;
         }
     };
-    let (upstream, upstream_rtcp) = (r.upstream, r.upstream_rtcp);
+    let (upstream, upstream_rtcp, mode) = (r.upstream, r.upstream_rtcp, r.mode);
     if up.connect(upstream).is_err() {
         st.io.upstream_bind_failures += 1;
         return None;
@@ -344,7 +389,7 @@ fn open_session(
         }
     }
     let info = SessionInfo { client, upstream };
-    let id = match st.engine.open_session(now, info) {
+    let id = match st.engine.open_session_mode(now, info, mode) {
         Ok(id) => id,
         Err(_) => {
             st.io.sessions_refused += 1;
@@ -367,15 +412,8 @@ fn open_session(
             let s = Rc::new(UdpSocket::from_std(s).ok()?);
             let s_state = UdpSocketState::new((&*s).into()).ok()?;
             tasks.push(
-                tokio::task::spawn_local(upstream_loop(
-                    shared.clone(),
-                    relay,
-                    client,
-                    s.clone(),
-                    s_state,
-                    true,
-                ))
-                .abort_handle(),
+                tokio::task::spawn_local(upstream_loop(shared.clone(), relay, client, s.clone(), s_state, true))
+                    .abort_handle(),
             );
             Some(s)
         }
@@ -489,11 +527,22 @@ async fn listen_loop(shared: Rc<Shared>, relay: usize, rtcp_socket: bool, log: b
                 } else {
                     Some(entry.up.clone())
                 };
-                match st.engine.handle_datagram(now, Side::Client, id, bytes) {
-                    Verdict::Forward(_) => {}
-                    Verdict::Drop(_) => continue,
-                }
+                let verdict = st.engine.handle_datagram(now, Side::Client, id, bytes);
                 let Some(dest_sock) = dest_sock else { continue };
+                match verdict {
+                    Verdict::Forward(_) => {}
+                    Verdict::Rewritten(_) => {
+                        // Keep order: what is queued for this socket goes first.
+                        if let Some(s) = &run_sock {
+                            flush(&mut st.io, s, None, &run[..run_len]);
+                        }
+                        run_len = 0;
+                        let out = batch::send_batch(&*dest_sock, None, &[st.engine.rewritten()]);
+                        st.io.add_send(out);
+                        continue;
+                    }
+                    Verdict::Consumed | Verdict::Drop(_) => continue,
+                }
                 let same = run_sock.as_ref().is_some_and(|s| Rc::ptr_eq(s, &dest_sock));
                 if !same || run_len == BATCH {
                     if let Some(s) = &run_sock {
@@ -566,18 +615,26 @@ async fn upstream_loop(
             for (_from, kernel_ts, bytes) in bufs.datagrams() {
                 st.io.received_upstream += 1;
                 let now = map.map(kernel_ts);
-                if let Verdict::Forward(_) =
-                    st.engine.handle_datagram(now, Side::Upstream, id, bytes)
-                {
-                    if run_len == BATCH {
+                match st.engine.handle_datagram(now, Side::Upstream, id, bytes) {
+                    Verdict::Forward(_) => {
+                        if run_len == BATCH {
+                            flush(&mut st.io, &out_sock, Some(dest), &run[..run_len]);
+                            run_len = 0;
+                        }
+                        run[run_len] = bytes;
+                        run_len += 1;
+                    }
+                    Verdict::Rewritten(_) => {
                         flush(&mut st.io, &out_sock, Some(dest), &run[..run_len]);
                         run_len = 0;
+                        let out = batch::send_batch(&*out_sock, Some(dest), &[st.engine.rewritten()]);
+                        st.io.add_send(out);
                     }
-                    run[run_len] = bytes;
-                    run_len += 1;
+                    Verdict::Consumed | Verdict::Drop(_) => {}
                 }
             }
             flush(&mut st.io, &out_sock, Some(dest), &run[..run_len]);
+            drain_events(st, false);
         }
     }
 }

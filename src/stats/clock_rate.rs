@@ -103,9 +103,7 @@ impl ClockRates {
 
 /// Parses `PT=HZ` (the `--clock-rate` CLI form).
 pub fn parse_pt_rate(s: &str) -> Result<(u8, u32), String> {
-    let (pt, hz) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected PT=HZ, got {s:?}"))?;
+    let (pt, hz) = s.split_once('=').ok_or_else(|| format!("expected PT=HZ, got {s:?}"))?;
     let pt: u8 = pt
         .trim()
         .parse()

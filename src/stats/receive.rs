@@ -257,14 +257,13 @@ impl ReceiveStats {
             .max_by_key(|s| max.wrapping_sub(*s))
             .unwrap_or(self.probation_start);
         let all_within = seen.iter().all(|s| max.wrapping_sub(*s) < MAX_DROPOUT);
-        let (base, received) =
-            if all_within && self.probation_seen_len as u64 == self.probation_packets {
-                (lowest, self.probation_packets)
-            } else {
-                // Earlier packets were far off (a restart) or too many to track:
-                // count only the run that passed.
-                (self.probation_start, self.probation_run_packets)
-            };
+        let (base, received) = if all_within && self.probation_seen_len as u64 == self.probation_packets {
+            (lowest, self.probation_packets)
+        } else {
+            // Earlier packets were far off (a restart) or too many to track:
+            // count only the run that passed.
+            (self.probation_start, self.probation_run_packets)
+        };
         self.init_seq(base);
         self.max_seq = max;
         // The run may have crossed 65535 → 0 after the base: one cycle.
@@ -302,11 +301,7 @@ impl ReceiveStats {
                 self.cycles += 1;
             }
             self.max_seq = seq;
-            self.recent = if udelta >= 128 {
-                1
-            } else {
-                (self.recent << udelta) | 1
-            };
+            self.recent = if udelta >= 128 { 1 } else { (self.recent << udelta) | 1 };
             self.received += 1;
             return SeqOutcome::InOrder;
         }
@@ -488,13 +483,7 @@ mod tests {
         let mut s = ReceiveStats::new(SeqNo(seqs[0]), Some(8000), MonoTime::ZERO);
         for (i, q) in seqs.iter().enumerate() {
             let t = MonoTime::from_millis(20 * i as u64);
-            s.on_packet(
-                t,
-                SeqNo(*q),
-                RtpTs(160 * u32::from(q.wrapping_sub(seqs[0]))),
-                12,
-                160,
-            );
+            s.on_packet(t, SeqNo(*q), RtpTs(160 * u32::from(q.wrapping_sub(seqs[0]))), 12, 160);
         }
         s
     }
@@ -533,18 +522,9 @@ mod tests {
         let mut s = feed(&[100, 101, 102]);
         let t = MonoTime::from_millis(100);
         // A jump beyond MAX_DROPOUT: the first is invalid, the next confirms.
-        assert_eq!(
-            s.on_packet(t, SeqNo(40_000), RtpTs(0), 12, 1),
-            SeqOutcome::Invalid
-        );
-        assert_eq!(
-            s.on_packet(t, SeqNo(40_001), RtpTs(160), 12, 1),
-            SeqOutcome::Restarted
-        );
-        assert_eq!(
-            s.on_packet(t, SeqNo(40_003), RtpTs(480), 12, 1),
-            SeqOutcome::InOrder
-        );
+        assert_eq!(s.on_packet(t, SeqNo(40_000), RtpTs(0), 12, 1), SeqOutcome::Invalid);
+        assert_eq!(s.on_packet(t, SeqNo(40_001), RtpTs(160), 12, 1), SeqOutcome::Restarted);
+        assert_eq!(s.on_packet(t, SeqNo(40_003), RtpTs(480), 12, 1), SeqOutcome::InOrder);
         assert_eq!(s.packets, 5);
         assert_eq!(s.invalid, 1);
         // Epoch 1: 3 of 3; epoch 2: 40001..=40003, 2 of 3.

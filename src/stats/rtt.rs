@@ -95,12 +95,7 @@ impl SentLog {
     }
 
     /// Matches a returning (LSR, DLSR) against this log.
-    pub fn match_report(
-        &self,
-        lsr: CompactNtp,
-        dlsr: Delay16,
-        arrival: MonoTime,
-    ) -> Result<Duration, RttReject> {
+    pub fn match_report(&self, lsr: CompactNtp, dlsr: Delay16, arrival: MonoTime) -> Result<Duration, RttReject> {
         if lsr.0 == 0 {
             return Err(RttReject::NoLsr);
         }
@@ -108,9 +103,7 @@ impl SentLog {
             return Err(RttReject::ZeroDelay);
         }
         let forwarded_at = self.lookup(lsr).ok_or(RttReject::UnknownLsr)?;
-        let held = arrival
-            .checked_since(forwarded_at)
-            .ok_or(RttReject::Negative)?;
+        let held = arrival.checked_since(forwarded_at).ok_or(RttReject::Negative)?;
         if held > MAX_REPORT_AGE {
             return Err(RttReject::Stale);
         }
@@ -166,11 +159,7 @@ mod tests {
         let mut log = SentLog::default();
         log.record(CompactNtp(0x1234_0000), MonoTime::from_millis(10_000));
         let rtt = log
-            .match_report(
-                CompactNtp(0x1234_0000),
-                Delay16(0x8000),
-                MonoTime::from_millis(10_530),
-            )
+            .match_report(CompactNtp(0x1234_0000), Delay16(0x8000), MonoTime::from_millis(10_530))
             .unwrap();
         assert_eq!(rtt, Duration::from_millis(30));
     }
@@ -214,10 +203,7 @@ mod tests {
     fn ring_keeps_newest() {
         let mut log = SentLog::default();
         for i in 0..20u32 {
-            log.record(
-                CompactNtp(100 + i),
-                MonoTime::from_millis(u64::from(i) * 1000),
-            );
+            log.record(CompactNtp(100 + i), MonoTime::from_millis(u64::from(i) * 1000));
         }
         let at = MonoTime::from_millis(30_000);
         assert_eq!(

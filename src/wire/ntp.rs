@@ -80,25 +80,16 @@ mod tests {
         assert_eq!(t.0 >> 32, NTP_UNIX_OFFSET_SECS + 1);
         assert_eq!(t.0 & 0xffff_ffff, 0x8000_0000);
         assert_eq!(t.to_unix(), Duration::new(1, 500_000_000));
-        assert_eq!(
-            NtpTime(0x83aa_7e80_8000_0000).compact(),
-            CompactNtp(0x7e80_8000)
-        );
+        assert_eq!(NtpTime(0x83aa_7e80_8000_0000).compact(), CompactNtp(0x7e80_8000));
     }
 
     #[test]
     fn delay_units() {
-        assert_eq!(
-            Delay16(0x0001_8000).to_duration(),
-            Duration::from_millis(1500)
-        );
+        assert_eq!(Delay16(0x0001_8000).to_duration(), Duration::from_millis(1500));
         assert_eq!(
             Delay16::from_duration(Duration::from_millis(1500)),
             Delay16(0x0001_8000)
         );
-        assert_eq!(
-            Delay16::from_duration(Duration::from_secs(1 << 20)),
-            Delay16(u32::MAX)
-        );
+        assert_eq!(Delay16::from_duration(Duration::from_secs(1 << 20)), Delay16(u32::MAX));
     }
 }

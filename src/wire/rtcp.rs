@@ -228,10 +228,7 @@ pub fn sign_extend_24(v: u32) -> i32 {
 /// Example: −1 → 0xFF_FFFF; 10 000 000 → 0x7F_FFFF.
 #[inline]
 pub fn clamp_lost_24(lost: i64) -> u32 {
-    let clamped = lost.clamp(
-        i64::from(CUMULATIVE_LOST_MIN),
-        i64::from(CUMULATIVE_LOST_MAX),
-    );
+    let clamped = lost.clamp(i64::from(CUMULATIVE_LOST_MIN), i64::from(CUMULATIVE_LOST_MAX));
     (clamped as i32 as u32) & 0xff_ffff
 }
 
@@ -417,17 +414,11 @@ impl<'a> Bye<'a> {
         let n = usize::from(header.count) * 4;
         let ssrcs = body.get(..n).ok_or(RtcpError::BodyTooShort)?;
         let reason = u8_at(body, n).and_then(|len| body.get(n + 1..n + 1 + usize::from(len)));
-        Ok(Bye {
-            header,
-            ssrcs,
-            reason,
-        })
+        Ok(Bye { header, ssrcs, reason })
     }
 
     pub fn ssrcs(&self) -> impl Iterator<Item = Ssrc> + 'a {
-        self.ssrcs
-            .chunks_exact(4)
-            .filter_map(|c| u32_at(c, 0).map(Ssrc))
+        self.ssrcs.chunks_exact(4).filter_map(|c| u32_at(c, 0).map(Ssrc))
     }
 }
 
@@ -623,12 +614,7 @@ pub fn write_receiver_report(out: &mut Vec<u8>, sender: Ssrc, blocks: &[ReportBl
 }
 
 /// Appends a Sender Report with up to 31 blocks.
-pub fn write_sender_report(
-    out: &mut Vec<u8>,
-    sender: Ssrc,
-    info: &SenderInfo,
-    blocks: &[ReportBlock],
-) {
+pub fn write_sender_report(out: &mut Vec<u8>, sender: Ssrc, info: &SenderInfo, blocks: &[ReportBlock]) {
     let blocks = &blocks[..blocks.len().min(MAX_REPORT_BLOCKS)];
     let at = start_packet(out, blocks.len() as u8, PT_SR);
     out.extend_from_slice(&sender.0.to_be_bytes());

@@ -288,10 +288,7 @@ mod tests {
         assert_eq!(
             ext,
             vec![
-                Extension {
-                    id: 1,
-                    data: &[0xaa]
-                },
+                Extension { id: 1, data: &[0xaa] },
                 Extension {
                     id: 2,
                     data: &[0xbb, 0xcc]
@@ -311,10 +308,7 @@ mod tests {
         let v = RtpView::parse(&p).unwrap();
         assert_eq!(
             v.extensions().collect::<Vec<_>>(),
-            vec![Extension {
-                id: 5,
-                data: &[0x42]
-            }]
+            vec![Extension { id: 5, data: &[0x42] }]
         );
         assert_eq!(v.payload_len(), 0);
     }
@@ -322,25 +316,13 @@ mod tests {
     #[test]
     fn rejects_bad_lengths() {
         assert_eq!(RtpView::parse(&[]).unwrap_err(), RtpError::TooShort);
-        assert_eq!(
-            RtpView::parse(&WITH_EXT[..11]).unwrap_err(),
-            RtpError::TooShort
-        );
+        assert_eq!(RtpView::parse(&WITH_EXT[..11]).unwrap_err(), RtpError::TooShort);
         let mut v1 = WITH_EXT;
         v1[0] = 0x71;
         assert_eq!(RtpView::parse(&v1).unwrap_err(), RtpError::BadVersion);
-        assert_eq!(
-            RtpView::parse(&WITH_EXT[..14]).unwrap_err(),
-            RtpError::CsrcOverrun
-        );
-        assert_eq!(
-            RtpView::parse(&WITH_EXT[..18]).unwrap_err(),
-            RtpError::ExtensionOverrun
-        );
-        assert_eq!(
-            RtpView::parse(&WITH_EXT[..25]).unwrap_err(),
-            RtpError::ExtensionOverrun
-        );
+        assert_eq!(RtpView::parse(&WITH_EXT[..14]).unwrap_err(), RtpError::CsrcOverrun);
+        assert_eq!(RtpView::parse(&WITH_EXT[..18]).unwrap_err(), RtpError::ExtensionOverrun);
+        assert_eq!(RtpView::parse(&WITH_EXT[..25]).unwrap_err(), RtpError::ExtensionOverrun);
         let mut pad0 = WITH_EXT;
         pad0[31] = 0;
         assert_eq!(RtpView::parse(&pad0).unwrap_err(), RtpError::BadPadding);

@@ -127,14 +127,8 @@ mod tests {
     #[test]
     fn rejects_malformed() {
         let good = msg(0x0001, &[0; 8]);
-        assert_eq!(
-            StunView::parse(&good[..19]).unwrap_err(),
-            StunError::TooShort
-        );
-        assert_eq!(
-            StunView::parse(&good[..24]).unwrap_err(),
-            StunError::BadLength
-        );
+        assert_eq!(StunView::parse(&good[..19]).unwrap_err(), StunError::TooShort);
+        assert_eq!(StunView::parse(&good[..24]).unwrap_err(), StunError::BadLength);
         let mut bad = good.clone();
         bad[4] = 0;
         assert_eq!(StunView::parse(&bad).unwrap_err(), StunError::BadCookie);
