@@ -30,7 +30,7 @@ use std::time::Duration;
 
 /// Which endpoint a datagram came from. A session's *leg* on a side is the
 /// path between the proxy and the endpoint on that side.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     /// From the client (heading upstream).
