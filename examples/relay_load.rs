@@ -55,7 +55,10 @@ fn main() {
                 .position(|a| a == "--only")
                 .and_then(|i| args.get(i + 1))
                 .cloned();
-            println!("load: {streams} streams x {rate} packets/s for {secs} s ({} packets/s), {workers} relay workers", streams as f64 * rate);
+            println!(
+                "load: {streams} streams x {rate} packets/s for {secs} s ({} packets/s), {workers} relay workers",
+                streams as f64 * rate
+            );
             print_header();
             let mut results = Vec::new();
             for kind in ["naive", "rtp-middlebox"] {
@@ -74,6 +77,26 @@ fn main() {
                     naive.cpu_us_per_packet
                 );
             }
+        }
+        Some("modes") => {
+            // The cost of RTCP termination: the same load through
+            // rtp-middlebox in `forward` and in `terminate`, in one run.
+            let streams = arg(&args, "--streams", 2000usize);
+            let rate = arg(&args, "--rate", 50.0f64);
+            let secs = arg(&args, "--seconds", 10.0f64);
+            let workers = arg(&args, "--workers", 2usize);
+            println!("modes: {streams} streams x {rate} packets/s for {secs} s, {workers} workers");
+            print_header();
+            let f = run_once("rtp-middlebox:forward", streams, rate, secs, workers);
+            print_row(&f);
+            let t = run_once("rtp-middlebox:terminate", streams, rate, secs, workers);
+            print_row(&t);
+            println!(
+                "terminate vs forward: {:.3} vs {:.3} s of relay CPU per million packets ({:+.1}%)",
+                t.cpu_us_per_packet,
+                f.cpu_us_per_packet,
+                100.0 * (t.cpu_us_per_packet / f.cpu_us_per_packet - 1.0)
+            );
         }
         Some("max-rate") => {
             let workers = arg(&args, "--workers", 1usize);
@@ -112,16 +135,7 @@ struct RunResult {
 fn print_header() {
     println!(
         "{:<14} {:>10} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>11} {:>9}",
-        "relay",
-        "offer/s",
-        "sent",
-        "delivered",
-        "loss%",
-        "p50 us",
-        "p99 us",
-        "p99.9 us",
-        "cpu us/pkt",
-        "cpu %"
+        "relay", "offer/s", "sent", "delivered", "loss%", "p50 us", "p99 us", "p99.9 us", "cpu us/pkt", "cpu %"
     );
 }
 
@@ -146,17 +160,11 @@ fn print_row(r: &RunResult) {
 fn exe_dir() -> std::path::PathBuf {
     let me = std::env::current_exe().expect("current exe");
     // target/<profile>/examples/relay_load → target/<profile>/
-    me.parent()
-        .and_then(|p| p.parent())
-        .expect("target dir")
-        .to_path_buf()
+    me.parent().and_then(|p| p.parent()).expect("target dir").to_path_buf()
 }
 
 fn free_port() -> SocketAddr {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
 struct ChildGuard(Child);
@@ -179,6 +187,8 @@ impl Drop for ChildGuard {
 }
 
 fn spawn_relay(kind: &str, listen: SocketAddr, upstream: SocketAddr, workers: usize) -> ChildGuard {
+    // "rtp-middlebox:terminate" selects the RTCP mode (default forward).
+    let (kind, mode) = kind.split_once(':').unwrap_or((kind, "forward"));
     let dir = exe_dir();
     let mut cmd = match kind {
         "naive" => {
@@ -203,7 +213,7 @@ fn spawn_relay(kind: &str, listen: SocketAddr, upstream: SocketAddr, workers: us
                 "--upstream",
                 &upstream.to_string(),
                 "--rtcp",
-                "forward",
+                mode,
                 "--workers",
                 &workers.to_string(),
                 "--quiet",
@@ -211,7 +221,13 @@ fn spawn_relay(kind: &str, listen: SocketAddr, upstream: SocketAddr, workers: us
             c
         }
     };
-    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| panic!("cannot start {kind} relay: {e} (build with `cargo build --release --examples --bins`)"));
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {kind} relay: {e} (build with `cargo build --release --examples --bins`)")
+        });
     ChildGuard(child)
 }
 
@@ -248,8 +264,7 @@ fn start_sink(epoch: Instant) -> Sink {
     raw.set_recv_buffer_size(32 << 20).unwrap();
     raw.bind(&addr.into()).unwrap();
     let sock: UdpSocket = raw.into();
-    sock.set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     let received = Arc::new(AtomicU64::new(0));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(1 << 20)));
     let stop = Arc::new(AtomicBool::new(false));
@@ -260,10 +275,8 @@ fn start_sink(epoch: Instant) -> Sink {
         let mut meta = [quinn_udp::RecvMeta::default(); 32];
         let mut local = Vec::with_capacity(1 << 16);
         while !s2.load(Ordering::Relaxed) {
-            let mut slices: Vec<std::io::IoSliceMut> = bufs
-                .iter_mut()
-                .map(|b| std::io::IoSliceMut::new(&mut b[..]))
-                .collect();
+            let mut slices: Vec<std::io::IoSliceMut> =
+                bufs.iter_mut().map(|b| std::io::IoSliceMut::new(&mut b[..])).collect();
             let n = match state.recv((&sock).into(), &mut slices, &mut meta) {
                 Ok(n) => n,
                 Err(_) => continue,
@@ -335,11 +348,7 @@ enum Senders {
     /// port per stream, 32 per sendmmsg: the generator then costs a small
     /// fraction of what the relay does, so on 2 cores the relay's figures
     /// are not starved by the load tool (needs CAP_NET_RAW).
-    Raw {
-        fd: i32,
-        dest: SocketAddr,
-        base_port: u16,
-    },
+    Raw { fd: i32, dest: SocketAddr, base_port: u16 },
 }
 
 impl Senders {
@@ -385,11 +394,7 @@ impl Senders {
                     let _ = socks[*i].send(p);
                 }
             }
-            Senders::Raw {
-                fd,
-                dest,
-                base_port,
-            } => {
+            Senders::Raw { fd, dest, base_port } => {
                 let SocketAddr::V4(d) = dest else {
                     panic!("raw sender is IPv4 only")
                 };
@@ -426,21 +431,13 @@ impl Senders {
                             iov_len: total,
                         };
                         hdrs[k].msg_hdr.msg_name = &sa as *const _ as *mut libc::c_void;
-                        hdrs[k].msg_hdr.msg_namelen =
-                            std::mem::size_of::<libc::sockaddr_in>() as u32;
+                        hdrs[k].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
                         hdrs[k].msg_hdr.msg_iov = &mut iov[k];
                         hdrs[k].msg_hdr.msg_iovlen = 1;
                     }
                     let mut off = 0;
                     while off < chunk.len() {
-                        let r = unsafe {
-                            libc::sendmmsg(
-                                *fd,
-                                hdrs[off..].as_mut_ptr(),
-                                (chunk.len() - off) as u32,
-                                0,
-                            )
-                        };
+                        let r = unsafe { libc::sendmmsg(*fd, hdrs[off..].as_mut_ptr(), (chunk.len() - off) as u32, 0) };
                         if r <= 0 {
                             break;
                         }
@@ -504,8 +501,7 @@ fn generate(relay: SocketAddr, streams: usize, rate: f64, secs: f64, epoch: Inst
             let srs: Vec<[u8; 28]> = (0..streams)
                 .map(|i| sender_report(SSRC_BASE + i as u32, u32::from(seq[i])))
                 .collect();
-            let batch: Vec<(usize, &[u8])> =
-                srs.iter().enumerate().map(|(i, p)| (i, &p[..])).collect();
+            let batch: Vec<(usize, &[u8])> = srs.iter().enumerate().map(|(i, p)| (i, &p[..])).collect();
             senders.send(&batch);
         }
         std::thread::sleep(Duration::from_micros(500));
@@ -558,9 +554,7 @@ fn run_once(kind: &str, streams: usize, rate: f64, secs: f64, workers: usize) ->
 }
 
 fn max_rate(kind: &str, workers: usize, streams: usize, secs: f64) {
-    println!(
-        "max-rate: {kind}, {workers} workers, {streams} streams, {secs} s per step, loss < 0.1%"
-    );
+    println!("max-rate: {kind}, {workers} workers, {streams} streams, {secs} s per step, loss < 0.1%");
     print_header();
     let mut rate_pps = 20_000.0f64;
     let mut best = None;
@@ -591,8 +585,7 @@ fn naive_relay(listen: SocketAddr, upstream: SocketAddr, workers: usize) {
         let listen = Arc::new(tokio::net::UdpSocket::bind(listen).await.unwrap());
         let sessions: Arc<Mutex<HashMap<SocketAddr, Arc<tokio::net::UdpSocket>>>> = Arc::default();
         let mut buf = vec![0u8; 2048];
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
         loop {
             let (n, from) = tokio::select! {
                 r = listen.recv_from(&mut buf) => match r { Ok(v) => v, Err(_) => continue },
