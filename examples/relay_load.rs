@@ -130,18 +130,31 @@ struct RunResult {
     p999_us: f64,
     cpu_us_per_packet: f64,
     relay_cpu_pct: f64,
+    /// Resident memory the relay gained per session (one stream each) once
+    /// every session exists, kernel socket buffers excluded.
+    rss_per_session: f64,
 }
 
 fn print_header() {
     println!(
-        "{:<14} {:>10} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>11} {:>9}",
-        "relay", "offer/s", "sent", "delivered", "loss%", "p50 us", "p99 us", "p99.9 us", "cpu us/pkt", "cpu %"
+        "{:<24} {:>8} {:>9} {:>9} {:>7} {:>8} {:>8} {:>9} {:>10} {:>6} {:>10}",
+        "relay",
+        "offer/s",
+        "sent",
+        "delivered",
+        "loss%",
+        "p50 us",
+        "p99 us",
+        "p99.9 us",
+        "cpu us/pkt",
+        "cpu %",
+        "rss B/sess"
     );
 }
 
 fn print_row(r: &RunResult) {
     println!(
-        "{:<14} {:>10.0} {:>10} {:>10} {:>8.3} {:>9.0} {:>9.0} {:>9.0} {:>11.2} {:>9.1}",
+        "{:<24} {:>8.0} {:>9} {:>9} {:>7.3} {:>8.0} {:>8.0} {:>9.0} {:>10.2} {:>6.1} {:>10.0}",
         r.kind,
         r.offered_pps,
         r.sent,
@@ -151,7 +164,8 @@ fn print_row(r: &RunResult) {
         r.p99_us,
         r.p999_us,
         r.cpu_us_per_packet,
-        r.relay_cpu_pct
+        r.relay_cpu_pct,
+        r.rss_per_session
     );
 }
 
@@ -229,6 +243,18 @@ fn spawn_relay(kind: &str, listen: SocketAddr, upstream: SocketAddr, workers: us
             panic!("cannot start {kind} relay: {e} (build with `cargo build --release --examples --bins`)")
         });
     ChildGuard(child)
+}
+
+/// Resident set size of `pid` in bytes (VmRSS).
+fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// CPU time (ns) of every thread of `pid` (schedstat: ns on CPU).
@@ -524,9 +550,11 @@ fn run_once(kind: &str, streams: usize, rate: f64, secs: f64, workers: usize) ->
     let relay = spawn_relay(kind, listen, sink.addr, workers);
     std::thread::sleep(Duration::from_millis(300));
     let pid = relay.0.id();
+    let rss0 = rss_bytes(pid);
     // Warm-up: create every session before measuring.
     generate(listen, streams, 2.0, 0.6, epoch);
     std::thread::sleep(Duration::from_millis(200));
+    let rss_per_session = rss_bytes(pid).saturating_sub(rss0) as f64 / streams as f64;
     let base_recv = sink.received.load(Ordering::Relaxed);
     sink.latencies.lock().unwrap().clear();
     let cpu0 = cpu_ns(pid);
@@ -550,6 +578,7 @@ fn run_once(kind: &str, streams: usize, rate: f64, secs: f64, workers: usize) ->
         p999_us: percentile(&lat, 0.999),
         cpu_us_per_packet: cpu as f64 / 1000.0 / delivered.max(1) as f64,
         relay_cpu_pct: 100.0 * cpu as f64 / wall.as_nanos() as f64,
+        rss_per_session,
     }
 }
 

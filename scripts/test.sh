@@ -7,7 +7,8 @@
 # Steps: install Debian tools (tshark, GStreamer) and cargo-fuzz
 # idempotently; unit, property, integration and doc tests (including the
 # tshark agreement test on the shipped GStreamer captures); a bounded fuzz
-# smoke of every target; a quick run of the packet-path benchmark.
+# smoke of every target; a quick run of the packet-path benchmark and a
+# bounded relay load run against the naive baseline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,3 +30,8 @@ fi
 
 echo "== packet-path benchmark (quick)"
 BENCH_QUICK=1 bash scripts/bench.sh
+
+echo "== relay load smoke (bounded; full runs: README \"Performance\")"
+cargo build --release --quiet --examples --bins
+target/release/examples/relay_load bench --streams 200 --rate 50 --seconds 3
+target/release/examples/relay_load modes --streams 200 --rate 50 --seconds 3
