@@ -40,9 +40,7 @@ use rtp_middlebox::impair::{derive_seed, Fate, GilbertElliott, ImpairConfig, Imp
 use serde_json::{json, Value};
 
 #[derive(Parser, Debug)]
-#[command(
-    about = "Receive RTP/RTCP on loopback ports, impair it deterministically, write pcap/pcapng + JSON sidecar"
-)]
+#[command(about = "Receive RTP/RTCP on loopback ports, impair it deterministically, write pcap/pcapng + JSON sidecar")]
 struct Args {
     /// UDP port to listen on (repeat, or comma-separated).
     #[arg(long = "port", required = true, value_delimiter = ',')]
@@ -163,10 +161,7 @@ fn impair_config(args: &Args) -> Result<ImpairConfig, String> {
                     .collect::<Result<_, _>>()
                     .map_err(|e| format!("--burst: {e}"))?;
                 if !(3..=4).contains(&v.len()) {
-                    return Err(
-                        "--burst takes P_GOOD_TO_BAD,P_BAD_TO_GOOD,LOSS_IN_BAD[,LOSS_IN_GOOD]"
-                            .into(),
-                    );
+                    return Err("--burst takes P_GOOD_TO_BAD,P_BAD_TO_GOOD,LOSS_IN_BAD[,LOSS_IN_GOOD]".into());
                 }
                 Some(GilbertElliott {
                     p_good_to_bad: v[0],
@@ -231,10 +226,7 @@ fn receive(args: &Args, cfg: &ImpairConfig) -> std::io::Result<Vec<Received>> {
     if let Some(r) = &args.ready_file {
         std::fs::write(r, b"")?;
     }
-    eprintln!(
-        "capture_gen: listening on {:?} (seed {})",
-        args.ports, cfg.seed
-    );
+    eprintln!("capture_gen: listening on {:?} (seed {})", args.ports, cfg.seed);
 
     let mut handles = Vec::new();
     for (port, sock) in sockets {
@@ -265,11 +257,7 @@ fn receive(args: &Args, cfg: &ImpairConfig) -> std::io::Result<Vec<Received>> {
                         });
                         index += 1;
                     }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                        ) => {}
+                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
                     Err(e) => {
                         eprintln!("capture_gen: port {port}: {e}");
                         break;
@@ -428,8 +416,7 @@ fn write_pcapng_sll2(path: &PathBuf, base_ns: u64, frames: &[Frame]) -> std::io:
 }
 
 fn sdp_body(ports: &[(u16, Vec<u8>)], rtpmaps: &BTreeMap<u8, String>, ip: Ipv4Addr) -> String {
-    let mut sdp =
-        format!("v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=capture_gen\r\nc=IN IP4 {ip}\r\nt=0 0\r\n");
+    let mut sdp = format!("v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=capture_gen\r\nc=IN IP4 {ip}\r\nt=0 0\r\n");
     for (port, pts) in ports {
         let video = pts
             .iter()
@@ -482,11 +469,7 @@ fn write_sdp_preamble(
         None,
         &sdp_body(offer, rtpmaps, ip),
     );
-    let ok = sip_message(
-        "SIP/2.0 200 OK",
-        Some("sender"),
-        &sdp_body(answer, rtpmaps, ip),
-    );
+    let ok = sip_message("SIP/2.0 200 OK", Some("sender"), &sdp_body(answer, rtpmaps, ip));
     let t0 = first_ns.saturating_sub(2_000_000) / 1_000 * 1_000;
     let frames = [
         Frame {
@@ -626,11 +609,7 @@ fn main() {
     for f in &frames {
         *written_per_port.entry(rx[f.rx].port).or_default() += 1;
         if let Some((port, ssrc, ext)) = ext_of[f.rx] {
-            streams
-                .get_mut(&(port, ssrc))
-                .expect("stream")
-                .captured_ext
-                .push(ext);
+            streams.get_mut(&(port, ssrc)).expect("stream").captured_ext.push(ext);
         }
     }
 
@@ -641,12 +620,9 @@ fn main() {
         write_pcapng_sll2(p, base_ns, &frames).expect("write pcapng");
     }
     if let Some(p) = &args.sdp_preamble {
-        let mut rtpmaps: BTreeMap<u8, String> = [
-            (0u8, "PCMU/8000".to_string()),
-            (8u8, "PCMA/8000".to_string()),
-        ]
-        .into_iter()
-        .collect();
+        let mut rtpmaps: BTreeMap<u8, String> = [(0u8, "PCMU/8000".to_string()), (8u8, "PCMA/8000".to_string())]
+            .into_iter()
+            .collect();
         for m in &args.rtpmaps {
             let Some((pt, enc)) = m
                 .split_once('=')
@@ -661,10 +637,7 @@ fn main() {
         let mut answer: BTreeMap<u16, Vec<u8>> = BTreeMap::new();
         for ((port, _), s) in &streams {
             for pt in &s.payload_types {
-                for (map, key) in [
-                    (&mut offer, *port),
-                    (&mut answer, s.src.map_or(*port, |a| a.port())),
-                ] {
+                for (map, key) in [(&mut offer, *port), (&mut answer, s.src.map_or(*port, |a| a.port()))] {
                     let v = map.entry(key).or_default();
                     if !v.contains(pt) {
                         v.push(*pt);
@@ -675,8 +648,7 @@ fn main() {
         let first_ns = frames.first().map_or(0, |f| f.at_ns);
         let offer: Vec<_> = offer.into_iter().collect();
         let answer: Vec<_> = answer.into_iter().collect();
-        write_sdp_preamble(p, base_ns, first_ns, &offer, &answer, &rtpmaps, args.bind)
-            .expect("write preamble");
+        write_sdp_preamble(p, base_ns, first_ns, &offer, &answer, &rtpmaps, args.bind).expect("write preamble");
     }
 
     let mut ports_json = Vec::new();
@@ -693,10 +665,7 @@ fn main() {
                     (mx as i64 - f as i64 + 1) - in_capture,
                     // Wireshark 4.0 `-z rtp,streams`: last packet's seq − first packet's seq + 1 (+ wraps).
                     (l as i64 - f as i64 + 1) - in_capture,
-                    s.dropped_ext
-                        .iter()
-                        .filter(|&&e| e >= mn && e <= mx)
-                        .count() as u64,
+                    s.dropped_ext.iter().filter(|&&e| e >= mn && e <= mx).count() as u64,
                 ),
                 _ => (0, 0, 0),
             };

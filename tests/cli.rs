@@ -63,10 +63,7 @@ fn json_has_the_pinned_fields() {
 #[test]
 fn clock_rate_option_overrides_and_unknown_stays_explicit() {
     // 111 → 16 kHz instead of the default map's 48 kHz.
-    let out = run(
-        &["--format", "json", "--clock-rate", "111=16000"],
-        &capture(),
-    );
+    let out = run(&["--format", "json", "--clock-rate", "111=16000"], &capture());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let opus = v["streams"]
         .as_array()
@@ -80,10 +77,7 @@ fn clock_rate_option_overrides_and_unknown_stays_explicit() {
         "cfg.toml",
         b"[[relay]]\nlisten = \"127.0.0.1:1\"\nupstream = \"127.0.0.1:2\"\n",
     );
-    let out = run(
-        &["--format", "json", "--config", cfg.to_str().unwrap()],
-        &capture(),
-    );
+    let out = run(&["--format", "json", "--config", cfg.to_str().unwrap()], &capture());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let vp8 = v["streams"]
         .as_array()
@@ -91,10 +85,7 @@ fn clock_rate_option_overrides_and_unknown_stays_explicit() {
         .iter()
         .find(|s| s["payloadType"] == 96)
         .unwrap();
-    assert!(
-        vp8["clockRate"].is_null() && vp8["jitter"].is_null(),
-        "{vp8}"
-    );
+    assert!(vp8["clockRate"].is_null() && vp8["jitter"].is_null(), "{vp8}");
 }
 
 #[test]
@@ -108,10 +99,7 @@ fn w3c_and_table_formats() {
         .iter()
         .flat_map(|s| s["stats"].as_array().unwrap())
         .collect();
-    let inbound: Vec<_> = stats
-        .iter()
-        .filter(|o| o["type"] == "inbound-rtp")
-        .collect();
+    let inbound: Vec<_> = stats.iter().filter(|o| o["type"] == "inbound-rtp").collect();
     assert_eq!(inbound.len(), 3);
     for o in &inbound {
         assert!(o["ssrc"].is_u64() && o["kind"].is_string() && o["timestamp"].is_f64());
@@ -131,10 +119,7 @@ fn w3c_and_table_formats() {
 
 #[test]
 fn bad_inputs_fail_clearly_with_exit_code_2() {
-    assert_clean_failure(
-        &run(&[], Path::new("/nonexistent/capture.pcap")),
-        "cannot open",
-    );
+    assert_clean_failure(&run(&[], Path::new("/nonexistent/capture.pcap")), "cannot open");
     assert_clean_failure(
         &run(&[], &tmp("text.pcap", b"this is not a capture file at all")),
         "not a pcap or pcapng",

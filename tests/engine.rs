@@ -1,9 +1,7 @@
 //! Engine behaviour on virtual time: statistics, passive RTT per leg,
 //! report blocks in SRs and RRs, encrypted sessions, drops and expiry.
 
-use rtp_middlebox::engine::{
-    DropReason, Engine, EngineConfig, Event, SessionId, SessionInfo, Side, Verdict,
-};
+use rtp_middlebox::engine::{DropReason, Engine, EngineConfig, Event, SessionId, SessionInfo, Side, Verdict};
 use rtp_middlebox::stats::ClockRates;
 use rtp_middlebox::time::MonoTime;
 use rtp_middlebox::wire::ntp::{CompactNtp, Delay16, NtpTime};
@@ -93,12 +91,7 @@ fn loss_jitter_and_counts_from_a_known_sequence() {
         // Arrival jitter: every third packet 4 ms late.
         let late = if i % 3 == 2 { 4 } else { 0 };
         let at = ms(1000 + u64::from(n) * 20 + late);
-        let v = e.handle_datagram(
-            at,
-            Side::Client,
-            id,
-            &rtp(111, *seq, 960 * n + 7, AUDIO, 100),
-        );
+        let v = e.handle_datagram(at, Side::Client, id, &rtp(111, *seq, 960 * n + 7, AUDIO, 100));
         assert_eq!(v, Verdict::Forward(PacketKind::Rtp));
     }
     let snap = e.snapshot(ms(2000), id).unwrap();
@@ -135,10 +128,7 @@ fn rtt_per_leg_from_forwarded_sr_and_returning_rr() {
         e.handle_datagram(ms(1000), Side::Upstream, id, &sr(AUDIO, ntp, &[])),
         Verdict::Forward(PacketKind::Rtcp)
     );
-    let rr_pkt = rr(
-        CLIENT_RR,
-        &[block(AUDIO, ntp.compact(), Duration::from_millis(500))],
-    );
+    let rr_pkt = rr(CLIENT_RR, &[block(AUDIO, ntp.compact(), Duration::from_millis(500))]);
     assert_eq!(
         e.handle_datagram(ms(1530), Side::Client, id, &rr_pkt),
         Verdict::Forward(PacketKind::Rtcp)
@@ -191,11 +181,7 @@ fn every_report_block_counts_including_those_inside_srs() {
         ms(340),
         Side::Client,
         id,
-        &sr(
-            CLIENT_RR,
-            NtpTime::from_unix(Duration::from_secs(5)),
-            &blocks,
-        ),
+        &sr(CLIENT_RR, NtpTime::from_unix(Duration::from_secs(5)), &blocks),
     );
     let snap = e.snapshot(ms(400), id).unwrap();
     let up = snap.side(Side::Upstream);
@@ -282,10 +268,7 @@ fn srtcp_in_a_dtls_session_is_forwarded_unread() {
     // An SRTCP packet: clear 8-byte header + sender SSRC, then ciphertext,
     // then E|index and a 10-byte tag. Its blocks must not be read.
     let ntp = NtpTime::from_unix(Duration::from_secs(1_700_000_000));
-    let mut srtcp = rr(
-        CLIENT_RR,
-        &[block(AUDIO, ntp.compact(), Duration::from_millis(1))],
-    );
+    let mut srtcp = rr(CLIENT_RR, &[block(AUDIO, ntp.compact(), Duration::from_millis(1))]);
     for b in &mut srtcp[8..] {
         *b ^= 0x5a;
     }
@@ -317,18 +300,12 @@ fn malformed_packets_drop_with_a_reason() {
         (&[0x70, 0x00], DropReason::UnknownProtocol),
     ];
     for (bytes, reason) in cases {
-        assert_eq!(
-            e.handle_datagram(ms(1), Side::Client, id, bytes),
-            Verdict::Drop(reason)
-        );
+        assert_eq!(e.handle_datagram(ms(1), Side::Client, id, bytes), Verdict::Drop(reason));
         assert_eq!(e.counters().drop_count(reason), 1);
     }
     // RTCP whose first length runs past the datagram.
     let v = e.handle_datagram(ms(1), Side::Upstream, id, &[0x80, 201, 0, 9, 0, 0, 0, 1]);
-    assert_eq!(
-        v,
-        Verdict::Drop(DropReason::Rtcp(rtcp::RtcpError::LengthOverrun))
-    );
+    assert_eq!(v, Verdict::Drop(DropReason::Rtcp(rtcp::RtcpError::LengthOverrun)));
 }
 
 #[test]
@@ -370,9 +347,7 @@ fn idle_sessions_expire_through_the_timeout_and_stale_ids_are_refused() {
     assert!(t >= ms(35_000), "expired early: {t:?}");
     match e.poll_event() {
         Some(Event::SessionClosed {
-            id: closed,
-            snapshot,
-            ..
+            id: closed, snapshot, ..
         }) => {
             assert_eq!(closed, id);
             assert_eq!(
@@ -428,9 +403,7 @@ fn stun_and_feedback_are_forwarded_and_counted() {
     );
     // Video from upstream, then a PLI and a NACK about it from the client.
     e.handle_datagram(ms(2), Side::Upstream, id, &rtp(96, 10, 0, VIDEO, 1000));
-    let pli = [
-        0x81, 206, 0, 2, 0x33, 0x33, 0x33, 0x33, 0x22, 0x22, 0x22, 0x22,
-    ];
+    let pli = [0x81, 206, 0, 2, 0x33, 0x33, 0x33, 0x33, 0x22, 0x22, 0x22, 0x22];
     let nack = [
         0x81, 205, 0, 3, 0x33, 0x33, 0x33, 0x33, 0x22, 0x22, 0x22, 0x22, 0, 9, 0, 0,
     ];

@@ -63,9 +63,7 @@ fn state_per_session_and_per_stream_stays_under_2_kib() {
         client: "192.0.2.1:5000".parse().unwrap(),
         upstream: "198.51.100.1:3478".parse().unwrap(),
     };
-    let ids: Vec<_> = (0..N)
-        .map(|_| e.open_session(MonoTime::ZERO, info).unwrap())
-        .collect();
+    let ids: Vec<_> = (0..N).map(|_| e.open_session(MonoTime::ZERO, info).unwrap()).collect();
     let idle = LIVE.load(Ordering::Relaxed) - before;
     // One audio stream each way per session: two streams per session.
     for (i, id) in ids.iter().enumerate() {
@@ -79,12 +77,11 @@ fn state_per_session_and_per_stream_stays_under_2_kib() {
     let active = LIVE.load(Ordering::Relaxed) - before;
     let per_idle_session = idle as f64 / N as f64;
     let per_stream = (active - idle) as f64 / (2 * N) as f64;
-    println!("engine state: {per_idle_session:.0} B per idle session, {per_stream:.0} B per active stream ({N} sessions)");
-    assert_eq!(e.session_count(), N);
-    assert!(
-        per_idle_session < 2048.0,
-        "{per_idle_session} B per idle session"
+    println!(
+        "engine state: {per_idle_session:.0} B per idle session, {per_stream:.0} B per active stream ({N} sessions)"
     );
+    assert_eq!(e.session_count(), N);
+    assert!(per_idle_session < 2048.0, "{per_idle_session} B per idle session");
     assert!(per_stream < 2048.0, "{per_stream} B per stream");
     // Closing everything returns the memory (no leak per session).
     for id in ids {
@@ -92,10 +89,7 @@ fn state_per_session_and_per_stream_stays_under_2_kib() {
         while e.poll_event().is_some() {}
     }
     let after = LIVE.load(Ordering::Relaxed) - before;
-    assert!(
-        after < (N * 64) as isize,
-        "{after} B left after closing all sessions"
-    );
+    assert!(after < (N * 64) as isize, "{after} B left after closing all sessions");
 }
 
 #[test]
@@ -105,7 +99,9 @@ fn steady_state_packet_path_allocates_nothing() {
         client: "192.0.2.1:5000".parse().unwrap(),
         upstream: "198.51.100.1:3478".parse().unwrap(),
     };
-    let ids: Vec<_> = (0..100).map(|_| e.open_session(MonoTime::ZERO, info).unwrap()).collect();
+    let ids: Vec<_> = (0..100)
+        .map(|_| e.open_session(MonoTime::ZERO, info).unwrap())
+        .collect();
     let mut seq = 0u16;
     let mut send_round = |e: &mut Engine, seq: u16| {
         for (i, id) in ids.iter().enumerate() {
@@ -127,5 +123,9 @@ fn steady_state_packet_path_allocates_nothing() {
         seq += 1;
     }
     COUNT_HERE.with(|c| c.set(false));
-    assert_eq!(ALLOCS.load(Ordering::Relaxed) - allocs_before, 0, "allocations on the packet path");
+    assert_eq!(
+        ALLOCS.load(Ordering::Relaxed) - allocs_before,
+        0,
+        "allocations on the packet path"
+    );
 }

@@ -25,18 +25,12 @@ impl Echo {
     fn start(bind: &str) -> Echo {
         // Large buffers: the test bursts thousands of datagrams at once.
         let addr: SocketAddr = bind.parse().unwrap();
-        let raw = socket2::Socket::new(
-            socket2::Domain::for_address(addr),
-            socket2::Type::DGRAM,
-            None,
-        )
-        .unwrap();
+        let raw = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, None).unwrap();
         raw.set_recv_buffer_size(8 << 20).unwrap();
         raw.set_send_buffer_size(8 << 20).unwrap();
         raw.bind(&addr.into()).unwrap();
         let sock: UdpSocket = raw.into();
-        sock.set_read_timeout(Some(Duration::from_millis(20)))
-            .unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
         let addr = sock.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(HashMap::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -73,11 +67,7 @@ impl Drop for Echo {
 }
 
 fn config(listen: &str, upstream: SocketAddr, extra: &str) -> Config {
-    let bind = if upstream.is_ipv6() {
-        "::1"
-    } else {
-        "127.0.0.1"
-    };
+    let bind = if upstream.is_ipv6() { "::1" } else { "127.0.0.1" };
     let text = format!(
         "[[relay]]\nlisten = \"{listen}\"\nupstream = \"{upstream}\"\nrtcp = \"forward\"\nupstream_bind = \"{bind}\"\nupstream_ports = \"20000-59999\"\n{extra}\n[limits]\nidle_timeout_secs = 2\n"
     );
@@ -114,8 +104,7 @@ const DTLS_HELLO: [u8; 13] = [22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 fn drain(sock: &UdpSocket, want: usize, deadline: Instant) -> Vec<Vec<u8>> {
     let mut got = Vec::new();
     let mut buf = [0u8; 2048];
-    sock.set_read_timeout(Some(Duration::from_millis(20)))
-        .unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
     while got.len() < want && Instant::now() < deadline {
         if let Ok(n) = sock.recv(&mut buf) {
             got.push(buf[..n].to_vec());
@@ -167,20 +156,11 @@ fn hundred_clients_echo_through_the_relay() {
     let deadline = Instant::now() + Duration::from_secs(10);
     for (i, c) in clients.iter().enumerate() {
         let got = drain(c, expect_each, deadline);
-        assert_eq!(
-            got.len(),
-            expect_each,
-            "client {i} got {} echoes",
-            got.len()
-        );
+        assert_eq!(got.len(), expect_each, "client {i} got {} echoes", got.len());
         assert_eq!(got[0], STUN_BINDING.to_vec(), "STUN untouched");
         assert_eq!(got[1], DTLS_HELLO.to_vec(), "DTLS untouched");
         for (k, d) in got[2..].iter().enumerate() {
-            assert_eq!(
-                *d,
-                rtp(k as u16, 0x1000 + i as u32),
-                "RTP untouched, in order"
-            );
+            assert_eq!(*d, rtp(k as u16, 0x1000 + i as u32), "RTP untouched, in order");
         }
     }
     // The upstream saw one distinct source per client, each with every datagram.
@@ -192,10 +172,7 @@ fn hundred_clients_echo_through_the_relay() {
     let sessions = relay.sessions_blocking();
     assert_eq!(sessions.len(), CLIENTS);
     let upstream_sources: HashSet<SocketAddr> = sessions.iter().map(|s| s.upstream_local).collect();
-    assert_eq!(
-        upstream_sources,
-        sources.keys().copied().collect::<HashSet<_>>()
-    );
+    assert_eq!(upstream_sources, sources.keys().copied().collect::<HashSet<_>>());
     for s in &sessions {
         for side in Side::BOTH {
             let src = &s.snapshot.side(side).sources;
@@ -235,10 +212,7 @@ fn idle_sessions_expire_and_new_ones_start() {
     let c = UdpSocket::bind("127.0.0.1:0").unwrap();
     c.connect(relay.bound()[0].listen).unwrap();
     c.send(&rtp(1, 7)).unwrap();
-    assert_eq!(
-        drain(&c, 1, Instant::now() + Duration::from_secs(5)).len(),
-        1
-    );
+    assert_eq!(drain(&c, 1, Instant::now() + Duration::from_secs(5)).len(), 1);
     assert_eq!(relay.sessions_blocking().len(), 1);
     // idle_timeout_secs = 2: gone within ~3 s of silence.
     let gone = until(Duration::from_secs(6), || {
@@ -249,10 +223,7 @@ fn idle_sessions_expire_and_new_ones_start() {
     assert_eq!(stats[0].io.sessions_expired, 1);
     // The same client comes back: a new session, a new upstream socket.
     c.send(&rtp(2, 7)).unwrap();
-    assert_eq!(
-        drain(&c, 1, Instant::now() + Duration::from_secs(5)).len(),
-        1
-    );
+    assert_eq!(drain(&c, 1, Instant::now() + Duration::from_secs(5)).len(), 1);
     assert_eq!(relay.stats_blocking()[0].io.sessions_created, 2);
     relay.shutdown(Duration::from_secs(5));
 }
@@ -301,15 +272,8 @@ fn non_mux_rtp_and_rtcp_pairs_share_a_session() {
     let sessions = relay.sessions_blocking();
     assert_eq!(sessions.len(), 1, "RTP and RTCP tied into one session");
     let s = &sessions[0];
-    let (up_rtp, up_rtcp) = (
-        s.upstream_local.port(),
-        s.upstream_rtcp_local.unwrap().port(),
-    );
-    assert_eq!(
-        (up_rtp % 2, up_rtcp),
-        (0, up_rtp + 1),
-        "even/odd upstream pair"
-    );
+    let (up_rtp, up_rtcp) = (s.upstream_local.port(), s.upstream_rtcp_local.unwrap().port());
+    assert_eq!((up_rtp % 2, up_rtcp), (0, up_rtp + 1), "even/odd upstream pair");
     assert_eq!(echo_rtp.sources().keys().next().unwrap().port(), up_rtp);
     assert_eq!(echo_rtcp.sources().keys().next().unwrap().port(), up_rtcp);
     let client_side = s.snapshot.side(Side::Client);
@@ -329,10 +293,7 @@ fn ipv6_loopback() {
     for seq in 0..5 {
         c.send(&rtp(seq, 9)).unwrap();
     }
-    assert_eq!(
-        drain(&c, 5, Instant::now() + Duration::from_secs(5)).len(),
-        5
-    );
+    assert_eq!(drain(&c, 5, Instant::now() + Duration::from_secs(5)).len(), 5);
     let sessions = relay.sessions_blocking();
     assert!(sessions[0].upstream_local.is_ipv6());
     relay.shutdown(Duration::from_secs(5));

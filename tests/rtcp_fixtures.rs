@@ -20,10 +20,9 @@
 
 use rtp_middlebox::wire::ntp::{CompactNtp, Delay16, NtpTime};
 use rtp_middlebox::wire::rtcp::{
-    clamp_lost_24, sign_extend_24, walk, write_receiver_report, write_sdes_cname,
-    write_sender_report, write_xr, DlrrItem, FeedbackKind, ReportBlock, RtcpError, RtcpPacket,
-    SenderInfo, XrBlock, MAX_REPORT_BLOCKS, PT_APP, PT_BYE, PT_PSFB, PT_RR, PT_RTPFB, PT_SDES,
-    PT_SR, PT_XR, SDES_CNAME,
+    clamp_lost_24, sign_extend_24, walk, write_receiver_report, write_sdes_cname, write_sender_report, write_xr,
+    DlrrItem, FeedbackKind, ReportBlock, RtcpError, RtcpPacket, SenderInfo, XrBlock, MAX_REPORT_BLOCKS, PT_APP, PT_BYE,
+    PT_PSFB, PT_RR, PT_RTPFB, PT_SDES, PT_SR, PT_XR, SDES_CNAME,
 };
 use rtp_middlebox::wire::{classify, PacketKind, Ssrc};
 
@@ -47,8 +46,7 @@ fn walk_one(datagram: &[u8]) -> RtcpPacket<'_> {
 /// Parses with the independent `rtcp` crate.
 fn ext_parse(datagram: &[u8]) -> Vec<Box<dyn rtcp::packet::Packet>> {
     let mut buf: &[u8] = datagram;
-    rtcp::packet::unmarshal(&mut buf)
-        .unwrap_or_else(|e| panic!("rtc-rtcp refused the packet: {e:?}"))
+    rtcp::packet::unmarshal(&mut buf).unwrap_or_else(|e| panic!("rtc-rtcp refused the packet: {e:?}"))
 }
 
 fn downcast<T: 'static>(p: &dyn rtcp::packet::Packet) -> &T {
@@ -73,10 +71,7 @@ fn assert_same_block(ours: &ReportBlock, theirs: &rtcp::reception_report::Recept
         ours.cumulative_lost,
         "cumulative lost (signed)"
     );
-    assert_eq!(
-        theirs.last_sequence_number, ours.ext_highest_seq,
-        "ext highest seq"
-    );
+    assert_eq!(theirs.last_sequence_number, ours.ext_highest_seq, "ext highest seq");
     assert_eq!(theirs.jitter, ours.jitter, "jitter");
     assert_eq!(theirs.last_sender_report, ours.lsr.0, "LSR");
     assert_eq!(theirs.delay, ours.dlsr.0, "DLSR");
@@ -176,10 +171,7 @@ fn sr_with_two_blocks() {
     let blocks: Vec<ReportBlock> = sr.report_blocks().collect();
     assert_eq!(sr.report_blocks().len(), 2);
     assert_eq!(blocks, sr_blocks());
-    assert_eq!(
-        blocks[0].dlsr.to_duration(),
-        std::time::Duration::from_millis(500)
-    );
+    assert_eq!(blocks[0].dlsr.to_duration(), std::time::Duration::from_millis(500));
     assert_eq!(blocks[1].cumulative_lost, -2);
 
     // Rebuild from the parsed fields.
@@ -246,10 +238,7 @@ fn rr_with_one_block() {
             dlsr: Delay16(0x0001_8000),
         }]
     );
-    assert_eq!(
-        blocks[0].dlsr.to_duration(),
-        std::time::Duration::from_millis(1500)
-    );
+    assert_eq!(blocks[0].dlsr.to_duration(), std::time::Duration::from_millis(1500));
 
     let mut out = Vec::new();
     write_receiver_report(&mut out, rr.sender, &blocks);
@@ -408,10 +397,7 @@ fn sdes_with_two_chunks() {
         vec![
             (
                 Ssrc(0x1122_3344),
-                vec![
-                    (SDES_CNAME, b"alice@example".to_vec()),
-                    (2, b"Alice".to_vec())
-                ]
+                vec![(SDES_CNAME, b"alice@example".to_vec()), (2, b"Alice".to_vec())]
             ),
             (
                 Ssrc(0x5566_7788),
@@ -454,10 +440,7 @@ fn sdes_cname_builder_padding() {
         assert_eq!(out.len(), expected_len, "cname length {len}");
         assert_eq!(out[0], 0x81);
         assert_eq!(out[1], PT_SDES);
-        assert_eq!(
-            usize::from(u16::from_be_bytes([out[2], out[3]])),
-            expected_len / 4 - 1
-        );
+        assert_eq!(usize::from(u16::from_be_bytes([out[2], out[3]])), expected_len / 4 - 1);
         assert_eq!(out[8], SDES_CNAME);
         assert_eq!(usize::from(out[9]), len);
         assert_eq!(&out[10..10 + len], &cname[..]);
@@ -468,10 +451,7 @@ fn sdes_cname_builder_padding() {
         assert!(!out[10 + len..].is_empty());
 
         let p = walk_one(&out);
-        assert_eq!(
-            sdes_chunks(&p),
-            vec![(Ssrc(7), vec![(SDES_CNAME, cname.clone())])]
-        );
+        assert_eq!(sdes_chunks(&p), vec![(Ssrc(7), vec![(SDES_CNAME, cname.clone())])]);
         let theirs = ext_parse(&out);
         let t = downcast::<rtcp::source_description::SourceDescription>(theirs[0].as_ref());
         assert_eq!(t.chunks[0].source, 7);
@@ -580,9 +560,7 @@ fn rtpfb_nack() {
     assert_eq!(lost, vec![100, 101, 103]);
 
     let theirs = ext_parse(RTPFB_NACK);
-    let t = downcast::<rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack>(
-        theirs[0].as_ref(),
-    );
+    let t = downcast::<rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack>(theirs[0].as_ref());
     assert_eq!((t.sender_ssrc, t.media_ssrc), (1, 2));
     assert_eq!(t.nacks.len(), 1);
     assert_eq!(t.nacks[0].packet_list(), vec![100, 101, 103]);
@@ -619,9 +597,7 @@ fn rtpfb_transport_cc() {
     assert_eq!(&fb.fci[..4], &[0x00, 0x05, 0x00, 0x02]);
 
     let theirs = ext_parse(RTPFB_TWCC);
-    let t = downcast::<rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc>(
-        theirs[0].as_ref(),
-    );
+    let t = downcast::<rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc>(theirs[0].as_ref());
     assert_eq!(t.sender_ssrc, 1);
     assert_eq!(t.base_sequence_number, 5);
     assert_eq!(t.packet_status_count, 2);
@@ -654,9 +630,7 @@ fn psfb_pli() {
     assert!(fb.fci.is_empty());
 
     let theirs = ext_parse(PSFB_PLI);
-    let t = downcast::<rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication>(
-        theirs[0].as_ref(),
-    );
+    let t = downcast::<rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication>(theirs[0].as_ref());
     assert_eq!((t.sender_ssrc, t.media_ssrc), (10, 11));
 }
 
@@ -688,9 +662,7 @@ fn psfb_fir() {
     assert_eq!(fb.fci[4], 7);
 
     let theirs = ext_parse(PSFB_FIR);
-    let t = downcast::<rtcp::payload_feedbacks::full_intra_request::FullIntraRequest>(
-        theirs[0].as_ref(),
-    );
+    let t = downcast::<rtcp::payload_feedbacks::full_intra_request::FullIntraRequest>(theirs[0].as_ref());
     assert_eq!((t.sender_ssrc, t.media_ssrc), (10, 0));
     assert_eq!(t.fir.len(), 1);
     assert_eq!((t.fir[0].ssrc, t.fir[0].sequence_number), (11, 7));
@@ -722,8 +694,7 @@ fn psfb_remb() {
     assert_eq!((fb.sender, fb.media), (Ssrc(10), Ssrc(0)));
     assert_eq!(&fb.fci[..4], b"REMB");
     let exp = fb.fci[5] >> 2;
-    let mantissa =
-        (u32::from(fb.fci[5] & 0x03) << 16) | u32::from(fb.fci[6]) << 8 | u32::from(fb.fci[7]);
+    let mantissa = (u32::from(fb.fci[5] & 0x03) << 16) | u32::from(fb.fci[6]) << 8 | u32::from(fb.fci[7]);
     assert_eq!((exp, mantissa), (2, 250_000));
     assert_eq!(u64::from(mantissa) << exp, 1_000_000);
     assert_eq!(be32(&fb.fci[8..]), 11);
@@ -798,9 +769,7 @@ fn xr_rrtr_dlrr_and_unknown_block() {
     let p = walk_one(XR_RRTR_UNKNOWN_DLRR);
     let h = p.header();
     assert_eq!((h.count, h.packet_type, h.len), (0, PT_XR, 60));
-    let RtcpPacket::Xr(xr) = p else {
-        panic!("not XR: {p:?}")
-    };
+    let RtcpPacket::Xr(xr) = p else { panic!("not XR: {p:?}") };
     assert_eq!(xr.sender, Ssrc(0x1122_3344));
     let blocks: Vec<XrBlock<'_>> = xr.blocks().collect();
     assert_eq!(blocks.len(), 3);
@@ -818,10 +787,7 @@ fn xr_rrtr_dlrr_and_unknown_block() {
     };
     let items: Vec<DlrrItem> = items.collect();
     assert_eq!(items, xr_dlrr_items());
-    assert_eq!(
-        items[1].dlrr.to_duration(),
-        std::time::Duration::from_secs(2)
-    );
+    assert_eq!(items[1].dlrr.to_duration(), std::time::Duration::from_secs(2));
 
     // The builder writes RRTR and DLRR only: the rebuild equals the fixture
     // with the 12-byte unknown block (bytes 20..32) cut out and the length
@@ -838,8 +804,7 @@ fn xr_rrtr_dlrr_and_unknown_block() {
     let t = downcast::<rtcp::extended_report::ExtendedReport>(theirs[0].as_ref());
     assert_eq!(t.sender_ssrc, 0x1122_3344);
     assert_eq!(t.reports.len(), 3);
-    let rrt =
-        downcast::<rtcp::extended_report::ReceiverReferenceTimeReportBlock>(t.reports[0].as_ref());
+    let rrt = downcast::<rtcp::extended_report::ReceiverReferenceTimeReportBlock>(t.reports[0].as_ref());
     assert_eq!(rrt.ntp_timestamp, ntp.0);
     let dlrr = downcast::<rtcp::extended_report::DLRRReportBlock>(t.reports[2].as_ref());
     assert_eq!(dlrr.reports.len(), 2);
@@ -983,10 +948,7 @@ fn compound_sr_sdes_xr() {
     let chunks = sdes_chunks(&packets[1]);
     assert_eq!(
         chunks,
-        vec![(
-            Ssrc(0x1001),
-            vec![(SDES_CNAME, b"ab12cd34ef56gh78".to_vec())]
-        )]
+        vec![(Ssrc(0x1001), vec![(SDES_CNAME, b"ab12cd34ef56gh78".to_vec())])]
     );
 
     let RtcpPacket::Xr(xr) = packets[2] else {
@@ -1028,26 +990,17 @@ fn compound_sr_sdes_xr() {
     assert_eq!(t_sr.rtp_time, 0xffff_fff0);
     assert_eq!(t_sr.reports.len(), 1);
     assert_same_block(&blocks[0], &t_sr.reports[0]);
-    assert_eq!(
-        t_sr.reports[0].total_lost, 0x80_0000,
-        "unsigned reading of −2^23"
-    );
+    assert_eq!(t_sr.reports[0].total_lost, 0x80_0000, "unsigned reading of −2^23");
     let t_sdes = downcast::<rtcp::source_description::SourceDescription>(theirs[1].as_ref());
     assert_eq!(t_sdes.chunks[0].source, 0x1001);
     assert_eq!(&t_sdes.chunks[0].items[0].text[..], b"ab12cd34ef56gh78");
     let t_xr = downcast::<rtcp::extended_report::ExtendedReport>(theirs[2].as_ref());
     assert_eq!(t_xr.sender_ssrc, 0x1001);
-    let rrt = downcast::<rtcp::extended_report::ReceiverReferenceTimeReportBlock>(
-        t_xr.reports[0].as_ref(),
-    );
+    let rrt = downcast::<rtcp::extended_report::ReceiverReferenceTimeReportBlock>(t_xr.reports[0].as_ref());
     assert_eq!(rrt.ntp_timestamp, ntp.0);
     let dlrr = downcast::<rtcp::extended_report::DLRRReportBlock>(t_xr.reports[1].as_ref());
     assert_eq!(
-        (
-            dlrr.reports[0].ssrc,
-            dlrr.reports[0].last_rr,
-            dlrr.reports[0].dlrr
-        ),
+        (dlrr.reports[0].ssrc, dlrr.reports[0].last_rr, dlrr.reports[0].dlrr),
         (0x2002, 0x1fff_ffff, 1)
     );
 }
@@ -1086,9 +1039,7 @@ fn padding_on_last_packet() {
     };
     assert_eq!(rr.sender, Ssrc(5));
     assert_eq!(
-        rr.report_blocks()
-            .next()
-            .map(|b| (b.ssrc, b.ext_highest_seq, b.jitter)),
+        rr.report_blocks().next().map(|b| (b.ssrc, b.ext_highest_seq, b.jitter)),
         Some((Ssrc(6), 16, 2))
     );
     let h = packets[1].header();
@@ -1207,12 +1158,7 @@ fn truncated_at_every_length() {
         let prefix = &compound[..cut];
         let items: Vec<_> = walk(prefix).collect();
         let complete = boundaries.iter().filter(|&&b| b > 0 && b <= cut).count();
-        let last_boundary = boundaries
-            .iter()
-            .copied()
-            .filter(|&b| b <= cut)
-            .max()
-            .unwrap_or(0);
+        let last_boundary = boundaries.iter().copied().filter(|&b| b <= cut).max().unwrap_or(0);
         let oks = items.iter().take_while(|r| r.is_ok()).count();
         assert_eq!(oks, complete, "cut at {cut}");
         for p in items.iter().flatten() {
@@ -1220,11 +1166,7 @@ fn truncated_at_every_length() {
         }
         let rest = cut - last_boundary;
         match rest {
-            0 => assert_eq!(
-                items.len(),
-                complete,
-                "cut at {cut}: clean boundary, no error"
-            ),
+            0 => assert_eq!(items.len(), complete, "cut at {cut}: clean boundary, no error"),
             1..=3 => {
                 assert_eq!(items.len(), complete + 1, "cut at {cut}");
                 assert_eq!(
@@ -1297,15 +1239,9 @@ fn bad_version() {
 fn length_overrun() {
     let mut p = RR_ONE_BLOCK.to_vec();
     p[3] = 8; // 36 bytes declared, 32 present
-    assert_eq!(
-        walk(&p).next().unwrap().unwrap_err(),
-        RtcpError::LengthOverrun
-    );
+    assert_eq!(walk(&p).next().unwrap().unwrap_err(), RtcpError::LengthOverrun);
     p[2..4].copy_from_slice(&u16::MAX.to_be_bytes()); // 256 KiB declared
-    assert_eq!(
-        walk(&p).next().unwrap().unwrap_err(),
-        RtcpError::LengthOverrun
-    );
+    assert_eq!(walk(&p).next().unwrap().unwrap_err(), RtcpError::LengthOverrun);
     // Overrun in the second packet of a compound: the first still walks.
     let mut compound = SR_TWO_BLOCKS.to_vec();
     compound.extend_from_slice(&p);
@@ -1317,10 +1253,7 @@ fn length_overrun() {
     // block, the 8 declared bytes hold only the SSRC.
     let mut short = RR_ONE_BLOCK.to_vec();
     short[3] = 1;
-    assert_eq!(
-        walk(&short).next().unwrap().unwrap_err(),
-        RtcpError::BodyTooShort
-    );
+    assert_eq!(walk(&short).next().unwrap().unwrap_err(), RtcpError::BodyTooShort);
 }
 
 #[test]
@@ -1336,11 +1269,7 @@ fn bad_padding() {
     for pad in [13u8, 16, 17, 255] {
         *p.last_mut().unwrap() = pad;
         let items: Vec<_> = walk(&p).collect();
-        assert_eq!(
-            items[1].as_ref().unwrap_err(),
-            &RtcpError::BadPadding,
-            "pad {pad}"
-        );
+        assert_eq!(items[1].as_ref().unwrap_err(), &RtcpError::BadPadding, "pad {pad}");
     }
     // Padding of exactly the body: valid padding, but the BYE then has no
     // room for its SSRC.
@@ -1357,10 +1286,7 @@ fn bad_padding() {
     // A header-only packet (length 0) with P=1: its last octet, the padding
     // count, is the low byte of the length field, 0: BadPadding.
     let header_only = [0xa0, 0xd0, 0x00, 0x00];
-    assert_eq!(
-        walk(&header_only).next().unwrap().unwrap_err(),
-        RtcpError::BadPadding
-    );
+    assert_eq!(walk(&header_only).next().unwrap().unwrap_err(), RtcpError::BadPadding);
 }
 
 #[test]
@@ -1368,29 +1294,17 @@ fn count_larger_than_body() {
     // RR with RC=2 but one block.
     let mut rr = RR_ONE_BLOCK.to_vec();
     rr[0] = 0x82;
-    assert_eq!(
-        walk(&rr).next().unwrap().unwrap_err(),
-        RtcpError::BodyTooShort
-    );
+    assert_eq!(walk(&rr).next().unwrap().unwrap_err(), RtcpError::BodyTooShort);
     // RR with RC=31 and one block.
     rr[0] = 0x9f;
-    assert_eq!(
-        walk(&rr).next().unwrap().unwrap_err(),
-        RtcpError::BodyTooShort
-    );
+    assert_eq!(walk(&rr).next().unwrap().unwrap_err(), RtcpError::BodyTooShort);
     // SR with RC=3 and two blocks.
     let mut sr = SR_TWO_BLOCKS.to_vec();
     sr[0] = 0x83;
-    assert_eq!(
-        walk(&sr).next().unwrap().unwrap_err(),
-        RtcpError::BodyTooShort
-    );
+    assert_eq!(walk(&sr).next().unwrap().unwrap_err(), RtcpError::BodyTooShort);
     // SR without the full sender info.
     let sr_short = [0x80, 0xc8, 0x00, 0x03, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3];
-    assert_eq!(
-        walk(&sr_short).next().unwrap().unwrap_err(),
-        RtcpError::BodyTooShort
-    );
+    assert_eq!(walk(&sr_short).next().unwrap().unwrap_err(), RtcpError::BodyTooShort);
     // BYE with two SSRCs and a reason (20 body bytes). SC=5 still fits the
     // body (the reason bytes read as SSRCs: BYE has no other length to
     // check against); SC=6 needs 24 bytes and does not.
@@ -1401,34 +1315,19 @@ fn count_larger_than_body() {
     };
     assert_eq!((b.ssrcs().count(), b.reason), (5, None));
     bye[0] = 0x86;
-    assert_eq!(
-        walk(&bye).next().unwrap().unwrap_err(),
-        RtcpError::BodyTooShort
-    );
+    assert_eq!(walk(&bye).next().unwrap().unwrap_err(), RtcpError::BodyTooShort);
     // Feedback without the media SSRC.
     let fb = [0x81, 0xce, 0x00, 0x01, 0, 0, 0, 1];
-    assert_eq!(
-        walk(&fb).next().unwrap().unwrap_err(),
-        RtcpError::BodyTooShort
-    );
+    assert_eq!(walk(&fb).next().unwrap().unwrap_err(), RtcpError::BodyTooShort);
     // APP without its name.
     let app = [0x80, 0xcc, 0x00, 0x01, 0, 0, 0, 1];
-    assert_eq!(
-        walk(&app).next().unwrap().unwrap_err(),
-        RtcpError::BodyTooShort
-    );
+    assert_eq!(walk(&app).next().unwrap().unwrap_err(), RtcpError::BodyTooShort);
     // XR without its sender SSRC.
     let xr = [0x80, 0xcf, 0x00, 0x00];
-    assert_eq!(
-        walk(&xr).next().unwrap().unwrap_err(),
-        RtcpError::BodyTooShort
-    );
+    assert_eq!(walk(&xr).next().unwrap().unwrap_err(), RtcpError::BodyTooShort);
     // RR without its sender SSRC.
     let rr0 = [0x80, 0xc9, 0x00, 0x00];
-    assert_eq!(
-        walk(&rr0).next().unwrap().unwrap_err(),
-        RtcpError::BodyTooShort
-    );
+    assert_eq!(walk(&rr0).next().unwrap().unwrap_err(), RtcpError::BodyTooShort);
 }
 
 /// SDES whose count claims more chunks than the body holds, or whose

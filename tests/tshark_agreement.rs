@@ -21,9 +21,7 @@ use std::process::Command;
 const CAPTURE: &str = "gst-pcmu-opus-vp8";
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
 }
 
 /// One row of tshark's `rtp,streams` table.
@@ -55,8 +53,7 @@ fn parse_tshark(text: &str) -> Vec<TsharkRow> {
             tail.pop();
         }
         let n = tail.len();
-        let [pkts, lost, _pct, _min_d, _mean_d, _max_d, min_j, mean_j, max_j] = tail[n - 9..]
-        else {
+        let [pkts, lost, _pct, _min_d, _mean_d, _max_d, min_j, mean_j, max_j] = tail[n - 9..] else {
             panic!("unexpected row: {line}")
         };
         let min_jitter: f64 = min_j.parse().unwrap();
@@ -91,8 +88,7 @@ fn tshark_live(files: &[PathBuf]) -> Option<String> {
     }
     // tshark reads one file: merge the SDP preamble in front when given.
     let input = if files.len() > 1 {
-        let merged =
-            std::env::temp_dir().join(format!("rtp-middlebox-merged-{}.pcap", std::process::id()));
+        let merged = std::env::temp_dir().join(format!("rtp-middlebox-merged-{}.pcap", std::process::id()));
         let ok = Command::new("mergecap")
             .args(["-a", "-F", "pcap", "-w"])
             .arg(&merged)
@@ -119,32 +115,17 @@ fn tshark_live(files: &[PathBuf]) -> Option<String> {
     Some(String::from_utf8(out.stdout).unwrap())
 }
 
-fn assert_agree(
-    label: &str,
-    ours: &[StreamResult],
-    theirs: &[TsharkRow],
-    require_jitter_for: &[u32],
-) {
+fn assert_agree(label: &str, ours: &[StreamResult], theirs: &[TsharkRow], require_jitter_for: &[u32]) {
     assert_eq!(ours.len(), theirs.len(), "{label}: stream count");
     for t in theirs {
         let o = ours
             .iter()
-            .find(|o| {
-                o.ssrc_decimal == t.ssrc && o.src.to_string() == t.src && o.dst.to_string() == t.dst
-            })
+            .find(|o| o.ssrc_decimal == t.ssrc && o.src.to_string() == t.src && o.dst.to_string() == t.dst)
             .unwrap_or_else(|| panic!("{label}: no stream {:#x} {} → {}", t.ssrc, t.src, t.dst));
-        assert_eq!(
-            o.packets_received, t.packets,
-            "{label} {:#x}: packets",
-            t.ssrc
-        );
+        assert_eq!(o.packets_received, t.packets, "{label} {:#x}: packets", t.ssrc);
         assert_eq!(o.packets_lost, t.lost, "{label} {:#x}: lost", t.ssrc);
         if require_jitter_for.contains(&t.ssrc) {
-            assert!(
-                t.knows_clock,
-                "{label} {:#x}: tshark should know this clock",
-                t.ssrc
-            );
+            assert!(t.knows_clock, "{label} {:#x}: tshark should know this clock", t.ssrc);
         }
         if t.knows_clock {
             let max = o.max_jitter.unwrap() * 1000.0;
@@ -202,12 +183,7 @@ fn agrees_with_tshark_when_it_knows_the_dynamic_clocks() {
     let rows = golden(&format!("{CAPTURE}.sdp.tshark-rtp-streams.txt"), &files);
     assert_agree("golden+sdp", &ours, &rows, &[PCMU, OPUS, VP8]);
     if let Some(live) = tshark_live(&files) {
-        assert_agree(
-            "live tshark+sdp",
-            &ours,
-            &parse_tshark(&live),
-            &[PCMU, OPUS, VP8],
-        );
+        assert_agree("live tshark+sdp", &ours, &parse_tshark(&live), &[PCMU, OPUS, VP8]);
     }
 }
 
@@ -242,10 +218,8 @@ fn pcapng_sll2_gives_the_same_results() {
 
 #[test]
 fn loss_equals_what_the_impairment_dropped() {
-    let meta: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(data(&format!("{CAPTURE}.impairment.json"))).unwrap(),
-    )
-    .unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data(&format!("{CAPTURE}.impairment.json"))).unwrap()).unwrap();
     let ours = analyze(&[data(&format!("{CAPTURE}.pcap"))]);
     let mut checked = BTreeMap::new();
     for port in meta["ports"].as_array().unwrap() {
@@ -286,21 +260,12 @@ fn corner_cases_follow_rfc_3550_where_tshark_errs() {
     for (ssrc, recv, expected, lost, dup, their_lost) in cases {
         let s = get(ssrc);
         assert_eq!(
-            (
-                s.packets_received,
-                s.packets_expected,
-                s.packets_lost,
-                s.duplicates
-            ),
+            (s.packets_received, s.packets_expected, s.packets_lost, s.duplicates),
             (recv, expected, lost, dup),
             "{ssrc:#x}"
         );
         let t = tshark(ssrc);
-        assert_eq!(
-            (t.packets, t.lost),
-            (recv, their_lost),
-            "{ssrc:#x}: golden tshark row"
-        );
+        assert_eq!((t.packets, t.lost), (recv, their_lost), "{ssrc:#x}: golden tshark row");
     }
     // Jitter agrees where tshark's estimator saw the same packets.
     for ssrc in [0xB, 0xC] {
@@ -315,9 +280,5 @@ fn corner_cases_follow_rfc_3550_where_tshark_errs() {
         );
     }
     // A timestamp step of 2^31 is a discontinuity, not 6 hours of jitter.
-    assert!(
-        get(0xD).max_jitter.unwrap() < 0.001,
-        "{:?}",
-        get(0xD).max_jitter
-    );
+    assert!(get(0xD).max_jitter.unwrap() < 0.001, "{:?}", get(0xD).max_jitter);
 }
