@@ -17,8 +17,21 @@ use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
+
+/// A non-blocking UDP socket registered with the worker's reactor. `AsyncFd`
+/// rather than tokio's `UdpSocket` so that a short recvmmsg batch can clear
+/// readiness without one more syscall to see `EAGAIN` (tokio keeps the
+/// readiness if an event arrived meanwhile, so no wake-up is lost).
+type UdpSocket = AsyncFd<std::net::UdpSocket>;
+
+/// Registers a socket with the worker's reactor for readability (the
+/// sockets are written with non-blocking sendmmsg and never await writability).
+fn register(sock: std::net::UdpSocket) -> io::Result<UdpSocket> {
+    // SAFETY: a `std::net::UdpSocket` owns its descriptor, which stays open
+    // and unchanged until the `AsyncFd` (which owns the socket) is dropped.
+    unsafe { AsyncFd::register_with_interest(sock, tokio::io::Interest::READABLE) }.map_err(|e| e.into_parts().1)
+}
+use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 
@@ -117,12 +130,12 @@ pub fn run(
     local.block_on(&rt, async move {
         let mut rs = Vec::new();
         for r in relays {
-            let listen = UdpSocket::from_std(r.listen)?;
-            let listen_state = UdpSocketState::new((&listen).into())?;
+            let listen = register(r.listen)?;
+            let listen_state = UdpSocketState::new(listen.get_ref().into())?;
             let listen_rtcp = match r.listen_rtcp {
                 Some(s) => {
-                    let s = UdpSocket::from_std(s)?;
-                    let st = UdpSocketState::new((&s).into())?;
+                    let s = register(s)?;
+                    let st = UdpSocketState::new(s.get_ref().into())?;
                     Some((Rc::new(s), st))
                 }
                 None => None,
@@ -210,8 +223,8 @@ fn view_of(st: &State, now: MonoTime, e: &Entry) -> Option<SessionView> {
         id: view_id(st.index, e.id),
         worker: st.index,
         relay: e.relay,
-        upstream_local: e.up.local_addr().ok()?,
-        upstream_rtcp_local: e.up_rtcp.as_ref().and_then(|s| s.local_addr().ok()),
+        upstream_local: e.up.get_ref().local_addr().ok()?,
+        upstream_rtcp_local: e.up_rtcp.as_ref().and_then(|s| s.get_ref().local_addr().ok()),
         snapshot,
     })
 }
@@ -222,14 +235,14 @@ fn close_entry(st: &mut State, now: MonoTime, id: SessionId) -> Option<SessionVi
     for t in &entry.tasks {
         t.abort();
     }
-    let upstream_local = entry.up.local_addr().ok()?;
+    let upstream_local = entry.up.get_ref().local_addr().ok()?;
     let snapshot = st.engine.close_session(now, id)?;
     Some(SessionView {
         id: view_id(st.index, id),
         worker: st.index,
         relay: entry.relay,
         upstream_local,
-        upstream_rtcp_local: entry.up_rtcp.as_ref().and_then(|s| s.local_addr().ok()),
+        upstream_rtcp_local: entry.up_rtcp.as_ref().and_then(|s| s.get_ref().local_addr().ok()),
         snapshot,
     })
 }
@@ -273,7 +286,7 @@ fn drain_events(st: &mut State, log: bool) {
                                 id: view_id(st.index, id),
                                 worker: st.index,
                                 relay: entry.relay,
-                                upstream_local: entry.up.local_addr().unwrap_or(entry.client),
+                                upstream_local: entry.up.get_ref().local_addr().unwrap_or(entry.client),
                                 upstream_rtcp_local: None,
                                 snapshot: *snapshot,
                             };
@@ -396,8 +409,8 @@ fn open_session(
             return None;
         }
     };
-    let up = Rc::new(UdpSocket::from_std(up).ok()?);
-    let up_state = UdpSocketState::new((&*up).into()).ok()?;
+    let up = Rc::new(register(up).ok()?);
+    let up_state = UdpSocketState::new(up.get_ref().into()).ok()?;
     let mut tasks = vec![tokio::task::spawn_local(upstream_loop(
         shared.clone(),
         relay,
@@ -409,8 +422,8 @@ fn open_session(
     .abort_handle()];
     let up_rtcp = match up_rtcp {
         Some(s) => {
-            let s = Rc::new(UdpSocket::from_std(s).ok()?);
-            let s_state = UdpSocketState::new((&*s).into()).ok()?;
+            let s = Rc::new(register(s).ok()?);
+            let s_state = UdpSocketState::new(s.get_ref().into()).ok()?;
             tasks.push(
                 tokio::task::spawn_local(upstream_loop(shared.clone(), relay, client, s.clone(), s_state, true))
                     .abort_handle(),
@@ -423,7 +436,7 @@ fn open_session(
         eprintln!(
             "session {} opened: client={client} upstream_local={}",
             view_id(st.index, id),
-            up.local_addr().map_or("?".into(), |a| a.to_string())
+            up.get_ref().local_addr().map_or("?".into(), |a| a.to_string())
         );
     }
     st.io.sessions_created += 1;
@@ -466,10 +479,10 @@ async fn listen_loop(shared: Rc<Shared>, relay: usize, rtcp_socket: bool, log: b
         }
     };
     loop {
-        tokio::select! {
-            r = sock.readable() => if r.is_err() { return },
+        let mut ready = tokio::select! {
+            r = sock.readable() => match r { Ok(g) => g, Err(_) => return },
             _ = shutdown.changed() => return,
-        }
+        };
         loop {
             let mut bufs = shared.bufs.borrow_mut();
             let res = {
@@ -483,16 +496,16 @@ async fn listen_loop(shared: Rc<Shared>, relay: usize, rtcp_socket: bool, log: b
                 } else {
                     &r.listen_state
                 };
-                sock.try_io(Interest::READABLE, || bufs.recv(qstate, (&*sock).into()))
+                ready.try_io(|inner| bufs.recv(qstate, inner.get_ref().into()))
             };
-            match res {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
+            let batch_len = match res {
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => {
                     shared.state.borrow_mut().io.add_recv_error(&e);
                     continue;
                 }
-            }
+                Err(_would_block) => break,
+            };
             let mut guard = shared.state.borrow_mut();
             let st = &mut *guard;
             let map = st.clock.wall_to_mono();
@@ -558,6 +571,11 @@ async fn listen_loop(shared: Rc<Shared>, relay: usize, rtcp_socket: bool, log: b
                 flush(&mut st.io, s, None, &run[..run_len]);
             }
             drain_events(st, log);
+            if batch_len < BATCH {
+                // The queue was drained: wait for the next readiness event.
+                ready.clear_ready();
+                break;
+            }
         }
     }
 }
@@ -573,22 +591,22 @@ async fn upstream_loop(
 ) {
     let mut shutdown = shared.shutdown.clone();
     loop {
-        tokio::select! {
-            r = sock.readable() => if r.is_err() { return },
+        let mut ready = tokio::select! {
+            r = sock.readable() => match r { Ok(g) => g, Err(_) => return },
             _ = shutdown.changed() => return,
-        }
+        };
         loop {
             let mut bufs = shared.bufs.borrow_mut();
-            match sock.try_io(Interest::READABLE, || bufs.recv(&qstate, (&*sock).into())) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
+            let batch_len = match ready.try_io(|inner| bufs.recv(&qstate, inner.get_ref().into())) {
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => {
                     // ICMP port unreachable from the upstream surfaces here
                     // as ECONNREFUSED: count it, keep the session.
                     shared.state.borrow_mut().io.add_recv_error(&e);
                     continue;
                 }
-            }
+                Err(_would_block) => break,
+            };
             let mut guard = shared.state.borrow_mut();
             let st = &mut *guard;
             let Some(entry) = st.sessions.get(&(relay, client)) else {
@@ -635,6 +653,10 @@ async fn upstream_loop(
             }
             flush(&mut st.io, &out_sock, Some(dest), &run[..run_len]);
             drain_events(st, false);
+            if batch_len < BATCH {
+                ready.clear_ready();
+                break;
+            }
         }
     }
 }
