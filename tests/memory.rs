@@ -103,7 +103,7 @@ fn steady_state_packet_path_allocates_nothing() {
         .map(|_| e.open_session(MonoTime::ZERO, info).unwrap())
         .collect();
     let mut seq = 0u16;
-    let mut send_round = |e: &mut Engine, seq: u16| {
+    let send_round = |e: &mut Engine, seq: u16| {
         for (i, id) in ids.iter().enumerate() {
             let t = MonoTime::from_millis(u64::from(seq) * 20);
             e.handle_datagram(t, Side::Client, *id, &rtp(seq, i as u32));

@@ -3,6 +3,9 @@
 //! delivered and echoed, one upstream source per client, engine statistics
 //! equal to what was sent, idle expiry, non-mux RTP/RTCP pairs.
 
+// Outside the engine: real-socket tests wait on real time.
+#![allow(clippy::disallowed_methods)]
+
 use rtp_middlebox::config::Config;
 use rtp_middlebox::engine::Side;
 use rtp_middlebox::runtime::{self, RelayRuntime, RunOptions};
