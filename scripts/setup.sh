@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the project's capture tooling needs
-# (scripts/make-captures.sh): tshark (golden values) and GStreamer (RTP senders).
+# (scripts/make-captures.sh): tshark (golden values) and GStreamer (RTP senders),
+# plus the Python GObject bindings that drive rtpbin in tests/gstreamer_rtcp.rs.
 #
 # Idempotent: does nothing when every package is already installed; runs
 # `apt-get update` only when something is missing. Needs root (or sudo).
@@ -12,6 +13,9 @@ PACKAGES=(
   gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad
+  python3-gi
+  gir1.2-gstreamer-1.0
+  gir1.2-gst-plugins-base-1.0
 )
 
 missing=()

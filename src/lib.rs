@@ -59,6 +59,7 @@ pub mod analyze;
 pub mod config;
 pub mod engine;
 pub mod impair;
+pub mod impair_live;
 pub mod report;
 pub mod runtime;
 pub mod stats;

@@ -287,7 +287,7 @@ fn drain_events(st: &mut State, log: bool) {
                                 worker: st.index,
                                 relay: entry.relay,
                                 upstream_local: entry.up.get_ref().local_addr().unwrap_or(entry.client),
-                                upstream_rtcp_local: None,
+                                upstream_rtcp_local: entry.up_rtcp.as_ref().and_then(|s| s.get_ref().local_addr().ok()),
                                 snapshot: *snapshot,
                             };
                             log_close(&view, &format!("{reason:?}").to_lowercase());

@@ -1,0 +1,640 @@
+//! A real RTP stack consumes the Receiver Reports the relay generates.
+//!
+//! Topology (all on 127.0.0.1, every port OS-chosen):
+//!
+//! ```text
+//!  GStreamer rtpbin sender ──▶ impair_live pair A ──▶ relay (non-mux) ──▶ upstream
+//!  (tests/gst/rtpbin_sender.py)  5 % loss, 15 ms          listen +          RTP/RTCP sink that never
+//!   RTP P, RTCP P+1 (send+recv)  15 ms back              listen_rtcp        sends RTCP (an SFU that
+//!                                                                           suppresses RRs), or (d) an
+//!                                                                           rtpbin receiver behind pair B
+//! ```
+//!
+//! * `auto` and `terminate`: the sender's rtpbin session holds report blocks
+//!   from the relay's SSRC whose loss matches what pair A dropped and whose
+//!   round trip (rb-round-trip, 1/65536 s) matches A's two delays.
+//! * `forward` with the suppressing upstream: no report block ever reaches
+//!   the sender, the failure the product exists to fix.
+//! * `auto` with a receiver that reports: the relay generates nothing, the
+//!   sender sees the receiver's reports, and the relay's passive RTT of the
+//!   upstream leg matches pair B's two delays.
+//!
+//! Needs GStreamer (gst-launch-1.0, rtpbin) and Python's GObject bindings
+//! (scripts/setup.sh installs both). Without them each test prints a notice
+//! and passes, unless `REQUIRE_GSTREAMER=1`, which makes it fail. The tests
+//! share one lock: they run one after another (each is timing-sensitive).
+//! Measured values are printed (`cargo test --test gstreamer_rtcp -- --nocapture`).
+
+use rtp_middlebox::config::Config;
+use rtp_middlebox::engine::Side;
+use rtp_middlebox::impair::{Fate, ImpairConfig, Impairment};
+use rtp_middlebox::impair_live::{bind_pair, Forwarder, ForwarderConfig, ForwarderCounters};
+use rtp_middlebox::runtime::clock::Clock;
+use rtp_middlebox::runtime::{self, RelayRuntime, RunOptions, SessionView, WorkerStats};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gst/rtpbin_sender.py");
+
+/// One-way delay of each leg's impairment, each direction.
+const DELAY_MS: f64 = 15.0;
+const JITTER_MS: f64 = 1.0;
+/// Random loss on the sender → relay direction of leg A.
+const LOSS: f64 = 0.05;
+/// The sender's first sequence number: the stream wraps 65535 → 0 after
+/// 236 packets (4.7 s), so the extended sequence numbers cross a cycle.
+const FIRST_SEQ: u64 = 65_300;
+/// How long the sender runs in the cases that check reports.
+const SECONDS: f64 = 10.0;
+
+/// Serialises the tests: each runs a real-time pipeline whose RTT is checked
+/// to a few milliseconds.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+// ---------------------------------------------------------------- prerequisites
+
+/// The Python interpreter that has GStreamer's GObject bindings, or `None`
+/// (after a notice) when GStreamer is not installed and not required.
+fn gstreamer() -> Option<PathBuf> {
+    static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = FOUND.get_or_init(probe);
+    match found {
+        Ok(py) => Some(py.clone()),
+        Err(why) if std::env::var("REQUIRE_GSTREAMER").as_deref() == Ok("1") => {
+            panic!("REQUIRE_GSTREAMER=1 but {why} (run scripts/setup.sh)")
+        }
+        Err(why) => {
+            // Straight to the stderr handle: libtest captures `eprintln!`
+            // of passing tests, and a skip should be seen.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: {why}; install with scripts/setup.sh (REQUIRE_GSTREAMER=1 makes this a failure)"
+            );
+            None
+        }
+    }
+}
+
+fn probe() -> Result<PathBuf, String> {
+    let launch = Command::new("gst-launch-1.0").arg("--version").output();
+    if !launch.is_ok_and(|o| o.status.success()) {
+        return Err("gst-launch-1.0 is not installed".into());
+    }
+    let check = "import gi; gi.require_version('Gst', '1.0'); from gi.repository import Gst; Gst.init(None); \
+                 missing = [e for e in ('rtpbin', 'udpsrc', 'udpsink', 'audiotestsrc', 'mulawenc', 'rtppcmupay') \
+                 if Gst.ElementFactory.find(e) is None]; assert not missing, missing";
+    // Debian's python3-gi belongs to /usr/bin/python3, which a version
+    // manager's `python3` on PATH may shadow.
+    let mut candidates: Vec<PathBuf> = std::env::var_os("GST_PYTHON").map(PathBuf::from).into_iter().collect();
+    candidates.extend(["/usr/bin/python3", "python3"].map(PathBuf::from));
+    for py in candidates {
+        let ok = Command::new(&py)
+            .args(["-c", check])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Ok(py);
+        }
+    }
+    Err("no python3 with the GStreamer GObject bindings (python3-gi, gir1.2-gstreamer-1.0) and rtpbin".into())
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// An upstream that receives RTP and RTCP and never sends anything: an SFU
+/// that suppresses Receiver Reports.
+struct Sink {
+    rtp: SocketAddr,
+    rtcp: SocketAddr,
+    counts: Arc<[AtomicU64; 2]>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Sink {
+    fn start() -> Sink {
+        let (a, b) = bind_pair(IpAddr::V4(Ipv4Addr::LOCALHOST), 0).unwrap();
+        let (rtp, rtcp) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let counts: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = [a, b]
+            .into_iter()
+            .enumerate()
+            .map(|(i, sock)| {
+                let (counts, stop) = (counts.clone(), stop.clone());
+                sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 2048];
+                    while !stop.load(Ordering::Relaxed) {
+                        if sock.recv(&mut buf).is_ok() {
+                            counts[i].fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        Sink {
+            rtp,
+            rtcp,
+            counts,
+            stop,
+            threads,
+        }
+    }
+
+    /// Datagrams received on (RTP, RTCP).
+    fn received(&self) -> (u64, u64) {
+        (
+            self.counts[0].load(Ordering::Relaxed),
+            self.counts[1].load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A running `rtpbin_sender.py`; killed if dropped before it finished.
+struct Endpoint {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    ready: Value,
+}
+
+impl Endpoint {
+    fn spawn(py: &PathBuf, args: &[String]) -> Endpoint {
+        let mut child = Command::new(py)
+            .arg(SCRIPT)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", py.display()));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut ep = Endpoint {
+            child,
+            lines,
+            ready: Value::Null,
+        };
+        ep.ready = ep.next_event(Duration::from_secs(15), "ready");
+        ep
+    }
+
+    fn next_event(&mut self, within: Duration, event: &str) -> Value {
+        match self.lines.recv_timeout(within) {
+            Ok(line) => {
+                let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
+                assert_eq!(v["event"], event, "{v}");
+                v
+            }
+            Err(_) => {
+                let _ = self.child.kill();
+                let mut err = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("rtpbin_sender.py gave no {event:?} line; stderr:\n{err}");
+            }
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.ready["rtp_port"].as_u64().unwrap() as u16
+    }
+
+    /// Waits for the final report and the exit.
+    fn finish(mut self, within: Duration) -> Value {
+        let done = self.next_event(within, "done");
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "rtpbin_sender.py failed: {done}");
+        assert!(done["error"].is_null(), "{}", done["error"]);
+        done
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn leg(seed: u64, loss: f64) -> (ImpairConfig, ImpairConfig) {
+    let dir = |seed, loss| ImpairConfig {
+        seed,
+        loss,
+        delay_ms: DELAY_MS,
+        jitter_ms: JITTER_MS,
+        ..Default::default()
+    };
+    (dir(seed, loss), dir(seed + 1, 0.0))
+}
+
+fn impair_pair(
+    target_rtp: SocketAddr,
+    target_rtcp: SocketAddr,
+    (to_target, to_client): (ImpairConfig, ImpairConfig),
+) -> Forwarder {
+    let mut cfg = ForwarderConfig::pair(target_rtp, target_rtcp);
+    cfg.to_target = to_target;
+    cfg.to_client = to_client;
+    Forwarder::start(cfg).unwrap()
+}
+
+fn start_relay(mode: &str, upstream: SocketAddr, upstream_rtcp: SocketAddr) -> RelayRuntime {
+    let text = format!(
+        "[[relay]]\nlisten = \"127.0.0.1:0\"\nlisten_rtcp = \"127.0.0.1:0\"\nupstream = \"{upstream}\"\n\
+         upstream_rtcp = \"{upstream_rtcp}\"\nrtcp = \"{mode}\"\nupstream_bind = \"127.0.0.1\"\n\
+         upstream_ports = \"20000-59999\"\n\
+         [rtcp]\nmin_interval_audio_ms = 1000\nsuppression_intervals = 2\n\
+         [limits]\nidle_timeout_secs = 30\n"
+    );
+    let cfg = Config::from_toml(&text).unwrap();
+    runtime::start(
+        &cfg,
+        &RunOptions {
+            workers: 1,
+            log_sessions: false,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+fn sender_args(to: SocketAddr, seconds: f64) -> Vec<String> {
+    vec![
+        "--host".into(),
+        to.ip().to_string(),
+        "--port".into(),
+        to.port().to_string(),
+        "--seconds".into(),
+        seconds.to_string(),
+        "--seqnum-offset".into(),
+        FIRST_SEQ.to_string(),
+    ]
+}
+
+/// Everything a case looks at after the run.
+struct Run {
+    sender: Value,
+    receiver: Option<Value>,
+    /// Leg A (sender ↔ relay).
+    leg_a: ForwarderCounters,
+    leg_a_cfg: ImpairConfig,
+    sessions: Vec<SessionView>,
+    stats: Vec<WorkerStats>,
+    sink: (u64, u64),
+    elapsed: f64,
+}
+
+/// Sender → leg A → relay(`mode`) → suppressing sink, for `seconds`.
+fn run_with_sink(py: &PathBuf, mode: &str, seconds: f64, seed: u64) -> Run {
+    let clock = Clock::new();
+    let sink = Sink::start();
+    let relay = start_relay(mode, sink.rtp, sink.rtcp);
+    let b = relay.bound()[0].clone();
+    let cfg_a = leg(seed, LOSS);
+    let leg_a_cfg = cfg_a.0.clone();
+    let a = impair_pair(b.listen, b.listen_rtcp.unwrap(), cfg_a);
+    let sender = Endpoint::spawn(py, &sender_args(a.listen(), seconds));
+    let sender = sender.finish(Duration::from_secs_f64(seconds + 20.0));
+    let (sessions, stats) = (relay.sessions_blocking(), relay.stats_blocking());
+    let leg_a = a.stop();
+    relay.shutdown(Duration::from_secs(5));
+    Run {
+        sender,
+        receiver: None,
+        leg_a,
+        leg_a_cfg,
+        sessions,
+        stats,
+        sink: sink.received(),
+        elapsed: clock.now().as_secs_f64(),
+    }
+}
+
+fn reports_generated(stats: &[WorkerStats]) -> u64 {
+    stats
+        .iter()
+        .filter_map(|w| w.engine.as_ref())
+        .map(|e| e.reports_generated)
+        .sum()
+}
+
+/// Report blocks about the sender, per reporter SSRC, as rtpbin logged them.
+fn rb_log(sender: &Value, reporter: u64) -> Vec<&Value> {
+    sender["rb_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|rb| rb["reporter"].as_u64() == Some(reporter))
+        .collect()
+}
+
+fn u(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("{key} missing in {v}"))
+}
+
+fn i(v: &Value, key: &str) -> i64 {
+    v[key].as_i64().unwrap_or_else(|| panic!("{key} missing in {v}"))
+}
+
+/// RTP packets the seeded model dropped among the first `n` offers: the
+/// forwarder's RTP channel uses the configured seed itself and sees the
+/// sender's RTP in order, so this is exactly what it dropped.
+fn replayed_drops(cfg: &ImpairConfig, n: u64) -> u64 {
+    let mut imp = Impairment::new(cfg.clone()).unwrap();
+    (0..n).filter(|_| matches!(imp.offer(0, 172), Fate::Dropped(_))).count() as u64
+}
+
+/// The round trip rtpbin computed for `reporter`'s report blocks, ms, one
+/// value per new report block.
+fn rtts_ms(sender: &Value, reporter: u64) -> Vec<f64> {
+    sender["rtt_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["reporter"].as_u64() == Some(reporter) && s["rb-round-trip"].as_u64() != Some(0))
+        .map(|s| s["rtt_ms"].as_f64().unwrap())
+        .collect()
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    s[s.len() / 2]
+}
+
+/// Checks the report the sender's rtpbin holds from `reporter` against leg
+/// A's actual drops and the configured round trip; prints the values.
+fn check_reports(label: &str, run: &Run, reporter: u64, rtt_expected_ms: f64) {
+    let s = &run.sender;
+    let report = s["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ssrc"].as_u64() == Some(reporter))
+        .unwrap_or_else(|| panic!("{label}: no report from {reporter:#x}: {}", s["reports"]));
+    assert_eq!(report["have-rb"], true);
+    let a = run.leg_a.to_target.rtp;
+    let expected_pct = 100.0 * a.dropped as f64 / a.offered as f64;
+
+    // Cumulative loss at the last report block, against the run's drop rate
+    // and against the exact drops among the packets that block covers.
+    let lost = i(report, "rb-packetslost");
+    let ext = u(report, "rb-exthighestseq");
+    let covered = ext + 1 - FIRST_SEQ;
+    let reported_pct = 100.0 * lost as f64 / covered as f64;
+    let exact = replayed_drops(&run.leg_a_cfg, covered);
+
+    // Fraction lost per report interval (RFC 3550 A.3), weighted by the
+    // packets each interval expected.
+    let log = rb_log(s, reporter);
+    assert!(!log.is_empty(), "{label}: rb_log empty");
+    let (mut prev_ext, mut prev_lost) = (FIRST_SEQ - 1, 0i64);
+    let (mut weighted, mut weight) = (0.0, 0.0);
+    let mut fraction_mismatch = Vec::new();
+    for rb in &log {
+        let (e, l, f) = (u(rb, "ext_seq"), i(rb, "lost"), u(rb, "fraction"));
+        // RFC 3550 A.3: fraction = lost_interval × 256 / expected_interval,
+        // 0 when nothing (or less than nothing) was lost.
+        if let Some(want) = (l - prev_lost)
+            .max(0)
+            .unsigned_abs()
+            .checked_mul(256)
+            .and_then(|x| x.checked_div(e.saturating_sub(prev_ext)))
+        {
+            let d_exp = e - prev_ext;
+            if want.abs_diff(f) > 1 {
+                fraction_mismatch.push((e, f, want));
+            }
+            weighted += f as f64 / 256.0 * d_exp as f64;
+            weight += d_exp as f64;
+        }
+        (prev_ext, prev_lost) = (e, l);
+    }
+    let fraction_pct = 100.0 * weighted / weight;
+
+    let late = |c: &rtp_middlebox::impair_live::ChannelCounters| format!("{:.0}/{}", c.late_mean_us(), c.late_max_us);
+    println!(
+        "[{label}] leg A send lateness mean/max us: RTP {}, RTCP to relay {}, RTCP back {}",
+        late(&a),
+        late(&run.leg_a.to_target.rtcp),
+        late(&run.leg_a.to_client.rtcp)
+    );
+    let rtts = rtts_ms(s, reporter);
+    let last_rtt = u(report, "rb-round-trip") as f64 * 1000.0 / 65536.0;
+    // Interarrival jitter (RFC 3550 A.8) as reported, PCMU's 8 kHz units.
+    let jitter_ms = u(report, "rb-jitter") as f64 / 8.0;
+    println!(
+        "[{label}] reporter {reporter:#010x}: {} report blocks; leg A dropped {}/{} RTP = {expected_pct:.2} %; \
+         last block: cumulative {lost} of {covered} = {reported_pct:.2} % (model replay: {exact} dropped); \
+         fraction-weighted {fraction_pct:.2} %; jitter {jitter_ms:.3} ms; rb-round-trip ms: last {last_rtt:.2}, all {:?} (configured {rtt_expected_ms} ms)",
+        log.len(),
+        a.dropped,
+        a.offered,
+        rtts.iter().map(|r| (r * 100.0).round() / 100.0).collect::<Vec<_>>()
+    );
+    assert!(log.len() >= 3, "{label}: only {} report blocks", log.len());
+    assert!(
+        (reported_pct - expected_pct).abs() <= 1.0,
+        "{label}: cumulative loss {reported_pct:.2} % vs injected {expected_pct:.2} %"
+    );
+    assert!(
+        (fraction_pct - expected_pct).abs() <= 1.0,
+        "{label}: fraction lost {fraction_pct:.2} % vs injected {expected_pct:.2} %"
+    );
+    assert!(
+        fraction_mismatch.is_empty(),
+        "{label}: fraction lost disagrees with the cumulative counts (ext, got, want): {fraction_mismatch:?}"
+    );
+    assert!(!rtts.is_empty(), "{label}: rtpbin computed no round trip");
+    // Single samples can catch a scheduling hiccup on a loaded machine: the
+    // median must be within 5 ms, and so must two thirds of the samples.
+    let within = rtts.iter().filter(|r| (**r - rtt_expected_ms).abs() <= 5.0).count();
+    assert!(
+        (median(&rtts) - rtt_expected_ms).abs() <= 5.0 && 3 * within >= 2 * rtts.len(),
+        "{label}: rb-round-trip {rtts:?} ms vs configured {rtt_expected_ms} ms"
+    );
+    assert!(
+        (lost - exact as i64).abs() <= 1,
+        "{label}: cumulative lost {lost} vs the model's {exact} drops"
+    );
+}
+
+/// The one SSRC that sent report blocks about the sender.
+fn sole_reporter(label: &str, sender: &Value) -> u64 {
+    let reports = sender["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 1, "{label}: reporters {reports:?}");
+    u(&reports[0], "ssrc")
+}
+
+fn generated_reports_case(mode: &str, seed: u64) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(py) = gstreamer() else { return };
+    let run = run_with_sink(&py, mode, SECONDS, seed);
+    let reporter = sole_reporter(mode, &run.sender);
+    let generated = reports_generated(&run.stats);
+    println!(
+        "[{mode}] {:.1} s; relay generated {generated} RR compounds; sink got {:?} (RTP, RTCP); sender sent {} RTP",
+        run.elapsed,
+        run.sink,
+        u(&run.sender["sender"], "packets-sent")
+    );
+    assert!(generated >= 3, "{mode}: {generated} reports generated");
+    assert_eq!(run.sessions.len(), 1, "{mode}: one session for the RTP/RTCP pair");
+    check_reports(mode, &run, reporter, 2.0 * DELAY_MS);
+    // Leg A loses nothing toward the sender: every generated report arrived
+    // (but one sent after the sender stopped listening).
+    let arrived = rb_log(&run.sender, reporter).len() as u64;
+    assert!(
+        arrived <= generated && generated <= arrived + 1,
+        "{mode}: {generated} generated, {arrived} arrived"
+    );
+    // The SFU still gets the media and the sender's SRs.
+    assert!(run.sink.0 > 0 && run.sink.1 > 0, "{mode}: sink {:?}", run.sink);
+}
+
+// ---------------------------------------------------------------- cases
+
+#[test]
+fn auto_generates_receiver_reports_rtpbin_accepts() {
+    generated_reports_case("auto", 1);
+}
+
+#[test]
+fn terminate_generates_receiver_reports_rtpbin_accepts() {
+    generated_reports_case("terminate", 3);
+}
+
+#[test]
+fn forward_behind_a_suppressing_upstream_leaves_the_sender_blind() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(py) = gstreamer() else { return };
+    // Long enough for `auto` to have generated (2 intervals of 1 s, then a
+    // report every 0.5-1.5 s).
+    let run = run_with_sink(&py, "forward", 6.0, 5);
+    let s = &run.sender;
+    let have_rb = s["remote_sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["have-rb"] == true);
+    println!(
+        "[forward] {:.1} s; sink got {:?} (RTP, RTCP); sender: have-rb {have_rb}, {} RTCP received",
+        run.elapsed, run.sink, s["rtcp_received"]
+    );
+    assert!(!have_rb, "forward: {}", s["remote_sources"]);
+    assert!(s["rb_log"].as_array().unwrap().is_empty());
+    assert_eq!(reports_generated(&run.stats), 0);
+    assert!(
+        run.sink.0 > 100 && run.sink.1 > 0,
+        "the sink did get media and SRs: {:?}",
+        run.sink
+    );
+    assert!(u(&s["sender"], "packets-sent") > 100);
+}
+
+#[test]
+fn auto_stays_passive_while_the_receiver_reports() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(py) = gstreamer() else { return };
+    let clock = Clock::new();
+    // The receiver's port pair, chosen now and released for it to bind
+    // (leg B needs it as its target before the receiver starts).
+    let (r_rtp, r_rtcp) = {
+        let (a, b) = bind_pair(IpAddr::V4(Ipv4Addr::LOCALHOST), 0).unwrap();
+        (a.local_addr().unwrap(), b.local_addr().unwrap())
+    };
+    let leg_b = impair_pair(r_rtp, r_rtcp, leg(20, 0.0));
+    let relay = start_relay("auto", leg_b.listen(), leg_b.listen_rtcp().unwrap());
+    let bound = relay.bound()[0].clone();
+    let cfg_a = leg(7, LOSS);
+    let leg_a_cfg = cfg_a.0.clone();
+    let leg_a = impair_pair(bound.listen, bound.listen_rtcp.unwrap(), cfg_a);
+    let receiver = Endpoint::spawn(
+        &py,
+        &[
+            "--receive".into(),
+            "--local-port".into(),
+            r_rtp.port().to_string(),
+            "--rtcp-dest".into(),
+            leg_b.target_local_rtcp().unwrap().to_string(),
+            "--seconds".into(),
+            (SECONDS + 1.0).to_string(),
+        ],
+    );
+    assert_eq!(receiver.port(), r_rtp.port());
+    let sender = Endpoint::spawn(&py, &sender_args(leg_a.listen(), SECONDS));
+    let sender = sender.finish(Duration::from_secs_f64(SECONDS + 20.0));
+    let (sessions, stats) = (relay.sessions_blocking(), relay.stats_blocking());
+    let receiver = receiver.finish(Duration::from_secs(20));
+    let run = Run {
+        sender,
+        receiver: Some(receiver),
+        leg_a: leg_a.stop(),
+        leg_a_cfg,
+        sessions,
+        stats,
+        sink: (0, 0),
+        elapsed: clock.now().as_secs_f64(),
+    };
+    let leg_b = leg_b.stop();
+    relay.shutdown(Duration::from_secs(5));
+
+    let rx = run.receiver.as_ref().unwrap();
+    let receiver_ssrc = u(rx, "ssrc");
+    let generated = reports_generated(&run.stats);
+    let up = run.sessions[0].snapshot.side(Side::Upstream).rtt_sr_rr;
+    let ms = |v: Option<f64>| v.map(|s| (s * 1e5).round() / 100.0);
+    println!(
+        "[receiver] {:.1} s; relay generated {generated}; receiver {receiver_ssrc:#010x}; \
+         leg B delivered {:?} (RTP, RTCP to receiver), {:?} back; relay upstream-leg RTT (SR/RR): \
+         {} samples, mean {:?} ms, min {:?}, max {:?}, last {:?} (configured {} ms)",
+        run.elapsed,
+        (leg_b.to_target.rtp.delivered, leg_b.to_target.rtcp.delivered),
+        (leg_b.to_client.rtp.delivered, leg_b.to_client.rtcp.delivered),
+        up.measurements,
+        ms(up.mean),
+        ms(up.min),
+        ms(up.max),
+        ms(up.last),
+        2.0 * DELAY_MS
+    );
+    assert_eq!(generated, 0, "auto generated reports although the receiver reports");
+    assert_eq!(sole_reporter("receiver", &run.sender), receiver_ssrc);
+    // Sender ↔ receiver: legs A and B, both ways.
+    check_reports("receiver", &run, receiver_ssrc, 4.0 * DELAY_MS);
+    assert!(up.measurements >= 3, "{up:?}");
+    let mean_ms = up.mean.unwrap() * 1e3;
+    assert!(
+        (mean_ms - 2.0 * DELAY_MS).abs() <= 2.0,
+        "relay's upstream-leg RTT {mean_ms:.2} ms vs configured {} ms",
+        2.0 * DELAY_MS
+    );
+}
