@@ -140,3 +140,51 @@ fn bad_inputs_fail_clearly_with_exit_code_2() {
         "limits.max_sessions",
     );
 }
+
+/// `run` end to end as an operator starts it: it reports where it listens,
+/// relays, and on SIGTERM closes every session with its final statistics
+/// and exits 0 within the shutdown bound.
+#[test]
+fn run_relays_and_shuts_down_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::net::UdpSocket;
+    use std::process::Stdio;
+    let upstream = UdpSocket::bind("127.0.0.1:0").unwrap();
+    upstream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut child = bin()
+        .args(["run", "--listen", "127.0.0.1:0", "--upstream"])
+        .arg(upstream.local_addr().unwrap().to_string())
+        .args(["--rtcp-termination", "--workers", "1"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    // "relay listening on 127.0.0.1:PORT -> upstream ... (1 workers)"
+    let listen: std::net::SocketAddr = first.split_whitespace().nth(3).unwrap().parse().unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut pkt = vec![0x80, 0, 0, 7, 0, 0, 0, 0, 0xab, 0xcd, 0xef, 0x01];
+    pkt.resize(172, 0);
+    client.send_to(&pkt, listen).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = upstream.recv_from(&mut buf).expect("relayed to the upstream");
+    assert_eq!(&buf[..n], &pkt[..]);
+    let opened = lines.next().unwrap().unwrap();
+    assert!(opened.contains("opened"), "{opened}");
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?} {rest:?}");
+    let closed = rest
+        .iter()
+        .find(|l| l.contains("closed (shutdown)"))
+        .expect("final stats logged");
+    assert!(
+        closed.contains("ssrc=0xabcdef01") && closed.contains("recv=1"),
+        "{closed}"
+    );
+}
