@@ -14,10 +14,7 @@ fuzz_target!(|data: &[u8]| {
     // Anything the RTP view accepts has version 2, which the classifier
     // always sends to RTP or RTCP.
     if RtpView::parse(data).is_ok() {
-        assert!(
-            matches!(kind, PacketKind::Rtp | PacketKind::Rtcp),
-            "{kind:?}"
-        );
+        assert!(matches!(kind, PacketKind::Rtp | PacketKind::Rtcp), "{kind:?}");
     }
     if kind == PacketKind::Rtp {
         assert_eq!(data[0] >> 6, 2);

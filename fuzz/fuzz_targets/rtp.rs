@@ -11,19 +11,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert!(data.len() >= FIXED_HEADER_LEN);
-    assert_eq!(
-        v.header_len() + v.payload_len() + v.padding_len(),
-        data.len()
-    );
+    assert_eq!(v.header_len() + v.payload_len() + v.padding_len(), data.len());
     assert_eq!(v.payload().len(), v.payload_len());
     assert!(v.header_len() >= FIXED_HEADER_LEN + 4 * v.csrc_count());
-    let _ = (
-        v.marker(),
-        v.payload_type(),
-        v.seq(),
-        v.timestamp(),
-        v.ssrc(),
-    );
+    let _ = (v.marker(), v.payload_type(), v.seq(), v.timestamp(), v.ssrc());
     let _ = (v.has_padding(), v.extension_profile());
     assert_eq!(v.csrcs().count(), v.csrc_count());
     let mut ext_bytes = 0usize;
