@@ -88,8 +88,13 @@ fn state_per_session_and_per_stream_stays_under_2_kib() {
         e.close_session(MonoTime::from_millis(100), id);
         while e.poll_event().is_some() {}
     }
+    // What remains is the slot table (reused by later sessions), nothing
+    // per session.
     let after = LIVE.load(Ordering::Relaxed) - before;
-    assert!(after < (N * 64) as isize, "{after} B left after closing all sessions");
+    assert!(
+        after <= idle,
+        "{after} B left after closing all sessions (table {idle} B)"
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ mod snapshot;
 
 pub use counters::{kind_index, Counters, DropReason, KindCounts, DROP_REASONS, KINDS};
 pub use rtcp_policy::{ReportPolicy, RtcpMode};
-pub use session::{FeedbackCounts, LegRtt, Session, SessionInfo, SideState, Source};
+pub use session::{FeedbackCounts, LegRtt, Session, SessionInfo, SideRtcp, SideState, Source};
 pub use snapshot::{SessionSnapshot, SideSnapshot, SourceSnapshot};
 
 use crate::stats::ClockRates;
@@ -197,11 +197,12 @@ pub enum OpenError {
 /// How often idle sessions are looked for.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Sessions are boxed so the slot table stays small (16 bytes a slot)
-/// however large a session's state grows.
+/// Sessions live in the slot table itself: the per-packet path then reads
+/// the generation, the side's counters and its SSRC index from adjacent
+/// memory instead of chasing a pointer to a boxed session first.
 struct Slot {
     generation: u32,
-    session: Option<Box<Session>>,
+    session: Option<Session>,
 }
 
 pub struct Engine {
@@ -317,7 +318,7 @@ impl Engine {
         let own_ssrc = Ssrc(self.rng.next_u32());
         let cname = format!("rtp-middlebox-{:016x}", self.rng.next_u64());
         let slot = &mut self.slots[index as usize];
-        slot.session = Some(Box::new(Session::new(id, info, now, mode, own_ssrc, cname)));
+        slot.session = Some(Session::new(id, info, now, mode, own_ssrc, cname));
         if mode != RtcpMode::Forward {
             // RFC 3550 §6.2: the first report after half the minimum interval.
             let first = self.config.report_policy.min_interval_video / 2;
@@ -364,11 +365,11 @@ impl Engine {
         if slot.generation != id.generation {
             return None;
         }
-        slot.session.as_deref()
+        slot.session.as_ref()
     }
 
     pub fn sessions(&self) -> impl Iterator<Item = &Session> {
-        self.slots.iter().filter_map(|s| s.session.as_deref())
+        self.slots.iter().filter_map(|s| s.session.as_ref())
     }
 
     /// Final or current statistics of one session.
@@ -485,7 +486,7 @@ impl Engine {
         }
         let readable = !session.encrypted && rtcp::walk(datagram).all(|p| p.is_ok());
         if !readable {
-            session.sides[side.index()].rtcp_unreadable += 1;
+            session.sides[side.index()].rtcp.unreadable += 1;
             counters.rtcp_unreadable += 1;
             return Verdict::Forward(PacketKind::Rtcp);
         }
@@ -536,7 +537,7 @@ impl Engine {
             else {
                 continue;
             };
-            let Some(session) = slot.session.as_deref_mut() else {
+            let Some(session) = slot.session.as_mut() else {
                 continue;
             };
             if session.sides[side.index()].next_report != Some(due) {
@@ -552,7 +553,7 @@ impl Engine {
             } else {
                 let outcome = rtcp_policy::tick(session, side, now, wall, rates, policy);
                 if let Some(datagram) = outcome.report {
-                    session.sides[side.index()].reports_generated += 1;
+                    session.sides[side.index()].rtcp.reports_generated += 1;
                     self.counters.reports_generated += 1;
                     self.counters.report_blocks_generated += outcome.blocks as u64;
                     self.transmits.push_back(Transmit {

@@ -182,7 +182,7 @@ pub fn tick(
     if policy.xr_rrtr {
         let ntp = NtpTime::from_unix(wall);
         rtcp::write_xr(&mut pkt, own, Some(ntp), &[]);
-        session.sides[side.index()].own_rrtr_log.record(ntp.compact(), now);
+        session.sides[side.index()].rtcp.own_rrtr_log.record(ntp.compact(), now);
     }
     out.blocks = blocks.len();
     out.report = Some(pkt);

@@ -37,16 +37,19 @@ pub struct FeedbackCounts {
 
 /// RTP stream state of a source.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct RtpStream {
-    pub payload_type: u8,
     pub stats: ReceiveStats,
+    pub payload_type: u8,
 }
 
-/// Everything known about one SSRC sent from one side.
+/// Everything known about one SSRC sent from one side. `repr(C)` puts the
+/// per-packet receive state first, in the entry's leading cache lines.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct Source {
-    pub ssrc: Ssrc,
     pub rtp: Option<RtpStream>,
+    pub ssrc: Ssrc,
     /// Latest SR from this source.
     pub sender_report: Option<SenderRecord>,
     /// SRs from this source that the proxy forwarded (for LSR matching).
@@ -100,31 +103,56 @@ impl LegRtt {
     }
 }
 
-/// What arrived from one side.
+/// How many SSRCs per side are indexed inline, in the session's own cache
+/// lines (a call has one to four per direction); more spill to a Vec.
+const INLINE_SSRCS: usize = 4;
+
+/// What arrived from one side. `repr(C)` keeps the fields the per-packet
+/// path touches (activity, counts, SSRC index, sources pointer) together
+/// at the front, away from the RTCP-only state.
 #[derive(Clone, Debug, Default)]
+#[repr(C)]
 pub struct SideState {
+    pub last_activity: Option<MonoTime>,
+    pub received: KindCounts,
     /// SSRC index parallel to `sources`: a scan of packed u32s finds a
     /// source faster than a hash for the handful a session carries.
-    ssrcs: Vec<Ssrc>,
+    inline_ssrcs: [Ssrc; INLINE_SSRCS],
+    n_ssrcs: usize,
+    more_ssrcs: Vec<Ssrc>,
     pub sources: Vec<Source>,
-    pub received: KindCounts,
-    pub last_activity: Option<MonoTime>,
+    /// When this leg's next report tick is due (`auto`/`terminate`).
+    pub next_report: Option<MonoTime>,
+    /// RTCP-only state, out of line: the packet path never touches it, and
+    /// keeping it here would double the session's size in the slot table.
+    pub rtcp: Box<SideRtcp>,
+}
+
+/// What RTCP taught the proxy about one side's leg.
+#[derive(Clone, Debug, Default)]
+pub struct SideRtcp {
     /// RTT of this side's leg.
     pub rtt: LegRtt,
     /// RTCP report packets seen from this side.
-    pub rtcp_reports: u64,
-    pub rtcp_unreadable: u64,
+    pub reports: u64,
+    pub unreadable: u64,
     /// XR RRTRs the proxy sent toward this side (its DLRR gives this leg's RTT).
     pub own_rrtr_log: SentLog,
-    /// When this leg's next report tick is due (`auto`/`terminate`).
-    pub next_report: Option<MonoTime>,
     pub reports_generated: u64,
 }
 
 impl SideState {
     #[inline]
     pub fn position(&self, ssrc: Ssrc) -> Option<usize> {
-        self.ssrcs.iter().position(|s| *s == ssrc)
+        let inline = self.n_ssrcs.min(INLINE_SSRCS);
+        match self.inline_ssrcs[..inline].iter().position(|s| *s == ssrc) {
+            Some(i) => Some(i),
+            None => self
+                .more_ssrcs
+                .iter()
+                .position(|s| *s == ssrc)
+                .map(|i| i + INLINE_SSRCS),
+        }
     }
 
     pub fn source(&self, ssrc: Ssrc) -> Option<&Source> {
@@ -135,15 +163,19 @@ impl SideState {
     fn source_mut(&mut self, ssrc: Ssrc, cap: usize) -> Option<&mut Source> {
         let i = match self.position(ssrc) {
             Some(i) => i,
-            None if self.ssrcs.len() < cap => {
+            None if self.n_ssrcs < cap => {
                 // Grow 1, 2, 4, …: Vec's first allocation would hold four
                 // ~900-byte sources where most sides carry one or two.
                 if self.sources.len() == self.sources.capacity() {
                     self.sources.reserve_exact(self.sources.capacity().max(1));
                 }
-                self.ssrcs.push(ssrc);
+                match self.inline_ssrcs.get_mut(self.n_ssrcs) {
+                    Some(slot) => *slot = ssrc,
+                    None => self.more_ssrcs.push(ssrc),
+                }
                 self.sources.push(Source::new(ssrc));
-                self.ssrcs.len() - 1
+                self.n_ssrcs += 1;
+                self.n_ssrcs - 1
             }
             None => return None,
         };
@@ -151,11 +183,12 @@ impl SideState {
     }
 }
 
+#[repr(C)]
 pub struct Session {
+    pub sides: [SideState; 2],
     pub id: SessionId,
     pub info: SessionInfo,
     pub opened_at: MonoTime,
-    pub sides: [SideState; 2],
     /// DTLS was seen: RTCP here is SRTCP and its bodies are ciphertext.
     pub encrypted: bool,
     pub mode: RtcpMode,
@@ -238,7 +271,7 @@ impl Session {
         let other = side.other();
         match packet {
             RtcpPacket::SenderReport(sr) => {
-                self.sides[side.index()].rtcp_reports += 1;
+                self.sides[side.index()].rtcp.reports += 1;
                 if let Some(src) = self.sides[side.index()].source_mut(sr.sender, cap) {
                     let reports = src.sender_report.map_or(0, |r| r.reports) + 1;
                     src.sender_report = Some(SenderRecord {
@@ -253,7 +286,7 @@ impl Session {
                 }
             }
             RtcpPacket::ReceiverReport(rr) => {
-                self.sides[side.index()].rtcp_reports += 1;
+                self.sides[side.index()].rtcp.reports += 1;
                 for block in rr.report_blocks() {
                     self.on_report_block(now, side, rr.sender, block, cap, counters);
                 }
@@ -271,9 +304,9 @@ impl Session {
                                 if item.ssrc == self.own_ssrc {
                                     // Answers an RRTR the proxy itself sent toward `side`.
                                     let state = &mut self.sides[side.index()];
-                                    match state.own_rrtr_log.match_report(item.lrr, item.dlrr, now) {
+                                    match state.rtcp.own_rrtr_log.match_report(item.lrr, item.dlrr, now) {
                                         Ok(rtt) => {
-                                            state.rtt.add(rtt, RttMethod::XrDlrr);
+                                            state.rtcp.rtt.add(rtt, RttMethod::XrDlrr);
                                             counters.rtt_samples += 1;
                                         }
                                         Err(e) => counters.rtt_rejects[reject_index(e)] += 1,
@@ -289,7 +322,7 @@ impl Session {
                                 match src.rrtr_log.match_report(item.lrr, item.dlrr, now) {
                                     Ok(rtt) => {
                                         src.xr_rtt.add(rtt, RttMethod::XrDlrr);
-                                        self.sides[side.index()].rtt.add(rtt, RttMethod::XrDlrr);
+                                        self.sides[side.index()].rtcp.rtt.add(rtt, RttMethod::XrDlrr);
                                         counters.rtt_samples += 1;
                                     }
                                     Err(e) => counters.rtt_rejects[reject_index(e)] += 1,
@@ -362,7 +395,7 @@ impl Session {
                 if let Some(r) = &mut src.remote {
                     r.rtt.add(rtt, RttMethod::SrRr);
                 }
-                self.sides[side.index()].rtt.add(rtt, RttMethod::SrRr);
+                self.sides[side.index()].rtcp.rtt.add(rtt, RttMethod::SrRr);
                 counters.rtt_samples += 1;
             }
             Err(e) => counters.rtt_rejects[reject_index(e)] += 1,

@@ -138,11 +138,11 @@ impl SessionSnapshot {
                 side,
                 received: st.received,
                 last_activity: st.last_activity.map(MonoTime::as_secs_f64),
-                rtt_sr_rr: (&st.rtt.sr_rr).into(),
-                rtt_xr_dlrr: (&st.rtt.xr_dlrr).into(),
-                rtt_stun: (&st.rtt.stun).into(),
-                rtcp_reports: st.rtcp_reports,
-                rtcp_unreadable: st.rtcp_unreadable,
+                rtt_sr_rr: (&st.rtcp.rtt.sr_rr).into(),
+                rtt_xr_dlrr: (&st.rtcp.rtt.xr_dlrr).into(),
+                rtt_stun: (&st.rtcp.rtt.stun).into(),
+                rtcp_reports: st.rtcp.reports,
+                rtcp_unreadable: st.rtcp.unreadable,
                 sources: st.sources.iter().map(|src| SourceSnapshot::of(src, side)).collect(),
             }
         };

@@ -51,15 +51,41 @@ pub struct IntervalLoss {
 }
 
 /// Per-SSRC receive state.
+/// `repr(C)` with the per-packet fields first (A.1 state, counters, A.8
+/// state), so an update touches the struct's first cache lines only.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct ReceiveStats {
-    // --- RFC 3550 A.1 state (names follow the RFC's `source` struct) ---
+    // --- hot: read or written for every packet (first two cache lines) ---
+    // RFC 3550 A.1 state; names follow the RFC's `source` struct.
     max_seq: u16,
+    probation: u8,
+    /// Payload type of the previous packet (comfort-noise rule below).
+    last_pt: Option<u8>,
     /// Wrap count (the RFC keeps `cycles` shifted by 16; we keep the count).
     cycles: u64,
+    /// Packets counted toward A.3 since the last (re)start.
+    received: u64,
+    /// Bitmap of the 128 extended sequence numbers at and below the highest:
+    /// bit k set = `highest − k` received. Detects duplicates within
+    /// MAX_MISORDER (100 < 128) without a per-packet allocation.
+    recent: u128,
+    pub packets: u64,
+    /// Payload bytes (header and padding excluded), as W3C `bytesReceived`.
+    pub payload_bytes: u64,
+    /// RTP header bytes, as W3C `headerBytesReceived`.
+    pub header_bytes: u64,
+    pub last_arrival: MonoTime,
+    // RFC 3550 A.8 jitter, in RTP timestamp units.
+    clock_rate: Option<u32>,
+    prev: Option<(MonoTime, RtpTs)>,
+    jitter: f64,
+    max_jitter: f64,
+    mean_jitter: f64,
+
+    // --- cold: probation, restarts, report intervals, rare outcomes ---
     base_seq: u16,
     bad_seq: u32,
-    probation: u8,
     /// First sequence number of the current probation run, packets in that
     /// run, packets since the stream began, and the first few sequence
     /// numbers seen during probation.
@@ -68,39 +94,16 @@ pub struct ReceiveStats {
     probation_packets: u64,
     probation_seen: [u16; 8],
     probation_seen_len: usize,
-    /// Packets counted toward A.3 since the last (re)start.
-    received: u64,
     expected_prior: u64,
     received_prior: u64,
-    /// Bitmap of the 128 extended sequence numbers at and below the highest:
-    /// bit k set = `highest − k` received. Detects duplicates within
-    /// MAX_MISORDER (100 < 128) without a per-packet allocation.
-    recent: u128,
-
-    // --- cumulative facts that survive a restart ---
     /// Losses accumulated over earlier sequence epochs (before a restart).
     lost_before_restart: i64,
     expected_before_restart: u64,
-    pub packets: u64,
     pub duplicates: u64,
     pub out_of_order: u64,
     pub invalid: u64,
     pub restarts: u64,
-    /// Payload bytes (header and padding excluded), as W3C `bytesReceived`.
-    pub payload_bytes: u64,
-    /// RTP header bytes, as W3C `headerBytesReceived`.
-    pub header_bytes: u64,
     pub first_arrival: MonoTime,
-    pub last_arrival: MonoTime,
-
-    // --- RFC 3550 A.8 jitter, in RTP timestamp units ---
-    clock_rate: Option<u32>,
-    prev: Option<(MonoTime, RtpTs)>,
-    jitter: f64,
-    max_jitter: f64,
-    mean_jitter: f64,
-    /// Payload type of the previous packet (comfort-noise rule above).
-    last_pt: Option<u8>,
 }
 
 impl ReceiveStats {
