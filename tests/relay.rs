@@ -281,7 +281,8 @@ fn non_mux_rtp_and_rtcp_pairs_share_a_session() {
     assert_eq!(echo_rtcp.sources().keys().next().unwrap().port(), up_rtcp);
     let client_side = s.snapshot.side(Side::Client);
     assert_eq!(
-        client_side.received.packets[1], 1,
+        client_side.received.packets(rtp_middlebox::wire::PacketKind::Rtcp),
+        1,
         "one RTCP datagram counted in the session"
     );
     relay.shutdown(Duration::from_secs(5));

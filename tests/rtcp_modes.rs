@@ -481,3 +481,63 @@ fn forward_mode_generates_nothing_and_encrypted_sessions_are_skipped() {
     assert!(tx.is_empty(), "no keys: no SRTCP can be written");
     assert!(e.counters().reports_skipped_encrypted > 0);
 }
+
+#[test]
+fn batch_stops_after_a_rewrite_so_its_bytes_can_be_sent() {
+    use rtp_middlebox::engine::Incoming;
+    let (mut e, id) = engine(RtcpMode::Terminate);
+    let ntp = NtpTime::from_unix(Duration::from_secs(1_700_000_000));
+    let block = ReportBlock {
+        ssrc: AUDIO,
+        ..ReportBlock::default()
+    };
+    let sr_with_block = sr(CLIENT, ntp, &[block]);
+    let datagrams = [
+        rtp(0, 1, 160, CLIENT),
+        sr_with_block.clone(),
+        rtp(0, 2, 320, CLIENT),
+        rr(CLIENT, AUDIO),
+        sr_with_block,
+    ];
+    let batch: Vec<Incoming<'_>> = datagrams
+        .iter()
+        .map(|d| Incoming {
+            now: ms(5),
+            side: Side::Client,
+            session: id,
+            datagram: d,
+        })
+        .collect();
+    let mut verdicts = [Verdict::Consumed; 5];
+    let n = e.handle_batch(&batch, &mut verdicts);
+    assert_eq!(n, 2, "stops right after the rewritten SR");
+    assert_eq!(
+        verdicts[..2],
+        [Verdict::Forward(PacketKind::Rtp), Verdict::Rewritten(PacketKind::Rtcp)]
+    );
+    assert_eq!(e.rewritten().len(), 28, "SR without its block");
+    let n2 = e.handle_batch(&batch[2..], &mut verdicts[2..]);
+    assert_eq!(n2, 3);
+    assert_eq!(
+        verdicts[2..],
+        [
+            Verdict::Forward(PacketKind::Rtp),
+            Verdict::Consumed,
+            Verdict::Rewritten(PacketKind::Rtcp)
+        ]
+    );
+    // The batch path counts exactly what single calls would.
+    let snap = e.snapshot(ms(6), id).unwrap();
+    assert_eq!(
+        snap.side(Side::Client)
+            .sources
+            .iter()
+            .find(|s| s.ssrc == CLIENT.0)
+            .unwrap()
+            .rtp
+            .as_ref()
+            .unwrap()
+            .packets_received,
+        2
+    );
+}

@@ -114,13 +114,13 @@ const INLINE_SSRCS: usize = 4;
 #[repr(C)]
 pub struct SideState {
     pub last_activity: Option<MonoTime>,
-    pub received: KindCounts,
     /// SSRC index parallel to `sources`: a scan of packed u32s finds a
     /// source faster than a hash for the handful a session carries.
     inline_ssrcs: [Ssrc; INLINE_SSRCS],
     n_ssrcs: usize,
-    more_ssrcs: Vec<Ssrc>,
     pub sources: Vec<Source>,
+    pub received: KindCounts,
+    more_ssrcs: Vec<Ssrc>,
     /// When this leg's next report tick is due (`auto`/`terminate`).
     pub next_report: Option<MonoTime>,
     /// RTCP-only state, out of line: the packet path never touches it, and

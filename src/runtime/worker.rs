@@ -8,7 +8,7 @@ use super::clock::Clock;
 use super::socket::PortAllocator;
 use super::IoCounters;
 use crate::engine::{
-    Engine, EngineConfig, Event, RtcpMode, SessionId, SessionInfo, SessionSnapshot, Side, Transmit, Verdict,
+    Engine, EngineConfig, Event, Incoming, RtcpMode, SessionId, SessionInfo, SessionSnapshot, Side, Transmit, Verdict,
 };
 use crate::time::MonoTime;
 use foldhash::HashMap;
@@ -465,6 +465,52 @@ fn flush(io: &mut IoCounters, sock: &UdpSocket, dest: Option<SocketAddr>, run: &
     io.add_send(out);
 }
 
+/// Runs a chunk of client datagrams through the engine and sends what it
+/// forwards to each session's upstream socket, consecutive datagrams for
+/// one socket in one sendmmsg.
+fn forward_chunk(st: &mut State, incoming: &[Incoming<'_>], dests: &[Option<Rc<UdpSocket>>]) {
+    let mut verdicts = [Verdict::Consumed; BATCH];
+    let mut run: [&[u8]; BATCH] = [&[]; BATCH];
+    let mut run_len = 0;
+    let mut run_sock: Option<&Rc<UdpSocket>> = None;
+    let mut done = 0;
+    while done < incoming.len() {
+        let k = st.engine.handle_batch(&incoming[done..], &mut verdicts[done..]);
+        for i in done..done + k {
+            let Some(dest) = &dests[i] else { continue };
+            match verdicts[i] {
+                Verdict::Forward(_) => {
+                    let same = run_sock.is_some_and(|s| Rc::ptr_eq(s, dest));
+                    if !same || run_len == BATCH {
+                        if let Some(s) = run_sock {
+                            flush(&mut st.io, s, None, &run[..run_len]);
+                        }
+                        run_len = 0;
+                        run_sock = Some(dest);
+                    }
+                    run[run_len] = incoming[i].datagram;
+                    run_len += 1;
+                }
+                Verdict::Rewritten(_) => {
+                    // Keep order: what is queued goes first. A rewrite is
+                    // always the last datagram `handle_batch` handled.
+                    if let Some(s) = run_sock {
+                        flush(&mut st.io, s, None, &run[..run_len]);
+                    }
+                    run_len = 0;
+                    let out = batch::send_batch(&**dest, None, &[st.engine.rewritten()]);
+                    st.io.add_send(out);
+                }
+                Verdict::Consumed | Verdict::Drop(_) => {}
+            }
+        }
+        done += k.max(1);
+    }
+    if let Some(s) = run_sock {
+        flush(&mut st.io, s, None, &run[..run_len]);
+    }
+}
+
 /// Client → upstream: the relay's listening socket (RTP/mux, or the RTCP
 /// socket of a non-mux relay).
 async fn listen_loop(shared: Rc<Shared>, relay: usize, rtcp_socket: bool, log: bool) {
@@ -509,66 +555,60 @@ async fn listen_loop(shared: Rc<Shared>, relay: usize, rtcp_socket: bool, log: b
             let mut guard = shared.state.borrow_mut();
             let st = &mut *guard;
             let map = st.clock.wall_to_mono();
-            let mut run: [&[u8]; BATCH] = [&[]; BATCH];
-            let mut run_len = 0;
-            let mut run_sock: Option<Rc<UdpSocket>> = None;
-            for (from, kernel_ts, bytes) in bufs.datagrams() {
-                st.io.received_client += 1;
-                let now = map.map(kernel_ts);
-                // Non-mux RTCP arrives from the client's RTCP port: find the
-                // session by the client's RTP address (RTCP port − 1).
-                let client = if rtcp_socket {
-                    SocketAddr::new(from.ip(), from.port().wrapping_sub(1))
-                } else {
-                    from
-                };
-                if !st.sessions.contains_key(&(relay, client))
-                    && open_session(&shared, st, relay, client, now, log).is_none()
-                {
-                    st.io.dropped_no_session += 1;
-                    continue;
-                }
-                let Some(entry) = st.sessions.get_mut(&(relay, client)) else {
-                    continue;
-                };
-                if rtcp_socket && entry.client_rtcp.is_none() {
-                    entry.client_rtcp = Some(from);
-                }
-                let id = entry.id;
-                let dest_sock = if rtcp_socket {
-                    entry.up_rtcp.clone()
-                } else {
-                    Some(entry.up.clone())
-                };
-                let verdict = st.engine.handle_datagram(now, Side::Client, id, bytes);
-                let Some(dest_sock) = dest_sock else { continue };
-                match verdict {
-                    Verdict::Forward(_) => {}
-                    Verdict::Rewritten(_) => {
-                        // Keep order: what is queued for this socket goes first.
-                        if let Some(s) = &run_sock {
-                            flush(&mut st.io, s, None, &run[..run_len]);
-                        }
-                        run_len = 0;
-                        let out = batch::send_batch(&*dest_sock, None, &[st.engine.rewritten()]);
-                        st.io.add_send(out);
+            // Sessions for up to BATCH datagrams first, then the engine over
+            // the chunk at once (it prefetches across packets), then the
+            // sends, in arrival order.
+            let mut incoming = [Incoming::EMPTY; BATCH];
+            let mut dests: [Option<Rc<UdpSocket>>; BATCH] = Default::default();
+            let mut n = 0;
+            let mut datagrams = bufs.datagrams();
+            loop {
+                let next = datagrams.next();
+                if let Some((from, kernel_ts, bytes)) = next {
+                    st.io.received_client += 1;
+                    let now = map.map(kernel_ts);
+                    // Non-mux RTCP arrives from the client's RTCP port: find
+                    // the session by the client's RTP address (port − 1).
+                    let client = if rtcp_socket {
+                        SocketAddr::new(from.ip(), from.port().wrapping_sub(1))
+                    } else {
+                        from
+                    };
+                    if !st.sessions.contains_key(&(relay, client))
+                        && open_session(&shared, st, relay, client, now, log).is_none()
+                    {
+                        st.io.dropped_no_session += 1;
                         continue;
                     }
-                    Verdict::Consumed | Verdict::Drop(_) => continue,
-                }
-                let same = run_sock.as_ref().is_some_and(|s| Rc::ptr_eq(s, &dest_sock));
-                if !same || run_len == BATCH {
-                    if let Some(s) = &run_sock {
-                        flush(&mut st.io, s, None, &run[..run_len]);
+                    let Some(entry) = st.sessions.get_mut(&(relay, client)) else {
+                        continue;
+                    };
+                    if rtcp_socket && entry.client_rtcp.is_none() {
+                        entry.client_rtcp = Some(from);
                     }
-                    run_len = 0;
-                    run_sock = Some(dest_sock);
+                    incoming[n] = Incoming {
+                        now,
+                        side: Side::Client,
+                        session: entry.id,
+                        datagram: bytes,
+                    };
+                    dests[n] = if rtcp_socket {
+                        entry.up_rtcp.clone()
+                    } else {
+                        Some(entry.up.clone())
+                    };
+                    n += 1;
+                    if n < BATCH {
+                        continue;
+                    }
                 }
-                run[run_len] = bytes;
-                run_len += 1;
-            }
-            if let Some(s) = &run_sock {
-                flush(&mut st.io, s, None, &run[..run_len]);
+                if n > 0 {
+                    forward_chunk(st, &incoming[..n], &dests[..n]);
+                    n = 0;
+                }
+                if next.is_none() {
+                    break;
+                }
             }
             drain_events(st, log);
             if batch_len < BATCH {
