@@ -419,3 +419,50 @@ fn stun_and_feedback_are_forwarded_and_counted() {
     let video = &snap.side(Side::Upstream).sources[0];
     assert_eq!((video.feedback.pli, video.feedback.nack), (1, 1));
 }
+
+fn stun(class_bits: u16, txid: u8) -> Vec<u8> {
+    // Binding (0x001) with the class bits of RFC 8489 §5.
+    let mut m = (0x0001 | class_bits).to_be_bytes().to_vec();
+    m.extend_from_slice(&[0, 0, 0x21, 0x12, 0xa4, 0x42]);
+    m.extend_from_slice(&[txid; 12]);
+    m
+}
+
+#[test]
+fn stun_transactions_give_the_responders_leg_rtt() {
+    let (mut e, id) = engine();
+    const REQUEST: u16 = 0x0000;
+    const SUCCESS: u16 = 0x0100;
+    const ERROR: u16 = 0x0110;
+    const INDICATION: u16 = 0x0010;
+    // A consent check from the client, answered by the upstream 42 ms later:
+    // the upstream leg's RTT (works in SRTP sessions, no keys needed).
+    e.handle_datagram(ms(1_000), Side::Client, id, &[22, 0xfe, 0xfd, 0, 0]);
+    e.handle_datagram(ms(1_000), Side::Client, id, &stun(REQUEST, 1));
+    assert_eq!(
+        e.handle_datagram(ms(1_042), Side::Upstream, id, &stun(SUCCESS, 1)),
+        Verdict::Forward(PacketKind::Stun)
+    );
+    // The SFU checks the client: answered 15 ms later (an error response
+    // still measures the path).
+    e.handle_datagram(ms(2_000), Side::Upstream, id, &stun(REQUEST, 2));
+    e.handle_datagram(ms(2_015), Side::Client, id, &stun(ERROR, 2));
+    // Not samples: an unsolicited response, a replayed response, a response
+    // from the requester's own side, an indication.
+    e.handle_datagram(ms(3_000), Side::Upstream, id, &stun(SUCCESS, 9));
+    e.handle_datagram(ms(3_000), Side::Upstream, id, &stun(SUCCESS, 1));
+    e.handle_datagram(ms(3_000), Side::Client, id, &stun(REQUEST, 3));
+    e.handle_datagram(ms(3_010), Side::Client, id, &stun(SUCCESS, 3));
+    e.handle_datagram(ms(3_020), Side::Client, id, &stun(INDICATION, 4));
+    // A response after 10 s is stale.
+    e.handle_datagram(ms(4_000), Side::Client, id, &stun(REQUEST, 5));
+    e.handle_datagram(ms(15_000), Side::Upstream, id, &stun(SUCCESS, 5));
+    let snap = e.snapshot(ms(16_000), id).unwrap();
+    assert!(snap.encrypted);
+    let up = snap.side(Side::Upstream);
+    assert_eq!((up.rtt_stun.measurements, up.stun_responses), (1, 1));
+    assert!((up.rtt_stun.last.unwrap() - 0.042).abs() < 1e-9);
+    let client = snap.side(Side::Client);
+    assert_eq!((client.rtt_stun.measurements, client.stun_responses), (1, 1));
+    assert!((client.rtt_stun.last.unwrap() - 0.015).abs() < 1e-9);
+}

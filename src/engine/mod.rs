@@ -549,7 +549,12 @@ impl Engine {
                 v
             }
             PacketKind::Stun => match StunView::parse(datagram) {
-                Ok(_) => Verdict::Forward(kind),
+                Ok(stun) => {
+                    if session.on_stun(now, side, &stun) {
+                        counters.rtt_samples += 1;
+                    }
+                    Verdict::Forward(kind)
+                }
                 Err(e) => Verdict::Drop(DropReason::Stun(e)),
             },
             PacketKind::Dtls => {

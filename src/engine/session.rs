@@ -8,6 +8,7 @@ use crate::stats::{ReceiveStats, RemoteReport, RttMethod, RttReject, RttStats, S
 use crate::time::MonoTime;
 use crate::wire::rtcp::{FeedbackKind, ReportBlock, RtcpPacket, XrBlock};
 use crate::wire::rtp::RtpView;
+use crate::wire::stun::{StunClass, StunView, METHOD_BINDING};
 use crate::wire::Ssrc;
 use serde::Serialize;
 use std::net::SocketAddr;
@@ -139,6 +140,39 @@ pub struct SideRtcp {
     /// XR RRTRs the proxy sent toward this side (its DLRR gives this leg's RTT).
     pub own_rrtr_log: SentLog,
     pub reports_generated: u64,
+    /// STUN binding requests from this side still waiting for an answer.
+    pub stun_pending: StunPending,
+    /// STUN responses from this side that answered a forwarded request.
+    pub stun_responses: u64,
+}
+
+/// How many outstanding STUN transactions per side are remembered. ICE
+/// consent checks run every ~5 s (RFC 7675) and connectivity checks come in
+/// small bursts; older ones are overwritten.
+pub const STUN_PENDING: usize = 8;
+
+/// A STUN request older than this is not matched (RFC 8489 §6.2.1 gives up
+/// after 39.5 s; a useful RTT sample is far younger).
+pub const STUN_MAX_AGE: Duration = Duration::from_secs(10);
+
+/// Ring of (transaction id, forwarded at) for requests from one side.
+#[derive(Clone, Debug, Default)]
+pub struct StunPending {
+    entries: [Option<([u8; 12], MonoTime)>; STUN_PENDING],
+    next: usize,
+}
+
+impl StunPending {
+    pub fn record(&mut self, txid: [u8; 12], at: MonoTime) {
+        self.entries[self.next] = Some((txid, at));
+        self.next = (self.next + 1) % STUN_PENDING;
+    }
+
+    /// Removes and returns when the request with `txid` was forwarded.
+    pub fn take(&mut self, txid: &[u8; 12]) -> Option<MonoTime> {
+        let slot = self.entries.iter_mut().find(|e| e.is_some_and(|(t, _)| t == *txid))?;
+        slot.take().map(|(_, at)| at)
+    }
 }
 
 impl SideState {
@@ -263,6 +297,43 @@ impl Session {
                 });
                 RtpOutcome::NewSource(ssrc, pt)
             }
+        }
+    }
+
+    /// STUN transaction RTT (the source that works in encrypted sessions):
+    /// a binding request from one side is forwarded to the other; its
+    /// response (success or error) comes back from that other side, so
+    /// RTT(leg of the responder) = response arrival − request forward time.
+    /// Returns true when a sample was taken.
+    pub fn on_stun(&mut self, now: MonoTime, side: Side, stun: &StunView<'_>) -> bool {
+        if stun.method != METHOD_BINDING {
+            return false;
+        }
+        match stun.class {
+            StunClass::Request => {
+                self.sides[side.index()]
+                    .rtcp
+                    .stun_pending
+                    .record(stun.transaction_id, now);
+                false
+            }
+            StunClass::SuccessResponse | StunClass::ErrorResponse => {
+                let asked_at = self.sides[side.other().index()]
+                    .rtcp
+                    .stun_pending
+                    .take(&stun.transaction_id);
+                let Some(rtt) = asked_at
+                    .and_then(|t| now.checked_since(t))
+                    .filter(|d| *d <= STUN_MAX_AGE)
+                else {
+                    return false;
+                };
+                let state = &mut self.sides[side.index()].rtcp;
+                state.rtt.add(rtt, RttMethod::Stun);
+                state.stun_responses += 1;
+                true
+            }
+            StunClass::Indication => false,
         }
     }
 

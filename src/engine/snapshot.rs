@@ -34,6 +34,9 @@ pub struct SideSnapshot {
     pub rtt_stun: RttSummary,
     pub rtcp_reports: u64,
     pub rtcp_unreadable: u64,
+    /// STUN responses from this side that answered a forwarded request
+    /// (W3C candidate-pair `responsesReceived` for this leg).
+    pub stun_responses: u64,
     pub sources: Vec<SourceSnapshot>,
 }
 
@@ -143,6 +146,7 @@ impl SessionSnapshot {
                 rtt_stun: (&st.rtcp.rtt.stun).into(),
                 rtcp_reports: st.rtcp.reports,
                 rtcp_unreadable: st.rtcp.unreadable,
+                stun_responses: st.rtcp.stun_responses,
                 sources: st.sources.iter().map(|src| SourceSnapshot::of(src, side)).collect(),
             }
         };
