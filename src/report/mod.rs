@@ -47,6 +47,20 @@ pub fn session_report(snap: &SessionSnapshot, rates: &ClockRates, wall_ms: impl 
             "x-leg": s,
             "x-remoteAddress": peer.to_string(),
         }));
+        if leg.stun_responses > 0 {
+            // RTT of this leg from STUN binding transactions (works in SRTP
+            // sessions without keys): W3C RTCIceCandidatePairStats.
+            out.push(json!({
+                "id": format!("CP-{s}"),
+                "type": "candidate-pair",
+                "timestamp": now_ms,
+                "transportId": transport_id,
+                "currentRoundTripTime": leg.rtt_stun.last,
+                "totalRoundTripTime": leg.rtt_stun.total,
+                "responsesReceived": leg.stun_responses,
+                "x-leg": s,
+            }));
+        }
         for src in &leg.sources {
             out.extend(source_objects(src, side, &transport_id, rates, now_ms, &wall_ms));
         }
