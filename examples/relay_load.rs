@@ -234,6 +234,8 @@ fn spawn_relay(kind: &str, listen: SocketAddr, upstream: SocketAddr, workers: us
                 "--workers",
                 &workers.to_string(),
                 "--quiet",
+                "--api-listen",
+                "127.0.0.1:0",
             ]);
             c
         }

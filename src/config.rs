@@ -89,14 +89,19 @@ pub struct RelayConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
+    /// HTTP API address; loopback by default (the API exposes call data).
     #[serde(default = "default_api_listen")]
     pub listen: SocketAddr,
+    /// When set, every request must carry `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             listen: default_api_listen(),
+            token: None,
         }
     }
 }
@@ -193,6 +198,9 @@ impl Config {
         }
         if self.rtcp.suppression_intervals == 0 {
             return Err(invalid("rtcp.suppression_intervals", "must be at least 1"));
+        }
+        if self.api.token.as_deref().is_some_and(|t| t.len() < 16) {
+            return Err(invalid("api.token", "must be at least 16 characters"));
         }
         if self.limits.max_sessions == 0 {
             return Err(invalid("limits.max_sessions", "must be at least 1"));

@@ -58,6 +58,7 @@
 pub mod analyze;
 pub mod config;
 pub mod engine;
+pub mod export;
 pub mod impair;
 pub mod impair_live;
 pub mod report;

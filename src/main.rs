@@ -38,7 +38,7 @@ enum Command {
         /// Shorthand for `--rtcp terminate`.
         #[arg(long, conflicts_with = "rtcp")]
         rtcp_termination: bool,
-        /// HTTP API address (overrides `[api] listen`).
+        /// HTTP API address (overrides `[api] listen`; port 0 picks one).
         #[arg(long)]
         api_listen: Option<std::net::SocketAddr>,
         /// Worker threads (0 = one per core).
@@ -159,8 +159,13 @@ fn run(path: Option<&std::path::Path>, o: Overrides, workers: usize, quiet: bool
             relay.workers()
         );
     }
+    let rates = config.relay.first().map(|r| r.clock_rates()).unwrap_or_default();
+    let api = rtp_middlebox::export::http::start(config.api.listen, config.api.token.clone(), relay.handle(), rates)
+        .map_err(|e| format!("cannot start the HTTP API on {}: {e}", config.api.listen))?;
+    eprintln!("api listening on http://{}/v1/sessions", api.local_addr);
     wait_for_signal()?;
     eprintln!("shutting down");
+    api.stop();
     let finals = relay.shutdown(std::time::Duration::from_secs(5));
     eprintln!("closed {} sessions", finals.len());
     Ok(())

@@ -156,7 +156,7 @@ fn run_relays_and_shuts_down_cleanly_on_sigterm() {
     let mut child = bin()
         .args(["run", "--listen", "127.0.0.1:0", "--upstream"])
         .arg(upstream.local_addr().unwrap().to_string())
-        .args(["--rtcp-termination", "--workers", "1"])
+        .args(["--rtcp-termination", "--workers", "1", "--api-listen", "127.0.0.1:0"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -171,6 +171,8 @@ fn run_relays_and_shuts_down_cleanly_on_sigterm() {
     let mut buf = [0u8; 2048];
     let (n, _) = upstream.recv_from(&mut buf).expect("relayed to the upstream");
     assert_eq!(&buf[..n], &pkt[..]);
+    let api = lines.next().unwrap().unwrap();
+    assert!(api.starts_with("api listening on http://127.0.0.1:"), "{api}");
     let opened = lines.next().unwrap().unwrap();
     assert!(opened.contains("opened"), "{opened}");
     unsafe {

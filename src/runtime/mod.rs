@@ -208,7 +208,48 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
     })
 }
 
+/// A cheap, cloneable way to ask the workers for sessions and counters
+/// (the HTTP API holds one).
+#[derive(Clone)]
+pub struct RelayHandle {
+    controls: Vec<mpsc::Sender<Control>>,
+}
+
+impl RelayHandle {
+    /// Every live session with its statistics.
+    pub async fn sessions(&self) -> Vec<SessionView> {
+        let mut out = Vec::new();
+        for c in &self.controls {
+            let (tx, rx) = oneshot::channel();
+            if c.send(Control::Sessions(tx)).await.is_ok() {
+                out.extend(rx.await.unwrap_or_default());
+            }
+        }
+        out
+    }
+
+    /// Per-worker counters.
+    pub async fn stats(&self) -> Vec<WorkerStats> {
+        let mut out = Vec::new();
+        for c in &self.controls {
+            let (tx, rx) = oneshot::channel();
+            if c.send(Control::Stats(tx)).await.is_ok() {
+                if let Ok(s) = rx.await {
+                    out.push(s);
+                }
+            }
+        }
+        out
+    }
+}
+
 impl RelayRuntime {
+    pub fn handle(&self) -> RelayHandle {
+        RelayHandle {
+            controls: self.workers.iter().map(|w| w.control.clone()).collect(),
+        }
+    }
+
     pub fn bound(&self) -> &[BoundRelay] {
         &self.bound
     }
@@ -219,14 +260,7 @@ impl RelayRuntime {
 
     /// Every live session with its statistics.
     pub async fn sessions(&self) -> Vec<SessionView> {
-        let mut out = Vec::new();
-        for w in &self.workers {
-            let (tx, rx) = oneshot::channel();
-            if w.control.send(Control::Sessions(tx)).await.is_ok() {
-                out.extend(rx.await.unwrap_or_default());
-            }
-        }
-        out
+        self.handle().sessions().await
     }
 
     /// [`Self::sessions`] from a thread outside any runtime.

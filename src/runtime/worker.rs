@@ -62,6 +62,9 @@ pub struct SessionView {
     /// Local address of the session's upstream socket (what the SFU sees).
     pub upstream_local: SocketAddr,
     pub upstream_rtcp_local: Option<SocketAddr>,
+    /// Wall clock minus the worker's monotonic clock, ms: a snapshot time
+    /// `t` (s) happened at `t * 1000 + wall_offset_ms` ms since the epoch.
+    pub wall_offset_ms: f64,
     pub snapshot: SessionSnapshot,
 }
 
@@ -217,9 +220,15 @@ async fn control_loop(shared: Rc<Shared>, mut control: mpsc::Receiver<Control>) 
     }
 }
 
+fn wall_offset_ms(clock: &Clock) -> f64 {
+    let map = clock.wall_to_mono();
+    map.wall.as_secs_f64() * 1000.0 - map.mono.as_secs_f64() * 1000.0
+}
+
 fn view_of(st: &State, now: MonoTime, e: &Entry) -> Option<SessionView> {
     let snapshot = st.engine.snapshot(now, e.id)?;
     Some(SessionView {
+        wall_offset_ms: wall_offset_ms(&st.clock),
         id: view_id(st.index, e.id),
         worker: st.index,
         relay: e.relay,
@@ -238,6 +247,7 @@ fn close_entry(st: &mut State, now: MonoTime, id: SessionId) -> Option<SessionVi
     let upstream_local = entry.up.get_ref().local_addr().ok()?;
     let snapshot = st.engine.close_session(now, id)?;
     Some(SessionView {
+        wall_offset_ms: wall_offset_ms(&st.clock),
         id: view_id(st.index, id),
         worker: st.index,
         relay: entry.relay,
@@ -283,6 +293,7 @@ fn drain_events(st: &mut State, log: bool) {
                         st.io.sessions_expired += 1;
                         if log {
                             let view = SessionView {
+                                wall_offset_ms: wall_offset_ms(&st.clock),
                                 id: view_id(st.index, id),
                                 worker: st.index,
                                 relay: entry.relay,

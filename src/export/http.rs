@@ -1,0 +1,218 @@
+//! HTTP API (axum) on `[api] listen`, loopback by default:
+//!
+//! * `GET /v1/sessions` — every session: id, addresses, SSRCs per side, state.
+//! * `GET /v1/sessions/{id}/stats` — the session's RTCStatsReport as a JSON
+//!   array of W3C stats objects (`src/report`).
+//! * `GET /v1/counters` — per-worker socket and engine counters.
+//!
+//! Errors are JSON `{"error": "..."}` with 400/401/404. With `[api] token`
+//! set, every request needs `Authorization: Bearer <token>`.
+
+use crate::report::session_report;
+use crate::runtime::{RelayHandle, SessionView};
+use crate::stats::ClockRates;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::json;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use tokio::sync::oneshot;
+
+/// A session counts as `active` while it carried a datagram this recently.
+const ACTIVE_WITHIN_SECS: f64 = 2.0;
+
+struct ApiState {
+    relay: RelayHandle,
+    rates: ClockRates,
+    token: Option<String>,
+}
+
+/// The running API server.
+pub struct ApiServer {
+    pub local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ApiServer {
+    /// Stops accepting and waits for the server thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Binds `listen` (errors surface here) and serves on a thread of its own.
+pub fn start(
+    listen: SocketAddr,
+    token: Option<String>,
+    relay: RelayHandle,
+    rates: ClockRates,
+) -> io::Result<ApiServer> {
+    let std_listener = std::net::TcpListener::bind(listen)?;
+    std_listener.set_nonblocking(true)?;
+    let local_addr = std_listener.local_addr()?;
+    let state = Arc::new(ApiState { relay, rates, token });
+    let (stop, stopped) = oneshot::channel::<()>();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let thread = std::thread::Builder::new().name("http-api".into()).spawn(move || {
+        rt.block_on(async move {
+            let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
+                return;
+            };
+            let app = router(state);
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+    })?;
+    Ok(ApiServer {
+        local_addr,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}
+
+fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/v1/sessions", get(list_sessions))
+        .route("/v1/sessions/{id}/stats", get(session_stats))
+        .route("/v1/counters", get(counters))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// Compares without an early exit, so response time does not reveal how
+/// much of a guessed token was right (only its length).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn require_token(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+            return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        }
+    }
+    next.run(request).await
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionSummary {
+    id: String,
+    worker: usize,
+    relay: usize,
+    client: SocketAddr,
+    upstream: SocketAddr,
+    upstream_local: SocketAddr,
+    upstream_rtcp_local: Option<SocketAddr>,
+    /// `active` while datagrams flow, else `quiet` (until the idle timeout).
+    state: &'static str,
+    encrypted: bool,
+    opened_at: f64,
+    last_activity: Option<f64>,
+    /// SSRCs received from each side.
+    ssrcs: serde_json::Value,
+}
+
+fn summary(v: &SessionView) -> SessionSummary {
+    let s = &v.snapshot;
+    let last = s
+        .sides
+        .iter()
+        .filter_map(|x| x.last_activity)
+        .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
+    let ssrcs = |i: usize| s.sides[i].sources.iter().map(|x| x.ssrc).collect::<Vec<_>>();
+    SessionSummary {
+        id: v.id.clone(),
+        worker: v.worker,
+        relay: v.relay,
+        client: s.client,
+        upstream: s.upstream,
+        upstream_local: v.upstream_local,
+        upstream_rtcp_local: v.upstream_rtcp_local,
+        state: if last.is_some_and(|t| s.taken_at - t <= ACTIVE_WITHIN_SECS) {
+            "active"
+        } else {
+            "quiet"
+        },
+        encrypted: s.encrypted,
+        opened_at: s.opened_at * 1000.0 + v.wall_offset_ms,
+        last_activity: last.map(|t| t * 1000.0 + v.wall_offset_ms),
+        ssrcs: json!({ "client": ssrcs(0), "upstream": ssrcs(1) }),
+    }
+}
+
+async fn list_sessions(State(state): State<Arc<ApiState>>) -> Response {
+    let mut sessions: Vec<SessionSummary> = state.relay.sessions().await.iter().map(summary).collect();
+    sessions.sort_by(|a, b| a.id.cmp(&b.id));
+    Json(sessions).into_response()
+}
+
+async fn session_stats(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
+    // Ids look like "<worker>-<16 hex digits>" (see GET /v1/sessions).
+    let well_formed = id
+        .split_once('-')
+        .is_some_and(|(w, s)| w.parse::<usize>().is_ok() && s.len() == 16 && s.chars().all(|c| c.is_ascii_hexdigit()));
+    if !well_formed {
+        return error(StatusCode::BAD_REQUEST, "session id must look like 0-0000000100000000");
+    }
+    let sessions = state.relay.sessions().await;
+    match sessions.iter().find(|v| v.id == id) {
+        Some(v) => {
+            let offset = v.wall_offset_ms;
+            Json(session_report(&v.snapshot, &state.rates, |t| t * 1000.0 + offset)).into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, "no such session (it may have expired)"),
+    }
+}
+
+async fn counters(State(state): State<Arc<ApiState>>) -> Response {
+    Json(state.relay.stats().await).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abcdefghijklmnop", b"abcdefghijklmnop"));
+        assert!(!constant_time_eq(b"abcdefghijklmnop", b"abcdefghijklmnoq"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

@@ -1,0 +1,125 @@
+//! The HTTP API against a running relay on loopback: sessions, W3C stats,
+//! counters, JSON errors and the bearer token.
+
+use rtp_middlebox::config::Config;
+use rtp_middlebox::export::http;
+use rtp_middlebox::runtime::{self, RunOptions};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::Duration;
+
+/// A minimal HTTP/1.1 GET: (status, body).
+fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status: u16 = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+}
+
+fn relay_with_api(token: Option<&str>) -> (runtime::RelayRuntime, http::ApiServer, UdpSocket) {
+    let upstream = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let text = format!(
+        "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"{}\"\nrtcp = \"forward\"\nupstream_bind = \"127.0.0.1\"\n",
+        upstream.local_addr().unwrap()
+    );
+    let config = Config::from_toml(&text).unwrap();
+    let relay = runtime::start(
+        &config,
+        &RunOptions {
+            workers: 1,
+            log_sessions: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let api = http::start(
+        "127.0.0.1:0".parse().unwrap(),
+        token.map(String::from),
+        relay.handle(),
+        config.relay[0].clock_rates(),
+    )
+    .unwrap();
+    (relay, api, upstream)
+}
+
+fn send_rtp(listen: SocketAddr, n: u16) {
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for seq in 0..n {
+        let mut p = vec![0x80, 0x00];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        p.extend_from_slice(&0x0bad_cafeu32.to_be_bytes());
+        p.resize(172, 0);
+        c.send_to(&p, listen).unwrap();
+    }
+}
+
+#[test]
+fn sessions_and_w3c_stats() {
+    let (relay, api, upstream) = relay_with_api(None);
+    send_rtp(relay.bound()[0].listen, 20);
+    upstream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 2048];
+    for _ in 0..20 {
+        upstream.recv_from(&mut buf).unwrap();
+    }
+    let (status, sessions) = get(api.local_addr, "/v1/sessions", None);
+    assert_eq!(status, 200);
+    let list = sessions.as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    let s = &list[0];
+    assert_eq!(s["state"], "active");
+    assert_eq!(s["ssrcs"]["client"], serde_json::json!([0x0bad_cafe_u32]));
+    let id = s["id"].as_str().unwrap();
+    let (status, stats) = get(api.local_addr, &format!("/v1/sessions/{id}/stats"), None);
+    assert_eq!(status, 200);
+    let inbound = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["type"] == "inbound-rtp")
+        .unwrap();
+    assert_eq!(inbound["ssrc"], 0x0bad_cafe_u32);
+    assert_eq!(inbound["packetsReceived"], 20);
+    assert_eq!(inbound["kind"], "audio");
+    // W3C timestamps are ms since the Unix epoch.
+    let ts = inbound["timestamp"].as_f64().unwrap();
+    assert!(ts > 1.6e12 && ts < 4.1e12, "{ts}");
+    let (status, counters) = get(api.local_addr, "/v1/counters", None);
+    assert_eq!(status, 200);
+    assert_eq!(counters[0]["io"]["receivedClient"], 20);
+
+    // Errors are JSON with a clear message.
+    let (status, body) = get(api.local_addr, "/v1/sessions/0-00000000deadbeef/stats", None);
+    assert_eq!((status, body["error"].is_string()), (404, true));
+    let (status, body) = get(api.local_addr, "/v1/sessions/not-an-id/stats", None);
+    assert_eq!((status, body["error"].is_string()), (400, true));
+    let (status, _) = get(api.local_addr, "/nope", None);
+    assert_eq!(status, 404);
+    api.stop();
+    relay.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn bearer_token_is_required_when_configured() {
+    let token = "0123456789abcdef-secret";
+    let (relay, api, _upstream) = relay_with_api(Some(token));
+    assert_eq!(get(api.local_addr, "/v1/sessions", None).0, 401);
+    assert_eq!(
+        get(api.local_addr, "/v1/sessions", Some("0123456789abcdef-wrong!")).0,
+        401
+    );
+    let (status, body) = get(api.local_addr, "/v1/sessions", Some(token));
+    assert_eq!((status, body.as_array().map(Vec::len)), (200, Some(0)));
+    api.stop();
+    relay.shutdown(Duration::from_secs(5));
+}
