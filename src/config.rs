@@ -95,6 +95,13 @@ pub struct ApiConfig {
     /// When set, every request must carry `Authorization: Bearer <token>`.
     #[serde(default)]
     pub token: Option<String>,
+    /// Interval of `stats` events on `GET /v1/stream`, ms.
+    #[serde(default = "default_stream_interval")]
+    pub stream_interval_ms: u64,
+}
+
+fn default_stream_interval() -> u64 {
+    1000
 }
 
 impl Default for ApiConfig {
@@ -102,6 +109,7 @@ impl Default for ApiConfig {
         ApiConfig {
             listen: default_api_listen(),
             token: None,
+            stream_interval_ms: default_stream_interval(),
         }
     }
 }
@@ -198,6 +206,9 @@ impl Config {
         }
         if self.rtcp.suppression_intervals == 0 {
             return Err(invalid("rtcp.suppression_intervals", "must be at least 1"));
+        }
+        if !(100..=60_000).contains(&self.api.stream_interval_ms) {
+            return Err(invalid("api.stream_interval_ms", "must be within 100-60000"));
         }
         if self.api.token.as_deref().is_some_and(|t| t.len() < 16) {
             return Err(invalid("api.token", "must be at least 16 characters"));

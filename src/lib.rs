@@ -63,6 +63,7 @@ pub mod impair;
 pub mod impair_live;
 pub mod report;
 pub mod runtime;
+pub mod srtp;
 pub mod stats;
 pub mod time;
 pub mod wire;

@@ -24,8 +24,10 @@
 //! ```
 //!
 //! Both HMAC-SHA1 suites carry an 80-bit SRTCP tag: the `_32` in
-//! `AES_CM_128_HMAC_SHA1_32` applies to SRTP only (RFC 5764 §4.1.2; libsrtp,
-//! rtpengine and GStreamer's `srtpenc` agree).
+//! `AES_CM_128_HMAC_SHA1_32` applies to SRTP only (RFC 5764 §4.1.2 lists an
+//! 80-bit SRTCP tag for it; rtpengine and `rtc-srtp` pair it the same way).
+//! A GStreamer `srtpenc`/`srtpdec` peer must be set to match:
+//! `rtp-auth=hmac-sha1-32 rtcp-auth=hmac-sha1-80`.
 //!
 //! ```
 //! use rtp_middlebox::srtp::{srtcp_trailer, CryptoSuite, SrtcpReader, SrtcpWriter, SrtpKeys};
@@ -36,7 +38,7 @@
 //!     "inline:4fl6DT4Bi+DWT6MsBt5BOQ7Gda1Jiv7rtpYLOqvm",
 //! )
 //! .unwrap();
-//! assert_eq!(format!("{keys}"), "AES_CM_128_HMAC_SHA1_80 key#bab2a4e7");
+//! assert_eq!(format!("{keys}"), "AES_CM_128_HMAC_SHA1_80 key#a2613438");
 //!
 //! // A receiver report from SSRC 0x0badcafe with no report blocks.
 //! let rr = [0x80, 0xc9, 0x00, 0x01, 0x0b, 0xad, 0xca, 0xfe];

@@ -1,6 +1,9 @@
 //! The HTTP API against a running relay on loopback: sessions, W3C stats,
 //! counters, JSON errors and the bearer token.
 
+// Real sockets: waiting on real time is the point.
+#![allow(clippy::disallowed_methods)]
+
 use rtp_middlebox::config::Config;
 use rtp_middlebox::export::http;
 use rtp_middlebox::runtime::{self, RunOptions};
@@ -44,6 +47,7 @@ fn relay_with_api(token: Option<&str>) -> (runtime::RelayRuntime, http::ApiServe
     let api = http::start(
         "127.0.0.1:0".parse().unwrap(),
         token.map(String::from),
+        Duration::from_millis(100),
         relay.handle(),
         config.relay[0].clock_rates(),
     )
@@ -96,7 +100,7 @@ fn sessions_and_w3c_stats() {
     assert!(ts > 1.6e12 && ts < 4.1e12, "{ts}");
     let (status, counters) = get(api.local_addr, "/v1/counters", None);
     assert_eq!(status, 200);
-    assert_eq!(counters[0]["io"]["receivedClient"], 20);
+    assert_eq!(counters["workers"][0]["io"]["receivedClient"], 20);
 
     // Errors are JSON with a clear message.
     let (status, body) = get(api.local_addr, "/v1/sessions/0-00000000deadbeef/stats", None);
@@ -120,6 +124,47 @@ fn bearer_token_is_required_when_configured() {
     );
     let (status, body) = get(api.local_addr, "/v1/sessions", Some(token));
     assert_eq!((status, body.as_array().map(Vec::len)), (200, Some(0)));
+    api.stop();
+    relay.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn stream_sends_state_and_stats_events() {
+    let (relay, api, _upstream) = relay_with_api(None);
+    let mut s = TcpStream::connect(api.local_addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /v1/stream HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    send_rtp(relay.bound()[0].listen, 5);
+    // Read events until a `state` and a `stats` event for the session came.
+    let mut seen = String::new();
+    let mut buf = [0u8; 65536];
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !(seen.contains("event: stats") && seen.contains("\"iceConnectionState\":\"connected\"")) {
+        assert!(std::time::Instant::now() < deadline, "no events: {seen}");
+        let n = s.read(&mut buf).unwrap();
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    assert!(seen.to_ascii_lowercase().contains("content-type: text/event-stream"));
+    let stats_line = seen
+        .lines()
+        .skip_while(|l| *l != "event: stats")
+        .find(|l| l.starts_with("data: "))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stats_line["data: ".len()..]).unwrap();
+    assert!(v["session"].is_string());
+    assert!(v["report"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["type"] == "inbound-rtp"));
+    let (_, counters) = get(api.local_addr, "/v1/counters", None);
+    assert_eq!(counters["stream"]["subscribers"], 1);
+    drop(s);
     api.stop();
     relay.shutdown(Duration::from_secs(5));
 }

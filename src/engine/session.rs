@@ -149,29 +149,35 @@ pub struct SideRtcp {
 /// How many outstanding STUN transactions per side are remembered. ICE
 /// consent checks run every ~5 s (RFC 7675) and connectivity checks come in
 /// small bursts; older ones are overwritten.
-pub const STUN_PENDING: usize = 8;
+pub const STUN_PENDING: usize = 4;
 
 /// A STUN request older than this is not matched (RFC 8489 §6.2.1 gives up
 /// after 39.5 s; a useful RTT sample is far younger).
 pub const STUN_MAX_AGE: Duration = Duration::from_secs(10);
 
-/// Ring of (transaction id, forwarded at) for requests from one side.
+/// Ring of (transaction id, forwarded at) for requests from one side; an
+/// all-zero id marks an empty slot (24 bytes a slot, no Option tag).
 #[derive(Clone, Debug, Default)]
 pub struct StunPending {
-    entries: [Option<([u8; 12], MonoTime)>; STUN_PENDING],
-    next: usize,
+    entries: [([u8; 12], MonoTime); STUN_PENDING],
+    next: u8,
 }
 
 impl StunPending {
     pub fn record(&mut self, txid: [u8; 12], at: MonoTime) {
-        self.entries[self.next] = Some((txid, at));
-        self.next = (self.next + 1) % STUN_PENDING;
+        self.entries[usize::from(self.next)] = (txid, at);
+        self.next = (self.next + 1) % STUN_PENDING as u8;
     }
 
     /// Removes and returns when the request with `txid` was forwarded.
     pub fn take(&mut self, txid: &[u8; 12]) -> Option<MonoTime> {
-        let slot = self.entries.iter_mut().find(|e| e.is_some_and(|(t, _)| t == *txid))?;
-        slot.take().map(|(_, at)| at)
+        if *txid == [0; 12] {
+            return None;
+        }
+        let slot = self.entries.iter_mut().find(|(t, _)| t == txid)?;
+        let at = slot.1;
+        *slot = ([0; 12], MonoTime::ZERO);
+        Some(at)
     }
 }
 

@@ -3,7 +3,12 @@
 //! * `GET /v1/sessions` — every session: id, addresses, SSRCs per side, state.
 //! * `GET /v1/sessions/{id}/stats` — the session's RTCStatsReport as a JSON
 //!   array of W3C stats objects (`src/report`).
-//! * `GET /v1/counters` — per-worker socket and engine counters.
+//! * `GET /v1/counters` — per-worker socket and engine counters, and the
+//!   stream's own (subscribers, events dropped for slow subscribers).
+//! * `GET /v1/stream` — Server-Sent Events: `stats` (session id + its W3C
+//!   report) every `[api] stream_interval_ms`, and `state` events with
+//!   `iceConnectionState`-style transitions (`connected` while datagrams
+//!   flow, `disconnected` when quiet, `closed` when the session ended).
 //!
 //! Errors are JSON `{"error": "..."}` with 400/401/404. With `[api] token`
 //! set, every request needs `Authorization: Bearer <token>`.
@@ -14,15 +19,22 @@ use crate::stats::ClockRates;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures_util::stream::{self, Stream};
 use serde::Serialize;
 use serde_json::json;
+use std::collections::HashMap;
+use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::broadcast;
 use tokio::sync::oneshot;
 
 /// A session counts as `active` while it carried a datagram this recently.
@@ -32,7 +44,21 @@ struct ApiState {
     relay: RelayHandle,
     rates: ClockRates,
     token: Option<String>,
+    /// One producer takes snapshots per interval and broadcasts the events;
+    /// a subscriber that falls behind loses the oldest (counted), so a slow
+    /// client never slows the relay or other subscribers.
+    events: broadcast::Sender<Arc<StreamEvent>>,
+    events_dropped: AtomicU64,
 }
+
+/// One Server-Sent Event, serialised once for every subscriber.
+struct StreamEvent {
+    name: &'static str,
+    data: String,
+}
+
+/// Events buffered per subscriber before the oldest are dropped.
+const SUBSCRIBER_BUFFER: usize = 256;
 
 /// The running API server.
 pub struct ApiServer {
@@ -67,13 +93,21 @@ impl Drop for ApiServer {
 pub fn start(
     listen: SocketAddr,
     token: Option<String>,
+    stream_interval: Duration,
     relay: RelayHandle,
     rates: ClockRates,
 ) -> io::Result<ApiServer> {
     let std_listener = std::net::TcpListener::bind(listen)?;
     std_listener.set_nonblocking(true)?;
     let local_addr = std_listener.local_addr()?;
-    let state = Arc::new(ApiState { relay, rates, token });
+    let (events, _) = broadcast::channel(SUBSCRIBER_BUFFER);
+    let state = Arc::new(ApiState {
+        relay,
+        rates,
+        token,
+        events,
+        events_dropped: AtomicU64::new(0),
+    });
     let (stop, stopped) = oneshot::channel::<()>();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let thread = std::thread::Builder::new().name("http-api".into()).spawn(move || {
@@ -81,6 +115,7 @@ pub fn start(
             let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
                 return;
             };
+            tokio::spawn(produce_stream(state.clone(), stream_interval));
             let app = router(state);
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async {
@@ -101,6 +136,7 @@ fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/sessions", get(list_sessions))
         .route("/v1/sessions/{id}/stats", get(session_stats))
         .route("/v1/counters", get(counters))
+        .route("/v1/stream", get(stream))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
@@ -202,7 +238,90 @@ async fn session_stats(State(state): State<Arc<ApiState>>, Path(id): Path<String
 }
 
 async fn counters(State(state): State<Arc<ApiState>>) -> Response {
-    Json(state.relay.stats().await).into_response()
+    Json(json!({
+        "workers": state.relay.stats().await,
+        "stream": {
+            "subscribers": state.events.receiver_count(),
+            "eventsDropped": state.events_dropped.load(Ordering::Relaxed),
+        },
+    }))
+    .into_response()
+}
+
+/// `iceConnectionState`-style name of a session's liveness.
+fn connection_state(summary: &SessionSummary) -> &'static str {
+    if summary.state == "active" {
+        "connected"
+    } else {
+        "disconnected"
+    }
+}
+
+/// Takes one snapshot of every session per interval while anybody listens
+/// and broadcasts `state` transitions and `stats` reports.
+async fn produce_stream(state: Arc<ApiState>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut known: HashMap<String, &'static str> = HashMap::new();
+    loop {
+        tick.tick().await;
+        if state.events.receiver_count() == 0 {
+            known.clear();
+            continue;
+        }
+        let views = state.relay.sessions().await;
+        let mut seen = HashMap::new();
+        for v in &views {
+            let now = connection_state(&summary(v));
+            if known.get(&v.id) != Some(&now) {
+                send(
+                    &state,
+                    "state",
+                    json!({ "session": v.id, "iceConnectionState": now, "signalingState": "stable" }),
+                );
+            }
+            seen.insert(v.id.clone(), now);
+            let offset = v.wall_offset_ms;
+            let report = session_report(&v.snapshot, &state.rates, |t| t * 1000.0 + offset);
+            send(&state, "stats", json!({ "session": v.id, "report": report }));
+        }
+        for gone in known.keys().filter(|id| !seen.contains_key(*id)) {
+            send(
+                &state,
+                "state",
+                json!({ "session": gone, "iceConnectionState": "closed", "signalingState": "closed" }),
+            );
+        }
+        known = seen;
+    }
+}
+
+fn send(state: &ApiState, name: &'static str, data: serde_json::Value) {
+    let event = Arc::new(StreamEvent {
+        name,
+        data: data.to_string(),
+    });
+    // No receiver is not an error: the next tick checks again.
+    let _ = state.events.send(event);
+}
+
+async fn stream(State(state): State<Arc<ApiState>>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let rx = state.events.subscribe();
+    let events = stream::unfold((rx, state), |(mut rx, state)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) => {
+                    let event = Event::default().event(e.name).data(e.data.as_str());
+                    return Some((Ok(event), (rx, state)));
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    state.events_dropped.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
 }
 
 #[cfg(test)]

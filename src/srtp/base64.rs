@@ -29,7 +29,10 @@ fn value(c: u8) -> Option<u32> {
 /// Padding is optional, but when present the input length must be a multiple
 /// of four. On error `out` may hold a partial decode: callers wipe it.
 pub(crate) fn decode(input: &[u8], out: &mut [u8]) -> Result<usize, Base64Error> {
-    let unpadded = input.strip_suffix(b"==").or_else(|| input.strip_suffix(b"=")).unwrap_or(input);
+    let unpadded = input
+        .strip_suffix(b"==")
+        .or_else(|| input.strip_suffix(b"="))
+        .unwrap_or(input);
     if unpadded.len() != input.len() && input.len() % 4 != 0 {
         return Err(Base64Error::Invalid);
     }
@@ -115,7 +118,9 @@ mod tests {
 
     #[test]
     fn rejects_malformed_input() {
-        for bad in ["Zg=", "Z", "Zm9vY", "Zm 9v", "Zm9v\n", "Zm-v", "Zm_v", "Zh==", "Zm9=", "=Zm9", "Zg==Zg=="] {
+        for bad in [
+            "Zg=", "Z", "Zm9vY", "Zm 9v", "Zm9v\n", "Zm-v", "Zm_v", "Zh==", "Zm9=", "=Zm9", "Zg==Zg==",
+        ] {
             assert_eq!(dec(bad), Err(Base64Error::Invalid), "{bad:?}");
         }
     }
