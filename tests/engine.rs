@@ -285,6 +285,17 @@ fn srtcp_in_a_dtls_session_is_forwarded_unread() {
         snap.side(Side::Upstream).sources.is_empty(),
         "nothing learned from ciphertext"
     );
+    // Counted by its sender, which stays in clear (RFC 3711 §3.4).
+    let sender = snap
+        .side(Side::Client)
+        .sources
+        .iter()
+        .find(|s| s.ssrc == CLIENT_RR.0)
+        .unwrap();
+    assert_eq!(
+        (sender.srtcp_packets, sender.rtp.is_none(), sender.remote.is_none()),
+        (1, true, true)
+    );
 }
 
 #[test]

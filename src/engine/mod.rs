@@ -590,7 +590,7 @@ impl Engine {
         }
         let readable = !session.encrypted && rtcp::walk(datagram).all(|p| p.is_ok());
         if !readable {
-            session.sides[side.index()].rtcp.unreadable += 1;
+            session.on_unreadable_rtcp(side, datagram, cap);
             counters.rtcp_unreadable += 1;
             return Verdict::Forward(PacketKind::Rtcp);
         }

@@ -66,6 +66,9 @@ pub struct Source {
     /// `auto`: the receiver stopped reporting on this source, so the proxy
     /// generates report blocks about it.
     pub generating: bool,
+    /// SRTCP compounds this source sent that the proxy could not read
+    /// (RFC 3711 §3.4 leaves the header and sender SSRC in clear).
+    pub srtcp_packets: u64,
 }
 
 impl Source {
@@ -81,6 +84,7 @@ impl Source {
             feedback: FeedbackCounts::default(),
             bye: false,
             generating: false,
+            srtcp_packets: 0,
         }
     }
 }
@@ -302,6 +306,20 @@ impl Session {
                     stats,
                 });
                 RtpOutcome::NewSource(ssrc, pt)
+            }
+        }
+    }
+
+    /// Counts an SRTCP (or otherwise unreadable) compound by its sender: the
+    /// first 8 bytes (header, sender SSRC) are in clear even when the rest
+    /// is encrypted.
+    pub fn on_unreadable_rtcp(&mut self, side: Side, datagram: &[u8], cap: usize) {
+        let state = &mut self.sides[side.index()];
+        state.rtcp.unreadable += 1;
+        if let Some(b) = datagram.get(4..8) {
+            let sender = Ssrc(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            if let Some(src) = state.source_mut(sender, cap) {
+                src.srtcp_packets += 1;
             }
         }
     }

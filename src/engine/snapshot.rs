@@ -79,6 +79,8 @@ pub struct SourceSnapshot {
     pub xr_rtt: RttSummary,
     pub feedback: FeedbackCounts,
     pub bye: bool,
+    /// SRTCP compounds from this sender the proxy could not read (no keys).
+    pub srtcp_packets: u64,
 }
 
 /// The proxy's own measurement of the RTP it received from this source.
@@ -216,6 +218,7 @@ impl SourceSnapshot {
             xr_rtt: (&src.xr_rtt).into(),
             feedback: src.feedback,
             bye: src.bye,
+            srtcp_packets: src.srtcp_packets,
         }
     }
 }
