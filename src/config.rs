@@ -98,6 +98,10 @@ pub struct ApiConfig {
     /// Interval of `stats` events on `GET /v1/stream`, ms.
     #[serde(default = "default_stream_interval")]
     pub stream_interval_ms: u64,
+    /// Origins allowed to read the API from a web page (CORS); `"*"` for
+    /// any. Empty: no CORS headers (same-origin only).
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 fn default_stream_interval() -> u64 {
@@ -110,6 +114,7 @@ impl Default for ApiConfig {
             listen: default_api_listen(),
             token: None,
             stream_interval_ms: default_stream_interval(),
+            cors_origins: Vec::new(),
         }
     }
 }

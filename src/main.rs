@@ -160,15 +160,8 @@ fn run(path: Option<&std::path::Path>, o: Overrides, workers: usize, quiet: bool
         );
     }
     let rates = config.relay.first().map(|r| r.clock_rates()).unwrap_or_default();
-    let interval = std::time::Duration::from_millis(config.api.stream_interval_ms);
-    let api = rtp_middlebox::export::http::start(
-        config.api.listen,
-        config.api.token.clone(),
-        interval,
-        relay.handle(),
-        rates,
-    )
-    .map_err(|e| format!("cannot start the HTTP API on {}: {e}", config.api.listen))?;
+    let api = rtp_middlebox::export::http::start((&config.api).into(), relay.handle(), rates)
+        .map_err(|e| format!("cannot start the HTTP API on {}: {e}", config.api.listen))?;
     eprintln!("api listening on http://{}/v1/sessions", api.local_addr);
     wait_for_signal()?;
     eprintln!("shutting down");

@@ -44,14 +44,13 @@ fn relay_with_api(token: Option<&str>) -> (runtime::RelayRuntime, http::ApiServe
         },
     )
     .unwrap();
-    let api = http::start(
-        "127.0.0.1:0".parse().unwrap(),
-        token.map(String::from),
-        Duration::from_millis(100),
-        relay.handle(),
-        config.relay[0].clock_rates(),
-    )
-    .unwrap();
+    let options = http::ApiOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        token: token.map(String::from),
+        stream_interval: Duration::from_millis(100),
+        cors_origins: vec!["https://dashboard.example".into()],
+    };
+    let api = http::start(options, relay.handle(), config.relay[0].clock_rates()).unwrap();
     (relay, api, upstream)
 }
 
@@ -165,6 +164,88 @@ fn stream_sends_state_and_stats_events() {
     let (_, counters) = get(api.local_addr, "/v1/counters", None);
     assert_eq!(counters["stream"]["subscribers"], 1);
     drop(s);
+    api.stop();
+    relay.shutdown(Duration::from_secs(5));
+}
+
+/// A hand-rolled WebSocket client: the opening handshake (RFC 6455 §4),
+/// then one unmasked server text frame.
+#[test]
+fn websocket_stream_carries_the_same_messages() {
+    let (relay, api, _upstream) = relay_with_api(None);
+    let mut s = TcpStream::connect(api.local_addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /v1/stream/ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    send_rtp(relay.bound()[0].listen, 5);
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 65536];
+    // Handshake response, then frames; read until one whole frame arrived.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let frame = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no frame: {:?}",
+            String::from_utf8_lossy(&raw)
+        );
+        let n = s.read(&mut buf).unwrap();
+        raw.extend_from_slice(&buf[..n]);
+        let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&raw[..end]).to_string();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        // RFC 6455 §1.3's worked example of the accept key.
+        assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
+        let f = &raw[end + 4..];
+        if f.len() < 2 {
+            continue;
+        }
+        let (len, at) = match f[1] & 0x7f {
+            126 if f.len() >= 4 => (usize::from(u16::from_be_bytes([f[2], f[3]])), 4),
+            127 if f.len() >= 10 => (u64::from_be_bytes(f[2..10].try_into().unwrap()) as usize, 10),
+            126 | 127 => continue,
+            l => (usize::from(l), 2),
+        };
+        if f.len() >= at + len {
+            assert_eq!(f[0], 0x81, "FIN + text frame");
+            break f[at..at + len].to_vec();
+        }
+    };
+    let v: serde_json::Value = serde_json::from_slice(&frame).unwrap();
+    assert!(v["event"] == "state" || v["event"] == "stats", "{v}");
+    assert!(v["data"]["session"].is_string(), "{v}");
+    api.stop();
+    relay.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn cors_for_configured_origins_only() {
+    let (relay, api, _upstream) = relay_with_api(None);
+    let ask = |origin: &str, method: &str| {
+        let mut s = TcpStream::connect(api.local_addr).unwrap();
+        write!(
+            s,
+            "{method} /v1/sessions HTTP/1.1\r\nHost: test\r\nOrigin: {origin}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        raw.to_ascii_lowercase()
+    };
+    let ok = ask("https://dashboard.example", "GET");
+    assert!(
+        ok.contains("access-control-allow-origin: https://dashboard.example"),
+        "{ok}"
+    );
+    let preflight = ask("https://dashboard.example", "OPTIONS");
+    assert!(preflight.starts_with("http/1.1 204"), "{preflight}");
+    let other = ask("https://evil.example", "GET");
+    assert!(!other.contains("access-control-allow-origin"), "{other}");
     api.stop();
     relay.shutdown(Duration::from_secs(5));
 }

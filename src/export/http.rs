@@ -9,6 +9,9 @@
 //!   report) every `[api] stream_interval_ms`, and `state` events with
 //!   `iceConnectionState`-style transitions (`connected` while datagrams
 //!   flow, `disconnected` when quiet, `closed` when the session ended).
+//! * `GET /v1/stream/ws` — the same messages over a WebSocket.
+//!
+//! `[api] cors_origins` lets web pages on those origins read the API.
 //!
 //! Errors are JSON `{"error": "..."}` with 400/401/404. With `[api] token`
 //! set, every request needs `Authorization: Bearer <token>`.
@@ -16,6 +19,7 @@
 use crate::report::session_report;
 use crate::runtime::{RelayHandle, SessionView};
 use crate::stats::ClockRates;
+use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -40,10 +44,31 @@ use tokio::sync::oneshot;
 /// A session counts as `active` while it carried a datagram this recently.
 const ACTIVE_WITHIN_SECS: f64 = 2.0;
 
+/// How the API is served (from `[api]`).
+#[derive(Clone, Debug)]
+pub struct ApiOptions {
+    pub listen: SocketAddr,
+    pub token: Option<String>,
+    pub stream_interval: Duration,
+    pub cors_origins: Vec<String>,
+}
+
+impl From<&crate::config::ApiConfig> for ApiOptions {
+    fn from(c: &crate::config::ApiConfig) -> Self {
+        ApiOptions {
+            listen: c.listen,
+            token: c.token.clone(),
+            stream_interval: Duration::from_millis(c.stream_interval_ms),
+            cors_origins: c.cors_origins.clone(),
+        }
+    }
+}
+
 struct ApiState {
     relay: RelayHandle,
     rates: ClockRates,
     token: Option<String>,
+    cors_origins: Vec<String>,
     /// One producer takes snapshots per interval and broadcasts the events;
     /// a subscriber that falls behind loses the oldest (counted), so a slow
     /// client never slows the relay or other subscribers.
@@ -90,13 +115,13 @@ impl Drop for ApiServer {
 }
 
 /// Binds `listen` (errors surface here) and serves on a thread of its own.
-pub fn start(
-    listen: SocketAddr,
-    token: Option<String>,
-    stream_interval: Duration,
-    relay: RelayHandle,
-    rates: ClockRates,
-) -> io::Result<ApiServer> {
+pub fn start(options: ApiOptions, relay: RelayHandle, rates: ClockRates) -> io::Result<ApiServer> {
+    let ApiOptions {
+        listen,
+        token,
+        stream_interval,
+        cors_origins,
+    } = options;
     let std_listener = std::net::TcpListener::bind(listen)?;
     std_listener.set_nonblocking(true)?;
     let local_addr = std_listener.local_addr()?;
@@ -105,6 +130,7 @@ pub fn start(
         relay,
         rates,
         token,
+        cors_origins,
         events,
         events_dropped: AtomicU64::new(0),
     });
@@ -137,8 +163,11 @@ fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/sessions/{id}/stats", get(session_stats))
         .route("/v1/counters", get(counters))
         .route("/v1/stream", get(stream))
+        .route("/v1/stream/ws", get(stream_ws))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        // Outermost, so CORS preflights are answered before the token check.
+        .layer(middleware::from_fn_with_state(state.clone(), cors))
         .with_state(state)
 }
 
@@ -150,6 +179,39 @@ fn error(status: StatusCode, message: &str) -> Response {
 /// much of a guessed token was right (only its length).
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// CORS for the configured origins (a dashboard page subscribing to the
+/// stream): echoes an allowed `Origin`, answers preflights with 204.
+async fn cors(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let allowed = origin.filter(|o| state.cors_origins.iter().any(|a| a == "*" || a == o));
+    let Some(origin) = allowed else {
+        return next.run(request).await;
+    };
+    let mut response = if request.method() == axum::http::Method::OPTIONS {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(request).await
+    };
+    let h = response.headers_mut();
+    if let Ok(v) = header::HeaderValue::from_str(&origin) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+    }
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        header::HeaderValue::from_static("GET, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        header::HeaderValue::from_static("authorization"),
+    );
+    h.insert(header::VARY, header::HeaderValue::from_static("origin"));
+    response
 }
 
 async fn require_token(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
@@ -322,6 +384,28 @@ async fn stream(State(state): State<Arc<ApiState>>) -> Sse<impl Stream<Item = Re
         }
     });
     Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+/// The same messages as `/v1/stream`, as WebSocket text frames
+/// `{"event": "stats"|"state", "data": {...}}`.
+async fn stream_ws(State(state): State<Arc<ApiState>>, ws: WebSocketUpgrade) -> Response {
+    ws.on_upgrade(move |mut socket| async move {
+        let mut rx = state.events.subscribe();
+        loop {
+            match rx.recv().await {
+                Ok(e) => {
+                    let text = format!("{{\"event\":\"{}\",\"data\":{}}}", e.name, e.data);
+                    if socket.send(Message::Text(text.into())).await.is_err() {
+                        return; // the client went away
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    state.events_dropped.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    })
 }
 
 #[cfg(test)]
