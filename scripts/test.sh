@@ -34,7 +34,10 @@ fi
 echo "== packet-path benchmark (quick)"
 BENCH_QUICK=1 bash scripts/bench.sh
 
-echo "== relay load smoke (bounded; full runs: README \"Performance\")"
+echo "== relay load smoke (bounded)"
+echo "   3 s at 10 000 packets/s on a shared machine: this checks that the tool and"
+echo "   the relay work end to end; the figures in README \"Performance\" come from"
+echo "   the full-length commands listed there."
 cargo build --release --quiet --examples --bins
 target/release/examples/relay_load bench --streams 200 --rate 50 --seconds 3
 target/release/examples/relay_load modes --streams 200 --rate 50 --seconds 3
