@@ -57,6 +57,7 @@
 
 pub mod analyze;
 pub mod config;
+pub mod demo;
 pub mod engine;
 pub mod export;
 pub mod impair;

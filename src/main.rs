@@ -48,6 +48,47 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// A self-contained call on loopback: synthetic browser and SFU (which
+    /// suppresses its RRs), seeded impairment, the proxy in between; shows
+    /// live stats and compares them with what was injected.
+    Demo {
+        /// Run time in seconds.
+        #[arg(long, default_value_t = 20, conflicts_with = "forever")]
+        seconds: u64,
+        /// Keep running until Ctrl-C.
+        #[arg(long)]
+        forever: bool,
+        /// RTCP mode of the proxy.
+        #[arg(long, default_value = "auto", value_parser = ["forward", "auto", "terminate"])]
+        rtcp: String,
+        /// Random loss on the client leg, percent, each direction.
+        #[arg(long, default_value_t = 2.0)]
+        loss: f64,
+        /// No burst loss (Gilbert-Elliott) on top of --loss.
+        #[arg(long)]
+        no_burst: bool,
+        /// One-way delay of the client leg, ms.
+        #[arg(long, default_value_t = 20.0)]
+        delay_ms: f64,
+        /// Delay variation of the client leg, ± ms.
+        #[arg(long, default_value_t = 5.0)]
+        jitter_ms: f64,
+        /// One-way delay of the upstream leg, ms.
+        #[arg(long, default_value_t = 5.0)]
+        upstream_delay_ms: f64,
+        /// Impairment seed (same seed, same losses).
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// HTTP API address (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        api_listen: std::net::SocketAddr,
+        /// Print the summary as JSON on stdout (no live table).
+        #[arg(long)]
+        json: bool,
+        /// Plain live output even on a terminal.
+        #[arg(long)]
+        plain: bool,
+    },
     /// Analyze a pcap or pcapng capture with the relay's engine.
     Analyze {
         /// Capture file (pcap or pcapng; Ethernet, Linux cooked v1/v2, raw IP).
@@ -98,6 +139,46 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("rtp-middlebox run: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Demo {
+            seconds,
+            forever,
+            rtcp,
+            loss,
+            no_burst,
+            delay_ms,
+            jitter_ms,
+            upstream_delay_ms,
+            seed,
+            api_listen,
+            json,
+            plain,
+        } => {
+            let opts = rtp_middlebox::demo::DemoOptions {
+                seconds: (!forever).then_some(seconds),
+                rtcp: rtcp.parse().unwrap_or_default(),
+                loss: loss / 100.0,
+                burst: !no_burst,
+                delay_ms,
+                jitter_ms,
+                upstream_delay_ms,
+                seed,
+                api_listen,
+                display: if json {
+                    rtp_middlebox::demo::Display::Off
+                } else if plain {
+                    rtp_middlebox::demo::Display::Plain
+                } else {
+                    rtp_middlebox::demo::Display::Auto
+                },
+            };
+            match demo(&opts, json) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rtp-middlebox demo: {e}");
                     ExitCode::from(2)
                 }
             }
@@ -168,6 +249,31 @@ fn run(path: Option<&std::path::Path>, o: Overrides, workers: usize, quiet: bool
     api.stop();
     let finals = relay.shutdown(std::time::Duration::from_secs(5));
     eprintln!("closed {} sessions", finals.len());
+    Ok(())
+}
+
+fn demo(opts: &rtp_middlebox::demo::DemoOptions, json: bool) -> Result<(), String> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        // Ctrl-C (or SIGTERM) ends the run early, still with a summary.
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            if wait_for_signal().is_ok() {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    }
+    let mut stdout = std::io::stdout();
+    let mut stderr = std::io::stderr();
+    let live: &mut dyn std::io::Write = if json { &mut stderr } else { &mut stdout };
+    let summary = rtp_middlebox::demo::run(opts, stop, live)?;
+    let text = if json {
+        serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())? + "\n"
+    } else {
+        rtp_middlebox::demo::render_summary(&summary)
+    };
+    use std::io::Write;
+    let _ = stdout.write_all(text.as_bytes());
     Ok(())
 }
 

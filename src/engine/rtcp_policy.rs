@@ -35,6 +35,16 @@ pub enum RtcpMode {
     Terminate,
 }
 
+impl std::fmt::Display for RtcpMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RtcpMode::Forward => "forward",
+            RtcpMode::Auto => "auto",
+            RtcpMode::Terminate => "terminate",
+        })
+    }
+}
+
 impl std::str::FromStr for RtcpMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -3,7 +3,7 @@
 //! engine's monotonic origin; converting to wall clock is the reporter's job.
 
 use super::session::{FeedbackCounts, Session, Source};
-use super::{KindCounts, SessionId, Side};
+use super::{KindCounts, RtcpMode, SessionId, Side};
 use crate::stats::{RttMethod, RttStats};
 use crate::time::MonoTime;
 use serde::Serialize;
@@ -37,6 +37,8 @@ pub struct SideSnapshot {
     /// STUN responses from this side that answered a forwarded request
     /// (W3C candidate-pair `responsesReceived` for this leg).
     pub stun_responses: u64,
+    /// Compound reports the proxy generated toward this side's senders.
+    pub reports_generated: u64,
     pub sources: Vec<SourceSnapshot>,
 }
 
@@ -81,6 +83,9 @@ pub struct SourceSnapshot {
     pub bye: bool,
     /// SRTCP compounds from this sender the proxy could not read (no keys).
     pub srtcp_packets: u64,
+    /// The proxy writes report blocks about this source (`terminate`, or
+    /// `auto` after its receiver went quiet).
+    pub generating: bool,
 }
 
 /// The proxy's own measurement of the RTP it received from this source.
@@ -149,7 +154,12 @@ impl SessionSnapshot {
                 rtcp_reports: st.rtcp.reports,
                 rtcp_unreadable: st.rtcp.unreadable,
                 stun_responses: st.rtcp.stun_responses,
-                sources: st.sources.iter().map(|src| SourceSnapshot::of(src, side)).collect(),
+                reports_generated: st.rtcp.reports_generated,
+                sources: st
+                    .sources
+                    .iter()
+                    .map(|src| SourceSnapshot::of(src, side, s.mode))
+                    .collect(),
             }
         };
         SessionSnapshot {
@@ -169,7 +179,7 @@ impl SessionSnapshot {
 }
 
 impl SourceSnapshot {
-    fn of(src: &Source, side: Side) -> Self {
+    fn of(src: &Source, side: Side, mode: RtcpMode) -> Self {
         let clock_rate = src.rtp.as_ref().and_then(|r| r.stats.clock_rate());
         SourceSnapshot {
             ssrc: src.ssrc.0,
@@ -219,6 +229,7 @@ impl SourceSnapshot {
             feedback: src.feedback,
             bye: src.bye,
             srtcp_packets: src.srtcp_packets,
+            generating: src.rtp.is_some() && (mode == RtcpMode::Terminate || src.generating),
         }
     }
 }

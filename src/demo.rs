@@ -1,0 +1,969 @@
+//! `rtp-middlebox demo`: a self-contained call on loopback that shows the
+//! proxy measuring and fixing RTCP.
+//!
+//! ```text
+//!  browser ──▶ [impairment: loss, bursts, delay, jitter] ──▶ proxy ──▶ [delay] ──▶ SFU
+//!  (sends SR,                client leg                       │     upstream leg   (sends SR, never RR:
+//!   RR, STUN)                                                 │                     the missing-RR problem)
+//!                                             HTTP API: /v1/sessions, /v1/stream, /metrics
+//! ```
+//!
+//! The browser sends Opus-like audio and VP8-like video with Sender Reports
+//! and consent-freshness STUN checks, and Receiver Reports about what it
+//! receives, as Chromium does. The SFU sends its own audio and video with
+//! SRs and answers STUN, but suppresses its Receiver Reports, so without the
+//! proxy the browser would never learn loss, jitter or RTT of what it sends.
+//!
+//! Each endpoint keeps the ground truth the proxy is checked against: which
+//! sequence numbers actually arrived (loss), its own RFC 3550 A.8 jitter of
+//! what it received, and what the report blocks it received say (generated
+//! reports reaching the browser, and the RTT it computes from them).
+
+use crate::config::Config;
+use crate::engine::{RtcpMode, Side, SourceSnapshot};
+use crate::export::http;
+use crate::impair::{GilbertElliott, ImpairConfig};
+use crate::impair_live::{Forwarder, ForwarderConfig};
+use crate::runtime::clock::Clock;
+use crate::runtime::{self, RunOptions, SessionView};
+use crate::wire::ntp::{CompactNtp, Delay16, NtpTime};
+use crate::wire::rtcp::{self, ReportBlock, RtcpPacket, SenderInfo};
+use crate::wire::rtp::RtpView;
+use crate::wire::types::Ssrc;
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
+use std::io::{IsTerminal, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// What the demo runs and how the client leg is impaired.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    /// Run time; `None` runs until `stop` is set (Ctrl-C).
+    pub seconds: Option<u64>,
+    pub rtcp: RtcpMode,
+    /// Random loss on the client leg, each direction, 0..=1.
+    pub loss: f64,
+    /// Add Gilbert-Elliott burst loss on top of `loss`.
+    pub burst: bool,
+    /// One-way delay of the client leg, ms.
+    pub delay_ms: f64,
+    /// Delay variation of the client leg, ± ms (uniform).
+    pub jitter_ms: f64,
+    /// One-way delay of the upstream leg (proxy ↔ SFU), ms.
+    pub upstream_delay_ms: f64,
+    pub seed: u64,
+    /// Where the HTTP API listens (port 0: any free port).
+    pub api_listen: SocketAddr,
+    /// Live table: refreshing in place (a terminal) or plain blocks.
+    pub display: Display,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Display {
+    /// Refresh in place when stdout is a terminal, else plain blocks.
+    Auto,
+    Plain,
+    /// No live table (the summary only).
+    Off,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        DemoOptions {
+            seconds: Some(20),
+            rtcp: RtcpMode::Auto,
+            loss: 0.02,
+            burst: true,
+            delay_ms: 20.0,
+            jitter_ms: 5.0,
+            upstream_delay_ms: 5.0,
+            seed: 7,
+            api_listen: "127.0.0.1:0".parse().expect("literal address"),
+            display: Display::Auto,
+        }
+    }
+}
+
+/// Gilbert-Elliott chain of `--burst`: ~3 % of the time in a bad state of
+/// ~3-packet bursts losing half the packets (≈ 1.6 % loss on its own).
+const BURST: GilbertElliott = GilbertElliott {
+    p_good_to_bad: 0.01,
+    p_bad_to_good: 0.3,
+    loss_in_bad: 0.5,
+    loss_in_good: 0.0,
+};
+
+/// One synthetic RTP stream.
+#[derive(Clone, Copy, Debug)]
+struct StreamSpec {
+    name: &'static str,
+    kind: &'static str,
+    ssrc: u32,
+    payload_type: u8,
+    clock_rate: u32,
+    /// Packet spacing, ms.
+    interval_ms: u64,
+    payload_len: usize,
+    /// Sender Report spacing, ms.
+    sr_interval_ms: u64,
+}
+
+const BROWSER_STREAMS: [StreamSpec; 2] = [
+    StreamSpec {
+        name: "browser audio",
+        kind: "audio",
+        ssrc: 0x1111_0001,
+        payload_type: 111,
+        clock_rate: 48_000,
+        interval_ms: 20,
+        payload_len: 120,
+        sr_interval_ms: 2000,
+    },
+    StreamSpec {
+        name: "browser video",
+        kind: "video",
+        ssrc: 0x1111_0002,
+        payload_type: 96,
+        clock_rate: 90_000,
+        interval_ms: 33,
+        payload_len: 1000,
+        sr_interval_ms: 1000,
+    },
+];
+
+const SFU_STREAMS: [StreamSpec; 2] = [
+    StreamSpec {
+        name: "sfu audio",
+        kind: "audio",
+        ssrc: 0x2222_0001,
+        payload_type: 111,
+        clock_rate: 48_000,
+        interval_ms: 20,
+        payload_len: 120,
+        sr_interval_ms: 1000,
+    },
+    StreamSpec {
+        name: "sfu video",
+        kind: "video",
+        ssrc: 0x2222_0002,
+        payload_type: 96,
+        clock_rate: 90_000,
+        interval_ms: 33,
+        payload_len: 1000,
+        sr_interval_ms: 1000,
+    },
+];
+
+/// How an endpoint behaves.
+#[derive(Clone, Copy)]
+struct Role {
+    /// Own SSRC for Receiver Reports (browsers use a dedicated one when
+    /// they also send; here the first stream's).
+    rr_ssrc: u32,
+    streams: &'static [StreamSpec],
+    send_rr: bool,
+    /// Send consent-freshness binding requests (RFC 7675) every 2 s.
+    stun_checks: bool,
+}
+
+/// Ground truth an endpoint keeps about one stream it receives.
+#[derive(Clone, Debug, Default)]
+struct ReceivedTruth {
+    seqs: BTreeSet<u16>,
+    packets: u64,
+    /// RFC 3550 A.8 in RTP units, from this endpoint's own arrival times.
+    jitter_units: f64,
+    last_transit: Option<f64>,
+    clock_rate: u32,
+    /// For the interval fraction of this endpoint's RRs (RFC 3550 A.3).
+    expected_prior: u64,
+    received_prior: u64,
+    /// Last SR from this source: (compact NTP, arrival wall time).
+    last_sr: Option<(CompactNtp, Duration)>,
+}
+
+impl ReceivedTruth {
+    /// Expected packets from the lowest to the highest sequence number seen
+    /// (no wrap in a demo: at 50 packets/s 16 bits last 21 minutes; beyond
+    /// that the lost count is left out rather than wrong).
+    fn expected(&self) -> u64 {
+        match (self.seqs.first(), self.seqs.last()) {
+            (Some(lo), Some(hi)) => u64::from(hi - lo) + 1,
+            _ => 0,
+        }
+    }
+
+    fn lost(&self) -> i64 {
+        self.expected() as i64 - self.seqs.len() as i64
+    }
+}
+
+/// What an endpoint learned from report blocks about a stream it sends.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReportsAbout {
+    blocks: u64,
+    fraction_lost: f64,
+    cumulative_lost: i32,
+    jitter_units: u32,
+    /// RTT the endpoint computes as a browser does (RFC 3550 §6.4.1:
+    /// A − LSR − DLSR), seconds.
+    rtt_samples: u64,
+    rtt_total: f64,
+    rtt_last: Option<f64>,
+}
+
+#[derive(Default)]
+struct EndpointState {
+    peer: Option<SocketAddr>,
+    sent: HashMap<u32, u64>,
+    received: HashMap<u32, ReceivedTruth>,
+    reports: HashMap<u32, ReportsAbout>,
+    stun_pending: HashMap<[u8; 12], Duration>,
+    stun_rtt: Vec<f64>,
+    stun_answered: u64,
+}
+
+struct Endpoint {
+    socket: UdpSocket,
+    state: Arc<Mutex<EndpointState>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+fn lock(state: &Mutex<EndpointState>) -> std::sync::MutexGuard<'_, EndpointState> {
+    // A poisoned lock means a demo thread panicked: keep reporting what is there.
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Endpoint {
+    /// Senders stop at `stop_send`; receivers at `stop_receive`, later, so
+    /// datagrams still crossing the impaired legs are counted.
+    fn start(
+        role: Role,
+        peer: Option<SocketAddr>,
+        clock: Clock,
+        stop_send: Arc<AtomicBool>,
+        stop_receive: Arc<AtomicBool>,
+    ) -> std::io::Result<Self> {
+        let socket = UdpSocket::bind("127.0.0.1:0")?;
+        socket.set_read_timeout(Some(Duration::from_millis(50)))?;
+        let state = Arc::new(Mutex::new(EndpointState {
+            peer,
+            ..Default::default()
+        }));
+        let rx = {
+            let (socket, state) = (socket.try_clone()?, state.clone());
+            std::thread::Builder::new()
+                .name("demo-rx".into())
+                .spawn(move || receive_loop(&socket, &state, &stop_receive, clock, role))?
+        };
+        let tx = {
+            let (socket, state) = (socket.try_clone()?, state.clone());
+            std::thread::Builder::new()
+                .name("demo-tx".into())
+                .spawn(move || send_loop(&socket, &state, &stop_send, clock, role))?
+        };
+        Ok(Endpoint {
+            socket,
+            state,
+            threads: vec![rx, tx],
+        })
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        self.socket
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    fn join(&mut self) {
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Sends media, SRs, RRs and STUN checks on their schedules until `stop`.
+fn send_loop(socket: &UdpSocket, state: &Mutex<EndpointState>, stop: &AtomicBool, clock: Clock, role: Role) {
+    let start = clock.now();
+    let mut next_rtp: Vec<Duration> = vec![Duration::ZERO; role.streams.len()];
+    let mut next_sr: Vec<Duration> = role
+        .streams
+        .iter()
+        .map(|s| Duration::from_millis(s.sr_interval_ms))
+        .collect();
+    let mut seq: Vec<u16> = role.streams.iter().map(|s| (s.ssrc as u16) & 0x0fff).collect();
+    let mut octets: Vec<u32> = vec![0; role.streams.len()];
+    let mut next_rr = Duration::from_millis(1000);
+    let mut next_stun = Duration::from_millis(200);
+    let mut stun_counter: u64 = 0;
+    let mut buf = Vec::with_capacity(1500);
+    while !stop.load(Ordering::Relaxed) {
+        let Some(peer) = lock(state).peer else {
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        };
+        let elapsed = clock.now().saturating_since(start);
+        for (i, s) in role.streams.iter().enumerate() {
+            if elapsed >= next_rtp[i] {
+                // The RTP timestamp follows the schedule, not the send
+                // time, like a real encoder's sampling clock.
+                let ts = (next_rtp[i].as_millis() as u64 * u64::from(s.clock_rate) / 1000) as u32;
+                buf.clear();
+                buf.extend_from_slice(&[0x80, s.payload_type & 0x7f]);
+                buf.extend_from_slice(&seq[i].to_be_bytes());
+                buf.extend_from_slice(&ts.to_be_bytes());
+                buf.extend_from_slice(&s.ssrc.to_be_bytes());
+                buf.resize(12 + s.payload_len, 0xd5);
+                if socket.send_to(&buf, peer).is_ok() {
+                    *lock(state).sent.entry(s.ssrc).or_default() += 1;
+                    octets[i] = octets[i].wrapping_add(s.payload_len as u32);
+                }
+                seq[i] = seq[i].wrapping_add(1);
+                next_rtp[i] += Duration::from_millis(s.interval_ms);
+            }
+            if elapsed >= next_sr[i] {
+                // RFC 3550 §6.4.1: the SR's RTP timestamp is the media clock
+                // at the SR's NTP time (extrapolated, not the last packet's).
+                let rtp_ts = (elapsed.as_millis() as u64 * u64::from(s.clock_rate) / 1000) as u32;
+                let sent = lock(state).sent.get(&s.ssrc).copied().unwrap_or(0);
+                let info = SenderInfo {
+                    ntp: NtpTime::from_unix(clock.wall()),
+                    rtp_ts,
+                    packet_count: sent as u32,
+                    octet_count: octets[i],
+                };
+                buf.clear();
+                rtcp::write_sender_report(&mut buf, Ssrc(s.ssrc), &info, &[]);
+                rtcp::write_sdes_cname(&mut buf, Ssrc(s.ssrc), b"demo");
+                let _ = socket.send_to(&buf, peer);
+                next_sr[i] += Duration::from_millis(s.sr_interval_ms);
+            }
+        }
+        if role.send_rr && elapsed >= next_rr {
+            let blocks = receiver_blocks(&mut lock(state), &clock);
+            if !blocks.is_empty() {
+                buf.clear();
+                rtcp::write_receiver_report(&mut buf, Ssrc(role.rr_ssrc), &blocks);
+                rtcp::write_sdes_cname(&mut buf, Ssrc(role.rr_ssrc), b"demo");
+                let _ = socket.send_to(&buf, peer);
+            }
+            next_rr += Duration::from_millis(1000);
+        }
+        if role.stun_checks && elapsed >= next_stun {
+            stun_counter += 1;
+            let mut txid = [0u8; 12];
+            txid[..8].copy_from_slice(&stun_counter.to_be_bytes());
+            txid[8..].copy_from_slice(&role.rr_ssrc.to_be_bytes());
+            let request = stun_message(0x0001, &txid, None);
+            lock(state).stun_pending.insert(txid, clock.wall());
+            let _ = socket.send_to(&request, peer);
+            next_stun += Duration::from_millis(2000);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Report blocks about every stream this endpoint receives (RFC 3550
+/// §6.4.1, A.3 for the interval fraction).
+fn receiver_blocks(st: &mut EndpointState, clock: &Clock) -> Vec<ReportBlock> {
+    let now_wall = clock.wall();
+    let mut blocks = Vec::new();
+    for (ssrc, r) in st.received.iter_mut() {
+        let Some(&highest) = r.seqs.last() else {
+            continue;
+        };
+        let expected = r.expected();
+        let received = r.packets;
+        let expected_interval = expected.saturating_sub(r.expected_prior);
+        let received_interval = received.saturating_sub(r.received_prior);
+        r.expected_prior = expected;
+        r.received_prior = received;
+        let lost_interval = expected_interval as i64 - received_interval as i64;
+        let fraction = if expected_interval == 0 || lost_interval <= 0 {
+            0
+        } else {
+            ((lost_interval << 8) / expected_interval as i64) as u8
+        };
+        let (lsr, dlsr) = match r.last_sr {
+            Some((lsr, at)) => (lsr, Delay16::from_duration(now_wall.saturating_sub(at))),
+            None => (CompactNtp(0), Delay16(0)),
+        };
+        blocks.push(ReportBlock {
+            ssrc: Ssrc(*ssrc),
+            fraction_lost: fraction,
+            cumulative_lost: r.lost().clamp(-0x80_0000, 0x7f_ffff) as i32,
+            ext_highest_seq: u32::from(highest),
+            jitter: r.jitter_units as u32,
+            lsr,
+            dlsr,
+        });
+    }
+    blocks
+}
+
+/// A STUN message with no attributes but an optional XOR-MAPPED-ADDRESS
+/// (RFC 8489 §14.2) for success responses.
+fn stun_message(msg_type: u16, txid: &[u8; 12], mapped: Option<SocketAddr>) -> Vec<u8> {
+    const COOKIE: u32 = 0x2112_A442;
+    let mut attrs = Vec::new();
+    if let Some(SocketAddr::V4(a)) = mapped {
+        attrs.extend_from_slice(&0x0020u16.to_be_bytes());
+        attrs.extend_from_slice(&8u16.to_be_bytes());
+        attrs.extend_from_slice(&[0, 1]);
+        attrs.extend_from_slice(&(a.port() ^ (COOKIE >> 16) as u16).to_be_bytes());
+        attrs.extend_from_slice(&(u32::from(*a.ip()) ^ COOKIE).to_be_bytes());
+    }
+    let mut m = Vec::with_capacity(20 + attrs.len());
+    m.extend_from_slice(&msg_type.to_be_bytes());
+    m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+    m.extend_from_slice(&COOKIE.to_be_bytes());
+    m.extend_from_slice(txid);
+    m.extend_from_slice(&attrs);
+    m
+}
+
+fn receive_loop(socket: &UdpSocket, state: &Mutex<EndpointState>, stop: &AtomicBool, clock: Clock, role: Role) {
+    let mut buf = [0u8; 2048];
+    while !stop.load(Ordering::Relaxed) {
+        let Ok((n, from)) = socket.recv_from(&mut buf) else {
+            continue;
+        };
+        let data = &buf[..n];
+        let wall = clock.wall();
+        let mut st = lock(state);
+        if st.peer.is_none() {
+            // The SFU learns the proxy's address from the first datagram, as
+            // ICE would.
+            st.peer = Some(from);
+        }
+        match data.first() {
+            Some(0..=3) => on_stun(socket, &mut st, data, from, wall),
+            Some(128..=191) if data.len() >= 2 && (192..=223).contains(&data[1]) => on_rtcp(&mut st, data, wall, role),
+            Some(128..=191) => on_rtp(&mut st, data, wall),
+            _ => {}
+        }
+    }
+}
+
+fn on_stun(socket: &UdpSocket, st: &mut EndpointState, data: &[u8], from: SocketAddr, wall: Duration) {
+    if data.len() < 20 {
+        return;
+    }
+    let msg_type = u16::from_be_bytes([data[0], data[1]]);
+    let mut txid = [0u8; 12];
+    txid.copy_from_slice(&data[8..20]);
+    match msg_type {
+        0x0001 => {
+            st.stun_answered += 1;
+            let _ = socket.send_to(&stun_message(0x0101, &txid, Some(from)), from);
+        }
+        0x0101 => {
+            if let Some(sent) = st.stun_pending.remove(&txid) {
+                st.stun_rtt.push(wall.saturating_sub(sent).as_secs_f64());
+            }
+        }
+        _ => {}
+    }
+}
+
+fn on_rtp(st: &mut EndpointState, data: &[u8], wall: Duration) {
+    let Ok(rtp) = RtpView::parse(data) else { return };
+    let clock_rate = if rtp.payload_type() == 111 { 48_000 } else { 90_000 };
+    let r = st.received.entry(rtp.ssrc().0).or_insert_with(|| ReceivedTruth {
+        clock_rate,
+        ..Default::default()
+    });
+    r.seqs.insert(rtp.seq().0);
+    r.packets += 1;
+    // RFC 3550 A.8: D = (Rj − Ri) − (Sj − Si) in timestamp units;
+    // J += (|D| − J) / 16.
+    let arrival = wall.as_secs_f64() * f64::from(r.clock_rate);
+    let transit = arrival - f64::from(rtp.timestamp().0);
+    if let Some(prev) = r.last_transit {
+        let d = (transit - prev).abs();
+        r.jitter_units += (d - r.jitter_units) / 16.0;
+    }
+    r.last_transit = Some(transit);
+}
+
+fn on_rtcp(st: &mut EndpointState, data: &[u8], wall: Duration, role: Role) {
+    let arrival = NtpTime::from_unix(wall).compact();
+    for packet in rtcp::walk(data).flatten() {
+        let blocks = match packet {
+            RtcpPacket::SenderReport(sr) => {
+                let r = st.received.entry(sr.sender.0).or_default();
+                r.last_sr = Some((sr.info.ntp.compact(), wall));
+                sr.report_blocks()
+            }
+            RtcpPacket::ReceiverReport(rr) => rr.report_blocks(),
+            _ => continue,
+        };
+        for b in blocks {
+            if !role.streams.iter().any(|s| s.ssrc == b.ssrc.0) {
+                continue;
+            }
+            let about = st.reports.entry(b.ssrc.0).or_default();
+            about.blocks += 1;
+            about.fraction_lost = f64::from(b.fraction_lost) / 256.0;
+            about.cumulative_lost = b.cumulative_lost;
+            about.jitter_units = b.jitter;
+            if b.lsr.0 != 0 {
+                // RFC 3550 §6.4.1: RTT = A − LSR − DLSR in 1/65536 s.
+                let rtt = arrival.0.wrapping_sub(b.lsr.0).wrapping_sub(b.dlsr.0);
+                if rtt < 0x8000_0000 {
+                    let secs = f64::from(rtt) / 65_536.0;
+                    about.rtt_samples += 1;
+                    about.rtt_total += secs;
+                    about.rtt_last = Some(secs);
+                }
+            }
+        }
+    }
+}
+
+/// One row of the live table and the summary.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamSummary {
+    pub stream: String,
+    pub kind: String,
+    pub ssrc: u32,
+    /// `browser→sfu` or `sfu→browser`.
+    pub direction: String,
+    pub sent: u64,
+    /// The proxy's RFC 3550 figures for the stream as it arrived there.
+    pub proxy_packets: u64,
+    pub proxy_lost: i64,
+    pub proxy_loss_percent: f64,
+    pub proxy_jitter_ms: Option<f64>,
+    pub proxy_mean_jitter_ms: Option<f64>,
+    /// Loss the impairment caused before the proxy: sequence numbers missing
+    /// at the proxy's side, counted by the receiving endpoint (the proxy
+    /// itself drops nothing on loopback).
+    pub truth_lost_before_proxy: i64,
+    /// What the receiving endpoint saw end to end.
+    pub receiver_packets: u64,
+    pub receiver_lost: i64,
+    pub receiver_jitter_ms: f64,
+    /// The proxy generates report blocks about this stream.
+    pub proxy_generating: bool,
+    /// Report blocks about this stream that reached its sender, and the
+    /// RTT the sender computed from them (as a browser would).
+    pub reports_at_sender: u64,
+    pub sender_rtt_ms: Option<f64>,
+    pub sender_fraction_lost: Option<f64>,
+}
+
+/// RTT the proxy measured on one leg.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LegSummary {
+    pub leg: String,
+    pub injected_rtt_ms: f64,
+    pub sr_rr_ms: Option<f64>,
+    pub sr_rr_samples: u64,
+    pub xr_dlrr_ms: Option<f64>,
+    pub stun_ms: Option<f64>,
+    pub stun_samples: u64,
+    pub reports_generated: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DemoSummary {
+    pub seconds: f64,
+    pub rtcp: String,
+    pub seed: u64,
+    pub impairment: ImpairmentSummary,
+    pub streams: Vec<StreamSummary>,
+    pub legs: Vec<LegSummary>,
+    pub api: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImpairmentSummary {
+    /// Long-run loss rate of the client leg's model, each direction, %.
+    pub expected_loss_percent: f64,
+    /// Datagrams (all kinds) the client leg dropped, per direction.
+    pub dropped_to_proxy: u64,
+    pub dropped_to_browser: u64,
+    pub delay_ms: f64,
+    pub jitter_ms: f64,
+    /// Expected RFC 3550 jitter for uniform ±J delay variation: E|Dᵢ − Dⱼ| = 2J/3.
+    pub expected_jitter_ms: f64,
+    pub upstream_delay_ms: f64,
+}
+
+fn client_leg(opts: &DemoOptions, seed: u64) -> ImpairConfig {
+    ImpairConfig {
+        seed,
+        loss: opts.loss,
+        burst: opts.burst.then_some(BURST),
+        delay_ms: opts.delay_ms,
+        jitter_ms: opts.jitter_ms,
+        // Independent per-packet delays: no head-of-line holding across the
+        // BUNDLE's streams, so the expected jitter is exactly 2J/3.
+        preserve_order: false,
+        ..Default::default()
+    }
+}
+
+fn upstream_leg(opts: &DemoOptions, seed: u64) -> ImpairConfig {
+    ImpairConfig {
+        seed,
+        delay_ms: opts.upstream_delay_ms,
+        ..Default::default()
+    }
+}
+
+/// Runs the demo; prints the live table to `out` and returns the summary.
+pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>, out: &mut dyn Write) -> Result<DemoSummary, String> {
+    client_leg(opts, 0).validate().map_err(|e| e.to_string())?;
+    upstream_leg(opts, 0).validate().map_err(|e| e.to_string())?;
+    let clock = Clock::new();
+    let stop_send = Arc::new(AtomicBool::new(false));
+    let stop_receive = Arc::new(AtomicBool::new(false));
+
+    // The SFU first: everything else points at it.
+    let mut sfu = Endpoint::start(
+        Role {
+            rr_ssrc: SFU_STREAMS[0].ssrc,
+            streams: &SFU_STREAMS,
+            send_rr: false, // the problem the proxy fixes
+            stun_checks: false,
+        },
+        None,
+        clock,
+        stop_send.clone(),
+        stop_receive.clone(),
+    )
+    .map_err(|e| format!("cannot start the synthetic SFU: {e}"))?;
+    let mut up_cfg = ForwarderConfig::new(sfu.local_addr());
+    up_cfg.to_target = upstream_leg(opts, opts.seed.wrapping_add(2));
+    up_cfg.to_client = upstream_leg(opts, opts.seed.wrapping_add(3));
+    let upstream_fwd = Forwarder::start(up_cfg).map_err(|e| format!("cannot start the upstream leg: {e}"))?;
+
+    let mut config = Config::embedded_default();
+    // A short run should show generation for audio too: the default 5 s
+    // audio report interval (RFC 3550's minimum) × 3 intervals would take
+    // 15 s to call the SFU's audio RRs missing.
+    config.rtcp.min_interval_audio_ms = 1000;
+    let relay_cfg = config.relay.first_mut().ok_or("the embedded config has no [[relay]]")?;
+    relay_cfg.listen = "127.0.0.1:0".parse().map_err(|_| "address")?;
+    relay_cfg.upstream = upstream_fwd.listen();
+    relay_cfg.upstream_bind = "127.0.0.1".parse().map_err(|_| "address")?;
+    relay_cfg.rtcp = opts.rtcp;
+    config.api.listen = opts.api_listen;
+    config.validate().map_err(|e| e.to_string())?;
+    let relay = runtime::start(
+        &config,
+        &RunOptions {
+            workers: 1,
+            log_sessions: false,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| format!("cannot start the relay: {e}"))?;
+    let proxy_listen = relay
+        .bound()
+        .first()
+        .map(|b| b.listen)
+        .ok_or("the relay bound nothing")?;
+    let rates = config.relay[0].clock_rates();
+    let api = http::start((&config.api).into(), relay.handle(), rates)
+        .map_err(|e| format!("cannot start the HTTP API on {}: {e}", config.api.listen))?;
+
+    let mut client_cfg = ForwarderConfig::new(proxy_listen);
+    client_cfg.to_target = client_leg(opts, opts.seed);
+    client_cfg.to_client = client_leg(opts, opts.seed.wrapping_add(1));
+    let client_fwd = Forwarder::start(client_cfg).map_err(|e| format!("cannot start the client leg: {e}"))?;
+    let mut browser = Endpoint::start(
+        Role {
+            rr_ssrc: 0x1111_00ff,
+            streams: &BROWSER_STREAMS,
+            send_rr: true,
+            stun_checks: true,
+        },
+        Some(client_fwd.listen()),
+        clock,
+        stop_send.clone(),
+        stop_receive.clone(),
+    )
+    .map_err(|e| format!("cannot start the synthetic browser: {e}"))?;
+
+    let api_base = format!("http://{}", api.local_addr);
+    let banner = format!(
+        "rtp-middlebox demo: browser ⇄ [client leg: {:.1}% loss{}, {} ms ± {} ms] ⇄ proxy ({}) ⇄ [upstream leg: {} ms] ⇄ SFU (suppresses its RRs)\n\
+         stats stream: {api_base}/v1/stream   sessions: {api_base}/v1/sessions   metrics: {api_base}/metrics\n",
+        opts.loss * 100.0,
+        if opts.burst { " + bursts" } else { "" },
+        opts.delay_ms,
+        opts.jitter_ms,
+        opts.rtcp,
+        opts.upstream_delay_ms,
+    );
+    let _ = out.write_all(banner.as_bytes());
+    let tty = opts.display == Display::Auto && std::io::stdout().is_terminal();
+    let started = clock.now();
+    let mut next_draw = Duration::from_secs(1);
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let elapsed = clock.now().saturating_since(started);
+        if stop.load(Ordering::Relaxed) || opts.seconds.is_some_and(|s| elapsed >= Duration::from_secs(s)) {
+            break;
+        }
+        if opts.display != Display::Off && elapsed >= next_draw {
+            let views = relay.sessions_blocking();
+            let rows = stream_rows(&views, &browser, &sfu);
+            let legs = leg_rows(&views, opts);
+            let table = render_live(&rows, &legs, opts.rtcp, elapsed.as_secs_f64());
+            if tty {
+                // Home the cursor and clear below it: the table refreshes in place.
+                let _ = write!(out, "\x1b[H\x1b[J{banner}{table}");
+            } else {
+                let _ = out.write_all(table.as_bytes());
+            }
+            let _ = out.flush();
+            next_draw += if tty {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_secs(5)
+            };
+        }
+    }
+
+    // Stop the senders, let the legs drain (delay + jitter), then read
+    // everything before tearing the relay down.
+    stop_send.store(true, Ordering::Relaxed);
+    let elapsed = clock.now().saturating_since(started).as_secs_f64();
+    std::thread::sleep(Duration::from_millis(
+        (opts.delay_ms + opts.jitter_ms + opts.upstream_delay_ms) as u64 + 100,
+    ));
+    stop_receive.store(true, Ordering::Relaxed);
+    browser.join();
+    sfu.join();
+    let views = relay.sessions_blocking();
+    let streams = stream_rows(&views, &browser, &sfu);
+    let legs = leg_rows(&views, opts);
+    let client_counters = client_fwd.stop();
+    let _ = upstream_fwd.stop();
+    api.stop();
+    let _ = relay.shutdown(Duration::from_secs(2));
+
+    let model = crate::impair::Impairment::new(client_leg(opts, 0)).map_err(|e| e.to_string())?;
+    Ok(DemoSummary {
+        seconds: elapsed,
+        rtcp: opts.rtcp.to_string(),
+        seed: opts.seed,
+        impairment: ImpairmentSummary {
+            expected_loss_percent: model.config().expected_loss_rate() * 100.0,
+            dropped_to_proxy: client_counters.to_target.total().dropped,
+            dropped_to_browser: client_counters.to_client.total().dropped,
+            delay_ms: opts.delay_ms,
+            jitter_ms: opts.jitter_ms,
+            expected_jitter_ms: 2.0 * opts.jitter_ms / 3.0,
+            upstream_delay_ms: opts.upstream_delay_ms,
+        },
+        streams,
+        legs,
+        api: api_base,
+    })
+}
+
+fn source<'a>(views: &'a [SessionView], side: Side, ssrc: u32) -> Option<&'a SourceSnapshot> {
+    views
+        .iter()
+        .flat_map(|v| v.snapshot.side(side).sources.iter())
+        .find(|s| s.ssrc == ssrc)
+}
+
+fn stream_rows(views: &[SessionView], browser: &Endpoint, sfu: &Endpoint) -> Vec<StreamSummary> {
+    let b = lock(&browser.state);
+    let s = lock(&sfu.state);
+    let mut rows = Vec::new();
+    for (specs, side, sender, receiver, direction) in [
+        (&BROWSER_STREAMS, Side::Client, &b, &s, "browser→sfu"),
+        (&SFU_STREAMS, Side::Upstream, &s, &b, "sfu→browser"),
+    ] {
+        for spec in specs.iter() {
+            let src = source(views, side, spec.ssrc);
+            let rtp = src.and_then(|x| x.rtp.as_ref());
+            let truth = receiver.received.get(&spec.ssrc);
+            let reports = sender.reports.get(&spec.ssrc);
+            // Browser→SFU: only the client leg (before the proxy) loses, so
+            // the SFU's missing sequence numbers are exactly the proxy's
+            // truth. SFU→browser: the upstream leg loses nothing.
+            let truth_before_proxy = if side == Side::Client {
+                truth.map_or(0, ReceivedTruth::lost)
+            } else {
+                0
+            };
+            let proxy_lost = rtp.map_or(0, |r| r.packets_lost);
+            let proxy_expected = rtp.map_or(0, |r| r.packets_expected);
+            rows.push(StreamSummary {
+                stream: spec.name.into(),
+                kind: spec.kind.into(),
+                ssrc: spec.ssrc,
+                direction: direction.into(),
+                sent: sender.sent.get(&spec.ssrc).copied().unwrap_or(0),
+                proxy_packets: rtp.map_or(0, |r| r.packets_received),
+                proxy_lost,
+                proxy_loss_percent: if proxy_expected > 0 {
+                    proxy_lost as f64 * 100.0 / proxy_expected as f64
+                } else {
+                    0.0
+                },
+                proxy_jitter_ms: rtp.and_then(|r| r.jitter).map(|j| j * 1000.0),
+                proxy_mean_jitter_ms: rtp.and_then(|r| r.mean_jitter).map(|j| j * 1000.0),
+                truth_lost_before_proxy: truth_before_proxy,
+                receiver_packets: truth.map_or(0, |t| t.packets),
+                receiver_lost: truth.map_or(0, ReceivedTruth::lost),
+                receiver_jitter_ms: truth.map_or(0.0, |t| t.jitter_units * 1000.0 / f64::from(spec.clock_rate)),
+                proxy_generating: src.is_some_and(|x| x.generating),
+                reports_at_sender: reports.map_or(0, |r| r.blocks),
+                sender_rtt_ms: reports
+                    .and_then(|r| (r.rtt_samples > 0).then(|| r.rtt_total * 1000.0 / r.rtt_samples as f64)),
+                sender_fraction_lost: reports.map(|r| r.fraction_lost),
+            });
+        }
+    }
+    rows
+}
+
+fn leg_rows(views: &[SessionView], opts: &DemoOptions) -> Vec<LegSummary> {
+    let ms = |x: Option<f64>| x.map(|v| v * 1000.0);
+    [
+        (Side::Client, "client", opts.delay_ms),
+        (Side::Upstream, "upstream", opts.upstream_delay_ms),
+    ]
+    .into_iter()
+    .map(|(side, leg, one_way)| {
+        let mut row = LegSummary {
+            leg: leg.into(),
+            injected_rtt_ms: 2.0 * one_way,
+            ..Default::default()
+        };
+        for v in views {
+            let s = v.snapshot.side(side);
+            row.sr_rr_ms = ms(s.rtt_sr_rr.mean).or(row.sr_rr_ms);
+            row.sr_rr_samples += s.rtt_sr_rr.measurements;
+            row.xr_dlrr_ms = ms(s.rtt_xr_dlrr.mean).or(row.xr_dlrr_ms);
+            row.stun_ms = ms(s.rtt_stun.mean).or(row.stun_ms);
+            row.stun_samples += s.rtt_stun.measurements;
+            // Reports generated toward this side's senders.
+            row.reports_generated += s.reports_generated;
+        }
+        row
+    })
+    .collect()
+}
+
+fn opt_ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |x| format!("{x:.1}"))
+}
+
+impl LegSummary {
+    /// The best RTT the proxy has for this leg: SR/RR, else XR, else STUN.
+    fn best_ms(&self) -> Option<f64> {
+        self.sr_rr_ms.or(self.xr_dlrr_ms).or(self.stun_ms)
+    }
+}
+
+fn render_live(rows: &[StreamSummary], legs: &[LegSummary], mode: RtcpMode, elapsed: f64) -> String {
+    let leg_rtt = |name: &str| opt_ms(legs.iter().find(|l| l.leg == name).and_then(LegSummary::best_ms));
+    let (client_rtt, upstream_rtt) = (leg_rtt("client"), leg_rtt("upstream"));
+    let mut t = format!(
+        "\n[{elapsed:5.1} s]\n{:<14} {:<12} {:>7} {:>5} {:>6} {:>6} {:>10} {:>10} {:<9} {:<10}\n",
+        "stream", "direction", "packets", "lost", "loss%", "jitter", "RTT client", "RTT upstr", "rtcp", "reports"
+    );
+    t += &format!(
+        "{:<14} {:<12} {:>7} {:>5} {:>6} {:>6} {:>10} {:>10}\n",
+        "", "", "", "", "", "ms", "leg ms", "leg ms"
+    );
+    for r in rows {
+        t += &format!(
+            "{:<14} {:<12} {:>7} {:>5} {:>6.2} {:>6} {:>10} {:>10} {:<9} {:<10}\n",
+            r.stream,
+            r.direction,
+            r.proxy_packets,
+            r.proxy_lost,
+            r.proxy_loss_percent,
+            opt_ms(r.proxy_jitter_ms),
+            client_rtt,
+            upstream_rtt,
+            mode.to_string(),
+            if r.proxy_generating { "generating" } else { "-" },
+        );
+    }
+    t
+}
+
+/// The closing comparison of what the proxy measured with what was injected.
+pub fn render_summary(s: &DemoSummary) -> String {
+    let i = &s.impairment;
+    let mut t = format!(
+        "\n== summary after {:.1} s (rtcp={}, seed {})\n\
+         client leg: {:.2}% expected loss per direction (dropped {} datagrams toward the proxy, {} toward the browser), \
+         {} ms ± {} ms (expected RFC 3550 jitter ≈ {:.2} ms); upstream leg: {} ms\n\n",
+        s.seconds,
+        s.rtcp,
+        s.seed,
+        i.expected_loss_percent,
+        i.dropped_to_proxy,
+        i.dropped_to_browser,
+        i.delay_ms,
+        i.jitter_ms,
+        i.expected_jitter_ms,
+        i.upstream_delay_ms,
+    );
+    t += &format!(
+        "{:<14} {:>6} {:>7} {:>7} {:>7} {:>8} {:>8} {:>9} {:>8} {:>8}\n",
+        "stream", "sent", "proxy", "proxy", "truth", "proxy", "proxy", "receiver", "reports", "sender"
+    );
+    t += &format!(
+        "{:<14} {:>6} {:>7} {:>7} {:>7} {:>8} {:>8} {:>9} {:>8} {:>8}\n",
+        "", "", "lost", "loss%", "lost", "jitter", "mean jit", "jitter", "at", "RTT ms"
+    );
+    t += &format!(
+        "{:<14} {:>6} {:>7} {:>7} {:>7} {:>8} {:>8} {:>9} {:>8} {:>8}\n",
+        "", "", "", "", "", "ms", "ms", "ms", "sender", ""
+    );
+    for r in &s.streams {
+        t += &format!(
+            "{:<14} {:>6} {:>7} {:>7.2} {:>7} {:>8} {:>8} {:>9.1} {:>8} {:>8}\n",
+            r.stream,
+            r.sent,
+            r.proxy_lost,
+            r.proxy_loss_percent,
+            r.truth_lost_before_proxy,
+            opt_ms(r.proxy_jitter_ms),
+            opt_ms(r.proxy_mean_jitter_ms),
+            r.receiver_jitter_ms,
+            r.reports_at_sender,
+            opt_ms(r.sender_rtt_ms),
+        );
+    }
+    t += "\nRTT per leg (proxy's own measurement, mean):\n";
+    for l in &s.legs {
+        t += &format!(
+            "  {:<8} injected {:>5.1} ms   SR/RR {:>6} ms ({} samples)   STUN {:>6} ms ({} samples)   generated reports toward it: {}\n",
+            l.leg,
+            l.injected_rtt_ms,
+            opt_ms(l.sr_rr_ms),
+            l.sr_rr_samples,
+            opt_ms(l.stun_ms),
+            l.stun_samples,
+            l.reports_generated,
+        );
+    }
+    t += "\n'truth' is the loss before the proxy, from the receiving endpoint's missing sequence numbers;\n\
+          'reports at sender' counts report blocks about the stream that reached its sender (the SFU sends none:\n\
+          in `auto` and `terminate` they are the proxy's), and the RTT the sender computes from them.\n";
+    t
+}

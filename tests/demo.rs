@@ -1,0 +1,140 @@
+//! `rtp-middlebox demo` as a subprocess: every stream measured, and the
+//! proxy's figures agree with what the seeded impairment injected.
+
+use serde_json::Value;
+use std::process::Command;
+
+fn run_demo(args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_rtp-middlebox"))
+        .arg("demo")
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run the demo");
+    assert!(
+        out.status.success(),
+        "demo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the --json summary parses")
+}
+
+fn stream<'a>(summary: &'a Value, name: &str) -> &'a Value {
+    summary["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stream"] == name)
+        .unwrap_or_else(|| panic!("no stream {name} in {summary:#}"))
+}
+
+fn leg<'a>(summary: &'a Value, name: &str) -> &'a Value {
+    summary["legs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["leg"] == name)
+        .unwrap()
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+#[test]
+fn auto_mode_measures_every_stream_and_fixes_the_missing_rrs() {
+    let s = run_demo(&["--seconds", "5"]);
+    let expected_jitter = f(&s["impairment"]["expectedJitterMs"]);
+    assert!(
+        f(&s["impairment"]["droppedToProxy"]) > 0.0,
+        "the impairment dropped nothing: {s:#}"
+    );
+    for name in ["browser audio", "browser video", "sfu audio", "sfu video"] {
+        let st = stream(&s, name);
+        assert!(f(&st["proxyPackets"]) > 100.0, "{name} not measured: {st:#}");
+    }
+    for name in ["browser audio", "browser video"] {
+        let st = stream(&s, name);
+        // Loss: the proxy's RFC 3550 count equals the sequence numbers that
+        // really went missing on the client leg, exactly.
+        assert_eq!(st["proxyLost"], st["truthLostBeforeProxy"], "{name}: {st:#}");
+        assert!(f(&st["proxyLost"]) > 0.0, "{name}: no loss to see: {st:#}");
+        // Jitter: uniform ±5 ms delay variation gives E|D| = 2J/3 ≈ 3.3 ms;
+        // the A.8 estimator is noisy, so compare the running mean loosely and
+        // the final value with the SFU's own A.8 (no jitter on the upstream leg).
+        let mean = f(&st["proxyMeanJitterMs"]);
+        assert!(
+            (0.5 * expected_jitter..1.6 * expected_jitter).contains(&mean),
+            "{name}: mean jitter {mean} ms vs expected {expected_jitter} ms"
+        );
+        let diff = (f(&st["proxyJitterMs"]) - f(&st["receiverJitterMs"])).abs();
+        assert!(diff < 1.0, "{name}: proxy and SFU jitter differ by {diff} ms: {st:#}");
+        // The SFU sends no RRs: the browser still gets report blocks, the
+        // proxy's, and computes the client leg's RTT (40 ms) from them.
+        assert_eq!(st["proxyGenerating"], true, "{name}: {st:#}");
+        assert!(
+            f(&st["reportsAtSender"]) > 0.0,
+            "{name}: no generated reports arrived: {st:#}"
+        );
+        let rtt = f(&st["senderRttMs"]);
+        assert!(
+            (28.0..52.0).contains(&rtt),
+            "{name}: browser's RTT {rtt} ms vs 40 ms injected"
+        );
+    }
+    for name in ["sfu audio", "sfu video"] {
+        // The upstream leg loses nothing; the browser's own RRs pass on.
+        let st = stream(&s, name);
+        assert_eq!(f(&st["proxyLost"]), 0.0, "{st:#}");
+        assert_eq!(st["proxyGenerating"], false, "{st:#}");
+    }
+    let client = leg(&s, "client");
+    let rtt = f(&client["srRrMs"]);
+    assert!(
+        (32.0..48.0).contains(&rtt),
+        "client leg SR/RR RTT {rtt} ms vs 40 injected"
+    );
+    assert!(f(&client["reportsGenerated"]) > 0.0);
+    let upstream = leg(&s, "upstream");
+    let rtt = f(&upstream["stunMs"]);
+    assert!(
+        (8.0..13.0).contains(&rtt),
+        "upstream leg STUN RTT {rtt} ms vs 10 injected"
+    );
+}
+
+#[test]
+fn terminate_mode_reports_on_both_legs() {
+    let s = run_demo(&["--seconds", "4", "--rtcp", "terminate", "--seed", "11"]);
+    for name in ["browser audio", "browser video", "sfu audio", "sfu video"] {
+        let st = stream(&s, name);
+        assert_eq!(st["proxyGenerating"], true, "{name}: {st:#}");
+        assert!(f(&st["reportsAtSender"]) > 0.0, "{name}: {st:#}");
+    }
+    assert!(f(&leg(&s, "upstream")["reportsGenerated"]) > 0.0);
+}
+
+#[test]
+fn plain_output_shows_the_urls_the_table_and_the_summary() {
+    let out = Command::new(env!("CARGO_BIN_EXE_rtp-middlebox"))
+        .args(["demo", "--seconds", "2", "--rtcp", "forward"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in ["/v1/stream", "/metrics", "browser audio", "== summary", "RTT per leg"] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    // Not a terminal: no cursor control sequences.
+    assert!(!text.contains('\x1b'));
+}
+
+#[test]
+fn bad_options_are_refused_with_a_message() {
+    let out = Command::new(env!("CARGO_BIN_EXE_rtp-middlebox"))
+        .args(["demo", "--loss", "150"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loss"));
+}
