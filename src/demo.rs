@@ -776,7 +776,7 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>, out: &mut dyn Write) -> Re
     })
 }
 
-fn source<'a>(views: &'a [SessionView], side: Side, ssrc: u32) -> Option<&'a SourceSnapshot> {
+fn source(views: &[SessionView], side: Side, ssrc: u32) -> Option<&SourceSnapshot> {
     views
         .iter()
         .flat_map(|v| v.snapshot.side(side).sources.iter())

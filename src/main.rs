@@ -175,6 +175,10 @@ fn main() -> ExitCode {
                     rtp_middlebox::demo::Display::Auto
                 },
             };
+            if !(0.0..=100.0).contains(&loss) {
+                eprintln!("rtp-middlebox demo: --loss {loss} must be a percentage in 0..=100");
+                return ExitCode::from(2);
+            }
             match demo(&opts, json) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
