@@ -23,6 +23,66 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub rtcp: RtcpSettings,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub collector: CollectorConfig,
+}
+
+/// `[metrics]`: the Prometheus endpoint (`GET /metrics` on the API).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// How often counters are read from the workers and stream
+    /// distributions sampled (one histogram sample per stream), seconds.
+    #[serde(default = "default_metrics_interval")]
+    pub interval_secs: u64,
+    /// Per-session gauges (`session` label) for finding the bad call.
+    #[serde(default)]
+    pub per_session: bool,
+    /// Hard cap on sessions with per-session series (worst by loss first).
+    #[serde(default = "default_max_session_series")]
+    pub max_session_series: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            interval_secs: default_metrics_interval(),
+            per_session: false,
+            max_session_series: default_max_session_series(),
+        }
+    }
+}
+
+fn default_metrics_interval() -> u64 {
+    5
+}
+fn default_max_session_series() -> usize {
+    500
+}
+
+/// `[collector]`: OTLP/HTTP push to an OpenTelemetry collector.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorConfig {
+    /// Base URL of the collector's OTLP/HTTP receiver, e.g.
+    /// `http://127.0.0.1:4318` (`/v1/metrics` and `/v1/logs` are appended).
+    /// Unset: no push.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    /// Push interval, seconds (default 10).
+    #[serde(default)]
+    pub interval_secs: Option<u64>,
+    /// Per-request timeout, ms (default 5000).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Attempts after a failure before a batch is given up (default 5).
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+    /// OTLP resource attributes, e.g. `"service.instance.id" = "sfu-1"`.
+    #[serde(default)]
+    pub resource: BTreeMap<String, String>,
 }
 
 /// Report generation (`auto` and `terminate` relays).
@@ -220,6 +280,30 @@ impl Config {
         }
         if self.limits.max_sessions == 0 {
             return Err(invalid("limits.max_sessions", "must be at least 1"));
+        }
+        if !(1..=3600).contains(&self.metrics.interval_secs) {
+            return Err(invalid("metrics.interval_secs", "must be within 1-3600"));
+        }
+        if self.metrics.max_session_series == 0 || self.metrics.max_session_series > 100_000 {
+            return Err(invalid("metrics.max_session_series", "must be within 1-100000"));
+        }
+        if let Some(url) = &self.collector.otlp_endpoint {
+            if !url.starts_with("http://") {
+                return Err(invalid(
+                    "collector.otlp_endpoint",
+                    format!("{url:?} must be an http:// URL (run a collector sidecar for TLS)"),
+                ));
+            }
+        }
+        if self.collector.interval_secs.is_some_and(|s| !(1..=3600).contains(&s)) {
+            return Err(invalid("collector.interval_secs", "must be within 1-3600"));
+        }
+        if self
+            .collector
+            .timeout_ms
+            .is_some_and(|ms| !(100..=60_000).contains(&ms))
+        {
+            return Err(invalid("collector.timeout_ms", "must be within 100-60000"));
         }
         if self.limits.max_sources_per_side == 0 {
             return Err(invalid("limits.max_sources_per_side", "must be at least 1"));

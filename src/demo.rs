@@ -676,7 +676,7 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>, out: &mut dyn Write) -> Re
         .map(|b| b.listen)
         .ok_or("the relay bound nothing")?;
     let rates = config.relay[0].clock_rates();
-    let api = http::start((&config.api).into(), relay.handle(), rates)
+    let api = http::start(http::ApiOptions::from_config(&config), relay.handle(), rates)
         .map_err(|e| format!("cannot start the HTTP API on {}: {e}", config.api.listen))?;
 
     let mut client_cfg = ForwarderConfig::new(proxy_listen);

@@ -245,8 +245,12 @@ fn run(path: Option<&std::path::Path>, o: Overrides, workers: usize, quiet: bool
         );
     }
     let rates = config.relay.first().map(|r| r.clock_rates()).unwrap_or_default();
-    let api = rtp_middlebox::export::http::start((&config.api).into(), relay.handle(), rates)
-        .map_err(|e| format!("cannot start the HTTP API on {}: {e}", config.api.listen))?;
+    let api = rtp_middlebox::export::http::start(
+        rtp_middlebox::export::http::ApiOptions::from_config(&config),
+        relay.handle(),
+        rates,
+    )
+    .map_err(|e| format!("cannot start the HTTP API on {}: {e}", config.api.listen))?;
     eprintln!("api listening on http://{}/v1/sessions", api.local_addr);
     wait_for_signal()?;
     eprintln!("shutting down");

@@ -117,6 +117,13 @@ impl KindCounts {
     pub fn total_bytes(&self) -> u64 {
         self.counts.iter().map(|c| c[1]).sum()
     }
+
+    pub fn merge(&mut self, o: &KindCounts) {
+        for (a, b) in self.counts.iter_mut().zip(o.counts.iter()) {
+            a[0] += b[0];
+            a[1] += b[1];
+        }
+    }
 }
 
 /// Serialised as `{"packets": {"rtp": n, …}, "bytes": {…}}`.
@@ -177,6 +184,56 @@ pub struct Counters {
     /// `auto`: streams found suppressed, and found reported again.
     pub suppression_detected: u64,
     pub suppression_cleared: u64,
+    /// RTCP compounds generated, consumed and forwarded, per
+    /// [`crate::engine::RtcpMode::index`] of the session's relay.
+    pub rtcp_by_mode: [RtcpModeCounts; 3],
+    /// SRTCP compounds that failed authentication with provisioned keys.
+    pub srtcp_auth_failures: u64,
+}
+
+impl Counters {
+    /// Adds another worker's counters (for process-wide totals).
+    pub fn merge(&mut self, o: &Counters) {
+        for (a, b) in self.received.iter_mut().zip(o.received.iter()) {
+            a.merge(b);
+        }
+        for (a, b) in self.drops.iter_mut().zip(o.drops.iter()) {
+            *a += b;
+        }
+        for (a, b) in self.rtt_rejects.iter_mut().zip(o.rtt_rejects.iter()) {
+            *a += b;
+        }
+        for (a, b) in self.rtcp_by_mode.iter_mut().zip(o.rtcp_by_mode.iter()) {
+            a.generated += b.generated;
+            a.consumed += b.consumed;
+            a.forwarded += b.forwarded;
+        }
+        self.rtcp_unreadable += o.rtcp_unreadable;
+        self.rtt_samples += o.rtt_samples;
+        self.sessions_opened += o.sessions_opened;
+        self.sessions_closed += o.sessions_closed;
+        self.sessions_refused += o.sessions_refused;
+        self.events_dropped += o.events_dropped;
+        self.reports_generated += o.reports_generated;
+        self.report_blocks_generated += o.report_blocks_generated;
+        self.reports_skipped_encrypted += o.reports_skipped_encrypted;
+        self.rtcp_rewritten += o.rtcp_rewritten;
+        self.rtcp_consumed += o.rtcp_consumed;
+        self.report_blocks_consumed += o.report_blocks_consumed;
+        self.suppression_detected += o.suppression_detected;
+        self.suppression_cleared += o.suppression_cleared;
+        self.srtcp_auth_failures += o.srtcp_auth_failures;
+    }
+}
+
+/// RTCP compound dispositions of the sessions in one mode.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RtcpModeCounts {
+    pub generated: u64,
+    pub consumed: u64,
+    /// Forwarded unchanged, or with report blocks removed (`terminate`).
+    pub forwarded: u64,
 }
 
 impl Default for Counters {
@@ -199,6 +256,8 @@ impl Default for Counters {
             report_blocks_consumed: 0,
             suppression_detected: 0,
             suppression_cleared: 0,
+            rtcp_by_mode: [RtcpModeCounts::default(); 3],
+            srtcp_auth_failures: 0,
         }
     }
 }

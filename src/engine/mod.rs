@@ -588,27 +588,35 @@ impl Engine {
             Some(Err(e)) => return Verdict::Drop(DropReason::Rtcp(e)),
             None => return Verdict::Drop(DropReason::Rtcp(rtcp::RtcpError::TooShort)),
         }
+        let by_mode = session.mode.index();
         let readable = !session.encrypted && rtcp::walk(datagram).all(|p| p.is_ok());
         if !readable {
             session.on_unreadable_rtcp(side, datagram, cap);
             counters.rtcp_unreadable += 1;
+            counters.rtcp_by_mode[by_mode].forwarded += 1;
             return Verdict::Forward(PacketKind::Rtcp);
         }
         for packet in rtcp::walk(datagram).flatten() {
             session.on_rtcp(now, side, &packet, cap, counters);
         }
         if session.mode != RtcpMode::Terminate {
+            counters.rtcp_by_mode[by_mode].forwarded += 1;
             return Verdict::Forward(PacketKind::Rtcp);
         }
         match rtcp_policy::strip_reports(datagram, rewritten) {
-            None => Verdict::Forward(PacketKind::Rtcp),
+            None => {
+                counters.rtcp_by_mode[by_mode].forwarded += 1;
+                Verdict::Forward(PacketKind::Rtcp)
+            }
             Some(blocks) => {
                 counters.report_blocks_consumed += blocks as u64;
                 if rewritten.is_empty() {
                     counters.rtcp_consumed += 1;
+                    counters.rtcp_by_mode[by_mode].consumed += 1;
                     Verdict::Consumed
                 } else {
                     counters.rtcp_rewritten += 1;
+                    counters.rtcp_by_mode[by_mode].forwarded += 1;
                     Verdict::Rewritten(PacketKind::Rtcp)
                 }
             }
@@ -659,6 +667,7 @@ impl Engine {
                 if let Some(datagram) = outcome.report {
                     session.sides[side.index()].rtcp.reports_generated += 1;
                     self.counters.reports_generated += 1;
+                    self.counters.rtcp_by_mode[session.mode.index()].generated += 1;
                     self.counters.report_blocks_generated += outcome.blocks as u64;
                     self.transmits.push_back(Transmit {
                         session: id,

@@ -35,6 +35,15 @@ pub enum RtcpMode {
     Terminate,
 }
 
+impl RtcpMode {
+    pub const ALL: [RtcpMode; 3] = [RtcpMode::Forward, RtcpMode::Auto, RtcpMode::Terminate];
+
+    /// Index into per-mode counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 impl std::fmt::Display for RtcpMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

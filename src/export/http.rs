@@ -16,7 +16,9 @@
 //! Errors are JSON `{"error": "..."}` with 400/401/404. With `[api] token`
 //! set, every request needs `Authorization: Bearer <token>`.
 
+use super::publish;
 use crate::report::session_report;
+use crate::runtime::clock::Clock;
 use crate::runtime::{RelayHandle, SessionView};
 use crate::stats::ClockRates;
 use axum::extract::ws::{Message, WebSocketUpgrade};
@@ -28,6 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::stream::{self, Stream};
+use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 use serde::Serialize;
 use serde_json::json;
 use std::collections::HashMap;
@@ -51,6 +54,22 @@ pub struct ApiOptions {
     pub token: Option<String>,
     pub stream_interval: Duration,
     pub cors_origins: Vec<String>,
+    /// `GET /metrics` and its publisher.
+    pub metrics: super::publish::PublishOptions,
+}
+
+impl ApiOptions {
+    /// `[api]` and `[metrics]` of a config.
+    pub fn from_config(c: &crate::config::Config) -> Self {
+        ApiOptions {
+            metrics: super::publish::PublishOptions {
+                interval: Duration::from_secs(c.metrics.interval_secs),
+                per_session: c.metrics.per_session,
+                max_session_series: c.metrics.max_session_series,
+            },
+            ..(&c.api).into()
+        }
+    }
 }
 
 impl From<&crate::config::ApiConfig> for ApiOptions {
@@ -60,6 +79,7 @@ impl From<&crate::config::ApiConfig> for ApiOptions {
             token: c.token.clone(),
             stream_interval: Duration::from_millis(c.stream_interval_ms),
             cors_origins: c.cors_origins.clone(),
+            metrics: Default::default(),
         }
     }
 }
@@ -74,6 +94,7 @@ struct ApiState {
     /// client never slows the relay or other subscribers.
     events: broadcast::Sender<Arc<StreamEvent>>,
     events_dropped: AtomicU64,
+    prometheus: PrometheusHandle,
 }
 
 /// One Server-Sent Event, serialised once for every subscriber.
@@ -121,11 +142,15 @@ pub fn start(options: ApiOptions, relay: RelayHandle, rates: ClockRates) -> io::
         token,
         stream_interval,
         cors_origins,
+        metrics,
     } = options;
     let std_listener = std::net::TcpListener::bind(listen)?;
     std_listener.set_nonblocking(true)?;
     let local_addr = std_listener.local_addr()?;
     let (events, _) = broadcast::channel(SUBSCRIBER_BUFFER);
+    // Per-session gauges of ended sessions expire after three intervals.
+    let (recorder, prometheus) = publish::prometheus_recorder(metrics.interval * 3);
+    let publisher = publish::Publisher::new(metrics, rates.clone(), unix_nanos(&Clock::new()));
     let state = Arc::new(ApiState {
         relay,
         rates,
@@ -133,6 +158,7 @@ pub fn start(options: ApiOptions, relay: RelayHandle, rates: ClockRates) -> io::
         cors_origins,
         events,
         events_dropped: AtomicU64::new(0),
+        prometheus,
     });
     let (stop, stopped) = oneshot::channel::<()>();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -142,6 +168,7 @@ pub fn start(options: ApiOptions, relay: RelayHandle, rates: ClockRates) -> io::
                 return;
             };
             tokio::spawn(produce_stream(state.clone(), stream_interval));
+            tokio::spawn(publish_metrics(state.clone(), publisher, recorder));
             let app = router(state);
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async {
@@ -162,6 +189,8 @@ fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/sessions", get(list_sessions))
         .route("/v1/sessions/{id}/stats", get(session_stats))
         .route("/v1/counters", get(counters))
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(healthz))
         .route("/v1/stream", get(stream))
         .route("/v1/stream/ws", get(stream_ws))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
@@ -215,7 +244,10 @@ async fn cors(State(state): State<Arc<ApiState>>, request: Request, next: Next) 
 }
 
 async fn require_token(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
-    if let Some(token) = &state.token {
+    // Probes (Docker HEALTHCHECK, Kubernetes readiness) carry no token and
+    // /healthz reveals nothing about calls.
+    let open = request.uri().path() == "/healthz";
+    if let (Some(token), false) = (&state.token, open) {
         let given = request
             .headers()
             .get(header::AUTHORIZATION)
@@ -308,6 +340,55 @@ async fn counters(State(state): State<Arc<ApiState>>) -> Response {
         },
     }))
     .into_response()
+}
+
+fn unix_nanos(clock: &Clock) -> u64 {
+    u64::try_from(clock.wall().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Reads the workers once per interval, publishes to the Prometheus
+/// recorder (and the OTLP exporter when configured).
+async fn publish_metrics(state: Arc<ApiState>, mut publisher: publish::Publisher, recorder: PrometheusRecorder) {
+    let clock = Clock::new();
+    let interval = publisher.options().interval;
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut due = clock.now();
+    loop {
+        tick.tick().await;
+        let lag = clock.now().saturating_since(due).as_secs_f64();
+        let workers = state.relay.stats().await;
+        let sessions = state.relay.sessions().await;
+        let closed = state.relay.take_closed().await;
+        let facts = publish::ExporterFacts {
+            stream_subscribers: state.events.receiver_count() as u64,
+            stream_events_dropped: state.events_dropped.load(Ordering::Relaxed),
+            lag_secs: lag,
+            otlp: None,
+        };
+        let p = publisher.publish(unix_nanos(&clock), &workers, &sessions, &closed, facts);
+        publish::apply(&recorder, &p);
+        state.prometheus.run_upkeep();
+        due = clock.now() + interval;
+    }
+}
+
+/// Prometheus text exposition format 0.0.4.
+async fn metrics_text(State(state): State<Arc<ApiState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.prometheus.render(),
+    )
+        .into_response()
+}
+
+/// Readiness: the API answers and every worker answers its control channel.
+async fn healthz(State(state): State<Arc<ApiState>>) -> Response {
+    let workers = state.relay.stats().await;
+    if workers.is_empty() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "no relay worker answers");
+    }
+    Json(json!({ "status": "ok", "workers": workers.len() })).into_response()
 }
 
 /// `iceConnectionState`-style name of a session's liveness.

@@ -3,3 +3,6 @@
 //! blocks the packet path.
 
 pub mod http;
+pub mod metrics;
+pub mod otlp;
+pub mod publish;

@@ -41,6 +41,9 @@ pub struct IoCounters {
     pub dropped_no_session: u64,
     /// Generated RTCP reports sent.
     pub reports_sent: u64,
+    /// Closed-session records nobody collected in time (see
+    /// [`worker::MAX_CLOSED_KEPT`]).
+    pub closed_records_dropped: u64,
 }
 
 impl IoCounters {
@@ -73,6 +76,7 @@ impl IoCounters {
         self.upstream_bind_failures += o.upstream_bind_failures;
         self.dropped_no_session += o.dropped_no_session;
         self.reports_sent += o.reports_sent;
+        self.closed_records_dropped += o.closed_records_dropped;
     }
 }
 
@@ -222,6 +226,18 @@ impl RelayHandle {
         for c in &self.controls {
             let (tx, rx) = oneshot::channel();
             if c.send(Control::Sessions(tx)).await.is_ok() {
+                out.extend(rx.await.unwrap_or_default());
+            }
+        }
+        out
+    }
+
+    /// Final views of sessions closed since the previous call.
+    pub async fn take_closed(&self) -> Vec<SessionView> {
+        let mut out = Vec::new();
+        for c in &self.controls {
+            let (tx, rx) = oneshot::channel();
+            if c.send(Control::TakeClosed(tx)).await.is_ok() {
                 out.extend(rx.await.unwrap_or_default());
             }
         }

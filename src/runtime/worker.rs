@@ -49,7 +49,14 @@ pub struct RelaySockets {
 pub enum Control {
     Sessions(oneshot::Sender<Vec<SessionView>>),
     Stats(oneshot::Sender<WorkerStats>),
+    /// Final views of the sessions closed since the last call (for
+    /// end-of-session quality records).
+    TakeClosed(oneshot::Sender<Vec<SessionView>>),
 }
+
+/// Closed sessions kept for [`Control::TakeClosed`]; beyond this the oldest
+/// are dropped (and counted) so an absent exporter costs bounded memory.
+pub const MAX_CLOSED_KEPT: usize = 4096;
 
 /// A session as seen from outside: where it is and its statistics.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -110,6 +117,7 @@ struct State {
     by_id: HashMap<SessionId, (usize, SocketAddr)>,
     io: IoCounters,
     buffer_bytes: usize,
+    closed: std::collections::VecDeque<SessionView>,
 }
 
 struct Shared {
@@ -162,6 +170,7 @@ pub fn run(
                 sessions: HashMap::default(),
                 by_id: HashMap::default(),
                 io: IoCounters::default(),
+                closed: std::collections::VecDeque::new(),
                 buffer_bytes,
             }),
             bufs: RefCell::new(RecvBuffers::new()),
@@ -203,6 +212,10 @@ async fn control_loop(shared: Rc<Shared>, mut control: mpsc::Receiver<Control>) 
                     let now = st.clock.now();
                     let views = st.sessions.values().filter_map(|e| view_of(&st, now, e)).collect();
                     let _ = reply.send(views);
+                }
+                Some(Control::TakeClosed(reply)) => {
+                    let closed = shared.state.borrow_mut().closed.drain(..).collect();
+                    let _ = reply.send(closed);
                 }
                 Some(Control::Stats(reply)) => {
                     let st = shared.state.borrow();
@@ -291,18 +304,23 @@ fn drain_events(st: &mut State, log: bool) {
                             t.abort();
                         }
                         st.io.sessions_expired += 1;
+                        let view = SessionView {
+                            wall_offset_ms: wall_offset_ms(&st.clock),
+                            id: view_id(st.index, id),
+                            worker: st.index,
+                            relay: entry.relay,
+                            upstream_local: entry.up.get_ref().local_addr().unwrap_or(entry.client),
+                            upstream_rtcp_local: entry.up_rtcp.as_ref().and_then(|s| s.get_ref().local_addr().ok()),
+                            snapshot: *snapshot,
+                        };
                         if log {
-                            let view = SessionView {
-                                wall_offset_ms: wall_offset_ms(&st.clock),
-                                id: view_id(st.index, id),
-                                worker: st.index,
-                                relay: entry.relay,
-                                upstream_local: entry.up.get_ref().local_addr().unwrap_or(entry.client),
-                                upstream_rtcp_local: entry.up_rtcp.as_ref().and_then(|s| s.get_ref().local_addr().ok()),
-                                snapshot: *snapshot,
-                            };
                             log_close(&view, &format!("{reason:?}").to_lowercase());
                         }
+                        if st.closed.len() >= MAX_CLOSED_KEPT {
+                            st.closed.pop_front();
+                            st.io.closed_records_dropped += 1;
+                        }
+                        st.closed.push_back(view);
                     }
                 }
             }

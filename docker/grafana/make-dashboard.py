@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""Writes docker/grafana/dashboards/rtp-middlebox.json (the Grafana dashboard
+docker/compose.yaml provisions).
+
+    python3 docker/grafana/make-dashboard.py           # rewrite the JSON
+    python3 docker/grafana/make-dashboard.py --check   # exit 1 if it differs
+
+Edit the panels here, not in the JSON: scripts/check-deploy.sh fails when the
+JSON is not what this script writes, and checks every rtpmb_ metric and label
+the queries use against docker/metric-names.txt.
+"""
+import json
+import os
+import sys
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dashboards", "rtp-middlebox.json")
+DS = {"type": "prometheus", "uid": "${datasource}"}
+SEL = 'instance=~"$instance"'
+RI = "$__rate_interval"
+panels = []
+pid = [0]
+y = [0]
+x = [0]
+
+def nid():
+    pid[0] += 1
+    return pid[0]
+
+def row(title, collapsed=False):
+    if x[0] != 0:
+        y[0] += 8; x[0] = 0
+    panels.append({"type": "row", "title": title, "id": nid(), "collapsed": False,
+                   "gridPos": {"h": 1, "w": 24, "x": 0, "y": y[0]}, "panels": []})
+    y[0] += 1
+
+def panel(title, targets, unit="short", desc="", w=12, h=8, kind="timeseries", stack=False, extra=None):
+    if x[0] + w > 24:
+        y[0] += h; x[0] = 0
+    p = {
+        "type": kind, "title": title, "id": nid(), "datasource": DS, "description": desc,
+        "gridPos": {"h": h, "w": w, "x": x[0], "y": y[0]},
+        "targets": [{"datasource": DS, "refId": chr(ord("A") + i), "expr": e, "legendFormat": l,
+                     "range": True, "instant": False}
+                    for i, (e, l) in enumerate(targets)],
+        "fieldConfig": {"defaults": {"unit": unit, "custom": {}}, "overrides": []},
+        "options": {},
+    }
+    if kind == "timeseries":
+        p["fieldConfig"]["defaults"]["custom"] = {
+            "drawStyle": "line", "lineWidth": 1, "fillOpacity": 10, "showPoints": "never",
+            "spanNulls": False, "stacking": {"mode": "normal" if stack else "none", "group": "A"}}
+        p["options"] = {"legend": {"displayMode": "table", "placement": "bottom", "showLegend": True,
+                                   "calcs": ["mean", "max", "lastNotNull"]},
+                        "tooltip": {"mode": "multi", "sort": "desc"}}
+    elif kind == "stat":
+        p["options"] = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                        "colorMode": "value", "graphMode": "area", "textMode": "auto", "orientation": "auto"}
+    if extra:
+        p.update(extra)
+    panels.append(p)
+    x[0] += w
+    if x[0] >= 24:
+        x[0] = 0; y[0] += h
+
+def q(expr):
+    return expr.replace("SEL", SEL).replace("RI", RI)
+
+row("Traffic")
+panel("Packets/s by direction and kind",
+      [(q('sum by (direction, kind) (rate(rtpmb_packets_total{SEL}[RI]))'), "{{direction}} {{kind}}")],
+      unit="pps", desc="Datagrams the relay received, by side (from_client, from_upstream) and classification (RTP, RTCP, STUN, DTLS, other).")
+panel("Bit rate by direction and kind",
+      [(q('8 * sum by (direction, kind) (rate(rtpmb_bytes_total{SEL}[RI]))'), "{{direction}} {{kind}}")],
+      unit="bps", desc="UDP payload bytes received, as bits per second.")
+panel("Dropped packets/s by reason",
+      [(q('sum by (reason) (rate(rtpmb_dropped_packets_total{SEL}[RI]))'), "{{reason}}")],
+      unit="pps", stack=True, desc="Datagrams the relay did not forward, by reason.")
+panel("Socket errors/s by reason",
+      [(q('sum by (reason) (rate(rtpmb_send_errors_total{SEL}[RI]))'), "send {{reason}}"),
+       (q('sum by (reason) (rate(rtpmb_receive_errors_total{SEL}[RI]))'), "receive {{reason}}")],
+      unit="pps", desc="Datagrams the kernel refused to send, and receive errors (refused: ICMP unreachable from the upstream).")
+
+row("Sessions")
+panel("Sessions active", [(q('sum(rtpmb_sessions_active{SEL})'), "active")], w=6, kind="stat",
+      desc="Client 5-tuples with live state on the selected relays.")
+panel("Sessions active by instance",
+      [(q('sum by (instance) (rtpmb_sessions_active{SEL})'), "{{instance}}")], w=9,
+      desc="Sessions are per node: each relay only knows the clients that reach it.")
+panel("Sessions created / expired / refused per second",
+      [(q('sum(rate(rtpmb_sessions_created_total{SEL}[RI]))'), "created"),
+       (q('sum(rate(rtpmb_sessions_expired_total{SEL}[RI]))'), "expired"),
+       (q('sum(rate(rtpmb_sessions_refused_total{SEL}[RI]))'), "refused")], w=9, unit="ops",
+      desc="Refused: new client addresses turned away (session limit reached or no free upstream port).")
+
+row("RTCP")
+panel("RTCP reports/s by mode",
+      [(q('sum by (mode) (rate(rtpmb_rtcp_reports_generated_total{SEL}[RI]))'), "generated {{mode}}"),
+       (q('sum by (mode) (rate(rtpmb_rtcp_reports_consumed_total{SEL}[RI]))'), "consumed {{mode}}"),
+       (q('sum by (mode) (rate(rtpmb_rtcp_reports_forwarded_total{SEL}[RI]))'), "forwarded {{mode}}")],
+      unit="ops", desc="Reports the relay generated (terminate/auto), consumed (did not pass on) and forwarded, by the relay's RTCP mode.")
+panel("RTCP suppression detected",
+      [(q('sum by (instance) (increase(rtpmb_rtcp_suppression_detected_total{SEL}[RI]))'), "{{instance}}")],
+      w=6, unit="short", desc="Streams whose receiver stopped reporting (auto mode takes over generating RRs).",
+      extra={})
+panel("SRTCP auth failures / unreadable RTCP per second",
+      [(q('sum(rate(rtpmb_srtcp_auth_failures_total{SEL}[RI]))'), "SRTCP auth failures"),
+       (q('sum(rate(rtpmb_rtcp_unreadable_total{SEL}[RI]))'), "forwarded unread (SRTCP without keys)")],
+      w=6, unit="pps", desc="SRTCP compounds failing authentication with provisioned keys (dropped), and RTCP the relay could not read (encrypted, no keys) and forwarded as is.")
+
+row("Stream quality")
+for title, metric, by, unit, desc in [
+    ("RTT by leg (p50 / p95 / p99)", "rtpmb_stream_rtt_seconds", "leg", "s",
+     "Round-trip time of each leg: client (relay <-> client) and upstream (relay <-> SFU)."),
+    ("RTT by method (p95)", "rtpmb_stream_rtt_seconds", "method", "s",
+     "Where RTT samples come from: SR/RR (LSR/DLSR), XR DLRR, or STUN transactions."),
+    ("Interarrival jitter by media kind (p50 / p95 / p99)", "rtpmb_stream_jitter_seconds", "kind", "s",
+     "RFC 3550 interarrival jitter of the streams, in seconds."),
+    ("Fraction lost by media kind (p50 / p95 / p99)", "rtpmb_stream_fraction_lost", "kind", "percentunit",
+     "Fraction of packets lost per report interval (0-1)."),
+]:
+    qs = [0.95] if by == "method" else [0.5, 0.95, 0.99]
+    panel(title,
+          [(q(f'histogram_quantile({v}, sum by (le, {by}) (rate({metric}_bucket{{SEL}}[RI])))'),
+            f"p{int(v*100)} {{{{{by}}}}}") for v in qs],
+          unit=unit, desc=desc + " Quantiles from the histogram buckets.")
+
+panel("RTT samples/s",
+      [(q('sum by (instance) (rate(rtpmb_rtt_samples_total{SEL}[RI]))'), "{{instance}}")],
+      unit="ops", desc="Valid RTT samples (report blocks, XR DLRR, STUN). Zero means the RTT panels have nothing to show.")
+
+row("Exporters")
+panel("Stats stream: events dropped/s and subscribers",
+      [(q('sum(rate(rtpmb_stats_events_dropped_total{SEL}[RI]))'), "events dropped/s"),
+       (q('sum(rtpmb_stats_stream_subscribers{SEL})'), "subscribers")],
+      desc="Events dropped because a /v1/stream subscriber read too slowly; subscribers connected.")
+panel("Metrics publication lag",
+      [(q('max by (instance) (rtpmb_publish_lag_seconds{SEL})'), "{{instance}}")],
+      unit="s", desc="How late the last metrics publication ran against its schedule.")
+panel("OTLP exports/s by signal and result",
+      [(q('sum by (signal, result) (rate(rtpmb_otlp_exports_total{SEL}[RI]))'), "{{signal}} {{result}}")],
+      unit="ops", desc="Export requests to [collector] otlp_endpoint; errors mean the collector is unreachable or refused them.")
+panel("OTLP errors, retries and dropped batches per second",
+      [(q('sum(rate(rtpmb_otlp_exports_total{SEL,result="error"}[RI]))'), "export errors"),
+       (q('sum(rate(rtpmb_otlp_retries_total{SEL}[RI]))'), "retries"),
+       (q('sum(rate(rtpmb_otlp_dropped_total{SEL}[RI]))'), "batches dropped")],
+      unit="ops", desc="Dropped: batches given up (exporter queue full or retries exhausted): data lost to the collector.")
+
+row("Per-session (needs [metrics] per_session = true)")
+panel("Top 10 sessions by RTT",
+      [(q('topk(10, max by (session, leg) (rtpmb_session_rtt_seconds{SEL}))'), "{{session}} {{leg}}")], w=8, unit="s")
+panel("Top 10 sessions by jitter",
+      [(q('topk(10, max by (session, direction) (rtpmb_session_jitter_seconds{SEL}))'), "{{session}} {{direction}}")], w=8, unit="s")
+panel("Top 10 sessions by fraction lost",
+      [(q('topk(10, max by (session, direction) (rtpmb_session_fraction_lost{SEL}))'), "{{session}} {{direction}}")], w=8, unit="percentunit")
+
+dash = {
+    "uid": "rtp-middlebox",
+    "title": "rtp-middlebox",
+    "description": "RTP/RTCP relay beside an SFU: traffic, drops, sessions, RTCP termination, stream quality, exporters.",
+    "tags": ["rtp", "webrtc", "rtp-middlebox"],
+    "timezone": "browser",
+    "editable": True,
+    "graphTooltip": 1,
+    "refresh": "10s",
+    "schemaVersion": 39,
+    "version": 1,
+    "time": {"from": "now-30m", "to": "now"},
+    "timepicker": {},
+    "annotations": {"list": [{"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                              "enable": True, "hide": True, "iconColor": "rgba(0, 211, 255, 1)",
+                              "name": "Annotations & Alerts", "type": "dashboard"}]},
+    "templating": {"list": [
+        {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
+         "current": {"text": "Prometheus", "value": "prometheus"}, "hide": 0, "refresh": 1,
+         "options": [], "regex": "", "includeAll": False, "multi": False},
+        {"name": "instance", "label": "Relay", "type": "query", "datasource": DS,
+         "definition": "label_values(rtpmb_sessions_active, instance)",
+         "query": {"query": "label_values(rtpmb_sessions_active, instance)", "refId": "instance"},
+         "refresh": 2, "includeAll": True, "multi": True, "allValue": ".*",
+         "current": {"text": ["All"], "value": ["$__all"]}, "options": [], "regex": "", "sort": 1, "hide": 0},
+    ]},
+    "links": [],
+    "panels": panels,
+}
+text = json.dumps(dash, indent=2) + "\n"
+if "--check" in sys.argv[1:]:
+    with open(OUT) as f:
+        same = f.read() == text
+    print(f"{os.path.relpath(OUT)} is {'up to date' if same else 'NOT what make-dashboard.py writes'}")
+    sys.exit(0 if same else 1)
+with open(OUT, "w") as f:
+    f.write(text)
+print(f"wrote {os.path.relpath(OUT)}: {len(panels)} panels")
