@@ -2,7 +2,7 @@
 //! `config/default.toml` is embedded and documents every key.
 
 use crate::stats::ClockRates;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -12,7 +12,7 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
 pub use crate::engine::RtcpMode;
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -30,7 +30,7 @@ pub struct Config {
 }
 
 /// `[metrics]`: the Prometheus endpoint (`GET /metrics` on the API).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     /// How often counters are read from the workers and stream
@@ -63,7 +63,7 @@ fn default_max_session_series() -> usize {
 }
 
 /// `[collector]`: OTLP/HTTP push to an OpenTelemetry collector.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CollectorConfig {
     /// Base URL of the collector's OTLP/HTTP receiver, e.g.
@@ -86,7 +86,7 @@ pub struct CollectorConfig {
 }
 
 /// Report generation (`auto` and `terminate` relays).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RtcpSettings {
     /// Minimum report interval on a leg carrying video, ms.
@@ -128,7 +128,7 @@ fn default_true() -> bool {
     true
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RelayConfig {
     pub listen: SocketAddr,
@@ -146,7 +146,7 @@ pub struct RelayConfig {
     pub clock_rates: BTreeMap<String, u32>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     /// HTTP API address; loopback by default (the API exposes call data).
@@ -179,7 +179,7 @@ impl Default for ApiConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     #[serde(default = "default_max_sessions")]

@@ -47,6 +47,20 @@ enum Command {
         /// Do not log session open/close lines.
         #[arg(long)]
         quiet: bool,
+        /// Validate the configuration (file and flags) and exit: 0 when
+        /// valid, 2 with the key and the problem otherwise.
+        #[arg(long)]
+        check_config: bool,
+    },
+    /// Exit 0 when a running proxy's API answers GET /healthz (for
+    /// container health checks), 1 otherwise.
+    Health {
+        /// The API address of the proxy.
+        #[arg(long, default_value = "127.0.0.1:9470")]
+        api: std::net::SocketAddr,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 2)]
+        timeout: u64,
     },
     /// A self-contained call on loopback: synthetic browser and SFU (which
     /// suppresses its RRs), seeded impairment, the proxy in between; shows
@@ -124,6 +138,7 @@ fn main() -> ExitCode {
             api_listen,
             workers,
             quiet,
+            check_config,
         } => {
             let overrides = Overrides {
                 listen,
@@ -135,6 +150,22 @@ fn main() -> ExitCode {
                 },
                 api_listen,
             };
+            if check_config {
+                return match load_with_overrides(config.as_deref(), &overrides) {
+                    Ok(c) => {
+                        println!(
+                            "configuration valid: {} relay(s), api on {}",
+                            c.relay.len(),
+                            c.api.listen
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("rtp-middlebox run --check-config: {e}");
+                        ExitCode::from(2)
+                    }
+                };
+            }
             match run(config.as_deref(), overrides, workers, quiet) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -143,6 +174,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Health { api, timeout } => match health(api, std::time::Duration::from_secs(timeout.max(1))) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rtp-middlebox health: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Demo {
             seconds,
             forever,
@@ -209,7 +247,9 @@ struct Overrides {
     api_listen: Option<std::net::SocketAddr>,
 }
 
-fn run(path: Option<&std::path::Path>, o: Overrides, workers: usize, quiet: bool) -> Result<(), String> {
+/// The config file (or the embedded default) with the command-line
+/// overrides applied, validated.
+fn load_with_overrides(path: Option<&std::path::Path>, o: &Overrides) -> Result<Config, String> {
     let mut config = load_config(path)?;
     if let Some(first) = config.relay.first_mut() {
         if let Some(l) = o.listen {
@@ -229,6 +269,14 @@ fn run(path: Option<&std::path::Path>, o: Overrides, workers: usize, quiet: bool
         config.api.listen = a;
     }
     config.validate().map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
+/// How long SIGTERM's drain lets the workers finish before exiting anyway.
+const DRAIN_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn run(path: Option<&std::path::Path>, o: Overrides, workers: usize, quiet: bool) -> Result<(), String> {
+    let mut config = load_with_overrides(path, &o)?;
     let opts = rtp_middlebox::runtime::RunOptions {
         workers,
         log_sessions: !quiet,
@@ -252,12 +300,61 @@ fn run(path: Option<&std::path::Path>, o: Overrides, workers: usize, quiet: bool
     )
     .map_err(|e| format!("cannot start the HTTP API on {}: {e}", config.api.listen))?;
     eprintln!("api listening on http://{}/v1/sessions", api.local_addr);
-    wait_for_signal()?;
-    eprintln!("shutting down");
+    loop {
+        match wait_for_signal()? {
+            Signal::Reload => {
+                // The file is read again; flags given at start still win.
+                match load_with_overrides(path, &o).and_then(|new| {
+                    relay.reload(&config, &new)?;
+                    Ok(new)
+                }) {
+                    Ok(new) => {
+                        config = new;
+                        eprintln!("SIGHUP: configuration reloaded (applies to new sessions; live sessions continue)");
+                    }
+                    Err(e) => eprintln!("SIGHUP: configuration not reloaded, keeping the running one: {e}"),
+                }
+            }
+            Signal::Stop => break,
+        }
+    }
+    // Drain: refuse new sessions, close the live ones with their final
+    // statistics, stop the API; bounded even when a worker or a stream
+    // subscriber is stuck.
+    eprintln!("draining: no new sessions");
+    relay.stop_accepting();
+    let finals = relay.shutdown(DRAIN_BOUND);
+    for v in &finals {
+        eprintln!("{}", final_line(v));
+    }
     api.stop();
-    let finals = relay.shutdown(std::time::Duration::from_secs(5));
     eprintln!("closed {} sessions", finals.len());
     Ok(())
+}
+
+/// One line of final statistics per session closed by the drain.
+fn final_line(v: &rtp_middlebox::runtime::SessionView) -> String {
+    let q = rtp_middlebox::export::publish::quality(v);
+    let legs: Vec<String> = q
+        .legs
+        .iter()
+        .map(|l| {
+            format!(
+                "{}: {} packets, {} lost, jitter {}, rtt {}",
+                l.leg,
+                l.packets_received,
+                l.packets_lost,
+                l.jitter_secs.map_or("-".into(), |j| format!("{:.1} ms", j * 1e3)),
+                l.rtt_secs.map_or("-".into(), |r| format!("{:.1} ms", r * 1e3)),
+            )
+        })
+        .collect();
+    format!(
+        "session {} closed (shutdown) after {:.1} s: {}",
+        q.session,
+        q.duration_secs,
+        legs.join("; ")
+    )
 }
 
 fn demo(opts: &rtp_middlebox::demo::DemoOptions, json: bool) -> Result<(), String> {
@@ -285,21 +382,45 @@ fn demo(opts: &rtp_middlebox::demo::DemoOptions, json: bool) -> Result<(), Strin
     Ok(())
 }
 
-/// Blocks until SIGINT or SIGTERM.
-fn wait_for_signal() -> Result<(), String> {
+enum Signal {
+    Reload,
+    Stop,
+}
+
+/// Blocks until SIGINT or SIGTERM (stop) or SIGHUP (reload).
+fn wait_for_signal() -> Result<Signal, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+        let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => Ok(Signal::Stop),
+            _ = term.recv() => Ok(Signal::Stop),
+            _ = hup.recv() => Ok(Signal::Reload),
         }
-        Ok(())
     })
+}
+
+/// GET /healthz on a running proxy's API.
+fn health(api: std::net::SocketAddr, timeout: std::time::Duration) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&api, timeout).map_err(|e| format!("{api}: {e}"))?;
+    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    write!(s, "GET /healthz HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut head = [0u8; 64];
+    let n = s.read(&mut head).map_err(|e| format!("{api}: {e}"))?;
+    let status = String::from_utf8_lossy(&head[..n]);
+    if status.starts_with("HTTP/1.1 200") {
+        println!("ok");
+        Ok(())
+    } else {
+        Err(format!("{api} answered {}", status.lines().next().unwrap_or("nothing")))
+    }
 }
 
 fn load_config(path: Option<&std::path::Path>) -> Result<Config, String> {

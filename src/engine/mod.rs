@@ -306,6 +306,15 @@ impl Engine {
         (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
+    /// Applies reloaded limits and report settings. Live sessions stay (a
+    /// lower `max_sessions` only refuses new ones); the new report policy
+    /// applies from each session's next report.
+    pub fn reconfigure(&mut self, f: impl FnOnce(&mut EngineConfig)) {
+        let seed = self.config.seed;
+        f(&mut self.config);
+        self.config.seed = seed;
+    }
+
     pub fn config(&self) -> &EngineConfig {
         &self.config
     }

@@ -103,6 +103,10 @@ struct StreamEvent {
     data: String,
 }
 
+/// How long `stop` lets in-flight requests finish before connections
+/// (stuck stream subscribers included) are dropped.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+
 /// Events buffered per subscriber before the oldest are dropped.
 const SUBSCRIBER_BUFFER: usize = 256;
 
@@ -170,11 +174,21 @@ pub fn start(options: ApiOptions, relay: RelayHandle, rates: ClockRates) -> io::
             tokio::spawn(produce_stream(state.clone(), stream_interval));
             tokio::spawn(publish_metrics(state.clone(), publisher, recorder));
             let app = router(state);
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
+            let (graceful_tx, graceful_rx) = oneshot::channel::<()>();
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = graceful_rx.await;
+            });
+            // Graceful shutdown waits for open connections, and a stats
+            // stream subscriber never closes its own: give requests in
+            // flight a grace period, then drop every connection.
+            tokio::select! {
+                _ = serve => {}
+                _ = async {
                     let _ = stopped.await;
-                })
-                .await;
+                    let _ = graceful_tx.send(());
+                    tokio::time::sleep(SHUTDOWN_GRACE).await;
+                } => {}
+            }
         });
     })?;
     Ok(ApiServer {

@@ -58,7 +58,7 @@
 //! exhausted, log backlog overflow, or unsent at shutdown). A metrics batch
 //! superseded by a newer one is not "dropped": nothing is lost.
 
-use super::metrics::{MetricDef, MetricKind, Publication, Sample, SessionQuality, METRICS};
+use super::metrics::{Labels, MetricDef, MetricKind, Publication, Sample, SessionQuality, METRICS};
 use crate::runtime::clock::Clock;
 use crate::time::MonoTime;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -336,6 +336,9 @@ struct Batch {
     attempts: u32,
 }
 
+/// Cumulative histogram state by (metric name, label set).
+type Histograms = BTreeMap<(&'static str, Labels), HistState>;
+
 /// Cumulative state of one histogram series.
 struct HistState {
     def: &'static MetricDef,
@@ -401,7 +404,7 @@ struct Worker {
     timeout: Duration,
     max_retries: u32,
     resource: Resource,
-    histograms: BTreeMap<(&'static str, Vec<(&'static str, String)>), HistState>,
+    histograms: Histograms,
     /// Newest metrics batch not yet accepted (superseded by each publication).
     metrics: Option<Batch>,
     metrics_gate: Backoff,
@@ -735,11 +738,7 @@ fn table_order(name: &str) -> usize {
 /// series must keep one point type (a counter that switched between int and
 /// double would be a type change to the backend). Integers up to 2^53 are
 /// exact.
-fn encode_metrics(
-    resource: &Resource,
-    p: &Publication,
-    histograms: &BTreeMap<(&'static str, Vec<(&'static str, String)>), HistState>,
-) -> Option<Vec<u8>> {
+fn encode_metrics(resource: &Resource, p: &Publication, histograms: &Histograms) -> Option<Vec<u8>> {
     let number = |s: &Sample, start: u64| NumberDataPoint {
         attributes: attributes(&s.labels),
         start_time_unix_nano: start,

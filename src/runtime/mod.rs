@@ -291,6 +291,56 @@ impl RelayRuntime {
         out
     }
 
+    /// Applies a reloaded config (SIGHUP) to sessions opened from now on:
+    /// relay upstreams and RTCP modes, limits, report settings, clock rates.
+    /// Sockets are not rebound, so listen addresses, port ranges and the
+    /// number of relays must stay as they are (a restart changes those).
+    /// Live sessions keep their upstream, mode and statistics.
+    pub fn reload(&self, old: &Config, new: &Config) -> Result<(), String> {
+        if old.relay.len() != new.relay.len() {
+            return Err("the number of [[relay]] sections changed: restart to apply".into());
+        }
+        for (i, (a, b)) in old.relay.iter().zip(&new.relay).enumerate() {
+            for (key, same) in [
+                ("listen", a.listen == b.listen),
+                ("listen_rtcp", a.listen_rtcp == b.listen_rtcp),
+                ("upstream_bind", a.upstream_bind == b.upstream_bind),
+                ("upstream_ports", a.upstream_ports == b.upstream_ports),
+                ("upstream_rtcp", a.upstream_rtcp.is_some() == b.upstream_rtcp.is_some()),
+            ] {
+                if !same {
+                    return Err(format!("relay[{i}].{key} changed: restart to apply"));
+                }
+            }
+        }
+        let n = self.workers.len();
+        let reload = worker::Reload {
+            relays: new
+                .relay
+                .iter()
+                .map(|r| (r.rtcp, r.upstream, r.upstream_rtcp))
+                .collect(),
+            max_sessions: new.limits.max_sessions.div_ceil(n),
+            max_sources_per_side: new.limits.max_sources_per_side,
+            idle_timeout: new.idle_timeout(),
+            report_policy: new.report_policy(),
+            clock_rates: new.relay[0].clock_rates(),
+        };
+        for w in &self.workers {
+            w.control
+                .blocking_send(Control::Reload(reload.clone()))
+                .map_err(|_| "a worker is gone".to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Draining: every worker refuses new client addresses from now on.
+    pub fn stop_accepting(&self) {
+        for w in &self.workers {
+            let _ = w.control.blocking_send(Control::StopAccepting);
+        }
+    }
+
     /// Per-worker counters, from a thread outside any runtime.
     pub fn stats_blocking(&self) -> Vec<WorkerStats> {
         self.workers

@@ -52,6 +52,22 @@ pub enum Control {
     /// Final views of the sessions closed since the last call (for
     /// end-of-session quality records).
     TakeClosed(oneshot::Sender<Vec<SessionView>>),
+    /// SIGHUP: new relay rules and limits for sessions opened from now on.
+    Reload(Reload),
+    /// Draining: refuse new client addresses; live sessions continue.
+    StopAccepting,
+}
+
+/// What a reload may change without rebinding sockets.
+#[derive(Clone, Debug)]
+pub struct Reload {
+    /// Per relay, in config order: RTCP mode and upstream addresses.
+    pub relays: Vec<(RtcpMode, SocketAddr, Option<SocketAddr>)>,
+    pub max_sessions: usize,
+    pub max_sources_per_side: usize,
+    pub idle_timeout: Option<std::time::Duration>,
+    pub report_policy: crate::engine::ReportPolicy,
+    pub clock_rates: crate::stats::ClockRates,
 }
 
 /// Closed sessions kept for [`Control::TakeClosed`]; beyond this the oldest
@@ -118,6 +134,8 @@ struct State {
     io: IoCounters,
     buffer_bytes: usize,
     closed: std::collections::VecDeque<SessionView>,
+    /// False once draining: new client addresses are refused.
+    accepting: bool,
 }
 
 struct Shared {
@@ -171,6 +189,7 @@ pub fn run(
                 by_id: HashMap::default(),
                 io: IoCounters::default(),
                 closed: std::collections::VecDeque::new(),
+                accepting: true,
                 buffer_bytes,
             }),
             bufs: RefCell::new(RecvBuffers::new()),
@@ -213,6 +232,22 @@ async fn control_loop(shared: Rc<Shared>, mut control: mpsc::Receiver<Control>) 
                     let views = st.sessions.values().filter_map(|e| view_of(&st, now, e)).collect();
                     let _ = reply.send(views);
                 }
+                Some(Control::Reload(r)) => {
+                    let mut st = shared.state.borrow_mut();
+                    for (relay, (mode, upstream, upstream_rtcp)) in st.relays.iter_mut().zip(r.relays) {
+                        relay.mode = mode;
+                        relay.upstream = upstream;
+                        relay.upstream_rtcp = upstream_rtcp;
+                    }
+                    st.engine.reconfigure(|c| {
+                        c.max_sessions = r.max_sessions;
+                        c.max_sources_per_side = r.max_sources_per_side;
+                        c.idle_timeout = r.idle_timeout;
+                        c.report_policy = r.report_policy;
+                        c.clock_rates = r.clock_rates;
+                    });
+                }
+                Some(Control::StopAccepting) => shared.state.borrow_mut().accepting = false,
                 Some(Control::TakeClosed(reply)) => {
                     let closed = shared.state.borrow_mut().closed.drain(..).collect();
                     let _ = reply.send(closed);
@@ -409,6 +444,10 @@ fn open_session(
     now: MonoTime,
     log: bool,
 ) -> Option<()> {
+    if !st.accepting {
+        st.io.sessions_refused += 1;
+        return None;
+    }
     let buffer_bytes = st.buffer_bytes;
     let r = &mut st.relays[relay];
     let pair = r.listen_rtcp.is_some();
