@@ -234,10 +234,34 @@ fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     }
 }
 
+/// A TOML error as one log-friendly line naming the key when the error
+/// points at one: `relay.upstream (line 3, column 12): invalid socket address syntax`.
+fn one_line(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    let Some(span) = e.span() else { return message };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    let line_text = text.lines().nth(line - 1).unwrap_or("");
+    let key = line_text.split_once('=').map(|(k, _)| k.trim().trim_matches('"'));
+    // The table the line is in: the last `[name]` / `[[name]]` header above.
+    let table = text
+        .lines()
+        .take(line - 1)
+        .filter_map(|l| l.trim().strip_prefix('['))
+        .last()
+        .map(|h| h.trim_start_matches('[').split(']').next().unwrap_or("").trim());
+    match (table, key) {
+        (Some(t), Some(k)) if !k.is_empty() => format!("{t}.{k} (line {line}, column {column}): {message}"),
+        (None, Some(k)) if !k.is_empty() => format!("{k} (line {line}, column {column}): {message}"),
+        _ => format!("line {line}, column {column}: {message}"),
+    }
+}
+
 impl Config {
     /// Parses and validates a TOML document.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(one_line(text, &e)))?;
         config.validate()?;
         Ok(config)
     }

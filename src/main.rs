@@ -277,6 +277,9 @@ const DRAIN_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn run(path: Option<&std::path::Path>, o: Overrides, workers: usize, quiet: bool) -> Result<(), String> {
     let mut config = load_with_overrides(path, &o)?;
+    // Before anything is announced: a signal sent as soon as the process
+    // says it listens must find the handlers in place.
+    let mut signals = Signals::register()?;
     let opts = rtp_middlebox::runtime::RunOptions {
         workers,
         log_sessions: !quiet,
@@ -301,7 +304,7 @@ fn run(path: Option<&std::path::Path>, o: Overrides, workers: usize, quiet: bool
     .map_err(|e| format!("cannot start the HTTP API on {}: {e}", config.api.listen))?;
     eprintln!("api listening on http://{}/v1/sessions", api.local_addr);
     loop {
-        match wait_for_signal()? {
+        match signals.next() {
             Signal::Reload => {
                 // The file is read again; flags given at start still win.
                 match load_with_overrides(path, &o).and_then(|new| {
@@ -324,8 +327,12 @@ fn run(path: Option<&std::path::Path>, o: Overrides, workers: usize, quiet: bool
     eprintln!("draining: no new sessions");
     relay.stop_accepting();
     let finals = relay.shutdown(DRAIN_BOUND);
-    for v in &finals {
-        eprintln!("{}", final_line(v));
+    if quiet {
+        // Without --quiet the workers already logged each session's
+        // per-stream figures as they closed it.
+        for v in &finals {
+            eprintln!("{}", final_line(v));
+        }
     }
     api.stop();
     eprintln!("closed {} sessions", finals.len());
@@ -362,10 +369,10 @@ fn demo(opts: &rtp_middlebox::demo::DemoOptions, json: bool) -> Result<(), Strin
     {
         // Ctrl-C (or SIGTERM) ends the run early, still with a summary.
         let stop = stop.clone();
+        let mut signals = Signals::register()?;
         std::thread::spawn(move || {
-            if wait_for_signal().is_ok() {
-                stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
+            while let Signal::Reload = signals.next() {}
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
         });
     }
     let mut stdout = std::io::stdout();
@@ -387,22 +394,42 @@ enum Signal {
     Stop,
 }
 
-/// Blocks until SIGINT or SIGTERM (stop) or SIGHUP (reload).
-fn wait_for_signal() -> Result<Signal, String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(async {
+/// SIGINT/SIGTERM/SIGHUP, registered once for the process so that a signal
+/// arriving while the previous one is handled waits in its stream instead
+/// of being lost.
+struct Signals {
+    rt: tokio::runtime::Runtime,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> Result<Signals, String> {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-        let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => Ok(Signal::Stop),
-            _ = term.recv() => Ok(Signal::Stop),
-            _ = hup.recv() => Ok(Signal::Reload),
-        }
-    })
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let _guard = rt.enter();
+        let term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+        let int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+        let hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+        drop(_guard);
+        Ok(Signals { rt, term, int, hup })
+    }
+
+    /// Blocks until SIGINT or SIGTERM (stop) or SIGHUP (reload).
+    fn next(&mut self) -> Signal {
+        let Signals { rt, term, int, hup } = self;
+        rt.block_on(async {
+            tokio::select! {
+                _ = int.recv() => Signal::Stop,
+                _ = term.recv() => Signal::Stop,
+                _ = hup.recv() => Signal::Reload,
+            }
+        })
+    }
 }
 
 /// GET /healthz on a running proxy's API.
