@@ -52,6 +52,10 @@ export interface ProxyPeerConnectionOptions {
   resync?: boolean;
   /** URL of `GET /v1/sessions` (default: `sessions` next to streamUrl). */
   sessionsUrl?: string;
+  /** How long the stream stays open after the session closed, for events sent with the end (default 1000 ms). */
+  closeGraceMs?: number;
+  /** Keep the proxy's order of stats objects instead of sdkOrder() (default false). */
+  preserveOrder?: boolean;
   /** Random source for the reconnection jitter (tests). */
   random?: () => number;
 }
@@ -81,6 +85,9 @@ export declare class SseParser {
   onRetry?: (ms: number) => void;
   push(text: string): SseEvent[];
 }
+
+/** The report with every inbound-rtp that shares its SSRC with a remote-inbound-rtp moved last (see README). */
+export declare function sdkOrder<T extends { type: string; ssrc?: unknown }>(stats: T[]): T[];
 
 export declare function backoffDelay(attempt: number, options?: ReconnectOptions, random?: () => number): number;
 

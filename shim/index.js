@@ -208,6 +208,22 @@ export function backoffDelay(attempt, { initialMs = 500, maxMs = 30000, jitter =
   return Math.round(base * (1 - j * random()));
 }
 
+/**
+ * Report order for SDKs that key per-stream state by SSRC and direction only.
+ * The proxy reports an SSRC it relays twice, as `inbound-rtp` (its own
+ * counters) and as `remote-inbound-rtp` (the receiver's RRs); callstats.js
+ * files both under the same inbound monitor and keeps the last one it sees, and
+ * a remote-inbound-rtp (no packetsReceived) then reads as 100% interval loss.
+ * Putting such inbound-rtp entries last keeps the SDK's loss and bitrate on
+ * the proxy's counters. Values are untouched; only the (unspecified) maplike
+ * order changes. Stable otherwise.
+ */
+export function sdkOrder(stats) {
+  const remote = new Set(stats.filter((s) => s.type === 'remote-inbound-rtp').map((s) => s.ssrc));
+  const last = (s) => s.type === 'inbound-rtp' && remote.has(s.ssrc);
+  return [...stats.filter((s) => !last(s)), ...stats.filter(last)];
+}
+
 function makeEvent(type, fields) {
   const ev = new Event(type);
   for (const [k, v] of Object.entries(fields || {})) {
@@ -250,6 +266,8 @@ const EVENT_HANDLERS = [
  *   turns that off.
  * - closeGraceMs: how long the stream stays open after the session closed, for
  *   events sent along with the end (default 1000).
+ * - preserveOrder: keep the proxy's order of stats objects in getStats()
+ *   instead of sdkOrder() (default false).
  */
 export class ProxyPeerConnection extends EventTarget {
   #opts;
@@ -298,6 +316,7 @@ export class ProxyPeerConnection extends EventTarget {
       resync: options.resync !== false,
       sessionsUrl: options.sessionsUrl,
       closeGraceMs: options.closeGraceMs ?? 1000,
+      preserveOrder: options.preserveOrder === true,
     };
     this.#initialMs = this.#opts.reconnect.initialMs;
     this.sessionId = this.#opts.sessionId;
@@ -438,7 +457,7 @@ export class ProxyPeerConnection extends EventTarget {
   }
 
   #makeReport() {
-    return new ProxyStatsReport(this.#report);
+    return new ProxyStatsReport(this.#opts.preserveOrder ? this.#report : sdkOrder(this.#report));
   }
 
   #stop() {

@@ -215,10 +215,11 @@ test('live (protocol v2): idle expiry surfaces as proxyerror "idle" → applicat
   pc.addEventListener('connectionstatechange', () => seen.push(['conn', pc.connectionState]));
   await sender.done;
   await waitFor(() => pc.iceConnectionState === 'closed', { timeoutMs: IDLE_TIMEOUT_SECS * 1000 + 5000, what: 'closed' });
+  // The error may come just before or just after the closed state (the shim listens on for closeGraceMs).
+  await waitFor(() => seen.some((x) => x[0] === 'proxyerror') || !pc.streamConnected, { what: 'error or end of stream' });
   const err = seen.findIndex((x) => x[0] === 'proxyerror');
   assert.ok(err >= 0, `no proxyerror in ${JSON.stringify(seen)}`);
   assert.deepEqual(seen[err], ['proxyerror', 'idle', 'applicationLog']);
-  assert.ok(err < seen.findIndex((x) => x[0] === 'ice' && x[1] === 'closed'), 'error before closed');
   assert.equal(pc.lastProxyError.reason, 'idle');
 });
 

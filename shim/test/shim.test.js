@@ -24,6 +24,7 @@ async function setup(t, proxyOpts = {}, pcOpts = {}) {
     streamUrl: proxy.streamUrl,
     sessionId: SID,
     reconnect: { initialMs: 20, maxMs: 200 },
+    closeGraceMs: 100,
     ...pcOpts,
   });
   t.after(async () => {
@@ -189,6 +190,11 @@ test('state events update properties first, then fire in order; on<event> handle
   ]);
   assert.deepEqual(viaProperty, ['connected', 'disconnected']);
 
+  // Events sent along with the end (within closeGraceMs) still arrive.
+  const errors = [];
+  pc.onproxyerror = (e) => errors.push(e.reason);
+  proxy.send('error', { session: SID, reason: 'idle', message: 'idle for 30 s', timestamp: 1 });
+  await waitFor(() => errors.length === 1, { what: 'error after closed' });
   // A closed session is terminal: the shim stops listening and does not reconnect.
   await waitFor(() => proxy.streams.size === 0 && !pc.streamConnected, { what: 'stream closed' });
   const n = proxy.streamRequests().length;

@@ -328,7 +328,7 @@ impl RelayRuntime {
         };
         for w in &self.workers {
             w.control
-                .blocking_send(Control::Reload(reload.clone()))
+                .blocking_send(Control::Reload(Box::new(reload.clone())))
                 .map_err(|_| "a worker is gone".to_string())?;
         }
         Ok(())

@@ -53,7 +53,7 @@ pub enum Control {
     /// end-of-session quality records).
     TakeClosed(oneshot::Sender<Vec<SessionView>>),
     /// SIGHUP: new relay rules and limits for sessions opened from now on.
-    Reload(Reload),
+    Reload(Box<Reload>),
     /// Draining: refuse new client addresses; live sessions continue.
     StopAccepting,
 }
@@ -233,6 +233,7 @@ async fn control_loop(shared: Rc<Shared>, mut control: mpsc::Receiver<Control>) 
                     let _ = reply.send(views);
                 }
                 Some(Control::Reload(r)) => {
+                    let r = *r;
                     let mut st = shared.state.borrow_mut();
                     for (relay, (mode, upstream, upstream_rtcp)) in st.relays.iter_mut().zip(r.relays) {
                         relay.mode = mode;
