@@ -303,22 +303,17 @@ fn run(path: Option<&std::path::Path>, o: Overrides, workers: usize, quiet: bool
     )
     .map_err(|e| format!("cannot start the HTTP API on {}: {e}", config.api.listen))?;
     eprintln!("api listening on http://{}/v1/sessions", api.local_addr);
-    loop {
-        match signals.next() {
-            Signal::Reload => {
-                // The file is read again; flags given at start still win.
-                match load_with_overrides(path, &o).and_then(|new| {
-                    relay.reload(&config, &new)?;
-                    Ok(new)
-                }) {
-                    Ok(new) => {
-                        config = new;
-                        eprintln!("SIGHUP: configuration reloaded (applies to new sessions; live sessions continue)");
-                    }
-                    Err(e) => eprintln!("SIGHUP: configuration not reloaded, keeping the running one: {e}"),
-                }
+    while let Signal::Reload = signals.next() {
+        // The file is read again; flags given at start still win.
+        match load_with_overrides(path, &o).and_then(|new| {
+            relay.reload(&config, &new)?;
+            Ok(new)
+        }) {
+            Ok(new) => {
+                config = new;
+                eprintln!("SIGHUP: configuration reloaded (applies to new sessions; live sessions continue)");
             }
-            Signal::Stop => break,
+            Err(e) => eprintln!("SIGHUP: configuration not reloaded, keeping the running one: {e}"),
         }
     }
     // Drain: refuse new sessions, close the live ones with their final
