@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the project's capture tooling needs
-# (scripts/make-captures.sh): tshark (golden values) and GStreamer (RTP senders),
-# plus the Python GObject bindings that drive rtpbin in tests/gstreamer_rtcp.rs.
+# Installs the Debian packages the tests need: tshark (golden values) and
+# GStreamer (RTP senders), the Python GObject bindings that drive rtpbin in
+# tests/gstreamer_rtcp.rs, and Prometheus (tests/prometheus_server.rs starts
+# its own server on loopback; the package's service is not used).
 #
 # Idempotent: does nothing when every package is already installed; runs
 # `apt-get update` only when something is missing. Needs root (or sudo).
@@ -16,6 +17,7 @@ PACKAGES=(
   python3-gi
   gir1.2-gstreamer-1.0
   gir1.2-gst-plugins-base-1.0
+  prometheus
 )
 
 missing=()

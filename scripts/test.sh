@@ -18,6 +18,7 @@ bash scripts/setup.sh
 # setup.sh installed GStreamer and its Python bindings: their interop tests
 # must run, not skip.
 export REQUIRE_GSTREAMER=1
+export REQUIRE_PROMETHEUS=1
 
 echo "== cargo test"
 cargo test --all-targets

@@ -60,6 +60,18 @@ pub struct DemoOptions {
     pub api_listen: SocketAddr,
     /// Live table: refreshing in place (a terminal) or plain blocks.
     pub display: Display,
+    /// Metrics publication interval, seconds (`[metrics] interval_secs`).
+    pub metrics_interval_secs: u64,
+    /// Told the proxy's and the API's addresses once everything runs
+    /// (tests drive a live demo through it).
+    pub ready: Option<std::sync::mpsc::Sender<DemoAddresses>>,
+}
+
+/// Where a running demo can be reached.
+#[derive(Clone, Copy, Debug)]
+pub struct DemoAddresses {
+    pub proxy: SocketAddr,
+    pub api: SocketAddr,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +96,8 @@ impl Default for DemoOptions {
             seed: 7,
             api_listen: "127.0.0.1:0".parse().expect("literal address"),
             display: Display::Auto,
+            metrics_interval_secs: 1,
+            ready: None,
         }
     }
 }
@@ -660,6 +674,7 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>, out: &mut dyn Write) -> Re
     relay_cfg.upstream_bind = "127.0.0.1".parse().map_err(|_| "address")?;
     relay_cfg.rtcp = opts.rtcp;
     config.api.listen = opts.api_listen;
+    config.metrics.interval_secs = opts.metrics_interval_secs;
     config.validate().map_err(|e| e.to_string())?;
     let relay = runtime::start(
         &config,
@@ -697,6 +712,12 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>, out: &mut dyn Write) -> Re
     )
     .map_err(|e| format!("cannot start the synthetic browser: {e}"))?;
 
+    if let Some(ready) = &opts.ready {
+        let _ = ready.send(DemoAddresses {
+            proxy: proxy_listen,
+            api: api.local_addr,
+        });
+    }
     let api_base = format!("http://{}", api.local_addr);
     let banner = format!(
         "rtp-middlebox demo: browser ⇄ [client leg: {:.1}% loss{}, {} ms ± {} ms] ⇄ proxy ({}) ⇄ [upstream leg: {} ms] ⇄ SFU (suppresses its RRs)\n\

@@ -212,6 +212,7 @@ fn main() -> ExitCode {
                 } else {
                     rtp_middlebox::demo::Display::Auto
                 },
+                ..Default::default()
             };
             if !(0.0..=100.0).contains(&loss) {
                 eprintln!("rtp-middlebox demo: --loss {loss} must be a percentage in 0..=100");
