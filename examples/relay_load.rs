@@ -101,6 +101,50 @@ fn main() {
                 100.0 * (t.cpu_us_per_packet / f.cpu_us_per_packet - 1.0)
             );
         }
+        Some("metrics") => {
+            // The cost of metrics: the same load with the publisher off and
+            // on (1 s interval, per-session series: the worst case), in
+            // alternating rounds of one run; medians compared.
+            let streams = arg(&args, "--streams", 2000usize);
+            let rate = arg(&args, "--rate", 50.0f64);
+            let secs = arg(&args, "--seconds", 10.0f64);
+            let workers = arg(&args, "--workers", 2usize);
+            let rounds = arg(&args, "--rounds", 3usize);
+            let dir = std::env::temp_dir().join(format!("relay-load-metrics-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let relay = "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:9\"\nupstream_bind = \"127.0.0.1\"\n";
+            let off = dir.join("off.toml");
+            let on = dir.join("on.toml");
+            std::fs::write(&off, format!("{relay}[metrics]\nenabled = false\n")).unwrap();
+            std::fs::write(
+                &on,
+                format!("{relay}[metrics]\nenabled = true\ninterval_secs = 1\nper_session = true\nmax_session_series = 1000\n"),
+            )
+            .unwrap();
+            println!("metrics: {streams} streams x {rate} packets/s for {secs} s, {workers} workers, {rounds} rounds");
+            print_header();
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for _ in 0..rounds {
+                let r = run_once(&format!("rtp-middlebox:forward@{}", off.display()), streams, rate, secs, workers);
+                print_row(&r);
+                a.push(r.cpu_us_per_packet);
+                let r = run_once(&format!("rtp-middlebox:forward@{}", on.display()), streams, rate, secs, workers);
+                print_row(&r);
+                b.push(r.cpu_us_per_packet);
+            }
+            let median = |v: &mut Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let (off_us, on_us) = (median(&mut a), median(&mut b));
+            println!(
+                "metrics on vs off: {:.3} vs {:.3} s of relay CPU per million packets ({:+.1}%, medians of {rounds})",
+                on_us,
+                off_us,
+                100.0 * (on_us / off_us - 1.0)
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         Some("max-rate") => {
             let workers = arg(&args, "--workers", 1usize);
             let secs = arg(&args, "--seconds", 3.0f64);
@@ -114,7 +158,7 @@ fn main() {
             max_rate(&kind, workers, streams, secs);
         }
         _ => {
-            eprintln!("usage: relay_load bench [--streams K] [--rate R] [--seconds S] [--workers W] [--only naive|rtp-middlebox]\n       relay_load max-rate [--workers W] [--streams K] [--seconds S] [--relay naive|rtp-middlebox]\n       relay_load naive --listen ADDR --upstream ADDR [--workers W]");
+            eprintln!("usage: relay_load bench [--streams K] [--rate R] [--seconds S] [--workers W] [--only naive|rtp-middlebox]\n       relay_load metrics [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load max-rate [--workers W] [--streams K] [--seconds S] [--relay naive|rtp-middlebox]\n       relay_load naive --listen ADDR --upstream ADDR [--workers W]");
             std::process::exit(2);
         }
     }
@@ -158,7 +202,14 @@ fn print_header() {
 fn print_row(r: &RunResult) {
     println!(
         "{:<24} {:>8.0} {:>9} {:>9} {:>7.3} {:>8.0} {:>8.0} {:>9.0} {:>10.2} {:>6.1} {:>10.0}",
-        r.kind,
+        // "kind@/dir/on.toml" prints as "kind@on".
+        match r.kind.split_once('@') {
+            Some((k, path)) => format!(
+                "{k}@{}",
+                std::path::Path::new(path).file_stem().map_or("".into(), |s| s.to_string_lossy())
+            ),
+            None => r.kind.clone(),
+        },
         r.offered_pps,
         r.sent,
         r.delivered,
@@ -204,7 +255,12 @@ impl Drop for ChildGuard {
 }
 
 fn spawn_relay(kind: &str, listen: SocketAddr, upstream: SocketAddr, workers: usize) -> ChildGuard {
-    // "rtp-middlebox:terminate" selects the RTCP mode (default forward).
+    // "rtp-middlebox:terminate" selects the RTCP mode (default forward);
+    // "rtp-middlebox:forward@FILE" also passes --config FILE.
+    let (kind, config) = match kind.split_once('@') {
+        Some((k, c)) => (k, Some(c)),
+        None => (kind, None),
+    };
     let (kind, mode) = kind.split_once(':').unwrap_or((kind, "forward"));
     let dir = exe_dir();
     let mut cmd = match kind {
@@ -237,6 +293,9 @@ fn spawn_relay(kind: &str, listen: SocketAddr, upstream: SocketAddr, workers: us
                 "--api-listen",
                 "127.0.0.1:0",
             ]);
+            if let Some(path) = config {
+                c.args(["--config", path]);
+            }
             c
         }
     };

@@ -33,6 +33,9 @@ pub struct Config {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
+    /// Serve `GET /metrics` and run the publisher (and OTLP push).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
     /// How often counters are read from the workers and stream
     /// distributions sampled (one histogram sample per stream), seconds.
     #[serde(default = "default_metrics_interval")]
@@ -48,6 +51,7 @@ pub struct MetricsConfig {
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
+            enabled: true,
             interval_secs: default_metrics_interval(),
             per_session: false,
             max_session_series: default_max_session_series(),

@@ -50,10 +50,12 @@ fn relay_with_api(token: Option<&str>) -> (runtime::RelayRuntime, http::ApiServe
         stream_interval: Duration::from_millis(100),
         cors_origins: vec!["https://dashboard.example".into()],
         metrics: rtp_middlebox::export::publish::PublishOptions {
+            enabled: true,
             interval: Duration::from_secs(1),
             per_session: true,
             max_session_series: 10,
         },
+        otlp: None,
     };
     let api = http::start(options, relay.handle(), config.relay[0].clock_rates()).unwrap();
     (relay, api, upstream)

@@ -59,6 +59,7 @@ fn prometheus_endpoint_reports_traffic_drops_and_distributions() {
     let mut options = http::ApiOptions::from_config(&config);
     options.listen = "127.0.0.1:0".parse().unwrap();
     options.metrics = publish::PublishOptions {
+        enabled: true,
         interval: Duration::from_secs(1),
         per_session: true,
         max_session_series: 10,

@@ -742,3 +742,104 @@ fn start_rejects_endpoints_it_cannot_reach() {
         .iter()
         .any(|(k, v)| k == "service.name" && v == "rtp-middlebox"));
 }
+
+// ---------------------------------------------------------------- end to end
+
+fn relay_with_collector(endpoint: String) -> (rtp_middlebox::runtime::RelayRuntime, rtp_middlebox::export::http::ApiServer, std::net::UdpSocket) {
+    use rtp_middlebox::config::Config;
+    let upstream = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let text = format!(
+        "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"{}\"\nrtcp = \"forward\"\nupstream_bind = \"127.0.0.1\"\n\
+         [api]\nlisten = \"127.0.0.1:0\"\n[limits]\nidle_timeout_secs = 1\n[metrics]\ninterval_secs = 1\n\
+         [collector]\notlp_endpoint = \"{endpoint}\"\ninterval_secs = 1\ntimeout_ms = 500\nmax_retries = 1\n\
+         [collector.resource]\n\"service.instance.id\" = \"sfu-node-7\"\nregion = \"eu-test\"\n",
+        upstream.local_addr().unwrap()
+    );
+    let config = Config::from_toml(&text).unwrap();
+    let relay = rtp_middlebox::runtime::start(
+        &config,
+        &rtp_middlebox::runtime::RunOptions {
+            workers: 1,
+            log_sessions: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let api = rtp_middlebox::export::http::start(
+        rtp_middlebox::export::http::ApiOptions::from_config(&config),
+        relay.handle(),
+        config.relay[0].clock_rates(),
+    )
+    .unwrap();
+    (relay, api, upstream)
+}
+
+fn send_stream(to: SocketAddr, n: u16) -> std::net::UdpSocket {
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for seq in 0..n {
+        let mut p = vec![0x80, 0x00];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        p.extend_from_slice(&0x0a0b_0c0du32.to_be_bytes());
+        p.resize(172, 0);
+        client.send_to(&p, to).unwrap();
+    }
+    client
+}
+
+#[test]
+fn the_relay_pushes_its_metrics_and_session_records_to_a_collector() {
+    let collector = Collector::ok();
+    let (relay, _api, _upstream) = relay_with_collector(collector.endpoint());
+    let _client = send_stream(relay.bound()[0].listen, 200);
+    // The session idles out after 1 s; its quality record follows as a log.
+    assert!(
+        wait_until(Duration::from_secs(15), || collector.count("/v1/logs") > 0),
+        "no session record pushed"
+    );
+    let latest = collector.received("/v1/metrics").last().cloned().expect("metrics pushed");
+    let req = decode_metrics(&latest);
+    let resource = req.resource_metrics[0].resource.as_ref().unwrap();
+    assert_eq!(attr_str(&resource.attributes, "service.instance.id"), Some("sfu-node-7"));
+    assert_eq!(attr_str(&resource.attributes, "region"), Some("eu-test"));
+    assert_eq!(attr_str(&resource.attributes, "service.name"), Some("rtp-middlebox"));
+    assert_eq!(
+        counter_value(&req, "rtpmb_packets_total", &[("direction", "from_client"), ("kind", "rtp")]),
+        200.0
+    );
+    assert_eq!(counter_value(&req, "rtpmb_sessions_created_total", &[]), 1.0);
+    let logs = ExportLogsServiceRequest::decode(collector.received("/v1/logs")[0].body.as_slice()).unwrap();
+    let record = &logs.resource_logs[0].scope_logs[0].log_records[0];
+    assert!(attr_str(&record.attributes, "session.id").is_some_and(|id| id.starts_with("0-")));
+    assert_eq!(attr_i64(&record.attributes, "client.packets_received"), Some(200));
+    assert_eq!(attr_i64(&record.attributes, "client.packets_lost"), Some(0));
+}
+
+#[test]
+fn collector_down_counts_errors_and_the_relay_keeps_forwarding() {
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let (relay, api, upstream) = relay_with_collector(closed);
+    let _client = send_stream(relay.bound()[0].listen, 300);
+    upstream.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let mut buf = [0u8; 2048];
+    let mut got = 0;
+    while upstream.recv_from(&mut buf).is_ok() {
+        got += 1;
+    }
+    assert_eq!(got, 300, "the relay lost packets while the collector was down");
+    // The failures show on /metrics.
+    let errors = || {
+        let mut s = TcpStream::connect(api.local_addr).unwrap();
+        write!(s, "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text.lines()
+            .find(|l| l.starts_with("rtpmb_otlp_exports_total{signal=\"metrics\",result=\"error\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(wait_until(Duration::from_secs(15), || errors() >= 2.0), "errors never counted");
+}

@@ -56,6 +56,8 @@ pub struct ApiOptions {
     pub cors_origins: Vec<String>,
     /// `GET /metrics` and its publisher.
     pub metrics: super::publish::PublishOptions,
+    /// `[collector]`: OTLP push of the same publications.
+    pub otlp: Option<super::otlp::OtlpConfig>,
 }
 
 impl ApiOptions {
@@ -63,10 +65,27 @@ impl ApiOptions {
     pub fn from_config(c: &crate::config::Config) -> Self {
         ApiOptions {
             metrics: super::publish::PublishOptions {
+                enabled: c.metrics.enabled,
                 interval: Duration::from_secs(c.metrics.interval_secs),
                 per_session: c.metrics.per_session,
                 max_session_series: c.metrics.max_session_series,
             },
+            otlp: c.collector.otlp_endpoint.as_ref().map(|endpoint| {
+                let defaults = super::otlp::OtlpConfig::default();
+                let mut resource = defaults.resource.clone();
+                for (k, v) in &c.collector.resource {
+                    resource.retain(|(rk, _)| rk != k);
+                    resource.push((k.clone(), v.clone()));
+                }
+                super::otlp::OtlpConfig {
+                    endpoint: endpoint.clone(),
+                    interval: c.collector.interval_secs.map_or(Duration::from_secs(10), Duration::from_secs),
+                    timeout: c.collector.timeout_ms.map_or(defaults.timeout, Duration::from_millis),
+                    max_retries: c.collector.max_retries.unwrap_or(defaults.max_retries),
+                    resource,
+                    ..defaults
+                }
+            }),
             ..(&c.api).into()
         }
     }
@@ -80,6 +99,7 @@ impl From<&crate::config::ApiConfig> for ApiOptions {
             stream_interval: Duration::from_millis(c.stream_interval_ms),
             cors_origins: c.cors_origins.clone(),
             metrics: Default::default(),
+            otlp: None,
         }
     }
 }
@@ -95,6 +115,7 @@ struct ApiState {
     events: broadcast::Sender<Arc<StreamEvent>>,
     events_dropped: AtomicU64,
     prometheus: PrometheusHandle,
+    metrics_enabled: bool,
 }
 
 /// One Server-Sent Event, serialised once for every subscriber.
@@ -147,14 +168,23 @@ pub fn start(options: ApiOptions, relay: RelayHandle, rates: ClockRates) -> io::
         stream_interval,
         cors_origins,
         metrics,
+        otlp,
     } = options;
+    let exporter = match otlp {
+        Some(cfg) if metrics.enabled => Some((
+            cfg.interval,
+            super::otlp::OtlpExporter::start(cfg)
+                .map_err(|e| io::Error::new(e.kind(), format!("OTLP exporter: {e}")))?,
+        )),
+        _ => None,
+    };
     let std_listener = std::net::TcpListener::bind(listen)?;
     std_listener.set_nonblocking(true)?;
     let local_addr = std_listener.local_addr()?;
     let (events, _) = broadcast::channel(SUBSCRIBER_BUFFER);
     // Per-session gauges of ended sessions expire after three intervals.
     let (recorder, prometheus) = publish::prometheus_recorder(metrics.interval * 3);
-    let publisher = publish::Publisher::new(metrics, rates.clone(), unix_nanos(&Clock::new()));
+    let publisher = publish::Publisher::new(metrics.clone(), rates.clone(), unix_nanos(&Clock::new()));
     let state = Arc::new(ApiState {
         relay,
         rates,
@@ -163,6 +193,7 @@ pub fn start(options: ApiOptions, relay: RelayHandle, rates: ClockRates) -> io::
         events,
         events_dropped: AtomicU64::new(0),
         prometheus,
+        metrics_enabled: metrics.enabled,
     });
     let (stop, stopped) = oneshot::channel::<()>();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -172,7 +203,9 @@ pub fn start(options: ApiOptions, relay: RelayHandle, rates: ClockRates) -> io::
                 return;
             };
             tokio::spawn(produce_stream(state.clone(), stream_interval));
-            tokio::spawn(publish_metrics(state.clone(), publisher, recorder));
+            if state.metrics_enabled {
+                tokio::spawn(publish_metrics(state.clone(), publisher, recorder, exporter));
+            }
             let app = router(state);
             let (graceful_tx, graceful_rx) = oneshot::channel::<()>();
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
@@ -362,12 +395,21 @@ fn unix_nanos(clock: &Clock) -> u64 {
 
 /// Reads the workers once per interval, publishes to the Prometheus
 /// recorder (and the OTLP exporter when configured).
-async fn publish_metrics(state: Arc<ApiState>, mut publisher: publish::Publisher, recorder: PrometheusRecorder) {
+async fn publish_metrics(
+    state: Arc<ApiState>,
+    mut publisher: publish::Publisher,
+    recorder: PrometheusRecorder,
+    exporter: Option<(Duration, super::otlp::OtlpExporter)>,
+) {
     let clock = Clock::new();
     let interval = publisher.options().interval;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut due = clock.now();
+    // OTLP pushes at its own interval: histogram observations and ended
+    // sessions gathered in between go with the next push.
+    let mut otlp_due = clock.now();
+    let mut pending = super::metrics::Publication::default();
     loop {
         tick.tick().await;
         let lag = clock.now().saturating_since(due).as_secs_f64();
@@ -378,17 +420,41 @@ async fn publish_metrics(state: Arc<ApiState>, mut publisher: publish::Publisher
             stream_subscribers: state.events.receiver_count() as u64,
             stream_events_dropped: state.events_dropped.load(Ordering::Relaxed),
             lag_secs: lag,
-            otlp: None,
+            otlp: exporter.as_ref().map(|(_, e)| {
+                let c = e.counters();
+                publish::OtlpFacts {
+                    metrics_ok: c.metrics_ok,
+                    metrics_error: c.metrics_error,
+                    logs_ok: c.logs_ok,
+                    logs_error: c.logs_error,
+                    retries: c.retries,
+                    dropped: c.dropped,
+                }
+            }),
         };
         let p = publisher.publish(unix_nanos(&clock), &workers, &sessions, &closed, facts);
         publish::apply(&recorder, &p);
         state.prometheus.run_upkeep();
+        if let Some((every, exporter)) = &exporter {
+            pending.observations.extend(p.observations.iter().cloned());
+            pending.ended_sessions.extend(p.ended_sessions.iter().cloned());
+            if clock.now() >= otlp_due {
+                let mut push = p;
+                push.observations = std::mem::take(&mut pending.observations);
+                push.ended_sessions = std::mem::take(&mut pending.ended_sessions);
+                exporter.offer(push);
+                otlp_due = clock.now() + *every;
+            }
+        }
         due = clock.now() + interval;
     }
 }
 
 /// Prometheus text exposition format 0.0.4.
 async fn metrics_text(State(state): State<Arc<ApiState>>) -> Response {
+    if !state.metrics_enabled {
+        return error(StatusCode::NOT_FOUND, "metrics are disabled ([metrics] enabled = false)");
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.prometheus.render(),

@@ -18,6 +18,8 @@ use std::time::Duration;
 /// `[metrics]`: what the publisher exports and how often.
 #[derive(Clone, Debug)]
 pub struct PublishOptions {
+    /// No publisher and no `/metrics` when false.
+    pub enabled: bool,
     pub interval: Duration,
     /// Per-session gauges (`session` label), capped at `max_session_series`
     /// sessions (the worst by loss first).
@@ -28,6 +30,7 @@ pub struct PublishOptions {
 impl Default for PublishOptions {
     fn default() -> Self {
         PublishOptions {
+            enabled: true,
             interval: Duration::from_secs(5),
             per_session: false,
             max_session_series: 500,
