@@ -745,7 +745,13 @@ fn start_rejects_endpoints_it_cannot_reach() {
 
 // ---------------------------------------------------------------- end to end
 
-fn relay_with_collector(endpoint: String) -> (rtp_middlebox::runtime::RelayRuntime, rtp_middlebox::export::http::ApiServer, std::net::UdpSocket) {
+fn relay_with_collector(
+    endpoint: String,
+) -> (
+    rtp_middlebox::runtime::RelayRuntime,
+    rtp_middlebox::export::http::ApiServer,
+    std::net::UdpSocket,
+) {
     use rtp_middlebox::config::Config;
     let upstream = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let text = format!(
@@ -797,14 +803,25 @@ fn the_relay_pushes_its_metrics_and_session_records_to_a_collector() {
         wait_until(Duration::from_secs(15), || collector.count("/v1/logs") > 0),
         "no session record pushed"
     );
-    let latest = collector.received("/v1/metrics").last().cloned().expect("metrics pushed");
+    let latest = collector
+        .received("/v1/metrics")
+        .last()
+        .cloned()
+        .expect("metrics pushed");
     let req = decode_metrics(&latest);
     let resource = req.resource_metrics[0].resource.as_ref().unwrap();
-    assert_eq!(attr_str(&resource.attributes, "service.instance.id"), Some("sfu-node-7"));
+    assert_eq!(
+        attr_str(&resource.attributes, "service.instance.id"),
+        Some("sfu-node-7")
+    );
     assert_eq!(attr_str(&resource.attributes, "region"), Some("eu-test"));
     assert_eq!(attr_str(&resource.attributes, "service.name"), Some("rtp-middlebox"));
     assert_eq!(
-        counter_value(&req, "rtpmb_packets_total", &[("direction", "from_client"), ("kind", "rtp")]),
+        counter_value(
+            &req,
+            "rtpmb_packets_total",
+            &[("direction", "from_client"), ("kind", "rtp")]
+        ),
         200.0
     );
     assert_eq!(counter_value(&req, "rtpmb_sessions_created_total", &[]), 1.0);
@@ -841,5 +858,8 @@ fn collector_down_counts_errors_and_the_relay_keeps_forwarding() {
             .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    assert!(wait_until(Duration::from_secs(15), || errors() >= 2.0), "errors never counted");
+    assert!(
+        wait_until(Duration::from_secs(15), || errors() >= 2.0),
+        "errors never counted"
+    );
 }

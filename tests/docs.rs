@@ -1,0 +1,104 @@
+//! The documentation matches the program: every config key is documented in
+//! README's configuration reference and in the embedded default config,
+//! every example config validates, and README's set-up section holds
+//! exactly the two commands CI runs.
+
+use rtp_middlebox::config::Config;
+use serde_json::Value;
+
+/// A config with every optional key set, so that serialising it names every
+/// key the structs accept.
+fn everything() -> Config {
+    let mut c = Config::from_toml(
+        "[[relay]]\nlisten = \"0.0.0.0:20000\"\nlisten_rtcp = \"0.0.0.0:20001\"\n\
+         upstream = \"127.0.0.1:30000\"\nupstream_rtcp = \"127.0.0.1:30001\"\n\
+         [api]\ntoken = \"0123456789abcdef\"\n\
+         [collector]\notlp_endpoint = \"http://127.0.0.1:4318\"\ninterval_secs = 10\ntimeout_ms = 5000\nmax_retries = 5\n",
+    )
+    .unwrap();
+    c.collector.resource.insert("region".into(), "x".into());
+    c
+}
+
+/// Dotted key paths; maps with free-form keys (clock rates, resource
+/// attributes) stop at the map.
+fn paths(v: &Value, prefix: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) if !["relay.clock_rates", "collector.resource"].contains(&prefix) => {
+            for (k, v) in m {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                paths(v, &p, out);
+            }
+        }
+        Value::Array(a) if prefix == "relay" => {
+            if let Some(first) = a.first() {
+                paths(first, prefix, out);
+            }
+        }
+        _ => out.push(prefix.to_string()),
+    }
+}
+
+#[test]
+fn every_config_key_is_documented() {
+    let mut keys = Vec::new();
+    paths(&serde_json::to_value(everything()).unwrap(), "", &mut keys);
+    assert!(keys.len() > 20, "{keys:?}");
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let default = std::fs::read_to_string("config/default.toml").unwrap();
+    let mut missing = Vec::new();
+    for key in &keys {
+        if !readme.contains(&format!("| `{key}` |")) {
+            missing.push(format!("README configuration reference: {key}"));
+        }
+        let leaf = key.rsplit('.').next().unwrap();
+        let documented = default.lines().any(|l| {
+            let l = l.trim_start_matches(['#', ' ']);
+            l.starts_with(&format!("{leaf} =")) || l.starts_with(&format!("[{key}]"))
+        });
+        if !documented {
+            missing.push(format!("config/default.toml: {key}"));
+        }
+    }
+    assert!(missing.is_empty(), "undocumented config keys:\n{}", missing.join("\n"));
+}
+
+#[test]
+fn every_example_config_validates() {
+    let mut n = 0;
+    for entry in std::fs::read_dir("config").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            Config::from_toml(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 3, "default, sfu-front and sip-trunk at least");
+    let front = Config::from_toml(&std::fs::read_to_string("config/sfu-front.toml").unwrap()).unwrap();
+    assert_eq!(front.relay[0].rtcp, rtp_middlebox::config::RtcpMode::Terminate);
+    let trunk = Config::from_toml(&std::fs::read_to_string("config/sip-trunk.toml").unwrap()).unwrap();
+    assert!(trunk.relay[0].listen_rtcp.is_some() && trunk.relay[0].upstream_rtcp.is_some());
+}
+
+#[test]
+fn readme_set_up_has_the_two_commands_ci_runs() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let setup = readme
+        .split("## Set up")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a Set up section");
+    let commands: Vec<&str> = setup
+        .split("```sh\n")
+        .skip(1)
+        .map(|block| block.split("```").next().unwrap().trim())
+        .collect();
+    assert_eq!(commands, ["cargo run --release -- demo", "bash scripts/test.sh"]);
+    let ci = std::fs::read_to_string(".ci/run").unwrap();
+    assert!(ci.contains("bash scripts/test.sh"), "{ci}");
+}
