@@ -4,11 +4,13 @@
 #   bash scripts/test.sh            # everything (installs what it needs)
 #   FUZZ_SECONDS=0 bash scripts/test.sh   # skip the fuzz smoke
 #
-# Steps: install Debian tools (tshark, GStreamer) and cargo-fuzz
+# Steps: install Debian tools (tshark, GStreamer, Prometheus) and cargo-fuzz
 # idempotently; unit, property, integration and doc tests (including the
-# tshark agreement test on the shipped GStreamer captures); a bounded fuzz
-# smoke of every target; a quick run of the packet-path benchmark and a
-# bounded relay load run against the naive baseline.
+# tshark agreement test on the shipped GStreamer captures and a real
+# Prometheus server); README's demo on a fresh clone; the deployment file
+# checks; a bounded fuzz smoke of every target; a quick run of the
+# packet-path benchmark and bounded relay load runs against the naive
+# baseline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,8 +26,15 @@ echo "== cargo test"
 cargo test --all-targets
 cargo test --doc
 
-echo "== analyze the shipped capture (the README's main job)"
+echo "== analyze the shipped capture"
 cargo run --quiet -- analyze tests/data/gst-pcmu-opus-vp8.pcap --format table
+
+echo "== README's main job on a fresh clone (the demo), as a newcomer runs it"
+cargo build --release --quiet --examples --bins
+bash scripts/readme-walkthrough.sh
+
+echo "== deployment files (Dockerfile, compose, Kubernetes, Grafana, Prometheus)"
+RTP_MIDDLEBOX_BIN=target/release/rtp-middlebox bash scripts/check-deploy.sh
 
 if [ "$FUZZ_SECONDS" != "0" ]; then
   echo "== fuzz smoke (${FUZZ_SECONDS}s per target)"
@@ -39,6 +48,6 @@ echo "== relay load smoke (bounded)"
 echo "   3 s at 10 000 packets/s on a shared machine: this checks that the tool and"
 echo "   the relay work end to end; the figures in README \"Performance\" come from"
 echo "   the full-length commands listed there."
-cargo build --release --quiet --examples --bins
 target/release/examples/relay_load bench --streams 200 --rate 50 --seconds 3
 target/release/examples/relay_load modes --streams 200 --rate 50 --seconds 3
+target/release/examples/relay_load metrics --streams 200 --rate 50 --seconds 3 --rounds 1
