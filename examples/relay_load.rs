@@ -112,7 +112,8 @@ fn main() {
             let rounds = arg(&args, "--rounds", 3usize);
             let dir = std::env::temp_dir().join(format!("relay-load-metrics-{}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
-            let relay = "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:9\"\nupstream_bind = \"127.0.0.1\"\n";
+            let relay =
+                "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:9\"\nupstream_bind = \"127.0.0.1\"\n";
             let off = dir.join("off.toml");
             let on = dir.join("on.toml");
             std::fs::write(&off, format!("{relay}[metrics]\nenabled = false\n")).unwrap();
@@ -125,10 +126,22 @@ fn main() {
             print_header();
             let (mut a, mut b) = (Vec::new(), Vec::new());
             for _ in 0..rounds {
-                let r = run_once(&format!("rtp-middlebox:forward@{}", off.display()), streams, rate, secs, workers);
+                let r = run_once(
+                    &format!("rtp-middlebox:forward@{}", off.display()),
+                    streams,
+                    rate,
+                    secs,
+                    workers,
+                );
                 print_row(&r);
                 a.push(r.cpu_us_per_packet);
-                let r = run_once(&format!("rtp-middlebox:forward@{}", on.display()), streams, rate, secs, workers);
+                let r = run_once(
+                    &format!("rtp-middlebox:forward@{}", on.display()),
+                    streams,
+                    rate,
+                    secs,
+                    workers,
+                );
                 print_row(&r);
                 b.push(r.cpu_us_per_packet);
             }
@@ -206,7 +219,9 @@ fn print_row(r: &RunResult) {
         match r.kind.split_once('@') {
             Some((k, path)) => format!(
                 "{k}@{}",
-                std::path::Path::new(path).file_stem().map_or("".into(), |s| s.to_string_lossy())
+                std::path::Path::new(path)
+                    .file_stem()
+                    .map_or("".into(), |s| s.to_string_lossy())
             ),
             None => r.kind.clone(),
         },

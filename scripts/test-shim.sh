@@ -5,7 +5,6 @@
 #
 #   bash scripts/test-shim.sh
 #   RTP_MIDDLEBOX_BIN=/path/to/rtp-middlebox bash scripts/test-shim.sh   # no cargo build
-#   SHIM_PROXY_PROTOCOL=2 bash scripts/test-shim.sh   # also the live checks of the newer stream protocol
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -29,6 +29,9 @@ cargo test --doc
 echo "== analyze the shipped capture"
 cargo run --quiet -- analyze tests/data/gst-pcmu-opus-vp8.pcap --format table
 
+echo "== the JavaScript shim: unit, live and callstats-js tests (node)"
+RTP_MIDDLEBOX_BIN="$PWD/target/debug/rtp-middlebox" bash scripts/test-shim.sh
+
 echo "== README's main job on a fresh clone (the demo), as a newcomer runs it"
 cargo build --release --quiet --examples --bins
 bash scripts/readme-walkthrough.sh

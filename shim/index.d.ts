@@ -168,9 +168,10 @@ export declare class ProxyPeerConnection extends EventTarget {
   onproxyerror: Handler<ProxyErrorEvent>;
   onstreamerror: Handler<StreamErrorEvent>;
 
-  getStats(selector?: unknown): Promise<ProxyStatsReport>;
   /** Chrome's legacy form: answered with `{ result: () => [] }`. */
   getStats(callback: (legacy: { result(): unknown[] }) => void): Promise<void>;
+  /** The latest report; a selector (track) does not narrow it. */
+  getStats(selector?: unknown): Promise<ProxyStatsReport>;
   /** Old Firefox/Temasys form. */
   getStats(
     selector: unknown,

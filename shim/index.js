@@ -306,7 +306,9 @@ export class ProxyPeerConnection extends EventTarget {
     if (!sessionId) throw new TypeError('ProxyPeerConnection: sessionId is required');
     const fetchImpl = options.fetch || globalThis.fetch;
     if (typeof fetchImpl !== 'function') throw new TypeError('ProxyPeerConnection: no fetch implementation');
-    this.#fetch = fetchImpl;
+    // Called unbound: a browser's fetch throws "Illegal invocation" when called
+    // as a method of another object.
+    this.#fetch = (...args) => fetchImpl(...args);
     this.#opts = {
       streamUrl: String(streamUrl),
       sessionId: String(sessionId),
@@ -583,7 +585,12 @@ export class ProxyPeerConnection extends EventTarget {
     if (epoch !== this.#stateEpoch || this.#stopped() || !Array.isArray(sessions)) return;
     const s = sessions.find((x) => x && x.id === this.#opts.sessionId);
     if (s) {
-      const ice = s.state === 'active' ? 'connected' : 'disconnected';
+      // Proxies that publish the stream's own vocabulary are taken at their word.
+      const ice = ICE_STATES.has(s.iceConnectionState)
+        ? s.iceConnectionState
+        : s.state === 'active'
+          ? 'connected'
+          : 'disconnected';
       if (ice !== this.iceConnectionState) this.#applyState({ iceConnectionState: ice });
     } else if (this.iceConnectionState !== 'new') {
       this.#applyState({ iceConnectionState: 'closed', signalingState: 'closed' });
@@ -665,6 +672,8 @@ export class ProxyPeerConnection extends EventTarget {
     const callstatsFunction = callstatsFunctionFor(reason);
     const error = new Error(message);
     error.name = `ProxyError(${reason})`;
+    // The failure happened in the proxy: no JS frames worth reporting.
+    error.stack = `${error.name}: ${message}`;
     this.lastProxyError = { reason, message, timestamp, callstatsFunction };
     this.dispatchEvent(
       makeEvent('proxyerror', { reason, message, timestamp, callstatsFunction, error, session: this.#opts.sessionId }),

@@ -61,6 +61,14 @@ fn relay_with_api(token: Option<&str>) -> (runtime::RelayRuntime, http::ApiServe
     (relay, api, upstream)
 }
 
+/// The upstream answers one datagram (a session is `new` until it does).
+fn echo_once(upstream: &UdpSocket) {
+    upstream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = [0u8; 2048];
+    let (n, from) = upstream.recv_from(&mut b).unwrap();
+    upstream.send_to(&b[..n], from).unwrap();
+}
+
 fn send_rtp(listen: SocketAddr, n: u16) {
     let c = UdpSocket::bind("127.0.0.1:0").unwrap();
     for seq in 0..n {
@@ -136,7 +144,7 @@ fn bearer_token_is_required_when_configured() {
 
 #[test]
 fn stream_sends_state_and_stats_events() {
-    let (relay, api, _upstream) = relay_with_api(None);
+    let (relay, api, upstream) = relay_with_api(None);
     let mut s = TcpStream::connect(api.local_addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(
@@ -145,7 +153,8 @@ fn stream_sends_state_and_stats_events() {
     )
     .unwrap();
     send_rtp(relay.bound()[0].listen, 5);
-    // Read events until a `state` and a `stats` event for the session came.
+    echo_once(&upstream); // the SFU answers: the session is `connected`
+                          // Read events until a `state` and a `stats` event for the session came.
     let mut seen = String::new();
     let mut buf = [0u8; 65536];
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -179,7 +188,7 @@ fn stream_sends_state_and_stats_events() {
 /// then one unmasked server text frame.
 #[test]
 fn websocket_stream_carries_the_same_messages() {
-    let (relay, api, _upstream) = relay_with_api(None);
+    let (relay, api, upstream) = relay_with_api(None);
     let mut s = TcpStream::connect(api.local_addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(
@@ -189,6 +198,7 @@ fn websocket_stream_carries_the_same_messages() {
     )
     .unwrap();
     send_rtp(relay.bound()[0].listen, 5);
+    echo_once(&upstream); // the SFU answers: the session is `connected`
     let mut raw = Vec::new();
     let mut buf = [0u8; 65536];
     // Handshake response, then frames; read until one whole frame arrived.

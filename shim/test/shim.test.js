@@ -11,6 +11,7 @@ import {
   callstatsFunctionFor,
   CALLSTATS_FUNCTION_FOR_REASON,
   connectionStateFromIce,
+  sdkOrder,
 } from '../index.js';
 import { FakeProxy, waitFor, sleep, sampleReport } from './helpers/fake-proxy.js';
 
@@ -473,4 +474,33 @@ test('close() stops the stream and sets closed states without firing events', T,
   await sleep(100);
   assert.equal(proxy.streamRequests().length, n);
   assert.deepEqual(fired, []);
+});
+
+test('fetch is called unbound (a browser fetch rejects other receivers)', T, async (t) => {
+  const receivers = [];
+  const strictFetch = function (url, init) {
+    receivers.push(this);
+    if (this !== undefined && this !== globalThis) throw new TypeError('Illegal invocation');
+    return fetch(url, init);
+  };
+  const { proxy, pc } = await setup(t, { sessions: [{ id: SID, state: 'active' }] }, { fetch: strictFetch });
+  await waitFor(() => pc.iceConnectionState === 'connected' && proxy.streams.size === 1, { what: 'stream and resync' });
+  assert.ok(receivers.length >= 2);
+});
+
+test('getStats() order: inbound-rtp after the remote-inbound-rtp of the same SSRC (callstats keys monitors by SSRC)', T, async (t) => {
+  const report = sampleReport(SID, { ssrc: 7 }).concat(sampleReport(SID, { ssrc: 8 }).slice(2, 3));
+  // Proxy order: ..., IT-7, RIA-7, IT-8 (8 has no remote-inbound-rtp).
+  assert.deepEqual(report.map((s) => s.id), ['T-client', 'C-client-0', 'IT-client-7', 'RIA-client-7', 'IT-client-8']);
+  assert.deepEqual(sdkOrder(report).map((s) => s.id), ['T-client', 'C-client-0', 'RIA-client-7', 'IT-client-8', 'IT-client-7']);
+  const { proxy, pc } = await setup(t);
+  const kept = new ProxyPeerConnection({ streamUrl: proxy.streamUrl, sessionId: SID, preserveOrder: true, resync: false });
+  t.after(() => kept.close());
+  await waitFor(() => proxy.streams.size === 2, { what: 'streams' });
+  proxy.send('stats', { session: SID, report });
+  await waitFor(() => pc.reportTimestamp !== null && kept.reportTimestamp !== null, { what: 'reports' });
+  assert.deepEqual([...(await pc.getStats()).keys()], sdkOrder(report).map((s) => s.id));
+  assert.deepEqual([...(await kept.getStats()).keys()], report.map((s) => s.id));
+  // Values are untouched either way.
+  assert.deepEqual((await pc.getStats()).get('IT-client-7'), report[2]);
 });

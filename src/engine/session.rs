@@ -148,6 +148,12 @@ pub struct SideRtcp {
     pub stun_pending: StunPending,
     /// STUN responses from this side that answered a forwarded request.
     pub stun_responses: u64,
+    /// STUN binding requests seen from this side.
+    pub stun_requests: u64,
+    /// The oldest of this side's binding requests the other side has not
+    /// answered since its last answer (RFC 7675 consent: ICE agents give
+    /// up 30 s after the last answered check).
+    pub unanswered_since: Option<MonoTime>,
 }
 
 /// How many outstanding STUN transactions per side are remembered. ICE
@@ -335,17 +341,18 @@ impl Session {
         }
         match stun.class {
             StunClass::Request => {
-                self.sides[side.index()]
-                    .rtcp
-                    .stun_pending
-                    .record(stun.transaction_id, now);
+                let rtcp = &mut self.sides[side.index()].rtcp;
+                rtcp.stun_pending.record(stun.transaction_id, now);
+                rtcp.stun_requests += 1;
+                rtcp.unanswered_since.get_or_insert(now);
                 false
             }
             StunClass::SuccessResponse | StunClass::ErrorResponse => {
-                let asked_at = self.sides[side.other().index()]
-                    .rtcp
-                    .stun_pending
-                    .take(&stun.transaction_id);
+                let asker = &mut self.sides[side.other().index()].rtcp;
+                let asked_at = asker.stun_pending.take(&stun.transaction_id);
+                if asked_at.is_some() {
+                    asker.unanswered_since = None;
+                }
                 let Some(rtt) = asked_at
                     .and_then(|t| now.checked_since(t))
                     .filter(|d| *d <= STUN_MAX_AGE)

@@ -39,6 +39,10 @@ pub struct SideSnapshot {
     pub stun_responses: u64,
     /// Compound reports the proxy generated toward this side's senders.
     pub reports_generated: u64,
+    /// STUN binding requests from this side, and since when the oldest
+    /// still unanswered one waits (none: all answered).
+    pub stun_requests: u64,
+    pub stun_unanswered_since: Option<f64>,
     pub sources: Vec<SourceSnapshot>,
 }
 
@@ -155,6 +159,8 @@ impl SessionSnapshot {
                 rtcp_unreadable: st.rtcp.unreadable,
                 stun_responses: st.rtcp.stun_responses,
                 reports_generated: st.rtcp.reports_generated,
+                stun_requests: st.rtcp.stun_requests,
+                stun_unanswered_since: st.rtcp.unanswered_since.map(MonoTime::as_secs_f64),
                 sources: st
                     .sources
                     .iter()

@@ -17,12 +17,13 @@
 //! set, every request needs `Authorization: Bearer <token>`.
 
 use super::publish;
+use crate::engine::Side;
 use crate::report::session_report;
 use crate::runtime::clock::Clock;
 use crate::runtime::{RelayHandle, SessionView};
 use crate::stats::ClockRates;
 use axum::extract::ws::{Message, WebSocketUpgrade};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -79,7 +80,10 @@ impl ApiOptions {
                 }
                 super::otlp::OtlpConfig {
                     endpoint: endpoint.clone(),
-                    interval: c.collector.interval_secs.map_or(Duration::from_secs(10), Duration::from_secs),
+                    interval: c
+                        .collector
+                        .interval_secs
+                        .map_or(Duration::from_secs(10), Duration::from_secs),
                     timeout: c.collector.timeout_ms.map_or(defaults.timeout, Duration::from_millis),
                     max_retries: c.collector.max_retries.unwrap_or(defaults.max_retries),
                     resource,
@@ -116,13 +120,45 @@ struct ApiState {
     events_dropped: AtomicU64,
     prometheus: PrometheusHandle,
     metrics_enabled: bool,
+    descriptions: std::sync::Mutex<HashMap<String, Descriptions>>,
+    /// The producer's latest state per session, for the first events a new
+    /// subscriber gets.
+    current: std::sync::Mutex<HashMap<String, (&'static str, Option<Trouble>)>>,
 }
 
 /// One Server-Sent Event, serialised once for every subscriber.
 struct StreamEvent {
     name: &'static str,
+    /// The session the event is about (for `?session=` filtering).
+    session: String,
     data: String,
 }
+
+/// SDP attached to a session through `PUT /v1/sessions/{id}/sdp`, served to
+/// the shim as `localDescription`/`remoteDescription`.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Descriptions {
+    #[serde(default)]
+    local_description: Option<Description>,
+    #[serde(default)]
+    remote_description: Option<Description>,
+}
+
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Description {
+    #[serde(rename = "type")]
+    kind: String,
+    sdp: String,
+}
+
+/// Largest SDP accepted per description, and sessions with SDP attached.
+const MAX_SDP_BYTES: usize = 64 * 1024;
+const MAX_DESCRIPTIONS: usize = 10_000;
+
+/// RFC 7675 §5.1: consent expires 30 s after the last answered check.
+const CONSENT_TIMEOUT_SECS: f64 = 30.0;
 
 /// How long `stop` lets in-flight requests finish before connections
 /// (stuck stream subscribers included) are dropped.
@@ -194,6 +230,8 @@ pub fn start(options: ApiOptions, relay: RelayHandle, rates: ClockRates) -> io::
         events_dropped: AtomicU64::new(0),
         prometheus,
         metrics_enabled: metrics.enabled,
+        descriptions: std::sync::Mutex::new(HashMap::new()),
+        current: std::sync::Mutex::new(HashMap::new()),
     });
     let (stop, stopped) = oneshot::channel::<()>();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -235,6 +273,13 @@ fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/v1/sessions", get(list_sessions))
         .route("/v1/sessions/{id}/stats", get(session_stats))
+        .route(
+            "/v1/sessions/{id}/sdp",
+            get(get_sdp)
+                .put(put_sdp)
+                .delete(delete_sdp)
+                .layer(axum::extract::DefaultBodyLimit::max(3 * MAX_SDP_BYTES)),
+        )
         .route("/v1/counters", get(counters))
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
@@ -319,6 +364,9 @@ struct SessionSummary {
     upstream_rtcp_local: Option<SocketAddr>,
     /// `active` while datagrams flow, else `quiet` (until the idle timeout).
     state: &'static str,
+    /// The same `iceConnectionState`/`connectionState` the stream sends.
+    ice_connection_state: &'static str,
+    connection_state: &'static str,
     encrypted: bool,
     opened_at: f64,
     last_activity: Option<f64>,
@@ -347,6 +395,8 @@ fn summary(v: &SessionView) -> SessionSummary {
         } else {
             "quiet"
         },
+        ice_connection_state: ice_state(v, None).0,
+        connection_state: connection_state(ice_state(v, None).0),
         encrypted: s.encrypted,
         opened_at: s.opened_at * 1000.0 + v.wall_offset_ms,
         last_activity: last.map(|t| t * 1000.0 + v.wall_offset_ms),
@@ -450,10 +500,99 @@ async fn publish_metrics(
     }
 }
 
+fn well_formed_id(id: &str) -> bool {
+    // Ids look like "<worker>-<16 hex digits>" (see GET /v1/sessions).
+    id.split_once('-')
+        .is_some_and(|(w, s)| w.parse::<usize>().is_ok() && s.len() == 16 && s.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+async fn session_exists(state: &ApiState, id: &str) -> Result<(), Response> {
+    if !well_formed_id(id) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "session id must look like 0-0000000100000000",
+        ));
+    }
+    if state.relay.sessions().await.iter().any(|v| v.id == id) {
+        Ok(())
+    } else {
+        Err(error(StatusCode::NOT_FOUND, "no such session (it may have expired)"))
+    }
+}
+
+/// `GET /v1/sessions/{id}/sdp`: the descriptions attached to a session.
+async fn get_sdp(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
+    if let Err(r) = session_exists(&state, &id).await {
+        return r;
+    }
+    let d = state.descriptions.lock().ok().and_then(|m| m.get(&id).cloned());
+    Json(d.unwrap_or_default()).into_response()
+}
+
+/// `PUT /v1/sessions/{id}/sdp` with `{"localDescription": {"type", "sdp"},
+/// "remoteDescription": {...}}` (either may be omitted): what the shim
+/// shows as the fake peer connection's descriptions.
+async fn put_sdp(State(state): State<Arc<ApiState>>, Path(id): Path<String>, body: axum::body::Bytes) -> Response {
+    if let Err(r) = session_exists(&state, &id).await {
+        return r;
+    }
+    let d: Descriptions = match serde_json::from_slice(&body) {
+        Ok(d) => d,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")),
+    };
+    for (name, desc) in [
+        ("localDescription", &d.local_description),
+        ("remoteDescription", &d.remote_description),
+    ] {
+        if let Some(desc) = desc {
+            if !["offer", "answer", "pranswer", "rollback"].contains(&desc.kind.as_str()) {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("{name}.type must be offer, answer, pranswer or rollback"),
+                );
+            }
+            if desc.sdp.len() > MAX_SDP_BYTES || !(desc.sdp.is_empty() || desc.sdp.starts_with("v=0")) {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("{name}.sdp must be an SDP document (v=0 …) of at most {MAX_SDP_BYTES} bytes"),
+                );
+            }
+        }
+    }
+    {
+        let Ok(mut map) = state.descriptions.lock() else {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "descriptions unavailable");
+        };
+        if map.len() >= MAX_DESCRIPTIONS && !map.contains_key(&id) {
+            return error(StatusCode::INSUFFICIENT_STORAGE, "too many sessions with SDP attached");
+        }
+        map.insert(id.clone(), d.clone());
+    }
+    description_event(&state, &id, &d);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn delete_sdp(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
+    if !well_formed_id(&id) {
+        return error(StatusCode::BAD_REQUEST, "session id must look like 0-0000000100000000");
+    }
+    let removed = state.descriptions.lock().ok().and_then(|mut m| m.remove(&id));
+    match removed {
+        Some(_) => {
+            description_event(&state, &id, &Descriptions::default());
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, "no SDP attached to this session"),
+    }
+}
+
 /// Prometheus text exposition format 0.0.4.
 async fn metrics_text(State(state): State<Arc<ApiState>>) -> Response {
     if !state.metrics_enabled {
-        return error(StatusCode::NOT_FOUND, "metrics are disabled ([metrics] enabled = false)");
+        return error(
+            StatusCode::NOT_FOUND,
+            "metrics are disabled ([metrics] enabled = false)",
+        );
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
@@ -471,89 +610,283 @@ async fn healthz(State(state): State<Arc<ApiState>>) -> Response {
     Json(json!({ "status": "ok", "workers": workers.len() })).into_response()
 }
 
-/// `iceConnectionState`-style name of a session's liveness.
-fn connection_state(summary: &SessionSummary) -> &'static str {
-    if summary.state == "active" {
-        "connected"
-    } else {
-        "disconnected"
+/// Why a session is `failed`, or went `disconnected`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Trouble {
+    ConsentLost,
+    UpstreamUnreachable,
+    Idle,
+}
+
+impl Trouble {
+    fn reason(self) -> &'static str {
+        match self {
+            Trouble::ConsentLost => "consent-lost",
+            Trouble::UpstreamUnreachable => "upstream-unreachable",
+            Trouble::Idle => "idle",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Trouble::ConsentLost => "binding requests unanswered for 30 s (RFC 7675 consent expired)",
+            Trouble::UpstreamUnreachable => "the upstream answers with ICMP unreachable and sends nothing",
+            Trouble::Idle => "no datagrams in either direction",
+        }
     }
 }
 
+/// `iceConnectionState`-style state of a session, derived from traffic
+/// liveness and STUN: `checking` (binding requests went out, nothing came
+/// back yet), `connected` (datagrams within the last 2 s, either way: one-way
+/// media such as a SIP trunk's is connected too), `disconnected` (quiet),
+/// `failed` (consent expired, or the upstream unreachable). A session only
+/// exists once a client sent something, so `new` is the subscriber's state
+/// before the first event. `refused_now`: ICMP errors since the last look.
+fn ice_state(v: &SessionView, refused_at: Option<f64>) -> (&'static str, Option<Trouble>) {
+    let s = &v.snapshot;
+    let (client, upstream) = (s.side(Side::Client), s.side(Side::Upstream));
+    let recent = |t: Option<f64>| t.is_some_and(|t| s.taken_at - t <= ACTIVE_WITHIN_SECS);
+    if client
+        .stun_unanswered_since
+        .is_some_and(|t| s.taken_at - t >= CONSENT_TIMEOUT_SECS)
+        || upstream
+            .stun_unanswered_since
+            .is_some_and(|t| s.taken_at - t >= CONSENT_TIMEOUT_SECS)
+    {
+        return ("failed", Some(Trouble::ConsentLost));
+    }
+    // ICMP unreachable came after the last datagram from the upstream, and
+    // the upstream has been silent since.
+    if refused_at.is_some_and(|r| upstream.last_activity.is_none_or(|u| r > u)) && !recent(upstream.last_activity) {
+        return ("failed", Some(Trouble::UpstreamUnreachable));
+    }
+    if upstream.last_activity.is_none() && client.stun_requests > 0 {
+        // Connectivity checks went out and nothing came back yet.
+        return ("checking", None);
+    }
+    if recent(client.last_activity) || recent(upstream.last_activity) {
+        ("connected", None)
+    } else {
+        ("disconnected", Some(Trouble::Idle))
+    }
+}
+
+/// RTCPeerConnectionState for an ICE state.
+fn connection_state(ice: &str) -> &'static str {
+    match ice {
+        "new" => "new",
+        "checking" => "connecting",
+        "connected" => "connected",
+        "disconnected" => "disconnected",
+        "failed" => "failed",
+        _ => "closed",
+    }
+}
+
+fn state_event(state: &ApiState, session: &str, ice: &'static str) {
+    let signaling = if ice == "closed" { "closed" } else { "stable" };
+    send(
+        state,
+        "state",
+        json!({
+            "session": session,
+            "iceConnectionState": ice,
+            "connectionState": connection_state(ice),
+            "signalingState": signaling,
+        }),
+    );
+}
+
+fn description_event(state: &ApiState, session: &str, d: &Descriptions) {
+    send(
+        state,
+        "description",
+        json!({
+            "session": session,
+            "localDescription": d.local_description,
+            "remoteDescription": d.remote_description,
+        }),
+    );
+}
+
+fn error_data(session: &str, t: Trouble, clock: &Clock) -> serde_json::Value {
+    json!({
+        "session": session,
+        "reason": t.reason(),
+        "message": t.message(),
+        "timestamp": clock.wall().as_secs_f64() * 1000.0,
+    })
+}
+
 /// Takes one snapshot of every session per interval while anybody listens
-/// and broadcasts `state` transitions and `stats` reports.
+/// and broadcasts `state` transitions (with an `error` event when the
+/// transition has a reason) and `stats` reports. New subscribers get every
+/// session's current state first, from [`initial_events`].
 async fn produce_stream(state: Arc<ApiState>, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut known: HashMap<String, &'static str> = HashMap::new();
+    // Per session: ICMP error count, and when it last grew.
+    let mut refused: HashMap<String, (u64, Option<f64>)> = HashMap::new();
+    let clock = Clock::new();
     loop {
         tick.tick().await;
         if state.events.receiver_count() == 0 {
             known.clear();
+            if let Ok(mut c) = state.current.lock() {
+                c.clear();
+            }
             continue;
         }
         let views = state.relay.sessions().await;
         let mut seen = HashMap::new();
+        let mut current = HashMap::new();
+        let mut seen_refused = HashMap::new();
         for v in &views {
-            let now = connection_state(&summary(v));
-            if known.get(&v.id) != Some(&now) {
-                send(
-                    &state,
-                    "state",
-                    json!({ "session": v.id, "iceConnectionState": now, "signalingState": "stable" }),
-                );
+            let (count, mut at) = refused.get(&v.id).copied().unwrap_or((0, None));
+            if v.upstream_refused > count {
+                at = Some(v.snapshot.taken_at);
             }
-            seen.insert(v.id.clone(), now);
+            seen_refused.insert(v.id.clone(), (v.upstream_refused, at));
+            let (mut ice, mut trouble) = ice_state(v, at);
+            // An unreachable upstream stays failed until traffic returns.
+            if known.get(&v.id) == Some(&"failed") && ice == "disconnected" {
+                ice = "failed";
+                trouble = state.current.lock().ok().and_then(|c| c.get(&v.id).and_then(|x| x.1));
+            }
+            if known.get(&v.id) != Some(&ice) {
+                state_event(&state, &v.id, ice);
+                // A fresh session that is merely quiet is not an error.
+                if let (Some(t), true) = (trouble, known.contains_key(&v.id) || ice == "failed") {
+                    send(&state, "error", error_data(&v.id, t, &clock));
+                }
+            }
+            seen.insert(v.id.clone(), ice);
+            current.insert(v.id.clone(), (ice, trouble));
             let offset = v.wall_offset_ms;
             let report = session_report(&v.snapshot, &state.rates, |t| t * 1000.0 + offset);
             send(&state, "stats", json!({ "session": v.id, "report": report }));
         }
         for gone in known.keys().filter(|id| !seen.contains_key(*id)) {
-            send(
-                &state,
-                "state",
-                json!({ "session": gone, "iceConnectionState": "closed", "signalingState": "closed" }),
-            );
+            state_event(&state, gone, "closed");
+        }
+        if let Ok(mut d) = state.descriptions.lock() {
+            // SDP of sessions that ended goes with them.
+            d.retain(|id, _| seen.contains_key(id));
+        }
+        if let Ok(mut c) = state.current.lock() {
+            *c = current;
         }
         known = seen;
+        refused = seen_refused;
     }
+}
+
+/// What a new subscriber gets before the broadcast: each session's SDP,
+/// current state, and the reason when it is failed.
+async fn initial_events(state: &ApiState, only: Option<&str>) -> Vec<Arc<StreamEvent>> {
+    let clock = Clock::new();
+    let mut out = Vec::new();
+    let event = |name: &'static str, session: &str, data: serde_json::Value| {
+        Arc::new(StreamEvent {
+            name,
+            session: session.to_string(),
+            data: data.to_string(),
+        })
+    };
+    for v in state.relay.sessions().await {
+        if only.is_some_and(|id| id != v.id) {
+            continue;
+        }
+        let known = state.current.lock().ok().and_then(|c| c.get(&v.id).copied());
+        let (ice, trouble) = known.unwrap_or_else(|| ice_state(&v, None));
+        if let Some(d) = state.descriptions.lock().ok().and_then(|m| m.get(&v.id).cloned()) {
+            out.push(event(
+                "description",
+                &v.id,
+                json!({ "session": v.id, "localDescription": d.local_description, "remoteDescription": d.remote_description }),
+            ));
+        }
+        out.push(event(
+            "state",
+            &v.id,
+            json!({
+                "session": v.id,
+                "iceConnectionState": ice,
+                "connectionState": connection_state(ice),
+                "signalingState": "stable",
+            }),
+        ));
+        if let (Some(t), "failed") = (trouble, ice) {
+            out.push(event("error", &v.id, error_data(&v.id, t, &clock)));
+        }
+    }
+    out
 }
 
 fn send(state: &ApiState, name: &'static str, data: serde_json::Value) {
     let event = Arc::new(StreamEvent {
         name,
+        session: data["session"].as_str().unwrap_or_default().to_string(),
         data: data.to_string(),
     });
     // No receiver is not an error: the next tick checks again.
     let _ = state.events.send(event);
 }
 
-async fn stream(State(state): State<Arc<ApiState>>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+/// `?session=ID`: only that session's events.
+#[derive(serde::Deserialize)]
+struct StreamQuery {
+    session: Option<String>,
+}
+
+async fn stream(
+    State(state): State<Arc<ApiState>>,
+    Query(q): Query<StreamQuery>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let rx = state.events.subscribe();
-    let events = stream::unfold((rx, state), |(mut rx, state)| async move {
-        loop {
-            match rx.recv().await {
-                Ok(e) => {
-                    let event = Event::default().event(e.name).data(e.data.as_str());
-                    return Some((Ok(event), (rx, state)));
-                }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    state.events_dropped.fetch_add(n, Ordering::Relaxed);
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
+    let initial: std::collections::VecDeque<Arc<StreamEvent>> =
+        initial_events(&state, q.session.as_deref()).await.into();
+    let events = stream::unfold(
+        (rx, state, q.session, initial),
+        |(mut rx, state, only, mut initial)| async move {
+            if let Some(e) = initial.pop_front() {
+                let event = Event::default().event(e.name).data(e.data.as_str());
+                return Some((Ok(event), (rx, state, only, initial)));
             }
-        }
-    });
+            loop {
+                match rx.recv().await {
+                    Ok(e) if only.as_ref().is_some_and(|id| *id != e.session) => {}
+                    Ok(e) => {
+                        let event = Event::default().event(e.name).data(e.data.as_str());
+                        return Some((Ok(event), (rx, state, only, initial)));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        state.events_dropped.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
 /// The same messages as `/v1/stream`, as WebSocket text frames
 /// `{"event": "stats"|"state", "data": {...}}`.
-async fn stream_ws(State(state): State<Arc<ApiState>>, ws: WebSocketUpgrade) -> Response {
+async fn stream_ws(State(state): State<Arc<ApiState>>, Query(q): Query<StreamQuery>, ws: WebSocketUpgrade) -> Response {
     ws.on_upgrade(move |mut socket| async move {
         let mut rx = state.events.subscribe();
+        for e in initial_events(&state, q.session.as_deref()).await {
+            let text = format!("{{\"event\":\"{}\",\"data\":{}}}", e.name, e.data);
+            if socket.send(Message::Text(text.into())).await.is_err() {
+                return;
+            }
+        }
         loop {
             match rx.recv().await {
+                Ok(e) if q.session.as_ref().is_some_and(|id| *id != e.session) => {}
                 Ok(e) => {
                     let text = format!("{{\"event\":\"{}\",\"data\":{}}}", e.name, e.data);
                     if socket.send(Message::Text(text.into())).await.is_err() {

@@ -115,6 +115,7 @@ fn source_objects(
     inbound.insert("pliCount".into(), json!(src.feedback.pli));
     inbound.insert("firCount".into(), json!(src.feedback.fir));
     inbound.insert("x-leg".into(), json!(s));
+    inbound.insert("x-generatingReports".into(), json!(src.generating));
     inbound.insert("x-packetsDuplicated".into(), json!(rtp.duplicates));
     inbound.insert("x-packetsOutOfOrder".into(), json!(rtp.out_of_order));
     if let Some(sr) = &src.sender_report {
@@ -145,11 +146,47 @@ fn source_objects(
     }
     out.push(Value::Object(inbound));
 
+    // The sender's side of the stream as the proxy sees it: what its SRs
+    // say was sent (else what reached the proxy, counting what was lost on
+    // the way), and the feedback its receiver sent about it.
+    let outbound_id = format!("OT-{s}-{}", src.ssrc);
+    let mut outbound = Map::new();
+    outbound.insert("id".into(), json!(outbound_id));
+    outbound.insert("type".into(), json!("outbound-rtp"));
+    outbound.insert("timestamp".into(), json!(now_ms));
+    outbound.insert("ssrc".into(), json!(src.ssrc));
+    outbound.insert("kind".into(), json!(kind));
+    outbound.insert("transportId".into(), json!(transport_id));
+    outbound.insert("codecId".into(), json!(codec_id));
+    match &src.sender_report {
+        Some(sr) => {
+            outbound.insert("packetsSent".into(), json!(sr.packet_count));
+            outbound.insert("bytesSent".into(), json!(sr.octet_count));
+            outbound.insert("x-sentFrom".into(), json!("sender-report"));
+        }
+        None => {
+            outbound.insert("packetsSent".into(), json!(rtp.packets_expected));
+            outbound.insert("bytesSent".into(), json!(rtp.payload_bytes));
+            outbound.insert("x-sentFrom".into(), json!("proxy-observed"));
+        }
+    }
+    outbound.insert("headerBytesSent".into(), json!(rtp.header_bytes));
+    outbound.insert("nackCount".into(), json!(src.feedback.nack));
+    outbound.insert("pliCount".into(), json!(src.feedback.pli));
+    outbound.insert("firCount".into(), json!(src.feedback.fir));
+    outbound.insert("x-leg".into(), json!(s));
+    outbound.insert("x-generatingReports".into(), json!(src.generating));
+    if src.remote.is_some() {
+        outbound.insert("remoteId".into(), json!(format!("RIA-{s}-{}", src.ssrc)));
+    }
+    out.push(Value::Object(outbound));
+
     if let Some(remote) = &src.remote {
         // The receiver on the other side reported on this stream: from the
         // proxy's seat this is what a sender's remote-inbound-rtp shows.
         let mut ri = Map::new();
         ri.insert("id".into(), json!(format!("RIA-{s}-{}", src.ssrc)));
+        ri.insert("localId".into(), json!(outbound_id));
         ri.insert("type".into(), json!("remote-inbound-rtp"));
         ri.insert("timestamp".into(), json!(wall_ms(remote.received_at)));
         ri.insert("ssrc".into(), json!(src.ssrc));

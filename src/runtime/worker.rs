@@ -85,6 +85,9 @@ pub struct SessionView {
     /// Local address of the session's upstream socket (what the SFU sees).
     pub upstream_local: SocketAddr,
     pub upstream_rtcp_local: Option<SocketAddr>,
+    /// ICMP errors (port/host unreachable) on this session's upstream
+    /// socket(s): the upstream is not there.
+    pub upstream_refused: u64,
     /// Wall clock minus the worker's monotonic clock, ms: a snapshot time
     /// `t` (s) happened at `t * 1000 + wall_offset_ms` ms since the epoch.
     pub wall_offset_ms: f64,
@@ -122,6 +125,7 @@ struct Entry {
     up: Rc<UdpSocket>,
     up_rtcp: Option<Rc<UdpSocket>>,
     tasks: Vec<AbortHandle>,
+    upstream_refused: u64,
 }
 
 struct State {
@@ -283,6 +287,7 @@ fn view_of(st: &State, now: MonoTime, e: &Entry) -> Option<SessionView> {
         relay: e.relay,
         upstream_local: e.up.get_ref().local_addr().ok()?,
         upstream_rtcp_local: e.up_rtcp.as_ref().and_then(|s| s.get_ref().local_addr().ok()),
+        upstream_refused: e.upstream_refused,
         snapshot,
     })
 }
@@ -302,6 +307,7 @@ fn close_entry(st: &mut State, now: MonoTime, id: SessionId) -> Option<SessionVi
         relay: entry.relay,
         upstream_local,
         upstream_rtcp_local: entry.up_rtcp.as_ref().and_then(|s| s.get_ref().local_addr().ok()),
+        upstream_refused: entry.upstream_refused,
         snapshot,
     })
 }
@@ -347,6 +353,7 @@ fn drain_events(st: &mut State, log: bool) {
                             relay: entry.relay,
                             upstream_local: entry.up.get_ref().local_addr().unwrap_or(entry.client),
                             upstream_rtcp_local: entry.up_rtcp.as_ref().and_then(|s| s.get_ref().local_addr().ok()),
+                            upstream_refused: entry.upstream_refused,
                             snapshot: *snapshot,
                         };
                         if log {
@@ -520,6 +527,7 @@ fn open_session(
             up,
             up_rtcp,
             tasks,
+            upstream_refused: 0,
         },
     );
     Some(())
@@ -541,21 +549,23 @@ fn forward_chunk(st: &mut State, incoming: &[Incoming<'_>], dests: &[Option<Rc<U
     let mut verdicts = [Verdict::Consumed; BATCH];
     let mut run: [&[u8]; BATCH] = [&[]; BATCH];
     let mut run_len = 0;
-    let mut run_sock: Option<&Rc<UdpSocket>> = None;
+    // The socket (and its session) of the datagrams queued in `run`.
+    let mut run_sock: Option<(&Rc<UdpSocket>, SessionId)> = None;
     let mut done = 0;
     while done < incoming.len() {
         let k = st.engine.handle_batch(&incoming[done..], &mut verdicts[done..]);
         for i in done..done + k {
             let Some(dest) = &dests[i] else { continue };
+            let session = incoming[i].session;
             match verdicts[i] {
                 Verdict::Forward(_) => {
-                    let same = run_sock.is_some_and(|s| Rc::ptr_eq(s, dest));
+                    let same = run_sock.is_some_and(|(s, _)| Rc::ptr_eq(s, dest));
                     if !same || run_len == BATCH {
-                        if let Some(s) = run_sock {
-                            flush(&mut st.io, s, None, &run[..run_len]);
+                        if let Some((s, id)) = run_sock {
+                            flush_upstream(st, s, id, &run[..run_len]);
                         }
                         run_len = 0;
-                        run_sock = Some(dest);
+                        run_sock = Some((dest, session));
                     }
                     run[run_len] = incoming[i].datagram;
                     run_len += 1;
@@ -563,11 +573,12 @@ fn forward_chunk(st: &mut State, incoming: &[Incoming<'_>], dests: &[Option<Rc<U
                 Verdict::Rewritten(_) => {
                     // Keep order: what is queued goes first. A rewrite is
                     // always the last datagram `handle_batch` handled.
-                    if let Some(s) = run_sock {
-                        flush(&mut st.io, s, None, &run[..run_len]);
+                    if let Some((s, id)) = run_sock {
+                        flush_upstream(st, s, id, &run[..run_len]);
                     }
                     run_len = 0;
                     let out = batch::send_batch(&**dest, None, &[st.engine.rewritten()]);
+                    note_refused(st, session, out.refused);
                     st.io.add_send(out);
                 }
                 Verdict::Consumed | Verdict::Drop(_) => {}
@@ -575,8 +586,28 @@ fn forward_chunk(st: &mut State, incoming: &[Incoming<'_>], dests: &[Option<Rc<U
         }
         done += k.max(1);
     }
-    if let Some(s) = run_sock {
-        flush(&mut st.io, s, None, &run[..run_len]);
+    if let Some((s, id)) = run_sock {
+        flush_upstream(st, s, id, &run[..run_len]);
+    }
+}
+
+/// Sends a run toward a session's upstream; ICMP unreachable reported on
+/// the send counts against the session (the upstream is not there).
+fn flush_upstream(st: &mut State, sock: &UdpSocket, session: SessionId, run: &[&[u8]]) {
+    if run.is_empty() {
+        return;
+    }
+    let out: SendOutcome = batch::send_batch(sock, None, run);
+    note_refused(st, session, out.refused);
+    st.io.add_send(out);
+}
+
+fn note_refused(st: &mut State, session: SessionId, refused: usize) {
+    if refused == 0 {
+        return;
+    }
+    if let Some(entry) = st.by_id.get(&session).and_then(|key| st.sessions.get_mut(key)) {
+        entry.upstream_refused += refused as u64;
     }
 }
 
@@ -711,7 +742,13 @@ async fn upstream_loop(
                 Ok(Err(e)) => {
                     // ICMP port unreachable from the upstream surfaces here
                     // as ECONNREFUSED: count it, keep the session.
-                    shared.state.borrow_mut().io.add_recv_error(&e);
+                    let mut st = shared.state.borrow_mut();
+                    st.io.add_recv_error(&e);
+                    if e.raw_os_error() == Some(libc::ECONNREFUSED) {
+                        if let Some(entry) = st.sessions.get_mut(&(relay, client)) {
+                            entry.upstream_refused += 1;
+                        }
+                    }
                     continue;
                 }
                 Err(_would_block) => break,

@@ -25,6 +25,16 @@ export function proxyBinary() {
   return path.resolve(SHIM_DIR, process.env.RTP_MIDDLEBOX_BIN || '../target/debug/rtp-middlebox');
 }
 
+/**
+ * `skip` option for tests that need the binary: a reason string when it is
+ * missing, unless SHIM_REQUIRE_BINARY=1 (scripts/test-shim.sh) makes them run
+ * and fail instead.
+ */
+export function skipWithoutBinary() {
+  if (haveProxyBinary() || process.env.SHIM_REQUIRE_BINARY === '1') return false;
+  return `no proxy binary at ${proxyBinary()} (set RTP_MIDDLEBOX_BIN or cargo build)`;
+}
+
 export function haveProxyBinary() {
   try {
     fs.accessSync(proxyBinary(), fs.constants.X_OK);
@@ -77,6 +87,9 @@ export async function startProxy({ upstreamPort, streamIntervalMs = 200, idleTim
     ['run', '--config', config, '--api-listen', '127.0.0.1:0', '--workers', '1', '--quiet'],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
+  // Never outlive the test process, even if a test dies before its cleanup.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
   let stderr = '';
   let exited = null;
   const exitedP = new Promise((resolve) => child.once('exit', (code, signal) => resolve((exited = { code, signal }))));
@@ -104,6 +117,7 @@ export async function startProxy({ upstreamPort, streamIntervalMs = 200, idleTim
     });
   });
   const stop = async () => {
+    process.off('exit', killOnExit);
     if (!exited) {
       child.kill('SIGTERM');
       const t = setTimeout(() => child.kill('SIGKILL'), 3000);
