@@ -166,6 +166,14 @@ pub struct ApiConfig {
     /// any. Empty: no CORS headers (same-origin only).
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// A session whose binding requests stay unanswered this long is
+    /// `failed` with reason `consent-lost` on the stream (RFC 7675 §5.1: 30 s).
+    #[serde(default = "default_consent_timeout")]
+    pub consent_timeout_secs: u64,
+}
+
+fn default_consent_timeout() -> u64 {
+    30
 }
 
 fn default_stream_interval() -> u64 {
@@ -179,6 +187,7 @@ impl Default for ApiConfig {
             token: None,
             stream_interval_ms: default_stream_interval(),
             cors_origins: Vec::new(),
+            consent_timeout_secs: default_consent_timeout(),
         }
     }
 }
@@ -302,6 +311,9 @@ impl Config {
         }
         if !(100..=60_000).contains(&self.api.stream_interval_ms) {
             return Err(invalid("api.stream_interval_ms", "must be within 100-60000"));
+        }
+        if !(1..=300).contains(&self.api.consent_timeout_secs) {
+            return Err(invalid("api.consent_timeout_secs", "must be within 1-300"));
         }
         if self.api.token.as_deref().is_some_and(|t| t.len() < 16) {
             return Err(invalid("api.token", "must be at least 16 characters"));

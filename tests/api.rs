@@ -49,6 +49,7 @@ fn relay_with_api(token: Option<&str>) -> (runtime::RelayRuntime, http::ApiServe
         token: token.map(String::from),
         stream_interval: Duration::from_millis(100),
         cors_origins: vec!["https://dashboard.example".into()],
+        consent_timeout: Duration::from_secs(30),
         metrics: rtp_middlebox::export::publish::PublishOptions {
             enabled: true,
             interval: Duration::from_secs(1),
@@ -263,6 +264,57 @@ fn cors_for_configured_origins_only() {
     assert!(preflight.starts_with("http/1.1 204"), "{preflight}");
     let other = ask("https://evil.example", "GET");
     assert!(!other.contains("access-control-allow-origin"), "{other}");
+    api.stop();
+    relay.shutdown(Duration::from_secs(5));
+}
+
+/// A subscriber that never reads: the relay keeps forwarding every packet
+/// and the stream drops that subscriber's oldest events (counted).
+#[test]
+fn slow_subscriber_never_delays_forwarding() {
+    let (relay, api, upstream) = relay_with_api(None);
+    let listen = relay.bound()[0].listen;
+    // Subscribe and never read: small receive buffer, so the server's
+    // writes block quickly and the broadcast buffer overflows.
+    let stuck = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    stuck.set_recv_buffer_size(4096).unwrap();
+    stuck.connect(&api.local_addr.into()).unwrap();
+    let mut stuck: TcpStream = stuck.into();
+    write!(stuck, "GET /v1/stream HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+
+    // 60 sessions × 1000 packets: many `stats` events per 100 ms tick.
+    let clients: Vec<UdpSocket> = (0..60).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+    upstream.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let sink = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let mut n = 0u64;
+        while upstream.recv_from(&mut buf).is_ok() {
+            n += 1;
+        }
+        n
+    });
+    let mut sent = 0u64;
+    for seq in 0..1000u16 {
+        for (i, c) in clients.iter().enumerate() {
+            let mut p = vec![0x80, 0x00];
+            p.extend_from_slice(&seq.to_be_bytes());
+            p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+            p.extend_from_slice(&(0x5000 + i as u32).to_be_bytes());
+            p.resize(172, 0);
+            c.send_to(&p, listen).unwrap();
+            sent += 1;
+        }
+        std::thread::sleep(Duration::from_millis(4));
+    }
+    let delivered = sink.join().unwrap();
+    assert_eq!(delivered, sent, "forwarding lost packets while a subscriber was stuck");
+    let (_, counters) = get(api.local_addr, "/v1/counters", None);
+    let dropped = counters["stream"]["eventsDropped"].as_u64().unwrap();
+    assert!(
+        dropped > 0,
+        "the stuck subscriber's buffer never overflowed: {counters:#}"
+    );
+    drop(stuck);
     api.stop();
     relay.shutdown(Duration::from_secs(5));
 }

@@ -789,6 +789,9 @@ fn send_stream(to: SocketAddr, n: u16) -> std::net::UdpSocket {
         p.extend_from_slice(&0x0a0b_0c0du32.to_be_bytes());
         p.resize(172, 0);
         client.send_to(&p, to).unwrap();
+        // Paced: the sinks read after the burst, and a loopback socket's
+        // default receive buffer holds only ~256 small datagrams.
+        std::thread::sleep(std::time::Duration::from_micros(500));
     }
     client
 }
@@ -839,14 +842,21 @@ fn collector_down_counts_errors_and_the_relay_keeps_forwarding() {
         format!("http://{}", l.local_addr().unwrap())
     };
     let (relay, api, upstream) = relay_with_collector(closed);
-    let _client = send_stream(relay.bound()[0].listen, 300);
     upstream.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-    let mut buf = [0u8; 2048];
-    let mut got = 0;
-    while upstream.recv_from(&mut buf).is_ok() {
-        got += 1;
-    }
-    assert_eq!(got, 300, "the relay lost packets while the collector was down");
+    let sink = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let mut got = 0;
+        while upstream.recv_from(&mut buf).is_ok() {
+            got += 1;
+        }
+        got
+    });
+    let _client = send_stream(relay.bound()[0].listen, 300);
+    assert_eq!(
+        sink.join().unwrap(),
+        300,
+        "the relay lost packets while the collector was down"
+    );
     // The failures show on /metrics.
     let errors = || {
         let mut s = TcpStream::connect(api.local_addr).unwrap();

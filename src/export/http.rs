@@ -38,11 +38,9 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use tokio::sync::broadcast;
 use tokio::sync::oneshot;
 
 /// A session counts as `active` while it carried a datagram this recently.
@@ -55,6 +53,8 @@ pub struct ApiOptions {
     pub token: Option<String>,
     pub stream_interval: Duration,
     pub cors_origins: Vec<String>,
+    /// Unanswered binding requests for this long: `failed`, `consent-lost`.
+    pub consent_timeout: Duration,
     /// `GET /metrics` and its publisher.
     pub metrics: super::publish::PublishOptions,
     /// `[collector]`: OTLP push of the same publications.
@@ -102,6 +102,7 @@ impl From<&crate::config::ApiConfig> for ApiOptions {
             token: c.token.clone(),
             stream_interval: Duration::from_millis(c.stream_interval_ms),
             cors_origins: c.cors_origins.clone(),
+            consent_timeout: Duration::from_secs(c.consent_timeout_secs),
             metrics: Default::default(),
             otlp: None,
         }
@@ -116,11 +117,11 @@ struct ApiState {
     /// One producer takes snapshots per interval and broadcasts the events;
     /// a subscriber that falls behind loses the oldest (counted), so a slow
     /// client never slows the relay or other subscribers.
-    events: broadcast::Sender<Arc<StreamEvent>>,
-    events_dropped: AtomicU64,
+    events: super::fanout::Fanout<Arc<StreamEvent>>,
     prometheus: PrometheusHandle,
     metrics_enabled: bool,
     descriptions: std::sync::Mutex<HashMap<String, Descriptions>>,
+    consent_timeout_secs: f64,
     /// The producer's latest state per session, for the first events a new
     /// subscriber gets.
     current: std::sync::Mutex<HashMap<String, (&'static str, Option<Trouble>)>>,
@@ -156,9 +157,6 @@ struct Description {
 /// Largest SDP accepted per description, and sessions with SDP attached.
 const MAX_SDP_BYTES: usize = 64 * 1024;
 const MAX_DESCRIPTIONS: usize = 10_000;
-
-/// RFC 7675 §5.1: consent expires 30 s after the last answered check.
-const CONSENT_TIMEOUT_SECS: f64 = 30.0;
 
 /// How long `stop` lets in-flight requests finish before connections
 /// (stuck stream subscribers included) are dropped.
@@ -203,6 +201,7 @@ pub fn start(options: ApiOptions, relay: RelayHandle, rates: ClockRates) -> io::
         token,
         stream_interval,
         cors_origins,
+        consent_timeout,
         metrics,
         otlp,
     } = options;
@@ -217,7 +216,7 @@ pub fn start(options: ApiOptions, relay: RelayHandle, rates: ClockRates) -> io::
     let std_listener = std::net::TcpListener::bind(listen)?;
     std_listener.set_nonblocking(true)?;
     let local_addr = std_listener.local_addr()?;
-    let (events, _) = broadcast::channel(SUBSCRIBER_BUFFER);
+    let events = super::fanout::Fanout::new(SUBSCRIBER_BUFFER);
     // Per-session gauges of ended sessions expire after three intervals.
     let (recorder, prometheus) = publish::prometheus_recorder(metrics.interval * 3);
     let publisher = publish::Publisher::new(metrics.clone(), rates.clone(), unix_nanos(&Clock::new()));
@@ -227,10 +226,10 @@ pub fn start(options: ApiOptions, relay: RelayHandle, rates: ClockRates) -> io::
         token,
         cors_origins,
         events,
-        events_dropped: AtomicU64::new(0),
         prometheus,
         metrics_enabled: metrics.enabled,
         descriptions: std::sync::Mutex::new(HashMap::new()),
+        consent_timeout_secs: consent_timeout.as_secs_f64(),
         current: std::sync::Mutex::new(HashMap::new()),
     });
     let (stop, stopped) = oneshot::channel::<()>();
@@ -395,8 +394,8 @@ fn summary(v: &SessionView) -> SessionSummary {
         } else {
             "quiet"
         },
-        ice_connection_state: ice_state(v, None).0,
-        connection_state: connection_state(ice_state(v, None).0),
+        ice_connection_state: ice_state(v, None, f64::INFINITY).0,
+        connection_state: connection_state(ice_state(v, None, f64::INFINITY).0),
         encrypted: s.encrypted,
         opened_at: s.opened_at * 1000.0 + v.wall_offset_ms,
         last_activity: last.map(|t| t * 1000.0 + v.wall_offset_ms),
@@ -432,8 +431,8 @@ async fn counters(State(state): State<Arc<ApiState>>) -> Response {
     Json(json!({
         "workers": state.relay.stats().await,
         "stream": {
-            "subscribers": state.events.receiver_count(),
-            "eventsDropped": state.events_dropped.load(Ordering::Relaxed),
+            "subscribers": state.events.subscribers(),
+            "eventsDropped": state.events.dropped(),
         },
     }))
     .into_response()
@@ -467,8 +466,8 @@ async fn publish_metrics(
         let sessions = state.relay.sessions().await;
         let closed = state.relay.take_closed().await;
         let facts = publish::ExporterFacts {
-            stream_subscribers: state.events.receiver_count() as u64,
-            stream_events_dropped: state.events_dropped.load(Ordering::Relaxed),
+            stream_subscribers: state.events.subscribers() as u64,
+            stream_events_dropped: state.events.dropped(),
             lag_secs: lag,
             otlp: exporter.as_ref().map(|(_, e)| {
                 let c = e.counters();
@@ -629,7 +628,7 @@ impl Trouble {
 
     fn message(self) -> &'static str {
         match self {
-            Trouble::ConsentLost => "binding requests unanswered for 30 s (RFC 7675 consent expired)",
+            Trouble::ConsentLost => "binding requests unanswered past the consent timeout (RFC 7675)",
             Trouble::UpstreamUnreachable => "the upstream answers with ICMP unreachable and sends nothing",
             Trouble::Idle => "no datagrams in either direction",
         }
@@ -643,16 +642,16 @@ impl Trouble {
 /// `failed` (consent expired, or the upstream unreachable). A session only
 /// exists once a client sent something, so `new` is the subscriber's state
 /// before the first event. `refused_now`: ICMP errors since the last look.
-fn ice_state(v: &SessionView, refused_at: Option<f64>) -> (&'static str, Option<Trouble>) {
+fn ice_state(v: &SessionView, refused_at: Option<f64>, consent_timeout: f64) -> (&'static str, Option<Trouble>) {
     let s = &v.snapshot;
     let (client, upstream) = (s.side(Side::Client), s.side(Side::Upstream));
     let recent = |t: Option<f64>| t.is_some_and(|t| s.taken_at - t <= ACTIVE_WITHIN_SECS);
     if client
         .stun_unanswered_since
-        .is_some_and(|t| s.taken_at - t >= CONSENT_TIMEOUT_SECS)
+        .is_some_and(|t| s.taken_at - t >= consent_timeout)
         || upstream
             .stun_unanswered_since
-            .is_some_and(|t| s.taken_at - t >= CONSENT_TIMEOUT_SECS)
+            .is_some_and(|t| s.taken_at - t >= consent_timeout)
     {
         return ("failed", Some(Trouble::ConsentLost));
     }
@@ -732,7 +731,7 @@ async fn produce_stream(state: Arc<ApiState>, interval: Duration) {
     let clock = Clock::new();
     loop {
         tick.tick().await;
-        if state.events.receiver_count() == 0 {
+        if state.events.subscribers() == 0 {
             known.clear();
             if let Ok(mut c) = state.current.lock() {
                 c.clear();
@@ -749,7 +748,7 @@ async fn produce_stream(state: Arc<ApiState>, interval: Duration) {
                 at = Some(v.snapshot.taken_at);
             }
             seen_refused.insert(v.id.clone(), (v.upstream_refused, at));
-            let (mut ice, mut trouble) = ice_state(v, at);
+            let (mut ice, mut trouble) = ice_state(v, at, state.consent_timeout_secs);
             // An unreachable upstream stays failed until traffic returns.
             if known.get(&v.id) == Some(&"failed") && ice == "disconnected" {
                 ice = "failed";
@@ -800,7 +799,7 @@ async fn initial_events(state: &ApiState, only: Option<&str>) -> Vec<Arc<StreamE
             continue;
         }
         let known = state.current.lock().ok().and_then(|c| c.get(&v.id).copied());
-        let (ice, trouble) = known.unwrap_or_else(|| ice_state(&v, None));
+        let (ice, trouble) = known.unwrap_or_else(|| ice_state(&v, None, state.consent_timeout_secs));
         if let Some(d) = state.descriptions.lock().ok().and_then(|m| m.get(&v.id).cloned()) {
             out.push(event(
                 "description",
@@ -831,8 +830,7 @@ fn send(state: &ApiState, name: &'static str, data: serde_json::Value) {
         session: data["session"].as_str().unwrap_or_default().to_string(),
         data: data.to_string(),
     });
-    // No receiver is not an error: the next tick checks again.
-    let _ = state.events.send(event);
+    state.events.send(&event.session, &event);
 }
 
 /// `?session=ID`: only that session's events.
@@ -845,39 +843,25 @@ async fn stream(
     State(state): State<Arc<ApiState>>,
     Query(q): Query<StreamQuery>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let rx = state.events.subscribe();
+    let sub = state.events.subscribe(q.session.clone());
     let initial: std::collections::VecDeque<Arc<StreamEvent>> =
         initial_events(&state, q.session.as_deref()).await.into();
-    let events = stream::unfold(
-        (rx, state, q.session, initial),
-        |(mut rx, state, only, mut initial)| async move {
-            if let Some(e) = initial.pop_front() {
-                let event = Event::default().event(e.name).data(e.data.as_str());
-                return Some((Ok(event), (rx, state, only, initial)));
-            }
-            loop {
-                match rx.recv().await {
-                    Ok(e) if only.as_ref().is_some_and(|id| *id != e.session) => {}
-                    Ok(e) => {
-                        let event = Event::default().event(e.name).data(e.data.as_str());
-                        return Some((Ok(event), (rx, state, only, initial)));
-                    }
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        state.events_dropped.fetch_add(n, Ordering::Relaxed);
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        },
-    );
+    let events = stream::unfold((sub, initial), |(sub, mut initial)| async move {
+        let e = match initial.pop_front() {
+            Some(e) => e,
+            None => sub.recv().await,
+        };
+        let event = Event::default().event(e.name).data(e.data.as_str());
+        Some((Ok(event), (sub, initial)))
+    });
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
 /// The same messages as `/v1/stream`, as WebSocket text frames
-/// `{"event": "stats"|"state", "data": {...}}`.
+/// `{"event": "stats"|"state"|…, "data": {...}}`.
 async fn stream_ws(State(state): State<Arc<ApiState>>, Query(q): Query<StreamQuery>, ws: WebSocketUpgrade) -> Response {
     ws.on_upgrade(move |mut socket| async move {
-        let mut rx = state.events.subscribe();
+        let sub = state.events.subscribe(q.session.clone());
         for e in initial_events(&state, q.session.as_deref()).await {
             let text = format!("{{\"event\":\"{}\",\"data\":{}}}", e.name, e.data);
             if socket.send(Message::Text(text.into())).await.is_err() {
@@ -885,18 +869,10 @@ async fn stream_ws(State(state): State<Arc<ApiState>>, Query(q): Query<StreamQue
             }
         }
         loop {
-            match rx.recv().await {
-                Ok(e) if q.session.as_ref().is_some_and(|id| *id != e.session) => {}
-                Ok(e) => {
-                    let text = format!("{{\"event\":\"{}\",\"data\":{}}}", e.name, e.data);
-                    if socket.send(Message::Text(text.into())).await.is_err() {
-                        return; // the client went away
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    state.events_dropped.fetch_add(n, Ordering::Relaxed);
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
+            let e = sub.recv().await;
+            let text = format!("{{\"event\":\"{}\",\"data\":{}}}", e.name, e.data);
+            if socket.send(Message::Text(text.into())).await.is_err() {
+                return; // the client went away
             }
         }
     })

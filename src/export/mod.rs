@@ -2,6 +2,7 @@
 //! stats). It reads snapshots the workers produce on request and never
 //! blocks the packet path.
 
+pub mod fanout;
 pub mod http;
 pub mod metrics;
 pub mod otlp;

@@ -60,7 +60,14 @@ function bindUdp() {
  * { relayPort, apiBase, streamUrl, stop(), stderr() } once both listen lines
  * were printed.
  */
-export async function startProxy({ upstreamPort, streamIntervalMs = 200, idleTimeoutSecs = 3, token, timeoutMs = 10000 }) {
+export async function startProxy({
+  upstreamPort,
+  streamIntervalMs = 200,
+  idleTimeoutSecs = 3,
+  consentTimeoutSecs,
+  token,
+  timeoutMs = 10000,
+}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rtp-middlebox-shim-'));
   const config = path.join(dir, 'proxy.toml');
   fs.writeFileSync(
@@ -76,6 +83,7 @@ export async function startProxy({ upstreamPort, streamIntervalMs = 200, idleTim
       'listen = "127.0.0.1:0"',
       `stream_interval_ms = ${streamIntervalMs}`,
       ...(token ? [`token = "${token}"`] : []),
+      ...(consentTimeoutSecs ? [`consent_timeout_secs = ${consentTimeoutSecs}`] : []),
       '',
       '[limits]',
       `idle_timeout_secs = ${idleTimeoutSecs}`,
@@ -270,6 +278,10 @@ export async function startSender({
       return firstSentAt;
     },
     received,
+    /** Sends any datagram from the sender's socket (same 5-tuple, same session). */
+    send(buf) {
+      if (!closed) sock.send(buf, port, '127.0.0.1');
+    },
     close() {
       for (const t of timers) clearTimeout(t);
       if (!closed) sock.close();

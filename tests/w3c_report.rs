@@ -1,0 +1,187 @@
+//! The W3C report of a scripted session on virtual time: the spec's fields,
+//! units (seconds, 0..1 fractions, ms timestamps) and existence rules
+//! (`roundTripTime` absent until a report with DLSR ≠ 0; measurements count
+//! valid samples only), and the ids that tie objects together.
+
+use rtp_middlebox::engine::{Engine, EngineConfig, SessionInfo, Side};
+use rtp_middlebox::report::session_report;
+use rtp_middlebox::stats::ClockRates;
+use rtp_middlebox::time::MonoTime;
+use rtp_middlebox::wire::ntp::{Delay16, NtpTime};
+use rtp_middlebox::wire::rtcp::{self, ReportBlock, SenderInfo};
+use rtp_middlebox::wire::Ssrc;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const SENDER: Ssrc = Ssrc(0x0a0a_0a0a);
+const RECEIVER: Ssrc = Ssrc(0x0b0b_0b0b);
+/// Wall clock of engine time 0, ms since the epoch (2026-11-25T00:00:00Z).
+const EPOCH_MS: f64 = 1_795_564_800_000.0;
+
+fn ms(v: u64) -> MonoTime {
+    MonoTime::from_millis(v)
+}
+
+fn rtp(seq: u16, ts: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 0x00];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&SENDER.0.to_be_bytes());
+    p.resize(12 + 160, 0xd5);
+    p
+}
+
+fn find<'a>(report: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    report.iter().filter(|o| o["type"] == kind).collect()
+}
+
+fn by_id<'a>(report: &'a [Value], id: &Value) -> &'a Value {
+    report
+        .iter()
+        .find(|o| o["id"] == *id)
+        .unwrap_or_else(|| panic!("no object {id}"))
+}
+
+#[test]
+fn scripted_session_report_follows_the_spec() {
+    let rates = ClockRates::new(&BTreeMap::new());
+    let mut e = Engine::new(EngineConfig {
+        clock_rates: rates.clone(),
+        ..EngineConfig::default()
+    });
+    let id = e
+        .open_session(
+            ms(0),
+            SessionInfo {
+                client: "192.0.2.10:50000".parse().unwrap(),
+                upstream: "198.51.100.1:3478".parse().unwrap(),
+            },
+        )
+        .unwrap();
+    // PCMU, 20 ms packets; every 10th is lost before the proxy; odd packets
+    // arrive 4 ms late (|D| = 4 ms between neighbours → jitter → 32 units).
+    let mut sent = 0;
+    for seq in 0..200u16 {
+        if seq % 10 == 9 {
+            continue;
+        }
+        let at = u64::from(seq) * 20 + if seq % 2 == 1 { 4 } else { 0 };
+        e.handle_datagram(ms(at), Side::Client, id, &rtp(seq, u32::from(seq) * 160));
+        sent += 1;
+    }
+    let wall = |t_ms: u64| NtpTime::from_unix(Duration::from_millis(EPOCH_MS as u64 + t_ms));
+    // The sender's SR at 4.0 s, forwarded by the proxy.
+    let mut sr = Vec::new();
+    let info = SenderInfo {
+        ntp: wall(4000),
+        rtp_ts: 32_000,
+        packet_count: 200,
+        octet_count: 32_000,
+    };
+    rtcp::write_sender_report(&mut sr, SENDER, &info, &[]);
+    e.handle_datagram(ms(4000), Side::Client, id, &sr);
+
+    // First report back: DLSR = 0 (the receiver claims no delay): no RTT.
+    let mut block = ReportBlock {
+        ssrc: SENDER,
+        fraction_lost: 26, // 26/256 ≈ 0.1016
+        cumulative_lost: 20,
+        ext_highest_seq: 199,
+        jitter: 32,
+        lsr: wall(4000).compact(),
+        dlsr: Delay16(0),
+    };
+    let mut rr = Vec::new();
+    rtcp::write_receiver_report(&mut rr, RECEIVER, &[block]);
+    e.handle_datagram(ms(4100), Side::Upstream, id, &rr);
+    let report = session_report(&e.snapshot(ms(4100), id).unwrap(), &rates, |t| t * 1000.0 + EPOCH_MS);
+    let ri = find(&report, "remote-inbound-rtp");
+    assert_eq!(ri.len(), 1);
+    assert!(
+        ri[0].get("roundTripTime").is_none(),
+        "RTT must not exist before DLSR ≠ 0: {:#}",
+        ri[0]
+    );
+    assert!(ri[0].get("totalRoundTripTime").is_none());
+    assert_eq!(ri[0]["roundTripTimeMeasurements"], 0);
+
+    // Second: held 50 ms, arrives 4 s + 90 ms → RTT = 90 − 50 = 40 ms.
+    block.dlsr = Delay16::from_duration(Duration::from_millis(50));
+    rr.clear();
+    rtcp::write_receiver_report(&mut rr, RECEIVER, &[block]);
+    e.handle_datagram(ms(4090), Side::Upstream, id, &rr);
+    let snap = e.snapshot(ms(4200), id).unwrap();
+    let report = session_report(&snap, &rates, |t| t * 1000.0 + EPOCH_MS);
+
+    // Every object: a unique id, a type, a timestamp in ms since the epoch.
+    let mut ids = std::collections::HashSet::new();
+    for o in &report {
+        assert!(
+            ids.insert(o["id"].as_str().unwrap().to_string()),
+            "duplicate id {}",
+            o["id"]
+        );
+        let ts = o["timestamp"].as_f64().unwrap();
+        assert!((EPOCH_MS..EPOCH_MS + 10_000.0).contains(&ts), "{o:#}");
+    }
+
+    let inbound = find(&report, "inbound-rtp");
+    assert_eq!(inbound.len(), 1);
+    let inbound = inbound[0];
+    assert_eq!(inbound["ssrc"], SENDER.0);
+    assert_eq!(inbound["kind"], "audio");
+    assert_eq!(inbound["packetsReceived"], sent);
+    assert_eq!(inbound["packetsLost"], 19); // 0..=198 expected, 19 missing
+    let jitter = inbound["jitter"].as_f64().unwrap();
+    // A.8 converges to |D| = 4 ms (32 units at 8 kHz), in seconds.
+    assert!((0.0035..0.0041).contains(&jitter), "jitter {jitter} s");
+    assert_eq!(inbound["bytesReceived"], sent * 160);
+    assert_eq!(inbound["headerBytesReceived"], sent * 12);
+    assert!(inbound["lastPacketReceivedTimestamp"].as_f64().unwrap() > EPOCH_MS);
+    for k in ["nackCount", "pliCount", "firCount"] {
+        assert_eq!(inbound[k], 0, "{k}");
+    }
+    let codec = by_id(&report, &inbound["codecId"]);
+    assert_eq!(codec["type"], "codec");
+    assert_eq!(codec["payloadType"], 0);
+    assert_eq!(codec["clockRate"], 8000);
+    let transport = by_id(&report, &inbound["transportId"]);
+    assert_eq!(transport["type"], "transport");
+    assert_eq!(transport["x-leg"], "client");
+
+    // remote-outbound-rtp from the SR: remoteTimestamp is the SR's NTP time
+    // in ms; no RTT (that would need XR DLRR).
+    let ro = by_id(&report, &inbound["remoteId"]);
+    assert_eq!(ro["type"], "remote-outbound-rtp");
+    assert_eq!(ro["localId"], inbound["id"]);
+    assert!((ro["remoteTimestamp"].as_f64().unwrap() - (EPOCH_MS + 4000.0)).abs() < 0.01);
+    assert_eq!(ro["packetsSent"], 200);
+    assert_eq!(ro["bytesSent"], 32_000);
+    assert_eq!(ro["reportsSent"], 1);
+    assert!(ro.get("roundTripTime").is_none());
+
+    // outbound-rtp (the sender's side) ↔ remote-inbound-rtp (its receiver's report).
+    let out = find(&report, "outbound-rtp");
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0]["packetsSent"], 200);
+    let ri = by_id(&report, &out[0]["remoteId"]);
+    assert_eq!(ri["type"], "remote-inbound-rtp");
+    assert_eq!(ri["localId"], out[0]["id"]);
+    assert_eq!(ri["ssrc"], SENDER.0);
+    assert_eq!(ri["kind"], "audio");
+    assert_eq!(ri["packetsLost"], 20);
+    let fraction = ri["fractionLost"].as_f64().unwrap();
+    assert!((fraction - 26.0 / 256.0).abs() < 1e-9 && (0.0..=1.0).contains(&fraction));
+    assert!((ri["jitter"].as_f64().unwrap() - 32.0 / 8000.0).abs() < 1e-9);
+    let rtt = ri["roundTripTime"].as_f64().unwrap();
+    assert!((rtt - 0.040).abs() < 0.0001, "RTT {rtt} s");
+    assert!((ri["totalRoundTripTime"].as_f64().unwrap() - rtt).abs() < 1e-9);
+    assert_eq!(
+        ri["roundTripTimeMeasurements"], 1,
+        "the DLSR = 0 report is not a sample"
+    );
+    assert_eq!(ri["x-leg"], "upstream");
+    // No STUN transactions: no candidate-pair.
+    assert!(find(&report, "candidate-pair").is_empty());
+}
