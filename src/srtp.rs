@@ -57,7 +57,9 @@
 
 mod base64;
 mod keys;
+mod protect;
 mod srtcp;
 
 pub use keys::{CryptoSuite, KeyError, SrtpKeys};
+pub use protect::{reprotect_index, SrtcpProtector};
 pub use srtcp::{srtcp_trailer, SrtcpReader, SrtcpWriter, SrtpError, SRTCP_REPLAY_WINDOW};

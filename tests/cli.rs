@@ -171,10 +171,14 @@ fn run_relays_and_shuts_down_cleanly_on_sigterm() {
     let mut buf = [0u8; 2048];
     let (n, _) = upstream.recv_from(&mut buf).expect("relayed to the upstream");
     assert_eq!(&buf[..n], &pkt[..]);
-    let api = lines.next().unwrap().unwrap();
-    assert!(api.starts_with("api listening on http://127.0.0.1:"), "{api}");
-    let opened = lines.next().unwrap().unwrap();
-    assert!(opened.contains("opened"), "{opened}");
+    // The API's line and the session's may come in either order: the
+    // relay runs (and logs) before the API has started.
+    let (mut api, mut opened) = (false, false);
+    while !(api && opened) {
+        let line = lines.next().unwrap().unwrap();
+        api |= line.starts_with("api listening on http://127.0.0.1:");
+        opened |= line.contains("opened");
+    }
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }

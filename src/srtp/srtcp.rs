@@ -326,7 +326,9 @@ impl fmt::Debug for SrtcpReader {
 pub struct SrtcpWriter {
     suite: CryptoSuite,
     fingerprint: String,
-    ctx: Context,
+    protector: super::SrtcpProtector,
+    /// Last index used per sender SSRC.
+    indices: HashMap<u32, u32>,
 }
 
 impl SrtcpWriter {
@@ -335,7 +337,8 @@ impl SrtcpWriter {
         Ok(SrtcpWriter {
             suite: keys.suite(),
             fingerprint: keys.fingerprint(),
-            ctx: new_context(keys)?,
+            protector: super::SrtcpProtector::new(keys)?,
+            indices: HashMap::new(),
         })
     }
 
@@ -353,10 +356,10 @@ impl SrtcpWriter {
     /// compound's first 8 bytes (header, sender SSRC) stay clear and select
     /// the index counter. On error `out` is left as it was.
     pub fn encrypt(&mut self, plain_compound: &[u8], out: &mut Vec<u8>) -> Result<(), SrtpError> {
-        clear_prefix(plain_compound, CLEAR_PREFIX)?;
-        let sealed = self.ctx.encrypt_rtcp(plain_compound).map_err(|_| SrtpError::Crypto)?;
-        out.clear();
-        out.extend_from_slice(&sealed);
+        let ssrc = clear_prefix(plain_compound, CLEAR_PREFIX)?;
+        let next = self.indices.get(&ssrc).map_or(1, |i| (i + 1) & INDEX_MASK);
+        self.protector.protect(plain_compound, next, out)?;
+        self.indices.insert(ssrc, next);
         Ok(())
     }
 }
