@@ -27,6 +27,81 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub collector: CollectorConfig,
+    /// Static SDES keys for sessions from known client addresses.
+    #[serde(default)]
+    pub srtp: Vec<SrtpConfig>,
+}
+
+/// A secret string from the config: never printed by `Debug` or serialised.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
+/// `[[srtp]]`: SDES keys (RFC 4568 `inline:` key params) for sessions opened
+/// by a client address, for static deployments (SIP trunks). Sessions of
+/// dynamic clients get theirs through `POST /v1/sessions/{id}/srtp`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SrtpConfig {
+    /// `IP` (any port) or `IP:PORT` of the client.
+    pub client: String,
+    /// AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AEAD_AES_128_GCM or AEAD_AES_256_GCM.
+    pub suite: String,
+    /// Key params protecting what the client sends (`inline:<base64>`).
+    #[serde(default)]
+    pub client_key: Option<Secret>,
+    /// Key params protecting what the upstream sends.
+    #[serde(default)]
+    pub upstream_key: Option<Secret>,
+}
+
+impl SrtpConfig {
+    /// The parsed keys (errors name the problem, never the key material).
+    pub fn keys(&self) -> Result<crate::engine::SessionKeys, (String, String)> {
+        let suite: crate::srtp::CryptoSuite = self
+            .suite
+            .parse()
+            .map_err(|e: crate::srtp::KeyError| ("suite".to_string(), e.to_string()))?;
+        let parse = |name: &str, k: &Option<Secret>| {
+            k.as_ref()
+                .map(|k| crate::srtp::SrtpKeys::from_key_params(suite, k.expose()))
+                .transpose()
+                .map_err(|e| (name.to_string(), e.to_string()))
+        };
+        Ok(crate::engine::SessionKeys {
+            client: parse("client_key", &self.client_key)?,
+            upstream: parse("upstream_key", &self.upstream_key)?,
+        })
+    }
+
+    /// Whether a session from `client` gets these keys.
+    pub fn matches(&self, client: SocketAddr) -> bool {
+        match self.client.parse::<SocketAddr>() {
+            Ok(a) => a == client,
+            Err(_) => self
+                .client
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip == client.ip()),
+        }
+    }
 }
 
 /// `[metrics]`: the Prometheus endpoint (`GET /metrics` on the API).
@@ -344,6 +419,15 @@ impl Config {
             .is_some_and(|ms| !(100..=60_000).contains(&ms))
         {
             return Err(invalid("collector.timeout_ms", "must be within 100-60000"));
+        }
+        for (i, e) in self.srtp.iter().enumerate() {
+            if e.client.parse::<SocketAddr>().is_err() && e.client.parse::<std::net::IpAddr>().is_err() {
+                return Err(invalid(format!("srtp[{i}].client"), "must be an IP address or IP:PORT"));
+            }
+            if e.client_key.is_none() && e.upstream_key.is_none() {
+                return Err(invalid(format!("srtp[{i}]"), "needs client_key, upstream_key or both"));
+            }
+            e.keys().map_err(|(k, p)| invalid(format!("srtp[{i}].{k}"), p))?;
         }
         if self.limits.max_sources_per_side == 0 {
             return Err(invalid("limits.max_sources_per_side", "must be at least 1"));

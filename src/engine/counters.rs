@@ -2,6 +2,7 @@
 //! exporters from snapshots. Every drop has a reason; labels are bounded
 //! enums, never SSRCs or addresses.
 
+use crate::srtp::SrtpError;
 use crate::wire::rtcp::RtcpError;
 use crate::wire::rtp::RtpError;
 use crate::wire::stun::StunError;
@@ -19,10 +20,13 @@ pub enum DropReason {
     Stun(StunError),
     /// The per-session cap on SSRCs was reached; a new SSRC's packets drop.
     SourceLimit,
+    /// SRTCP with provisioned keys that did not open (authentication,
+    /// replay, framing): dropped, never forwarded as modified.
+    Srtcp(SrtpError),
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 18] = [
+    pub const ALL: [DropReason; 24] = [
         DropReason::Empty,
         DropReason::UnknownProtocol,
         DropReason::UnknownSession,
@@ -41,6 +45,12 @@ impl DropReason {
         DropReason::Stun(StunError::BadCookie),
         DropReason::Stun(StunError::BadLength),
         DropReason::SourceLimit,
+        DropReason::Srtcp(SrtpError::TooShort),
+        DropReason::Srtcp(SrtpError::BadVersion),
+        DropReason::Srtcp(SrtpError::Unencrypted),
+        DropReason::Srtcp(SrtpError::AuthFailed),
+        DropReason::Srtcp(SrtpError::Replayed),
+        DropReason::Srtcp(SrtpError::Crypto),
     ];
 
     /// Index into [`Counters::drops`].
@@ -58,6 +68,14 @@ impl DropReason {
             DropReason::Rtcp(e) => e.reason(),
             DropReason::Stun(e) => e.reason(),
             DropReason::SourceLimit => "source_limit",
+            DropReason::Srtcp(e) => match e {
+                SrtpError::TooShort => "srtcp_too_short",
+                SrtpError::BadVersion => "srtcp_bad_version",
+                SrtpError::Unencrypted => "srtcp_unencrypted",
+                SrtpError::AuthFailed => "srtcp_auth_failed",
+                SrtpError::Replayed => "srtcp_replayed",
+                SrtpError::Crypto => "srtcp_crypto_error",
+            },
         }
     }
 }

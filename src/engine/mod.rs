@@ -4,11 +4,13 @@
 //! and reads no clock: `now` is always handed in.
 
 mod counters;
+pub mod crypto;
 pub mod rtcp_policy;
 mod session;
 mod snapshot;
 
 pub use counters::{kind_index, kind_label, Counters, DropReason, KindCounts, DROP_REASONS, KINDS};
+pub use crypto::SessionKeys;
 pub use rtcp_policy::{ReportPolicy, RtcpMode};
 pub use session::{FeedbackCounts, LegRtt, Session, SessionInfo, SideRtcp, SideState, Source};
 pub use snapshot::{SessionSnapshot, SideSnapshot, SourceSnapshot};
@@ -315,6 +317,29 @@ impl Engine {
         self.config.seed = seed;
     }
 
+    /// Provisions (or with `None` removes) a session's SRTCP keys. With
+    /// keys the session is SRTP: SRTCP from a side with keys is opened and
+    /// read, failures are dropped and counted, and the proxy's reports are
+    /// protected toward sides whose receiver's keys it has. Returns false
+    /// for an unknown session; an error when the crypto provider fails.
+    pub fn set_session_keys(
+        &mut self,
+        id: SessionId,
+        keys: Option<&SessionKeys>,
+    ) -> Result<bool, crate::srtp::SrtpError> {
+        let Some(session) = self.session_mut(id) else {
+            return Ok(false);
+        };
+        match keys {
+            Some(k) => {
+                session.crypto = Some(Box::new(crypto::SessionCrypto::new(k)?));
+                session.encrypted = true;
+            }
+            None => session.crypto = None,
+        }
+        Ok(true)
+    }
+
     pub fn config(&self) -> &EngineConfig {
         &self.config
     }
@@ -411,6 +436,14 @@ impl Engine {
             return None;
         }
         slot.session.as_ref()
+    }
+
+    fn session_mut(&mut self, id: SessionId) -> Option<&mut Session> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.session.as_mut()
     }
 
     pub fn sessions(&self) -> impl Iterator<Item = &Session> {
@@ -598,36 +631,119 @@ impl Engine {
             None => return Verdict::Drop(DropReason::Rtcp(rtcp::RtcpError::TooShort)),
         }
         let by_mode = session.mode.index();
-        let readable = !session.encrypted && rtcp::walk(datagram).all(|p| p.is_ok());
+        // With keys, SRTCP from this side is opened into the session's
+        // plain buffer (taken out while the packets are read, then put back).
+        let mut plain = None;
+        if session.encrypted {
+            if let Some(crypto) = session.crypto.as_mut() {
+                match crypto.open(side, datagram) {
+                    Some(Ok(())) => plain = Some(std::mem::take(&mut crypto.plain)),
+                    Some(Err(e)) => {
+                        if e == crate::srtp::SrtpError::AuthFailed {
+                            counters.srtcp_auth_failures += 1;
+                            session.sides[side.index()].rtcp.srtcp_auth_failures += 1;
+                        }
+                        return Verdict::Drop(DropReason::Srtcp(e));
+                    }
+                    None => {}
+                }
+            }
+        }
+        let verdict = Self::read_rtcp(
+            session,
+            now,
+            side,
+            datagram,
+            plain.as_deref(),
+            cap,
+            counters,
+            rewritten,
+            by_mode,
+        );
+        if let (Some(buf), Some(crypto)) = (plain, session.crypto.as_mut()) {
+            crypto.plain = buf;
+        }
+        verdict
+    }
+
+    /// Reads a compound (the plain one when SRTCP was opened) and decides
+    /// what is forwarded.
+    #[allow(clippy::too_many_arguments)]
+    fn read_rtcp(
+        session: &mut Session,
+        now: MonoTime,
+        side: Side,
+        datagram: &[u8],
+        plain: Option<&[u8]>,
+        cap: usize,
+        counters: &mut Counters,
+        rewritten: &mut Vec<u8>,
+        by_mode: usize,
+    ) -> Verdict {
+        let body = plain.unwrap_or(datagram);
+        let readable = (plain.is_some() || !session.encrypted) && rtcp::walk(body).all(|p| p.is_ok());
         if !readable {
             session.on_unreadable_rtcp(side, datagram, cap);
             counters.rtcp_unreadable += 1;
             counters.rtcp_by_mode[by_mode].forwarded += 1;
             return Verdict::Forward(PacketKind::Rtcp);
         }
-        for packet in rtcp::walk(datagram).flatten() {
+        if plain.is_some() {
+            session.sides[side.index()].rtcp.srtcp_opened += 1;
+        }
+        for packet in rtcp::walk(body).flatten() {
             session.on_rtcp(now, side, &packet, cap, counters);
         }
         if session.mode != RtcpMode::Terminate {
             counters.rtcp_by_mode[by_mode].forwarded += 1;
             return Verdict::Forward(PacketKind::Rtcp);
         }
-        match rtcp_policy::strip_reports(datagram, rewritten) {
+        let toward = side.other();
+        if plain.is_some() && !session.crypto.as_ref().is_some_and(|c| c.can_protect_toward(toward)) {
+            // No keys for the other leg: the proxy can read but not rewrite.
+            counters.rtcp_by_mode[by_mode].forwarded += 1;
+            return Verdict::Forward(PacketKind::Rtcp);
+        }
+        let stripped = rtcp_policy::strip_reports(body, rewritten);
+        if let Some(blocks) = stripped {
+            counters.report_blocks_consumed += blocks as u64;
+            if rewritten.is_empty() {
+                counters.rtcp_consumed += 1;
+                counters.rtcp_by_mode[by_mode].consumed += 1;
+                return Verdict::Consumed;
+            }
+        }
+        if plain.is_some() {
+            // Every compound from an endpoint is re-protected at the mapped
+            // index, stripped or not, so the receiver sees one sequence.
+            let crypto = session.crypto.as_mut();
+            let index = crypto.as_ref().and_then(|c| c.index_of(side, datagram));
+            let source: Vec<u8> = if stripped.is_some() {
+                rewritten.clone()
+            } else {
+                body.to_vec()
+            };
+            match (crypto, index) {
+                (Some(c), Some(index)) => {
+                    if let Some(Ok(())) = c.reprotect(toward, &source, index, rewritten) {
+                        counters.rtcp_rewritten += 1;
+                        counters.rtcp_by_mode[by_mode].forwarded += 1;
+                        return Verdict::Rewritten(PacketKind::Rtcp);
+                    }
+                    return Verdict::Drop(DropReason::Srtcp(crate::srtp::SrtpError::Crypto));
+                }
+                _ => return Verdict::Drop(DropReason::Srtcp(crate::srtp::SrtpError::TooShort)),
+            }
+        }
+        match stripped {
             None => {
                 counters.rtcp_by_mode[by_mode].forwarded += 1;
                 Verdict::Forward(PacketKind::Rtcp)
             }
-            Some(blocks) => {
-                counters.report_blocks_consumed += blocks as u64;
-                if rewritten.is_empty() {
-                    counters.rtcp_consumed += 1;
-                    counters.rtcp_by_mode[by_mode].consumed += 1;
-                    Verdict::Consumed
-                } else {
-                    counters.rtcp_rewritten += 1;
-                    counters.rtcp_by_mode[by_mode].forwarded += 1;
-                    Verdict::Rewritten(PacketKind::Rtcp)
-                }
+            Some(_) => {
+                counters.rtcp_rewritten += 1;
+                counters.rtcp_by_mode[by_mode].forwarded += 1;
+                Verdict::Rewritten(PacketKind::Rtcp)
             }
         }
     }
@@ -668,12 +784,28 @@ impl Engine {
             let policy = &self.config.report_policy;
             let td = rtcp_policy::leg_interval(session, side, rates, policy);
             let next = due + rtcp_policy::randomised_interval(td, unit);
-            if session.encrypted {
-                // SRTCP without keys: the proxy cannot write reports here.
+            let protect = session.encrypted;
+            if protect && !session.crypto.as_ref().is_some_and(|c| c.can_protect_toward(side)) {
+                // SRTCP without the receiver's keys: the proxy cannot write
+                // reports here.
                 self.counters.reports_skipped_encrypted += 1;
             } else {
                 let outcome = rtcp_policy::tick(session, side, now, wall, rates, policy);
-                if let Some(datagram) = outcome.report {
+                let report = match (outcome.report, protect) {
+                    (Some(plain), true) => {
+                        let mut sealed = Vec::new();
+                        match session
+                            .crypto
+                            .as_mut()
+                            .and_then(|c| c.protect_own(side, &plain, &mut sealed))
+                        {
+                            Some(Ok(())) => Some(sealed),
+                            _ => None,
+                        }
+                    }
+                    (report, _) => report,
+                };
+                if let Some(datagram) = report {
                     session.sides[side.index()].rtcp.reports_generated += 1;
                     self.counters.reports_generated += 1;
                     self.counters.rtcp_by_mode[session.mode.index()].generated += 1;

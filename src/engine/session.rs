@@ -154,6 +154,10 @@ pub struct SideRtcp {
     /// answered since its last answer (RFC 7675 consent: ICE agents give
     /// up 30 s after the last answered check).
     pub unanswered_since: Option<MonoTime>,
+    /// SRTCP from this side that failed authentication with provisioned keys.
+    pub srtcp_auth_failures: u64,
+    /// SRTCP from this side opened with provisioned keys.
+    pub srtcp_opened: u64,
 }
 
 /// How many outstanding STUN transactions per side are remembered. ICE
@@ -248,6 +252,8 @@ pub struct Session {
     /// `auto`: streams whose real reports returned since the engine last
     /// looked (side the stream came from, SSRC).
     pub cleared: Vec<(Side, Ssrc)>,
+    /// SRTCP contexts when keys were provisioned (SDES).
+    pub crypto: Option<Box<super::crypto::SessionCrypto>>,
 }
 
 /// What the RTP path tells the engine after accounting a packet.
@@ -269,6 +275,7 @@ impl Session {
             own_ssrc,
             cname,
             cleared: Vec::new(),
+            crypto: None,
         }
     }
 

@@ -18,6 +18,9 @@ pub struct SessionSnapshot {
     pub opened_at: f64,
     pub taken_at: f64,
     pub encrypted: bool,
+    /// Fingerprints of provisioned SRTCP keys per sending side (client,
+    /// upstream); never the keys.
+    pub srtp_keys: Option<[Option<String>; 2]>,
     /// `[client side, upstream side]`: what arrived from each.
     pub sides: [SideSnapshot; 2],
 }
@@ -43,6 +46,9 @@ pub struct SideSnapshot {
     /// still unanswered one waits (none: all answered).
     pub stun_requests: u64,
     pub stun_unanswered_since: Option<f64>,
+    /// SRTCP from this side opened / refused with provisioned keys.
+    pub srtcp_opened: u64,
+    pub srtcp_auth_failures: u64,
     pub sources: Vec<SourceSnapshot>,
 }
 
@@ -161,6 +167,8 @@ impl SessionSnapshot {
                 reports_generated: st.rtcp.reports_generated,
                 stun_requests: st.rtcp.stun_requests,
                 stun_unanswered_since: st.rtcp.unanswered_since.map(MonoTime::as_secs_f64),
+                srtcp_opened: st.rtcp.srtcp_opened,
+                srtcp_auth_failures: st.rtcp.srtcp_auth_failures,
                 sources: st
                     .sources
                     .iter()
@@ -175,6 +183,7 @@ impl SessionSnapshot {
             opened_at: s.opened_at.as_secs_f64(),
             taken_at: now.as_secs_f64(),
             encrypted: s.encrypted,
+            srtp_keys: s.crypto.as_ref().map(|c| c.fingerprints.clone()),
             sides: [side(Side::Client), side(Side::Upstream)],
         }
     }

@@ -273,6 +273,12 @@ fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/sessions", get(list_sessions))
         .route("/v1/sessions/{id}/stats", get(session_stats))
         .route(
+            "/v1/sessions/{id}/srtp",
+            axum::routing::post(post_srtp)
+                .delete(delete_srtp)
+                .layer(axum::extract::DefaultBodyLimit::max(4096)),
+        )
+        .route(
             "/v1/sessions/{id}/sdp",
             get(get_sdp)
                 .put(put_sdp)
@@ -367,6 +373,9 @@ struct SessionSummary {
     ice_connection_state: &'static str,
     connection_state: &'static str,
     encrypted: bool,
+    /// Fingerprints of provisioned SRTCP keys (never the keys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    srtp_keys: Option<serde_json::Value>,
     opened_at: f64,
     last_activity: Option<f64>,
     /// SSRCs received from each side.
@@ -397,6 +406,7 @@ fn summary(v: &SessionView) -> SessionSummary {
         ice_connection_state: ice_state(v, None, f64::INFINITY).0,
         connection_state: connection_state(ice_state(v, None, f64::INFINITY).0),
         encrypted: s.encrypted,
+        srtp_keys: s.srtp_keys.as_ref().map(|[c, u]| json!({ "client": c, "upstream": u })),
         opened_at: s.opened_at * 1000.0 + v.wall_offset_ms,
         last_activity: last.map(|t| t * 1000.0 + v.wall_offset_ms),
         ssrcs: json!({ "client": ssrcs(0), "upstream": ssrcs(1) }),
@@ -519,6 +529,74 @@ async fn session_exists(state: &ApiState, id: &str) -> Result<(), Response> {
     }
 }
 
+/// `POST /v1/sessions/{id}/srtp` body: SDES key params per direction.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SrtpBody {
+    suite: String,
+    /// Protects what the client sends (`inline:<base64 key||salt>`).
+    #[serde(default)]
+    client: Option<String>,
+    /// Protects what the upstream sends.
+    #[serde(default)]
+    upstream: Option<String>,
+}
+
+/// `POST /v1/sessions/{id}/srtp`: provisions the session's SRTCP keys (RFC
+/// 4568 inline key params per direction). Answers with the keys'
+/// fingerprints; errors never echo key material.
+async fn post_srtp(State(state): State<Arc<ApiState>>, Path(id): Path<String>, body: axum::body::Bytes) -> Response {
+    if !well_formed_id(&id) {
+        return error(StatusCode::BAD_REQUEST, "session id must look like 0-0000000100000000");
+    }
+    // The serde error would quote the offending value: keep it out.
+    let Ok(b) = serde_json::from_slice::<SrtpBody>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "body must be {\"suite\": \"…\", \"client\": \"inline:…\", \"upstream\": \"inline:…\"} (at least one key)",
+        );
+    };
+    let suite: crate::srtp::CryptoSuite = match b.suite.parse() {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    if b.client.is_none() && b.upstream.is_none() {
+        return error(StatusCode::BAD_REQUEST, "give the client key, the upstream key or both");
+    }
+    // KeyError messages name the problem, never the material.
+    let parse = |name: &str, k: &Option<String>| {
+        k.as_deref()
+            .map(|k| crate::srtp::SrtpKeys::from_key_params(suite, k))
+            .transpose()
+            .map_err(|e| format!("{name}: {e}"))
+    };
+    let keys = match (parse("client", &b.client), parse("upstream", &b.upstream)) {
+        (Ok(client), Ok(upstream)) => crate::engine::SessionKeys { client, upstream },
+        (Err(m), _) | (_, Err(m)) => return error(StatusCode::BAD_REQUEST, &m),
+    };
+    let fingerprints = json!({
+        "client": keys.client.as_ref().map(crate::srtp::SrtpKeys::fingerprint),
+        "upstream": keys.upstream.as_ref().map(crate::srtp::SrtpKeys::fingerprint),
+    });
+    match state.relay.set_keys(&id, Some(keys)).await {
+        Ok(true) => Json(fingerprints).into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, "no such session (it may have expired)"),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}
+
+/// `DELETE /v1/sessions/{id}/srtp`: forgets the session's keys.
+async fn delete_srtp(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
+    if !well_formed_id(&id) {
+        return error(StatusCode::BAD_REQUEST, "session id must look like 0-0000000100000000");
+    }
+    match state.relay.set_keys(&id, None).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, "no such session (it may have expired)"),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}
+
 /// `GET /v1/sessions/{id}/sdp`: the descriptions attached to a session.
 async fn get_sdp(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
     if let Err(r) = session_exists(&state, &id).await {
@@ -615,6 +693,7 @@ enum Trouble {
     ConsentLost,
     UpstreamUnreachable,
     Idle,
+    SrtcpAuth,
 }
 
 impl Trouble {
@@ -623,6 +702,7 @@ impl Trouble {
             Trouble::ConsentLost => "consent-lost",
             Trouble::UpstreamUnreachable => "upstream-unreachable",
             Trouble::Idle => "idle",
+            Trouble::SrtcpAuth => "srtcp-auth-failure",
         }
     }
 
@@ -631,6 +711,7 @@ impl Trouble {
             Trouble::ConsentLost => "binding requests unanswered past the consent timeout (RFC 7675)",
             Trouble::UpstreamUnreachable => "the upstream answers with ICMP unreachable and sends nothing",
             Trouble::Idle => "no datagrams in either direction",
+            Trouble::SrtcpAuth => "SRTCP failed authentication with the provisioned keys (dropped)",
         }
     }
 }
@@ -728,6 +809,8 @@ async fn produce_stream(state: Arc<ApiState>, interval: Duration) {
     let mut known: HashMap<String, &'static str> = HashMap::new();
     // Per session: ICMP error count, and when it last grew.
     let mut refused: HashMap<String, (u64, Option<f64>)> = HashMap::new();
+    // Per session: SRTCP authentication failures seen.
+    let mut auth_failures: HashMap<String, u64> = HashMap::new();
     let clock = Clock::new();
     loop {
         tick.tick().await;
@@ -761,6 +844,11 @@ async fn produce_stream(state: Arc<ApiState>, interval: Duration) {
                     send(&state, "error", error_data(&v.id, t, &clock));
                 }
             }
+            let failures: u64 = v.snapshot.sides.iter().map(|x| x.srtcp_auth_failures).sum();
+            if failures > auth_failures.get(&v.id).copied().unwrap_or(0) {
+                send(&state, "error", error_data(&v.id, Trouble::SrtcpAuth, &clock));
+            }
+            auth_failures.insert(v.id.clone(), failures);
             seen.insert(v.id.clone(), ice);
             current.insert(v.id.clone(), (ice, trouble));
             let offset = v.wall_offset_ms;
@@ -777,6 +865,7 @@ async fn produce_stream(state: Arc<ApiState>, interval: Duration) {
         if let Ok(mut c) = state.current.lock() {
             *c = current;
         }
+        auth_failures.retain(|id, _| seen.contains_key(id));
         known = seen;
         refused = seen_refused;
     }

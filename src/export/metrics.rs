@@ -140,7 +140,7 @@ pub fn label_values(label: &str) -> Option<Vec<&'static str>> {
 
 /// `reason` values of socket-level drops and errors (besides the engine's
 /// drop reasons).
-pub const IO_REASONS: [&str; 5] = ["no_session", "would_block", "refused", "other", "srtcp_auth"];
+pub const IO_REASONS: [&str; 4] = ["no_session", "would_block", "refused", "other"];
 
 /// A label set: (name, value) in the table's label order.
 pub type Labels = Vec<(&'static str, String)>;

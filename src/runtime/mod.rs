@@ -200,9 +200,10 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
         let shutdown = shutdown_rx.clone();
         let buffer_bytes = opts.buffer_bytes;
         let log = opts.log_sessions;
+        let static_keys = config.srtp.clone();
         let thread = std::thread::Builder::new()
             .name(format!("relay-worker-{w}"))
-            .spawn(move || worker::run(w, sockets, engine, buffer_bytes, rx, shutdown, log))?;
+            .spawn(move || worker::run(w, sockets, engine, buffer_bytes, rx, shutdown, log, static_keys))?;
         workers.push(WorkerHandle { control: tx, thread });
     }
     Ok(RelayRuntime {
@@ -210,6 +211,18 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
         bound,
         shutdown: shutdown_tx,
     })
+}
+
+/// Inverse of [`worker::view_id`]: `"<worker>-<16 hex>"`.
+pub fn parse_view_id(id: &str) -> Option<(usize, crate::engine::SessionId)> {
+    let (w, hex) = id.split_once('-')?;
+    if hex.len() != 16 {
+        return None;
+    }
+    Some((
+        w.parse().ok()?,
+        crate::engine::SessionId::from_u64(u64::from_str_radix(hex, 16).ok()?),
+    ))
 }
 
 /// A cheap, cloneable way to ask the workers for sessions and counters
@@ -242,6 +255,23 @@ impl RelayHandle {
             }
         }
         out
+    }
+
+    /// Provisions (`Some`) or removes a session's SRTCP keys. `Ok(false)`:
+    /// no such session.
+    pub async fn set_keys(&self, id: &str, keys: Option<crate::engine::SessionKeys>) -> Result<bool, String> {
+        let Some((worker, engine_id)) = parse_view_id(id) else {
+            return Ok(false);
+        };
+        let Some(control) = self.controls.get(worker) else {
+            return Ok(false);
+        };
+        let (tx, rx) = oneshot::channel();
+        control
+            .send(Control::SetKeys(engine_id, keys.map(Box::new), tx))
+            .await
+            .map_err(|_| "the worker is gone".to_string())?;
+        rx.await.map_err(|_| "the worker is gone".to_string())?
     }
 
     /// Per-worker counters.
@@ -325,6 +355,7 @@ impl RelayRuntime {
             idle_timeout: new.idle_timeout(),
             report_policy: new.report_policy(),
             clock_rates: new.relay[0].clock_rates(),
+            static_keys: new.srtp.clone(),
         };
         for w in &self.workers {
             w.control

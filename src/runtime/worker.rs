@@ -56,6 +56,13 @@ pub enum Control {
     Reload(Box<Reload>),
     /// Draining: refuse new client addresses; live sessions continue.
     StopAccepting,
+    /// Provision (`Some`) or remove a session's SRTCP keys; answers whether
+    /// the session exists.
+    SetKeys(
+        SessionId,
+        Option<Box<crate::engine::SessionKeys>>,
+        oneshot::Sender<Result<bool, String>>,
+    ),
 }
 
 /// What a reload may change without rebinding sockets.
@@ -68,6 +75,7 @@ pub struct Reload {
     pub idle_timeout: Option<std::time::Duration>,
     pub report_policy: crate::engine::ReportPolicy,
     pub clock_rates: crate::stats::ClockRates,
+    pub static_keys: Vec<crate::config::SrtpConfig>,
 }
 
 /// Closed sessions kept for [`Control::TakeClosed`]; beyond this the oldest
@@ -140,6 +148,8 @@ struct State {
     closed: std::collections::VecDeque<SessionView>,
     /// False once draining: new client addresses are refused.
     accepting: bool,
+    /// `[[srtp]]`: keys for sessions from known client addresses.
+    static_keys: Vec<crate::config::SrtpConfig>,
 }
 
 struct Shared {
@@ -149,6 +159,7 @@ struct Shared {
 }
 
 /// Runs a worker to completion (until shutdown). Call on its own thread.
+#[allow(clippy::too_many_arguments)] // each is one independent input of the worker
 pub fn run(
     index: usize,
     relays: Vec<RelaySockets>,
@@ -157,6 +168,7 @@ pub fn run(
     control: mpsc::Receiver<Control>,
     shutdown: watch::Receiver<bool>,
     log_sessions: bool,
+    static_keys: Vec<crate::config::SrtpConfig>,
 ) -> io::Result<Vec<SessionView>> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = tokio::task::LocalSet::new();
@@ -194,6 +206,7 @@ pub fn run(
                 io: IoCounters::default(),
                 closed: std::collections::VecDeque::new(),
                 accepting: true,
+                static_keys,
                 buffer_bytes,
             }),
             bufs: RefCell::new(RecvBuffers::new()),
@@ -251,8 +264,18 @@ async fn control_loop(shared: Rc<Shared>, mut control: mpsc::Receiver<Control>) 
                         c.report_policy = r.report_policy;
                         c.clock_rates = r.clock_rates;
                     });
+                    st.static_keys = r.static_keys;
                 }
                 Some(Control::StopAccepting) => shared.state.borrow_mut().accepting = false,
+                Some(Control::SetKeys(id, keys, reply)) => {
+                    let result = shared
+                        .state
+                        .borrow_mut()
+                        .engine
+                        .set_session_keys(id, keys.as_deref())
+                        .map_err(|e| e.to_string());
+                    let _ = reply.send(result);
+                }
                 Some(Control::TakeClosed(reply)) => {
                     let closed = shared.state.borrow_mut().closed.drain(..).collect();
                     let _ = reply.send(closed);
@@ -485,6 +508,15 @@ fn open_session(
             return None;
         }
     };
+    // Validated at config load; a failure here is the crypto provider's.
+    if let Some(keys) = st
+        .static_keys
+        .iter()
+        .find(|k| k.matches(client))
+        .and_then(|k| k.keys().ok())
+    {
+        let _ = st.engine.set_session_keys(id, Some(&keys));
+    }
     let up = Rc::new(register(up).ok()?);
     let up_state = UdpSocketState::new(up.get_ref().into()).ok()?;
     let mut tasks = vec![tokio::task::spawn_local(upstream_loop(

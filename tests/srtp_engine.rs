@@ -1,0 +1,336 @@
+//! SRTCP inside the engine with provisioned keys, on virtual time: reports
+//! are read from SRTCP, tampered SRTCP is dropped and counted (never
+//! forwarded), the proxy's own reports are protected with the key the
+//! receiver expects, and `terminate` re-protects what it rewrites at the
+//! mapped index. Every protected datagram the engine produces is opened
+//! with the independent `rtc-srtp` reader.
+
+use rtp_middlebox::engine::{
+    DropReason, Engine, EngineConfig, RtcpMode, SessionId, SessionInfo, SessionKeys, Side, Verdict,
+};
+use rtp_middlebox::srtp::{reprotect_index, srtcp_trailer, CryptoSuite, SrtcpReader, SrtcpWriter, SrtpError, SrtpKeys};
+use rtp_middlebox::stats::ClockRates;
+use rtp_middlebox::time::MonoTime;
+use rtp_middlebox::wire::ntp::{Delay16, NtpTime};
+use rtp_middlebox::wire::rtcp::{self, ReportBlock, RtcpPacket, SenderInfo};
+use rtp_middlebox::wire::Ssrc;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const CLIENT_AUDIO: Ssrc = Ssrc(0xc1c1_0001);
+const SFU_AUDIO: Ssrc = Ssrc(0x5f50_0001);
+
+fn ms(v: u64) -> MonoTime {
+    MonoTime::from_millis(v)
+}
+
+fn keys(suite: CryptoSuite, seed: u8) -> SrtpKeys {
+    let material: Vec<u8> = (0..suite.key_material_len() as u8)
+        .map(|i| i.wrapping_mul(seed) ^ 0x3c)
+        .collect();
+    let (k, s) = material.split_at(suite.master_key_len());
+    SrtpKeys::new(suite, k, s).unwrap()
+}
+
+fn rtp(seq: u16, ssrc: Ssrc) -> Vec<u8> {
+    let mut p = vec![0x80, 0x00];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&ssrc.0.to_be_bytes());
+    // SRTP: the payload is ciphertext and a 10-byte tag follows; the proxy
+    // reads only the clear header.
+    p.resize(12 + 160 + 10, 0x5a);
+    p
+}
+
+fn engine(mode: RtcpMode) -> (Engine, SessionId) {
+    let mut e = Engine::new(EngineConfig {
+        clock_rates: ClockRates::new(&BTreeMap::new()),
+        rtcp_mode: mode,
+        ..EngineConfig::default()
+    });
+    let id = e
+        .open_session(
+            ms(0),
+            SessionInfo {
+                client: "192.0.2.10:50000".parse().unwrap(),
+                upstream: "198.51.100.1:3478".parse().unwrap(),
+            },
+        )
+        .unwrap();
+    (e, id)
+}
+
+fn sr(sender: Ssrc, ntp: NtpTime, blocks: &[ReportBlock]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let info = SenderInfo {
+        ntp,
+        rtp_ts: 8000,
+        packet_count: 50,
+        octet_count: 8000,
+    };
+    rtcp::write_sender_report(&mut out, sender, &info, blocks);
+    rtcp::write_sdes_cname(&mut out, sender, b"endpoint");
+    out
+}
+
+fn block(about: Ssrc, lsr: NtpTime, dlsr_ms: u64) -> ReportBlock {
+    ReportBlock {
+        ssrc: about,
+        fraction_lost: 12,
+        cumulative_lost: 3,
+        ext_highest_seq: 49,
+        jitter: 40,
+        lsr: lsr.compact(),
+        dlsr: Delay16::from_duration(Duration::from_millis(dlsr_ms)),
+    }
+}
+
+fn wall(t_ms: u64) -> NtpTime {
+    NtpTime::from_unix(Duration::from_millis(1_795_000_000_000 + t_ms))
+}
+
+#[test]
+fn reports_inside_srtcp_are_read_and_rtt_measured_for_every_suite() {
+    for suite in CryptoSuite::ALL {
+        let (kc, ku) = (keys(suite, 7), keys(suite, 11));
+        let (mut e, id) = engine(RtcpMode::Forward);
+        let keys = SessionKeys {
+            client: Some(kc.clone()),
+            upstream: Some(ku.clone()),
+        };
+        assert!(e.set_session_keys(id, Some(&keys)).unwrap());
+        for seq in 0..50 {
+            e.handle_datagram(ms(u64::from(seq) * 20), Side::Client, id, &rtp(seq, CLIENT_AUDIO));
+        }
+        // The client's SRTCP SR (its own key), forwarded as is.
+        let mut client_w = SrtcpWriter::new(&kc).unwrap();
+        let mut wire = Vec::new();
+        client_w.encrypt(&sr(CLIENT_AUDIO, wall(1000), &[]), &mut wire).unwrap();
+        assert_eq!(
+            e.handle_datagram(ms(1000), Side::Client, id, &wire),
+            Verdict::Forward(rtp_middlebox::wire::PacketKind::Rtcp)
+        );
+        // The SFU's SRTCP RR about it, 60 ms later, held 20 ms: RTT 40 ms.
+        let mut sfu_w = SrtcpWriter::new(&ku).unwrap();
+        let mut rr = Vec::new();
+        rtcp::write_receiver_report(&mut rr, SFU_AUDIO, &[block(CLIENT_AUDIO, wall(1000), 20)]);
+        sfu_w.encrypt(&rr, &mut wire).unwrap();
+        e.handle_datagram(ms(1060), Side::Upstream, id, &wire);
+
+        let snap = e.snapshot(ms(1100), id).unwrap();
+        let client = snap.side(Side::Client);
+        assert_eq!(client.srtcp_opened, 1, "{suite}");
+        let src = client.sources.iter().find(|s| s.ssrc == CLIENT_AUDIO.0).unwrap();
+        assert_eq!(src.sender_report.as_ref().unwrap().packet_count, 50, "{suite}: SR read");
+        let remote = src.remote.as_ref().expect("the RR inside SRTCP was read");
+        assert_eq!(remote.cumulative_lost, 3);
+        let rtt = remote.rtt.last.unwrap();
+        assert!((rtt - 0.040).abs() < 0.0002, "{suite}: RTT {rtt}");
+        assert_eq!(src.srtcp_packets, 0, "nothing unreadable");
+        // Fingerprints, never keys, in the snapshot.
+        let json = serde_json::to_string(&snap).unwrap();
+        assert!(json.contains(&kc.fingerprint()));
+        assert!(!json.contains(&kc.expose_inline_secret()));
+    }
+}
+
+#[test]
+fn tampered_srtcp_is_dropped_and_counted_never_forwarded() {
+    let suite = CryptoSuite::AesCm128HmacSha1_80;
+    let (kc, ku) = (keys(suite, 7), keys(suite, 11));
+    let (mut e, id) = engine(RtcpMode::Forward);
+    e.set_session_keys(
+        id,
+        Some(&SessionKeys {
+            client: Some(kc.clone()),
+            upstream: Some(ku),
+        }),
+    )
+    .unwrap();
+    let mut w = SrtcpWriter::new(&kc).unwrap();
+    let mut wire = Vec::new();
+    w.encrypt(&sr(CLIENT_AUDIO, wall(0), &[]), &mut wire).unwrap();
+    let mut bad = wire.clone();
+    bad[12] ^= 0x01;
+    assert_eq!(
+        e.handle_datagram(ms(10), Side::Client, id, &bad),
+        Verdict::Drop(DropReason::Srtcp(SrtpError::AuthFailed))
+    );
+    // Wrong key (the upstream's) for the client's SRTCP: also refused.
+    let mut other = SrtcpWriter::new(&keys(suite, 99)).unwrap();
+    other.encrypt(&sr(CLIENT_AUDIO, wall(0), &[]), &mut bad).unwrap();
+    assert_eq!(
+        e.handle_datagram(ms(20), Side::Client, id, &bad),
+        Verdict::Drop(DropReason::Srtcp(SrtpError::AuthFailed))
+    );
+    assert_eq!(e.counters().srtcp_auth_failures, 2);
+    // The genuine packet still opens (failures leave no replay state)…
+    assert!(matches!(
+        e.handle_datagram(ms(30), Side::Client, id, &wire),
+        Verdict::Forward(_)
+    ));
+    // …once: the same packet again is a replay.
+    assert_eq!(
+        e.handle_datagram(ms(40), Side::Client, id, &wire),
+        Verdict::Drop(DropReason::Srtcp(SrtpError::Replayed))
+    );
+    let snap = e.snapshot(ms(50), id).unwrap();
+    assert_eq!(snap.side(Side::Client).srtcp_auth_failures, 2);
+    assert_eq!(snap.side(Side::Client).srtcp_opened, 1);
+}
+
+#[test]
+fn auto_protects_generated_reports_with_the_key_the_receiver_expects() {
+    for suite in CryptoSuite::ALL {
+        let (kc, ku) = (keys(suite, 7), keys(suite, 11));
+        let (mut e, id) = engine(RtcpMode::Auto);
+        e.set_session_keys(
+            id,
+            Some(&SessionKeys {
+                client: Some(kc.clone()),
+                upstream: Some(ku.clone()),
+            }),
+        )
+        .unwrap();
+        let mut client_w = SrtcpWriter::new(&kc).unwrap();
+        let mut wire = Vec::new();
+        // 40 s of client audio with SRs, and the SFU never reports (auto
+        // calls an audio stream suppressed after 3 × 5 s).
+        let mut out = Vec::new();
+        for seq in 0..2000u16 {
+            let t = u64::from(seq) * 20;
+            e.handle_datagram(ms(t), Side::Client, id, &rtp(seq, CLIENT_AUDIO));
+            if seq % 100 == 50 {
+                client_w.encrypt(&sr(CLIENT_AUDIO, wall(t), &[]), &mut wire).unwrap();
+                e.handle_datagram(ms(t), Side::Client, id, &wire);
+            }
+            e.set_wall_clock(ms(t), Duration::from_millis(1_795_000_000_000 + t));
+            e.handle_timeout(ms(t));
+            while let Some(tx) = e.poll_transmit() {
+                out.push(tx);
+            }
+        }
+        assert!(!out.is_empty(), "{suite}: no reports generated");
+        // The client opens them with the upstream's key (what it expects
+        // the upstream to protect with), and finds a block about its stream.
+        let mut client_reader = SrtcpReader::new(&ku).unwrap();
+        let mut plain = Vec::new();
+        let mut indices = Vec::new();
+        for tx in out.iter().filter(|t| t.toward == Side::Client) {
+            client_reader
+                .decrypt(&tx.datagram, &mut plain)
+                .unwrap_or_else(|err| panic!("{suite}: the client cannot open a generated report: {err}"));
+            indices.push(srtcp_trailer(&tx.datagram, suite.srtcp_tag_len()).unwrap().1);
+            let about_us = rtcp::walk(&plain).flatten().any(|p| match p {
+                RtcpPacket::ReceiverReport(rr) => rr.report_blocks().any(|b| b.ssrc == CLIENT_AUDIO),
+                _ => false,
+            });
+            assert!(about_us, "{suite}");
+        }
+        assert!(!indices.is_empty(), "{suite}");
+        assert_eq!(indices[0], 1, "the proxy's own SSRC starts its own index");
+        assert!(indices.windows(2).all(|w| w[1] == w[0] + 1));
+    }
+}
+
+#[test]
+fn terminate_reprotects_at_the_mapped_index() {
+    let suite = CryptoSuite::AeadAes128Gcm;
+    let (kc, ku) = (keys(suite, 7), keys(suite, 11));
+    let (mut e, id) = engine(RtcpMode::Terminate);
+    e.set_session_keys(
+        id,
+        Some(&SessionKeys {
+            client: Some(kc.clone()),
+            upstream: Some(ku),
+        }),
+    )
+    .unwrap();
+    let mut client_w = SrtcpWriter::new(&kc).unwrap();
+    let mut wire = Vec::new();
+    // The client's SR carries a block about the SFU's stream: terminate
+    // removes it and re-protects the rest toward the upstream.
+    client_w
+        .encrypt(&sr(CLIENT_AUDIO, wall(0), &[block(SFU_AUDIO, wall(0), 5)]), &mut wire)
+        .unwrap();
+    let original_index = srtcp_trailer(&wire, suite.srtcp_tag_len()).unwrap().1;
+    let v = e.handle_datagram(ms(0), Side::Client, id, &wire);
+    assert_eq!(v, Verdict::Rewritten(rtp_middlebox::wire::PacketKind::Rtcp));
+    let rewritten = e.rewritten().to_vec();
+    let (_, index) = srtcp_trailer(&rewritten, suite.srtcp_tag_len()).unwrap();
+    assert_eq!(index, reprotect_index(original_index));
+    // The upstream opens it with the client's key: the SR is there, the
+    // report block is not.
+    let mut upstream_reader = SrtcpReader::new(&kc).unwrap();
+    let mut plain = Vec::new();
+    upstream_reader.decrypt(&rewritten, &mut plain).unwrap();
+    let packets: Vec<_> = rtcp::walk(&plain).flatten().collect();
+    match &packets[0] {
+        RtcpPacket::SenderReport(sr) => {
+            assert_eq!(sr.sender, CLIENT_AUDIO);
+            assert_eq!(sr.report_blocks().count(), 0);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A second compound without report blocks is re-protected too (one
+    // index sequence for the receiver), at its mapped index.
+    client_w.encrypt(&sr(CLIENT_AUDIO, wall(1000), &[]), &mut wire).unwrap();
+    let second = srtcp_trailer(&wire, suite.srtcp_tag_len()).unwrap().1;
+    assert!(matches!(
+        e.handle_datagram(ms(1000), Side::Client, id, &wire),
+        Verdict::Rewritten(_)
+    ));
+    let (_, index) = srtcp_trailer(e.rewritten(), suite.srtcp_tag_len()).unwrap();
+    assert_eq!(index, reprotect_index(second));
+    upstream_reader.decrypt(e.rewritten(), &mut plain).unwrap();
+}
+
+#[test]
+fn without_keys_srtcp_is_forwarded_unread_and_rtp_stats_still_work() {
+    let suite = CryptoSuite::AesCm128HmacSha1_80;
+    let (mut plain_e, plain_id) = engine(RtcpMode::Auto);
+    let (mut srtp_e, srtp_id) = engine(RtcpMode::Auto);
+    // The same arrivals, once as plain RTP and once SRTP-shaped (payload
+    // ciphertext + tag): loss and jitter are identical.
+    for seq in 0..300u16 {
+        if seq % 17 == 3 {
+            continue;
+        }
+        let t = u64::from(seq) * 20 + u64::from(seq % 3) * 2;
+        let mut plain_pkt = rtp(seq, CLIENT_AUDIO);
+        plain_pkt.truncate(12 + 160);
+        plain_e.handle_datagram(ms(t), Side::Client, plain_id, &plain_pkt);
+        srtp_e.handle_datagram(ms(t), Side::Client, srtp_id, &rtp(seq, CLIENT_AUDIO));
+    }
+    // A DTLS handshake marks the SRTP session; its SRTCP stays unread.
+    srtp_e.handle_datagram(
+        ms(6000),
+        Side::Client,
+        srtp_id,
+        &[22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    );
+    let mut wire = Vec::new();
+    SrtcpWriter::new(&keys(suite, 5))
+        .unwrap()
+        .encrypt(&sr(CLIENT_AUDIO, wall(0), &[]), &mut wire)
+        .unwrap();
+    assert!(matches!(
+        srtp_e.handle_datagram(ms(6001), Side::Client, srtp_id, &wire),
+        Verdict::Forward(_)
+    ));
+    let a = plain_e.snapshot(ms(7000), plain_id).unwrap();
+    let b = srtp_e.snapshot(ms(7000), srtp_id).unwrap();
+    let (ra, rb) = (
+        a.side(Side::Client).sources[0].rtp.as_ref().unwrap(),
+        b.side(Side::Client).sources[0].rtp.as_ref().unwrap(),
+    );
+    assert_eq!(ra.packets_received, rb.packets_received);
+    assert_eq!(ra.packets_lost, rb.packets_lost);
+    assert_eq!(ra.jitter, rb.jitter);
+    assert_eq!(b.side(Side::Client).sources[0].srtcp_packets, 1);
+    assert!(
+        b.side(Side::Client).sources[0].sender_report.is_none(),
+        "ciphertext is never read"
+    );
+}
