@@ -638,3 +638,177 @@ fn auto_stays_passive_while_the_receiver_reports() {
         2.0 * DELAY_MS
     );
 }
+
+// ---------------------------------------------------------------- SRTP
+
+/// Master key || salt of the client (sender) and of the upstream (receiver).
+const KEY_CLIENT: [u8; 30] = *b"client-master-key-and-salt-30b";
+const KEY_UPSTREAM: [u8; 30] = *b"upstream-master-key-salt-30byt";
+
+fn inline(material: &[u8; 30]) -> String {
+    use rtp_middlebox::srtp::{CryptoSuite, SrtpKeys};
+    SrtpKeys::new(CryptoSuite::AesCm128HmacSha1_80, &material[..16], &material[16..])
+        .unwrap()
+        .expose_inline_secret()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// POSTs `body` to `path` on the API: (status, body).
+fn post(api: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(api).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0);
+    (status, raw.split_once("\r\n\r\n").map_or("", |x| x.1).to_string())
+}
+
+/// GStreamer `srtpenc`/`srtpdec` (libsrtp2) endpoints through the relay in
+/// `auto`, keys provisioned through `POST /v1/sessions/{id}/srtp` as soon as
+/// the session appears; the receiver's SRTCP goes nowhere (suppressed).
+fn srtp_run(py: &PathBuf, seed: u64, client_key: &[u8; 30]) -> (Run, Value) {
+    let clock = Clock::new();
+    let discard = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let receiver_args = vec![
+        "--receive".to_string(),
+        "--rtcp-dest".into(),
+        discard.local_addr().unwrap().to_string(),
+        "--seconds".into(),
+        (SECONDS + 4.0).to_string(),
+        "--srtp-key".into(),
+        hex(&KEY_UPSTREAM),
+        "--srtp-peer-key".into(),
+        hex(&KEY_CLIENT),
+    ];
+    let receiver = Endpoint::spawn(py, &receiver_args);
+    let up = SocketAddr::from(([127, 0, 0, 1], receiver.port()));
+    let up_rtcp = SocketAddr::from(([127, 0, 0, 1], receiver.port() + 1));
+    let relay = start_relay("auto", up, up_rtcp);
+    let mut api_options = rtp_middlebox::export::http::ApiOptions::from_config(&Config::embedded_default());
+    api_options.listen = "127.0.0.1:0".parse().unwrap();
+    let api = rtp_middlebox::export::http::start(api_options, relay.handle(), Default::default()).unwrap();
+    let b = relay.bound()[0].clone();
+    let cfg_a = leg(seed, LOSS);
+    let leg_a_cfg = cfg_a.0.clone();
+    let a = impair_pair(b.listen, b.listen_rtcp.unwrap(), cfg_a);
+    let mut args = sender_args(a.listen(), SECONDS);
+    args.extend([
+        "--srtp-key".into(),
+        hex(&KEY_CLIENT),
+        "--srtp-peer-key".into(),
+        hex(&KEY_UPSTREAM),
+    ]);
+    let sender = Endpoint::spawn(py, &args);
+    // Provision the keys through the API as soon as the session exists.
+    let id = loop {
+        if let Some(v) = relay.sessions_blocking().first() {
+            break v.id.clone();
+        }
+        assert!(clock.now().as_secs_f64() < 15.0, "no session appeared");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let body = format!(
+        "{{\"suite\":\"AES_CM_128_HMAC_SHA1_80\",\"client\":\"{}\",\"upstream\":\"{}\"}}",
+        inline(client_key),
+        inline(&KEY_UPSTREAM)
+    );
+    let (status, answer) = post(api.local_addr, &format!("/v1/sessions/{id}/srtp"), &body);
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        !answer.contains(&inline(client_key)[7..]),
+        "the API echoed key material: {answer}"
+    );
+    let sender = sender.finish(Duration::from_secs_f64(SECONDS + 20.0));
+    let receiver = receiver.finish(Duration::from_secs(20));
+    let (sessions, stats) = (relay.sessions_blocking(), relay.stats_blocking());
+    let leg_a = a.stop();
+    api.stop();
+    relay.shutdown(Duration::from_secs(5));
+    let run = Run {
+        sender,
+        receiver: None,
+        leg_a,
+        leg_a_cfg,
+        sessions,
+        stats,
+        sink: (0, 0),
+        elapsed: clock.now().as_secs_f64(),
+    };
+    (run, receiver)
+}
+
+fn auth_failures(stats: &[WorkerStats]) -> u64 {
+    stats
+        .iter()
+        .filter_map(|w| w.engine.as_ref())
+        .map(|e| e.srtcp_auth_failures)
+        .sum()
+}
+
+#[test]
+fn srtp_auto_generates_srtcp_reports_srtpdec_and_rtpbin_accept() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(py) = gstreamer() else { return };
+    let (run, receiver) = srtp_run(&py, 21, &KEY_CLIENT);
+    let label = "srtp auto";
+    let generated = reports_generated(&run.stats);
+    println!(
+        "[{label}] {:.1} s; relay generated {generated} SRTCP RR compounds; sender's srtpdec passed {} SRTCP; \
+         receiver's srtpdec passed {} SRTP; auth failures {}",
+        run.elapsed,
+        run.sender["srtcp_in"],
+        receiver["srtp_rtp_in"],
+        auth_failures(&run.stats)
+    );
+    // The receiver decrypted the media the relay carried.
+    assert!(
+        u(&receiver, "srtp_rtp_in") > 100,
+        "receiver decrypted too little: {receiver}"
+    );
+    // The sender's srtpdec accepted the proxy's SRTCP (own SSRC, the
+    // upstream's key), and rtpbin shows its loss and RTT.
+    assert!(u(&run.sender, "srtcp_in") >= 3, "sender: {}", run.sender);
+    assert!(generated >= 3, "{generated} reports generated");
+    assert_eq!(auth_failures(&run.stats), 0);
+    // The relay read the sender's SRs inside SRTCP (LSR → RTT).
+    let reporter = sole_reporter(label, &run.sender);
+    check_reports(label, &run, reporter, 2.0 * DELAY_MS);
+    let opened: u64 = run
+        .sessions
+        .iter()
+        .map(|v| v.snapshot.side(Side::Client).srtcp_opened)
+        .sum();
+    assert!(opened >= 3, "SRTCP opened from the sender: {opened}");
+}
+
+#[test]
+fn srtp_wrong_keys_count_auth_failures_and_media_keeps_flowing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(py) = gstreamer() else { return };
+    let wrong = *b"not-the-clients-key-nor-salt!!";
+    let (run, receiver) = srtp_run(&py, 22, &wrong);
+    let failures = auth_failures(&run.stats);
+    println!(
+        "[srtp wrong keys] auth failures {failures}; receiver's srtpdec passed {} SRTP",
+        receiver["srtp_rtp_in"]
+    );
+    assert!(failures >= 3, "{failures} authentication failures counted");
+    assert!(u(&receiver, "srtp_rtp_in") > 100, "media stopped: {receiver}");
+    // The sender's SRTCP never reached the receiver modified: refused ones are dropped.
+    let dropped: u64 = run
+        .stats
+        .iter()
+        .filter_map(|w| w.engine.as_ref())
+        .map(|e| e.drops[rtp_middlebox::engine::DropReason::Srtcp(rtp_middlebox::srtp::SrtpError::AuthFailed).index()])
+        .sum();
+    assert_eq!(dropped, failures);
+}

@@ -27,6 +27,13 @@ reporter, next to our own sender source ("sender": "packets-sent", ...).
 RTCP rtpbin received), "rtt_log" every new rb-round-trip value the session
 reported (sampled every --sample-ms).
 
+SRTP (SDES keys, AES_CM_128_HMAC_SHA1_80 for RTP and RTCP): --srtp-key HEX
+(30 bytes: master key || salt) protects what this endpoint sends (srtpenc
+after rtpbin's send pads); --srtp-peer-key HEX opens what it receives
+(srtpdec before rtpbin's receive pads, keys given through its request-key
+signal for every SSRC, the proxy's own included). "done" then also counts
+"srtp_rtp_in"/"srtcp_in" buffers that srtpdec let through.
+
 Exit status: 0 on success, 2 on a pipeline error (message on stderr).
 """
 
@@ -69,6 +76,8 @@ def parse_args():
     p.add_argument("--seqnum-offset", type=int, default=-1, help="sender: first RTP sequence number (-1 = random)")
     p.add_argument("--rtcp-interval-ms", type=int, default=1000, help="rtpbin's rtcp-min-interval")
     p.add_argument("--sample-ms", type=int, default=100, help="how often the session stats are sampled")
+    p.add_argument("--srtp-key", default=None, help="hex master key||salt protecting what we send (SRTP)")
+    p.add_argument("--srtp-peer-key", default=None, help="hex master key||salt protecting what we receive")
     args = p.parse_args()
     if not args.receive and not args.port:
         p.error("--port is required for a sender")
@@ -173,6 +182,17 @@ def report_blocks(data):
     return out
 
 
+SRTP_PARAMS = (
+    "srtp-cipher=(string)aes-128-icm, srtp-auth=(string)hmac-sha1-80, "
+    "srtcp-cipher=(string)aes-128-icm, srtcp-auth=(string)hmac-sha1-80"
+)
+
+
+def srtp_caps(media, hex_key, extra=""):
+    """Caps carrying SDES key material the way srtpdec reads it."""
+    return Gst.Caps.from_string(f"{media}, srtp-key=(buffer){hex_key}, {SRTP_PARAMS}{extra}")
+
+
 class Endpoint:
     def __init__(self, args):
         self.args = args
@@ -182,6 +202,9 @@ class Endpoint:
         self.rtt_log = []
         self.last_rb = {}
         self.rtcp_received = 0
+        self.srtp_counts = {"srtp_rtp_in": 0, "srtcp_in": 0}
+        self.enc = None
+        self.dec = None
         self.pipeline = Gst.Pipeline.new(None)
         self.rtpbin = make("rtpbin")
         self.pipeline.add(self.rtpbin)
@@ -214,6 +237,42 @@ class Endpoint:
         for e in elements:
             self.pipeline.add(e)
 
+    def make_enc(self):
+        """srtpenc with our key (what we send)."""
+        key = Gst.Buffer.new_wrapped(bytes.fromhex(self.args.srtp_key))
+        self.enc = make(
+            "srtpenc",
+            rtp_cipher="aes-128-icm",
+            rtp_auth="hmac-sha1-80",
+            rtcp_cipher="aes-128-icm",
+            rtcp_auth="hmac-sha1-80",
+        )
+        self.enc.set_property("key", key)
+        self.add(self.enc)
+        return self.enc
+
+    def make_dec(self):
+        """srtpdec opening what we receive with the peer's key, for any SSRC."""
+        self.dec = make("srtpdec")
+        hex_key = self.args.srtp_peer_key
+        self.dec.connect("request-key", lambda _dec, _ssrc: srtp_caps("application/x-srtp", hex_key))
+        self.add(self.dec)
+        for pad, name in (("rtp_src", "srtp_rtp_in"), ("rtcp_src", "srtcp_in")):
+            self.dec.get_static_pad(pad).add_probe(Gst.PadProbeType.BUFFER, self.count, name)
+        return self.dec
+
+    def count(self, _pad, _info, name):
+        self.srtp_counts[name] += 1
+        return Gst.PadProbeReturn.OK
+
+    def link_via_enc(self, rtpbin_pad, kind, sink):
+        """rtpbin pad → srtpenc (when keyed) → udpsink."""
+        if self.enc is None:
+            rtpbin_pad.link(sink.get_static_pad("sink"))
+            return
+        rtpbin_pad.link(self.enc.request_pad_simple(f"{kind}_sink_0"))
+        self.enc.get_static_pad(f"{kind}_src_0").link(sink.get_static_pad("sink"))
+
     def build_sender(self, rtp_g, rtcp_g):
         a = self.args
         src = make("audiotestsrc", is_live=True, wave="sine", freq=440.0, samplesperbuffer=160)
@@ -224,26 +283,46 @@ class Endpoint:
             self.pay.set_property("seqnum-offset", a.seqnum_offset)
         rtp_sink = make("udpsink", socket=rtp_g, host=a.host, port=a.port, sync=True, async_=False)
         rtcp_sink = make("udpsink", socket=rtcp_g, host=a.host, port=a.port + 1, sync=False, async_=False)
-        rtcp_src = make("udpsrc", socket=rtcp_g, caps=Gst.Caps.from_string("application/x-rtcp"))
+        rtcp_caps = "application/x-srtcp" if a.srtp_peer_key else "application/x-rtcp"
+        rtcp_src = make("udpsrc", socket=rtcp_g, caps=Gst.Caps.from_string(rtcp_caps))
         self.add(src, caps, enc, self.pay, rtp_sink, rtcp_sink, rtcp_src)
         src.link(caps)
         caps.link(enc)
         enc.link(self.pay)
         self.pay.get_static_pad("src").link(self.request("send_rtp_sink_0"))
-        self.rtpbin.get_static_pad("send_rtp_src_0").link(rtp_sink.get_static_pad("sink"))
-        self.request("send_rtcp_src_0").link(rtcp_sink.get_static_pad("sink"))
-        rtcp_src.get_static_pad("src").link(self.request("recv_rtcp_sink_0"))
+        if a.srtp_key:
+            self.make_enc()
+        self.link_via_enc(self.rtpbin.get_static_pad("send_rtp_src_0"), "rtp", rtp_sink)
+        self.link_via_enc(self.request("send_rtcp_src_0"), "rtcp", rtcp_sink)
+        if a.srtp_peer_key:
+            dec = self.make_dec()
+            rtcp_src.get_static_pad("src").link(dec.get_static_pad("rtcp_sink"))
+            dec.get_static_pad("rtcp_src").link(self.request("recv_rtcp_sink_0"))
+        else:
+            rtcp_src.get_static_pad("src").link(self.request("recv_rtcp_sink_0"))
 
     def build_receiver(self, rtp_g, rtcp_g):
         host, port = self.args.rtcp_dest.rsplit(":", 1)
         host = host.strip("[]")
-        rtp_src = make("udpsrc", socket=rtp_g, caps=Gst.Caps.from_string(PCMU_CAPS))
-        rtcp_src = make("udpsrc", socket=rtcp_g, caps=Gst.Caps.from_string("application/x-rtcp"))
+        keyed = self.args.srtp_peer_key is not None
+        rtp_caps = PCMU_CAPS.replace("application/x-rtp", "application/x-srtp") if keyed else PCMU_CAPS
+        rtcp_caps = "application/x-srtcp" if keyed else "application/x-rtcp"
+        rtp_src = make("udpsrc", socket=rtp_g, caps=Gst.Caps.from_string(rtp_caps))
+        rtcp_src = make("udpsrc", socket=rtcp_g, caps=Gst.Caps.from_string(rtcp_caps))
         rtcp_sink = make("udpsink", socket=rtcp_g, host=host, port=int(port), sync=False, async_=False)
         self.add(rtp_src, rtcp_src, rtcp_sink)
-        rtp_src.get_static_pad("src").link(self.request("recv_rtp_sink_0"))
-        rtcp_src.get_static_pad("src").link(self.request("recv_rtcp_sink_0"))
-        self.request("send_rtcp_src_0").link(rtcp_sink.get_static_pad("sink"))
+        if keyed:
+            dec = self.make_dec()
+            rtp_src.get_static_pad("src").link(dec.get_static_pad("rtp_sink"))
+            rtcp_src.get_static_pad("src").link(dec.get_static_pad("rtcp_sink"))
+            dec.get_static_pad("rtp_src").link(self.request("recv_rtp_sink_0"))
+            dec.get_static_pad("rtcp_src").link(self.request("recv_rtcp_sink_0"))
+        else:
+            rtp_src.get_static_pad("src").link(self.request("recv_rtp_sink_0"))
+            rtcp_src.get_static_pad("src").link(self.request("recv_rtcp_sink_0"))
+        if self.args.srtp_key:
+            self.make_enc()
+        self.link_via_enc(self.request("send_rtcp_src_0"), "rtcp", rtcp_sink)
         self.rtpbin.connect("pad-added", self.on_pad_added)
 
     def on_pad_added(self, _bin, pad):
@@ -333,6 +412,7 @@ class Endpoint:
             "rb_log": self.rb_log,
             "rtt_log": self.rtt_log,
             "rtcp_received": self.rtcp_received,
+            **self.srtp_counts,
             "session": to_plain(self.session.get_property("stats")),
             "error": self.error,
         }
