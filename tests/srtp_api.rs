@@ -1,0 +1,189 @@
+//! Provisioning SRTP keys: the API's answers to good and bad input, and
+//! that key material never appears in the API's other answers, the
+//! metrics, config errors or the process's logs.
+
+// Real sockets and processes: waiting on real time is the point.
+#![allow(clippy::disallowed_methods)]
+
+use rtp_middlebox::config::Config;
+use rtp_middlebox::export::http;
+use rtp_middlebox::runtime::{self, RunOptions};
+use rtp_middlebox::srtp::{CryptoSuite, SrtpKeys};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn request(api: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(api).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, raw.split_once("\r\n\r\n").map_or("", |x| x.1).to_string())
+}
+
+fn keys(seed: u8) -> SrtpKeys {
+    let m: Vec<u8> = (0..30u8).map(|i| i.wrapping_mul(seed) ^ 0x77).collect();
+    SrtpKeys::new(CryptoSuite::AesCm128HmacSha1_80, &m[..16], &m[16..]).unwrap()
+}
+
+fn rtp(seq: u16) -> Vec<u8> {
+    let mut p = vec![0x80, 0x00];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&0x0102_0304u32.to_be_bytes());
+    p.resize(182, 0);
+    p
+}
+
+#[test]
+fn the_api_validates_keys_and_never_echoes_them() {
+    let upstream = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let text = format!(
+        "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"{}\"\nupstream_bind = \"127.0.0.1\"\n[metrics]\ninterval_secs = 1\nper_session = true\n",
+        upstream.local_addr().unwrap()
+    );
+    let config = Config::from_toml(&text).unwrap();
+    let relay = runtime::start(&config, &RunOptions { workers: 1, log_sessions: false, ..Default::default() }).unwrap();
+    let mut options = http::ApiOptions::from_config(&config);
+    options.listen = "127.0.0.1:0".parse().unwrap();
+    let api = http::start(options, relay.handle(), config.relay[0].clock_rates()).unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.send_to(&rtp(0), relay.bound()[0].listen).unwrap();
+    let mut b = [0u8; 2048];
+    upstream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    upstream.recv_from(&mut b).unwrap();
+    let id = relay.sessions_blocking()[0].id.clone();
+    let path = format!("/v1/sessions/{id}/srtp");
+
+    let (kc, ku) = (keys(3), keys(5));
+    let (sc, su) = (kc.expose_inline_secret(), ku.expose_inline_secret());
+    let secret_parts = [sc[7..].to_string(), su[7..].to_string()];
+    let no_secrets = |what: &str, body: &str| {
+        for s in &secret_parts {
+            assert!(!body.contains(s.as_str()), "{what} shows key material: {body}");
+        }
+    };
+
+    // Malformed input: clear 4xx errors that never quote the material.
+    let cases = [
+        (format!("{{\"suite\":\"AES_CM_128_HMAC_SHA1_80\",\"client\":\"inline:{}!!\"}}", &sc[7..20]), 400, "base64"),
+        (format!("{{\"suite\":\"AES_CM_128_HMAC_SHA1_80\",\"client\":\"inline:{}\"}}", &sc[7..27]), 400, "must decode to 30 bytes"),
+        (format!("{{\"suite\":\"F8_128_HMAC_SHA1_80\",\"client\":\"{sc}\"}}"), 400, "unknown SRTP crypto suite"),
+        ("{\"suite\":\"AES_CM_128_HMAC_SHA1_80\"}".to_string(), 400, "client key, the upstream key or both"),
+        (format!("{{\"suite\":\"AES_CM_128_HMAC_SHA1_80\",\"client\":\"{sc}\",\"extra\":1}}"), 400, "body must be"),
+        ("not json".to_string(), 400, "body must be"),
+    ];
+    for (body, status, message) in &cases {
+        let (got, answer) = request(api.local_addr, "POST", &path, body);
+        assert_eq!(got, *status, "{body} → {answer}");
+        assert!(answer.contains(message), "{body} → {answer}");
+        assert!(!answer.contains(&sc[7..20]), "{answer}");
+    }
+    let (got, answer) = request(api.local_addr, "POST", "/v1/sessions/0-00000000ffffffff/srtp", &format!("{{\"suite\":\"AES_CM_128_HMAC_SHA1_80\",\"client\":\"{sc}\"}}"));
+    assert_eq!(got, 404, "{answer}");
+    let (got, _) = request(api.local_addr, "POST", "/v1/sessions/nonsense/srtp", "{}");
+    assert_eq!(got, 400);
+
+    // Good keys: the answer carries fingerprints only.
+    let body = format!("{{\"suite\":\"AES_CM_128_HMAC_SHA1_80\",\"client\":\"{sc}\",\"upstream\":\"{su}\"}}");
+    let (got, answer) = request(api.local_addr, "POST", &path, &body);
+    assert_eq!(got, 200, "{answer}");
+    assert!(answer.contains(&kc.fingerprint()) && answer.contains(&ku.fingerprint()), "{answer}");
+    no_secrets("POST answer", &answer);
+
+    for _ in 0..30 {
+        client.send_to(&rtp(1), relay.bound()[0].listen).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    let (_, sessions) = request(api.local_addr, "GET", "/v1/sessions", "");
+    assert!(sessions.contains(&kc.fingerprint()), "{sessions}");
+    for (what, path) in [
+        ("sessions", "/v1/sessions".to_string()),
+        ("stats", format!("/v1/sessions/{id}/stats")),
+        ("counters", "/v1/counters".to_string()),
+        ("metrics", "/metrics".to_string()),
+    ] {
+        let (status, body) = request(api.local_addr, "GET", &path, "");
+        assert_eq!(status, 200, "{what}");
+        no_secrets(what, &body);
+    }
+
+    let (got, _) = request(api.local_addr, "DELETE", &path, "");
+    assert_eq!(got, 204);
+    let (_, sessions) = request(api.local_addr, "GET", "/v1/sessions", "");
+    assert!(!sessions.contains(&kc.fingerprint()), "{sessions}");
+}
+
+#[test]
+fn static_keys_stay_out_of_logs_and_config_errors() {
+    let (kc, ku) = (keys(7), keys(11));
+    let (sc, su) = (kc.expose_inline_secret(), ku.expose_inline_secret());
+    let upstream = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dir = std::env::temp_dir().join(format!("rtpmb-srtp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("relay.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"{}\"\nupstream_bind = \"127.0.0.1\"\n\
+             [[srtp]]\nclient = \"127.0.0.1\"\nsuite = \"AES_CM_128_HMAC_SHA1_80\"\nclient_key = \"{sc}\"\nupstream_key = \"{su}\"\n",
+            upstream.local_addr().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rtp-middlebox"))
+        .args(["run", "--workers", "1", "--api-listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let listen: SocketAddr = first.split_whitespace().nth(3).unwrap().parse().unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for seq in 0..20 {
+        client.send_to(&rtp(seq), listen).unwrap();
+    }
+    // A garbage "SRTCP" compound from the keyed client: refused, counted.
+    let mut bogus = vec![0x80, 0xc8, 0x00, 0x06, 1, 2, 3, 4];
+    bogus.resize(8 + 20 + 4 + 10, 0xee);
+    client.send_to(&bogus, listen).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let log: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(child.wait().unwrap().success());
+    let log = log.join("\n");
+    assert!(log.contains("closed (shutdown)"), "{log}");
+    for s in [&sc[7..], &su[7..]] {
+        assert!(!log.contains(s), "the log shows key material:\n{log}");
+    }
+
+    // A bad key in the config: the error names the key, not the material.
+    let bad = format!("{}A", &sc[..sc.len() - 4]);
+    std::fs::write(
+        &path,
+        format!("[[srtp]]\nclient = \"127.0.0.1\"\nsuite = \"AES_CM_128_HMAC_SHA1_80\"\nclient_key = \"{bad}\"\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rtp-middlebox"))
+        .args(["run", "--check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("srtp[0].client_key"), "{err}");
+    assert!(!err.contains(&bad[7..]), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
