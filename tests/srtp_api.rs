@@ -51,7 +51,15 @@ fn the_api_validates_keys_and_never_echoes_them() {
         upstream.local_addr().unwrap()
     );
     let config = Config::from_toml(&text).unwrap();
-    let relay = runtime::start(&config, &RunOptions { workers: 1, log_sessions: false, ..Default::default() }).unwrap();
+    let relay = runtime::start(
+        &config,
+        &RunOptions {
+            workers: 1,
+            log_sessions: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let mut options = http::ApiOptions::from_config(&config);
     options.listen = "127.0.0.1:0".parse().unwrap();
     let api = http::start(options, relay.handle(), config.relay[0].clock_rates()).unwrap();
@@ -74,11 +82,37 @@ fn the_api_validates_keys_and_never_echoes_them() {
 
     // Malformed input: clear 4xx errors that never quote the material.
     let cases = [
-        (format!("{{\"suite\":\"AES_CM_128_HMAC_SHA1_80\",\"client\":\"inline:{}!!\"}}", &sc[7..20]), 400, "base64"),
-        (format!("{{\"suite\":\"AES_CM_128_HMAC_SHA1_80\",\"client\":\"inline:{}\"}}", &sc[7..27]), 400, "must decode to 30 bytes"),
-        (format!("{{\"suite\":\"F8_128_HMAC_SHA1_80\",\"client\":\"{sc}\"}}"), 400, "unknown SRTP crypto suite"),
-        ("{\"suite\":\"AES_CM_128_HMAC_SHA1_80\"}".to_string(), 400, "client key, the upstream key or both"),
-        (format!("{{\"suite\":\"AES_CM_128_HMAC_SHA1_80\",\"client\":\"{sc}\",\"extra\":1}}"), 400, "body must be"),
+        (
+            format!(
+                "{{\"suite\":\"AES_CM_128_HMAC_SHA1_80\",\"client\":\"inline:{}!!\"}}",
+                &sc[7..20]
+            ),
+            400,
+            "base64",
+        ),
+        (
+            format!(
+                "{{\"suite\":\"AES_CM_128_HMAC_SHA1_80\",\"client\":\"inline:{}\"}}",
+                &sc[7..27]
+            ),
+            400,
+            "must decode to 30 bytes",
+        ),
+        (
+            format!("{{\"suite\":\"F8_128_HMAC_SHA1_80\",\"client\":\"{sc}\"}}"),
+            400,
+            "unknown SRTP crypto suite",
+        ),
+        (
+            "{\"suite\":\"AES_CM_128_HMAC_SHA1_80\"}".to_string(),
+            400,
+            "client key, the upstream key or both",
+        ),
+        (
+            format!("{{\"suite\":\"AES_CM_128_HMAC_SHA1_80\",\"client\":\"{sc}\",\"extra\":1}}"),
+            400,
+            "body must be",
+        ),
         ("not json".to_string(), 400, "body must be"),
     ];
     for (body, status, message) in &cases {
@@ -87,7 +121,12 @@ fn the_api_validates_keys_and_never_echoes_them() {
         assert!(answer.contains(message), "{body} → {answer}");
         assert!(!answer.contains(&sc[7..20]), "{answer}");
     }
-    let (got, answer) = request(api.local_addr, "POST", "/v1/sessions/0-00000000ffffffff/srtp", &format!("{{\"suite\":\"AES_CM_128_HMAC_SHA1_80\",\"client\":\"{sc}\"}}"));
+    let (got, answer) = request(
+        api.local_addr,
+        "POST",
+        "/v1/sessions/0-00000000ffffffff/srtp",
+        &format!("{{\"suite\":\"AES_CM_128_HMAC_SHA1_80\",\"client\":\"{sc}\"}}"),
+    );
     assert_eq!(got, 404, "{answer}");
     let (got, _) = request(api.local_addr, "POST", "/v1/sessions/nonsense/srtp", "{}");
     assert_eq!(got, 400);
@@ -96,7 +135,10 @@ fn the_api_validates_keys_and_never_echoes_them() {
     let body = format!("{{\"suite\":\"AES_CM_128_HMAC_SHA1_80\",\"client\":\"{sc}\",\"upstream\":\"{su}\"}}");
     let (got, answer) = request(api.local_addr, "POST", &path, &body);
     assert_eq!(got, 200, "{answer}");
-    assert!(answer.contains(&kc.fingerprint()) && answer.contains(&ku.fingerprint()), "{answer}");
+    assert!(
+        answer.contains(&kc.fingerprint()) && answer.contains(&ku.fingerprint()),
+        "{answer}"
+    );
     no_secrets("POST answer", &answer);
 
     for _ in 0..30 {
