@@ -32,6 +32,11 @@ use std::time::{Duration, Instant};
 const SSRC_BASE: u32 = 0x5000_0000;
 const PAYLOAD: usize = 160;
 
+/// `srtp` runs: streams look like keyless SRTP (a DTLS record first, so the
+/// relay treats the session as encrypted; SRs carry an SRTCP trailer and are
+/// forwarded unread). The RTP path is the same either way: headers are clear.
+static SRTP_SHAPE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
     args.iter()
         .position(|a| a == name)
@@ -158,6 +163,39 @@ fn main() {
             );
             let _ = std::fs::remove_dir_all(&dir);
         }
+        Some("srtp") => {
+            // Keyless SRTP streams against plain RTP, same load, alternating
+            // rounds in one run: nothing is decrypted on the RTP path.
+            let streams = arg(&args, "--streams", 2000usize);
+            let rate = arg(&args, "--rate", 50.0f64);
+            let secs = arg(&args, "--seconds", 10.0f64);
+            let workers = arg(&args, "--workers", 2usize);
+            let rounds = arg(&args, "--rounds", 3usize);
+            println!("srtp: {streams} streams x {rate} packets/s for {secs} s, {workers} workers, {rounds} rounds");
+            print_header();
+            let (mut plain, mut srtp) = (Vec::new(), Vec::new());
+            for _ in 0..rounds {
+                SRTP_SHAPE.store(false, Ordering::Relaxed);
+                let r = run_once("rtp-middlebox:forward", streams, rate, secs, workers);
+                print_row(&r);
+                plain.push(r.cpu_us_per_packet);
+                SRTP_SHAPE.store(true, Ordering::Relaxed);
+                let mut r = run_once("rtp-middlebox:forward", streams, rate, secs, workers);
+                r.kind = "rtp-middlebox:srtp".into();
+                print_row(&r);
+                srtp.push(r.cpu_us_per_packet);
+            }
+            SRTP_SHAPE.store(false, Ordering::Relaxed);
+            let median = |v: &mut Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let (p, s) = (median(&mut plain), median(&mut srtp));
+            println!(
+                "srtp vs plain: {s:.3} vs {p:.3} s of relay CPU per million packets ({:+.1}%, medians of {rounds})",
+                100.0 * (s / p - 1.0)
+            );
+        }
         Some("max-rate") => {
             let workers = arg(&args, "--workers", 1usize);
             let secs = arg(&args, "--seconds", 3.0f64);
@@ -171,7 +209,7 @@ fn main() {
             max_rate(&kind, workers, streams, secs);
         }
         _ => {
-            eprintln!("usage: relay_load bench [--streams K] [--rate R] [--seconds S] [--workers W] [--only naive|rtp-middlebox]\n       relay_load metrics [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load max-rate [--workers W] [--streams K] [--seconds S] [--relay naive|rtp-middlebox]\n       relay_load naive --listen ADDR --upstream ADDR [--workers W]");
+            eprintln!("usage: relay_load bench [--streams K] [--rate R] [--seconds S] [--workers W] [--only naive|rtp-middlebox]\n       relay_load srtp [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load metrics [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load max-rate [--workers W] [--streams K] [--seconds S] [--relay naive|rtp-middlebox]\n       relay_load naive --listen ADDR --upstream ADDR [--workers W]");
             std::process::exit(2);
         }
     }
@@ -575,6 +613,13 @@ fn generate(relay: SocketAddr, streams: usize, rate: f64, secs: f64, epoch: Inst
     let end = Duration::from_secs_f64(secs);
     let mut last_sr = Instant::now();
     let mut bufs = vec![[0u8; 12 + PAYLOAD]; 32];
+    let srtp = SRTP_SHAPE.load(Ordering::Relaxed);
+    if srtp {
+        // A DTLS record (content type 22) from every stream's address.
+        let dtls = [22u8, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+        let batch: Vec<(usize, &[u8])> = (0..streams).map(|i| (i, &dtls[..])).collect();
+        senders.send(&batch);
+    }
     loop {
         let elapsed = start.elapsed();
         if elapsed >= end {
@@ -603,8 +648,16 @@ fn generate(relay: SocketAddr, streams: usize, rate: f64, secs: f64, epoch: Inst
         }
         if last_sr.elapsed() >= Duration::from_secs(5) {
             last_sr = Instant::now();
-            let srs: Vec<[u8; 28]> = (0..streams)
-                .map(|i| sender_report(SSRC_BASE + i as u32, u32::from(seq[i])))
+            let srs: Vec<Vec<u8>> = (0..streams)
+                .map(|i| {
+                    let mut sr = sender_report(SSRC_BASE + i as u32, u32::from(seq[i])).to_vec();
+                    if srtp {
+                        // SRTCP: E flag + index, 80-bit tag (contents opaque without keys).
+                        sr.extend_from_slice(&[0x80, 0, 0, 1]);
+                        sr.extend_from_slice(&[0x5a; 10]);
+                    }
+                    sr
+                })
                 .collect();
             let batch: Vec<(usize, &[u8])> = srs.iter().enumerate().map(|(i, p)| (i, &p[..])).collect();
             senders.send(&batch);

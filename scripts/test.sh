@@ -47,6 +47,9 @@ fi
 echo "== packet-path benchmark (quick)"
 BENCH_QUICK=1 bash scripts/bench.sh
 
+echo "== SRTCP per-suite benchmark (short)"
+cargo bench --quiet --bench srtcp -- --warm-up-time 0.2 --measurement-time 0.4 2>&1 | grep -E "^srtcp/|time:" || true
+
 echo "== relay load smoke (bounded)"
 echo "   3 s at 10 000 packets/s on a shared machine: this checks that the tool and"
 echo "   the relay work end to end; the figures in README \"Performance\" come from"
@@ -54,3 +57,4 @@ echo "   the full-length commands listed there."
 target/release/examples/relay_load bench --streams 200 --rate 50 --seconds 3
 target/release/examples/relay_load modes --streams 200 --rate 50 --seconds 3
 target/release/examples/relay_load metrics --streams 200 --rate 50 --seconds 3 --rounds 1
+target/release/examples/relay_load srtp --streams 200 --rate 50 --seconds 3 --rounds 1

@@ -13,7 +13,10 @@ fn everything() -> Config {
         "[[relay]]\nlisten = \"0.0.0.0:20000\"\nlisten_rtcp = \"0.0.0.0:20001\"\n\
          upstream = \"127.0.0.1:30000\"\nupstream_rtcp = \"127.0.0.1:30001\"\n\
          [api]\ntoken = \"0123456789abcdef\"\n\
-         [collector]\notlp_endpoint = \"http://127.0.0.1:4318\"\ninterval_secs = 10\ntimeout_ms = 5000\nmax_retries = 5\n",
+         [collector]\notlp_endpoint = \"http://127.0.0.1:4318\"\ninterval_secs = 10\ntimeout_ms = 5000\nmax_retries = 5\n\
+         [[srtp]]\nclient = \"192.0.2.20\"\nsuite = \"AES_CM_128_HMAC_SHA1_80\"\n\
+         client_key = \"inline:WVNfmVf9m9WJgyhjCeAfTCAbzPWGCt08ktYeDHyq\"\n\
+         upstream_key = \"inline:WVNfmVf9m9WJgyhjCeAfTCAbzPWGCt08ktYeDHyq\"\n",
     )
     .unwrap();
     c.collector.resource.insert("region".into(), "x".into());
@@ -34,7 +37,7 @@ fn paths(v: &Value, prefix: &str, out: &mut Vec<String>) {
                 paths(v, &p, out);
             }
         }
-        Value::Array(a) if prefix == "relay" => {
+        Value::Array(a) if prefix == "relay" || prefix == "srtp" => {
             if let Some(first) = a.first() {
                 paths(first, prefix, out);
             }

@@ -21,8 +21,7 @@
 //!   (§9) construction, and through the keyless trailer helper.
 //!
 //! Everything else is a property: round trips, one flipped bit, replays,
-//! truncations, random bytes. `SRTP_BENCH=1 cargo test --release --test
-//! srtp_vectors bench -- --nocapture` prints per-packet costs.
+//! truncations, random bytes. Per-packet costs: `cargo bench --bench srtcp`.
 
 use rtp_middlebox::srtp::SRTCP_REPLAY_WINDOW;
 use rtp_middlebox::srtp::{srtcp_trailer, CryptoSuite, SrtcpReader, SrtcpWriter, SrtpError, SrtpKeys};
@@ -739,59 +738,5 @@ proptest! {
             prop_assert!(reader.decrypt(&bad, &mut out).is_err());
         }
         prop_assert!(reader.decrypt(&wire, &mut out).is_ok());
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Opt-in timing
-// ---------------------------------------------------------------------------
-
-/// Per-packet SRTCP cost per suite: `SRTP_BENCH=1 cargo test --release
-/// --test srtp_vectors bench -- --nocapture`. Skipped otherwise.
-#[test]
-#[allow(clippy::disallowed_methods)] // wall-clock timing is the point of this opt-in test
-fn bench_srtcp_per_suite() {
-    if std::env::var("SRTP_BENCH").as_deref() != Ok("1") {
-        eprintln!("bench_srtcp_per_suite skipped (set SRTP_BENCH=1)");
-        return;
-    }
-    const N: usize = 10_000;
-    let mut rng = Rng(10);
-    println!(
-        "{:<24} {:>6} {:>14} {:>14}",
-        "suite", "bytes", "encrypt ns/pkt", "decrypt ns/pkt"
-    );
-    for suite in CryptoSuite::ALL {
-        // 48 B: RR + SDES as the proxy writes it; 1000 B: a large compound.
-        for plain in [compound(0x5052_4f58, 1, &mut rng), {
-            let mut big = compound(0x5052_4f58, 31, &mut rng);
-            big.extend_from_slice(&compound(0x5052_4f58, 8, &mut rng));
-            big
-        }] {
-            let keys = rng.keys(suite);
-            let mut writer = SrtcpWriter::new(&keys).unwrap();
-            let mut wires: Vec<Vec<u8>> = (0..N).map(|_| Vec::with_capacity(plain.len() + 32)).collect();
-            let start = std::time::Instant::now();
-            for w in wires.iter_mut() {
-                writer.encrypt(&plain, w).unwrap();
-            }
-            let enc = start.elapsed().as_nanos() as f64 / N as f64;
-
-            let mut reader = SrtcpReader::new(&keys).unwrap();
-            let mut out = Vec::with_capacity(plain.len());
-            let start = std::time::Instant::now();
-            for w in &wires {
-                reader.decrypt(w, &mut out).unwrap();
-            }
-            let dec = start.elapsed().as_nanos() as f64 / N as f64;
-            assert_eq!(out, plain);
-            println!(
-                "{:<24} {:>6} {:>14.0} {:>14.0}",
-                suite.sdp_name(),
-                plain.len(),
-                enc,
-                dec
-            );
-        }
     }
 }
