@@ -69,6 +69,33 @@ pub struct Source {
     /// SRTCP compounds this source sent that the proxy could not read
     /// (RFC 3711 §3.4 leaves the header and sender SSRC in clear).
     pub srtcp_packets: u64,
+    /// Keyless: the E flag and 31-bit index of its last SRTCP compound, read
+    /// from the clear trailer (see [`srtcp_trailer_guess`]).
+    pub srtcp_last: Option<(bool, u32)>,
+}
+
+/// Reads the SRTCP E flag and index without keys. The trailer's place
+/// depends on the suite, which is unknown: after an 80-bit tag for the
+/// HMAC-SHA1 suites (10 bytes), at the very end for AES-GCM (RFC 7714 §9,
+/// the tag sits inside). The candidate that continues the sender's previous
+/// index wins. Otherwise an encrypted (E = 1) reading with the smaller
+/// index: endpoints count up from small numbers, while the wrong reading
+/// lands in tag or ciphertext bytes, a uniformly random 31-bit value.
+pub fn srtcp_trailer_guess(datagram: &[u8], previous: Option<(bool, u32)>) -> Option<(bool, u32)> {
+    let candidates = [10usize, 0].map(|tag| crate::srtp::srtcp_trailer(datagram, tag));
+    if let Some((_, prev)) = previous {
+        let next = prev.wrapping_add(1) & 0x7fff_ffff;
+        if let Some(hit) = candidates.iter().flatten().find(|(_, i)| *i == next) {
+            return Some(*hit);
+        }
+    }
+    candidates
+        .iter()
+        .flatten()
+        .filter(|(e, _)| *e)
+        .min_by_key(|(_, i)| *i)
+        .copied()
+        .or(candidates[0])
 }
 
 impl Source {
@@ -85,6 +112,7 @@ impl Source {
             bye: false,
             generating: false,
             srtcp_packets: 0,
+            srtcp_last: None,
         }
     }
 }
@@ -333,6 +361,7 @@ impl Session {
             let sender = Ssrc(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
             if let Some(src) = state.source_mut(sender, cap) {
                 src.srtcp_packets += 1;
+                src.srtcp_last = srtcp_trailer_guess(datagram, src.srtcp_last);
             }
         }
     }

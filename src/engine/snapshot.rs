@@ -93,6 +93,9 @@ pub struct SourceSnapshot {
     pub bye: bool,
     /// SRTCP compounds from this sender the proxy could not read (no keys).
     pub srtcp_packets: u64,
+    /// Keyless reading of its last SRTCP trailer: E flag and index.
+    pub srtcp_encrypted: Option<bool>,
+    pub srtcp_index: Option<u32>,
     /// The proxy writes report blocks about this source (`terminate`, or
     /// `auto` after its receiver went quiet).
     pub generating: bool,
@@ -244,6 +247,8 @@ impl SourceSnapshot {
             feedback: src.feedback,
             bye: src.bye,
             srtcp_packets: src.srtcp_packets,
+            srtcp_encrypted: src.srtcp_last.map(|(e, _)| e),
+            srtcp_index: src.srtcp_last.map(|(_, i)| i),
             generating: src.rtp.is_some() && (mode == RtcpMode::Terminate || src.generating),
         }
     }

@@ -116,6 +116,13 @@ fn source_objects(
     inbound.insert("firCount".into(), json!(src.feedback.fir));
     inbound.insert("x-leg".into(), json!(s));
     inbound.insert("x-generatingReports".into(), json!(src.generating));
+    if src.srtcp_packets > 0 {
+        // Keyless SRTCP from this sender: counted, E flag and index read
+        // from the clear trailer, bodies never parsed.
+        inbound.insert("x-srtcpPackets".into(), json!(src.srtcp_packets));
+        inbound.insert("x-srtcpEncrypted".into(), json!(src.srtcp_encrypted));
+        inbound.insert("x-srtcpIndex".into(), json!(src.srtcp_index));
+    }
     inbound.insert("x-packetsDuplicated".into(), json!(rtp.duplicates));
     inbound.insert("x-packetsOutOfOrder".into(), json!(rtp.out_of_order));
     if let Some(sr) = &src.sender_report {
