@@ -29,7 +29,7 @@ fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 FUZZ="$ROOT/fuzz"
-ALL_TARGETS=(rtp rtcp stun classify engine capture config)
+ALL_TARGETS=(rtp rtcp stun classify engine capture config api srtcp)
 read -r -a TARGETS <<<"${FUZZ_TARGETS:-${ALL_TARGETS[*]}}"
 
 # ---------------------------------------------------------------- toolchain

@@ -318,3 +318,64 @@ fn slow_subscriber_never_delays_forwarding() {
     api.stop();
     relay.shutdown(Duration::from_secs(5));
 }
+
+fn put(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "PUT {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, raw.split_once("\r\n\r\n").map_or("", |x| x.1).to_string())
+}
+
+#[test]
+fn sdp_attach_validates_and_round_trips() {
+    let (relay, api, upstream) = relay_with_api(None);
+    send_rtp(relay.bound()[0].listen, 1);
+    echo_once(&upstream);
+    let id = relay.sessions_blocking()[0].id.clone();
+    let path = format!("/v1/sessions/{id}/sdp");
+    let offer = r#"{"type":"offer","sdp":"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"}"#;
+    for (body, want) in [
+        (
+            format!(r#"{{"localDescription":{{"type":"banana","sdp":""}}}}"#),
+            "type must be",
+        ),
+        (
+            r#"{"localDescription":{"type":"offer","sdp":"not sdp"}}"#.to_string(),
+            "SDP document",
+        ),
+        (
+            format!(
+                r#"{{"localDescription":{{"type":"offer","sdp":"v=0{}"}}}}"#,
+                "a".repeat(70_000)
+            ),
+            "at most",
+        ),
+        (r#"{"bogus":1}"#.to_string(), "invalid body"),
+    ] {
+        let (status, answer) = put(api.local_addr, &path, &body);
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer.contains(want), "{answer}");
+    }
+    let (status, _) = put(
+        api.local_addr,
+        "/v1/sessions/0-00000000ffffffff/sdp",
+        &format!(r#"{{"localDescription":{offer}}}"#),
+    );
+    assert_eq!(status, 404);
+    let (status, answer) = put(api.local_addr, &path, &format!(r#"{{"localDescription":{offer}}}"#));
+    assert_eq!(status, 204, "{answer}");
+    let (status, got) = get(api.local_addr, &path, None);
+    assert_eq!(status, 200);
+    assert_eq!(got["localDescription"]["type"], "offer");
+    assert!(got["remoteDescription"].is_null());
+    api.stop();
+    relay.shutdown(Duration::from_secs(5));
+}

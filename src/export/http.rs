@@ -542,6 +542,56 @@ struct SrtpBody {
     upstream: Option<String>,
 }
 
+/// Parses a `POST /v1/sessions/{id}/srtp` body into keys. Error messages
+/// name the problem, never the key material (serde's would quote it).
+pub fn parse_srtp_body(body: &[u8]) -> Result<crate::engine::SessionKeys, String> {
+    let Ok(b) = serde_json::from_slice::<SrtpBody>(body) else {
+        return Err(
+            "body must be {\"suite\": \"…\", \"client\": \"inline:…\", \"upstream\": \"inline:…\"} (at least one key)"
+                .into(),
+        );
+    };
+    let suite: crate::srtp::CryptoSuite = b.suite.parse().map_err(|e: crate::srtp::KeyError| e.to_string())?;
+    if b.client.is_none() && b.upstream.is_none() {
+        return Err("give the client key, the upstream key or both".into());
+    }
+    let parse = |name: &str, k: &Option<String>| {
+        k.as_deref()
+            .map(|k| crate::srtp::SrtpKeys::from_key_params(suite, k))
+            .transpose()
+            .map_err(|e| format!("{name}: {e}"))
+    };
+    Ok(crate::engine::SessionKeys {
+        client: parse("client", &b.client)?,
+        upstream: parse("upstream", &b.upstream)?,
+    })
+}
+
+/// Parses and checks a `PUT /v1/sessions/{id}/sdp` body.
+pub fn parse_sdp_body(body: &[u8]) -> Result<(), String> {
+    parse_descriptions(body).map(|_| ())
+}
+
+fn parse_descriptions(body: &[u8]) -> Result<Descriptions, String> {
+    let d: Descriptions = serde_json::from_slice(body).map_err(|e| format!("invalid body: {e}"))?;
+    for (name, desc) in [
+        ("localDescription", &d.local_description),
+        ("remoteDescription", &d.remote_description),
+    ] {
+        if let Some(desc) = desc {
+            if !["offer", "answer", "pranswer", "rollback"].contains(&desc.kind.as_str()) {
+                return Err(format!("{name}.type must be offer, answer, pranswer or rollback"));
+            }
+            if desc.sdp.len() > MAX_SDP_BYTES || !(desc.sdp.is_empty() || desc.sdp.starts_with("v=0")) {
+                return Err(format!(
+                    "{name}.sdp must be an SDP document (v=0 …) of at most {MAX_SDP_BYTES} bytes"
+                ));
+            }
+        }
+    }
+    Ok(d)
+}
+
 /// `POST /v1/sessions/{id}/srtp`: provisions the session's SRTCP keys (RFC
 /// 4568 inline key params per direction). Answers with the keys'
 /// fingerprints; errors never echo key material.
@@ -549,30 +599,9 @@ async fn post_srtp(State(state): State<Arc<ApiState>>, Path(id): Path<String>, b
     if !well_formed_id(&id) {
         return error(StatusCode::BAD_REQUEST, "session id must look like 0-0000000100000000");
     }
-    // The serde error would quote the offending value: keep it out.
-    let Ok(b) = serde_json::from_slice::<SrtpBody>(&body) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "body must be {\"suite\": \"…\", \"client\": \"inline:…\", \"upstream\": \"inline:…\"} (at least one key)",
-        );
-    };
-    let suite: crate::srtp::CryptoSuite = match b.suite.parse() {
-        Ok(s) => s,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
-    };
-    if b.client.is_none() && b.upstream.is_none() {
-        return error(StatusCode::BAD_REQUEST, "give the client key, the upstream key or both");
-    }
-    // KeyError messages name the problem, never the material.
-    let parse = |name: &str, k: &Option<String>| {
-        k.as_deref()
-            .map(|k| crate::srtp::SrtpKeys::from_key_params(suite, k))
-            .transpose()
-            .map_err(|e| format!("{name}: {e}"))
-    };
-    let keys = match (parse("client", &b.client), parse("upstream", &b.upstream)) {
-        (Ok(client), Ok(upstream)) => crate::engine::SessionKeys { client, upstream },
-        (Err(m), _) | (_, Err(m)) => return error(StatusCode::BAD_REQUEST, &m),
+    let keys = match parse_srtp_body(&body) {
+        Ok(k) => k,
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
     };
     let fingerprints = json!({
         "client": keys.client.as_ref().map(crate::srtp::SrtpKeys::fingerprint),
@@ -613,29 +642,10 @@ async fn put_sdp(State(state): State<Arc<ApiState>>, Path(id): Path<String>, bod
     if let Err(r) = session_exists(&state, &id).await {
         return r;
     }
-    let d: Descriptions = match serde_json::from_slice(&body) {
+    let d = match parse_descriptions(&body) {
         Ok(d) => d,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")),
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
     };
-    for (name, desc) in [
-        ("localDescription", &d.local_description),
-        ("remoteDescription", &d.remote_description),
-    ] {
-        if let Some(desc) = desc {
-            if !["offer", "answer", "pranswer", "rollback"].contains(&desc.kind.as_str()) {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("{name}.type must be offer, answer, pranswer or rollback"),
-                );
-            }
-            if desc.sdp.len() > MAX_SDP_BYTES || !(desc.sdp.is_empty() || desc.sdp.starts_with("v=0")) {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("{name}.sdp must be an SDP document (v=0 …) of at most {MAX_SDP_BYTES} bytes"),
-                );
-            }
-        }
-    }
     {
         let Ok(mut map) = state.descriptions.lock() else {
             return error(StatusCode::INTERNAL_SERVER_ERROR, "descriptions unavailable");
