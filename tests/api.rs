@@ -344,7 +344,7 @@ fn sdp_attach_validates_and_round_trips() {
     let offer = r#"{"type":"offer","sdp":"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"}"#;
     for (body, want) in [
         (
-            format!(r#"{{"localDescription":{{"type":"banana","sdp":""}}}}"#),
+            r#"{"localDescription":{"type":"banana","sdp":""}}"#.to_string(),
             "type must be",
         ),
         (
