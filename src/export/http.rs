@@ -84,7 +84,9 @@ impl ApiOptions {
                         .collector
                         .interval_secs
                         .map_or(Duration::from_secs(10), Duration::from_secs),
-                    timeout: c.collector.timeout_ms.map_or(defaults.timeout, Duration::from_millis),
+                    // 5 s unless set, as documented (the exporter's own
+                    // default is longer; a drain waits for one last push).
+                    timeout: Duration::from_millis(c.collector.timeout_ms.unwrap_or(5000)),
                     max_retries: c.collector.max_retries.unwrap_or(defaults.max_retries),
                     resource,
                     ..defaults
@@ -642,6 +644,7 @@ async fn put_sdp(State(state): State<Arc<ApiState>>, Path(id): Path<String>, bod
     if let Err(r) = session_exists(&state, &id).await {
         return r;
     }
+    let live = state.relay.sessions().await;
     let d = match parse_descriptions(&body) {
         Ok(d) => d,
         Err(m) => return error(StatusCode::BAD_REQUEST, &m),
@@ -650,6 +653,11 @@ async fn put_sdp(State(state): State<Arc<ApiState>>, Path(id): Path<String>, bod
         let Ok(mut map) = state.descriptions.lock() else {
             return error(StatusCode::INTERNAL_SERVER_ERROR, "descriptions unavailable");
         };
+        if map.len() >= MAX_DESCRIPTIONS && !map.contains_key(&id) {
+            // Forget SDP of sessions that ended (the stream producer does
+            // this too, but only while somebody subscribes).
+            map.retain(|k, _| live.iter().any(|v| v.id == *k));
+        }
         if map.len() >= MAX_DESCRIPTIONS && !map.contains_key(&id) {
             return error(StatusCode::INSUFFICIENT_STORAGE, "too many sessions with SDP attached");
         }
