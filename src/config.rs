@@ -276,6 +276,25 @@ pub struct Limits {
     pub idle_timeout_secs: u64,
     #[serde(default = "default_max_sources")]
     pub max_sources_per_side: usize,
+    /// New sessions a second per source prefix (IPv4 /24, IPv6 /64); 0: no limit.
+    #[serde(default = "default_prefix_rate")]
+    pub new_sessions_per_prefix_per_sec: u32,
+    /// Close sessions the upstream never answered within this many seconds; 0: never.
+    #[serde(default = "default_unanswered")]
+    pub unanswered_timeout_secs: u64,
+    /// Datagrams a second accepted from each side of one session; 0: no limit.
+    #[serde(default = "default_packet_rate")]
+    pub max_packets_per_session_per_sec: u32,
+}
+
+fn default_prefix_rate() -> u32 {
+    100
+}
+fn default_unanswered() -> u64 {
+    15
+}
+fn default_packet_rate() -> u32 {
+    5000
 }
 
 impl Default for Limits {
@@ -284,6 +303,9 @@ impl Default for Limits {
             max_sessions: default_max_sessions(),
             idle_timeout_secs: default_idle_timeout(),
             max_sources_per_side: default_max_sources(),
+            new_sessions_per_prefix_per_sec: default_prefix_rate(),
+            unanswered_timeout_secs: default_unanswered(),
+            max_packets_per_session_per_sec: default_packet_rate(),
         }
     }
 }

@@ -20,13 +20,15 @@ pub enum DropReason {
     Stun(StunError),
     /// The per-session cap on SSRCs was reached; a new SSRC's packets drop.
     SourceLimit,
+    /// Over the session's per-side packet rate (`[limits]`).
+    RateLimited,
     /// SRTCP with provisioned keys that did not open (authentication,
     /// replay, framing): dropped, never forwarded as modified.
     Srtcp(SrtpError),
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 24] = [
+    pub const ALL: [DropReason; 25] = [
         DropReason::Empty,
         DropReason::UnknownProtocol,
         DropReason::UnknownSession,
@@ -45,6 +47,7 @@ impl DropReason {
         DropReason::Stun(StunError::BadCookie),
         DropReason::Stun(StunError::BadLength),
         DropReason::SourceLimit,
+        DropReason::RateLimited,
         DropReason::Srtcp(SrtpError::TooShort),
         DropReason::Srtcp(SrtpError::BadVersion),
         DropReason::Srtcp(SrtpError::Unencrypted),
@@ -68,6 +71,7 @@ impl DropReason {
             DropReason::Rtcp(e) => e.reason(),
             DropReason::Stun(e) => e.reason(),
             DropReason::SourceLimit => "source_limit",
+            DropReason::RateLimited => "rate_limited",
             DropReason::Srtcp(e) => match e {
                 SrtpError::TooShort => "srtcp_too_short",
                 SrtpError::BadVersion => "srtcp_bad_version",
@@ -207,6 +211,10 @@ pub struct Counters {
     pub rtcp_by_mode: [RtcpModeCounts; 3],
     /// SRTCP compounds that failed authentication with provisioned keys.
     pub srtcp_auth_failures: u64,
+    /// New sessions refused by the per-prefix rate (also in `sessions_refused`).
+    pub sessions_rate_limited: u64,
+    /// Sessions closed because the upstream never answered.
+    pub sessions_unanswered: u64,
 }
 
 impl Counters {
@@ -241,6 +249,8 @@ impl Counters {
         self.suppression_detected += o.suppression_detected;
         self.suppression_cleared += o.suppression_cleared;
         self.srtcp_auth_failures += o.srtcp_auth_failures;
+        self.sessions_rate_limited += o.sessions_rate_limited;
+        self.sessions_unanswered += o.sessions_unanswered;
     }
 }
 
@@ -276,6 +286,8 @@ impl Default for Counters {
             suppression_cleared: 0,
             rtcp_by_mode: [RtcpModeCounts::default(); 3],
             srtcp_auth_failures: 0,
+            sessions_rate_limited: 0,
+            sessions_unanswered: 0,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! updates statistics and returns a [`Verdict`]. The engine owns no sockets
 //! and reads no clock: `now` is always handed in.
 
+pub mod admission;
 mod counters;
 pub mod crypto;
 pub mod rtcp_policy;
@@ -157,6 +158,8 @@ pub struct Transmit {
 pub enum CloseReason {
     Idle,
     Closed,
+    /// The upstream never sent anything within the unanswered timeout.
+    Unanswered,
 }
 
 /// Things the engine tells its driver, in order.
@@ -208,6 +211,15 @@ pub struct EngineConfig {
     /// Seeds the proxy's per-session SSRC/CNAME and report-interval
     /// randomisation (the driver picks it; tests fix it).
     pub seed: u64,
+    /// New sessions per second per source prefix admitted by
+    /// [`Engine::admit`]; 0: no limit.
+    pub new_sessions_per_prefix_per_sec: u32,
+    /// Sessions that never got a datagram from the upstream within this
+    /// are closed (spoofed or abandoned flows); `None` never.
+    pub unanswered_timeout: Option<Duration>,
+    /// Datagrams per second accepted from each side of a session (a
+    /// token bucket with a one-second burst); 0: no limit.
+    pub max_packets_per_side_per_sec: u32,
 }
 
 impl Default for EngineConfig {
@@ -221,6 +233,9 @@ impl Default for EngineConfig {
             rtcp_mode: RtcpMode::Forward,
             report_policy: ReportPolicy::default(),
             seed: 0x5eed,
+            new_sessions_per_prefix_per_sec: 0,
+            unanswered_timeout: None,
+            max_packets_per_side_per_sec: 0,
         }
     }
 }
@@ -229,6 +244,8 @@ impl Default for EngineConfig {
 pub enum OpenError {
     #[error("session table full ({0} sessions)")]
     TableFull(usize),
+    #[error("too many new sessions from this source prefix")]
+    RateLimited,
 }
 
 /// How often idle sessions are looked for.
@@ -261,12 +278,16 @@ pub struct Engine {
     /// (monotonic, wall since the Unix epoch) taken together by the driver,
     /// for NTP timestamps in generated XR RRTR.
     wall_anchor: (MonoTime, Duration),
+    prefixes: Option<admission::PrefixLimiter>,
 }
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Self {
         let rng = Pcg64Mcg::seed_from_u64(config.seed);
+        let prefixes = (config.new_sessions_per_prefix_per_sec > 0)
+            .then(|| admission::PrefixLimiter::new(config.new_sessions_per_prefix_per_sec));
         Engine {
+            prefixes,
             config,
             slots: Vec::new(),
             free: Vec::new(),
@@ -313,8 +334,13 @@ impl Engine {
     /// applies from each session's next report.
     pub fn reconfigure(&mut self, f: impl FnOnce(&mut EngineConfig)) {
         let seed = self.config.seed;
+        let per_prefix = self.config.new_sessions_per_prefix_per_sec;
         f(&mut self.config);
         self.config.seed = seed;
+        if self.config.new_sessions_per_prefix_per_sec != per_prefix {
+            let rate = self.config.new_sessions_per_prefix_per_sec;
+            self.prefixes = (rate > 0).then(|| admission::PrefixLimiter::new(rate));
+        }
     }
 
     /// Provisions (or with `None` removes) a session's SRTCP keys. With
@@ -350,6 +376,25 @@ impl Engine {
 
     pub fn session_count(&self) -> usize {
         self.live
+    }
+
+    /// Whether a new flow from `client` may open a session now: the table
+    /// has room and the client's source prefix is within its rate. Drivers
+    /// call this before spending anything on the flow (an upstream socket);
+    /// a refusal is counted.
+    pub fn admit(&mut self, now: MonoTime, client: std::net::SocketAddr) -> Result<(), OpenError> {
+        if self.live >= self.config.max_sessions {
+            self.counters.sessions_refused += 1;
+            return Err(OpenError::TableFull(self.config.max_sessions));
+        }
+        if let Some(limiter) = self.prefixes.as_mut() {
+            if !limiter.allow(now, client.ip()) {
+                self.counters.sessions_refused += 1;
+                self.counters.sessions_rate_limited += 1;
+                return Err(OpenError::RateLimited);
+            }
+        }
+        Ok(())
     }
 
     /// Opens a session for a new flow, in the configured RTCP mode.
@@ -400,7 +445,7 @@ impl Engine {
         self.live += 1;
         self.counters.sessions_opened += 1;
         if self.next_sweep.is_none() {
-            self.next_sweep = self.config.idle_timeout.map(|_| now + SWEEP_INTERVAL);
+            self.next_sweep = self.sweeps().then(|| now + SWEEP_INTERVAL);
         }
         self.push_event(Event::SessionOpened(id));
         Ok(id)
@@ -553,6 +598,12 @@ impl Engine {
             return Verdict::Drop(DropReason::UnknownSession);
         };
         let state = &mut session.sides[side.index()];
+        let rate = config.max_packets_per_side_per_sec;
+        if rate > 0 && !session.buckets[side.index()].take(now, f64::from(rate), f64::from(rate)) {
+            // A flood on this session: dropped before any parsing, and
+            // without refreshing the session's liveness.
+            return Verdict::Drop(DropReason::RateLimited);
+        }
         state.last_activity = Some(now);
         state.received.add(kind, datagram.len());
         match kind {
@@ -850,7 +901,26 @@ impl Engine {
                 self.close(now, id, CloseReason::Idle);
             }
         }
-        self.next_sweep = (self.live > 0 && self.config.idle_timeout.is_some()).then(|| now + SWEEP_INTERVAL);
+        if let Some(limit) = self.config.unanswered_timeout {
+            let unanswered: Vec<SessionId> = self
+                .sessions()
+                .filter(|s| {
+                    s.sides[Side::Upstream.index()].last_activity.is_none()
+                        && now.saturating_since(s.opened_at) >= limit
+                })
+                .map(|s| s.id)
+                .collect();
+            for id in unanswered {
+                self.counters.sessions_unanswered += 1;
+                self.close(now, id, CloseReason::Unanswered);
+            }
+        }
+        self.next_sweep = (self.live > 0 && self.sweeps()).then(|| now + SWEEP_INTERVAL);
+    }
+
+    /// Whether anything needs the periodic sweep.
+    fn sweeps(&self) -> bool {
+        self.config.idle_timeout.is_some() || self.config.unanswered_timeout.is_some()
     }
 
     /// When the engine next needs [`Self::handle_timeout`], if ever.

@@ -282,6 +282,8 @@ pub struct Session {
     pub cleared: Vec<(Side, Ssrc)>,
     /// SRTCP contexts when keys were provisioned (SDES).
     pub crypto: Option<Box<super::crypto::SessionCrypto>>,
+    /// Per-side packet rate buckets (`[limits] max_packets_per_session_per_sec`).
+    pub buckets: [super::admission::Bucket; 2],
 }
 
 /// What the RTP path tells the engine after accounting a packet.
@@ -304,6 +306,8 @@ impl Session {
             cname,
             cleared: Vec::new(),
             crypto: None,
+            // Full at 2^20 tokens: the real rate and burst clamp it on first use.
+            buckets: [super::admission::Bucket::full(f64::from(1u32 << 20), now); 2],
         }
     }
 

@@ -194,6 +194,12 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
             idle_timeout: config.idle_timeout(),
             report_policy: config.report_policy(),
             seed: random_seed(),
+            // Each worker sees a share of the prefixes' new flows
+            // (SO_REUSEPORT hashes by 4-tuple): split the rate too.
+            new_sessions_per_prefix_per_sec: config.limits.new_sessions_per_prefix_per_sec.div_ceil(n as u32),
+            unanswered_timeout: (config.limits.unanswered_timeout_secs > 0)
+                .then(|| Duration::from_secs(config.limits.unanswered_timeout_secs)),
+            max_packets_per_side_per_sec: config.limits.max_packets_per_session_per_sec,
             ..EngineConfig::default()
         };
         let (tx, rx) = mpsc::channel(16);
@@ -355,6 +361,10 @@ impl RelayRuntime {
             idle_timeout: new.idle_timeout(),
             report_policy: new.report_policy(),
             clock_rates: new.relay[0].clock_rates(),
+            new_sessions_per_prefix_per_sec: new.limits.new_sessions_per_prefix_per_sec.div_ceil(n as u32),
+            unanswered_timeout: (new.limits.unanswered_timeout_secs > 0)
+                .then(|| Duration::from_secs(new.limits.unanswered_timeout_secs)),
+            max_packets_per_side_per_sec: new.limits.max_packets_per_session_per_sec,
             static_keys: new.srtp.clone(),
         };
         for w in &self.workers {

@@ -76,6 +76,9 @@ pub struct Reload {
     pub report_policy: crate::engine::ReportPolicy,
     pub clock_rates: crate::stats::ClockRates,
     pub static_keys: Vec<crate::config::SrtpConfig>,
+    pub new_sessions_per_prefix_per_sec: u32,
+    pub unanswered_timeout: Option<std::time::Duration>,
+    pub max_packets_per_side_per_sec: u32,
 }
 
 /// Closed sessions kept for [`Control::TakeClosed`]; beyond this the oldest
@@ -263,6 +266,9 @@ async fn control_loop(shared: Rc<Shared>, mut control: mpsc::Receiver<Control>) 
                         c.idle_timeout = r.idle_timeout;
                         c.report_policy = r.report_policy;
                         c.clock_rates = r.clock_rates;
+                        c.new_sessions_per_prefix_per_sec = r.new_sessions_per_prefix_per_sec;
+                        c.unanswered_timeout = r.unanswered_timeout;
+                        c.max_packets_per_side_per_sec = r.max_packets_per_side_per_sec;
                     });
                     st.static_keys = r.static_keys;
                 }
@@ -476,6 +482,12 @@ fn open_session(
     log: bool,
 ) -> Option<()> {
     if !st.accepting {
+        st.io.sessions_refused += 1;
+        return None;
+    }
+    // The table's room and the source prefix's rate, before any socket is
+    // spent on the flow (spoofed floods stop here).
+    if st.engine.admit(now, client).is_err() {
         st.io.sessions_refused += 1;
         return None;
     }
