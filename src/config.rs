@@ -288,7 +288,9 @@ pub struct Limits {
 }
 
 fn default_prefix_rate() -> u32 {
-    100
+    // Room for a burst of clients behind one NAT (a /24 of a CGNAT or an
+    // office) joining at once, far below what a spoofed flood sends.
+    200
 }
 fn default_unanswered() -> u64 {
     15

@@ -89,8 +89,10 @@ panel("Sessions active by instance",
 panel("Sessions created / expired / refused per second",
       [(q('sum(rate(rtpmb_sessions_created_total{SEL}[RI]))'), "created"),
        (q('sum(rate(rtpmb_sessions_expired_total{SEL}[RI]))'), "expired"),
-       (q('sum(rate(rtpmb_sessions_refused_total{SEL}[RI]))'), "refused")], w=9, unit="ops",
-      desc="Refused: new client addresses turned away (session limit reached or no free upstream port).")
+       (q('sum(rate(rtpmb_sessions_refused_total{SEL}[RI]))'), "refused"),
+       (q('sum(rate(rtpmb_sessions_rate_limited_total{SEL}[RI]))'), "rate-limited (flood)"),
+       (q('sum(rate(rtpmb_sessions_unanswered_total{SEL}[RI]))'), "never answered")], w=9, unit="ops",
+      desc="Refused: new client addresses turned away (session limit, per-prefix rate, no free upstream port). Never answered: closed early because the upstream sent nothing.")
 
 row("RTCP")
 panel("RTCP reports/s by mode",

@@ -243,6 +243,16 @@ impl Publisher {
             vec![],
             io.sessions_refused as f64,
         ));
+        out.push(sample(
+            "rtpmb_sessions_rate_limited_total",
+            vec![],
+            engine.sessions_rate_limited as f64,
+        ));
+        out.push(sample(
+            "rtpmb_sessions_unanswered_total",
+            vec![],
+            engine.sessions_unanswered as f64,
+        ));
         for mode in RtcpMode::ALL {
             let c = engine.rtcp_by_mode[mode.index()];
             let labels = || vec![("mode", mode.to_string())];

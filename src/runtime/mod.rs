@@ -10,7 +10,7 @@ use crate::config::{parse_port_range, Config};
 use crate::engine::EngineConfig;
 use batch::SendOutcome;
 use serde::Serialize;
-use socket::{udp_socket, PortAllocator};
+use socket::{udp_listen_socket, PortAllocator};
 use std::io;
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
@@ -146,11 +146,11 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
     for relay in &config.relay {
         let ports =
             parse_port_range(&relay.upstream_ports).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let first = udp_socket(relay.listen, n > 1, opts.buffer_bytes)?;
+        let first = udp_listen_socket(relay.listen, n > 1, opts.buffer_bytes)?;
         let listen = first.local_addr()?;
         let first_rtcp = relay
             .listen_rtcp
-            .map(|a| udp_socket(a, n > 1, opts.buffer_bytes))
+            .map(|a| udp_listen_socket(a, n > 1, opts.buffer_bytes))
             .transpose()?;
         let listen_rtcp = first_rtcp.as_ref().map(|s| s.local_addr()).transpose()?;
         bound.push(BoundRelay {
@@ -163,9 +163,9 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
             let (l, lr) = match first.take() {
                 Some(v) => v,
                 None => (
-                    udp_socket(listen, true, opts.buffer_bytes)?,
+                    udp_listen_socket(listen, true, opts.buffer_bytes)?,
                     listen_rtcp
-                        .map(|a| udp_socket(a, true, opts.buffer_bytes))
+                        .map(|a| udp_listen_socket(a, true, opts.buffer_bytes))
                         .transpose()?,
                 ),
             };

@@ -26,6 +26,36 @@ pub fn udp_socket(addr: SocketAddr, reuse_port: bool, buffer_bytes: usize) -> io
     Ok(s.into())
 }
 
+/// A client-facing (listening) socket: like [`udp_socket`], and with
+/// CAP_NET_ADMIN the buffers are forced past `net.core.[rw]mem_max`
+/// (SO_RCVBUFFORCE): every client's datagrams and any flood land here, and
+/// a kernel drop on this socket is a drop for an established call too.
+/// Per-session sockets keep the ordinary limit (there may be 100 000).
+pub fn udp_listen_socket(addr: SocketAddr, reuse_port: bool, buffer_bytes: usize) -> io::Result<UdpSocket> {
+    let s = udp_socket(addr, reuse_port, buffer_bytes)?;
+    force_buffers(&s, buffer_bytes);
+    Ok(s)
+}
+
+/// Best effort: without the capability the ordinary (clamped) size stays.
+fn force_buffers(s: &UdpSocket, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    for option in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
+        // SAFETY: setsockopt on an open socket we own, with a c_int value
+        // and its size; failure (EPERM) leaves the socket as it was.
+        unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                std::ptr::addr_of!(value).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+}
+
 /// Cycles through a port range to bind per-session upstream sockets.
 #[derive(Debug)]
 pub struct PortAllocator {
