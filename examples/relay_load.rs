@@ -196,6 +196,15 @@ fn main() {
                 100.0 * (s / p - 1.0)
             );
         }
+        Some("soak") => {
+            // A long run with flat memory: K streams for S seconds through
+            // one relay process, its RSS sampled every minute.
+            let streams = arg(&args, "--streams", 1000usize);
+            let rate = arg(&args, "--rate", 50.0f64);
+            let secs = arg(&args, "--seconds", 600.0f64);
+            let workers = arg(&args, "--workers", 2usize);
+            soak(streams, rate, secs, workers);
+        }
         Some("max-rate") => {
             let workers = arg(&args, "--workers", 1usize);
             let secs = arg(&args, "--seconds", 3.0f64);
@@ -209,7 +218,7 @@ fn main() {
             max_rate(&kind, workers, streams, secs);
         }
         _ => {
-            eprintln!("usage: relay_load bench [--streams K] [--rate R] [--seconds S] [--workers W] [--only naive|rtp-middlebox]\n       relay_load srtp [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load metrics [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load max-rate [--workers W] [--streams K] [--seconds S] [--relay naive|rtp-middlebox]\n       relay_load naive --listen ADDR --upstream ADDR [--workers W]");
+            eprintln!("usage: relay_load bench [--streams K] [--rate R] [--seconds S] [--workers W] [--only naive|rtp-middlebox]\n       relay_load soak [--streams K] [--rate R] [--seconds S] [--workers W]\n       relay_load srtp [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load metrics [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load max-rate [--workers W] [--streams K] [--seconds S] [--relay naive|rtp-middlebox]\n       relay_load naive --listen ADDR --upstream ADDR [--workers W]");
             std::process::exit(2);
         }
     }
@@ -665,6 +674,47 @@ fn generate(relay: SocketAddr, streams: usize, rate: f64, secs: f64, epoch: Inst
         std::thread::sleep(Duration::from_micros(500));
     }
     sent
+}
+
+fn soak(streams: usize, rate: f64, secs: f64, workers: usize) {
+    let epoch = Instant::now();
+    let sink = start_sink(epoch);
+    let listen = free_port();
+    let relay = spawn_relay("rtp-middlebox:forward", listen, sink.addr, workers);
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = relay.0.id();
+    generate(listen, streams, 2.0, 0.6, epoch);
+    std::thread::sleep(Duration::from_millis(200));
+    let base = sink.received.load(Ordering::Relaxed);
+    let rss_start = rss_bytes(pid);
+    println!(
+        "soak: {streams} streams x {rate} packets/s for {secs} s, {workers} workers; RSS at start {:.1} MiB",
+        rss_start as f64 / 1048576.0
+    );
+    let mut sent = 0u64;
+    let mut left = secs;
+    while left > 0.0 {
+        let chunk = left.min(60.0);
+        sent += generate(listen, streams, rate, chunk, epoch);
+        left -= chunk;
+        let delivered = sink.received.load(Ordering::Relaxed) - base;
+        println!(
+            "  after {:>4.0} s: RSS {:.1} MiB, delivered {delivered}/{sent}",
+            secs - left,
+            rss_bytes(pid) as f64 / 1048576.0
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let delivered = sink.received.load(Ordering::Relaxed) - base;
+    let rss_end = rss_bytes(pid);
+    println!(
+        "soak: RSS {:.1} MiB at start, {:.1} MiB at the end ({:+.1} %); delivered {delivered} of {sent} ({:.4} % loss)",
+        rss_start as f64 / 1048576.0,
+        rss_end as f64 / 1048576.0,
+        100.0 * (rss_end as f64 / rss_start as f64 - 1.0),
+        100.0 * sent.saturating_sub(delivered) as f64 / sent.max(1) as f64
+    );
+    drop(relay);
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {

@@ -82,7 +82,10 @@ fn upstream_restart_mid_stream_errors_are_counted_and_forwarding_resumes() {
     let (n, _) = sfu.recv_from(&mut buf).expect("forwarding resumed");
     let resumed = back.elapsed();
     assert_eq!(n, 172);
-    assert!(resumed < Duration::from_millis(20), "resumed after {resumed:?} (one packet interval: 20 ms)");
+    assert!(
+        resumed < Duration::from_millis(20),
+        "resumed after {resumed:?} (one packet interval: 20 ms)"
+    );
     for _ in 0..20 {
         client.send_to(&rtp(seq, 0xfa17), listen).unwrap();
         seq += 1;
@@ -130,24 +133,37 @@ fn a_third_party_cannot_take_over_or_receive_a_sessions_media() {
     }
     let mut attacker_up = None;
     while let Ok((_, from)) = sfu.recv_from(&mut buf) {
-        assert_ne!(from, victim_up, "attacker datagrams left through the victim's upstream socket");
+        assert_ne!(
+            from, victim_up,
+            "attacker datagrams left through the victim's upstream socket"
+        );
         attacker_up = Some(from);
     }
     assert!(attacker_up.is_some(), "the attacker's datagrams form their own session");
     // The victim never received the attacker's injection.
-    assert!(victim.recv_from(&mut buf).is_err(), "injected datagrams reached the victim");
+    assert!(
+        victim.recv_from(&mut buf).is_err(),
+        "injected datagrams reached the victim"
+    );
 
     // Media for the victim still goes to the victim, and only to it.
     sfu.send_to(&rtp(1, 0x5f00), victim_up).unwrap();
     let (n, _) = victim.recv_from(&mut buf).expect("the victim's media");
     assert_eq!(&buf[..n], &rtp(1, 0x5f00)[..]);
-    assert!(attacker.recv_from(&mut buf).is_err(), "the attacker received the victim's media");
+    assert!(
+        attacker.recv_from(&mut buf).is_err(),
+        "the attacker received the victim's media"
+    );
     // The victim's session and statistics are its own.
     let views = relay.sessions_blocking();
     assert_eq!(views.len(), 2);
     let victim_view = views.iter().find(|v| v.upstream_local == victim_up).unwrap();
     let src = &victim_view.snapshot.side(Side::Client).sources[0];
-    assert_eq!(src.rtp.as_ref().unwrap().packets_received, 1, "the attacker's packets were not counted for the victim");
+    assert_eq!(
+        src.rtp.as_ref().unwrap().packets_received,
+        1,
+        "the attacker's packets were not counted for the victim"
+    );
     assert_eq!(victim_view.snapshot.side(Side::Upstream).sources[0].ssrc, 0x5f00);
     relay.shutdown(Duration::from_secs(2));
 }

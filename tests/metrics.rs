@@ -104,6 +104,11 @@ fn prometheus_endpoint_reports_traffic_drops_and_distributions() {
     assert!(body.contains("# TYPE rtpmb_packets_total counter"), "{body}");
     assert!(body.contains("# HELP rtpmb_packets_total "), "{body}");
     assert_eq!(value(&body, "rtpmb_sessions_active"), Some(1.0));
+    // The machine's kernel UDP counters (/proc/net/snmp) are exported.
+    assert!(
+        value(&body, "rtpmb_kernel_udp_errors_total{counter=\"receive_buffer\"}").is_some(),
+        "{body}"
+    );
     assert_eq!(value(&body, "rtpmb_sessions_created_total"), Some(1.0));
     assert_eq!(
         value(&body, "rtpmb_bytes_total{direction=\"from_client\",kind=\"rtp\"}"),

@@ -77,8 +77,9 @@ panel("Dropped packets/s by reason",
       unit="pps", stack=True, desc="Datagrams the relay did not forward, by reason.")
 panel("Socket errors/s by reason",
       [(q('sum by (reason) (rate(rtpmb_send_errors_total{SEL}[RI]))'), "send {{reason}}"),
-       (q('sum by (reason) (rate(rtpmb_receive_errors_total{SEL}[RI]))'), "receive {{reason}}")],
-      unit="pps", desc="Datagrams the kernel refused to send, and receive errors (refused: ICMP unreachable from the upstream).")
+       (q('sum by (reason) (rate(rtpmb_receive_errors_total{SEL}[RI]))'), "receive {{reason}}"),
+       (q('max by (counter) (rate(rtpmb_kernel_udp_errors_total{SEL}[RI]))'), "kernel {{counter}}")],
+      unit="pps", desc="Datagrams the kernel refused to send, receive errors (refused: ICMP unreachable from the upstream), and the machine's kernel UDP drops (buffer overflow before any read; no port: e.g. strangers writing to a session's upstream socket).")
 
 row("Sessions")
 panel("Sessions active", [(q('sum(rtpmb_sessions_active{SEL})'), "active")], w=6, kind="stat",

@@ -293,6 +293,9 @@ fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/stream", get(stream))
         .route("/v1/stream/ws", get(stream_ws))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
+        // No endpoint but the two above reads a body; anything larger than
+        // this is refused (413) before it is buffered.
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         // Outermost, so CORS preflights are answered before the token check.
         .layer(middleware::from_fn_with_state(state.clone(), cors))

@@ -64,6 +64,8 @@ pub static METRICS: &[MetricDef] = &[
         "Datagrams the kernel refused to send, by reason."),
     metric!("rtpmb_receive_errors_total", Counter, "{error}", ["reason"],
         "Socket receive errors, by reason (refused: ICMP unreachable from the upstream)."),
+    metric!("rtpmb_kernel_udp_errors_total", Counter, "{packet}", ["counter"],
+        "Machine-wide kernel UDP errors from /proc/net/snmp: receive/send buffer overflows (datagrams dropped before any socket read them), no port (including datagrams to a session's upstream socket from anyone but the upstream), all receive errors."),
     metric!("rtpmb_sessions_active", Gauge, "{session}", [],
         "Sessions currently relayed."),
     metric!("rtpmb_sessions_created_total", Counter, "{session}", [],
@@ -136,6 +138,7 @@ pub fn label_values(label: &str) -> Option<Vec<&'static str>> {
         "leg" => &["client", "upstream"],
         "method" => &["sr_rr", "xr_dlrr", "stun"],
         "signal" => &["metrics", "logs"],
+        "counter" => &["receive_buffer", "send_buffer", "no_port", "in_errors"],
         "result" => &["ok", "error"],
         _ => return None,
     };

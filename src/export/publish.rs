@@ -227,6 +227,13 @@ impl Publisher {
                 v as f64,
             ));
         }
+        for (counter, value) in kernel_udp_errors() {
+            out.push(sample(
+                "rtpmb_kernel_udp_errors_total",
+                vec![("counter", counter.into())],
+                value as f64,
+            ));
+        }
         out.push(sample("rtpmb_sessions_active", vec![], active as f64));
         out.push(sample(
             "rtpmb_sessions_created_total",
@@ -437,6 +444,35 @@ impl Publisher {
             }
         }
     }
+}
+
+/// Kernel UDP counters from /proc/net/snmp (Linux; empty elsewhere). They
+/// are machine-wide: drops before any socket read them (buffer overflow on
+/// the relay's sockets under a flood or a stall) and datagrams no socket
+/// accepts (e.g. sent to a session's connected upstream socket by anyone
+/// but the upstream: the kernel filters them, the proxy never sees them).
+pub fn kernel_udp_errors() -> Vec<(&'static str, u64)> {
+    let Ok(snmp) = std::fs::read_to_string("/proc/net/snmp") else {
+        return Vec::new();
+    };
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return Vec::new();
+    };
+    let fields: HashMap<&str, u64> = names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .filter_map(|(n, v)| Some((n, v.parse().ok()?)))
+        .collect();
+    [
+        ("receive_buffer", "RcvbufErrors"),
+        ("send_buffer", "SndbufErrors"),
+        ("no_port", "NoPorts"),
+        ("in_errors", "InErrors"),
+    ]
+    .into_iter()
+    .filter_map(|(label, field)| Some((label, *fields.get(field)?)))
+    .collect()
 }
 
 /// Cumulative loss ratio of a session's worst stream (ranking for the cap).
