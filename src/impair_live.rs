@@ -716,16 +716,28 @@ mod tests {
             assert_eq!(*from, fwd.target_local(), "forwarded from the target-facing socket");
             one_way.push(at - stamped(bytes));
         }
-        let mean = one_way.iter().sum::<u64>() / N as u64;
+        // Never early is strict; lateness is the scheduler's and grows on a
+        // loaded machine (CI runs beside other work), so it is judged on the
+        // median with a loose bound for stragglers.
+        let median = |v: &[u64]| {
+            let mut v = v.to_vec();
+            v.sort_unstable();
+            v[v.len() / 2]
+        };
         assert!(one_way.iter().all(|d| *d >= 20 * MS), "{one_way:?}");
-        assert!(one_way.iter().all(|d| *d < 25 * MS), "{one_way:?}");
-        assert!(mean < 21 * MS, "mean one-way {mean} ns");
+        assert!(one_way.iter().all(|d| *d < 40 * MS), "{one_way:?}");
+        assert!(
+            median(&one_way) < 22 * MS,
+            "median one-way {} ns: {one_way:?}",
+            median(&one_way)
+        );
         // Target → client: the echoes come back 10 ms later, from `listen`.
         let back = back.join().unwrap();
         assert_eq!(back.len(), N);
         let rtt: Vec<u64> = back.iter().map(|(at, _, b)| at - stamped(b)).collect();
         assert!(back.iter().all(|(_, from, _)| *from == fwd.listen()));
-        assert!(rtt.iter().all(|d| *d >= 30 * MS && *d < 36 * MS), "{rtt:?}");
+        assert!(rtt.iter().all(|d| *d >= 30 * MS && *d < 60 * MS), "{rtt:?}");
+        assert!(median(&rtt) < 33 * MS, "median round trip {} ns: {rtt:?}", median(&rtt));
         let c = fwd.stop();
         assert_eq!(
             (c.to_target.rtp.offered, c.to_target.rtp.delivered),
