@@ -395,6 +395,7 @@ fn summary(v: &SessionView) -> SessionSummary {
         .filter_map(|x| x.last_activity)
         .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
     let ssrcs = |i: usize| s.sides[i].sources.iter().map(|x| x.ssrc).collect::<Vec<_>>();
+    let (ice, _) = ice_state(v, None, f64::INFINITY);
     SessionSummary {
         id: v.id.clone(),
         worker: v.worker,
@@ -408,8 +409,8 @@ fn summary(v: &SessionView) -> SessionSummary {
         } else {
             "quiet"
         },
-        ice_connection_state: ice_state(v, None, f64::INFINITY).0,
-        connection_state: connection_state(ice_state(v, None, f64::INFINITY).0),
+        ice_connection_state: ice,
+        connection_state: connection_state(ice),
         encrypted: s.encrypted,
         srtp_keys: s.srtp_keys.as_ref().map(|[c, u]| json!({ "client": c, "upstream": u })),
         opened_at: s.opened_at * 1000.0 + v.wall_offset_ms,
@@ -799,16 +800,16 @@ fn state_event(state: &ApiState, session: &str, ice: &'static str) {
     );
 }
 
+fn description_data(session: &str, d: &Descriptions) -> serde_json::Value {
+    json!({
+        "session": session,
+        "localDescription": d.local_description,
+        "remoteDescription": d.remote_description,
+    })
+}
+
 fn description_event(state: &ApiState, session: &str, d: &Descriptions) {
-    send(
-        state,
-        "description",
-        json!({
-            "session": session,
-            "localDescription": d.local_description,
-            "remoteDescription": d.remote_description,
-        }),
-    );
+    send(state, "description", description_data(session, d));
 }
 
 fn error_data(session: &str, t: Trouble, clock: &Clock) -> serde_json::Value {
@@ -911,11 +912,7 @@ async fn initial_events(state: &ApiState, only: Option<&str>) -> Vec<Arc<StreamE
         let known = state.current.lock().ok().and_then(|c| c.get(&v.id).copied());
         let (ice, trouble) = known.unwrap_or_else(|| ice_state(&v, None, state.consent_timeout_secs));
         if let Some(d) = state.descriptions.lock().ok().and_then(|m| m.get(&v.id).cloned()) {
-            out.push(event(
-                "description",
-                &v.id,
-                json!({ "session": v.id, "localDescription": d.local_description, "remoteDescription": d.remote_description }),
-            ));
+            out.push(event("description", &v.id, description_data(&v.id, &d)));
         }
         out.push(event(
             "state",

@@ -418,10 +418,7 @@ impl Publisher {
                     ));
                 }
                 let streams = leg.sources.iter().filter_map(|s| s.rtp.as_ref());
-                let jitter = streams
-                    .clone()
-                    .filter_map(|r| r.jitter)
-                    .fold(None, |m: Option<f64>, j| Some(m.map_or(j, |m| m.max(j))));
+                let jitter = streams.clone().filter_map(|r| r.jitter).reduce(f64::max);
                 if let Some(j) = jitter {
                     p.samples.extend(sample(
                         "rtpmb_session_jitter_seconds",
@@ -433,7 +430,7 @@ impl Publisher {
                     .sources
                     .iter()
                     .filter_map(|src| self.streams.get(&(v.id.clone(), side.index(), src.ssrc))?.fraction)
-                    .fold(None, |m: Option<f64>, f| Some(m.map_or(f, |m| m.max(f))));
+                    .reduce(f64::max);
                 if let Some(f) = fraction {
                     p.samples.extend(sample(
                         "rtpmb_session_fraction_lost",
@@ -502,10 +499,7 @@ pub fn quality(v: &SessionView) -> SessionQuality {
             let received: u64 = rtps.iter().map(|r| r.packets_received).sum();
             let lost: i64 = rtps.iter().map(|r| r.packets_lost).sum();
             let expected: u64 = rtps.iter().map(|r| r.packets_expected).sum();
-            let jitter = rtps
-                .iter()
-                .filter_map(|r| r.jitter)
-                .fold(None, |m: Option<f64>, j| Some(m.map_or(j, |m| m.max(j))));
+            let jitter = rtps.iter().filter_map(|r| r.jitter).reduce(f64::max);
             LegQuality {
                 leg: side_name(side),
                 streams: rtps.len(),
