@@ -285,6 +285,10 @@ pub struct Limits {
     /// Datagrams a second accepted from each side of one session; 0: no limit.
     #[serde(default = "default_packet_rate")]
     pub max_packets_per_session_per_sec: u32,
+    /// When a session may follow its client to a new address: `stun` (after
+    /// the upstream accepts an ICE check from it) or `never`.
+    #[serde(default)]
+    pub nat_rebinding: crate::engine::NatRebinding,
 }
 
 fn default_prefix_rate() -> u32 {
@@ -293,7 +297,7 @@ fn default_prefix_rate() -> u32 {
     200
 }
 fn default_unanswered() -> u64 {
-    15
+    20
 }
 fn default_packet_rate() -> u32 {
     5000
@@ -308,6 +312,7 @@ impl Default for Limits {
             new_sessions_per_prefix_per_sec: default_prefix_rate(),
             unanswered_timeout_secs: default_unanswered(),
             max_packets_per_session_per_sec: default_packet_rate(),
+            nat_rebinding: crate::engine::NatRebinding::default(),
         }
     }
 }

@@ -167,3 +167,110 @@ fn a_third_party_cannot_take_over_or_receive_a_sessions_media() {
     assert_eq!(victim_view.snapshot.side(Side::Upstream).sources[0].ssrc, 0x5f00);
     relay.shutdown(Duration::from_secs(2));
 }
+
+const USERNAME: &[u8] = b"sfuFrag:cliFrag";
+
+/// A binding request with USERNAME and a MESSAGE-INTEGRITY placeholder;
+/// `genuine` stands for "computed with the ICE password" (the SFU below
+/// checks that flag byte the way a real agent checks the HMAC).
+fn check(txid: u8, genuine: bool) -> Vec<u8> {
+    let mut attrs = vec![0x00, 0x06, 0x00, USERNAME.len() as u8];
+    attrs.extend_from_slice(USERNAME);
+    attrs.resize(attrs.len().div_ceil(4) * 4, 0);
+    attrs.extend_from_slice(&[0x00, 0x08, 0x00, 20]);
+    attrs.extend_from_slice(&[if genuine { 0x11 } else { 0x66 }; 20]);
+    let mut m = vec![0x00, 0x01];
+    m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+    m.extend_from_slice(&0x2112_A442u32.to_be_bytes());
+    m.extend_from_slice(&[txid; 12]);
+    m.extend_from_slice(&attrs);
+    m
+}
+
+/// The SFU's ICE agent: success for a genuine check, 401 otherwise.
+fn answer(request: &[u8]) -> Vec<u8> {
+    let genuine = request.len() >= 20 && request[request.len() - 1] == 0x11;
+    let mut m = if genuine { vec![0x01, 0x01] } else { vec![0x01, 0x11] };
+    m.extend_from_slice(&[0, 0]);
+    m.extend_from_slice(&request[4..20]);
+    m
+}
+
+#[test]
+fn nat_rebinding_moves_a_session_only_after_the_sfu_accepts_a_check() {
+    let sfu = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let relay = relay(sfu.local_addr().unwrap());
+    let listen = relay.bound()[0].listen;
+    let old = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let new = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for s in [&sfu, &old, &new, &attacker] {
+        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    }
+    let mut buf = [0u8; 2048];
+    // The SFU answers one check and returns where it came from.
+    let sfu_answers = |buf: &mut [u8]| -> SocketAddr {
+        let (n, from) = sfu.recv_from(buf).unwrap();
+        sfu.send_to(&answer(&buf[..n]), from).unwrap();
+        from
+    };
+
+    // The call: a consent check and media from the client's first address.
+    old.send_to(&check(1, true), listen).unwrap();
+    let session_up = sfu_answers(&mut buf);
+    assert_eq!(old.recv_from(&mut buf).unwrap().0, 20, "the client got its answer");
+    old.send_to(&rtp(0, 0xc11e), listen).unwrap();
+    assert_eq!(sfu.recv_from(&mut buf).unwrap().1, session_up);
+
+    // A third party replays the USERNAME without the ICE password: the
+    // check reaches the SFU on the session's own socket, the SFU refuses
+    // it, the refusal goes back to the third party, and nothing moves.
+    attacker.send_to(&check(2, false), listen).unwrap();
+    assert_eq!(sfu_answers(&mut buf), session_up);
+    let (n, _) = attacker.recv_from(&mut buf).expect("the refusal");
+    assert_eq!(&buf[..2], &[0x01, 0x11], "a 401 error response ({n} bytes)");
+    sfu.send_to(&rtp(1, 0x5f00), session_up).unwrap();
+    assert_eq!(
+        old.recv_from(&mut buf).unwrap().0,
+        172,
+        "media still reaches the client"
+    );
+    assert!(attacker.recv_from(&mut buf).is_err(), "the attacker received media");
+
+    // The client's NAT mapping changes: media first (it opens a session of
+    // its own for now), then the client's next consent check.
+    new.send_to(&rtp(1, 0xc11e), listen).unwrap();
+    let interim_up = sfu.recv_from(&mut buf).unwrap().1;
+    assert_ne!(interim_up, session_up);
+    new.send_to(&check(3, true), listen).unwrap();
+    assert_eq!(
+        sfu_answers(&mut buf),
+        session_up,
+        "the check went out on the session's socket"
+    );
+    assert_eq!(new.recv_from(&mut buf).unwrap().0, 20, "the new address got the answer");
+
+    // Media now follows the client; the old address gets nothing more.
+    sfu.send_to(&rtp(2, 0x5f00), session_up).unwrap();
+    let (n, _) = new.recv_from(&mut buf).expect("media at the new address");
+    assert_eq!(&buf[..n], &rtp(2, 0x5f00)[..]);
+    assert!(old.recv_from(&mut buf).is_err(), "media still went to the old address");
+    new.send_to(&rtp(2, 0xc11e), listen).unwrap();
+    assert_eq!(
+        sfu.recv_from(&mut buf).unwrap().1,
+        session_up,
+        "and the client's media uses the session"
+    );
+
+    // One session, at the new address, with its statistics carried over.
+    let views = relay.sessions_blocking();
+    assert_eq!(views.len(), 1, "the interim session was closed");
+    let v = &views[0];
+    assert_eq!(v.snapshot.client, new.local_addr().unwrap());
+    assert_eq!(v.upstream_local, session_up);
+    let client_rtp = v.snapshot.side(Side::Client).sources[0].rtp.as_ref().unwrap();
+    assert_eq!(client_rtp.packets_received, 2, "seq 0 (old address) and 2 (new)");
+    let engine = relay.stats_blocking()[0].engine.clone().unwrap();
+    assert_eq!((engine.sessions_rebound, engine.rebinds_rejected), (1, 1));
+    relay.shutdown(Duration::from_secs(2));
+}

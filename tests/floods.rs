@@ -3,9 +3,12 @@
 //! sessions are not affected by floods around them.
 
 use rtp_middlebox::engine::{
-    CloseReason, DropReason, Engine, EngineConfig, Event, OpenError, SessionInfo, Side, Verdict,
+    Cap, CloseReason, DropReason, Engine, EngineConfig, Event, OpenError, RtcpMode, SessionInfo, Side, Verdict,
 };
 use rtp_middlebox::time::MonoTime;
+use rtp_middlebox::wire::ntp::NtpTime;
+use rtp_middlebox::wire::rtcp::{write_sender_report, SenderInfo};
+use rtp_middlebox::wire::Ssrc;
 use std::time::Duration;
 
 fn ms(v: u64) -> MonoTime {
@@ -127,4 +130,98 @@ fn a_flooding_session_is_rate_limited_per_side_and_others_flow() {
     ));
     let drops = e.counters().drops[DropReason::RateLimited.index()];
     assert_eq!(drops, dropped);
+}
+
+fn sender_report(ssrc: u32, ntp: u64) -> Vec<u8> {
+    let info = SenderInfo {
+        ntp: NtpTime(ntp),
+        rtp_ts: 0,
+        packet_count: 1,
+        octet_count: 160,
+    };
+    let mut out = Vec::new();
+    write_sender_report(&mut out, Ssrc(ssrc), &info, &[]);
+    out
+}
+
+fn binding_request(txid: u8) -> Vec<u8> {
+    let mut m = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+    m.extend_from_slice(&[txid; 12]);
+    m
+}
+
+/// Every bounded table an attacker can grow counts the times its cap
+/// refused or evicted something.
+#[test]
+fn every_hard_cap_counts_its_hits() {
+    let mut e = Engine::new(EngineConfig {
+        max_sessions: 2,
+        max_sources_per_side: 2,
+        max_queued_events: 4,
+        rtcp_mode: RtcpMode::Terminate,
+        ..EngineConfig::default()
+    });
+    let id = e.open_session(ms(0), info("192.0.2.1:5000")).unwrap();
+    let second = e.open_session(ms(0), info("192.0.2.2:5000")).unwrap();
+    assert!(e.open_session(ms(0), info("192.0.2.3:5000")).is_err());
+    assert!(e.admit(ms(0), "192.0.2.4:5000".parse().unwrap()).is_err());
+    let caps = |e: &Engine, cap| e.counters().caps_hit.get(cap);
+    assert_eq!(caps(&e, Cap::SessionTable), 2);
+
+    // A third SSRC on one side.
+    for ssrc in 1..=3u32 {
+        let mut p = rtp(1);
+        p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        e.handle_datagram(ms(10), Side::Client, id, &p);
+    }
+    assert_eq!(caps(&e, Cap::SourcesPerSide), 1);
+
+    // Five unanswered binding requests in 4 ms: the fifth evicts the first
+    // (four kept). Ten seconds later the old ones are dead: no more hits.
+    for t in 0..5u8 {
+        e.handle_datagram(ms(20 + u64::from(t)), Side::Client, id, &binding_request(t + 1));
+    }
+    assert_eq!(caps(&e, Cap::StunTransactions), 1);
+    for t in 0..4u8 {
+        e.handle_datagram(ms(11_000 + u64::from(t)), Side::Client, id, &binding_request(t + 10));
+    }
+    assert_eq!(caps(&e, Cap::StunTransactions), 1);
+
+    // An SR flood: 20 SRs of one SSRC in 190 ms; past the eighth each
+    // evicts a young entry. One a second evicts nothing young.
+    for k in 0..20u64 {
+        e.handle_datagram(
+            ms(12_000 + k * 10),
+            Side::Upstream,
+            id,
+            &sender_report(9, (k + 1) << 32),
+        );
+    }
+    assert_eq!(caps(&e, Cap::RttReportLog), 12);
+    for k in 0..20u64 {
+        e.handle_datagram(
+            ms(13_200 + k * 1000),
+            Side::Upstream,
+            id,
+            &sender_report(9, (k + 100) << 32),
+        );
+    }
+    assert_eq!(caps(&e, Cap::RttReportLog), 12);
+
+    // The driver never drained events (two openings, two streams, one
+    // closing: five) nor the generated reports: both queues stay at their cap.
+    e.close_session(ms(32_500), second);
+    assert_eq!(caps(&e, Cap::EventQueue), 1);
+    assert_eq!(caps(&e, Cap::EventQueue), e.counters().events_dropped);
+    for t in (33_000..60_000).step_by(20) {
+        let mut p = rtp((t / 20) as u16);
+        p[8..12].copy_from_slice(&1u32.to_be_bytes()); // a tracked SSRC
+        e.handle_datagram(ms(t), Side::Client, id, &p);
+        e.handle_timeout(ms(t));
+    }
+    let generated = e.counters().reports_generated;
+    assert!(generated > 4, "{generated} reports generated");
+    assert_eq!(caps(&e, Cap::TransmitQueue), generated - 4);
+    let queued = std::iter::from_fn(|| e.poll_transmit()).count();
+    assert_eq!(queued, 4);
 }

@@ -94,6 +94,12 @@ panel("Sessions created / expired / refused per second",
        (q('sum(rate(rtpmb_sessions_rate_limited_total{SEL}[RI]))'), "rate-limited (flood)"),
        (q('sum(rate(rtpmb_sessions_unanswered_total{SEL}[RI]))'), "never answered")], w=9, unit="ops",
       desc="Refused: new client addresses turned away (session limit, per-prefix rate, no free upstream port). Never answered: closed early because the upstream sent nothing.")
+panel("Hard caps hit per second",
+      [(q('sum by (cap) (rate(rtpmb_caps_hit_total{SEL}[RI]))'), "{{cap}}")], w=6, unit="ops",
+      desc="A bounded table refused or evicted something: which bound a flood presses on.")
+panel("NAT rebinding per second",
+      [(q('sum by (outcome) (rate(rtpmb_nat_rebinding_total{SEL}[RI]))'), "{{outcome}}")], w=6, unit="ops",
+      desc="Rebound: a client's new address passed an ICE check with the upstream and the session moved. Rejected: the upstream refused or ignored the check (a hijack attempt or a stale path).")
 
 row("RTCP")
 panel("RTCP reports/s by mode",

@@ -73,7 +73,9 @@ impl PrefixLimiter {
         }
     }
 
-    pub fn allow(&mut self, now: MonoTime, ip: IpAddr) -> bool {
+    /// Takes a token from `ip`'s prefix; a full table that cannot shed idle
+    /// prefixes starts over (counted in `caps`).
+    pub fn allow(&mut self, now: MonoTime, ip: IpAddr, caps: &mut super::CapHits) -> bool {
         let key = prefix_of(ip);
         if !self.buckets.contains_key(&key) && self.buckets.len() >= MAX_PREFIXES {
             let (rate, burst) = (self.rate, self.burst);
@@ -84,6 +86,7 @@ impl PrefixLimiter {
                 probe.tokens + 1.0 < burst
             });
             if self.buckets.len() >= MAX_PREFIXES {
+                caps.hit(super::Cap::PrefixTable);
                 self.buckets.clear();
             }
         }
@@ -102,6 +105,7 @@ impl PrefixLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::{Cap, CapHits};
 
     fn ms(v: u64) -> MonoTime {
         MonoTime::from_millis(v)
@@ -110,26 +114,37 @@ mod tests {
     #[test]
     fn a_prefix_gets_its_rate_and_neighbours_share_it() {
         let mut l = PrefixLimiter::new(10);
+        let mut caps = CapHits::default();
         let a: IpAddr = "203.0.113.5".parse().unwrap();
         let b: IpAddr = "203.0.113.200".parse().unwrap();
         let other: IpAddr = "198.51.100.7".parse().unwrap();
         let allowed = (0..30)
-            .filter(|i| l.allow(ms(0), if i % 2 == 0 { a } else { b }))
+            .filter(|i| l.allow(ms(0), if i % 2 == 0 { a } else { b }, &mut caps))
             .count();
         assert_eq!(allowed, 10, "one /24 shares one bucket");
-        assert!(l.allow(ms(0), other), "another prefix has its own");
-        assert!(!l.allow(ms(50), a));
-        assert!(l.allow(ms(100), a), "10 a second: one token per 100 ms");
+        assert!(l.allow(ms(0), other, &mut caps), "another prefix has its own");
+        assert!(!l.allow(ms(50), a, &mut caps));
+        assert!(l.allow(ms(100), a, &mut caps), "10 a second: one token per 100 ms");
+        assert_eq!(caps, CapHits::default());
     }
 
     #[test]
     fn the_bucket_table_stays_bounded() {
         let mut l = PrefixLimiter::new(5);
+        let mut caps = CapHits::default();
         for i in 0..(MAX_PREFIXES as u32 * 3) {
             let ip = IpAddr::from((i << 8).to_be_bytes());
-            l.allow(ms(u64::from(i)), ip);
+            l.allow(ms(u64::from(i)), ip, &mut caps);
             assert!(l.tracked() <= MAX_PREFIXES);
         }
+        assert_eq!(caps.get(Cap::PrefixTable), 0, "idle prefixes made room");
+        // All busy at once: the table starts over, and says so.
+        let mut l = PrefixLimiter::new(5);
+        for i in 0..=(MAX_PREFIXES as u32) {
+            l.allow(ms(0), IpAddr::from((i << 8).to_be_bytes()), &mut caps);
+        }
+        assert_eq!(caps.get(Cap::PrefixTable), 1);
+        assert_eq!(l.tracked(), 1);
     }
 
     #[test]

@@ -86,6 +86,90 @@ impl DropReason {
 
 pub const DROP_REASONS: usize = DropReason::ALL.len();
 
+/// Hard caps on state an attacker can grow. Every time one refuses or
+/// evicts something, [`Counters::caps_hit`] counts it under the cap's label,
+/// so an operator sees which bound a flood is pressing on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Cap {
+    /// `[limits] max_sessions`: a new session refused.
+    SessionTable,
+    /// Source prefixes tracked by the session-rate limiter: the table was
+    /// full of busy prefixes and started over.
+    PrefixTable,
+    /// SSRCs tracked per side of a session: a new SSRC's packet dropped.
+    SourcesPerSide,
+    /// STUN requests awaiting their response per side: a young unanswered
+    /// one was evicted (its RTT sample is lost).
+    StunTransactions,
+    /// Forwarded SR/RRTR times kept per SSRC for RTT: one younger than a
+    /// second was evicted (a report flood).
+    RttReportLog,
+    /// Engine events queued for the driver: the oldest was dropped.
+    EventQueue,
+    /// Generated reports queued for sending: the oldest was dropped.
+    TransmitQueue,
+    /// NAT rebinding checks awaiting the upstream's answer: a new one refused.
+    RebindChecks,
+}
+
+impl Cap {
+    pub const ALL: [Cap; 8] = [
+        Cap::SessionTable,
+        Cap::PrefixTable,
+        Cap::SourcesPerSide,
+        Cap::StunTransactions,
+        Cap::RttReportLog,
+        Cap::EventQueue,
+        Cap::TransmitQueue,
+        Cap::RebindChecks,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Cap::SessionTable => "session_table",
+            Cap::PrefixTable => "prefix_table",
+            Cap::SourcesPerSide => "sources_per_side",
+            Cap::StunTransactions => "stun_transactions",
+            Cap::RttReportLog => "rtt_report_log",
+            Cap::EventQueue => "event_queue",
+            Cap::TransmitQueue => "transmit_queue",
+            Cap::RebindChecks => "rebind_checks",
+        }
+    }
+}
+
+/// Hits per [`Cap`], serialised as `{"session_table": n, …}`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CapHits([u64; Cap::ALL.len()]);
+
+impl CapHits {
+    #[inline]
+    pub fn hit(&mut self, cap: Cap) {
+        self.0[cap as usize] += 1;
+    }
+
+    pub fn get(&self, cap: Cap) -> u64 {
+        self.0[cap as usize]
+    }
+
+    pub fn merge(&mut self, o: &CapHits) {
+        for (a, b) in self.0.iter_mut().zip(o.0.iter()) {
+            *a += b;
+        }
+    }
+}
+
+impl Serialize for CapHits {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(Cap::ALL.len()))?;
+        for cap in Cap::ALL {
+            m.serialize_entry(cap.label(), &self.get(cap))?;
+        }
+        m.end()
+    }
+}
+
 pub const KINDS: [PacketKind; 7] = [
     PacketKind::Rtp,
     PacketKind::Rtcp,
@@ -215,6 +299,14 @@ pub struct Counters {
     pub sessions_rate_limited: u64,
     /// Sessions closed because the upstream never answered.
     pub sessions_unanswered: u64,
+    /// Hard caps hit, by [`Cap`].
+    pub caps_hit: CapHits,
+    /// NAT rebinding (`[limits] nat_rebinding = "stun"`): sessions moved to
+    /// a new client address after the upstream answered a STUN check from
+    /// it, and checks the upstream refused (error response) or never
+    /// answered in time (the session stayed where it was).
+    pub sessions_rebound: u64,
+    pub rebinds_rejected: u64,
 }
 
 impl Counters {
@@ -251,6 +343,9 @@ impl Counters {
         self.srtcp_auth_failures += o.srtcp_auth_failures;
         self.sessions_rate_limited += o.sessions_rate_limited;
         self.sessions_unanswered += o.sessions_unanswered;
+        self.caps_hit.merge(&o.caps_hit);
+        self.sessions_rebound += o.sessions_rebound;
+        self.rebinds_rejected += o.rebinds_rejected;
     }
 }
 
@@ -288,6 +383,9 @@ impl Default for Counters {
             srtcp_auth_failures: 0,
             sessions_rate_limited: 0,
             sessions_unanswered: 0,
+            caps_hit: CapHits::default(),
+            sessions_rebound: 0,
+            rebinds_rejected: 0,
         }
     }
 }

@@ -6,12 +6,14 @@
 pub mod admission;
 mod counters;
 pub mod crypto;
+pub mod rebinding;
 pub mod rtcp_policy;
 mod session;
 mod snapshot;
 
-pub use counters::{kind_index, kind_label, Counters, DropReason, KindCounts, DROP_REASONS, KINDS};
+pub use counters::{kind_index, kind_label, Cap, CapHits, Counters, DropReason, KindCounts, DROP_REASONS, KINDS};
 pub use crypto::SessionKeys;
+pub use rebinding::NatRebinding;
 pub use rtcp_policy::{ReportPolicy, RtcpMode};
 pub use session::{FeedbackCounts, LegRtt, Session, SessionInfo, SideRtcp, SideState, Source};
 pub use snapshot::{SessionSnapshot, SideSnapshot, SourceSnapshot};
@@ -193,6 +195,14 @@ pub enum Event {
         side: Side,
         ssrc: Ssrc,
     },
+    /// NAT rebinding: the upstream accepted a check from the client's new
+    /// address; the driver now sends the session's client-bound datagrams
+    /// to `to` (and treats `from` as unknown).
+    SessionRebound {
+        session: SessionId,
+        from: std::net::SocketAddr,
+        to: std::net::SocketAddr,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -203,7 +213,8 @@ pub struct EngineConfig {
     pub max_sources_per_side: usize,
     /// Sessions silent this long on both sides are closed; `None` never.
     pub idle_timeout: Option<Duration>,
-    /// Events kept for the driver; past this the oldest are dropped (counted).
+    /// Events (and, separately, generated reports) kept for the driver;
+    /// past this the oldest are dropped (counted).
     pub max_queued_events: usize,
     /// RTCP mode of sessions opened with [`Engine::open_session`].
     pub rtcp_mode: RtcpMode,
@@ -220,6 +231,8 @@ pub struct EngineConfig {
     /// Datagrams per second accepted from each side of a session (a
     /// token bucket with a one-second burst); 0: no limit.
     pub max_packets_per_side_per_sec: u32,
+    /// Whether a session may follow its client to a new address.
+    pub nat_rebinding: NatRebinding,
 }
 
 impl Default for EngineConfig {
@@ -236,6 +249,7 @@ impl Default for EngineConfig {
             new_sessions_per_prefix_per_sec: 0,
             unanswered_timeout: None,
             max_packets_per_side_per_sec: 0,
+            nat_rebinding: NatRebinding::Stun,
         }
     }
 }
@@ -279,6 +293,10 @@ pub struct Engine {
     /// for NTP timestamps in generated XR RRTR.
     wall_anchor: (MonoTime, Duration),
     prefixes: Option<admission::PrefixLimiter>,
+    rebinding: rebinding::Rebinding,
+    /// Where the last upstream datagram belongs instead of the client: the
+    /// answer to a refused rebinding check returns to the check's sender.
+    refused_check_from: Option<std::net::SocketAddr>,
 }
 
 impl Engine {
@@ -300,6 +318,8 @@ impl Engine {
             rewritten: Vec::new(),
             rng,
             wall_anchor: (MonoTime::ZERO, Duration::ZERO),
+            rebinding: rebinding::Rebinding::default(),
+            refused_check_from: None,
         }
     }
 
@@ -385,16 +405,58 @@ impl Engine {
     pub fn admit(&mut self, now: MonoTime, client: std::net::SocketAddr) -> Result<(), OpenError> {
         if self.live >= self.config.max_sessions {
             self.counters.sessions_refused += 1;
+            self.counters.caps_hit.hit(Cap::SessionTable);
             return Err(OpenError::TableFull(self.config.max_sessions));
         }
         if let Some(limiter) = self.prefixes.as_mut() {
-            if !limiter.allow(now, client.ip()) {
+            if !limiter.allow(now, client.ip(), &mut self.counters.caps_hit) {
                 self.counters.sessions_refused += 1;
                 self.counters.sessions_rate_limited += 1;
                 return Err(OpenError::RateLimited);
             }
         }
         Ok(())
+    }
+
+    /// NAT rebinding ([`NatRebinding::Stun`]): a datagram from client
+    /// address `from` (which belongs to session `current`, or to none) that
+    /// is an ICE check carrying the USERNAME another session's client last
+    /// used, toward the same `upstream`. Returns that session: the driver
+    /// passes the datagram to it (as from its client) and forwards it on
+    /// its upstream socket; the session moves to `from` only if the
+    /// upstream answers the check with success ([`Event::SessionRebound`]).
+    /// `None`: handle the datagram as usual.
+    pub fn rebinding_check(
+        &mut self,
+        now: MonoTime,
+        upstream: std::net::SocketAddr,
+        current: Option<SessionId>,
+        from: std::net::SocketAddr,
+        datagram: &[u8],
+    ) -> Option<SessionId> {
+        if self.config.nat_rebinding != NatRebinding::Stun || classify(datagram) != PacketKind::Stun {
+            return None;
+        }
+        let stun = StunView::parse(datagram).ok()?;
+        let mut expired = 0;
+        let result = self.rebinding.check(now, upstream, current, from, &stun, &mut expired);
+        self.counters.rebinds_rejected += expired;
+        match result {
+            Ok(target) if self.session(target).is_some() => Some(target),
+            Ok(_) => None,
+            Err(rebinding::NotACheck::TableFull) => {
+                self.counters.caps_hit.hit(Cap::RebindChecks);
+                None
+            }
+            Err(rebinding::NotACheck::Unrelated) => None,
+        }
+    }
+
+    /// After an upstream STUN datagram was forwarded: `Some(address)` when
+    /// it answered a rebinding check the upstream refused, so the driver
+    /// sends it to the check's sender rather than the session's client.
+    pub fn take_refused_check_sender(&mut self) -> Option<std::net::SocketAddr> {
+        self.refused_check_from.take()
     }
 
     /// Opens a session for a new flow, in the configured RTCP mode.
@@ -412,6 +474,7 @@ impl Engine {
     ) -> Result<SessionId, OpenError> {
         if self.live >= self.config.max_sessions {
             self.counters.sessions_refused += 1;
+            self.counters.caps_hit.hit(Cap::SessionTable);
             return Err(OpenError::TableFull(self.config.max_sessions));
         }
         let index = match self.free.pop() {
@@ -463,6 +526,7 @@ impl Engine {
             return None;
         }
         let session = slot.session.take()?;
+        self.rebinding.forget(id);
         self.free.push(id.index);
         self.live -= 1;
         self.counters.sessions_closed += 1;
@@ -588,6 +652,8 @@ impl Engine {
             counters,
             events,
             rewritten,
+            rebinding,
+            refused_check_from,
             ..
         } = self;
         let Some(session) = slots
@@ -624,7 +690,10 @@ impl Engine {
                         };
                         push_bounded(events, counters, config.max_queued_events, ev);
                     }
-                    RtpOutcome::SourceLimit => return Verdict::Drop(DropReason::SourceLimit),
+                    RtpOutcome::SourceLimit => {
+                        counters.caps_hit.hit(Cap::SourcesPerSide);
+                        return Verdict::Drop(DropReason::SourceLimit);
+                    }
                 }
                 Verdict::Forward(kind)
             }
@@ -643,8 +712,26 @@ impl Engine {
             }
             PacketKind::Stun => match StunView::parse(datagram) {
                 Ok(stun) => {
-                    if session.on_stun(now, side, &stun) {
+                    if session.on_stun(now, side, &stun, counters) {
                         counters.rtt_samples += 1;
+                    }
+                    if config.nat_rebinding == NatRebinding::Stun {
+                        match side {
+                            Side::Client => rebinding.note_client_request(id, session.info.upstream, &stun),
+                            Side::Upstream => match rebinding.answer(now, id, &stun) {
+                                rebinding::Answer::None => {}
+                                rebinding::Answer::Accepted { to } => {
+                                    let from = std::mem::replace(&mut session.info.client, to);
+                                    counters.sessions_rebound += 1;
+                                    let ev = Event::SessionRebound { session: id, from, to };
+                                    push_bounded(events, counters, config.max_queued_events, ev);
+                                }
+                                rebinding::Answer::Refused { to } => {
+                                    counters.rebinds_rejected += 1;
+                                    *refused_check_from = Some(to);
+                                }
+                            },
+                        }
                     }
                     Verdict::Forward(kind)
                 }
@@ -861,6 +948,11 @@ impl Engine {
                     self.counters.reports_generated += 1;
                     self.counters.rtcp_by_mode[session.mode.index()].generated += 1;
                     self.counters.report_blocks_generated += outcome.blocks as u64;
+                    if self.transmits.len() >= self.config.max_queued_events {
+                        // A driver that stopped sending: the oldest report goes.
+                        self.transmits.pop_front();
+                        self.counters.caps_hit.hit(Cap::TransmitQueue);
+                    }
                     self.transmits.push_back(Transmit {
                         session: id,
                         toward: side,
@@ -901,6 +993,7 @@ impl Engine {
                 self.close(now, id, CloseReason::Idle);
             }
         }
+        self.counters.rebinds_rejected += self.rebinding.expire(now);
         if let Some(limit) = self.config.unanswered_timeout {
             let unanswered: Vec<SessionId> = self
                 .sessions()
@@ -947,6 +1040,7 @@ fn push_bounded(events: &mut VecDeque<Event>, counters: &mut Counters, cap: usiz
     if events.len() >= cap {
         events.pop_front();
         counters.events_dropped += 1;
+        counters.caps_hit.hit(Cap::EventQueue);
     }
     events.push_back(ev);
 }

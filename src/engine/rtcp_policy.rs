@@ -201,6 +201,7 @@ pub fn tick(
     if policy.xr_rrtr {
         let ntp = NtpTime::from_unix(wall);
         rtcp::write_xr(&mut pkt, own, Some(ntp), &[]);
+        // The proxy's own RRTRs follow its report interval: never a flood.
         session.sides[side.index()].rtcp.own_rrtr_log.record(ntp.compact(), now);
     }
     out.blocks = blocks.len();

@@ -206,9 +206,14 @@ pub struct StunPending {
 }
 
 impl StunPending {
-    pub fn record(&mut self, txid: [u8; 12], at: MonoTime) {
+    /// Records a forwarded request; returns true when that evicted an
+    /// unanswered request younger than [`STUN_MAX_AGE`] (the cap was hit).
+    pub fn record(&mut self, txid: [u8; 12], at: MonoTime) -> bool {
+        let (old, old_at) = self.entries[usize::from(self.next)];
+        let evicted = old != [0; 12] && at.checked_since(old_at).is_some_and(|age| age <= STUN_MAX_AGE);
         self.entries[usize::from(self.next)] = (txid, at);
         self.next = (self.next + 1) % STUN_PENDING as u8;
+        evicted
     }
 
     /// Removes and returns when the request with `txid` was forwarded.
@@ -375,14 +380,16 @@ impl Session {
     /// response (success or error) comes back from that other side, so
     /// RTT(leg of the responder) = response arrival − request forward time.
     /// Returns true when a sample was taken.
-    pub fn on_stun(&mut self, now: MonoTime, side: Side, stun: &StunView<'_>) -> bool {
+    pub fn on_stun(&mut self, now: MonoTime, side: Side, stun: &StunView<'_>, counters: &mut Counters) -> bool {
         if stun.method != METHOD_BINDING {
             return false;
         }
         match stun.class {
             StunClass::Request => {
                 let rtcp = &mut self.sides[side.index()].rtcp;
-                rtcp.stun_pending.record(stun.transaction_id, now);
+                if rtcp.stun_pending.record(stun.transaction_id, now) {
+                    counters.caps_hit.hit(super::Cap::StunTransactions);
+                }
                 rtcp.stun_requests += 1;
                 rtcp.unanswered_since.get_or_insert(now);
                 false
@@ -421,7 +428,9 @@ impl Session {
                         received_at: now,
                         reports,
                     });
-                    src.sr_log.record(sr.info.ntp.compact(), now);
+                    if src.sr_log.record(sr.info.ntp.compact(), now) {
+                        counters.caps_hit.hit(super::Cap::RttReportLog);
+                    }
                 }
                 for block in sr.report_blocks() {
                     self.on_report_block(now, side, sr.sender, block, cap, counters);
@@ -438,7 +447,9 @@ impl Session {
                     match block {
                         XrBlock::Rrtr { ntp } => {
                             if let Some(src) = self.sides[side.index()].source_mut(xr.sender, cap) {
-                                src.rrtr_log.record(ntp.compact(), now);
+                                if src.rrtr_log.record(ntp.compact(), now) {
+                                    counters.caps_hit.hit(super::Cap::RttReportLog);
+                                }
                             }
                         }
                         XrBlock::Dlrr(items) => {

@@ -78,6 +78,10 @@ pub static METRICS: &[MetricDef] = &[
         "Sessions closed because the upstream never answered them."),
     metric!("rtpmb_sessions_refused_total", Counter, "{session}", [],
         "New client addresses refused (session limit or no upstream port)."),
+    metric!("rtpmb_nat_rebinding_total", Counter, "{check}", ["outcome"],
+        "ICE checks from a session's new client address: rebound (the upstream accepted it, the session moved) or rejected (refused or unanswered; the session stayed)."),
+    metric!("rtpmb_caps_hit_total", Counter, "{event}", ["cap"],
+        "Times a hard cap on attacker-growable state refused or evicted something, by cap."),
     metric!("rtpmb_rtcp_reports_generated_total", Counter, "{report}", ["mode"],
         "RTCP compounds the proxy generated, by the relay's RTCP mode."),
     metric!("rtpmb_rtcp_reports_consumed_total", Counter, "{report}", ["mode"],
@@ -140,6 +144,10 @@ pub fn label_values(label: &str) -> Option<Vec<&'static str>> {
         "signal" => &["metrics", "logs"],
         "counter" => &["receive_buffer", "send_buffer", "no_port", "in_errors"],
         "result" => &["ok", "error"],
+        "outcome" => &["rebound", "rejected"],
+        "cap" => {
+            return Some(crate::engine::Cap::ALL.iter().map(|c| c.label()).collect());
+        }
         _ => return None,
     };
     Some(fixed.to_vec())

@@ -260,6 +260,23 @@ impl Publisher {
             vec![],
             engine.sessions_unanswered as f64,
         ));
+        for (outcome, v) in [
+            ("rebound", engine.sessions_rebound),
+            ("rejected", engine.rebinds_rejected),
+        ] {
+            out.push(sample(
+                "rtpmb_nat_rebinding_total",
+                vec![("outcome", outcome.into())],
+                v as f64,
+            ));
+        }
+        for cap in crate::engine::Cap::ALL {
+            out.push(sample(
+                "rtpmb_caps_hit_total",
+                vec![("cap", cap.label().into())],
+                engine.caps_hit.get(cap) as f64,
+            ));
+        }
         for mode in RtcpMode::ALL {
             let c = engine.rtcp_by_mode[mode.index()];
             let labels = || vec![("mode", mode.to_string())];

@@ -200,6 +200,7 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
             unanswered_timeout: (config.limits.unanswered_timeout_secs > 0)
                 .then(|| Duration::from_secs(config.limits.unanswered_timeout_secs)),
             max_packets_per_side_per_sec: config.limits.max_packets_per_session_per_sec,
+            nat_rebinding: config.limits.nat_rebinding,
             ..EngineConfig::default()
         };
         let (tx, rx) = mpsc::channel(16);
@@ -365,6 +366,7 @@ impl RelayRuntime {
             unanswered_timeout: (new.limits.unanswered_timeout_secs > 0)
                 .then(|| Duration::from_secs(new.limits.unanswered_timeout_secs)),
             max_packets_per_side_per_sec: new.limits.max_packets_per_session_per_sec,
+            nat_rebinding: new.limits.nat_rebinding,
             static_keys: new.srtp.clone(),
         };
         for w in &self.workers {

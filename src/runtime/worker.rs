@@ -11,6 +11,7 @@ use crate::engine::{
     Engine, EngineConfig, Event, Incoming, RtcpMode, SessionId, SessionInfo, SessionSnapshot, Side, Transmit, Verdict,
 };
 use crate::time::MonoTime;
+use crate::wire::PacketKind;
 use foldhash::HashMap;
 use quinn_udp::UdpSocketState;
 use std::cell::RefCell;
@@ -79,6 +80,7 @@ pub struct Reload {
     pub new_sessions_per_prefix_per_sec: u32,
     pub unanswered_timeout: Option<std::time::Duration>,
     pub max_packets_per_side_per_sec: u32,
+    pub nat_rebinding: crate::engine::NatRebinding,
 }
 
 /// Closed sessions kept for [`Control::TakeClosed`]; beyond this the oldest
@@ -269,6 +271,7 @@ async fn control_loop(shared: Rc<Shared>, mut control: mpsc::Receiver<Control>) 
                         c.new_sessions_per_prefix_per_sec = r.new_sessions_per_prefix_per_sec;
                         c.unanswered_timeout = r.unanswered_timeout;
                         c.max_packets_per_side_per_sec = r.max_packets_per_side_per_sec;
+                        c.nat_rebinding = r.nat_rebinding;
                     });
                     st.static_keys = r.static_keys;
                 }
@@ -388,11 +391,7 @@ fn drain_events(st: &mut State, log: bool) {
                         if log {
                             log_close(&view, &format!("{reason:?}").to_lowercase());
                         }
-                        if st.closed.len() >= MAX_CLOSED_KEPT {
-                            st.closed.pop_front();
-                            st.io.closed_records_dropped += 1;
-                        }
-                        st.closed.push_back(view);
+                        push_closed(st, view);
                     }
                 }
             }
@@ -408,10 +407,53 @@ fn drain_events(st: &mut State, log: bool) {
                     view_id(st.index, session)
                 );
             }
+            // The upstream loop moved the entry when it forwarded the
+            // answer (the only place upstream datagrams are handled).
+            Event::SessionRebound { session, from, to } if log => {
+                eprintln!(
+                    "session {} rebound: client {from} -> {to} (the upstream accepted an ICE check from it)",
+                    view_id(st.index, session)
+                );
+            }
             _ => {}
         }
     }
     send_transmits(st);
+}
+
+/// NAT rebinding: moves session `id`'s entry to the client address the
+/// engine now holds for it. A session that the new address opened in the
+/// meantime (media arriving before the check) is closed: its flow is this
+/// session's. Returns the session's client address.
+fn follow_client(st: &mut State, now: MonoTime, id: SessionId, log: bool) -> Option<SocketAddr> {
+    let to = st.engine.session(id)?.info.client;
+    let (relay, from) = *st.by_id.get(&id)?;
+    if from == to {
+        return Some(to);
+    }
+    if let Some(interim) = st.sessions.get(&(relay, to)).map(|e| e.id) {
+        if let Some(view) = close_entry(st, now, interim) {
+            if log {
+                log_close(&view, "superseded by a rebound session");
+            }
+            push_closed(st, view);
+        }
+    }
+    let mut entry = st.sessions.remove(&(relay, from))?;
+    entry.client = to;
+    // Non-mux: the RTCP port is learned again from the new address.
+    entry.client_rtcp = None;
+    st.sessions.insert((relay, to), entry);
+    st.by_id.insert(id, (relay, to));
+    Some(to)
+}
+
+fn push_closed(st: &mut State, view: SessionView) {
+    if st.closed.len() >= MAX_CLOSED_KEPT {
+        st.closed.pop_front();
+        st.io.closed_records_dropped += 1;
+    }
+    st.closed.push_back(view);
 }
 
 /// Sends the reports the engine generated.
@@ -531,22 +573,14 @@ fn open_session(
     }
     let up = Rc::new(register(up).ok()?);
     let up_state = UdpSocketState::new(up.get_ref().into()).ok()?;
-    let mut tasks = vec![tokio::task::spawn_local(upstream_loop(
-        shared.clone(),
-        relay,
-        client,
-        up.clone(),
-        up_state,
-        false,
-    ))
-    .abort_handle()];
+    let mut tasks =
+        vec![tokio::task::spawn_local(upstream_loop(shared.clone(), id, up.clone(), up_state, false)).abort_handle()];
     let up_rtcp = match up_rtcp {
         Some(s) => {
             let s = Rc::new(register(s).ok()?);
             let s_state = UdpSocketState::new(s.get_ref().into()).ok()?;
             tasks.push(
-                tokio::task::spawn_local(upstream_loop(shared.clone(), relay, client, s.clone(), s_state, true))
-                    .abort_handle(),
+                tokio::task::spawn_local(upstream_loop(shared.clone(), id, s.clone(), s_state, true)).abort_handle(),
             );
             Some(s)
         }
@@ -718,13 +752,27 @@ async fn listen_loop(shared: Rc<Shared>, relay: usize, rtcp_socket: bool, log: b
                     } else {
                         from
                     };
-                    if !st.sessions.contains_key(&(relay, client))
-                        && open_session(&shared, st, relay, client, now, log).is_none()
-                    {
-                        st.io.dropped_no_session += 1;
-                        continue;
-                    }
-                    let Some(entry) = st.sessions.get_mut(&(relay, client)) else {
+                    let known = st.sessions.get(&(relay, client)).map(|e| e.id);
+                    // NAT rebinding: an ICE check from a new address for
+                    // another session goes to that session (STUN only;
+                    // the first byte test keeps media off this path).
+                    let rebinding = if !rtcp_socket && bytes.first().is_some_and(|b| *b < 4) {
+                        let upstream = st.relays[relay].upstream;
+                        st.engine.rebinding_check(now, upstream, known, from, bytes)
+                    } else {
+                        None
+                    };
+                    let entry = match rebinding {
+                        Some(target) => st.by_id.get(&target).and_then(|key| st.sessions.get_mut(key)),
+                        None => {
+                            if known.is_none() && open_session(&shared, st, relay, client, now, log).is_none() {
+                                st.io.dropped_no_session += 1;
+                                continue;
+                            }
+                            st.sessions.get_mut(&(relay, client))
+                        }
+                    };
+                    let Some(entry) = entry else {
                         continue;
                     };
                     if rtcp_socket && entry.client_rtcp.is_none() {
@@ -764,11 +812,11 @@ async fn listen_loop(shared: Rc<Shared>, relay: usize, rtcp_socket: bool, log: b
     }
 }
 
-/// Upstream → client, for one session's upstream socket.
+/// Upstream → client, for one session's upstream socket. The session's
+/// client address is looked up per batch: NAT rebinding can move it.
 async fn upstream_loop(
     shared: Rc<Shared>,
-    relay: usize,
-    client: SocketAddr,
+    id: SessionId,
     sock: Rc<UdpSocket>,
     qstate: UdpSocketState,
     rtcp_socket: bool,
@@ -789,7 +837,7 @@ async fn upstream_loop(
                     let mut st = shared.state.borrow_mut();
                     st.io.add_recv_error(&e);
                     if e.raw_os_error() == Some(libc::ECONNREFUSED) {
-                        if let Some(entry) = st.sessions.get_mut(&(relay, client)) {
+                        if let Some(entry) = st.by_id.get(&id).copied().and_then(|key| st.sessions.get_mut(&key)) {
                             entry.upstream_refused += 1;
                         }
                     }
@@ -799,17 +847,22 @@ async fn upstream_loop(
             };
             let mut guard = shared.state.borrow_mut();
             let st = &mut *guard;
+            let Some(&(relay, mut client)) = st.by_id.get(&id) else {
+                return;
+            };
             let Some(entry) = st.sessions.get(&(relay, client)) else {
                 return;
             };
-            let id = entry.id;
-            let dest = if rtcp_socket {
-                entry
-                    .client_rtcp
-                    .unwrap_or(SocketAddr::new(client.ip(), client.port().wrapping_add(1)))
-            } else {
-                client
+            let dest_of = |entry: &Entry, client: SocketAddr| {
+                if rtcp_socket {
+                    entry
+                        .client_rtcp
+                        .unwrap_or(SocketAddr::new(client.ip(), client.port().wrapping_add(1)))
+                } else {
+                    client
+                }
             };
+            let mut dest = dest_of(entry, client);
             let out_sock = {
                 let r = &st.relays[relay];
                 match (&r.listen_rtcp, rtcp_socket) {
@@ -823,7 +876,32 @@ async fn upstream_loop(
             for (_from, kernel_ts, bytes) in bufs.datagrams() {
                 st.io.received_upstream += 1;
                 let now = map.map(kernel_ts);
-                match st.engine.handle_datagram(now, Side::Upstream, id, bytes) {
+                let verdict = st.engine.handle_datagram(now, Side::Upstream, id, bytes);
+                if verdict == Verdict::Forward(PacketKind::Stun) {
+                    // The answer to a refused NAT rebinding check goes back
+                    // to whoever sent the check, not to the client.
+                    if let Some(checker) = st.engine.take_refused_check_sender() {
+                        let out = batch::send_batch(&*out_sock, Some(checker), &[bytes]);
+                        st.io.add_send(out);
+                        continue;
+                    }
+                    // This answer may have accepted a NAT rebinding check:
+                    // it and everything after it go to the new address.
+                    let moved = st.engine.session(id).is_some_and(|s| s.info.client != client);
+                    if moved {
+                        flush(&mut st.io, &out_sock, Some(dest), &run[..run_len]);
+                        run_len = 0;
+                        let Some(to) = follow_client(st, now, id, false) else {
+                            return;
+                        };
+                        client = to;
+                        let Some(entry) = st.sessions.get(&(relay, client)) else {
+                            return;
+                        };
+                        dest = dest_of(entry, client);
+                    }
+                }
+                match verdict {
                     Verdict::Forward(_) => {
                         if run_len == BATCH {
                             flush(&mut st.io, &out_sock, Some(dest), &run[..run_len]);

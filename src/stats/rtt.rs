@@ -28,6 +28,11 @@ pub const SENT_LOG_LEN: usize = 8;
 /// and a report answering one this old is stale or forged.
 pub const MAX_REPORT_AGE: Duration = Duration::from_secs(60);
 
+/// An entry evicted younger than this was pushed out by a report flood: a
+/// real sender needs several seconds to send eight reports for one SSRC
+/// (RFC 3550 §6.2's reduced minimum is 360 s / session kbit/s).
+pub const SENT_LOG_FLOOD_AGE: Duration = Duration::from_secs(1);
+
 /// Rounding slack: DLSR has a resolution of 1/65 536 s (~15.3 µs), and
 /// both arrival and DLSR are rounded, so a true RTT near zero may compute
 /// as slightly negative. Within this slack it is clamped to zero.
@@ -80,10 +85,17 @@ pub struct SentLog {
 }
 
 impl SentLog {
-    pub fn record(&mut self, ntp: CompactNtp, forwarded_at: MonoTime) {
+    /// Records a forwarded report; returns true when that evicted an entry
+    /// younger than [`SENT_LOG_FLOOD_AGE`] (the log's cap was hit).
+    pub fn record(&mut self, ntp: CompactNtp, forwarded_at: MonoTime) -> bool {
+        let evicted_young = self.len == SENT_LOG_LEN
+            && forwarded_at
+                .checked_since(self.entries[self.next].1)
+                .is_some_and(|age| age < SENT_LOG_FLOOD_AGE);
         self.entries[self.next] = (ntp, forwarded_at);
         self.next = (self.next + 1) % SENT_LOG_LEN;
         self.len = (self.len + 1).min(SENT_LOG_LEN);
+        evicted_young
     }
 
     fn lookup(&self, ntp: CompactNtp) -> Option<MonoTime> {
@@ -157,7 +169,7 @@ mod tests {
     #[test]
     fn worked_example() {
         let mut log = SentLog::default();
-        log.record(CompactNtp(0x1234_0000), MonoTime::from_millis(10_000));
+        assert!(!log.record(CompactNtp(0x1234_0000), MonoTime::from_millis(10_000)));
         let rtt = log
             .match_report(CompactNtp(0x1234_0000), Delay16(0x8000), MonoTime::from_millis(10_530))
             .unwrap();
@@ -168,7 +180,7 @@ mod tests {
     fn rejections() {
         let mut log = SentLog::default();
         let at = MonoTime::from_millis(1_000);
-        log.record(CompactNtp(7), at);
+        assert!(!log.record(CompactNtp(7), at));
         let later = MonoTime::from_millis(1_100);
         assert_eq!(
             log.match_report(CompactNtp(0), Delay16(1), later),
@@ -203,7 +215,8 @@ mod tests {
     fn ring_keeps_newest() {
         let mut log = SentLog::default();
         for i in 0..20u32 {
-            log.record(CompactNtp(100 + i), MonoTime::from_millis(u64::from(i) * 1000));
+            // One a second: evictions are of 8-second-old entries, no flood.
+            assert!(!log.record(CompactNtp(100 + i), MonoTime::from_millis(u64::from(i) * 1000)));
         }
         let at = MonoTime::from_millis(30_000);
         assert_eq!(
@@ -212,6 +225,15 @@ mod tests {
         );
         assert!(log.match_report(CompactNtp(119), Delay16(1), at).is_ok());
         assert!(log.match_report(CompactNtp(112), Delay16(1), at).is_ok());
+    }
+
+    #[test]
+    fn a_report_flood_evicting_young_entries_is_reported() {
+        let mut log = SentLog::default();
+        let hits = (0..20u32)
+            .filter(|i| log.record(CompactNtp(*i + 1), MonoTime::from_millis(u64::from(*i) * 10)))
+            .count();
+        assert_eq!(hits, 12, "every record past the eighth evicts a 80 ms old entry");
     }
 
     #[test]

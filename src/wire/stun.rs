@@ -8,6 +8,8 @@ use thiserror::Error;
 pub const HEADER_LEN: usize = 20;
 pub const MAGIC_COOKIE: u32 = 0x2112_A442;
 pub const METHOD_BINDING: u16 = 0x001;
+/// USERNAME attribute (RFC 8489 §14.3); in ICE checks `remote-ufrag:local-ufrag` (RFC 8445 §7.2.2).
+pub const ATTR_USERNAME: u16 = 0x0006;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Error)]
 pub enum StunError {
@@ -89,6 +91,24 @@ impl<'a> StunView<'a> {
             attributes: buf.get(HEADER_LEN..).unwrap_or(&[]),
         })
     }
+
+    /// The value of the first attribute of `attr_type`, if the attribute
+    /// list is well formed up to it (RFC 8489 §14: type, length, value
+    /// padded to a multiple of 4 bytes).
+    pub fn attribute(&self, attr_type: u16) -> Option<&'a [u8]> {
+        let mut rest = self.attributes;
+        while rest.len() >= 4 {
+            let t = u16_at(rest, 0)?;
+            let len = usize::from(u16_at(rest, 2)?);
+            let value = rest.get(4..4 + len)?;
+            if t == attr_type {
+                return Some(value);
+            }
+            let padded = (len + 3) & !3;
+            rest = rest.get(4 + padded..)?;
+        }
+        None
+    }
 }
 
 #[cfg(test)]
@@ -122,6 +142,23 @@ mod tests {
         }
         // Allocate (0x003) success response: 0x0103.
         assert_eq!(StunView::parse(&msg(0x0103, &[])).unwrap().method, 0x003);
+    }
+
+    #[test]
+    fn finds_attributes_past_padding() {
+        // SOFTWARE (0x8022, 5 bytes + 3 padding), then USERNAME "ab:cd".
+        let mut body = vec![0x80, 0x22, 0, 5, b'x', b'y', b'z', b'w', b'v', 0, 0, 0];
+        body.extend_from_slice(&[0, 6, 0, 5, b'a', b'b', b':', b'c', b'd', 0, 0, 0]);
+        let m = msg(0x0001, &body);
+        let v = StunView::parse(&m).unwrap();
+        assert_eq!(v.attribute(ATTR_USERNAME), Some(&b"ab:cd"[..]));
+        assert_eq!(v.attribute(0x8022), Some(&b"xyzwv"[..]));
+        assert_eq!(v.attribute(0x0008), None);
+        // A length running past the message ends the walk.
+        let mut cut = body.clone();
+        cut[3] = 200;
+        let m = msg(0x0001, &cut);
+        assert_eq!(StunView::parse(&m).unwrap().attribute(ATTR_USERNAME), None);
     }
 
     #[test]
