@@ -410,7 +410,10 @@ struct Sink {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-fn start_sink(epoch: Instant) -> Sink {
+/// The receiving end. `answer_every`: like an SFU, send an RTCP RR back
+/// to each source on its first packet and every that-many packets after
+/// (the soak needs it: the relay evicts sessions its upstream never answers).
+fn start_sink(epoch: Instant, answer_every: Option<u32>) -> Sink {
     let addr = free_port();
     let raw = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
     raw.set_recv_buffer_size(32 << 20).unwrap();
@@ -426,6 +429,9 @@ fn start_sink(epoch: Instant) -> Sink {
         let mut bufs = vec![[0u8; 2048]; 32];
         let mut meta = [quinn_udp::RecvMeta::default(); 32];
         let mut local = Vec::with_capacity(1 << 16);
+        let mut per_source: std::collections::HashMap<SocketAddr, u32> = Default::default();
+        // RR from SSRC 0x51c0ffee with no report blocks (RFC 3550 §6.4.2).
+        let rr = [0x80u8, 201, 0, 1, 0x51, 0xc0, 0xff, 0xee];
         while !s2.load(Ordering::Relaxed) {
             let mut slices: Vec<std::io::IoSliceMut> =
                 bufs.iter_mut().map(|b| std::io::IoSliceMut::new(&mut b[..])).collect();
@@ -437,6 +443,13 @@ fn start_sink(epoch: Instant) -> Sink {
             for (i, m) in meta[..n].iter().enumerate() {
                 let b = &bufs[i][..m.len];
                 // RTP (not RTCP): second byte outside 192..=223.
+                if let Some(every) = answer_every {
+                    let n = per_source.entry(m.addr).or_insert(0);
+                    if *n % every == 0 {
+                        let _ = sock.send_to(&rr, m.addr);
+                    }
+                    *n = n.wrapping_add(1);
+                }
                 if b.len() >= 20 && !(192..=223).contains(&b[1]) {
                     r2.fetch_add(1, Ordering::Relaxed);
                     let sent = u64::from_be_bytes(b[12..20].try_into().unwrap());
@@ -678,12 +691,16 @@ fn generate(relay: SocketAddr, streams: usize, rate: f64, secs: f64, epoch: Inst
 
 fn soak(streams: usize, rate: f64, secs: f64, workers: usize) {
     let epoch = Instant::now();
-    let sink = start_sink(epoch);
+    // Answered every 5 s at 50 packets/s, as an SFU's RRs would.
+    let sink = start_sink(epoch, Some(250));
     let listen = free_port();
     let relay = spawn_relay("rtp-middlebox:forward", listen, sink.addr, workers);
     std::thread::sleep(Duration::from_millis(300));
     let pid = relay.0.id();
-    generate(listen, streams, 2.0, 0.6, epoch);
+    // Warm-up until every stream has its session: all streams come from one
+    // address, and the relay admits new sessions from one /24 at
+    // `new_sessions_per_prefix_per_sec` (200/s by default).
+    generate(listen, streams, 2.0, 0.6 + streams as f64 / 150.0, epoch);
     std::thread::sleep(Duration::from_millis(200));
     let base = sink.received.load(Ordering::Relaxed);
     let rss_start = rss_bytes(pid);
@@ -727,7 +744,7 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 
 fn run_once(kind: &str, streams: usize, rate: f64, secs: f64, workers: usize) -> RunResult {
     let epoch = Instant::now();
-    let sink = start_sink(epoch);
+    let sink = start_sink(epoch, None);
     let listen = free_port();
     let relay = spawn_relay(kind, listen, sink.addr, workers);
     std::thread::sleep(Duration::from_millis(300));

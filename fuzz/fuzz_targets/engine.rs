@@ -13,7 +13,9 @@
 //! then records until the input ends:
 //!   flags       bit 0 = side (0 client, 1 upstream); bit 1 = session #2;
 //!               bit 2 = call handle_timeout after; bit 3 = snapshot after
-//!               (checked for range invariants)
+//!               (checked for range invariants); bit 4 (client side) =
+//!               from a new client address 203.0.113.(bits 5..7):6000,
+//!               offered as a NAT rebinding check first
 //!   advance     virtual time step: 0..=127 → that many ms,
 //!               128..=255 → (b − 127) × 250 ms (up to 32 s, past idle)
 //!   len         datagram length (clipped to what is left)
@@ -22,7 +24,9 @@
 //! Sessions closed by the idle sweep are reopened on their next datagram,
 //! so stale ids (slot reuse, generations) are exercised too.
 //!
-//! Checked besides "never panics": what the engine writes (a rewritten
+//! Checked besides "never panics": a rebinding check names a live session
+//! and a session only ever moves to an address that sent a check; what the
+//! engine writes (a rewritten
 //! compound, a generated report) walks cleanly as RTCP; after
 //! `handle_timeout(now)` the next deadline lies after `now`; snapshot
 //! figures are in range.
@@ -32,6 +36,7 @@ use libfuzzer_sys::fuzz_target;
 use rtp_middlebox::engine::{Engine, EngineConfig, Event, RtcpMode, SessionId, SessionInfo, Side, Verdict};
 use rtp_middlebox::time::MonoTime;
 use rtp_middlebox::wire::{classify, rtcp, PacketKind};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 fn info(n: u16) -> SessionInfo {
@@ -147,6 +152,15 @@ fuzz_target!(|data: &[u8]| {
                 None => continue,
             },
         };
+        let mut id = id;
+        if flags & 16 != 0 && side == Side::Client {
+            let from = SocketAddr::from(([203, 0, 113, flags >> 5], 6000));
+            let upstream = info(0).upstream;
+            if let Some(target) = engine.rebinding_check(now, upstream, None, from, datagram) {
+                assert!(engine.session(target).is_some(), "a check for a closed session");
+                id = target;
+            }
+        }
         if let Verdict::Rewritten(kind) = engine.handle_datagram(now, side, id, datagram) {
             assert_eq!(kind, PacketKind::Rtcp);
             check_rtcp_out("rewritten compound", engine.rewritten());
@@ -158,6 +172,13 @@ fuzz_target!(|data: &[u8]| {
             if let Some(next) = engine.poll_timeout() {
                 assert!(next > now, "poll_timeout {next:?} not after handled {now:?}");
             }
+        }
+        let _ = engine.take_refused_check_sender();
+        if let Some(s) = engine.session(id) {
+            let c = s.info.client;
+            let original = (0..2).any(|n| info(n).client == c);
+            let checked = c.ip().to_string().starts_with("203.0.113.") && c.port() == 6000;
+            assert!(original || checked, "session moved to {c}, which never sent a check");
         }
         drain(&mut engine, setup & 0x20 != 0);
         if flags & 8 != 0 {
