@@ -21,8 +21,12 @@ fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
 }
 
 fn relay(upstream: SocketAddr) -> RelayRuntime {
+    relay_with(upstream, "")
+}
+
+fn relay_with(upstream: SocketAddr, extra: &str) -> RelayRuntime {
     let text = format!(
-        "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"{upstream}\"\nrtcp = \"forward\"\nupstream_bind = \"127.0.0.1\"\n"
+        "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"{upstream}\"\nrtcp = \"forward\"\nupstream_bind = \"127.0.0.1\"\n{extra}"
     );
     runtime::start(
         &Config::from_toml(&text).unwrap(),
@@ -199,7 +203,7 @@ fn answer(request: &[u8]) -> Vec<u8> {
 #[test]
 fn nat_rebinding_moves_a_session_only_after_the_sfu_accepts_a_check() {
     let sfu = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let relay = relay(sfu.local_addr().unwrap());
+    let relay = relay_with(sfu.local_addr().unwrap(), "[limits]\nnat_rebinding = \"stun\"\n");
     let listen = relay.bound()[0].listen;
     let old = UdpSocket::bind("127.0.0.1:0").unwrap();
     let new = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -222,6 +226,10 @@ fn nat_rebinding_moves_a_session_only_after_the_sfu_accepts_a_check() {
     old.send_to(&rtp(0, 0xc11e), listen).unwrap();
     assert_eq!(sfu.recv_from(&mut buf).unwrap().1, session_up);
 
+    // The client's address falls silent (a check while it is alive is some
+    // other flow's, never a rebinding).
+    let silence = Duration::from_millis(1_100);
+    std::thread::sleep(silence);
     // A third party replays the USERNAME without the ICE password: the
     // check reaches the SFU on the session's own socket, the SFU refuses
     // it, the refusal goes back to the third party, and nothing moves.
@@ -242,6 +250,8 @@ fn nat_rebinding_moves_a_session_only_after_the_sfu_accepts_a_check() {
     new.send_to(&rtp(1, 0xc11e), listen).unwrap();
     let interim_up = sfu.recv_from(&mut buf).unwrap().1;
     assert_ne!(interim_up, session_up);
+    // (The third party's check counts as activity: wait for silence again.)
+    std::thread::sleep(silence);
     new.send_to(&check(3, true), listen).unwrap();
     assert_eq!(
         sfu_answers(&mut buf),
@@ -272,5 +282,31 @@ fn nat_rebinding_moves_a_session_only_after_the_sfu_accepts_a_check() {
     assert_eq!(client_rtp.packets_received, 2, "seq 0 (old address) and 2 (new)");
     let engine = relay.stats_blocking()[0].engine.clone().unwrap();
     assert_eq!((engine.sessions_rebound, engine.rebinds_rejected), (1, 1));
+    relay.shutdown(Duration::from_secs(2));
+}
+
+#[test]
+fn by_default_a_new_address_gets_its_own_session_even_with_the_username() {
+    let sfu = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let relay = relay(sfu.local_addr().unwrap());
+    let listen = relay.bound()[0].listen;
+    let old = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let new = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for s in [&sfu, &old, &new] {
+        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    }
+    let mut buf = [0u8; 2048];
+    old.send_to(&check(1, true), listen).unwrap();
+    let (_, session_up) = sfu.recv_from(&mut buf).unwrap();
+    std::thread::sleep(Duration::from_millis(1_100));
+    new.send_to(&check(2, true), listen).unwrap();
+    let (n, from) = sfu.recv_from(&mut buf).unwrap();
+    assert_ne!(from, session_up, "policy never: the check left through a session of its own");
+    sfu.send_to(&answer(&buf[..n]), from).unwrap();
+    assert_eq!(new.recv_from(&mut buf).unwrap().0, 20);
+    let views = relay.sessions_blocking();
+    assert_eq!(views.len(), 2);
+    let first = views.iter().find(|v| v.upstream_local == session_up).unwrap();
+    assert_eq!(first.snapshot.client, old.local_addr().unwrap(), "the first session stays put");
     relay.shutdown(Duration::from_secs(2));
 }

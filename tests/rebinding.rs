@@ -146,28 +146,32 @@ fn a_check_the_upstream_refuses_or_answers_late_moves_nothing() {
     // upstream answers 401.
     assert_eq!(
         c.engine
-            .rebinding_check(ms(1_000), c.upstream, None, attacker, &request(2, USERNAME)),
+            .rebinding_check(ms(2_000), c.upstream, None, attacker, &request(2, USERNAME)),
         Some(c.id)
     );
     c.engine
-        .handle_datagram(ms(1_000), Side::Client, c.id, &request(2, USERNAME));
+        .handle_datagram(ms(2_000), Side::Client, c.id, &request(2, USERNAME));
     c.engine
-        .handle_datagram(ms(1_020), Side::Upstream, c.id, &unauthenticated(2));
+        .handle_datagram(ms(2_020), Side::Upstream, c.id, &unauthenticated(2));
     assert_eq!(client_of(&c), addr("203.0.113.10:50000"));
     // The refusal goes back to the check's sender, not to the client.
     assert_eq!(c.engine.take_refused_check_sender(), Some(attacker));
     assert_eq!(c.engine.take_refused_check_sender(), None);
     // A success that comes after the check expired moves nothing.
-    let late_at = 2_000 + CHECK_MAX_AGE.as_millis() as u64 + 1;
-    c.engine
-        .rebinding_check(ms(2_000), c.upstream, None, attacker, &request(3, USERNAME));
+    let late_at = 3_100 + CHECK_MAX_AGE.as_millis() as u64 + 1;
+    assert!(c
+        .engine
+        .rebinding_check(ms(3_100), c.upstream, None, attacker, &request(3, USERNAME))
+        .is_some());
     c.engine.handle_datagram(ms(late_at), Side::Upstream, c.id, &success(3));
     assert_eq!(client_of(&c), addr("203.0.113.10:50000"));
     assert_eq!(c.engine.counters().sessions_rebound, 0);
     assert_eq!(c.engine.counters().rebinds_rejected, 2);
     // A check never answered is dropped by the sweep and counted.
-    c.engine
-        .rebinding_check(ms(20_000), c.upstream, None, attacker, &request(4, USERNAME));
+    assert!(c
+        .engine
+        .rebinding_check(ms(20_000), c.upstream, None, attacker, &request(4, USERNAME))
+        .is_some());
     c.engine
         .handle_timeout(ms(20_000 + CHECK_MAX_AGE.as_millis() as u64 + 1_500));
     assert_eq!(c.engine.counters().rebinds_rejected, 3);
@@ -181,25 +185,30 @@ fn only_the_same_username_toward_the_same_upstream_is_a_check() {
     let other_upstream = addr("198.51.100.2:3478");
     let e = &mut c.engine;
     assert_eq!(
-        e.rebinding_check(ms(1_000), c.upstream, None, to, &request(2, b"sfuFrag:other")),
+        e.rebinding_check(ms(2_000), c.upstream, None, to, &request(2, b"sfuFrag:other")),
         None
     );
     assert_eq!(
-        e.rebinding_check(ms(1_000), other_upstream, None, to, &request(2, USERNAME)),
+        e.rebinding_check(ms(2_000), other_upstream, None, to, &request(2, USERNAME)),
         None
     );
     // Media, responses and requests without USERNAME are not checks.
-    assert_eq!(e.rebinding_check(ms(1_000), c.upstream, None, to, &success(2)), None);
+    assert_eq!(e.rebinding_check(ms(2_000), c.upstream, None, to, &success(2)), None);
     assert_eq!(
-        e.rebinding_check(ms(1_000), c.upstream, None, to, &stun(0x0001, 2, None)),
+        e.rebinding_check(ms(2_000), c.upstream, None, to, &stun(0x0001, 2, None)),
         None
     );
     let rtp = [0x80u8, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
-    assert_eq!(e.rebinding_check(ms(1_000), c.upstream, None, to, &rtp), None);
-    // Once the session closes its USERNAME finds nothing.
-    e.close_session(ms(2_000), c.id);
+    assert_eq!(e.rebinding_check(ms(2_000), c.upstream, None, to, &rtp), None);
+    // The control: the same username toward the same upstream is one.
     assert_eq!(
-        e.rebinding_check(ms(2_000), c.upstream, None, to, &request(3, USERNAME)),
+        e.rebinding_check(ms(2_000), c.upstream, None, to, &request(2, USERNAME)),
+        Some(c.id)
+    );
+    // Once the session closes its USERNAME finds nothing.
+    e.close_session(ms(3_000), c.id);
+    assert_eq!(
+        e.rebinding_check(ms(3_000), c.upstream, None, to, &request(3, USERNAME)),
         None
     );
 }
@@ -210,12 +219,12 @@ fn policy_never_keeps_every_session_on_its_address() {
     let to = addr(NEW);
     assert_eq!(
         c.engine
-            .rebinding_check(ms(1_000), c.upstream, None, to, &request(2, USERNAME)),
+            .rebinding_check(ms(2_000), c.upstream, None, to, &request(2, USERNAME)),
         None
     );
     // Even an answered check on the session's own path moves nothing.
     c.engine
-        .handle_datagram(ms(1_000), Side::Client, c.id, &request(2, USERNAME));
+        .handle_datagram(ms(2_000), Side::Client, c.id, &request(2, USERNAME));
     c.engine.handle_datagram(ms(1_010), Side::Upstream, c.id, &success(2));
     assert_eq!(client_of(&c), addr("203.0.113.10:50000"));
     assert_eq!(c.engine.counters().sessions_rebound, 0);
@@ -230,7 +239,7 @@ fn pending_checks_are_capped_and_counted() {
         let mut req = request(0, USERNAME);
         req[8..12].copy_from_slice(&(i as u32).to_be_bytes());
         if c.engine
-            .rebinding_check(ms(1_000), c.upstream, None, from, &req)
+            .rebinding_check(ms(2_000), c.upstream, None, from, &req)
             .is_some()
         {
             accepted += 1;
@@ -239,11 +248,62 @@ fn pending_checks_are_capped_and_counted() {
     assert_eq!(accepted, MAX_PENDING_CHECKS);
     assert_eq!(c.engine.counters().caps_hit.get(Cap::RebindChecks), 10);
     // Expired checks make room again (and count as rejected).
-    let later = ms(1_000 + CHECK_MAX_AGE.as_millis() as u64 + 1);
+    let later = ms(2_000 + CHECK_MAX_AGE.as_millis() as u64 + 1);
     assert_eq!(
         c.engine
             .rebinding_check(later, c.upstream, None, addr(NEW), &request(7, USERNAME)),
         Some(c.id)
     );
     assert_eq!(c.engine.counters().rebinds_rejected, MAX_PENDING_CHECKS as u64);
+}
+
+/// A USERNAME shared by two live flows of one peer (transports that are not
+/// bundled) never moves one onto the other.
+#[test]
+fn a_live_flow_sharing_the_username_is_not_a_rebinding() {
+    let mut c = call(NatRebinding::Stun);
+    let second = addr("203.0.113.10:50002");
+    // The session's client is alive: it sent 500 ms ago.
+    c.engine
+        .handle_datagram(ms(1_500), Side::Client, c.id, &request(5, USERNAME));
+    assert_eq!(
+        c.engine
+            .rebinding_check(ms(2_000), c.upstream, None, second, &request(6, USERNAME)),
+        None
+    );
+    // The second flow has its own session, opened long ago: even once the
+    // first falls silent, its checks are its own.
+    let other = c
+        .engine
+        .open_session(
+            ms(0),
+            SessionInfo {
+                client: second,
+                upstream: c.upstream,
+            },
+        )
+        .unwrap();
+    let t = ms(20_000);
+    assert_eq!(
+        c.engine
+            .rebinding_check(t, c.upstream, Some(other), second, &request(7, USERNAME)),
+        None
+    );
+    // A session the new address opened moments ago (its media came before
+    // its check) does not stand in the way.
+    let interim = c
+        .engine
+        .open_session(
+            ms(19_000),
+            SessionInfo {
+                client: addr(NEW),
+                upstream: c.upstream,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        c.engine
+            .rebinding_check(t, c.upstream, Some(interim), addr(NEW), &request(8, USERNAME)),
+        Some(c.id)
+    );
 }

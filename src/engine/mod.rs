@@ -249,7 +249,7 @@ impl Default for EngineConfig {
             new_sessions_per_prefix_per_sec: 0,
             unanswered_timeout: None,
             max_packets_per_side_per_sec: 0,
-            nat_rebinding: NatRebinding::Stun,
+            nat_rebinding: NatRebinding::Never,
         }
     }
 }
@@ -426,6 +426,12 @@ impl Engine {
     /// its upstream socket; the session moves to `from` only if the
     /// upstream answers the check with success ([`Event::SessionRebound`]).
     /// `None`: handle the datagram as usual.
+    ///
+    /// Only what looks like a rebinding is a check: that session's client
+    /// has been silent for [`rebinding::MIN_SILENCE`] (a live flow sharing
+    /// the USERNAME is not moved), and `current` is absent or was opened
+    /// within [`rebinding::CHECK_MAX_AGE`] (media from the new address
+    /// that arrived before the check).
     pub fn rebinding_check(
         &mut self,
         now: MonoTime,
@@ -438,17 +444,26 @@ impl Engine {
             return None;
         }
         let stun = StunView::parse(datagram).ok()?;
+        let target = self.rebinding.owner(upstream, &stun).filter(|t| Some(*t) != current)?;
+        let old_enough = |s: &Session| now.saturating_since(s.opened_at) > rebinding::CHECK_MAX_AGE;
+        if current.and_then(|c| self.session(c)).is_some_and(old_enough) {
+            return None;
+        }
+        let silent = self.session(target)?.sides[Side::Client.index()]
+            .last_activity
+            .is_none_or(|t| now.saturating_since(t) >= rebinding::MIN_SILENCE);
+        if !silent {
+            return None;
+        }
         let mut expired = 0;
-        let result = self.rebinding.check(now, upstream, current, from, &stun, &mut expired);
+        let result = self.rebinding.remember(now, target, from, &stun, &mut expired);
         self.counters.rebinds_rejected += expired;
         match result {
-            Ok(target) if self.session(target).is_some() => Some(target),
-            Ok(_) => None,
-            Err(rebinding::NotACheck::TableFull) => {
+            Ok(()) => Some(target),
+            Err(_) => {
                 self.counters.caps_hit.hit(Cap::RebindChecks);
                 None
             }
-            Err(rebinding::NotACheck::Unrelated) => None,
         }
     }
 

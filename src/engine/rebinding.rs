@@ -16,6 +16,16 @@
 //! transaction with a success response. An error response (integrity
 //! failure, RFC 8489 §10.1.2: 401) or no answer within [`CHECK_MAX_AGE`]
 //! leaves the session where it was.
+//!
+//! A USERNAME can be shared by live flows of one peer (transports that are
+//! not bundled use one ufrag pair), so a check is only taken for rebinding
+//! when it looks like one (see [`Engine::rebinding_check`]): the target's
+//! client has been silent for [`MIN_SILENCE`], and the checking address has
+//! no session yet or only one opened within [`CHECK_MAX_AGE`] (its media
+//! arrived before its check). The policy is off by default; bundled WebRTC
+//! (one transport per peer connection) is where it belongs.
+//!
+//! [`Engine::rebinding_check`]: super::Engine::rebinding_check
 
 use super::SessionId;
 use crate::time::MonoTime;
@@ -29,11 +39,12 @@ use std::time::Duration;
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NatRebinding {
-    /// A session never changes its client address.
+    /// A session never changes its client address (a rebound client gets a
+    /// new session; the upstream's own ICE follows it).
+    #[default]
     Never,
     /// A session moves after the upstream accepts an ICE check from the
     /// new address (see the module documentation).
-    #[default]
     Stun,
 }
 
@@ -47,6 +58,10 @@ pub const MAX_PENDING_CHECKS: usize = 1024;
 /// An answer later than this does not move the session (a transaction's
 /// retransmissions end well within it, RFC 8489 §6.2.1).
 pub const CHECK_MAX_AGE: Duration = Duration::from_secs(10);
+
+/// A session whose client sent anything more recently than this is alive at
+/// its address: a check from elsewhere is another flow's, not a rebinding.
+pub const MIN_SILENCE: Duration = Duration::from_secs(1);
 
 type Fast = foldhash::fast::RandomState;
 
@@ -69,14 +84,9 @@ pub enum Answer {
     Refused { to: SocketAddr },
 }
 
-/// Why a binding request was not taken as a rebinding check.
+/// The table of pending checks is full of live ones.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum NotACheck {
-    /// Not a binding request with a USERNAME another session's client used.
-    Unrelated,
-    /// The table of pending checks is full of live ones.
-    TableFull,
-}
+pub struct ChecksFull;
 
 /// The USERNAME index and the checks in flight.
 #[derive(Debug, Default)]
@@ -134,33 +144,31 @@ impl Rebinding {
         }
     }
 
-    /// A binding request from client address `from`, which belongs to
-    /// session `current` (or to none yet): when its USERNAME is another
-    /// session's, it is a rebinding check for that session. The check is
-    /// remembered and that session returned; the caller forwards the
-    /// request on it. `expired` counts checks dropped unanswered.
-    pub fn check(
+    /// The session whose client last sent the USERNAME of this binding
+    /// request toward `upstream`.
+    pub fn owner(&mut self, upstream: SocketAddr, stun: &StunView<'_>) -> Option<SessionId> {
+        if stun.method != METHOD_BINDING || stun.class != StunClass::Request {
+            return None;
+        }
+        let name = username(stun)?;
+        index_key(&mut self.scratch, upstream, name);
+        self.by_username.get(self.scratch.as_slice()).copied()
+    }
+
+    /// Remembers a check from `from` for `target`, to be settled by the
+    /// upstream's answer. `expired` counts checks dropped unanswered.
+    pub fn remember(
         &mut self,
         now: MonoTime,
-        upstream: SocketAddr,
-        current: Option<SessionId>,
+        target: SessionId,
         from: SocketAddr,
         stun: &StunView<'_>,
         expired: &mut u64,
-    ) -> Result<SessionId, NotACheck> {
-        if stun.method != METHOD_BINDING || stun.class != StunClass::Request {
-            return Err(NotACheck::Unrelated);
-        }
-        let name = username(stun).ok_or(NotACheck::Unrelated)?;
-        index_key(&mut self.scratch, upstream, name);
-        let target = match self.by_username.get(self.scratch.as_slice()).copied() {
-            Some(t) if Some(t) != current => t,
-            _ => return Err(NotACheck::Unrelated),
-        };
+    ) -> Result<(), ChecksFull> {
         if self.pending.len() >= MAX_PENDING_CHECKS {
             *expired += self.expire(now);
             if self.pending.len() >= MAX_PENDING_CHECKS {
-                return Err(NotACheck::TableFull);
+                return Err(ChecksFull);
             }
         }
         self.pending.insert(
@@ -171,7 +179,7 @@ impl Rebinding {
                 at: now,
             },
         );
-        Ok(target)
+        Ok(())
     }
 
     /// A STUN response the upstream of `session` sent toward its client.
