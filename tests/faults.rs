@@ -201,7 +201,7 @@ fn answer(request: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-fn nat_rebinding_moves_a_session_only_after_the_sfu_accepts_a_check() {
+fn nat_rebinding_moves_a_session_only_after_the_sfu_accepts_a_check_and_the_new_address_answers() {
     let sfu = UdpSocket::bind("127.0.0.1:0").unwrap();
     let relay = relay_with(sfu.local_addr().unwrap(), "[limits]\nnat_rebinding = \"stun\"\n");
     let listen = relay.bound()[0].listen;
@@ -259,11 +259,26 @@ fn nat_rebinding_moves_a_session_only_after_the_sfu_accepts_a_check() {
         "the check went out on the session's socket"
     );
     assert_eq!(new.recv_from(&mut buf).unwrap().0, 20, "the new address got the answer");
+    // The proxy then checks the new address is really there: its own
+    // binding request, which the client's ICE agent answers (400: no
+    // credentials). Until then nothing has moved.
+    let (n, from) = new.recv_from(&mut buf).expect("the proxy's probe");
+    assert_eq!((n, from, &buf[..2]), (20, listen, &[0x00, 0x01][..]));
+    let mut bad_request = vec![0x01, 0x11, 0, 0];
+    bad_request.extend_from_slice(&buf[4..20]);
+    sfu.send_to(&rtp(2, 0x5f00), session_up).unwrap();
+    assert_eq!(
+        old.recv_from(&mut buf).unwrap().0,
+        172,
+        "media stays until the probe is answered"
+    );
+    new.send_to(&bad_request, listen).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
 
     // Media now follows the client; the old address gets nothing more.
-    sfu.send_to(&rtp(2, 0x5f00), session_up).unwrap();
+    sfu.send_to(&rtp(3, 0x5f00), session_up).unwrap();
     let (n, _) = new.recv_from(&mut buf).expect("media at the new address");
-    assert_eq!(&buf[..n], &rtp(2, 0x5f00)[..]);
+    assert_eq!(&buf[..n], &rtp(3, 0x5f00)[..]);
     assert!(old.recv_from(&mut buf).is_err(), "media still went to the old address");
     new.send_to(&rtp(2, 0xc11e), listen).unwrap();
     assert_eq!(
@@ -301,12 +316,19 @@ fn by_default_a_new_address_gets_its_own_session_even_with_the_username() {
     std::thread::sleep(Duration::from_millis(1_100));
     new.send_to(&check(2, true), listen).unwrap();
     let (n, from) = sfu.recv_from(&mut buf).unwrap();
-    assert_ne!(from, session_up, "policy never: the check left through a session of its own");
+    assert_ne!(
+        from, session_up,
+        "policy never: the check left through a session of its own"
+    );
     sfu.send_to(&answer(&buf[..n]), from).unwrap();
     assert_eq!(new.recv_from(&mut buf).unwrap().0, 20);
     let views = relay.sessions_blocking();
     assert_eq!(views.len(), 2);
     let first = views.iter().find(|v| v.upstream_local == session_up).unwrap();
-    assert_eq!(first.snapshot.client, old.local_addr().unwrap(), "the first session stays put");
+    assert_eq!(
+        first.snapshot.client,
+        old.local_addr().unwrap(),
+        "the first session stays put"
+    );
     relay.shutdown(Duration::from_secs(2));
 }

@@ -150,10 +150,11 @@ fn binding_request(txid: u8) -> Vec<u8> {
     m
 }
 
-/// Every bounded table an attacker can grow counts the times its cap
-/// refused or evicted something.
+/// The bounded tables an attacker can grow count the times their cap
+/// refused or evicted something (the prefix table's cap is tested in
+/// `engine::admission`, pending rebinding checks' in `tests/rebinding.rs`).
 #[test]
-fn every_hard_cap_counts_its_hits() {
+fn hard_caps_count_their_hits() {
     let mut e = Engine::new(EngineConfig {
         max_sessions: 2,
         max_sources_per_side: 2,

@@ -1,11 +1,12 @@
 //! NAT rebinding and hijack resistance on virtual time: a session follows its
 //! client to a new address only after the upstream accepts an ICE check
-//! from there carrying the session's USERNAME (`[limits] nat_rebinding =
-//! "stun"`); refused, late, foreign and policy-`never` checks move nothing.
+//! from there carrying the session's USERNAME and the new address answers
+//! the proxy's probe (`[limits] nat_rebinding = "stun"`); refused, late,
+//! spoofed, foreign, live-flow and policy-`never` checks move nothing.
 
 use rtp_middlebox::engine::{
     rebinding::{CHECK_MAX_AGE, MAX_PENDING_CHECKS},
-    Cap, Engine, EngineConfig, Event, NatRebinding, SessionId, SessionInfo, Side, Verdict,
+    Cap, CheckAnswer, Engine, EngineConfig, Event, NatRebinding, SessionId, SessionInfo, Side, Verdict,
 };
 use rtp_middlebox::time::MonoTime;
 use std::net::SocketAddr;
@@ -51,7 +52,7 @@ fn success(txid: u8) -> Vec<u8> {
 }
 
 /// 401 Unauthenticated: what an ICE agent answers a check whose
-/// MESSAGE-INTEGRITY does not verify (RFC 8489 §10.1.2).
+/// MESSAGE-INTEGRITY does not verify (RFC 8489 §9.1.3).
 fn unauthenticated(txid: u8) -> Vec<u8> {
     stun(0x0111, txid, None)
 }
@@ -62,7 +63,7 @@ struct Call {
     upstream: SocketAddr,
 }
 
-/// A session whose client at `old` has made one answered consent check.
+/// A session whose client at `OLD` has made one answered consent check.
 fn call(policy: NatRebinding) -> Call {
     let upstream = addr("198.51.100.1:3478");
     let mut engine = Engine::new(EngineConfig {
@@ -73,7 +74,7 @@ fn call(policy: NatRebinding) -> Call {
         .open_session(
             ms(0),
             SessionInfo {
-                client: addr("203.0.113.10:50000"),
+                client: addr(OLD),
                 upstream,
             },
         )
@@ -87,37 +88,67 @@ fn call(policy: NatRebinding) -> Call {
     Call { engine, id, upstream }
 }
 
-fn client_of(c: &Call) -> SocketAddr {
-    c.engine.session(c.id).unwrap().info.client
+impl Call {
+    /// `Engine::rebinding_check` with every session on one relay.
+    fn check(&mut self, t: u64, current: Option<SessionId>, from: &str, datagram: &[u8]) -> Option<SessionId> {
+        self.engine
+            .rebinding_check(ms(t), self.upstream, current, addr(from), datagram, |_| true)
+    }
+
+    /// A check from `from` taken, forwarded on the session and answered by
+    /// the upstream with `answer`; returns what the driver is told.
+    fn checked(&mut self, t: u64, from: &str, txid: u8, answer: &[u8]) -> Option<CheckAnswer> {
+        assert_eq!(self.check(t, None, from, &request(txid, USERNAME)), Some(self.id));
+        self.engine
+            .handle_datagram(ms(t), Side::Client, self.id, &request(txid, USERNAME));
+        self.engine.handle_datagram(ms(t + 20), Side::Upstream, self.id, answer);
+        self.engine.take_check_answer()
+    }
+
+    fn client(&self) -> SocketAddr {
+        self.engine.session(self.id).unwrap().info.client
+    }
 }
 
+const OLD: &str = "203.0.113.10:50000";
 const NEW: &str = "203.0.113.10:61000";
 
+/// The new address's answer to the proxy's probe (400: the probe carries
+/// no credentials, which an ICE agent answers all the same).
+fn probe_answer(probe: &[u8; 20]) -> Vec<u8> {
+    let mut m = vec![0x01, 0x11, 0, 0];
+    m.extend_from_slice(&probe[4..20]);
+    m
+}
+
 #[test]
-fn the_session_moves_when_the_upstream_accepts_a_check_from_the_new_address() {
+fn the_session_moves_once_the_upstream_accepts_and_the_new_address_answers() {
     let mut c = call(NatRebinding::Stun);
-    let to = addr(NEW);
-    let target = c
-        .engine
-        .rebinding_check(ms(5_000), c.upstream, None, to, &request(2, USERNAME));
+    let answer = c.checked(5_000, NEW, 2, &success(2)).expect("the answer is redirected");
+    assert_eq!(answer.to, addr(NEW), "the success goes to the checking address");
+    let probe = answer.probe.expect("a probe follows an accepted check");
+    assert_eq!(&probe[..2], &[0, 1], "a binding request");
+    assert_eq!(c.client(), addr(OLD), "nothing moves before the probe is answered");
+    // Another answer (not this check's) concerns nobody.
+    c.engine.handle_datagram(ms(5_030), Side::Upstream, c.id, &success(9));
+    assert_eq!(c.engine.take_check_answer(), None);
+    // The probe's answer from anywhere else, or with another id, moves nothing.
+    let reply = probe_answer(&probe);
     assert_eq!(
-        target,
-        Some(c.id),
-        "the check belongs to the session with that USERNAME"
+        c.engine
+            .rebinding_probe_answer(ms(5_040), addr("192.0.2.66:4444"), &reply),
+        None
     );
-    c.engine
-        .handle_datagram(ms(5_000), Side::Client, c.id, &request(2, USERNAME));
+    let mut wrong = reply.clone();
+    wrong[19] ^= 1;
+    assert_eq!(c.engine.rebinding_probe_answer(ms(5_040), addr(NEW), &wrong), None);
+    assert_eq!(c.client(), addr(OLD));
+    // From the new address, with the probe's id: the session moves.
     assert_eq!(
-        client_of(&c),
-        addr("203.0.113.10:50000"),
-        "nothing moves before the answer"
+        c.engine.rebinding_probe_answer(ms(5_050), addr(NEW), &reply),
+        Some(c.id)
     );
-    // Another answer (not this check's) moves nothing either.
-    c.engine.handle_datagram(ms(5_010), Side::Upstream, c.id, &success(9));
-    assert_eq!(client_of(&c), addr("203.0.113.10:50000"));
-    c.engine.handle_datagram(ms(5_020), Side::Upstream, c.id, &success(2));
-    assert_eq!(client_of(&c), to);
-    assert_eq!(c.engine.take_refused_check_sender(), None);
+    assert_eq!(c.client(), addr(NEW));
     assert_eq!(c.engine.counters().sessions_rebound, 1);
     assert_eq!(c.engine.counters().rebinds_rejected, 0);
     let rebound: Vec<_> = std::iter::from_fn(|| c.engine.poll_event())
@@ -126,52 +157,66 @@ fn the_session_moves_when_the_upstream_accepts_a_check_from_the_new_address() {
             _ => None,
         })
         .collect();
-    assert_eq!(rebound, vec![(c.id, addr("203.0.113.10:50000"), to)]);
+    assert_eq!(rebound, vec![(c.id, addr(OLD), addr(NEW))]);
     // The check still timed the upstream leg like any binding transaction.
     let snap = c.engine.snapshot(ms(5_100), c.id).unwrap();
     assert_eq!(snap.side(Side::Upstream).rtt_stun.measurements, 2);
+    // Answered once: a replayed answer moves nothing more.
+    assert_eq!(c.engine.rebinding_probe_answer(ms(5_060), addr(NEW), &reply), None);
     // From the new address the session is the current one: no check.
-    assert_eq!(
-        c.engine
-            .rebinding_check(ms(6_000), c.upstream, Some(c.id), to, &request(3, USERNAME)),
-        None
-    );
+    assert_eq!(c.check(7_000, Some(c.id), NEW, &request(3, USERNAME)), None);
+}
+
+/// A check with a spoofed source (sent by whoever holds the ICE password,
+/// or replayed): the upstream accepts it, but nobody at that address
+/// answers the probe, and the session stays.
+#[test]
+fn a_spoofed_check_the_upstream_accepts_moves_nothing_without_the_probe_answer() {
+    let mut c = call(NatRebinding::Stun);
+    let spoofed = "192.0.2.200:9999";
+    let answer = c.checked(2_000, spoofed, 2, &success(2)).unwrap();
+    assert!(answer.probe.is_some());
+    assert_eq!(c.client(), addr(OLD));
+    // The probe's answer never comes; after the check's lifetime the
+    // sweep drops it and counts a rejection.
+    c.engine
+        .handle_timeout(ms(2_020 + CHECK_MAX_AGE.as_millis() as u64 + 1_500));
+    assert_eq!(c.client(), addr(OLD));
+    assert_eq!(c.engine.counters().rebinds_rejected, 1);
+    assert_eq!(c.engine.counters().sessions_rebound, 0);
 }
 
 #[test]
 fn a_check_the_upstream_refuses_or_answers_late_moves_nothing() {
     let mut c = call(NatRebinding::Stun);
-    let attacker = addr("192.0.2.66:4444");
+    let attacker = "192.0.2.66:4444";
     // A third party replaying the USERNAME without the ICE password: the
-    // upstream answers 401.
+    // upstream answers 401; the refusal goes back to the third party.
+    let answer = c.checked(2_000, attacker, 2, &unauthenticated(2)).unwrap();
     assert_eq!(
-        c.engine
-            .rebinding_check(ms(2_000), c.upstream, None, attacker, &request(2, USERNAME)),
-        Some(c.id)
+        answer,
+        CheckAnswer {
+            to: addr(attacker),
+            probe: None
+        }
     );
-    c.engine
-        .handle_datagram(ms(2_000), Side::Client, c.id, &request(2, USERNAME));
-    c.engine
-        .handle_datagram(ms(2_020), Side::Upstream, c.id, &unauthenticated(2));
-    assert_eq!(client_of(&c), addr("203.0.113.10:50000"));
-    // The refusal goes back to the check's sender, not to the client.
-    assert_eq!(c.engine.take_refused_check_sender(), Some(attacker));
-    assert_eq!(c.engine.take_refused_check_sender(), None);
-    // A success that comes after the check expired moves nothing.
-    let late_at = 3_100 + CHECK_MAX_AGE.as_millis() as u64 + 1;
-    assert!(c
-        .engine
-        .rebinding_check(ms(3_100), c.upstream, None, attacker, &request(3, USERNAME))
-        .is_some());
-    c.engine.handle_datagram(ms(late_at), Side::Upstream, c.id, &success(3));
-    assert_eq!(client_of(&c), addr("203.0.113.10:50000"));
+    assert_eq!(c.client(), addr(OLD));
+    // A success after the check's lifetime is refused too.
+    assert!(c.check(3_100, None, attacker, &request(3, USERNAME)).is_some());
+    let late = 3_100 + CHECK_MAX_AGE.as_millis() as u64 + 1;
+    c.engine.handle_datagram(ms(late), Side::Upstream, c.id, &success(3));
+    assert_eq!(
+        c.engine.take_check_answer(),
+        Some(CheckAnswer {
+            to: addr(attacker),
+            probe: None
+        })
+    );
+    assert_eq!(c.client(), addr(OLD));
     assert_eq!(c.engine.counters().sessions_rebound, 0);
     assert_eq!(c.engine.counters().rebinds_rejected, 2);
     // A check never answered is dropped by the sweep and counted.
-    assert!(c
-        .engine
-        .rebinding_check(ms(20_000), c.upstream, None, attacker, &request(4, USERNAME))
-        .is_some());
+    assert!(c.check(20_000, None, attacker, &request(4, USERNAME)).is_some());
     c.engine
         .handle_timeout(ms(20_000 + CHECK_MAX_AGE.as_millis() as u64 + 1_500));
     assert_eq!(c.engine.counters().rebinds_rejected, 3);
@@ -179,131 +224,138 @@ fn a_check_the_upstream_refuses_or_answers_late_moves_nothing() {
 }
 
 #[test]
-fn only_the_same_username_toward_the_same_upstream_is_a_check() {
+fn only_the_same_username_toward_the_same_upstream_and_relay_is_a_check() {
     let mut c = call(NatRebinding::Stun);
-    let to = addr(NEW);
     let other_upstream = addr("198.51.100.2:3478");
+    assert_eq!(c.check(2_000, None, NEW, &request(2, b"sfuFrag:other")), None);
     let e = &mut c.engine;
     assert_eq!(
-        e.rebinding_check(ms(2_000), c.upstream, None, to, &request(2, b"sfuFrag:other")),
+        e.rebinding_check(
+            ms(2_000),
+            other_upstream,
+            None,
+            addr(NEW),
+            &request(2, USERNAME),
+            |_| true
+        ),
         None
     );
+    // The driver says the session is on another relay (listen socket).
     assert_eq!(
-        e.rebinding_check(ms(2_000), other_upstream, None, to, &request(2, USERNAME)),
+        e.rebinding_check(ms(2_000), c.upstream, None, addr(NEW), &request(2, USERNAME), |_| false),
         None
     );
     // Media, responses and requests without USERNAME are not checks.
-    assert_eq!(e.rebinding_check(ms(2_000), c.upstream, None, to, &success(2)), None);
+    assert_eq!(c.check(2_000, None, NEW, &success(2)), None);
+    assert_eq!(c.check(2_000, None, NEW, &stun(0x0001, 2, None)), None);
     assert_eq!(
-        e.rebinding_check(ms(2_000), c.upstream, None, to, &stun(0x0001, 2, None)),
+        c.check(2_000, None, NEW, &[0x80u8, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]),
         None
     );
-    let rtp = [0x80u8, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
-    assert_eq!(e.rebinding_check(ms(2_000), c.upstream, None, to, &rtp), None);
     // The control: the same username toward the same upstream is one.
-    assert_eq!(
-        e.rebinding_check(ms(2_000), c.upstream, None, to, &request(2, USERNAME)),
-        Some(c.id)
-    );
-    // Once the session closes its USERNAME finds nothing.
-    e.close_session(ms(3_000), c.id);
-    assert_eq!(
-        e.rebinding_check(ms(3_000), c.upstream, None, to, &request(3, USERNAME)),
-        None
-    );
+    assert_eq!(c.check(2_000, None, NEW, &request(2, USERNAME)), Some(c.id));
+    // Once the session closes its USERNAME finds nothing, and the check in
+    // flight counts as rejected.
+    c.engine.close_session(ms(3_000), c.id);
+    assert_eq!(c.engine.counters().rebinds_rejected, 1);
+    assert_eq!(c.check(3_000, None, NEW, &request(3, USERNAME)), None);
 }
 
 #[test]
-fn policy_never_keeps_every_session_on_its_address() {
+fn policy_never_takes_no_check() {
     let mut c = call(NatRebinding::Never);
-    let to = addr(NEW);
-    assert_eq!(
-        c.engine
-            .rebinding_check(ms(2_000), c.upstream, None, to, &request(2, USERNAME)),
-        None
-    );
-    // Even an answered check on the session's own path moves nothing.
-    c.engine
-        .handle_datagram(ms(2_000), Side::Client, c.id, &request(2, USERNAME));
-    c.engine.handle_datagram(ms(1_010), Side::Upstream, c.id, &success(2));
-    assert_eq!(client_of(&c), addr("203.0.113.10:50000"));
-    assert_eq!(c.engine.counters().sessions_rebound, 0);
+    assert_eq!(c.check(2_000, None, NEW, &request(2, USERNAME)), None);
+    assert_eq!(c.engine.rebinding_probe_answer(ms(2_000), addr(NEW), &success(2)), None);
+    assert_eq!(c.client(), addr(OLD));
 }
 
 #[test]
-fn pending_checks_are_capped_and_counted() {
+fn rebindings_in_flight_are_one_per_session_and_capped() {
     let mut c = call(NatRebinding::Stun);
-    let mut accepted = 0;
+    // Checks for one session replace each other.
+    for i in 0..10u8 {
+        assert!(c.check(2_000, None, NEW, &request(100 + i, USERNAME)).is_some());
+    }
+    c.engine.handle_datagram(ms(2_010), Side::Upstream, c.id, &success(100));
+    assert_eq!(c.engine.take_check_answer(), None, "superseded");
+    c.engine.handle_datagram(ms(2_010), Side::Upstream, c.id, &success(109));
+    assert!(c.engine.take_check_answer().is_some());
+    // Engine-wide: one per session up to the cap.
+    let mut e = Engine::new(EngineConfig {
+        nat_rebinding: NatRebinding::Stun,
+        max_sessions: MAX_PENDING_CHECKS + 20,
+        ..EngineConfig::default()
+    });
+    let upstream = c.upstream;
+    let mut taken = 0;
     for i in 0..(MAX_PENDING_CHECKS + 10) {
-        let from = addr(&format!("192.0.2.{}:{}", i % 250, 1024 + i));
-        let mut req = request(0, USERNAME);
+        let name = format!("sfu:{i}");
+        let client = addr(&format!("10.0.{}.{}:5000", i / 250, i % 250));
+        let id = e.open_session(ms(0), SessionInfo { client, upstream }).unwrap();
+        e.handle_datagram(ms(0), Side::Client, id, &request(1, name.as_bytes()));
+        let mut req = request(0, name.as_bytes());
         req[8..12].copy_from_slice(&(i as u32).to_be_bytes());
-        if c.engine
-            .rebinding_check(ms(2_000), c.upstream, None, from, &req)
+        if e.rebinding_check(ms(2_000), upstream, None, addr(NEW), &req, |_| true)
             .is_some()
         {
-            accepted += 1;
+            taken += 1;
         }
     }
-    assert_eq!(accepted, MAX_PENDING_CHECKS);
-    assert_eq!(c.engine.counters().caps_hit.get(Cap::RebindChecks), 10);
-    // Expired checks make room again (and count as rejected).
-    let later = ms(2_000 + CHECK_MAX_AGE.as_millis() as u64 + 1);
-    assert_eq!(
-        c.engine
-            .rebinding_check(later, c.upstream, None, addr(NEW), &request(7, USERNAME)),
-        Some(c.id)
-    );
-    assert_eq!(c.engine.counters().rebinds_rejected, MAX_PENDING_CHECKS as u64);
+    assert_eq!(taken, MAX_PENDING_CHECKS);
+    assert_eq!(e.counters().caps_hit.get(Cap::RebindChecks), 10);
 }
 
-/// A USERNAME shared by two live flows of one peer (transports that are not
-/// bundled) never moves one onto the other.
+/// A USERNAME shared by live flows of one peer (transports that are not
+/// bundled, several local candidates) never moves one onto the other.
 #[test]
 fn a_live_flow_sharing_the_username_is_not_a_rebinding() {
     let mut c = call(NatRebinding::Stun);
-    let second = addr("203.0.113.10:50002");
+    let second = "203.0.113.10:50002";
     // The session's client is alive: it sent 500 ms ago.
     c.engine
         .handle_datagram(ms(1_500), Side::Client, c.id, &request(5, USERNAME));
-    assert_eq!(
-        c.engine
-            .rebinding_check(ms(2_000), c.upstream, None, second, &request(6, USERNAME)),
-        None
-    );
-    // The second flow has its own session, opened long ago: even once the
-    // first falls silent, its checks are its own.
+    assert_eq!(c.check(2_000, None, second, &request(6, USERNAME)), None);
+    // The second flow has a session the upstream answers (its own checks
+    // succeed): even while the first is silent, its checks are its own.
+    let upstream = c.upstream;
     let other = c
+        .engine
+        .open_session(
+            ms(3_000),
+            SessionInfo {
+                client: addr(second),
+                upstream,
+            },
+        )
+        .unwrap();
+    c.engine.handle_datagram(ms(3_010), Side::Upstream, other, &success(77));
+    assert_eq!(c.check(4_000, Some(other), second, &request(7, USERNAME)), None);
+    // An old session (opened long ago) is no interim either.
+    let old_other = c
         .engine
         .open_session(
             ms(0),
             SessionInfo {
-                client: second,
-                upstream: c.upstream,
+                client: addr("203.0.113.10:50004"),
+                upstream,
             },
         )
         .unwrap();
-    let t = ms(20_000);
     assert_eq!(
-        c.engine
-            .rebinding_check(t, c.upstream, Some(other), second, &request(7, USERNAME)),
+        c.check(20_000, Some(old_other), "203.0.113.10:50004", &request(8, USERNAME)),
         None
     );
-    // A session the new address opened moments ago (its media came before
-    // its check) does not stand in the way.
+    // A session the new address opened moments ago with media the
+    // upstream never answered does not stand in the way.
     let interim = c
         .engine
         .open_session(
             ms(19_000),
             SessionInfo {
                 client: addr(NEW),
-                upstream: c.upstream,
+                upstream,
             },
         )
         .unwrap();
-    assert_eq!(
-        c.engine
-            .rebinding_check(t, c.upstream, Some(interim), addr(NEW), &request(8, USERNAME)),
-        Some(c.id)
-    );
+    assert_eq!(c.check(20_000, Some(interim), NEW, &request(9, USERNAME)), Some(c.id));
 }

@@ -15,7 +15,8 @@
 //!               bit 2 = call handle_timeout after; bit 3 = snapshot after
 //!               (checked for range invariants); bit 4 (client side) =
 //!               from a new client address 203.0.113.(bits 5..7):6000,
-//!               offered as a NAT rebinding check first
+//!               offered as the answer to a rebinding probe, then as a
+//!               NAT rebinding check (policy `stun` throughout)
 //!   advance     virtual time step: 0..=127 → that many ms,
 //!               128..=255 → (b − 127) × 250 ms (up to 32 s, past idle)
 //!   len         datagram length (clipped to what is left)
@@ -116,6 +117,7 @@ fuzz_target!(|data: &[u8]| {
         idle_timeout: (setup & 2 != 0).then(|| Duration::from_secs(2)),
         max_queued_events: 16,
         seed: 7,
+        nat_rebinding: rtp_middlebox::engine::NatRebinding::Stun,
         ..EngineConfig::default()
     };
     let mut engine = Engine::new(config);
@@ -155,8 +157,14 @@ fuzz_target!(|data: &[u8]| {
         let mut id = id;
         if flags & 16 != 0 && side == Side::Client {
             let from = SocketAddr::from(([203, 0, 113, flags >> 5], 6000));
+            if let Some(moved) = engine.rebinding_probe_answer(now, from, datagram) {
+                let s = engine.session(moved).expect("a probe answer moved a closed session");
+                assert_eq!(s.info.client, from);
+                drain(&mut engine, setup & 0x20 != 0);
+                continue;
+            }
             let upstream = info(0).upstream;
-            if let Some(target) = engine.rebinding_check(now, upstream, None, from, datagram) {
+            if let Some(target) = engine.rebinding_check(now, upstream, None, from, datagram, |_| true) {
                 assert!(engine.session(target).is_some(), "a check for a closed session");
                 id = target;
             }
@@ -173,7 +181,13 @@ fuzz_target!(|data: &[u8]| {
                 assert!(next > now, "poll_timeout {next:?} not after handled {now:?}");
             }
         }
-        let _ = engine.take_refused_check_sender();
+        if let Some(answer) = engine.take_check_answer() {
+            assert!(side == Side::Upstream, "a check answer from the client side");
+            if let Some(probe) = answer.probe {
+                let stun = rtp_middlebox::wire::stun::StunView::parse(&probe).expect("the probe is STUN");
+                assert_eq!(stun.attributes.len(), 0);
+            }
+        }
         if let Some(s) = engine.session(id) {
             let c = s.info.client;
             let original = (0..2).any(|n| info(n).client == c);

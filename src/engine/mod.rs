@@ -154,6 +154,25 @@ pub struct Transmit {
     pub datagram: Vec<u8>,
 }
 
+/// The answer to a NAT rebinding check (see [`Engine::take_check_answer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckAnswer {
+    /// The address the check came from: the answer goes there.
+    pub to: std::net::SocketAddr,
+    /// The upstream accepted: the proxy's binding request to send after
+    /// the answer; its response from `to` completes the move.
+    pub probe: Option<[u8; 20]>,
+}
+
+/// A binding request with no attributes (RFC 8489 §5): the rebinding probe.
+fn binding_probe(txid: [u8; 12]) -> [u8; 20] {
+    let mut m = [0u8; 20];
+    m[..2].copy_from_slice(&0x0001u16.to_be_bytes());
+    m[4..8].copy_from_slice(&crate::wire::stun::MAGIC_COOKIE.to_be_bytes());
+    m[8..].copy_from_slice(&txid);
+    m
+}
+
 /// Why a session ended.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -294,9 +313,9 @@ pub struct Engine {
     wall_anchor: (MonoTime, Duration),
     prefixes: Option<admission::PrefixLimiter>,
     rebinding: rebinding::Rebinding,
-    /// Where the last upstream datagram belongs instead of the client: the
-    /// answer to a refused rebinding check returns to the check's sender.
-    refused_check_from: Option<std::net::SocketAddr>,
+    /// Set while handling an upstream STUN answer to a rebinding check:
+    /// where it goes instead of the client, and the probe to send there.
+    check_answer: Option<CheckAnswer>,
 }
 
 impl Engine {
@@ -319,7 +338,7 @@ impl Engine {
             rng,
             wall_anchor: (MonoTime::ZERO, Duration::ZERO),
             rebinding: rebinding::Rebinding::default(),
-            refused_check_from: None,
+            check_answer: None,
         }
     }
 
@@ -427,11 +446,12 @@ impl Engine {
     /// upstream answers the check with success ([`Event::SessionRebound`]).
     /// `None`: handle the datagram as usual.
     ///
-    /// Only what looks like a rebinding is a check: that session's client
-    /// has been silent for [`rebinding::MIN_SILENCE`] (a live flow sharing
-    /// the USERNAME is not moved), and `current` is absent or was opened
-    /// within [`rebinding::CHECK_MAX_AGE`] (media from the new address
-    /// that arrived before the check).
+    /// Only what looks like a rebinding is a check: `same_flow(target)`
+    /// (the driver's relay of both), the target's client has been silent
+    /// for [`rebinding::MIN_SILENCE`] (a live flow sharing the USERNAME is
+    /// not moved), and `current` is absent or an interim session: opened
+    /// within [`rebinding::CHECK_MAX_AGE`] and never answered by the
+    /// upstream (media from the new address that came before its check).
     pub fn rebinding_check(
         &mut self,
         now: MonoTime,
@@ -439,14 +459,21 @@ impl Engine {
         current: Option<SessionId>,
         from: std::net::SocketAddr,
         datagram: &[u8],
+        same_flow: impl FnOnce(SessionId) -> bool,
     ) -> Option<SessionId> {
         if self.config.nat_rebinding != NatRebinding::Stun || classify(datagram) != PacketKind::Stun {
             return None;
         }
         let stun = StunView::parse(datagram).ok()?;
-        let target = self.rebinding.owner(upstream, &stun).filter(|t| Some(*t) != current)?;
-        let old_enough = |s: &Session| now.saturating_since(s.opened_at) > rebinding::CHECK_MAX_AGE;
-        if current.and_then(|c| self.session(c)).is_some_and(old_enough) {
+        let target = self
+            .rebinding
+            .owner(upstream, &stun)
+            .filter(|t| Some(*t) != current && same_flow(*t))?;
+        let interim = |s: &Session| {
+            now.saturating_since(s.opened_at) <= rebinding::CHECK_MAX_AGE
+                && s.sides[Side::Upstream.index()].last_activity.is_none()
+        };
+        if current.and_then(|c| self.session(c)).is_some_and(|s| !interim(s)) {
             return None;
         }
         let silent = self.session(target)?.sides[Side::Client.index()]
@@ -467,11 +494,42 @@ impl Engine {
         }
     }
 
-    /// After an upstream STUN datagram was forwarded: `Some(address)` when
-    /// it answered a rebinding check the upstream refused, so the driver
-    /// sends it to the check's sender rather than the session's client.
-    pub fn take_refused_check_sender(&mut self) -> Option<std::net::SocketAddr> {
-        self.refused_check_from.take()
+    /// Right after an upstream STUN datagram was forwarded: `Some` when it
+    /// answered a rebinding check. The driver sends it to the check's
+    /// sender instead of the session's client, then the probe, if any,
+    /// from the same socket.
+    pub fn take_check_answer(&mut self) -> Option<CheckAnswer> {
+        self.check_answer.take()
+    }
+
+    /// NAT rebinding, second step: a STUN response from client address
+    /// `from` that answers the proxy's probe moves the probed session there
+    /// ([`Event::SessionRebound`]). Returns that session; the driver
+    /// consumes the datagram (it was the proxy's own transaction) and moves
+    /// its routing. `None`: handle the datagram as usual.
+    pub fn rebinding_probe_answer(
+        &mut self,
+        now: MonoTime,
+        from: std::net::SocketAddr,
+        datagram: &[u8],
+    ) -> Option<SessionId> {
+        if self.config.nat_rebinding != NatRebinding::Stun
+            || self.rebinding.pending_checks() == 0
+            || classify(datagram) != PacketKind::Stun
+        {
+            return None;
+        }
+        let stun = StunView::parse(datagram).ok()?;
+        let id = self.rebinding.probe_answer(now, from, &stun)?;
+        let session = self.session_mut(id)?;
+        let old = std::mem::replace(&mut session.info.client, from);
+        self.counters.sessions_rebound += 1;
+        self.push_event(Event::SessionRebound {
+            session: id,
+            from: old,
+            to: from,
+        });
+        Some(id)
     }
 
     /// Opens a session for a new flow, in the configured RTCP mode.
@@ -541,7 +599,7 @@ impl Engine {
             return None;
         }
         let session = slot.session.take()?;
-        self.rebinding.forget(id);
+        self.counters.rebinds_rejected += self.rebinding.forget(id);
         self.free.push(id.index);
         self.live -= 1;
         self.counters.sessions_closed += 1;
@@ -668,7 +726,8 @@ impl Engine {
             events,
             rewritten,
             rebinding,
-            refused_check_from,
+            check_answer,
+            rng,
             ..
         } = self;
         let Some(session) = slots
@@ -731,19 +790,25 @@ impl Engine {
                         counters.rtt_samples += 1;
                     }
                     if config.nat_rebinding == NatRebinding::Stun {
+                        *check_answer = None;
+                        let probe_id = || {
+                            let mut t = [0u8; 12];
+                            rng.fill_bytes(&mut t);
+                            t
+                        };
                         match side {
                             Side::Client => rebinding.note_client_request(id, session.info.upstream, &stun),
-                            Side::Upstream => match rebinding.answer(now, id, &stun) {
+                            Side::Upstream => match rebinding.answer(now, id, &stun, probe_id) {
                                 rebinding::Answer::None => {}
-                                rebinding::Answer::Accepted { to } => {
-                                    let from = std::mem::replace(&mut session.info.client, to);
-                                    counters.sessions_rebound += 1;
-                                    let ev = Event::SessionRebound { session: id, from, to };
-                                    push_bounded(events, counters, config.max_queued_events, ev);
+                                rebinding::Answer::Accepted { to, probe } => {
+                                    *check_answer = Some(CheckAnswer {
+                                        to,
+                                        probe: Some(binding_probe(probe)),
+                                    });
                                 }
                                 rebinding::Answer::Refused { to } => {
                                     counters.rebinds_rejected += 1;
-                                    *refused_check_from = Some(to);
+                                    *check_answer = Some(CheckAnswer { to, probe: None });
                                 }
                             },
                         }

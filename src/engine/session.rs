@@ -208,7 +208,11 @@ pub struct StunPending {
 impl StunPending {
     /// Records a forwarded request; returns true when that evicted an
     /// unanswered request younger than [`STUN_MAX_AGE`] (the cap was hit).
+    /// A retransmission (same transaction id) keeps the first send time.
     pub fn record(&mut self, txid: [u8; 12], at: MonoTime) -> bool {
+        if txid != [0; 12] && self.entries.iter().any(|(t, _)| *t == txid) {
+            return false;
+        }
         let (old, old_at) = self.entries[usize::from(self.next)];
         let evicted = old != [0; 12] && at.checked_since(old_at).is_some_and(|age| age <= STUN_MAX_AGE);
         self.entries[usize::from(self.next)] = (txid, at);

@@ -407,8 +407,7 @@ fn drain_events(st: &mut State, log: bool) {
                     view_id(st.index, session)
                 );
             }
-            // The upstream loop moved the entry when it forwarded the
-            // answer (the only place upstream datagrams are handled).
+            // The listen loop moved the entry when the probe's answer came.
             Event::SessionRebound { session, from, to } if log => {
                 eprintln!(
                     "session {} rebound: client {from} -> {to} (the upstream accepted an ICE check from it)",
@@ -753,12 +752,22 @@ async fn listen_loop(shared: Rc<Shared>, relay: usize, rtcp_socket: bool, log: b
                         from
                     };
                     let known = st.sessions.get(&(relay, client)).map(|e| e.id);
-                    // NAT rebinding: an ICE check from a new address for
-                    // another session goes to that session (STUN only;
-                    // the first byte test keeps media off this path).
-                    let rebinding = if !rtcp_socket && bytes.first().is_some_and(|b| *b < 4) {
+                    // NAT rebinding (STUN only; the first byte test keeps
+                    // media off this path): the answer to the proxy's probe
+                    // completes a move; an ICE check from a new address for
+                    // another session goes to that session.
+                    let stun = !rtcp_socket && bytes.first().is_some_and(|b| *b < 4);
+                    if stun {
+                        if let Some(moved) = st.engine.rebinding_probe_answer(now, from, bytes) {
+                            follow_client(st, now, moved, log);
+                            continue;
+                        }
+                    }
+                    let rebinding = if stun {
                         let upstream = st.relays[relay].upstream;
-                        st.engine.rebinding_check(now, upstream, known, from, bytes)
+                        let by_id = &st.by_id;
+                        let same_relay = |t| by_id.get(&t).is_some_and(|key| key.0 == relay);
+                        st.engine.rebinding_check(now, upstream, known, from, bytes, same_relay)
                     } else {
                         None
                     };
@@ -812,8 +821,7 @@ async fn listen_loop(shared: Rc<Shared>, relay: usize, rtcp_socket: bool, log: b
     }
 }
 
-/// Upstream → client, for one session's upstream socket. The session's
-/// client address is looked up per batch: NAT rebinding can move it.
+/// Upstream → client, for one session's upstream socket.
 async fn upstream_loop(
     shared: Rc<Shared>,
     id: SessionId,
@@ -847,22 +855,20 @@ async fn upstream_loop(
             };
             let mut guard = shared.state.borrow_mut();
             let st = &mut *guard;
-            let Some(&(relay, mut client)) = st.by_id.get(&id) else {
+            // Looked up per batch: NAT rebinding may have moved the client.
+            let Some(&(relay, client)) = st.by_id.get(&id) else {
                 return;
             };
             let Some(entry) = st.sessions.get(&(relay, client)) else {
                 return;
             };
-            let dest_of = |entry: &Entry, client: SocketAddr| {
-                if rtcp_socket {
-                    entry
-                        .client_rtcp
-                        .unwrap_or(SocketAddr::new(client.ip(), client.port().wrapping_add(1)))
-                } else {
-                    client
-                }
+            let dest = if rtcp_socket {
+                entry
+                    .client_rtcp
+                    .unwrap_or(SocketAddr::new(client.ip(), client.port().wrapping_add(1)))
+            } else {
+                client
             };
-            let mut dest = dest_of(entry, client);
             let out_sock = {
                 let r = &st.relays[relay];
                 match (&r.listen_rtcp, rtcp_socket) {
@@ -878,27 +884,17 @@ async fn upstream_loop(
                 let now = map.map(kernel_ts);
                 let verdict = st.engine.handle_datagram(now, Side::Upstream, id, bytes);
                 if verdict == Verdict::Forward(PacketKind::Stun) {
-                    // The answer to a refused NAT rebinding check goes back
-                    // to whoever sent the check, not to the client.
-                    if let Some(checker) = st.engine.take_refused_check_sender() {
-                        let out = batch::send_batch(&*out_sock, Some(checker), &[bytes]);
+                    // The answer to a NAT rebinding check goes back to
+                    // whoever sent the check, not to the client; when the
+                    // upstream accepted, the proxy's probe follows it.
+                    if let Some(answer) = st.engine.take_check_answer() {
+                        let out = batch::send_batch(&*out_sock, Some(answer.to), &[bytes]);
                         st.io.add_send(out);
+                        if let Some(probe) = &answer.probe {
+                            let out = batch::send_batch(&*out_sock, Some(answer.to), &[&probe[..]]);
+                            st.io.add_send(out);
+                        }
                         continue;
-                    }
-                    // This answer may have accepted a NAT rebinding check:
-                    // it and everything after it go to the new address.
-                    let moved = st.engine.session(id).is_some_and(|s| s.info.client != client);
-                    if moved {
-                        flush(&mut st.io, &out_sock, Some(dest), &run[..run_len]);
-                        run_len = 0;
-                        let Some(to) = follow_client(st, now, id, false) else {
-                            return;
-                        };
-                        client = to;
-                        let Some(entry) = st.sessions.get(&(relay, client)) else {
-                            return;
-                        };
-                        dest = dest_of(entry, client);
                     }
                 }
                 match verdict {

@@ -28,9 +28,9 @@ pub const SENT_LOG_LEN: usize = 8;
 /// and a report answering one this old is stale or forged.
 pub const MAX_REPORT_AGE: Duration = Duration::from_secs(60);
 
-/// An entry evicted younger than this was pushed out by a report flood: a
-/// real sender needs several seconds to send eight reports for one SSRC
-/// (RFC 3550 §6.2's reduced minimum is 360 s / session kbit/s).
+/// An entry evicted younger than this means reports come faster than the log
+/// covers: a report flood, or a sender whose AVPF early-feedback compounds
+/// each carry an SR (RFC 4585 §3.5). Counted as the log's cap being hit.
 pub const SENT_LOG_FLOOD_AGE: Duration = Duration::from_secs(1);
 
 /// Rounding slack: DLSR has a resolution of 1/65 536 s (~15.3 µs), and
