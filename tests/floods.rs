@@ -187,6 +187,11 @@ fn hard_caps_count_their_hits() {
         e.handle_datagram(ms(11_000 + u64::from(t)), Side::Client, id, &binding_request(t + 10));
     }
     assert_eq!(caps(&e, Cap::StunTransactions), 1);
+    // Retransmissions (same transaction id) take no new slot.
+    for k in 0..6u64 {
+        e.handle_datagram(ms(11_100 + k * 100), Side::Client, id, &binding_request(10));
+    }
+    assert_eq!(caps(&e, Cap::StunTransactions), 1);
 
     // An SR flood: 20 SRs of one SSRC in 190 ms; past the eighth each
     // evicts a young entry. One a second evicts nothing young.
