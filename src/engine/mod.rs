@@ -1093,7 +1093,9 @@ impl Engine {
 
     /// Whether anything needs the periodic sweep.
     fn sweeps(&self) -> bool {
-        self.config.idle_timeout.is_some() || self.config.unanswered_timeout.is_some()
+        self.config.idle_timeout.is_some()
+            || self.config.unanswered_timeout.is_some()
+            || self.config.nat_rebinding == NatRebinding::Stun
     }
 
     /// When the engine next needs [`Self::handle_timeout`], if ever.
