@@ -310,10 +310,6 @@ impl Rebinding {
     pub fn pending_checks(&self) -> usize {
         self.pending.len()
     }
-
-    pub fn indexed_usernames(&self) -> usize {
-        self.by_username.len()
-    }
 }
 
 fn username<'a>(stun: &StunView<'a>) -> Option<&'a [u8]> {

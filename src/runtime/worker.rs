@@ -310,38 +310,42 @@ fn wall_offset_ms(clock: &Clock) -> f64 {
     map.wall.as_secs_f64() * 1000.0 - map.mono.as_secs_f64() * 1000.0
 }
 
-fn view_of(st: &State, now: MonoTime, e: &Entry) -> Option<SessionView> {
-    let snapshot = st.engine.snapshot(now, e.id)?;
-    Some(SessionView {
+/// The one place a [`SessionView`] is built: listing, closing and expiry.
+fn make_view(st: &State, e: &Entry, snapshot: SessionSnapshot) -> SessionView {
+    SessionView {
         wall_offset_ms: wall_offset_ms(&st.clock),
         id: view_id(st.index, e.id),
         worker: st.index,
         relay: e.relay,
-        upstream_local: e.up.get_ref().local_addr().ok()?,
+        // A bound socket always has a local address; the client's is a
+        // harmless stand-in should the kernel ever refuse to say.
+        upstream_local: e.up.get_ref().local_addr().unwrap_or(e.client),
         upstream_rtcp_local: e.up_rtcp.as_ref().and_then(|s| s.get_ref().local_addr().ok()),
         upstream_refused: e.upstream_refused,
         snapshot,
-    })
+    }
 }
 
-fn close_entry(st: &mut State, now: MonoTime, id: SessionId) -> Option<SessionView> {
+fn view_of(st: &State, now: MonoTime, e: &Entry) -> Option<SessionView> {
+    let snapshot = st.engine.snapshot(now, e.id)?;
+    Some(make_view(st, e, snapshot))
+}
+
+/// Removes a session's entry from the worker's tables and stops its tasks
+/// (its sockets close when the last handle drops).
+fn take_entry(st: &mut State, id: SessionId) -> Option<Entry> {
     let key = st.by_id.remove(&id)?;
     let entry = st.sessions.remove(&key)?;
     for t in &entry.tasks {
         t.abort();
     }
-    let upstream_local = entry.up.get_ref().local_addr().ok()?;
+    Some(entry)
+}
+
+fn close_entry(st: &mut State, now: MonoTime, id: SessionId) -> Option<SessionView> {
+    let entry = take_entry(st, id)?;
     let snapshot = st.engine.close_session(now, id)?;
-    Some(SessionView {
-        wall_offset_ms: wall_offset_ms(&st.clock),
-        id: view_id(st.index, id),
-        worker: st.index,
-        relay: entry.relay,
-        upstream_local,
-        upstream_rtcp_local: entry.up_rtcp.as_ref().and_then(|s| s.get_ref().local_addr().ok()),
-        upstream_refused: entry.upstream_refused,
-        snapshot,
-    })
+    Some(make_view(st, &entry, snapshot))
 }
 
 fn log_close(v: &SessionView, reason: &str) {
@@ -371,28 +375,15 @@ fn drain_events(st: &mut State, log: bool) {
     while let Some(ev) = st.engine.poll_event() {
         match ev {
             Event::SessionClosed { id, snapshot, reason } => {
-                // Idle expiry decided by the engine: drop the sockets.
-                if let Some(key) = st.by_id.remove(&id) {
-                    if let Some(entry) = st.sessions.remove(&key) {
-                        for t in &entry.tasks {
-                            t.abort();
-                        }
-                        st.io.sessions_expired += 1;
-                        let view = SessionView {
-                            wall_offset_ms: wall_offset_ms(&st.clock),
-                            id: view_id(st.index, id),
-                            worker: st.index,
-                            relay: entry.relay,
-                            upstream_local: entry.up.get_ref().local_addr().unwrap_or(entry.client),
-                            upstream_rtcp_local: entry.up_rtcp.as_ref().and_then(|s| s.get_ref().local_addr().ok()),
-                            upstream_refused: entry.upstream_refused,
-                            snapshot: *snapshot,
-                        };
-                        if log {
-                            log_close(&view, &format!("{reason:?}").to_lowercase());
-                        }
-                        push_closed(st, view);
+                // Expiry decided by the engine: drop the sockets. (Sessions
+                // the worker closed itself are no longer in its tables.)
+                if let Some(entry) = take_entry(st, id) {
+                    st.io.sessions_expired += 1;
+                    let view = make_view(st, &entry, *snapshot);
+                    if log {
+                        log_close(&view, &format!("{reason:?}").to_lowercase());
                     }
+                    push_closed(st, view);
                 }
             }
             Event::SuppressionDetected { session, side, ssrc } if log => {
