@@ -35,7 +35,9 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rtc_shared::marshal::Unmarshal;
-use rtp_middlebox::engine::{Engine, EngineConfig, Incoming, SessionId, SessionInfo, Side, Verdict};
+use rtp_middlebox::engine::{
+    Engine, EngineConfig, Input, Output, RelaySettings, SessionId, SessionInfo, Side, SocketRef, Verdict,
+};
 use rtp_middlebox::stats::ClockRates;
 use rtp_middlebox::time::MonoTime;
 use rtp_middlebox::wire::rtp::RtpView;
@@ -92,11 +94,49 @@ fn engine_config() -> EngineConfig {
     rates.insert(PT_VP8, 90_000);
     rates.insert(111, 48_000);
     EngineConfig {
-        clock_rates: ClockRates::new(&rates),
+        relays: vec![RelaySettings {
+            upstream: Some(UPSTREAM),
+            clock_rates: ClockRates::new(&rates),
+            ..RelaySettings::default()
+        }],
         max_sessions: 10_000_000,
         idle_timeout: None,
         ..EngineConfig::default()
     }
+}
+
+const UPSTREAM: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 3478));
+const LOCAL: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 9), 3478));
+
+/// One datagram through the engine as the relay's worker hands it over
+/// (`handle_input`), and its outputs drained (`poll_output`): from the
+/// session's client on relay 0's socket, or on the session's upstream socket.
+#[inline]
+fn deliver(engine: &mut Engine, now: MonoTime, side: Side, id: SessionId, client: SocketAddr, bytes: &[u8]) -> Verdict {
+    let (socket, remote) = match side {
+        Side::Client => (SocketRef::Listen { relay: 0, rtcp: false }, client),
+        Side::Upstream => (
+            SocketRef::Upstream {
+                session: id,
+                rtcp: false,
+            },
+            UPSTREAM,
+        ),
+    };
+    let v = engine.handle_input(Input::Datagram {
+        now,
+        socket,
+        remote,
+        local: LOCAL,
+        bytes,
+    });
+    while let Some(o) = engine.poll_output() {
+        if let Output::Timeout(_) = o {
+            break;
+        }
+        black_box(&o);
+    }
+    v
 }
 
 fn session_info(n: u32) -> SessionInfo {
@@ -177,6 +217,7 @@ fn bench_parse(c: &mut Criterion) {
 
 struct Stream {
     id: SessionId,
+    client: SocketAddr,
     side: Side,
     video: bool,
     ssrc: u32,
@@ -202,11 +243,13 @@ impl Fleet {
         let t0 = MonoTime::from_millis(1_000);
         let mut streams = Vec::with_capacity(sessions as usize * kinds.len());
         for n in 0..sessions {
-            let id = engine.open_session(t0, session_info(n)).expect("room for the session");
+            let info = session_info(n);
+            let id = engine.open_session(t0, 0, info).expect("room for the session");
             for (k, &(side, video)) in kinds.iter().enumerate() {
                 let ssrc = n.wrapping_mul(0x9e37_79b9) ^ (k as u32) << 28 ^ 0x5555;
                 streams.push(Stream {
                     id,
+                    client: info.client,
                     side,
                     video,
                     ssrc,
@@ -231,7 +274,6 @@ impl Fleet {
             let v = fleet.next_packet();
             assert_eq!(v, Verdict::Forward(Rtp));
         }
-        while fleet.engine.poll_event().is_some() {}
         fleet
     }
 
@@ -253,20 +295,27 @@ impl Fleet {
         s.seq = s.seq.wrapping_add(1);
         s.ts = s.ts.wrapping_add(ts_step);
         self.now_ns += self.step_ns;
-        self.engine
-            .handle_datagram(MonoTime::from_nanos(self.now_ns), s.side, s.id, buf)
+        deliver(
+            &mut self.engine,
+            MonoTime::from_nanos(self.now_ns),
+            s.side,
+            s.id,
+            s.client,
+            buf,
+        )
     }
 }
 
 /// A recvmmsg-sized batch of packets with their own buffers.
 struct Batch {
     bufs: Vec<Vec<u8>>,
-    meta: Vec<(SessionId, Side, u64)>,
-    verdicts: Vec<Verdict>,
+    meta: Vec<(SessionId, SocketAddr, Side, u64)>,
 }
 
 impl Fleet {
-    /// Sends the next 32 streams' next packets through `handle_batch`.
+    /// Fills a batch with the next 32 streams' next packets, then hands
+    /// them to the engine one by one, as the worker does with a recvmmsg
+    /// batch.
     fn next_batch(&mut self, batch: &mut Batch) {
         let n = self.streams.len();
         for k in 0..batch.bufs.len() {
@@ -287,15 +336,11 @@ impl Fleet {
             s.seq = s.seq.wrapping_add(1);
             s.ts = s.ts.wrapping_add(ts_step);
             self.now_ns += self.step_ns;
-            batch.meta[k] = (s.id, s.side, self.now_ns);
+            batch.meta[k] = (s.id, s.client, s.side, self.now_ns);
         }
-        let incoming: [Incoming<'_>; 32] = std::array::from_fn(|k| Incoming {
-            now: MonoTime::from_nanos(batch.meta[k].2),
-            side: batch.meta[k].1,
-            session: batch.meta[k].0,
-            datagram: &batch.bufs[k],
-        });
-        self.engine.handle_batch(&incoming, &mut batch.verdicts);
+        for (buf, &(id, client, side, now)) in batch.bufs.iter().zip(&batch.meta) {
+            deliver(&mut self.engine, MonoTime::from_nanos(now), side, id, client, buf);
+        }
     }
 }
 
@@ -322,14 +367,12 @@ fn bench_observe(c: &mut Criterion) {
         // recvmmsg batch (32): per packet, with prefetching.
         let mut batch = Batch {
             bufs: (0..32).map(|_| Vec::with_capacity(1300)).collect(),
-            meta: vec![(fleet.streams[0].id, Side::Client, 0); 32],
-            verdicts: vec![Verdict::Consumed; 32],
+            meta: vec![(fleet.streams[0].id, fleet.streams[0].client, Side::Client, 0); 32],
         };
         g.throughput(Throughput::Elements(32));
         g.bench_function("100k_streams_batch32", |b| b.iter(|| fleet.next_batch(&mut batch)));
         g.throughput(Throughput::Elements(1));
         assert_eq!(fleet.engine.counters().total_drops(), 0);
-        assert!(batch.verdicts.iter().all(|v| *v == Verdict::Forward(Rtp)));
     }
     g.finish();
 }
@@ -381,8 +424,8 @@ fn rr_one(reporter: u32, about: u32, lsr: u32, dlsr: u32) -> Vec<u8> {
 
 struct RtcpFleet {
     engine: Engine,
-    /// (session, its client's SSRC), in a shuffled order.
-    ids: Vec<(SessionId, u32)>,
+    /// (session, its client's address and SSRC), in a shuffled order.
+    ids: Vec<(SessionId, SocketAddr, u32)>,
     sr: Vec<u8>,
     rr: Vec<u8>,
     now_ns: u64,
@@ -398,22 +441,16 @@ impl RtcpFleet {
         let t0 = 1_000_000_000u64;
         let mut ids = Vec::new();
         for n in 0..RTCP_SESSIONS {
-            let id = engine
-                .open_session(MonoTime::from_nanos(t0), session_info(n))
-                .expect("room");
+            let info = session_info(n);
+            let id = engine.open_session(MonoTime::from_nanos(t0), 0, info).expect("room");
             for i in 0..3u16 {
                 let p = audio_packet(CLIENT_SSRC_BASE + n, i, u32::from(i) * 160);
-                engine.handle_datagram(
-                    MonoTime::from_nanos(t0 + u64::from(i) * 20_000_000),
-                    Side::Client,
-                    id,
-                    &p,
-                );
+                let now = MonoTime::from_nanos(t0 + u64::from(i) * 20_000_000);
+                deliver(&mut engine, now, Side::Client, id, info.client, &p);
             }
-            ids.push((id, CLIENT_SSRC_BASE + n));
+            ids.push((id, info.client, CLIENT_SSRC_BASE + n));
         }
         shuffle(&mut ids, 42);
-        while engine.poll_event().is_some() {}
         RtcpFleet {
             engine,
             ids,
@@ -431,14 +468,20 @@ impl RtcpFleet {
         let i = self.cursor;
         self.cursor = (i + 1) % self.ids.len();
         self.now_ns += 1_000_000;
-        let (id, ssrc) = self.ids[i];
+        let (id, client, ssrc) = self.ids[i];
         let ntp = ntp_at(self.now_ns);
         self.sr[4..8].copy_from_slice(&ssrc.to_be_bytes());
         self.sr[8..16].copy_from_slice(&ntp.to_be_bytes());
         self.sr[32..36].copy_from_slice(&ssrc.to_be_bytes());
         self.sr_sent[i] = self.now_ns;
-        self.engine
-            .handle_datagram(MonoTime::from_nanos(self.now_ns), Side::Client, id, &self.sr)
+        deliver(
+            &mut self.engine,
+            MonoTime::from_nanos(self.now_ns),
+            Side::Client,
+            id,
+            client,
+            &self.sr,
+        )
     }
 
     /// One RR from the next session's upstream answering that session's
@@ -452,12 +495,18 @@ impl RtcpFleet {
         let lsr = (ntp_at(sent) >> 16) as u32;
         let held = self.now_ns - sent;
         let dlsr = ((held.saturating_sub(50_000_000) << 16) / 1_000_000_000) as u32;
-        let (id, about) = self.ids[i];
+        let (id, client, about) = self.ids[i];
         self.rr[8..12].copy_from_slice(&about.to_be_bytes());
         self.rr[24..28].copy_from_slice(&lsr.to_be_bytes());
         self.rr[28..32].copy_from_slice(&dlsr.max(1).to_be_bytes());
-        self.engine
-            .handle_datagram(MonoTime::from_nanos(self.now_ns), Side::Upstream, id, &self.rr)
+        deliver(
+            &mut self.engine,
+            MonoTime::from_nanos(self.now_ns),
+            Side::Upstream,
+            id,
+            client,
+            &self.rr,
+        )
     }
 
     /// An SR from every session (outside any timed region), so that the

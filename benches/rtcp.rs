@@ -5,7 +5,10 @@
 //! `cargo bench --bench rtcp`
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use rtp_middlebox::engine::{Engine, EngineConfig, RtcpMode, SessionId, SessionInfo, Side};
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::Driver;
+use rtp_middlebox::engine::{EngineConfig, RelaySettings, RtcpMode, SessionId, SessionInfo, Side};
 use rtp_middlebox::time::MonoTime;
 use rtp_middlebox::wire::ntp::NtpTime;
 use rtp_middlebox::wire::rtcp::{self, ReportBlock, SenderInfo};
@@ -25,19 +28,24 @@ fn rtp(seq: u16, ssrc: u32) -> [u8; 172] {
 }
 
 /// An engine with `SESSIONS` sessions, each with one audio stream per side.
-fn loaded(mode: RtcpMode) -> (Engine, Vec<SessionId>) {
-    let mut e = Engine::new(EngineConfig {
-        rtcp_mode: mode,
+fn loaded(mode: RtcpMode) -> (Driver, Vec<SessionId>) {
+    let mut e = Driver::new(EngineConfig {
+        relays: vec![RelaySettings {
+            mode,
+            ..RelaySettings::default()
+        }],
         idle_timeout: None,
         max_sessions: SESSIONS,
         ..EngineConfig::default()
     });
-    let info = SessionInfo {
-        client: "192.0.2.1:5000".parse().unwrap(),
-        upstream: "198.51.100.1:3478".parse().unwrap(),
-    };
     let ids: Vec<_> = (0..SESSIONS)
-        .map(|_| e.open_session(MonoTime::ZERO, info).unwrap())
+        .map(|i| {
+            let info = SessionInfo {
+                client: format!("192.0.2.1:{}", 5000 + i).parse().unwrap(),
+                upstream: "198.51.100.1:3478".parse().unwrap(),
+            };
+            e.open_session(MonoTime::ZERO, info).unwrap()
+        })
         .collect();
     for seq in 0..50u16 {
         let t = MonoTime::from_millis(u64::from(seq) * 20);

@@ -6,7 +6,9 @@
 //! into one session, as the relay ties them, so report blocks meet the
 //! stream they describe.
 
-use crate::engine::{Engine, EngineConfig, Event, SessionId, SessionSnapshot, Side};
+use crate::engine::{
+    Engine, EngineConfig, Event, Input, Output, RelaySettings, SessionId, SessionSnapshot, Side, SocketRef,
+};
 use crate::stats::ClockRates;
 use crate::time::MonoTime;
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
@@ -174,7 +176,12 @@ pub struct Analyzer {
 impl Analyzer {
     pub fn new(clock_rates: ClockRates) -> Self {
         let config = EngineConfig {
-            clock_rates,
+            // One passive tap: a capture has no sockets, so a session's
+            // upstream is where its first datagram went.
+            relays: vec![RelaySettings {
+                clock_rates,
+                ..RelaySettings::default()
+            }],
             max_sessions: 1_000_000,
             max_sources_per_side: 4096,
             // A capture is analysed whole: sessions end with the file.
@@ -195,33 +202,38 @@ impl Analyzer {
     pub fn datagram(&mut self, now: MonoTime, src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
         self.last_now = self.last_now.max(now);
         let key = ConversationKey::of(src, dst);
-        let (id, client) = match self.conversations.get(&key) {
-            Some(v) => *v,
-            None => {
-                let info = crate::engine::SessionInfo {
-                    client: src,
-                    upstream: dst,
-                };
-                let Ok(id) = self.engine.open_session(now, info) else {
-                    return;
-                };
-                self.conversations.insert(key, (id, src));
-                (id, src)
-            }
+        // The client side is whichever end spoke first (either of its
+        // ports); the engine's tap keys it the same way.
+        let (socket, remote, local) = match self.conversations.get(&key) {
+            Some(&(id, client)) if !(src.ip() == client.ip() && src.port() & !1 == client.port() & !1) => (
+                SocketRef::Upstream {
+                    session: id,
+                    rtcp: false,
+                },
+                src,
+                dst,
+            ),
+            _ => (SocketRef::Listen { relay: 0, rtcp: false }, src, dst),
         };
-        // The client side is whichever end spoke first (either of its ports).
-        let side = if src.ip() == client.ip() && src.port() & !1 == client.port() & !1 {
-            Side::Client
-        } else {
-            Side::Upstream
-        };
-        self.engine.handle_datagram(now, side, id, payload);
-        while let Some(ev) = self.engine.poll_event() {
-            if let Event::StreamStarted {
-                session, side, ssrc, ..
-            } = ev
-            {
-                self.tuples.entry((session, side, ssrc.0)).or_insert((src, dst));
+        self.engine.handle_input(Input::Datagram {
+            now,
+            socket,
+            remote,
+            local,
+            bytes: payload,
+        });
+        while let Some(output) = self.engine.poll_output() {
+            match output {
+                Output::Event(Event::SessionOpened { id, client, .. }) => {
+                    self.conversations.insert(key, (id, client));
+                }
+                Output::Event(Event::StreamStarted {
+                    session, side, ssrc, ..
+                }) => {
+                    self.tuples.entry((session, side, ssrc.0)).or_insert((src, dst));
+                }
+                Output::Timeout(_) => break,
+                _ => {}
             }
         }
     }

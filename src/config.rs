@@ -92,14 +92,12 @@ impl SrtpConfig {
         })
     }
 
-    /// Whether a session from `client` gets these keys.
-    pub fn matches(&self, client: SocketAddr) -> bool {
+    /// Which clients get these keys: `IP:PORT` or a bare IP.
+    pub fn client_match(&self) -> Option<crate::engine::ClientMatch> {
+        use crate::engine::ClientMatch;
         match self.client.parse::<SocketAddr>() {
-            Ok(a) => a == client,
-            Err(_) => self
-                .client
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip == client.ip()),
+            Ok(a) => Some(ClientMatch::Addr(a)),
+            Err(_) => self.client.parse::<std::net::IpAddr>().ok().map(ClientMatch::Ip),
         }
     }
 }
@@ -475,6 +473,49 @@ impl Config {
 
     pub fn idle_timeout(&self) -> Option<Duration> {
         (self.limits.idle_timeout_secs > 0).then(|| Duration::from_secs(self.limits.idle_timeout_secs))
+    }
+
+    /// The engine's settings for one of `workers` workers: the one place
+    /// config becomes engine settings (start and reload alike). Budgets
+    /// that SO_REUSEPORT spreads over the workers (sessions, the per-prefix
+    /// rate: the kernel hashes flows by 4-tuple) are split between them.
+    pub fn engine_config(&self, workers: usize, seed: u64) -> crate::engine::EngineConfig {
+        let n = workers.max(1);
+        crate::engine::EngineConfig {
+            relays: self
+                .relay
+                .iter()
+                .map(|r| crate::engine::RelaySettings {
+                    mode: r.rtcp,
+                    upstream: Some(r.upstream),
+                    upstream_rtcp: r.upstream_rtcp,
+                    non_mux: r.listen_rtcp.is_some(),
+                    clock_rates: r.clock_rates(),
+                })
+                .collect(),
+            max_sessions: self.limits.max_sessions.div_ceil(n),
+            max_sources_per_side: self.limits.max_sources_per_side,
+            idle_timeout: self.idle_timeout(),
+            report_policy: self.report_policy(),
+            seed,
+            new_sessions_per_prefix_per_sec: self.limits.new_sessions_per_prefix_per_sec.div_ceil(n as u32),
+            unanswered_timeout: (self.limits.unanswered_timeout_secs > 0)
+                .then(|| Duration::from_secs(self.limits.unanswered_timeout_secs)),
+            max_packets_per_side_per_sec: self.limits.max_packets_per_session_per_sec,
+            nat_rebinding: self.limits.nat_rebinding,
+            // Validated at load: entries whose keys do not parse are skipped.
+            static_keys: self
+                .srtp
+                .iter()
+                .filter_map(|e| {
+                    Some(crate::engine::StaticKeys {
+                        client: e.client_match()?,
+                        keys: e.keys().ok()?,
+                    })
+                })
+                .collect(),
+            ..crate::engine::EngineConfig::default()
+        }
     }
 }
 

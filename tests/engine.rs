@@ -1,7 +1,11 @@
 //! Engine behaviour on virtual time: statistics, passive RTT per leg,
 //! report blocks in SRs and RRs, encrypted sessions, drops and expiry.
 
-use rtp_middlebox::engine::{DropReason, Engine, EngineConfig, Event, SessionId, SessionInfo, Side, Verdict};
+mod common;
+use common::Driver;
+use rtp_middlebox::engine::RelaySettings;
+
+use rtp_middlebox::engine::{DropReason, EngineConfig, Event, SessionId, SessionInfo, Side, Verdict};
 use rtp_middlebox::stats::ClockRates;
 use rtp_middlebox::time::MonoTime;
 use rtp_middlebox::wire::ntp::{CompactNtp, Delay16, NtpTime};
@@ -19,12 +23,15 @@ fn ms(v: u64) -> MonoTime {
     MonoTime::from_millis(v)
 }
 
-fn engine() -> (Engine, SessionId) {
+fn engine() -> (Driver, SessionId) {
     let mut rates = BTreeMap::new();
     rates.insert(111, 48_000);
     rates.insert(96, 90_000);
-    let mut e = Engine::new(EngineConfig {
-        clock_rates: ClockRates::new(&rates),
+    let mut e = Driver::new(EngineConfig {
+        relays: vec![RelaySettings {
+            clock_rates: ClockRates::new(&rates),
+            ..RelaySettings::default()
+        }],
         max_sources_per_side: 4,
         ..EngineConfig::default()
     });
@@ -389,7 +396,7 @@ fn idle_sessions_expire_through_the_timeout_and_stale_ids_are_refused() {
 
 #[test]
 fn session_table_is_bounded() {
-    let mut e = Engine::new(EngineConfig {
+    let mut e = Driver::new(EngineConfig {
         max_sessions: 2,
         ..EngineConfig::default()
     });

@@ -3,9 +3,12 @@
 //! (Socket buffers and the runtime's per-session task are outside this
 //! figure; see README "Performance".)
 
-use rtp_middlebox::engine::{Engine, EngineConfig, SessionInfo, Side};
+mod common;
+use common::deliver;
+use rtp_middlebox::engine::{Engine, EngineConfig, RtcpMode, SessionInfo, Side};
 use rtp_middlebox::time::MonoTime;
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 struct Counting;
@@ -49,31 +52,42 @@ fn rtp(seq: u16, ssrc: u32) -> [u8; 172] {
     p
 }
 
+fn client(n: u32) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::from(0x0a00_0000 | n), 5000))
+}
+
+fn info(client: SocketAddr) -> SessionInfo {
+    SessionInfo {
+        client,
+        upstream: common::addr(common::UPSTREAM),
+    }
+}
+
 #[test]
 fn state_per_session_and_per_stream_stays_under_2_kib() {
     const N: usize = 100_000;
     let before = LIVE.load(Ordering::Relaxed);
     let mut e = Engine::new(EngineConfig {
+        relays: vec![common::relay(RtcpMode::Forward)],
         max_sessions: N,
         idle_timeout: None,
         max_queued_events: 16,
         ..EngineConfig::default()
     });
-    let info = SessionInfo {
-        client: "192.0.2.1:5000".parse().unwrap(),
-        upstream: "198.51.100.1:3478".parse().unwrap(),
-    };
-    let ids: Vec<_> = (0..N).map(|_| e.open_session(MonoTime::ZERO, info).unwrap()).collect();
+    let clients: Vec<SocketAddr> = (0..N as u32).map(client).collect();
+    let ids: Vec<_> = clients
+        .iter()
+        .map(|c| e.open_session(MonoTime::ZERO, 0, info(*c)).unwrap())
+        .collect();
     let idle = LIVE.load(Ordering::Relaxed) - before;
     // One audio stream each way per session: two streams per session.
     for (i, id) in ids.iter().enumerate() {
         for seq in 0..3u16 {
             let t = MonoTime::from_millis(u64::from(seq) * 20);
-            e.handle_datagram(t, Side::Client, *id, &rtp(seq, i as u32));
-            e.handle_datagram(t, Side::Upstream, *id, &rtp(seq, !(i as u32)));
+            deliver(&mut e, t, Side::Client, *id, clients[i], &rtp(seq, i as u32));
+            deliver(&mut e, t, Side::Upstream, *id, clients[i], &rtp(seq, !(i as u32)));
         }
     }
-    while e.poll_event().is_some() {}
     let active = LIVE.load(Ordering::Relaxed) - before;
     let per_idle_session = idle as f64 / N as f64;
     let per_stream = (active - idle) as f64 / (2 * N) as f64;
@@ -86,7 +100,10 @@ fn state_per_session_and_per_stream_stays_under_2_kib() {
     // Closing everything returns the memory (no leak per session).
     for id in ids {
         e.close_session(MonoTime::from_millis(100), id);
-        while e.poll_event().is_some() {}
+        while e
+            .poll_output()
+            .is_some_and(|o| !matches!(o, rtp_middlebox::engine::Output::Timeout(_)))
+        {}
     }
     // What remains is the slot table (reused by later sessions), nothing
     // per session.
@@ -99,20 +116,21 @@ fn state_per_session_and_per_stream_stays_under_2_kib() {
 
 #[test]
 fn steady_state_packet_path_allocates_nothing() {
-    let mut e = Engine::new(EngineConfig::default());
-    let info = SessionInfo {
-        client: "192.0.2.1:5000".parse().unwrap(),
-        upstream: "198.51.100.1:3478".parse().unwrap(),
-    };
-    let ids: Vec<_> = (0..100)
-        .map(|_| e.open_session(MonoTime::ZERO, info).unwrap())
+    let mut e = Engine::new(EngineConfig {
+        relays: vec![common::relay(RtcpMode::Forward)],
+        ..EngineConfig::default()
+    });
+    let clients: Vec<SocketAddr> = (0..100).map(client).collect();
+    let ids: Vec<_> = clients
+        .iter()
+        .map(|c| e.open_session(MonoTime::ZERO, 0, info(*c)).unwrap())
         .collect();
     let mut seq = 0u16;
     let send_round = |e: &mut Engine, seq: u16| {
         for (i, id) in ids.iter().enumerate() {
             let t = MonoTime::from_millis(u64::from(seq) * 20);
-            e.handle_datagram(t, Side::Client, *id, &rtp(seq, i as u32));
-            e.handle_datagram(t, Side::Upstream, *id, &rtp(seq, !(i as u32)));
+            deliver(e, t, Side::Client, *id, clients[i], &rtp(seq, i as u32));
+            deliver(e, t, Side::Upstream, *id, clients[i], &rtp(seq, !(i as u32)));
         }
     };
     // Warm-up: streams created, events queued once.
@@ -120,7 +138,6 @@ fn steady_state_packet_path_allocates_nothing() {
         send_round(&mut e, seq);
         seq += 1;
     }
-    while e.poll_event().is_some() {}
     let allocs_before = ALLOCS.load(Ordering::Relaxed);
     COUNT_HERE.with(|c| c.set(true));
     for _ in 0..200 {

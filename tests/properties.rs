@@ -8,9 +8,13 @@
 //! persistence is off so a failing run writes no files into the tree: the
 //! minimal failing input is printed instead.
 
+mod common;
+use common::Driver;
+use rtp_middlebox::engine::RelaySettings;
+
 use proptest::prelude::*;
 use proptest::sample::Index;
-use rtp_middlebox::engine::{Engine, EngineConfig, Event, RtcpMode, SessionId, SessionInfo, Side, Verdict};
+use rtp_middlebox::engine::{EngineConfig, Event, RtcpMode, SessionId, SessionInfo, Side, Verdict};
 use rtp_middlebox::stats::receive::{MAX_DROPOUT, MAX_MISORDER};
 use rtp_middlebox::stats::rtt::{rtt_from, MAX_REPORT_AGE};
 use rtp_middlebox::stats::{ReceiveStats, RttReject, SentLog, SeqOutcome};
@@ -252,7 +256,7 @@ fn probation_lowest_before_the_wrap() {
 /// 65535, 0, 1. The snapshot panics in debug builds.
 #[test]
 fn engine_stream_starting_at_65535() {
-    let mut engine = Engine::new(EngineConfig::default());
+    let mut engine = Driver::new(EngineConfig::default());
     let id = engine.open_session(MonoTime::ZERO, session_info()).unwrap();
     for (k, seq) in [65_535u16, 0, 1].into_iter().enumerate() {
         let pkt = rtp_packet(0x1234, seq, 160 * k as u32, 0, false, 0, None, 160, 0);
@@ -276,7 +280,7 @@ fn engine_stream_starting_at_65535() {
 /// build reported packetsExpected 18446744073709488131, packetsLost −63488.
 #[test]
 fn engine_corrupted_first_sequence_number() {
-    let mut engine = Engine::new(EngineConfig::default());
+    let mut engine = Driver::new(EngineConfig::default());
     let id = engine.open_session(MonoTime::ZERO, session_info()).unwrap();
     for (k, seq) in [64_489u16, 1002, 1003].into_iter().enumerate() {
         let pkt = rtp_packet(0x1111_1111, seq, 960 * k as u32, 0, false, 0, None, 20, 0);
@@ -743,7 +747,7 @@ proptest! {
         rounds in prop::collection::vec((200u64..3_000, 1u64..500, 1u32..(5 * 65_536)), 3..8),
     ) {
         let base = NtpTime(0x0001_ffff_u64.saturating_sub(before_ms / 1000) << 32 | u64::from(frac));
-        let mut engine = Engine::new(EngineConfig::default());
+        let mut engine = Driver::new(EngineConfig::default());
         let mut now = MonoTime::from_millis(1_000);
         let id = engine.open_session(now, session_info()).unwrap();
         let (sender, receiver) = (Ssrc(0xaaaa_0001), Ssrc(0xbbbb_0002));
@@ -1273,7 +1277,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// Checks a snapshot's invariants and that it serializes.
-fn check_snapshot(engine: &Engine, now: MonoTime, id: SessionId) -> Result<(), TestCaseError> {
+fn check_snapshot(engine: &Driver, now: MonoTime, id: SessionId) -> Result<(), TestCaseError> {
     let snap = engine
         .snapshot(now, id)
         .ok_or_else(|| TestCaseError::fail("session vanished"))?;
@@ -1361,13 +1365,16 @@ fn run_ops(ops: &[Op], idle: bool) -> Result<(), TestCaseError> {
     // Every RTCP mode gets its share of the cases.
     let rtcp_mode = [RtcpMode::Forward, RtcpMode::Auto, RtcpMode::Terminate][ops.len() % 3];
     let config = EngineConfig {
+        relays: vec![RelaySettings {
+            mode: rtcp_mode,
+            ..RelaySettings::default()
+        }],
         max_sources_per_side: 3,
         idle_timeout: idle.then(|| Duration::from_secs(2)),
         max_queued_events: 8,
-        rtcp_mode,
         ..EngineConfig::default()
     };
-    let mut engine = Engine::new(config);
+    let mut engine = Driver::new(config);
     let mut now = MonoTime::from_millis(1_000);
     let mut id = engine.open_session(now, session_info()).unwrap();
     // Sequence/timestamp state per side and SSRC; one stream starts right

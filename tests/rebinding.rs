@@ -4,9 +4,12 @@
 //! the proxy's probe (`[limits] nat_rebinding = "stun"`); refused, late,
 //! spoofed, foreign, live-flow and policy-`never` checks move nothing.
 
+mod common;
+use common::Driver;
+
 use rtp_middlebox::engine::{
     rebinding::{CHECK_MAX_AGE, MAX_PENDING_CHECKS},
-    Cap, CheckAnswer, Engine, EngineConfig, Event, NatRebinding, SessionId, SessionInfo, Side, Verdict,
+    Cap, EngineConfig, Event, NatRebinding, RtcpMode, SessionId, SessionInfo, Side, SocketRef, Verdict,
 };
 use rtp_middlebox::time::MonoTime;
 use std::net::SocketAddr;
@@ -57,8 +60,40 @@ fn unauthenticated(txid: u8) -> Vec<u8> {
     stun(0x0111, txid, None)
 }
 
+/// Where the engine sent the upstream's answer to a rebinding check, and
+/// the probe it sent after it.
+#[derive(Debug, PartialEq, Eq)]
+struct CheckAnswer {
+    to: SocketAddr,
+    probe: Option<[u8; 20]>,
+}
+
+/// Two relays: relay 0 toward the call's upstream, relay 1 toward another.
+fn config(policy: NatRebinding) -> EngineConfig {
+    let mut other = common::relay(RtcpMode::Forward);
+    other.upstream = Some(addr("198.51.100.2:3478"));
+    EngineConfig {
+        relays: vec![common::relay(RtcpMode::Forward), other],
+        nat_rebinding: policy,
+        ..EngineConfig::default()
+    }
+}
+
+/// A datagram from `from` on relay `relay`'s client socket: `Some(target)`
+/// when the engine took it as a NAT rebinding check for another session
+/// (forwarded on that session's upstream socket, no session opened).
+fn check_from(e: &mut Driver, relay: usize, t: u64, from: &str, datagram: &[u8]) -> Option<SessionId> {
+    e.input(ms(t), SocketRef::Listen { relay, rtcp: false }, addr(from), datagram);
+    e.last_sent.iter().find_map(|s| match s.socket {
+        SocketRef::Upstream { session, .. } if e.session(session).is_some_and(|x| x.info.client != addr(from)) => {
+            Some(session)
+        }
+        _ => None,
+    })
+}
+
 struct Call {
-    engine: Engine,
+    engine: Driver,
     id: SessionId,
     upstream: SocketAddr,
 }
@@ -66,10 +101,7 @@ struct Call {
 /// A session whose client at `OLD` has made one answered consent check.
 fn call(policy: NatRebinding) -> Call {
     let upstream = addr("198.51.100.1:3478");
-    let mut engine = Engine::new(EngineConfig {
-        nat_rebinding: policy,
-        ..EngineConfig::default()
-    });
+    let mut engine = Driver::new(config(policy));
     let id = engine
         .open_session(
             ms(0),
@@ -89,20 +121,42 @@ fn call(policy: NatRebinding) -> Call {
 }
 
 impl Call {
-    /// `Engine::rebinding_check` with every session on one relay.
-    fn check(&mut self, t: u64, current: Option<SessionId>, from: &str, datagram: &[u8]) -> Option<SessionId> {
-        self.engine
-            .rebinding_check(ms(t), self.upstream, current, addr(from), datagram, |_| true)
+    /// A datagram from `from` to the relay; see [`check_from`].
+    fn check(&mut self, t: u64, _current: Option<SessionId>, from: &str, datagram: &[u8]) -> Option<SessionId> {
+        check_from(&mut self.engine, 0, t, from, datagram)
     }
 
     /// A check from `from` taken, forwarded on the session and answered by
-    /// the upstream with `answer`; returns what the driver is told.
+    /// the upstream with `answer`; returns where the answer went.
     fn checked(&mut self, t: u64, from: &str, txid: u8, answer: &[u8]) -> Option<CheckAnswer> {
         assert_eq!(self.check(t, None, from, &request(txid, USERNAME)), Some(self.id));
-        self.engine
-            .handle_datagram(ms(t), Side::Client, self.id, &request(txid, USERNAME));
         self.engine.handle_datagram(ms(t + 20), Side::Upstream, self.id, answer);
-        self.engine.take_check_answer()
+        self.take_check_answer()
+    }
+
+    /// After an upstream datagram: `Some` when it went somewhere other
+    /// than the session's client (the answer to a rebinding check).
+    fn take_check_answer(&mut self) -> Option<CheckAnswer> {
+        let client = self.client();
+        let sent = std::mem::take(&mut self.engine.last_sent);
+        let first = sent.first().filter(|s| s.destination != client)?;
+        Some(CheckAnswer {
+            to: first.destination,
+            probe: sent.get(1).map(|p| p.datagram.as_slice().try_into().unwrap()),
+        })
+    }
+
+    /// A STUN response from `from`: `Some(session)` when it answered the
+    /// proxy's probe and moved that session there.
+    fn probe_answer(&mut self, t: u64, from: &str, datagram: &[u8]) -> Option<SessionId> {
+        let v = self.engine.client_datagram(ms(t), addr(from), datagram);
+        if v != Verdict::Consumed {
+            return None;
+        }
+        self.engine
+            .sessions()
+            .find(|s| s.info.client == addr(from))
+            .map(|s| s.id)
     }
 
     fn client(&self) -> SocketAddr {
@@ -131,23 +185,16 @@ fn the_session_moves_once_the_upstream_accepts_and_the_new_address_answers() {
     assert_eq!(c.client(), addr(OLD), "nothing moves before the probe is answered");
     // Another answer (not this check's) concerns nobody.
     c.engine.handle_datagram(ms(5_030), Side::Upstream, c.id, &success(9));
-    assert_eq!(c.engine.take_check_answer(), None);
+    assert_eq!(c.take_check_answer(), None);
     // The probe's answer from anywhere else, or with another id, moves nothing.
     let reply = probe_answer(&probe);
-    assert_eq!(
-        c.engine
-            .rebinding_probe_answer(ms(5_040), addr("192.0.2.66:4444"), &reply),
-        None
-    );
+    assert_eq!(c.probe_answer(5_040, "192.0.2.66:4444", &reply), None);
     let mut wrong = reply.clone();
     wrong[19] ^= 1;
-    assert_eq!(c.engine.rebinding_probe_answer(ms(5_040), addr(NEW), &wrong), None);
+    assert_eq!(c.probe_answer(5_040, NEW, &wrong), None);
     assert_eq!(c.client(), addr(OLD));
     // From the new address, with the probe's id: the session moves.
-    assert_eq!(
-        c.engine.rebinding_probe_answer(ms(5_050), addr(NEW), &reply),
-        Some(c.id)
-    );
+    assert_eq!(c.probe_answer(5_050, NEW, &reply), Some(c.id));
     assert_eq!(c.client(), addr(NEW));
     assert_eq!(c.engine.counters().sessions_rebound, 1);
     assert_eq!(c.engine.counters().rebinds_rejected, 0);
@@ -162,7 +209,7 @@ fn the_session_moves_once_the_upstream_accepts_and_the_new_address_answers() {
     let snap = c.engine.snapshot(ms(5_100), c.id).unwrap();
     assert_eq!(snap.side(Side::Upstream).rtt_stun.measurements, 2);
     // Answered once: a replayed answer moves nothing more.
-    assert_eq!(c.engine.rebinding_probe_answer(ms(5_060), addr(NEW), &reply), None);
+    assert_eq!(c.probe_answer(5_060, NEW, &reply), None);
     // From the new address the session is the current one: no check.
     assert_eq!(c.check(7_000, Some(c.id), NEW, &request(3, USERNAME)), None);
 }
@@ -206,7 +253,7 @@ fn a_check_the_upstream_refuses_or_answers_late_moves_nothing() {
     let late = 3_100 + CHECK_MAX_AGE.as_millis() as u64 + 1;
     c.engine.handle_datagram(ms(late), Side::Upstream, c.id, &success(3));
     assert_eq!(
-        c.engine.take_check_answer(),
+        c.take_check_answer(),
         Some(CheckAnswer {
             to: addr(attacker),
             probe: None
@@ -228,23 +275,9 @@ fn only_the_same_username_toward_the_same_upstream_and_relay_is_a_check() {
     let mut c = call(NatRebinding::Stun);
     let other_upstream = addr("198.51.100.2:3478");
     assert_eq!(c.check(2_000, None, NEW, &request(2, b"sfuFrag:other")), None);
-    let e = &mut c.engine;
-    assert_eq!(
-        e.rebinding_check(
-            ms(2_000),
-            other_upstream,
-            None,
-            addr(NEW),
-            &request(2, USERNAME),
-            |_| true
-        ),
-        None
-    );
-    // The driver says the session is on another relay (listen socket).
-    assert_eq!(
-        e.rebinding_check(ms(2_000), c.upstream, None, addr(NEW), &request(2, USERNAME), |_| false),
-        None
-    );
+    // Relay 1 relays to another upstream from another listen socket.
+    assert_eq!(c.engine.config().relays[1].upstream, Some(other_upstream));
+    assert_eq!(check_from(&mut c.engine, 1, 2_000, NEW, &request(2, USERNAME)), None);
     // Media, responses and requests without USERNAME are not checks.
     assert_eq!(c.check(2_000, None, NEW, &success(2)), None);
     assert_eq!(c.check(2_000, None, NEW, &stun(0x0001, 2, None)), None);
@@ -265,7 +298,7 @@ fn only_the_same_username_toward_the_same_upstream_and_relay_is_a_check() {
 fn policy_never_takes_no_check() {
     let mut c = call(NatRebinding::Never);
     assert_eq!(c.check(2_000, None, NEW, &request(2, USERNAME)), None);
-    assert_eq!(c.engine.rebinding_probe_answer(ms(2_000), addr(NEW), &success(2)), None);
+    assert_eq!(c.probe_answer(2_000, NEW, &success(2)), None);
     assert_eq!(c.client(), addr(OLD));
 }
 
@@ -277,14 +310,13 @@ fn rebindings_in_flight_are_one_per_session_and_capped() {
         assert!(c.check(2_000, None, NEW, &request(100 + i, USERNAME)).is_some());
     }
     c.engine.handle_datagram(ms(2_010), Side::Upstream, c.id, &success(100));
-    assert_eq!(c.engine.take_check_answer(), None, "superseded");
+    assert_eq!(c.take_check_answer(), None, "superseded");
     c.engine.handle_datagram(ms(2_010), Side::Upstream, c.id, &success(109));
-    assert!(c.engine.take_check_answer().is_some());
+    assert!(c.take_check_answer().is_some());
     // Engine-wide: one per session up to the cap.
-    let mut e = Engine::new(EngineConfig {
-        nat_rebinding: NatRebinding::Stun,
+    let mut e = Driver::new(EngineConfig {
         max_sessions: MAX_PENDING_CHECKS + 20,
-        ..EngineConfig::default()
+        ..config(NatRebinding::Stun)
     });
     let upstream = c.upstream;
     let mut taken = 0;
@@ -295,9 +327,7 @@ fn rebindings_in_flight_are_one_per_session_and_capped() {
         e.handle_datagram(ms(0), Side::Client, id, &request(1, name.as_bytes()));
         let mut req = request(0, name.as_bytes());
         req[8..12].copy_from_slice(&(i as u32).to_be_bytes());
-        if e.rebinding_check(ms(2_000), upstream, None, addr(NEW), &req, |_| true)
-            .is_some()
-        {
+        if check_from(&mut e, 0, 2_000, NEW, &req).is_some() {
             taken += 1;
         }
     }
@@ -346,7 +376,10 @@ fn a_live_flow_sharing_the_username_is_not_a_rebinding() {
         None
     );
     // A session the new address opened moments ago with media the
-    // upstream never answered does not stand in the way.
+    // upstream never answered does not stand in the way. (A fresh call:
+    // the checks above, forwarded on their own sessions, made those the
+    // USERNAME's last senders.)
+    let mut c = call(NatRebinding::Stun);
     let interim = c
         .engine
         .open_session(

@@ -4,7 +4,12 @@
 //! 3550 §6.3 bounds; `terminate` strips report blocks into valid
 //! compounds and leaves feedback untouched byte for byte.
 
-use rtp_middlebox::engine::{Engine, EngineConfig, Event, RtcpMode, SessionId, SessionInfo, Side, Transmit, Verdict};
+mod common;
+use common::Driver;
+use rtp_middlebox::engine::RelaySettings;
+
+use common::Sent as Transmit;
+use rtp_middlebox::engine::{EngineConfig, Event, RtcpMode, SessionId, SessionInfo, Side, Verdict};
 use rtp_middlebox::stats::ClockRates;
 use rtp_middlebox::time::MonoTime;
 use rtp_middlebox::wire::ntp::{Delay16, NtpTime};
@@ -21,12 +26,15 @@ fn ms(v: u64) -> MonoTime {
     MonoTime::from_millis(v)
 }
 
-fn engine(mode: RtcpMode) -> (Engine, SessionId) {
+fn engine(mode: RtcpMode) -> (Driver, SessionId) {
     let mut rates = BTreeMap::new();
     rates.insert(96, 90_000);
-    let mut e = Engine::new(EngineConfig {
-        clock_rates: ClockRates::new(&rates),
-        rtcp_mode: mode,
+    let mut e = Driver::new(EngineConfig {
+        relays: vec![RelaySettings {
+            mode,
+            clock_rates: ClockRates::new(&rates),
+            ..RelaySettings::default()
+        }],
         idle_timeout: None,
         ..EngineConfig::default()
     });
@@ -74,7 +82,7 @@ fn rr(sender: Ssrc, about: Ssrc) -> Vec<u8> {
 /// every 20 ms (audio) and 33 ms (video); returns every transmit with its
 /// time and every event.
 fn drive(
-    e: &mut Engine,
+    e: &mut Driver,
     id: SessionId,
     from: u64,
     until: u64,
@@ -483,8 +491,7 @@ fn forward_mode_generates_nothing_and_encrypted_sessions_are_skipped() {
 }
 
 #[test]
-fn batch_stops_after_a_rewrite_so_its_bytes_can_be_sent() {
-    use rtp_middlebox::engine::Incoming;
+fn a_rewrite_is_sent_in_its_place_between_forwarded_datagrams() {
     let (mut e, id) = engine(RtcpMode::Terminate);
     let ntp = NtpTime::from_unix(Duration::from_secs(1_700_000_000));
     let block = ReportBlock {
@@ -499,34 +506,26 @@ fn batch_stops_after_a_rewrite_so_its_bytes_can_be_sent() {
         rr(CLIENT, AUDIO),
         sr_with_block,
     ];
-    let batch: Vec<Incoming<'_>> = datagrams
-        .iter()
-        .map(|d| Incoming {
-            now: ms(5),
-            side: Side::Client,
-            session: id,
-            datagram: d,
-        })
-        .collect();
-    let mut verdicts = [Verdict::Consumed; 5];
-    let n = e.handle_batch(&batch, &mut verdicts);
-    assert_eq!(n, 2, "stops right after the rewritten SR");
+    let mut verdicts = Vec::new();
+    let mut sent = Vec::new();
+    for d in &datagrams {
+        verdicts.push(e.handle_datagram(ms(5), Side::Client, id, d));
+        sent.extend(e.last_sent.drain(..).map(|s| s.datagram.len()));
+    }
     assert_eq!(
-        verdicts[..2],
-        [Verdict::Forward(PacketKind::Rtp), Verdict::Rewritten(PacketKind::Rtcp)]
-    );
-    assert_eq!(e.rewritten().len(), 28, "SR without its block");
-    let n2 = e.handle_batch(&batch[2..], &mut verdicts[2..]);
-    assert_eq!(n2, 3);
-    assert_eq!(
-        verdicts[2..],
+        verdicts,
         [
+            Verdict::Forward(PacketKind::Rtp),
+            Verdict::Rewritten(PacketKind::Rtcp),
             Verdict::Forward(PacketKind::Rtp),
             Verdict::Consumed,
             Verdict::Rewritten(PacketKind::Rtcp)
         ]
     );
-    // The batch path counts exactly what single calls would.
+    assert_eq!(e.rewritten().len(), 28, "SR without its block");
+    // In order, one transmit per datagram that goes on; the consumed RR
+    // sends nothing.
+    assert_eq!(sent, [datagrams[0].len(), 28, datagrams[2].len(), 28]);
     let snap = e.snapshot(ms(6), id).unwrap();
     assert_eq!(
         snap.side(Side::Client)

@@ -5,9 +5,11 @@
 //! mapped index. Every protected datagram the engine produces is opened
 //! with the independent `rtc-srtp` reader.
 
-use rtp_middlebox::engine::{
-    DropReason, Engine, EngineConfig, RtcpMode, SessionId, SessionInfo, SessionKeys, Side, Verdict,
-};
+mod common;
+use common::Driver;
+use rtp_middlebox::engine::RelaySettings;
+
+use rtp_middlebox::engine::{DropReason, EngineConfig, RtcpMode, SessionId, SessionInfo, SessionKeys, Side, Verdict};
 use rtp_middlebox::srtp::{reprotect_index, srtcp_trailer, CryptoSuite, SrtcpReader, SrtcpWriter, SrtpError, SrtpKeys};
 use rtp_middlebox::stats::ClockRates;
 use rtp_middlebox::time::MonoTime;
@@ -43,10 +45,13 @@ fn rtp(seq: u16, ssrc: Ssrc) -> Vec<u8> {
     p
 }
 
-fn engine(mode: RtcpMode) -> (Engine, SessionId) {
-    let mut e = Engine::new(EngineConfig {
-        clock_rates: ClockRates::new(&BTreeMap::new()),
-        rtcp_mode: mode,
+fn engine(mode: RtcpMode) -> (Driver, SessionId) {
+    let mut e = Driver::new(EngineConfig {
+        relays: vec![RelaySettings {
+            mode,
+            clock_rates: ClockRates::new(&BTreeMap::new()),
+            ..RelaySettings::default()
+        }],
         ..EngineConfig::default()
     });
     let id = e

@@ -3,7 +3,11 @@
 //! (`roundTripTime` absent until a report with DLSR ≠ 0; measurements count
 //! valid samples only), and the ids that tie objects together.
 
-use rtp_middlebox::engine::{Engine, EngineConfig, SessionInfo, Side};
+mod common;
+use common::Driver;
+use rtp_middlebox::engine::RelaySettings;
+
+use rtp_middlebox::engine::{EngineConfig, SessionInfo, Side};
 use rtp_middlebox::report::session_report;
 use rtp_middlebox::stats::ClockRates;
 use rtp_middlebox::time::MonoTime;
@@ -46,8 +50,11 @@ fn by_id<'a>(report: &'a [Value], id: &Value) -> &'a Value {
 #[test]
 fn scripted_session_report_follows_the_spec() {
     let rates = ClockRates::new(&BTreeMap::new());
-    let mut e = Engine::new(EngineConfig {
-        clock_rates: rates.clone(),
+    let mut e = Driver::new(EngineConfig {
+        relays: vec![RelaySettings {
+            clock_rates: rates.clone(),
+            ..RelaySettings::default()
+        }],
         ..EngineConfig::default()
     });
     let id = e

@@ -1,6 +1,8 @@
-//! The whole engine: an arbitrary sequence of datagrams through
-//! `Engine::handle_datagram` on one or two sessions in any RTCP mode, with
-//! virtual time, timeouts, events, generated reports and snapshots.
+//! The whole engine, driven only through its one input and one output
+//! (`handle_input`/`poll_output`) as the relay's worker drives it: an
+//! arbitrary sequence of datagrams on one or two sessions (each on its own
+//! relay) in any RTCP mode, with virtual time, timeouts, events, generated
+//! reports and snapshots.
 //!
 //! Input layout:
 //! ```text
@@ -9,32 +11,36 @@
 //!               bit 5 = snapshots of closed sessions and the final ones
 //!               also as JSON (costly under instrumentation, so not always);
 //!               bits 6..7 = RTCP mode: forward, auto, terminate, or
-//!               auto for session #1 and terminate for session #2
+//!               auto for relay 0 and terminate for relay 1
 //! then records until the input ends:
 //!   flags       bit 0 = side (0 client, 1 upstream); bit 1 = session #2;
-//!               bit 2 = call handle_timeout after; bit 3 = snapshot after
+//!               bit 2 = an Input::Timeout after; bit 3 = snapshot after
 //!               (checked for range invariants); bit 4 (client side) =
-//!               from a new client address 203.0.113.(bits 5..7):6000,
-//!               offered as the answer to a rebinding probe, then as a
-//!               NAT rebinding check (policy `stun` throughout)
+//!               from a new client address 203.0.113.(bits 5..7):6000 on
+//!               relay 0 (a NAT rebinding check, a probe answer or an
+//!               interim session; policy `stun` throughout)
 //!   advance     virtual time step: 0..=127 → that many ms,
 //!               128..=255 → (b − 127) × 250 ms (up to 32 s, past idle)
 //!   len         datagram length (clipped to what is left)
 //!   bytes       the datagram
 //! ```
-//! Sessions closed by the idle sweep are reopened on their next datagram,
-//! so stale ids (slot reuse, generations) are exercised too.
+//! Sessions closed by the idle sweep are reopened by their client's next
+//! datagram, so stale ids (slot reuse, generations) reach the upstream
+//! side too.
 //!
-//! Checked besides "never panics": a rebinding check names a live session
-//! and a session only ever moves to an address that sent a check; what the
-//! engine writes (a rewritten
-//! compound, a generated report) walks cleanly as RTCP; after
-//! `handle_timeout(now)` the next deadline lies after `now`; snapshot
-//! figures are in range.
+//! Checked besides "never panics": a session only ever sits at an original
+//! client's address or one that sent something; transmits from upstream
+//! sockets name live sessions; what the engine writes (a rewritten
+//! compound, a generated report) walks cleanly as RTCP and its probe is a
+//! bodiless STUN request; after `Input::Timeout(now)` the next deadline
+//! lies after `now`; snapshot figures are in range.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rtp_middlebox::engine::{Engine, EngineConfig, Event, RtcpMode, SessionId, SessionInfo, Side, Verdict};
+use rtp_middlebox::engine::{
+    Engine, EngineConfig, Event, Input, Output, Payload, RelaySettings, RtcpMode, SessionId, SessionInfo, Side,
+    SocketRef, Verdict,
+};
 use rtp_middlebox::time::MonoTime;
 use rtp_middlebox::wire::{classify, rtcp, PacketKind};
 use std::net::SocketAddr;
@@ -87,15 +93,40 @@ fn check_snapshot(engine: &Engine, now: MonoTime, id: SessionId, json: bool) {
     }
 }
 
-fn drain(engine: &mut Engine, json: bool) {
-    while let Some(t) = engine.poll_transmit() {
-        check_rtcp_out("generated report", &t.datagram);
-    }
-    while let Some(ev) = engine.poll_event() {
-        if let Event::SessionClosed { snapshot, .. } = ev {
-            if json {
-                serde_json::to_string(&snapshot).expect("final snapshot serializes");
+/// Does what the engine says, checking each output: what it writes is
+/// RTCP that walks (rewrites, generated reports) or its bodiless STUN
+/// probe; transmits from upstream sockets name live sessions; the ids of
+/// the two original clients' sessions are followed.
+fn drain(engine: &mut Engine, received: &[u8], json: bool, ids: &mut [Option<SessionId>; 2]) {
+    while let Some(output) = engine.poll_output() {
+        match output {
+            Output::Transmit(t) => {
+                if let SocketRef::Upstream { session, .. } = t.socket {
+                    assert!(engine.session(session).is_some(), "a transmit for a closed session");
+                }
+                match &t.payload {
+                    Payload::Received => assert!(!received.is_empty() || t.payload.bytes(received).is_empty()),
+                    Payload::Owned(bytes) if classify(bytes) == PacketKind::Stun => {
+                        let stun = rtp_middlebox::wire::stun::StunView::parse(bytes).expect("the probe is STUN");
+                        assert_eq!(stun.attributes.len(), 0);
+                    }
+                    Payload::Owned(bytes) => check_rtcp_out("written compound", bytes),
+                }
             }
+            Output::Event(Event::SessionOpened { id, client, .. }) => {
+                for (n, slot) in ids.iter_mut().enumerate() {
+                    if info(n as u16).client == client {
+                        *slot = Some(id);
+                    }
+                }
+            }
+            Output::Event(Event::SessionClosed { snapshot, .. }) => {
+                if json {
+                    serde_json::to_string(&snapshot).expect("final snapshot serializes");
+                }
+            }
+            Output::Timeout(_) => break,
+            _ => {}
         }
     }
 }
@@ -111,7 +142,14 @@ fuzz_target!(|data: &[u8]| {
         2 => [RtcpMode::Terminate; 2],
         _ => [RtcpMode::Auto, RtcpMode::Terminate],
     };
+    // Session #n's client talks to relay n (both toward one upstream).
+    let relay = |mode| RelaySettings {
+        mode,
+        upstream: Some(info(0).upstream),
+        ..RelaySettings::default()
+    };
     let config = EngineConfig {
+        relays: modes.map(relay).to_vec(),
         max_sessions: 4,
         max_sources_per_side: usize::from(setup >> 2 & 7) + 1,
         idle_timeout: (setup & 2 != 0).then(|| Duration::from_secs(2)),
@@ -123,11 +161,16 @@ fuzz_target!(|data: &[u8]| {
     let mut engine = Engine::new(config);
     let mut now = MonoTime::from_millis(1_000);
     // 2025-01-01T00:00:00Z, for the NTP times of generated reports.
-    engine.set_wall_clock(now, Duration::from_secs(1_735_689_600));
-    let open = |engine: &mut Engine, now, n: usize| engine.open_session_mode(now, info(n as u16), modes[n]).ok();
-    let mut ids: Vec<Option<SessionId>> = (0..if two { 2 } else { 1 })
-        .map(|n| open(&mut engine, now, n))
-        .collect();
+    engine.handle_input(Input::WallClock {
+        now,
+        wall: Duration::from_secs(1_735_689_600),
+    });
+    let json = setup & 0x20 != 0;
+    let mut ids: [Option<SessionId>; 2] = [None, None];
+    for n in 0..if two { 2 } else { 1 } {
+        let _ = engine.open_session(now, n, info(n as u16));
+        drain(&mut engine, &[], json, &mut ids);
+    }
 
     while rest.len() >= 3 {
         let (flags, advance, len) = (rest[0], rest[1], usize::from(rest[2]));
@@ -144,66 +187,64 @@ fuzz_target!(|data: &[u8]| {
             };
         let side = if flags & 1 == 0 { Side::Client } else { Side::Upstream };
         let which = usize::from(two && flags & 2 != 0);
-        let id = match ids[which] {
-            Some(id) if engine.session(id).is_some() => id,
-            _ => match open(&mut engine, now, which) {
-                Some(id) => {
-                    ids[which] = Some(id);
-                    id
-                }
-                None => continue,
-            },
+        // Client side: from the session's client (a closed session's
+        // client opens a new one), or (bit 4) from a new address on relay 0:
+        // a rebinding check, a probe answer, or an interim session.
+        // Upstream side: on the session's upstream socket, stale or not.
+        let (socket, remote) = match side {
+            Side::Client if flags & 16 != 0 => (
+                SocketRef::Listen { relay: 0, rtcp: false },
+                SocketAddr::from(([203, 0, 113, flags >> 5], 6000)),
+            ),
+            Side::Client => {
+                let client = ids[which]
+                    .and_then(|id| engine.session(id))
+                    .map_or(info(which as u16).client, |s| s.info.client);
+                (SocketRef::Listen { relay: which, rtcp: false }, client)
+            }
+            Side::Upstream => {
+                let Some(id) = ids[which] else { continue };
+                (SocketRef::Upstream { session: id, rtcp: false }, info(0).upstream)
+            }
         };
-        let mut id = id;
-        if flags & 16 != 0 && side == Side::Client {
-            let from = SocketAddr::from(([203, 0, 113, flags >> 5], 6000));
-            if let Some(moved) = engine.rebinding_probe_answer(now, from, datagram) {
-                let s = engine.session(moved).expect("a probe answer moved a closed session");
-                assert_eq!(s.info.client, from);
-                drain(&mut engine, setup & 0x20 != 0);
-                continue;
-            }
-            let upstream = info(0).upstream;
-            if let Some(target) = engine.rebinding_check(now, upstream, None, from, datagram, |_| true) {
-                assert!(engine.session(target).is_some(), "a check for a closed session");
-                id = target;
-            }
-        }
-        if let Verdict::Rewritten(kind) = engine.handle_datagram(now, side, id, datagram) {
+        let verdict = engine.handle_input(Input::Datagram {
+            now,
+            socket,
+            remote,
+            local: info(0).upstream,
+            bytes: datagram,
+        });
+        if let Verdict::Rewritten(kind) = verdict {
             assert_eq!(kind, PacketKind::Rtcp);
-            check_rtcp_out("rewritten compound", engine.rewritten());
         }
+        drain(&mut engine, datagram, json, &mut ids);
         if flags & 4 != 0 {
-            engine.handle_timeout(now);
+            engine.handle_input(Input::Timeout(now));
+            drain(&mut engine, &[], json, &mut ids);
             // Poll contract: once handled, the next deadline lies ahead
             // (a deadline at or before `now` would spin the driver).
             if let Some(next) = engine.poll_timeout() {
                 assert!(next > now, "poll_timeout {next:?} not after handled {now:?}");
             }
         }
-        if let Some(answer) = engine.take_check_answer() {
-            assert!(side == Side::Upstream, "a check answer from the client side");
-            if let Some(probe) = answer.probe {
-                let stun = rtp_middlebox::wire::stun::StunView::parse(&probe).expect("the probe is STUN");
-                assert_eq!(stun.attributes.len(), 0);
-            }
-        }
-        if let Some(s) = engine.session(id) {
+        for s in engine.sessions() {
             let c = s.info.client;
             let original = (0..2).any(|n| info(n).client == c);
-            let checked = c.ip().to_string().starts_with("203.0.113.") && c.port() == 6000;
-            assert!(original || checked, "session moved to {c}, which never sent a check");
+            let from_new = c.ip().to_string().starts_with("203.0.113.") && c.port() == 6000;
+            assert!(original || from_new, "session at {c}, which never sent anything");
         }
-        drain(&mut engine, setup & 0x20 != 0);
         if flags & 8 != 0 {
-            check_snapshot(&engine, now, id, false);
+            if let Some(id) = ids[which] {
+                check_snapshot(&engine, now, id, false);
+            }
         }
     }
     // Finally: snapshot, close and drain everything.
-    for id in ids.into_iter().flatten() {
-        check_snapshot(&engine, now, id, setup & 0x20 != 0);
+    let all: Vec<SessionId> = engine.sessions().map(|s| s.id).collect();
+    for id in all {
+        check_snapshot(&engine, now, id, json);
         let _ = engine.close_session(now, id);
     }
-    drain(&mut engine, setup & 0x20 != 0);
+    drain(&mut engine, &[], json, &mut ids);
     assert_eq!(engine.session_count(), 0);
 });

@@ -15,7 +15,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rtp_middlebox::engine::{Engine, EngineConfig, RtcpMode, SessionInfo, SessionKeys, Side, Verdict};
+use rtp_middlebox::engine::{
+    Engine, EngineConfig, Input, Output, Payload, RelaySettings, RtcpMode, SessionInfo, SessionKeys, Side, SocketRef,
+    Verdict,
+};
 use rtp_middlebox::srtp::{CryptoSuite, SrtcpProtector, SrtcpReader, SrtpKeys};
 use rtp_middlebox::time::MonoTime;
 use rtp_middlebox::wire::{classify, rtcp, PacketKind};
@@ -34,20 +37,47 @@ fn opens_and_walks(reader: &mut SrtcpReader, datagram: &[u8]) {
     assert!(rtcp::walk(&plain).all(|p| p.is_ok()));
 }
 
+/// Drains the engine's outputs: the datagrams it wrote (not forwarded
+/// unchanged), with the side each goes toward.
+fn written(engine: &mut Engine) -> Vec<(Side, Vec<u8>)> {
+    let mut out = Vec::new();
+    while let Some(o) = engine.poll_output() {
+        match o {
+            Output::Transmit(t) => {
+                let toward = match t.socket {
+                    SocketRef::Listen { .. } => Side::Client,
+                    SocketRef::Upstream { .. } => Side::Upstream,
+                };
+                if let Payload::Owned(bytes) = t.payload {
+                    out.push((toward, bytes));
+                }
+            }
+            Output::Timeout(_) => break,
+            _ => {}
+        }
+    }
+    out
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&setup, mut rest)) = data.split_first() else { return };
     let suite = CryptoSuite::ALL[usize::from(setup & 3)];
     let mode = [RtcpMode::Forward, RtcpMode::Auto, RtcpMode::Terminate, RtcpMode::Auto][usize::from((setup >> 2) & 3)];
     let (kc, ku) = (keys(suite, 7), keys(suite, 11));
     let mut engine = Engine::new(EngineConfig {
-        rtcp_mode: mode,
+        relays: vec![RelaySettings {
+            mode,
+            upstream: Some("198.51.100.1:3478".parse().unwrap()),
+            ..RelaySettings::default()
+        }],
         ..EngineConfig::default()
     });
     let info = SessionInfo {
         client: "192.0.2.1:5000".parse().unwrap(),
         upstream: "198.51.100.1:3478".parse().unwrap(),
     };
-    let Ok(id) = engine.open_session(MonoTime::ZERO, info) else { return };
+    let Ok(id) = engine.open_session(MonoTime::ZERO, 0, info) else { return };
+    written(&mut engine);
     let session_keys = SessionKeys {
         client: Some(kc.clone()),
         upstream: Some(ku.clone()),
@@ -72,7 +102,18 @@ fuzz_target!(|data: &[u8]| {
                 datagram = sealed;
             }
         }
-        let verdict = engine.handle_datagram(now, side, id, &datagram);
+        let (socket, remote) = match side {
+            Side::Client => (SocketRef::Listen { relay: 0, rtcp: false }, info.client),
+            Side::Upstream => (SocketRef::Upstream { session: id, rtcp: false }, info.upstream),
+        };
+        let verdict = engine.handle_input(Input::Datagram {
+            now,
+            socket,
+            remote,
+            local: info.upstream,
+            bytes: &datagram,
+        });
+        let sent = written(&mut engine);
         if classify(&datagram) == PacketKind::Rtcp {
             // A compound that did not open is never forwarded as is.
             let mut probe = SrtcpReader::new(if side == Side::Client { &kc } else { &ku }).unwrap();
@@ -82,14 +123,14 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         if let Verdict::Rewritten(_) = verdict {
-            let toward = side.other();
-            let rewritten = engine.rewritten().to_vec();
-            opens_and_walks(&mut open_at[toward.index()], &rewritten);
+            let (toward, rewritten) = sent.first().expect("a rewrite is sent");
+            assert_eq!(*toward, side.other());
+            opens_and_walks(&mut open_at[toward.index()], rewritten);
         }
         if flags & 4 != 0 {
-            engine.handle_timeout(now);
-            while let Some(tx) = engine.poll_transmit() {
-                opens_and_walks(&mut open_at[tx.toward.index()], &tx.datagram);
+            engine.handle_input(Input::Timeout(now));
+            for (toward, datagram) in written(&mut engine) {
+                opens_and_walks(&mut open_at[toward.index()], &datagram);
             }
         }
     }

@@ -2,7 +2,7 @@
 //! (SSRC) seen on each side.
 
 use super::counters::{Counters, KindCounts};
-use super::rtcp_policy::RtcpMode;
+use super::mode::RtcpMode;
 use super::{SessionId, Side};
 use crate::stats::{ReceiveStats, RemoteReport, RttMethod, RttReject, RttStats, SenderRecord, SentLog};
 use crate::time::MonoTime;
@@ -274,18 +274,39 @@ impl SideState {
     }
 }
 
+/// A non-mux session's RTCP addresses (RFC 3550 §11: RTCP on its own port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NonMux {
+    /// The client's RTCP address, learned from its first RTCP (until then
+    /// its RTP port + 1).
+    pub client_rtcp: Option<SocketAddr>,
+    /// The upstream's RTCP address.
+    pub upstream_rtcp: SocketAddr,
+}
+
 #[repr(C)]
 pub struct Session {
     pub sides: [SideState; 2],
     pub id: SessionId,
+    /// Where the client and the upstream are: the one record of it (the
+    /// engine's route map indexes it, NAT rebinding moves it).
     pub info: SessionInfo,
+    /// RTCP's own ports on a non-mux relay (boxed: most sessions are
+    /// rtcp-mux and pay one pointer).
+    pub non_mux: Option<Box<NonMux>>,
     pub opened_at: MonoTime,
     /// DTLS was seen: RTCP here is SRTCP and its bodies are ciphertext.
     pub encrypted: bool,
     pub mode: RtcpMode,
+    /// The `[[relay]]` the session belongs to (index in config order;
+    /// 16 bits fill padding beside the flags).
+    pub relay: u16,
     /// The proxy's own SSRC and CNAME in this session's generated reports.
     pub own_ssrc: Ssrc,
-    pub cname: String,
+    /// The proxy's CNAME in this session is `rtp-middlebox-` and these 64
+    /// random bits in hex ([`Session::cname`]): written only into reports,
+    /// so formatted there rather than held per session.
+    pub cname_bits: u64,
     /// `auto`: streams whose real reports returned since the engine last
     /// looked (side the stream came from, SSRC).
     pub cleared: Vec<(Side, Ssrc)>,
@@ -303,16 +324,30 @@ pub enum RtpOutcome {
 }
 
 impl Session {
-    pub fn new(id: SessionId, info: SessionInfo, now: MonoTime, mode: RtcpMode, own_ssrc: Ssrc, cname: String) -> Self {
+    /// The proxy's CNAME in this session's reports (RFC 3550 §6.5.1).
+    pub fn cname(&self) -> String {
+        format!("rtp-middlebox-{:016x}", self.cname_bits)
+    }
+
+    pub fn new(
+        id: SessionId,
+        info: SessionInfo,
+        now: MonoTime,
+        mode: RtcpMode,
+        own_ssrc: Ssrc,
+        cname_bits: u64,
+    ) -> Self {
         Session {
             id,
             info,
+            relay: 0,
+            non_mux: None,
             opened_at: now,
             sides: [SideState::default(), SideState::default()],
             encrypted: false,
             mode,
             own_ssrc,
-            cname,
+            cname_bits,
             cleared: Vec::new(),
             crypto: None,
             // Full at 2^20 tokens: the real rate and burst clamp it on first use.

@@ -7,7 +7,7 @@ pub mod socket;
 pub mod worker;
 
 use crate::config::{parse_port_range, Config};
-use crate::engine::EngineConfig;
+pub use crate::view::{parse_view_id, SessionView, WorkerStats};
 use batch::SendOutcome;
 use serde::Serialize;
 use socket::{udp_listen_socket, PortAllocator};
@@ -16,7 +16,6 @@ use std::net::SocketAddr;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
-pub use worker::{SessionView, WorkerStats};
 
 /// Socket-level counters of one worker (summed for the process).
 #[derive(Clone, Copy, Debug, Default, Serialize)]
@@ -173,44 +172,23 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
             let span = u32::from(ports.1 - ports.0) + 1;
             let offset = (span as usize * w / n) as u16;
             sockets.push(worker::RelaySockets {
-                mode: relay.rtcp,
                 listen: l,
                 listen_rtcp: lr,
-                upstream: relay.upstream,
-                upstream_rtcp: relay.upstream_rtcp,
                 ports: PortAllocator::new(relay.upstream_bind, ports, offset),
             });
         }
     }
-    let clock_rates = config.relay[0].clock_rates();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut workers = Vec::new();
     for (w, sockets) in per_worker.into_iter().enumerate() {
-        let engine = EngineConfig {
-            clock_rates: clock_rates.clone(),
-            // Each worker's engine holds its share of the session budget.
-            max_sessions: config.limits.max_sessions.div_ceil(n),
-            max_sources_per_side: config.limits.max_sources_per_side,
-            idle_timeout: config.idle_timeout(),
-            report_policy: config.report_policy(),
-            seed: random_seed(),
-            // Each worker sees a share of the prefixes' new flows
-            // (SO_REUSEPORT hashes by 4-tuple): split the rate too.
-            new_sessions_per_prefix_per_sec: config.limits.new_sessions_per_prefix_per_sec.div_ceil(n as u32),
-            unanswered_timeout: (config.limits.unanswered_timeout_secs > 0)
-                .then(|| Duration::from_secs(config.limits.unanswered_timeout_secs)),
-            max_packets_per_side_per_sec: config.limits.max_packets_per_session_per_sec,
-            nat_rebinding: config.limits.nat_rebinding,
-            ..EngineConfig::default()
-        };
+        let engine = config.engine_config(n, random_seed());
         let (tx, rx) = mpsc::channel(16);
         let shutdown = shutdown_rx.clone();
         let buffer_bytes = opts.buffer_bytes;
         let log = opts.log_sessions;
-        let static_keys = config.srtp.clone();
         let thread = std::thread::Builder::new()
             .name(format!("relay-worker-{w}"))
-            .spawn(move || worker::run(w, sockets, engine, buffer_bytes, rx, shutdown, log, static_keys))?;
+            .spawn(move || worker::run(w, sockets, engine, buffer_bytes, rx, shutdown, log))?;
         workers.push(WorkerHandle { control: tx, thread });
     }
     Ok(RelayRuntime {
@@ -218,18 +196,6 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
         bound,
         shutdown: shutdown_tx,
     })
-}
-
-/// Inverse of [`worker::view_id`]: `"<worker>-<16 hex>"`.
-pub fn parse_view_id(id: &str) -> Option<(usize, crate::engine::SessionId)> {
-    let (w, hex) = id.split_once('-')?;
-    if hex.len() != 16 {
-        return None;
-    }
-    Some((
-        w.parse().ok()?,
-        crate::engine::SessionId::from_u64(u64::from_str_radix(hex, 16).ok()?),
-    ))
 }
 
 /// A cheap, cloneable way to ask the workers for sessions and counters
@@ -350,25 +316,8 @@ impl RelayRuntime {
                 }
             }
         }
-        let n = self.workers.len();
-        let reload = worker::Reload {
-            relays: new
-                .relay
-                .iter()
-                .map(|r| (r.rtcp, r.upstream, r.upstream_rtcp))
-                .collect(),
-            max_sessions: new.limits.max_sessions.div_ceil(n),
-            max_sources_per_side: new.limits.max_sources_per_side,
-            idle_timeout: new.idle_timeout(),
-            report_policy: new.report_policy(),
-            clock_rates: new.relay[0].clock_rates(),
-            new_sessions_per_prefix_per_sec: new.limits.new_sessions_per_prefix_per_sec.div_ceil(n as u32),
-            unanswered_timeout: (new.limits.unanswered_timeout_secs > 0)
-                .then(|| Duration::from_secs(new.limits.unanswered_timeout_secs)),
-            max_packets_per_side_per_sec: new.limits.max_packets_per_session_per_sec,
-            nat_rebinding: new.limits.nat_rebinding,
-            static_keys: new.srtp.clone(),
-        };
+        // Each worker keeps its own seed (the engine ignores a new one).
+        let reload = new.engine_config(self.workers.len(), 0);
         for w in &self.workers {
             w.control
                 .blocking_send(Control::Reload(Box::new(reload.clone())))

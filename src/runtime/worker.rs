@@ -1,23 +1,34 @@
 //! One worker: a thread with a single-threaded tokio runtime, its own
 //! engine, its own SO_REUSEPORT copy of every listening socket and the
-//! upstream sockets of the sessions it created. Nothing on the packet path
-//! is shared with other workers, so there is no lock to take.
+//! upstream sockets of the sessions its engine opened. Nothing on the
+//! packet path is shared with other workers, so there is no lock to take.
+//!
+//! The packet path, in full ([`receive_loop`] → [`run_batch`] →
+//! [`Sender`]): receive a batch with recvmmsg; hand each datagram to
+//! `Engine::handle_input`; drain `Engine::poll_output`, which says what to
+//! send from which socket to where, which sockets to open and close, and
+//! what happened; send consecutive datagrams for one socket and address in
+//! one sendmmsg. The worker keeps no routing state: only the sockets the
+//! engine asked for, by session.
 
 use super::batch::{self, RecvBuffers, SendOutcome, BATCH};
 use super::clock::Clock;
 use super::socket::PortAllocator;
 use super::IoCounters;
 use crate::engine::{
-    Engine, EngineConfig, Event, Incoming, RtcpMode, SessionId, SessionInfo, SessionSnapshot, Side, Transmit, Verdict,
+    CloseReason, DropReason, Engine, EngineConfig, Event, Input, Output, Payload, SessionId, SessionKeys, Side,
+    SocketRef, Verdict,
 };
 use crate::time::MonoTime;
-use crate::wire::PacketKind;
-use foldhash::HashMap;
+use crate::view::{view_id, SessionView, WorkerStats};
 use quinn_udp::UdpSocketState;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::task::AbortHandle;
 
 /// A non-blocking UDP socket registered with the worker's reactor. `AsyncFd`
 /// rather than tokio's `UdpSocket` so that a short recvmmsg batch can clear
@@ -32,17 +43,12 @@ fn register(sock: std::net::UdpSocket) -> io::Result<UdpSocket> {
     // and unchanged until the `AsyncFd` (which owns the socket) is dropped.
     unsafe { AsyncFd::register_with_interest(sock, tokio::io::Interest::READABLE) }.map_err(|e| e.into_parts().1)
 }
-use tokio::io::unix::AsyncFd;
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::AbortHandle;
 
-/// What a worker needs to serve one `[[relay]]`.
+/// What a worker needs to serve one `[[relay]]`: its client-facing
+/// socket(s) and the port range of its sessions' upstream sockets.
 pub struct RelaySockets {
-    pub mode: RtcpMode,
     pub listen: std::net::UdpSocket,
     pub listen_rtcp: Option<std::net::UdpSocket>,
-    pub upstream: SocketAddr,
-    pub upstream_rtcp: Option<SocketAddr>,
     pub ports: PortAllocator,
 }
 
@@ -53,92 +59,63 @@ pub enum Control {
     /// Final views of the sessions closed since the last call (for
     /// end-of-session quality records).
     TakeClosed(oneshot::Sender<Vec<SessionView>>),
-    /// SIGHUP: new relay rules and limits for sessions opened from now on.
-    Reload(Box<Reload>),
+    /// SIGHUP: new engine settings for sessions opened from now on.
+    Reload(Box<EngineConfig>),
     /// Draining: refuse new client addresses; live sessions continue.
     StopAccepting,
     /// Provision (`Some`) or remove a session's SRTCP keys; answers whether
     /// the session exists.
     SetKeys(
         SessionId,
-        Option<Box<crate::engine::SessionKeys>>,
+        Option<Box<SessionKeys>>,
         oneshot::Sender<Result<bool, String>>,
     ),
-}
-
-/// What a reload may change without rebinding sockets.
-#[derive(Clone, Debug)]
-pub struct Reload {
-    /// Per relay, in config order: RTCP mode and upstream addresses.
-    pub relays: Vec<(RtcpMode, SocketAddr, Option<SocketAddr>)>,
-    pub max_sessions: usize,
-    pub max_sources_per_side: usize,
-    pub idle_timeout: Option<std::time::Duration>,
-    pub report_policy: crate::engine::ReportPolicy,
-    pub clock_rates: crate::stats::ClockRates,
-    pub static_keys: Vec<crate::config::SrtpConfig>,
-    pub new_sessions_per_prefix_per_sec: u32,
-    pub unanswered_timeout: Option<std::time::Duration>,
-    pub max_packets_per_side_per_sec: u32,
-    pub nat_rebinding: crate::engine::NatRebinding,
 }
 
 /// Closed sessions kept for [`Control::TakeClosed`]; beyond this the oldest
 /// are dropped (and counted) so an absent exporter costs bounded memory.
 pub const MAX_CLOSED_KEPT: usize = 4096;
 
-/// A session as seen from outside: where it is and its statistics.
-#[derive(Clone, Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionView {
-    /// Globally unique: worker index and the engine's session id.
-    pub id: String,
-    pub worker: usize,
-    pub relay: usize,
-    /// Local address of the session's upstream socket (what the SFU sees).
-    pub upstream_local: SocketAddr,
-    pub upstream_rtcp_local: Option<SocketAddr>,
-    /// ICMP errors (port/host unreachable) on this session's upstream
-    /// socket(s): the upstream is not there.
-    pub upstream_refused: u64,
-    /// Wall clock minus the worker's monotonic clock, ms: a snapshot time
-    /// `t` (s) happened at `t * 1000 + wall_offset_ms` ms since the epoch.
-    pub wall_offset_ms: f64,
-    pub snapshot: SessionSnapshot,
+/// A socket with its quinn-udp receive state.
+struct Socket {
+    fd: UdpSocket,
+    state: UdpSocketState,
+    local: SocketAddr,
 }
 
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct WorkerStats {
-    pub worker: usize,
-    pub sessions: usize,
-    pub io: IoCounters,
-    pub engine: Option<crate::engine::Counters>,
-}
-
-pub fn view_id(worker: usize, id: SessionId) -> String {
-    format!("{worker}-{id}")
+impl Socket {
+    fn new(sock: std::net::UdpSocket) -> io::Result<Rc<Socket>> {
+        let local = sock.local_addr()?;
+        let fd = register(sock)?;
+        let state = UdpSocketState::new(fd.get_ref().into())?;
+        Ok(Rc::new(Socket { fd, state, local }))
+    }
 }
 
 struct Relay {
-    mode: RtcpMode,
-    listen: Rc<UdpSocket>,
-    listen_state: UdpSocketState,
-    listen_rtcp: Option<(Rc<UdpSocket>, UdpSocketState)>,
-    upstream: SocketAddr,
-    upstream_rtcp: Option<SocketAddr>,
+    listen: Rc<Socket>,
+    listen_rtcp: Option<Rc<Socket>>,
     ports: PortAllocator,
 }
 
-struct Entry {
+/// The socket side of one session: what the engine asked the worker to open.
+struct Upstream {
     id: SessionId,
     relay: usize,
-    client: SocketAddr,
-    /// Client's RTCP address on a non-mux relay, learned from its first RTCP.
-    client_rtcp: Option<SocketAddr>,
-    up: Rc<UdpSocket>,
-    up_rtcp: Option<Rc<UdpSocket>>,
+    rtp: Rc<Socket>,
+    rtcp: Option<Rc<Socket>>,
     tasks: Vec<AbortHandle>,
-    upstream_refused: u64,
+    refused: u64,
+}
+
+/// A session's socket facts, kept from its `CloseUpstream` for the
+/// `SessionClosed` event that follows it.
+struct Closing {
+    id: SessionId,
+    relay: usize,
+    upstream_local: SocketAddr,
+    upstream_rtcp_local: Option<SocketAddr>,
+    refused: u64,
 }
 
 struct State {
@@ -146,25 +123,29 @@ struct State {
     engine: Engine,
     clock: Clock,
     relays: Vec<Relay>,
-    sessions: HashMap<(usize, SocketAddr), Entry>,
-    by_id: HashMap<SessionId, (usize, SocketAddr)>,
+    /// By session slot ([`SessionId::slot`]).
+    upstreams: Vec<Option<Upstream>>,
+    live: usize,
+    closing: Option<Closing>,
     io: IoCounters,
     buffer_bytes: usize,
     closed: std::collections::VecDeque<SessionView>,
-    /// False once draining: new client addresses are refused.
-    accepting: bool,
-    /// `[[srtp]]`: keys for sessions from known client addresses.
-    static_keys: Vec<crate::config::SrtpConfig>,
+    /// Shutdown: closed sessions' views go here instead of `closed`.
+    finals: Option<Vec<SessionView>>,
+    log: bool,
 }
 
 struct Shared {
     state: RefCell<State>,
     bufs: RefCell<RecvBuffers>,
     shutdown: watch::Receiver<bool>,
+    /// The engine's next deadline as the timer task last saw it; an
+    /// earlier one wakes the task.
+    timer_due: Cell<Option<MonoTime>>,
+    timer_changed: Notify,
 }
 
 /// Runs a worker to completion (until shutdown). Call on its own thread.
-#[allow(clippy::too_many_arguments)] // each is one independent input of the worker
 pub fn run(
     index: usize,
     relays: Vec<RelaySockets>,
@@ -172,74 +153,71 @@ pub fn run(
     buffer_bytes: usize,
     control: mpsc::Receiver<Control>,
     shutdown: watch::Receiver<bool>,
-    log_sessions: bool,
-    static_keys: Vec<crate::config::SrtpConfig>,
+    log: bool,
 ) -> io::Result<Vec<SessionView>> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
         let mut rs = Vec::new();
         for r in relays {
-            let listen = register(r.listen)?;
-            let listen_state = UdpSocketState::new(listen.get_ref().into())?;
-            let listen_rtcp = match r.listen_rtcp {
-                Some(s) => {
-                    let s = register(s)?;
-                    let st = UdpSocketState::new(s.get_ref().into())?;
-                    Some((Rc::new(s), st))
-                }
-                None => None,
-            };
             rs.push(Relay {
-                mode: r.mode,
-                listen: Rc::new(listen),
-                listen_state,
-                listen_rtcp,
-                upstream: r.upstream,
-                upstream_rtcp: r.upstream_rtcp,
+                listen: Socket::new(r.listen)?,
+                listen_rtcp: r.listen_rtcp.map(Socket::new).transpose()?,
                 ports: r.ports,
             });
         }
+        let clock = Clock::new();
+        let mut engine = Engine::new(engine);
+        let map = clock.wall_to_mono();
+        engine.handle_input(Input::WallClock {
+            now: map.mono,
+            wall: map.wall,
+        });
         let shared = Rc::new(Shared {
             state: RefCell::new(State {
                 index,
-                engine: Engine::new(engine),
-                clock: Clock::new(),
+                engine,
+                clock,
                 relays: rs,
-                sessions: HashMap::default(),
-                by_id: HashMap::default(),
+                upstreams: Vec::new(),
+                live: 0,
+                closing: None,
                 io: IoCounters::default(),
-                closed: std::collections::VecDeque::new(),
-                accepting: true,
-                static_keys,
                 buffer_bytes,
+                closed: std::collections::VecDeque::new(),
+                finals: None,
+                log,
             }),
             bufs: RefCell::new(RecvBuffers::new()),
             shutdown: shutdown.clone(),
+            timer_due: Cell::new(None),
+            timer_changed: Notify::new(),
         });
-        let n_relays = shared.state.borrow().relays.len();
-        for relay in 0..n_relays {
-            tokio::task::spawn_local(listen_loop(shared.clone(), relay, false, log_sessions));
-            if shared.state.borrow().relays[relay].listen_rtcp.is_some() {
-                tokio::task::spawn_local(listen_loop(shared.clone(), relay, true, log_sessions));
-            }
+        let listening: Vec<(usize, Rc<Socket>, bool)> = {
+            let st = shared.state.borrow();
+            st.relays
+                .iter()
+                .enumerate()
+                .flat_map(|(i, r)| {
+                    std::iter::once((i, r.listen.clone(), false)).chain(r.listen_rtcp.clone().map(|s| (i, s, true)))
+                })
+                .collect()
+        };
+        for (relay, sock, rtcp) in listening {
+            tokio::task::spawn_local(receive_loop(shared.clone(), SocketRef::Listen { relay, rtcp }, sock));
         }
-        tokio::task::spawn_local(timer_loop(shared.clone(), log_sessions));
+        tokio::task::spawn_local(timer_loop(shared.clone()));
         control_loop(shared.clone(), control).await;
         // Shutdown: close every session, reporting final statistics.
         let mut st = shared.state.borrow_mut();
         let now = st.clock.now();
-        let ids: Vec<SessionId> = st.by_id.keys().copied().collect();
-        let mut finals = Vec::new();
+        st.finals = Some(Vec::new());
+        let ids: Vec<SessionId> = st.engine.sessions().map(|s| s.id).collect();
         for id in ids {
-            if let Some(view) = close_entry(&mut st, now, id) {
-                if log_sessions {
-                    log_close(&view, "shutdown");
-                }
-                finals.push(view);
-            }
+            st.engine.close_session(now, id);
         }
-        Ok(finals)
+        drain_outputs(&shared, &mut st, &[], &mut Sender::default());
+        Ok(st.finals.take().unwrap_or_default())
     })
 }
 
@@ -251,31 +229,18 @@ async fn control_loop(shared: Rc<Shared>, mut control: mpsc::Receiver<Control>) 
                 Some(Control::Sessions(reply)) => {
                     let st = shared.state.borrow();
                     let now = st.clock.now();
-                    let views = st.sessions.values().filter_map(|e| view_of(&st, now, e)).collect();
+                    let views = st
+                        .upstreams
+                        .iter()
+                        .flatten()
+                        .filter_map(|u| Some(make_view(&st, u.facts(), st.engine.snapshot(now, u.id)?)))
+                        .collect();
                     let _ = reply.send(views);
                 }
-                Some(Control::Reload(r)) => {
-                    let r = *r;
-                    let mut st = shared.state.borrow_mut();
-                    for (relay, (mode, upstream, upstream_rtcp)) in st.relays.iter_mut().zip(r.relays) {
-                        relay.mode = mode;
-                        relay.upstream = upstream;
-                        relay.upstream_rtcp = upstream_rtcp;
-                    }
-                    st.engine.reconfigure(|c| {
-                        c.max_sessions = r.max_sessions;
-                        c.max_sources_per_side = r.max_sources_per_side;
-                        c.idle_timeout = r.idle_timeout;
-                        c.report_policy = r.report_policy;
-                        c.clock_rates = r.clock_rates;
-                        c.new_sessions_per_prefix_per_sec = r.new_sessions_per_prefix_per_sec;
-                        c.unanswered_timeout = r.unanswered_timeout;
-                        c.max_packets_per_side_per_sec = r.max_packets_per_side_per_sec;
-                        c.nat_rebinding = r.nat_rebinding;
-                    });
-                    st.static_keys = r.static_keys;
+                Some(Control::Reload(config)) => {
+                    shared.state.borrow_mut().engine.reconfigure(|c| *c = *config);
                 }
-                Some(Control::StopAccepting) => shared.state.borrow_mut().accepting = false,
+                Some(Control::StopAccepting) => shared.state.borrow_mut().engine.stop_accepting(),
                 Some(Control::SetKeys(id, keys, reply)) => {
                     let result = shared
                         .state
@@ -293,7 +258,7 @@ async fn control_loop(shared: Rc<Shared>, mut control: mpsc::Receiver<Control>) 
                     let st = shared.state.borrow();
                     let _ = reply.send(WorkerStats {
                         worker: st.index,
-                        sessions: st.sessions.len(),
+                        sessions: st.live,
                         io: st.io,
                         engine: Some(st.engine.counters().clone()),
                     });
@@ -305,50 +270,298 @@ async fn control_loop(shared: Rc<Shared>, mut control: mpsc::Receiver<Control>) 
     }
 }
 
+/// Receives on one socket until shutdown (or, for an upstream socket,
+/// until the session's task is aborted).
+async fn receive_loop(shared: Rc<Shared>, socket: SocketRef, sock: Rc<Socket>) {
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        let mut ready = tokio::select! {
+            r = sock.fd.readable() => match r { Ok(g) => g, Err(_) => return },
+            _ = shutdown.changed() => return,
+        };
+        loop {
+            let mut bufs = shared.bufs.borrow_mut();
+            let batch_len = match ready.try_io(|inner| bufs.recv(&sock.state, inner.get_ref().into())) {
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => {
+                    // ICMP port unreachable from the upstream surfaces here
+                    // as ECONNREFUSED: count it, keep the session.
+                    let mut st = shared.state.borrow_mut();
+                    st.io.add_recv_error(&e);
+                    if let (SocketRef::Upstream { session, .. }, Some(libc::ECONNREFUSED)) = (socket, e.raw_os_error())
+                    {
+                        st.note_refused(session, 1);
+                    }
+                    continue;
+                }
+                Err(_would_block) => break,
+            };
+            run_batch(&shared, socket, sock.local, &bufs);
+            if batch_len < BATCH {
+                // The queue was drained: wait for the next readiness event.
+                ready.clear_ready();
+                break;
+            }
+        }
+    }
+}
+
+/// Every datagram of one received batch through the engine, and out.
+fn run_batch(shared: &Rc<Shared>, socket: SocketRef, local: SocketAddr, bufs: &RecvBuffers) {
+    let mut guard = shared.state.borrow_mut();
+    let st = &mut *guard;
+    let map = st.clock.wall_to_mono();
+    let mut sender = Sender::default();
+    for (remote, kernel_ts, bytes) in bufs.datagrams() {
+        match socket.side() {
+            Side::Client => st.io.received_client += 1,
+            Side::Upstream => st.io.received_upstream += 1,
+        }
+        let now = map.map(kernel_ts);
+        let verdict = st.engine.handle_input(Input::Datagram {
+            now,
+            socket,
+            remote,
+            local,
+            bytes,
+        });
+        if matches!(socket, SocketRef::Listen { .. }) && verdict == Verdict::Drop(DropReason::UnknownSession) {
+            // A new client the engine refused (table, prefix rate, draining).
+            st.io.sessions_refused += 1;
+            st.io.dropped_no_session += 1;
+        }
+        drain_outputs(shared, st, bytes, &mut sender);
+    }
+    sender.flush(st);
+}
+
+/// Does what the engine says until it has nothing more for now.
+/// `received` is the datagram last handed in ([`Payload::Received`]).
+fn drain_outputs<'a>(shared: &Rc<Shared>, st: &mut State, received: &'a [u8], sender: &mut Sender<'a>) {
+    while let Some(output) = st.engine.poll_output() {
+        match output {
+            Output::Transmit(t) => match &t.payload {
+                Payload::Received => sender.queue(st, t.socket, t.destination, received),
+                Payload::Owned(bytes) => {
+                    sender.flush(st);
+                    let before = st.io.sent;
+                    sender.send_now(st, t.socket, t.destination, bytes);
+                    if received.is_empty() {
+                        // Outside a datagram's handling: a generated report.
+                        st.io.reports_sent += st.io.sent - before;
+                    }
+                }
+            },
+            Output::OpenUpstream {
+                session,
+                relay,
+                upstream,
+                upstream_rtcp,
+            } => {
+                sender.flush(st);
+                if open_upstream(shared, st, session, relay, upstream, upstream_rtcp).is_err() {
+                    st.io.upstream_bind_failures += 1;
+                    let now = st.clock.now();
+                    st.engine.handle_input(Input::UpstreamFailed { now, session });
+                }
+            }
+            Output::CloseUpstream { session } => {
+                sender.flush(st);
+                st.close_upstream(session);
+            }
+            Output::Event(event) => on_event(st, event),
+            Output::Timeout(due) => {
+                if shared.timer_due.get().is_none_or(|t| due < t) {
+                    shared.timer_due.set(Some(due));
+                    shared.timer_changed.notify_one();
+                }
+                break;
+            }
+        }
+    }
+}
+
+/// Runs of datagrams for one (socket, destination), each sent with one
+/// sendmmsg. Holds slices of the current receive batch only.
+#[derive(Default)]
+struct Sender<'a> {
+    run: Vec<&'a [u8]>,
+    target: Option<(SocketRef, SocketAddr)>,
+}
+
+impl<'a> Sender<'a> {
+    fn queue(&mut self, st: &mut State, socket: SocketRef, destination: SocketAddr, bytes: &'a [u8]) {
+        if self.target != Some((socket, destination)) || self.run.len() == BATCH {
+            self.flush(st);
+            self.target = Some((socket, destination));
+        }
+        self.run.push(bytes);
+    }
+
+    fn flush(&mut self, st: &mut State) {
+        if let Some((socket, destination)) = self.target.take() {
+            st.send(socket, destination, &self.run);
+        }
+        self.run.clear();
+    }
+
+    fn send_now(&mut self, st: &mut State, socket: SocketRef, destination: SocketAddr, bytes: &[u8]) {
+        st.send(socket, destination, &[bytes]);
+    }
+}
+
+impl State {
+    /// Sends on the socket the engine named; upstream sockets are
+    /// connected, so they take no address.
+    fn send(&mut self, socket: SocketRef, destination: SocketAddr, datagrams: &[&[u8]]) {
+        if datagrams.is_empty() {
+            return;
+        }
+        let (sock, dest) = match socket {
+            SocketRef::Listen { relay, rtcp } => {
+                let Some(r) = self.relays.get(relay) else { return };
+                let s = if rtcp { r.listen_rtcp.as_ref() } else { Some(&r.listen) };
+                let Some(s) = s else { return };
+                (s.clone(), Some(destination))
+            }
+            SocketRef::Upstream { session, rtcp } => {
+                let Some(u) = self.upstream(session) else { return };
+                let s = if rtcp { u.rtcp.as_ref() } else { Some(&u.rtp) };
+                let Some(s) = s else { return };
+                (s.clone(), None)
+            }
+        };
+        let out: SendOutcome = batch::send_batch(&sock.fd, dest, datagrams);
+        if let SocketRef::Upstream { session, .. } = socket {
+            self.note_refused(session, out.refused);
+        }
+        self.io.add_send(out);
+    }
+
+    fn upstream(&self, id: SessionId) -> Option<&Upstream> {
+        self.upstreams.get(id.slot())?.as_ref().filter(|u| u.id == id)
+    }
+
+    fn note_refused(&mut self, id: SessionId, refused: usize) {
+        if refused == 0 {
+            return;
+        }
+        if let Some(u) = self
+            .upstreams
+            .get_mut(id.slot())
+            .and_then(|u| u.as_mut())
+            .filter(|u| u.id == id)
+        {
+            u.refused += refused as u64;
+        }
+    }
+
+    /// Drops a session's sockets (they close when the last handle goes)
+    /// and keeps their facts for the `SessionClosed` event that follows.
+    fn close_upstream(&mut self, id: SessionId) {
+        let Some(slot) = self.upstreams.get_mut(id.slot()) else {
+            return;
+        };
+        if slot.as_ref().is_none_or(|u| u.id != id) {
+            return;
+        }
+        let Some(u) = slot.take() else { return };
+        for t in &u.tasks {
+            t.abort();
+        }
+        self.live -= 1;
+        self.closing = Some(u.facts());
+    }
+}
+
+impl Upstream {
+    fn facts(&self) -> Closing {
+        Closing {
+            id: self.id,
+            relay: self.relay,
+            upstream_local: self.rtp.local,
+            upstream_rtcp_local: self.rtcp.as_ref().map(|s| s.local),
+            refused: self.refused,
+        }
+    }
+}
+
+/// Opens a session's upstream socket(s), connected to the upstream so only
+/// its datagrams arrive there, and starts receiving on them.
+fn open_upstream(
+    shared: &Rc<Shared>,
+    st: &mut State,
+    session: SessionId,
+    relay: usize,
+    upstream: SocketAddr,
+    upstream_rtcp: Option<SocketAddr>,
+) -> io::Result<()> {
+    let buffer_bytes = st.buffer_bytes;
+    let r = st
+        .relays
+        .get_mut(relay)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such relay"))?;
+    let (rtp, rtcp) = r.ports.bind(upstream_rtcp.is_some(), buffer_bytes)?;
+    rtp.connect(upstream)?;
+    if let (Some(s), Some(a)) = (&rtcp, upstream_rtcp) {
+        s.connect(a)?;
+    }
+    let rtp = Socket::new(rtp)?;
+    let rtcp = rtcp.map(Socket::new).transpose()?;
+    let mut tasks = Vec::new();
+    for (sock, is_rtcp) in std::iter::once((&rtp, false)).chain(rtcp.as_ref().map(|s| (s, true))) {
+        let socket = SocketRef::Upstream { session, rtcp: is_rtcp };
+        tasks.push(tokio::task::spawn_local(receive_loop(shared.clone(), socket, sock.clone())).abort_handle());
+    }
+    let slot = session.slot();
+    if st.upstreams.len() <= slot {
+        st.upstreams.resize_with(slot + 1, || None);
+    }
+    if let Some(old) = st.upstreams[slot].take() {
+        // A stale entry (never closed): its tasks stop here.
+        for t in &old.tasks {
+            t.abort();
+        }
+        st.live -= 1;
+    }
+    st.upstreams[slot] = Some(Upstream {
+        id: session,
+        relay,
+        rtp,
+        rtcp,
+        tasks,
+        refused: 0,
+    });
+    st.live += 1;
+    st.io.sessions_created += 1;
+    Ok(())
+}
+
 fn wall_offset_ms(clock: &Clock) -> f64 {
     let map = clock.wall_to_mono();
     map.wall.as_secs_f64() * 1000.0 - map.mono.as_secs_f64() * 1000.0
 }
 
-/// The one place a [`SessionView`] is built: listing, closing and expiry.
-fn make_view(st: &State, e: &Entry, snapshot: SessionSnapshot) -> SessionView {
+/// The one place a [`SessionView`] is built: listing and closing.
+fn make_view(st: &State, facts: Closing, snapshot: crate::engine::SessionSnapshot) -> SessionView {
     SessionView {
         wall_offset_ms: wall_offset_ms(&st.clock),
-        id: view_id(st.index, e.id),
+        id: view_id(st.index, facts.id),
         worker: st.index,
-        relay: e.relay,
-        // A bound socket always has a local address; the client's is a
-        // harmless stand-in should the kernel ever refuse to say.
-        upstream_local: e.up.get_ref().local_addr().unwrap_or(e.client),
-        upstream_rtcp_local: e.up_rtcp.as_ref().and_then(|s| s.get_ref().local_addr().ok()),
-        upstream_refused: e.upstream_refused,
+        relay: facts.relay,
+        upstream_local: facts.upstream_local,
+        upstream_rtcp_local: facts.upstream_rtcp_local,
+        upstream_refused: facts.refused,
         snapshot,
     }
 }
 
-fn view_of(st: &State, now: MonoTime, e: &Entry) -> Option<SessionView> {
-    let snapshot = st.engine.snapshot(now, e.id)?;
-    Some(make_view(st, e, snapshot))
-}
-
-/// Removes a session's entry from the worker's tables and stops its tasks
-/// (its sockets close when the last handle drops).
-fn take_entry(st: &mut State, id: SessionId) -> Option<Entry> {
-    let key = st.by_id.remove(&id)?;
-    let entry = st.sessions.remove(&key)?;
-    for t in &entry.tasks {
-        t.abort();
-    }
-    Some(entry)
-}
-
-fn close_entry(st: &mut State, now: MonoTime, id: SessionId) -> Option<SessionView> {
-    let entry = take_entry(st, id)?;
-    let snapshot = st.engine.close_session(now, id)?;
-    Some(make_view(st, &entry, snapshot))
-}
-
-fn log_close(v: &SessionView, reason: &str) {
+fn log_close(v: &SessionView, reason: CloseReason, shutdown: bool) {
+    let reason = match reason {
+        _ if shutdown => "shutdown".to_string(),
+        CloseReason::Superseded => "superseded by a rebound session".to_string(),
+        r => format!("{r:?}").to_lowercase(),
+    };
     let mut line = format!(
         "session {} closed ({reason}): client={} upstream_local={}",
         v.id, v.snapshot.client, v.upstream_local
@@ -370,117 +583,64 @@ fn log_close(v: &SessionView, reason: &str) {
     eprintln!("{line}");
 }
 
-/// Drains engine events: log openings, tear down expired sessions.
-fn drain_events(st: &mut State, log: bool) {
-    while let Some(ev) = st.engine.poll_event() {
-        match ev {
-            Event::SessionClosed { id, snapshot, reason } => {
-                // Expiry decided by the engine: drop the sockets. (Sessions
-                // the worker closed itself are no longer in its tables.)
-                if let Some(entry) = take_entry(st, id) {
-                    st.io.sessions_expired += 1;
-                    let view = make_view(st, &entry, *snapshot);
-                    if log {
-                        log_close(&view, &format!("{reason:?}").to_lowercase());
+fn on_event(st: &mut State, event: Event) {
+    match event {
+        Event::SessionClosed { id, snapshot, reason } => {
+            let Some(facts) = st.closing.take().filter(|c| c.id == id) else {
+                return; // never had sockets (its opening failed)
+            };
+            if matches!(reason, CloseReason::Idle | CloseReason::Unanswered) {
+                st.io.sessions_expired += 1;
+            }
+            let view = make_view(st, facts, *snapshot);
+            if st.log {
+                log_close(&view, reason, st.finals.is_some());
+            }
+            match st.finals.as_mut() {
+                Some(finals) => finals.push(view),
+                None => {
+                    if st.closed.len() >= MAX_CLOSED_KEPT {
+                        st.closed.pop_front();
+                        st.io.closed_records_dropped += 1;
                     }
-                    push_closed(st, view);
+                    st.closed.push_back(view);
                 }
             }
-            Event::SuppressionDetected { session, side, ssrc } if log => {
-                eprintln!(
-                    "session {} {side:?} stream {ssrc}: no reports from its receiver, generating RRs",
-                    view_id(st.index, session)
-                );
-            }
-            Event::SuppressionCleared { session, side, ssrc } if log => {
-                eprintln!(
-                    "session {} {side:?} stream {ssrc}: receiver reports again, generation stopped",
-                    view_id(st.index, session)
-                );
-            }
-            // The listen loop moved the entry when the probe's answer came.
-            Event::SessionRebound { session, from, to } if log => {
-                eprintln!(
-                    "session {} rebound: client {from} -> {to} (the upstream accepted an ICE check from it)",
-                    view_id(st.index, session)
-                );
-            }
-            _ => {}
         }
-    }
-    send_transmits(st);
-}
-
-/// NAT rebinding: moves session `id`'s entry to the client address the
-/// engine now holds for it. A session that the new address opened in the
-/// meantime (media arriving before the check) is closed: its flow is this
-/// session's. Returns the session's client address.
-fn follow_client(st: &mut State, now: MonoTime, id: SessionId, log: bool) -> Option<SocketAddr> {
-    let to = st.engine.session(id)?.info.client;
-    let (relay, from) = *st.by_id.get(&id)?;
-    if from == to {
-        return Some(to);
-    }
-    if let Some(interim) = st.sessions.get(&(relay, to)).map(|e| e.id) {
-        if let Some(view) = close_entry(st, now, interim) {
-            if log {
-                log_close(&view, "superseded by a rebound session");
+        Event::SessionOpened { id, client, .. } if st.log => {
+            if let Some(u) = st.upstream(id) {
+                eprintln!(
+                    "session {} opened: client={client} upstream_local={}",
+                    view_id(st.index, id),
+                    u.rtp.local
+                );
             }
-            push_closed(st, view);
         }
-    }
-    let mut entry = st.sessions.remove(&(relay, from))?;
-    entry.client = to;
-    // Non-mux: the RTCP port is learned again from the new address.
-    entry.client_rtcp = None;
-    st.sessions.insert((relay, to), entry);
-    st.by_id.insert(id, (relay, to));
-    Some(to)
-}
-
-fn push_closed(st: &mut State, view: SessionView) {
-    if st.closed.len() >= MAX_CLOSED_KEPT {
-        st.closed.pop_front();
-        st.io.closed_records_dropped += 1;
-    }
-    st.closed.push_back(view);
-}
-
-/// Sends the reports the engine generated.
-fn send_transmits(st: &mut State) {
-    while let Some(Transmit {
-        session,
-        toward,
-        datagram,
-    }) = st.engine.poll_transmit()
-    {
-        let Some(key) = st.by_id.get(&session) else { continue };
-        let Some(entry) = st.sessions.get(key) else { continue };
-        let out = match toward {
-            // Upstream sockets are connected to the upstream.
-            Side::Upstream => {
-                let sock = entry.up_rtcp.as_ref().unwrap_or(&entry.up);
-                batch::send_batch(&**sock, None, &[&datagram])
-            }
-            Side::Client => {
-                let r = &st.relays[entry.relay];
-                match &r.listen_rtcp {
-                    Some((s, _)) => {
-                        let dest = entry
-                            .client_rtcp
-                            .unwrap_or(SocketAddr::new(entry.client.ip(), entry.client.port().wrapping_add(1)));
-                        batch::send_batch(&**s, Some(dest), &[&datagram])
-                    }
-                    None => batch::send_batch(&*r.listen, Some(entry.client), &[&datagram]),
-                }
-            }
-        };
-        st.io.add_send(out);
-        st.io.reports_sent += out.sent as u64;
+        Event::SuppressionDetected { session, side, ssrc } if st.log => {
+            eprintln!(
+                "session {} {side:?} stream {ssrc}: no reports from its receiver, generating RRs",
+                view_id(st.index, session)
+            );
+        }
+        Event::SuppressionCleared { session, side, ssrc } if st.log => {
+            eprintln!(
+                "session {} {side:?} stream {ssrc}: receiver reports again, generation stopped",
+                view_id(st.index, session)
+            );
+        }
+        Event::SessionRebound { session, from, to } if st.log => {
+            eprintln!(
+                "session {} rebound: client {from} -> {to} (the upstream accepted an ICE check from it)",
+                view_id(st.index, session)
+            );
+        }
+        _ => {}
     }
 }
 
-async fn timer_loop(shared: Rc<Shared>, log: bool) {
+/// Hands the engine its timer expiries (with the wall clock, for the NTP
+/// times of generated reports) and does what follows.
+async fn timer_loop(shared: Rc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
     loop {
         let wake = {
@@ -489,429 +649,23 @@ async fn timer_loop(shared: Rc<Shared>, log: bool) {
                 .engine
                 .poll_timeout()
                 .unwrap_or(st.clock.now() + std::time::Duration::from_secs(1));
+            shared.timer_due.set(Some(next));
             st.clock.instant_of(next)
         };
         tokio::select! {
             _ = tokio::time::sleep_until(wake.into()) => {}
+            _ = shared.timer_changed.notified() => continue,
             _ = shutdown.changed() => return,
         }
         let mut st = shared.state.borrow_mut();
         let map = st.clock.wall_to_mono();
-        st.engine.set_wall_clock(map.mono, map.wall);
-        st.engine.handle_timeout(map.mono);
-        drain_events(&mut st, log);
-    }
-}
-
-/// Creates a session for a new client: its upstream socket(s), connected
-/// to the upstream so only the upstream's datagrams arrive on them.
-fn open_session(
-    shared: &Rc<Shared>,
-    st: &mut State,
-    relay: usize,
-    client: SocketAddr,
-    now: MonoTime,
-    log: bool,
-) -> Option<()> {
-    if !st.accepting {
-        st.io.sessions_refused += 1;
-        return None;
-    }
-    // The table's room and the source prefix's rate, before any socket is
-    // spent on the flow (spoofed floods stop here).
-    if st.engine.admit(now, client).is_err() {
-        st.io.sessions_refused += 1;
-        return None;
-    }
-    let buffer_bytes = st.buffer_bytes;
-    let r = &mut st.relays[relay];
-    let pair = r.listen_rtcp.is_some();
-    let (up, up_rtcp) = match r.ports.bind(pair, buffer_bytes) {
-        Ok(v) => v,
-        Err(_) => {
-            st.io.upstream_bind_failures += 1;
-            return None;
-        }
-    };
-    let (upstream, upstream_rtcp, mode) = (r.upstream, r.upstream_rtcp, r.mode);
-    if up.connect(upstream).is_err() {
-        st.io.upstream_bind_failures += 1;
-        return None;
-    }
-    if let (Some(s), Some(a)) = (&up_rtcp, upstream_rtcp) {
-        if s.connect(a).is_err() {
-            st.io.upstream_bind_failures += 1;
-            return None;
-        }
-    }
-    let info = SessionInfo { client, upstream };
-    let id = match st.engine.open_session_mode(now, info, mode) {
-        Ok(id) => id,
-        Err(_) => {
-            st.io.sessions_refused += 1;
-            return None;
-        }
-    };
-    // Validated at config load; a failure here is the crypto provider's.
-    if let Some(keys) = st
-        .static_keys
-        .iter()
-        .find(|k| k.matches(client))
-        .and_then(|k| k.keys().ok())
-    {
-        let _ = st.engine.set_session_keys(id, Some(&keys));
-    }
-    let up = Rc::new(register(up).ok()?);
-    let up_state = UdpSocketState::new(up.get_ref().into()).ok()?;
-    let mut tasks =
-        vec![tokio::task::spawn_local(upstream_loop(shared.clone(), id, up.clone(), up_state, false)).abort_handle()];
-    let up_rtcp = match up_rtcp {
-        Some(s) => {
-            let s = Rc::new(register(s).ok()?);
-            let s_state = UdpSocketState::new(s.get_ref().into()).ok()?;
-            tasks.push(
-                tokio::task::spawn_local(upstream_loop(shared.clone(), id, s.clone(), s_state, true)).abort_handle(),
-            );
-            Some(s)
-        }
-        None => None,
-    };
-    if log {
-        eprintln!(
-            "session {} opened: client={client} upstream_local={}",
-            view_id(st.index, id),
-            up.get_ref().local_addr().map_or("?".into(), |a| a.to_string())
-        );
-    }
-    st.io.sessions_created += 1;
-    st.by_id.insert(id, (relay, client));
-    st.sessions.insert(
-        (relay, client),
-        Entry {
-            id,
-            relay,
-            client,
-            client_rtcp: None,
-            up,
-            up_rtcp,
-            tasks,
-            upstream_refused: 0,
-        },
-    );
-    Some(())
-}
-
-/// Flushes a run of datagrams for one destination socket.
-fn flush(io: &mut IoCounters, sock: &UdpSocket, dest: Option<SocketAddr>, run: &[&[u8]]) {
-    if run.is_empty() {
-        return;
-    }
-    let out: SendOutcome = batch::send_batch(sock, dest, run);
-    io.add_send(out);
-}
-
-/// Runs a chunk of client datagrams through the engine and sends what it
-/// forwards to each session's upstream socket, consecutive datagrams for
-/// one socket in one sendmmsg.
-fn forward_chunk(st: &mut State, incoming: &[Incoming<'_>], dests: &[Option<Rc<UdpSocket>>]) {
-    let mut verdicts = [Verdict::Consumed; BATCH];
-    let mut run: [&[u8]; BATCH] = [&[]; BATCH];
-    let mut run_len = 0;
-    // The socket (and its session) of the datagrams queued in `run`.
-    let mut run_sock: Option<(&Rc<UdpSocket>, SessionId)> = None;
-    let mut done = 0;
-    while done < incoming.len() {
-        let k = st.engine.handle_batch(&incoming[done..], &mut verdicts[done..]);
-        for i in done..done + k {
-            let Some(dest) = &dests[i] else { continue };
-            let session = incoming[i].session;
-            match verdicts[i] {
-                Verdict::Forward(_) => {
-                    let same = run_sock.is_some_and(|(s, _)| Rc::ptr_eq(s, dest));
-                    if !same || run_len == BATCH {
-                        if let Some((s, id)) = run_sock {
-                            flush_upstream(st, s, id, &run[..run_len]);
-                        }
-                        run_len = 0;
-                        run_sock = Some((dest, session));
-                    }
-                    run[run_len] = incoming[i].datagram;
-                    run_len += 1;
-                }
-                Verdict::Rewritten(_) => {
-                    // Keep order: what is queued goes first. A rewrite is
-                    // always the last datagram `handle_batch` handled.
-                    if let Some((s, id)) = run_sock {
-                        flush_upstream(st, s, id, &run[..run_len]);
-                    }
-                    run_len = 0;
-                    let out = batch::send_batch(&**dest, None, &[st.engine.rewritten()]);
-                    note_refused(st, session, out.refused);
-                    st.io.add_send(out);
-                }
-                Verdict::Consumed | Verdict::Drop(_) => {}
-            }
-        }
-        done += k.max(1);
-    }
-    if let Some((s, id)) = run_sock {
-        flush_upstream(st, s, id, &run[..run_len]);
-    }
-}
-
-/// Sends a run toward a session's upstream; ICMP unreachable reported on
-/// the send counts against the session (the upstream is not there).
-fn flush_upstream(st: &mut State, sock: &UdpSocket, session: SessionId, run: &[&[u8]]) {
-    if run.is_empty() {
-        return;
-    }
-    let out: SendOutcome = batch::send_batch(sock, None, run);
-    note_refused(st, session, out.refused);
-    st.io.add_send(out);
-}
-
-fn note_refused(st: &mut State, session: SessionId, refused: usize) {
-    if refused == 0 {
-        return;
-    }
-    if let Some(entry) = st.by_id.get(&session).and_then(|key| st.sessions.get_mut(key)) {
-        entry.upstream_refused += refused as u64;
-    }
-}
-
-/// Client → upstream: the relay's listening socket (RTP/mux, or the RTCP
-/// socket of a non-mux relay).
-async fn listen_loop(shared: Rc<Shared>, relay: usize, rtcp_socket: bool, log: bool) {
-    let mut shutdown = shared.shutdown.clone();
-    let sock = {
-        let st = shared.state.borrow();
-        let r = &st.relays[relay];
-        match (&r.listen_rtcp, rtcp_socket) {
-            (Some((s, _)), true) => s.clone(),
-            (None, true) => return,
-            _ => r.listen.clone(),
-        }
-    };
-    loop {
-        let mut ready = tokio::select! {
-            r = sock.readable() => match r { Ok(g) => g, Err(_) => return },
-            _ = shutdown.changed() => return,
-        };
-        loop {
-            let mut bufs = shared.bufs.borrow_mut();
-            let res = {
-                let st = shared.state.borrow();
-                let r = &st.relays[relay];
-                let qstate = if rtcp_socket {
-                    match &r.listen_rtcp {
-                        Some((_, q)) => q,
-                        None => return,
-                    }
-                } else {
-                    &r.listen_state
-                };
-                ready.try_io(|inner| bufs.recv(qstate, inner.get_ref().into()))
-            };
-            let batch_len = match res {
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => {
-                    shared.state.borrow_mut().io.add_recv_error(&e);
-                    continue;
-                }
-                Err(_would_block) => break,
-            };
-            let mut guard = shared.state.borrow_mut();
-            let st = &mut *guard;
-            let map = st.clock.wall_to_mono();
-            // Sessions for up to BATCH datagrams first, then the engine over
-            // the chunk at once (it prefetches across packets), then the
-            // sends, in arrival order.
-            let mut incoming = [Incoming::EMPTY; BATCH];
-            let mut dests: [Option<Rc<UdpSocket>>; BATCH] = Default::default();
-            let mut n = 0;
-            let mut datagrams = bufs.datagrams();
-            loop {
-                let next = datagrams.next();
-                if let Some((from, kernel_ts, bytes)) = next {
-                    st.io.received_client += 1;
-                    let now = map.map(kernel_ts);
-                    // Non-mux RTCP arrives from the client's RTCP port: find
-                    // the session by the client's RTP address (port − 1).
-                    let client = if rtcp_socket {
-                        SocketAddr::new(from.ip(), from.port().wrapping_sub(1))
-                    } else {
-                        from
-                    };
-                    let known = st.sessions.get(&(relay, client)).map(|e| e.id);
-                    // NAT rebinding (STUN only; the first byte test keeps
-                    // media off this path): the answer to the proxy's probe
-                    // completes a move; an ICE check from a new address for
-                    // another session goes to that session.
-                    let stun = !rtcp_socket && bytes.first().is_some_and(|b| *b < 4);
-                    if stun {
-                        if let Some(moved) = st.engine.rebinding_probe_answer(now, from, bytes) {
-                            follow_client(st, now, moved, log);
-                            continue;
-                        }
-                    }
-                    let rebinding = if stun {
-                        let upstream = st.relays[relay].upstream;
-                        let by_id = &st.by_id;
-                        let same_relay = |t| by_id.get(&t).is_some_and(|key| key.0 == relay);
-                        st.engine.rebinding_check(now, upstream, known, from, bytes, same_relay)
-                    } else {
-                        None
-                    };
-                    let entry = match rebinding {
-                        Some(target) => st.by_id.get(&target).and_then(|key| st.sessions.get_mut(key)),
-                        None => {
-                            if known.is_none() && open_session(&shared, st, relay, client, now, log).is_none() {
-                                st.io.dropped_no_session += 1;
-                                continue;
-                            }
-                            st.sessions.get_mut(&(relay, client))
-                        }
-                    };
-                    let Some(entry) = entry else {
-                        continue;
-                    };
-                    if rtcp_socket && entry.client_rtcp.is_none() {
-                        entry.client_rtcp = Some(from);
-                    }
-                    incoming[n] = Incoming {
-                        now,
-                        side: Side::Client,
-                        session: entry.id,
-                        datagram: bytes,
-                    };
-                    dests[n] = if rtcp_socket {
-                        entry.up_rtcp.clone()
-                    } else {
-                        Some(entry.up.clone())
-                    };
-                    n += 1;
-                    if n < BATCH {
-                        continue;
-                    }
-                }
-                if n > 0 {
-                    forward_chunk(st, &incoming[..n], &dests[..n]);
-                    n = 0;
-                }
-                if next.is_none() {
-                    break;
-                }
-            }
-            drain_events(st, log);
-            if batch_len < BATCH {
-                // The queue was drained: wait for the next readiness event.
-                ready.clear_ready();
-                break;
-            }
-        }
-    }
-}
-
-/// Upstream → client, for one session's upstream socket.
-async fn upstream_loop(
-    shared: Rc<Shared>,
-    id: SessionId,
-    sock: Rc<UdpSocket>,
-    qstate: UdpSocketState,
-    rtcp_socket: bool,
-) {
-    let mut shutdown = shared.shutdown.clone();
-    loop {
-        let mut ready = tokio::select! {
-            r = sock.readable() => match r { Ok(g) => g, Err(_) => return },
-            _ = shutdown.changed() => return,
-        };
-        loop {
-            let mut bufs = shared.bufs.borrow_mut();
-            let batch_len = match ready.try_io(|inner| bufs.recv(&qstate, inner.get_ref().into())) {
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => {
-                    // ICMP port unreachable from the upstream surfaces here
-                    // as ECONNREFUSED: count it, keep the session.
-                    let mut st = shared.state.borrow_mut();
-                    st.io.add_recv_error(&e);
-                    if e.raw_os_error() == Some(libc::ECONNREFUSED) {
-                        if let Some(entry) = st.by_id.get(&id).copied().and_then(|key| st.sessions.get_mut(&key)) {
-                            entry.upstream_refused += 1;
-                        }
-                    }
-                    continue;
-                }
-                Err(_would_block) => break,
-            };
-            let mut guard = shared.state.borrow_mut();
-            let st = &mut *guard;
-            // Looked up per batch: NAT rebinding may have moved the client.
-            let Some(&(relay, client)) = st.by_id.get(&id) else {
-                return;
-            };
-            let Some(entry) = st.sessions.get(&(relay, client)) else {
-                return;
-            };
-            let dest = if rtcp_socket {
-                entry
-                    .client_rtcp
-                    .unwrap_or(SocketAddr::new(client.ip(), client.port().wrapping_add(1)))
-            } else {
-                client
-            };
-            let out_sock = {
-                let r = &st.relays[relay];
-                match (&r.listen_rtcp, rtcp_socket) {
-                    (Some((s, _)), true) => s.clone(),
-                    _ => r.listen.clone(),
-                }
-            };
-            let map = st.clock.wall_to_mono();
-            let mut run: [&[u8]; BATCH] = [&[]; BATCH];
-            let mut run_len = 0;
-            for (_from, kernel_ts, bytes) in bufs.datagrams() {
-                st.io.received_upstream += 1;
-                let now = map.map(kernel_ts);
-                let verdict = st.engine.handle_datagram(now, Side::Upstream, id, bytes);
-                if verdict == Verdict::Forward(PacketKind::Stun) {
-                    // The answer to a NAT rebinding check goes back to
-                    // whoever sent the check, not to the client; when the
-                    // upstream accepted, the proxy's probe follows it.
-                    if let Some(answer) = st.engine.take_check_answer() {
-                        let out = batch::send_batch(&*out_sock, Some(answer.to), &[bytes]);
-                        st.io.add_send(out);
-                        if let Some(probe) = &answer.probe {
-                            let out = batch::send_batch(&*out_sock, Some(answer.to), &[&probe[..]]);
-                            st.io.add_send(out);
-                        }
-                        continue;
-                    }
-                }
-                match verdict {
-                    Verdict::Forward(_) => {
-                        if run_len == BATCH {
-                            flush(&mut st.io, &out_sock, Some(dest), &run[..run_len]);
-                            run_len = 0;
-                        }
-                        run[run_len] = bytes;
-                        run_len += 1;
-                    }
-                    Verdict::Rewritten(_) => {
-                        flush(&mut st.io, &out_sock, Some(dest), &run[..run_len]);
-                        run_len = 0;
-                        let out = batch::send_batch(&*out_sock, Some(dest), &[st.engine.rewritten()]);
-                        st.io.add_send(out);
-                    }
-                    Verdict::Consumed | Verdict::Drop(_) => {}
-                }
-            }
-            flush(&mut st.io, &out_sock, Some(dest), &run[..run_len]);
-            drain_events(st, false);
-            if batch_len < BATCH {
-                ready.clear_ready();
-                break;
-            }
-        }
+        st.engine.handle_input(Input::WallClock {
+            now: map.mono,
+            wall: map.wall,
+        });
+        st.engine.handle_input(Input::Timeout(map.mono));
+        let mut sender = Sender::default();
+        drain_outputs(&shared, &mut st, &[], &mut sender);
+        sender.flush(&mut st);
     }
 }
