@@ -220,6 +220,17 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
     })
 }
 
+/// Starts the metrics pipeline (`[metrics]`, `[collector]`) and the HTTP
+/// API that serves it; the pipeline stops with the returned server.
+pub fn start_api(
+    options: crate::export::api::ApiOptions,
+    relay: RelayHandle,
+    rates: crate::stats::ClockRates,
+) -> io::Result<crate::export::api::ApiServer> {
+    let pipeline = crate::export::pipeline::start(options.pipeline(), relay.clone(), rates.clone())?;
+    crate::export::api::start(options, relay, rates, pipeline)
+}
+
 /// Inverse of [`worker::view_id`]: `"<worker>-<16 hex>"`.
 pub fn parse_view_id(id: &str) -> Option<(usize, crate::engine::SessionId)> {
     let (w, hex) = id.split_once('-')?;
