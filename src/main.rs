@@ -297,8 +297,8 @@ fn run(path: Option<&std::path::Path>, o: Overrides, workers: usize, quiet: bool
         );
     }
     let rates = config.relay.first().map(|r| r.clock_rates()).unwrap_or_default();
-    let api = rtp_middlebox::export::http::start(
-        rtp_middlebox::export::http::ApiOptions::from_config(&config),
+    let api = rtp_middlebox::runtime::start_api(
+        rtp_middlebox::export::api::ApiOptions::from_config(&config),
         relay.handle(),
         rates,
     )

@@ -2,13 +2,14 @@
 //! [`Publication`] per interval, and feeds it to the `metrics` facade (the
 //! Prometheus recorder behind `GET /metrics`).
 //!
-//! Runs on the API's thread, never on a worker: a publication costs one
-//! control round-trip per worker and one pass over the sessions.
+//! Runs on the metrics pipeline's thread (`pipeline.rs`), never on a
+//! worker: a publication costs one control round-trip per worker and one
+//! pass over the sessions.
 
 use super::metrics::{def, Labels, LegQuality, MetricKind, Publication, Sample, SessionQuality, METRICS};
 use crate::engine::{kind_label, RtcpMode, SessionSnapshot, Side, KINDS};
+use crate::report::names::{media_kind, side_name};
 use crate::runtime::{SessionView, WorkerStats};
-use crate::stats::clock_rate::MediaKind;
 use crate::stats::ClockRates;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use metrics_util::MetricKindMask;
@@ -86,24 +87,10 @@ fn sample(name: &'static str, labels: Labels, value: f64) -> Option<Sample> {
     def(name).map(|metric| Sample { metric, labels, value })
 }
 
-fn side_name(side: Side) -> &'static str {
-    match side {
-        Side::Client => "client",
-        Side::Upstream => "upstream",
-    }
-}
-
 fn direction(side: Side) -> &'static str {
     match side {
         Side::Client => "from_client",
         Side::Upstream => "from_upstream",
-    }
-}
-
-fn other(side: Side) -> Side {
-    match side {
-        Side::Client => Side::Upstream,
-        Side::Upstream => Side::Client,
     }
 }
 
@@ -112,14 +99,6 @@ fn export_kind(label: &'static str) -> &'static str {
     match label {
         "rtp" | "rtcp" | "stun" | "dtls" => label,
         _ => "other",
-    }
-}
-
-fn media_kind(kind: Option<MediaKind>) -> &'static str {
-    match kind {
-        Some(MediaKind::Audio) => "audio",
-        Some(MediaKind::Video) => "video",
-        None => "unknown",
     }
 }
 
@@ -379,7 +358,7 @@ impl Publisher {
                 }
                 // Report blocks and DLRR about this source come from the other
                 // side: their RTT is that leg's.
-                let rtt_leg = side_name(other(side));
+                let rtt_leg = side_name(side.other());
                 let (rtt0, xr0) = prev.map_or((0, 0), |x| (x.rtt_measurements, x.xr_measurements));
                 if let Some(r) = &src.remote {
                     if r.rtt.measurements > rtt0 {

@@ -4,26 +4,13 @@
 //! `x-` prefix. Existence rules follow the spec: `roundTripTime` is absent
 //! until a report with DLSR ≠ 0 produced a valid sample.
 
+pub mod names;
+
 use crate::engine::{SessionSnapshot, Side, SourceSnapshot};
-use crate::stats::clock_rate::MediaKind;
 use crate::stats::ClockRates;
 use crate::wire::ntp::NtpTime;
+use names::{media_kind, side_name};
 use serde_json::{json, Map, Value};
-
-fn side_name(side: Side) -> &'static str {
-    match side {
-        Side::Client => "client",
-        Side::Upstream => "upstream",
-    }
-}
-
-fn kind_name(kind: Option<MediaKind>) -> &'static str {
-    match kind {
-        Some(MediaKind::Audio) => "audio",
-        Some(MediaKind::Video) => "video",
-        None => "unknown",
-    }
-}
 
 /// Builds the stats objects of one session. `wall_ms(t)` maps the engine's
 /// monotonic seconds to milliseconds since the Unix epoch.
@@ -81,7 +68,7 @@ fn source_objects(
     let Some(rtp) = &src.rtp else {
         return out;
     };
-    let kind = kind_name(rates.kind(rtp.payload_type));
+    let kind = media_kind(rates.kind(rtp.payload_type));
     let inbound_id = format!("IT-{s}-{}", src.ssrc);
     let codec_id = format!("C-{s}-{}", rtp.payload_type);
     let mut codec = Map::new();

@@ -198,6 +198,17 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
     })
 }
 
+/// Starts the metrics pipeline (`[metrics]`, `[collector]`) and the HTTP
+/// API that serves it; the pipeline stops with the returned server.
+pub fn start_api(
+    options: crate::export::api::ApiOptions,
+    relay: RelayHandle,
+    rates: crate::stats::ClockRates,
+) -> io::Result<crate::export::api::ApiServer> {
+    let pipeline = crate::export::pipeline::start(options.pipeline(), relay.clone(), rates.clone())?;
+    crate::export::api::start(options, relay, rates, pipeline)
+}
+
 /// A cheap, cloneable way to ask the workers for sessions and counters
 /// (the HTTP API holds one).
 #[derive(Clone)]
