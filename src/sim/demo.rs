@@ -22,10 +22,10 @@
 use crate::config::Config;
 use crate::engine::{RtcpMode, Side, SourceSnapshot};
 use crate::export::http;
-use crate::impair::{GilbertElliott, ImpairConfig};
-use crate::impair_live::{Forwarder, ForwarderConfig};
 use crate::runtime::clock::Clock;
 use crate::runtime::{self, RunOptions, SessionView};
+use crate::sim::impair::{GilbertElliott, ImpairConfig};
+use crate::sim::impair_live::{Forwarder, ForwarderConfig};
 use crate::wire::ntp::{CompactNtp, Delay16, NtpTime};
 use crate::wire::rtcp::{self, ReportBlock, RtcpPacket, SenderInfo};
 use crate::wire::rtp::RtpView;
@@ -777,7 +777,7 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>, out: &mut dyn Write) -> Re
     api.stop();
     let _ = relay.shutdown(Duration::from_secs(2));
 
-    let model = crate::impair::Impairment::new(client_leg(opts, 0)).map_err(|e| e.to_string())?;
+    let model = crate::sim::impair::Impairment::new(client_leg(opts, 0)).map_err(|e| e.to_string())?;
     Ok(DemoSummary {
         seconds: elapsed,
         rtcp: opts.rtcp.to_string(),

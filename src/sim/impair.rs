@@ -18,7 +18,7 @@
 //! test captures in `tests/data/`.
 //!
 //! ```
-//! use rtp_middlebox::impair::{Fate, ImpairConfig, Impairment};
+//! use rtp_middlebox::sim::impair::{Fate, ImpairConfig, Impairment};
 //!
 //! let cfg = ImpairConfig { seed: 7, loss: 0.1, delay_ms: 20.0, jitter_ms: 5.0, ..Default::default() };
 //! let mut imp = Impairment::new(cfg).unwrap();

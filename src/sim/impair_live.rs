@@ -37,8 +37,8 @@
 //! and joins every thread; datagrams still queued are discarded.
 //!
 //! ```no_run
-//! use rtp_middlebox::impair::ImpairConfig;
-//! use rtp_middlebox::impair_live::{Forwarder, ForwarderConfig};
+//! use rtp_middlebox::sim::impair::ImpairConfig;
+//! use rtp_middlebox::sim::impair_live::{Forwarder, ForwarderConfig};
 //!
 //! let target = "127.0.0.1:5004".parse().unwrap();
 //! let mut cfg = ForwarderConfig::new(target);
@@ -51,8 +51,8 @@
 //! println!("dropped {} of {}", counters.to_target.rtp.dropped, counters.to_target.rtp.offered);
 //! ```
 
-use crate::impair::{derive_seed, ImpairConfig, Impairment};
 use crate::runtime::clock::Clock;
+use crate::sim::impair::{derive_seed, ImpairConfig, Impairment};
 use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -631,7 +631,7 @@ impl Drop for Forwarder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::impair::Fate;
+    use crate::sim::impair::Fate;
 
     const MS: u64 = 1_000_000;
 
