@@ -36,7 +36,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use etherparse::{EtherType, Ethernet2Header, IpNumber, Ipv4Header, UdpHeader};
-use rtp_middlebox::impair::{derive_seed, Fate, GilbertElliott, ImpairConfig, Impairment};
+use rtp_middlebox::sim::impair::{derive_seed, Fate, GilbertElliott, ImpairConfig, Impairment};
 use serde_json::{json, Value};
 
 #[derive(Parser, Debug)]
@@ -705,7 +705,7 @@ fn main() {
     let sidecar = json!({
         "generator": "cargo run --release --example capture_gen (rtp-middlebox)",
         "impairment": config_json(&cfg),
-        "per_port_seed": "rtp_middlebox::impair::derive_seed(impairment.seed, port)",
+        "per_port_seed": "rtp_middlebox::sim::impair::derive_seed(impairment.seed, port)",
         "rtp_rule": "UDP payload with version 2, length >= 12 and second byte not in 192..=223 (RFC 5761 RTCP range)",
         "timestamps": "delivery time (arrival + impairment delay), floored to microseconds, sorted by delivery",
         "expected_lost_rfc3550": "(highest extended seq captured - extended seq of first captured packet + 1) - packets captured (duplicates count as received)",

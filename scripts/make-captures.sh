@@ -16,7 +16,7 @@
 #              sequence numbers start at 65500, RTP timestamps at 4294500000;
 #      for DURATION seconds (default 10; live test sources with num-buffers).
 #   3. capture_gen passes every datagram through rtp_middlebox::impair with
-#      seed SEED (default 42; port P uses impair::derive_seed(SEED, P)):
+#      seed SEED (default 42; port P uses sim::impair::derive_seed(SEED, P)):
 #      3 % random loss, Gilbert–Elliott burst loss (good→bad 1 %, bad→good 30 %,
 #      60 % loss in bad), 20 ms ± 8 ms (uniform) delay, 1 % reordered by an 80 ms
 #      hold, 0.5 % duplicated, and writes, timestamped at the scheduled delivery

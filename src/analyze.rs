@@ -37,12 +37,12 @@ pub enum AnalyzeError {
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FrameCounts {
-    pub frames: u64,
-    pub udp: u64,
-    pub not_udp: u64,
-    pub ip_fragments: u64,
-    pub undecodable: u64,
-    pub unsupported_link_type: u64,
+    pub(crate) frames: u64,
+    pub(crate) udp: u64,
+    pub(crate) not_udp: u64,
+    pub(crate) ip_fragments: u64,
+    pub(crate) undecodable: u64,
+    pub(crate) unsupported_link_type: u64,
 }
 
 /// Link types we decode (LINKTYPE_* numbers from the tcpdump registry).
@@ -199,7 +199,7 @@ impl Analyzer {
     }
 
     /// Feeds one UDP datagram seen at `now` (nanoseconds since the Unix epoch).
-    pub fn datagram(&mut self, now: MonoTime, src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
+    pub(crate) fn datagram(&mut self, now: MonoTime, src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
         self.last_now = self.last_now.max(now);
         let key = ConversationKey::of(src, dst);
         // The client side is whichever end spoke first (either of its
@@ -498,51 +498,51 @@ fn describe_pcap_error<I>(e: &PcapError<I>) -> String {
 
 #[derive(Clone, Copy, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RttResult {
+pub(crate) struct RttResult {
     /// Latest valid sample, seconds.
-    pub seconds: f64,
-    pub mean: f64,
-    pub min: f64,
-    pub max: f64,
-    pub measurements: u64,
-    pub method: Option<crate::stats::RttMethod>,
+    pub(crate) seconds: f64,
+    pub(crate) mean: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+    pub(crate) measurements: u64,
+    pub(crate) method: Option<crate::stats::RttMethod>,
     /// The leg measured: between the capture point and this side's endpoint.
-    pub leg: Side,
-    pub leg_endpoint: SocketAddr,
+    pub(crate) leg: Side,
+    pub(crate) leg_endpoint: SocketAddr,
 }
 
 /// `analyze --format json`: one object per RTP stream (ARCHITECTURE.md §3).
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamResult {
-    pub ssrc: String,
+    pub(crate) ssrc: String,
     pub ssrc_decimal: u32,
     pub src: SocketAddr,
     pub dst: SocketAddr,
-    pub side: Side,
-    pub payload_type: u8,
-    pub clock_rate: Option<u32>,
+    pub(crate) side: Side,
+    pub(crate) payload_type: u8,
+    pub(crate) clock_rate: Option<u32>,
     pub packets_received: u64,
     pub packets_expected: u64,
     pub packets_lost: i64,
     pub duplicates: u64,
     pub out_of_order: u64,
     /// Final A.8 value, seconds; null when the clock rate is unknown.
-    pub jitter: Option<f64>,
+    pub(crate) jitter: Option<f64>,
     pub max_jitter: Option<f64>,
     pub mean_jitter: Option<f64>,
-    pub bytes_received: u64,
-    pub header_bytes_received: u64,
-    pub first_packet: f64,
-    pub last_packet: f64,
+    pub(crate) bytes_received: u64,
+    pub(crate) header_bytes_received: u64,
+    pub(crate) first_packet: f64,
+    pub(crate) last_packet: f64,
     /// What the stream's receiver reported in RTCP (absent without reports).
-    pub remote_fraction_lost: Option<f64>,
-    pub remote_packets_lost: Option<i32>,
-    pub remote_jitter: Option<f64>,
-    pub sender_reports: u64,
-    pub round_trip_time: Option<f64>,
+    pub(crate) remote_fraction_lost: Option<f64>,
+    pub(crate) remote_packets_lost: Option<i32>,
+    pub(crate) remote_jitter: Option<f64>,
+    pub(crate) sender_reports: u64,
+    pub(crate) round_trip_time: Option<f64>,
     #[serde(rename = "roundTripTimeDetail")]
-    pub round_trip_time_detail: Option<RttResult>,
+    pub(crate) round_trip_time_detail: Option<RttResult>,
 }
 
 /// Output of `analyze --format json`.

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// The embedded default configuration.
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+pub(crate) const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
 pub use crate::engine::RtcpMode;
 
@@ -20,25 +20,25 @@ pub struct Config {
     #[serde(default)]
     pub api: ApiConfig,
     #[serde(default)]
-    pub limits: Limits,
+    pub(crate) limits: Limits,
     #[serde(default)]
-    pub rtcp: RtcpSettings,
+    pub(crate) rtcp: RtcpSettings,
     #[serde(default)]
-    pub metrics: MetricsConfig,
+    pub(crate) metrics: MetricsConfig,
     #[serde(default)]
     pub collector: CollectorConfig,
     /// Static SDES keys for sessions from known client addresses.
     #[serde(default)]
-    pub srtp: Vec<SrtpConfig>,
+    pub(crate) srtp: Vec<SrtpConfig>,
 }
 
 /// A secret string from the config: never printed by `Debug` or serialised.
 #[derive(Clone, Deserialize)]
 #[serde(transparent)]
-pub struct Secret(String);
+pub(crate) struct Secret(String);
 
 impl Secret {
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -62,20 +62,20 @@ impl Serialize for Secret {
 #[serde(deny_unknown_fields)]
 pub struct SrtpConfig {
     /// `IP` (any port) or `IP:PORT` of the client.
-    pub client: String,
+    pub(crate) client: String,
     /// AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AEAD_AES_128_GCM or AEAD_AES_256_GCM.
-    pub suite: String,
+    pub(crate) suite: String,
     /// Key params protecting what the client sends (`inline:<base64>`).
     #[serde(default)]
-    pub client_key: Option<Secret>,
+    pub(crate) client_key: Option<Secret>,
     /// Key params protecting what the upstream sends.
     #[serde(default)]
-    pub upstream_key: Option<Secret>,
+    pub(crate) upstream_key: Option<Secret>,
 }
 
 impl SrtpConfig {
     /// The parsed keys (errors name the problem, never the key material).
-    pub fn keys(&self) -> Result<crate::engine::SessionKeys, (String, String)> {
+    pub(crate) fn keys(&self) -> Result<crate::engine::SessionKeys, (String, String)> {
         let suite: crate::srtp::CryptoSuite = self
             .suite
             .parse()
@@ -93,7 +93,7 @@ impl SrtpConfig {
     }
 
     /// Which clients get these keys: `IP:PORT` or a bare IP.
-    pub fn client_match(&self) -> Option<crate::engine::ClientMatch> {
+    pub(crate) fn client_match(&self) -> Option<crate::engine::ClientMatch> {
         use crate::engine::ClientMatch;
         match self.client.parse::<SocketAddr>() {
             Ok(a) => Some(ClientMatch::Addr(a)),
@@ -105,20 +105,20 @@ impl SrtpConfig {
 /// `[metrics]`: the Prometheus endpoint (`GET /metrics` on the API).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct MetricsConfig {
+pub(crate) struct MetricsConfig {
     /// Serve `GET /metrics` and run the publisher (and OTLP push).
     #[serde(default = "default_true")]
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// How often counters are read from the workers and stream
     /// distributions sampled (one histogram sample per stream), seconds.
     #[serde(default = "default_metrics_interval")]
-    pub interval_secs: u64,
+    pub(crate) interval_secs: u64,
     /// Per-session gauges (`session` label) for finding the bad call.
     #[serde(default)]
-    pub per_session: bool,
+    pub(crate) per_session: bool,
     /// Hard cap on sessions with per-session series (worst by loss first).
     #[serde(default = "default_max_session_series")]
-    pub max_session_series: usize,
+    pub(crate) max_session_series: usize,
 }
 
 impl Default for MetricsConfig {
@@ -147,16 +147,16 @@ pub struct CollectorConfig {
     /// `http://127.0.0.1:4318` (`/v1/metrics` and `/v1/logs` are appended).
     /// Unset: no push.
     #[serde(default)]
-    pub otlp_endpoint: Option<String>,
+    pub(crate) otlp_endpoint: Option<String>,
     /// Push interval, seconds (default 10).
     #[serde(default)]
-    pub interval_secs: Option<u64>,
+    pub(crate) interval_secs: Option<u64>,
     /// Per-request timeout, ms (default 5000).
     #[serde(default)]
-    pub timeout_ms: Option<u64>,
+    pub(crate) timeout_ms: Option<u64>,
     /// Attempts after a failure before a batch is given up (default 5).
     #[serde(default)]
-    pub max_retries: Option<u32>,
+    pub(crate) max_retries: Option<u32>,
     /// OTLP resource attributes, e.g. `"service.instance.id" = "sfu-1"`.
     #[serde(default)]
     pub resource: BTreeMap<String, String>,
@@ -168,17 +168,17 @@ pub struct CollectorConfig {
 pub struct RtcpSettings {
     /// Minimum report interval on a leg carrying video, ms.
     #[serde(default = "default_video_ms")]
-    pub min_interval_video_ms: u64,
+    pub(crate) min_interval_video_ms: u64,
     /// Minimum report interval on an audio-only leg, ms.
     #[serde(default = "default_audio_ms")]
-    pub min_interval_audio_ms: u64,
+    pub(crate) min_interval_audio_ms: u64,
     /// `auto`: report intervals without a report block about a stream
     /// before the proxy generates reports for it.
     #[serde(default = "default_suppression")]
-    pub suppression_intervals: u32,
+    pub(crate) suppression_intervals: u32,
     /// Add XR RRTR to generated reports (RTT of terminated legs via DLRR).
     #[serde(default = "default_true")]
-    pub xr_rrtr: bool,
+    pub(crate) xr_rrtr: bool,
 }
 
 impl Default for RtcpSettings {
@@ -213,14 +213,14 @@ pub struct RelayConfig {
     #[serde(default)]
     pub rtcp: RtcpMode,
     #[serde(default = "default_upstream_bind")]
-    pub upstream_bind: std::net::IpAddr,
+    pub(crate) upstream_bind: std::net::IpAddr,
     #[serde(default = "default_upstream_ports")]
-    pub upstream_ports: String,
+    pub(crate) upstream_ports: String,
     /// Separate RTCP sockets for non-mux RTP/RTCP pairs.
     pub listen_rtcp: Option<SocketAddr>,
     pub upstream_rtcp: Option<SocketAddr>,
     #[serde(default)]
-    pub clock_rates: BTreeMap<String, u32>,
+    pub(crate) clock_rates: BTreeMap<String, u32>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -231,18 +231,18 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// When set, every request must carry `Authorization: Bearer <token>`.
     #[serde(default)]
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
     /// Interval of `stats` events on `GET /v1/stream`, ms.
     #[serde(default = "default_stream_interval")]
-    pub stream_interval_ms: u64,
+    pub(crate) stream_interval_ms: u64,
     /// Origins allowed to read the API from a web page (CORS); `"*"` for
     /// any. Empty: no CORS headers (same-origin only).
     #[serde(default)]
-    pub cors_origins: Vec<String>,
+    pub(crate) cors_origins: Vec<String>,
     /// A session whose binding requests stay unanswered this long is
     /// `failed` with reason `consent-lost` on the stream (RFC 7675 §5.1: 30 s).
     #[serde(default = "default_consent_timeout")]
-    pub consent_timeout_secs: u64,
+    pub(crate) consent_timeout_secs: u64,
 }
 
 fn default_consent_timeout() -> u64 {
@@ -267,26 +267,26 @@ impl Default for ApiConfig {
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Limits {
+pub(crate) struct Limits {
     #[serde(default = "default_max_sessions")]
-    pub max_sessions: usize,
+    pub(crate) max_sessions: usize,
     #[serde(default = "default_idle_timeout")]
-    pub idle_timeout_secs: u64,
+    pub(crate) idle_timeout_secs: u64,
     #[serde(default = "default_max_sources")]
-    pub max_sources_per_side: usize,
+    pub(crate) max_sources_per_side: usize,
     /// New sessions a second per source prefix (IPv4 /24, IPv6 /64); 0: no limit.
     #[serde(default = "default_prefix_rate")]
-    pub new_sessions_per_prefix_per_sec: u32,
+    pub(crate) new_sessions_per_prefix_per_sec: u32,
     /// Close sessions the upstream never answered within this many seconds; 0: never.
     #[serde(default = "default_unanswered")]
-    pub unanswered_timeout_secs: u64,
+    pub(crate) unanswered_timeout_secs: u64,
     /// Datagrams a second accepted from each side of one session; 0: no limit.
     #[serde(default = "default_packet_rate")]
-    pub max_packets_per_session_per_sec: u32,
+    pub(crate) max_packets_per_session_per_sec: u32,
     /// When a session may follow its client to a new address: `stun` (after
     /// the upstream accepts an ICE check from it) or `never`.
     #[serde(default)]
-    pub nat_rebinding: crate::engine::NatRebinding,
+    pub(crate) nat_rebinding: crate::engine::NatRebinding,
 }
 
 fn default_prefix_rate() -> u32 {
@@ -462,7 +462,7 @@ impl Config {
         Ok(())
     }
 
-    pub fn report_policy(&self) -> crate::engine::ReportPolicy {
+    pub(crate) fn report_policy(&self) -> crate::engine::ReportPolicy {
         crate::engine::ReportPolicy {
             min_interval_video: Duration::from_millis(self.rtcp.min_interval_video_ms),
             min_interval_audio: Duration::from_millis(self.rtcp.min_interval_audio_ms),
@@ -543,7 +543,7 @@ impl RelayConfig {
 }
 
 /// Parses `"LOW-HIGH"` into an inclusive port range.
-pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+pub(crate) fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
     let (lo, hi) = s
         .split_once('-')
         .ok_or_else(|| format!("expected LOW-HIGH, got {s:?}"))?;

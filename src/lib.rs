@@ -86,13 +86,11 @@
 
 pub mod analyze;
 pub mod config;
-pub mod demo;
 pub mod engine;
 pub mod export;
-pub mod impair;
-pub mod impair_live;
 pub mod report;
 pub mod runtime;
+pub mod sim;
 pub mod srtp;
 pub mod stats;
 pub mod time;

@@ -195,7 +195,7 @@ fn main() -> ExitCode {
             json,
             plain,
         } => {
-            let opts = rtp_middlebox::demo::DemoOptions {
+            let opts = rtp_middlebox::sim::demo::DemoOptions {
                 seconds: (!forever).then_some(seconds),
                 rtcp: rtcp.parse().unwrap_or_default(),
                 loss: loss / 100.0,
@@ -206,11 +206,11 @@ fn main() -> ExitCode {
                 seed,
                 api_listen,
                 display: if json {
-                    rtp_middlebox::demo::Display::Off
+                    rtp_middlebox::sim::demo::Display::Off
                 } else if plain {
-                    rtp_middlebox::demo::Display::Plain
+                    rtp_middlebox::sim::demo::Display::Plain
                 } else {
-                    rtp_middlebox::demo::Display::Auto
+                    rtp_middlebox::sim::demo::Display::Auto
                 },
                 ..Default::default()
             };
@@ -360,7 +360,7 @@ fn final_line(v: &rtp_middlebox::runtime::SessionView) -> String {
     )
 }
 
-fn demo(opts: &rtp_middlebox::demo::DemoOptions, json: bool) -> Result<(), String> {
+fn demo(opts: &rtp_middlebox::sim::demo::DemoOptions, json: bool) -> Result<(), String> {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
         // Ctrl-C (or SIGTERM) ends the run early, still with a summary.
@@ -374,11 +374,11 @@ fn demo(opts: &rtp_middlebox::demo::DemoOptions, json: bool) -> Result<(), Strin
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
     let live: &mut dyn std::io::Write = if json { &mut stderr } else { &mut stdout };
-    let summary = rtp_middlebox::demo::run(opts, stop, live)?;
+    let summary = rtp_middlebox::sim::demo::run(opts, stop, live)?;
     let text = if json {
         serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())? + "\n"
     } else {
-        rtp_middlebox::demo::render_summary(&summary)
+        rtp_middlebox::sim::demo::render_summary(&summary)
     };
     use std::io::Write;
     let _ = stdout.write_all(text.as_bytes());

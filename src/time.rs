@@ -32,7 +32,7 @@ impl MonoTime {
 
     /// `self - earlier`, or `None` when `earlier` is later (time handed in
     /// by a capture may step backwards).
-    pub fn checked_since(self, earlier: MonoTime) -> Option<Duration> {
+    pub(crate) fn checked_since(self, earlier: MonoTime) -> Option<Duration> {
         self.0.checked_sub(earlier.0).map(Duration::from_nanos)
     }
 

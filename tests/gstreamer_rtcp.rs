@@ -27,10 +27,10 @@
 
 use rtp_middlebox::config::Config;
 use rtp_middlebox::engine::Side;
-use rtp_middlebox::impair::{Fate, ImpairConfig, Impairment};
-use rtp_middlebox::impair_live::{bind_pair, Forwarder, ForwarderConfig, ForwarderCounters};
 use rtp_middlebox::runtime::clock::Clock;
 use rtp_middlebox::runtime::{self, RelayRuntime, RunOptions, SessionView, WorkerStats};
+use rtp_middlebox::sim::impair::{Fate, ImpairConfig, Impairment};
+use rtp_middlebox::sim::impair_live::{bind_pair, Forwarder, ForwarderConfig, ForwarderCounters};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -440,7 +440,8 @@ fn check_reports(label: &str, run: &Run, reporter: u64, rtt_expected_ms: f64) {
     }
     let fraction_pct = 100.0 * weighted / weight;
 
-    let late = |c: &rtp_middlebox::impair_live::ChannelCounters| format!("{:.0}/{}", c.late_mean_us(), c.late_max_us);
+    let late =
+        |c: &rtp_middlebox::sim::impair_live::ChannelCounters| format!("{:.0}/{}", c.late_mean_us(), c.late_max_us);
     println!(
         "[{label}] leg A send lateness mean/max us: RTP {}, RTCP to relay {}, RTCP back {}",
         late(&a),

@@ -9,8 +9,8 @@
 // Real processes and sockets: waiting on real time is the point.
 #![allow(clippy::disallowed_methods)]
 
-use rtp_middlebox::demo::{self, DemoOptions, Display};
 use rtp_middlebox::engine::RtcpMode;
+use rtp_middlebox::sim::demo::{self, DemoOptions, Display};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};

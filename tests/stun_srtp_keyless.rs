@@ -10,9 +10,9 @@
 
 use rtp_middlebox::config::Config;
 use rtp_middlebox::engine::Side;
-use rtp_middlebox::impair::ImpairConfig;
-use rtp_middlebox::impair_live::{Forwarder, ForwarderConfig};
 use rtp_middlebox::runtime::{self, RunOptions};
+use rtp_middlebox::sim::impair::ImpairConfig;
+use rtp_middlebox::sim::impair_live::{Forwarder, ForwarderConfig};
 use rtp_middlebox::srtp::{CryptoSuite, SrtpKeys};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -52,7 +52,7 @@ impl CryptoSuite {
     }
 
     /// The DTLS-SRTP protection profile name (RFC 5764 §4.1.2, RFC 7714 §14.2).
-    pub const fn dtls_srtp_name(self) -> &'static str {
+    pub(crate) const fn dtls_srtp_name(self) -> &'static str {
         match self {
             CryptoSuite::AesCm128HmacSha1_80 => "SRTP_AES128_CM_HMAC_SHA1_80",
             CryptoSuite::AesCm128HmacSha1_32 => "SRTP_AES128_CM_HMAC_SHA1_32",
@@ -85,7 +85,7 @@ impl CryptoSuite {
     }
 
     /// Whether this is an AEAD (AES-GCM) suite.
-    pub const fn is_aead(self) -> bool {
+    pub(crate) const fn is_aead(self) -> bool {
         matches!(self, CryptoSuite::AeadAes128Gcm | CryptoSuite::AeadAes256Gcm)
     }
 

@@ -236,7 +236,7 @@ impl SrtcpReader {
     }
 
     /// The suite of the keys this reader was built with.
-    pub fn suite(&self) -> CryptoSuite {
+    pub(crate) fn suite(&self) -> CryptoSuite {
         self.keys.suite()
     }
 

@@ -33,7 +33,7 @@ const STATIC_H263: u8 = 34;
 /// Media kind as far as the payload type tells.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum MediaKind {
+pub(crate) enum MediaKind {
     Audio,
     Video,
 }
@@ -89,14 +89,14 @@ impl ClockRates {
 
     /// Clock rate for `pt`, or `None` when it is dynamic and not configured.
     #[inline]
-    pub fn get(&self, pt: u8) -> Option<u32> {
+    pub(crate) fn get(&self, pt: u8) -> Option<u32> {
         match self.rates.get(usize::from(pt)) {
             Some(&0) | None => None,
             Some(&r) => Some(r),
         }
     }
 
-    pub fn kind(&self, pt: u8) -> Option<MediaKind> {
+    pub(crate) fn kind(&self, pt: u8) -> Option<MediaKind> {
         self.kinds.get(usize::from(pt)).copied().flatten()
     }
 }

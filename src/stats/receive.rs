@@ -10,7 +10,7 @@ use crate::wire::{ExtSeqNo, RtpTs, SeqNo};
 /// RFC 3550 A.1 constants.
 pub const MAX_DROPOUT: u16 = 3000;
 pub const MAX_MISORDER: u16 = 100;
-pub const MIN_SEQUENTIAL: u8 = 2;
+pub(crate) const MIN_SEQUENTIAL: u8 = 2;
 const RTP_SEQ_MOD: u32 = 1 << 16;
 
 /// A timestamp step this large (2^30 ticks: 3.3 h at 90 kHz) is a sender
@@ -53,6 +53,11 @@ pub struct IntervalLoss {
 /// Per-SSRC receive state.
 /// `repr(C)` with the per-packet fields first (A.1 state, counters, A.8
 /// state), so an update touches the struct's first cache lines only.
+///
+/// Read the counters through the accessors (`packets()`, `payload_bytes()`,
+/// …). The few fields that are not private yet still have direct readers:
+/// the engine's snapshot and report generator (`pub(crate)` ones) and the
+/// property tests (`pub` ones).
 #[derive(Clone, Debug)]
 #[repr(C)]
 pub struct ReceiveStats {
@@ -72,10 +77,10 @@ pub struct ReceiveStats {
     recent: u128,
     pub packets: u64,
     /// Payload bytes (header and padding excluded), as W3C `bytesReceived`.
-    pub payload_bytes: u64,
+    pub(crate) payload_bytes: u64,
     /// RTP header bytes, as W3C `headerBytesReceived`.
-    pub header_bytes: u64,
-    pub last_arrival: MonoTime,
+    pub(crate) header_bytes: u64,
+    pub(crate) last_arrival: MonoTime,
     // RFC 3550 A.8 jitter, in RTP timestamp units.
     clock_rate: Option<u32>,
     prev: Option<(MonoTime, RtpTs)>,
@@ -103,7 +108,7 @@ pub struct ReceiveStats {
     pub out_of_order: u64,
     pub invalid: u64,
     pub restarts: u64,
-    pub first_arrival: MonoTime,
+    pub(crate) first_arrival: MonoTime,
 }
 
 impl ReceiveStats {
@@ -160,7 +165,7 @@ impl ReceiveStats {
     /// decides from the marker bit and payload type whether the packet is a
     /// jitter *sample* for `maxJitter`/`meanJitter`.
     #[inline]
-    pub fn on_rtp(&mut self, now: MonoTime, rtp: &RtpView<'_>) -> SeqOutcome {
+    pub(crate) fn on_rtp(&mut self, now: MonoTime, rtp: &RtpView<'_>) -> SeqOutcome {
         // Wireshark's RTP stream analysis samples the running estimate only
         // on "regular" packets: not a marker packet (audio talkspurt start,
         // video frame end), not comfort noise (PT 13, or 19 as once
@@ -375,7 +380,7 @@ impl ReceiveStats {
     }
 
     /// Sets the clock rate once it becomes known (e.g. a configured PT).
-    pub fn set_clock_rate(&mut self, rate: Option<u32>) {
+    pub(crate) fn set_clock_rate(&mut self, rate: Option<u32>) {
         if self.clock_rate != rate {
             self.clock_rate = rate;
             self.prev = None;
@@ -384,6 +389,52 @@ impl ReceiveStats {
 
     pub fn clock_rate(&self) -> Option<u32> {
         self.clock_rate
+    }
+
+    /// Packets accounted, whatever their outcome (duplicates and probation
+    /// included): W3C `packetsReceived`.
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+
+    /// Payload bytes (header and padding excluded), as W3C `bytesReceived`.
+    pub fn payload_bytes(&self) -> u64 {
+        self.payload_bytes
+    }
+
+    /// RTP header bytes, as W3C `headerBytesReceived`.
+    pub fn header_bytes(&self) -> u64 {
+        self.header_bytes
+    }
+
+    /// Arrival time of the stream's first packet.
+    pub fn first_arrival(&self) -> MonoTime {
+        self.first_arrival
+    }
+
+    /// Arrival time of the latest packet.
+    pub fn last_arrival(&self) -> MonoTime {
+        self.last_arrival
+    }
+
+    /// Packets already received (A.1 [`SeqOutcome::Duplicate`]).
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+
+    /// Packets behind the highest, not seen before ([`SeqOutcome::OutOfOrder`]).
+    pub fn out_of_order(&self) -> u64 {
+        self.out_of_order
+    }
+
+    /// Packets A.1 rejected ([`SeqOutcome::Invalid`]).
+    pub fn invalid(&self) -> u64 {
+        self.invalid
+    }
+
+    /// Confirmed sequence restarts ([`SeqOutcome::Restarted`]).
+    pub fn restarts(&self) -> u64 {
+        self.restarts
     }
 
     /// True once the source passed probation (RFC 3550 A.1).

@@ -13,15 +13,15 @@ use crate::wire::Ssrc;
 #[derive(Clone, Debug)]
 pub struct RemoteReport {
     /// Who sent the block (the receiver's SSRC).
-    pub reporter: Ssrc,
-    pub block: ReportBlock,
-    pub received_at: MonoTime,
-    pub reports: u64,
-    pub rtt: RttStats,
+    pub(crate) reporter: Ssrc,
+    pub(crate) block: ReportBlock,
+    pub(crate) received_at: MonoTime,
+    pub(crate) reports: u64,
+    pub(crate) rtt: RttStats,
 }
 
 impl RemoteReport {
-    pub fn new(reporter: Ssrc, block: ReportBlock, now: MonoTime) -> Self {
+    pub(crate) fn new(reporter: Ssrc, block: ReportBlock, now: MonoTime) -> Self {
         RemoteReport {
             reporter,
             block,
@@ -31,11 +31,35 @@ impl RemoteReport {
         }
     }
 
-    pub fn update(&mut self, reporter: Ssrc, block: ReportBlock, now: MonoTime) {
+    pub(crate) fn update(&mut self, reporter: Ssrc, block: ReportBlock, now: MonoTime) {
         self.reporter = reporter;
         self.block = block;
         self.received_at = now;
         self.reports += 1;
+    }
+
+    /// Who sent the latest block (the receiver's SSRC).
+    pub fn reporter(&self) -> Ssrc {
+        self.reporter
+    }
+
+    /// The latest report block.
+    pub fn block(&self) -> &ReportBlock {
+        &self.block
+    }
+
+    pub fn received_at(&self) -> MonoTime {
+        self.received_at
+    }
+
+    /// Blocks received about this SSRC.
+    pub fn reports(&self) -> u64 {
+        self.reports
+    }
+
+    /// RTT matched from these blocks' LSR/DLSR.
+    pub fn rtt(&self) -> &RttStats {
+        &self.rtt
     }
 
     /// Fraction lost as 0..=1 (W3C `fractionLost`).
@@ -47,7 +71,23 @@ impl RemoteReport {
 /// Latest SR from one sender SSRC.
 #[derive(Clone, Copy, Debug)]
 pub struct SenderRecord {
-    pub info: SenderInfo,
-    pub received_at: MonoTime,
-    pub reports: u64,
+    pub(crate) info: SenderInfo,
+    pub(crate) received_at: MonoTime,
+    pub(crate) reports: u64,
+}
+
+impl SenderRecord {
+    /// The SR's sender info (NTP and RTP timestamps, packet and octet counts).
+    pub fn info(&self) -> &SenderInfo {
+        &self.info
+    }
+
+    pub fn received_at(&self) -> MonoTime {
+        self.received_at
+    }
+
+    /// SRs received from this sender.
+    pub fn reports(&self) -> u64 {
+        self.reports
+    }
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 /// How many forwarded SRs (or RRTRs) per SSRC stay matchable. Senders emit
 /// one every 0.5–5 s and receivers answer the latest, so eight covers reports
 /// that cross in flight and a receiver that answers late.
-pub const SENT_LOG_LEN: usize = 8;
+pub(crate) const SENT_LOG_LEN: usize = 8;
 
 /// Older forwarded reports are never matched: compact NTP wraps after ~18 h,
 /// and a report answering one this old is stale or forged.
@@ -137,23 +137,51 @@ pub fn rtt_from(held: Duration, delay: Duration) -> Result<Duration, RttReject> 
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RttStats {
-    pub last: Option<Duration>,
-    pub min: Option<Duration>,
-    pub max: Option<Duration>,
-    pub total: Duration,
+    pub(crate) last: Option<Duration>,
+    pub(crate) min: Option<Duration>,
+    pub(crate) max: Option<Duration>,
+    pub(crate) total: Duration,
     /// Valid samples only (rejected reports never count).
-    pub measurements: u64,
-    pub last_method: Option<RttMethod>,
+    pub(crate) measurements: u64,
+    pub(crate) last_method: Option<RttMethod>,
 }
 
 impl RttStats {
-    pub fn add(&mut self, rtt: Duration, method: RttMethod) {
+    pub(crate) fn add(&mut self, rtt: Duration, method: RttMethod) {
         self.last = Some(rtt);
         self.min = Some(self.min.map_or(rtt, |m| m.min(rtt)));
         self.max = Some(self.max.map_or(rtt, |m| m.max(rtt)));
         self.total += rtt;
         self.measurements += 1;
         self.last_method = Some(method);
+    }
+
+    /// Latest valid sample (W3C `roundTripTime`).
+    pub fn last(&self) -> Option<Duration> {
+        self.last
+    }
+
+    pub fn min(&self) -> Option<Duration> {
+        self.min
+    }
+
+    pub fn max(&self) -> Option<Duration> {
+        self.max
+    }
+
+    /// Sum of the valid samples (W3C `totalRoundTripTime`).
+    pub fn total(&self) -> Duration {
+        self.total
+    }
+
+    /// Valid samples (W3C `roundTripTimeMeasurements`).
+    pub fn measurements(&self) -> u64 {
+        self.measurements
+    }
+
+    /// How the latest sample was taken.
+    pub fn last_method(&self) -> Option<RttMethod> {
+        self.last_method
     }
 
     pub fn mean(&self) -> Option<Duration> {

@@ -22,10 +22,10 @@
 use crate::config::Config;
 use crate::engine::{RtcpMode, Side, SourceSnapshot};
 use crate::export::http;
-use crate::impair::{GilbertElliott, ImpairConfig};
-use crate::impair_live::{Forwarder, ForwarderConfig};
 use crate::runtime::clock::Clock;
 use crate::runtime::{self, RunOptions, SessionView};
+use crate::sim::impair::{GilbertElliott, ImpairConfig};
+use crate::sim::impair_live::{Forwarder, ForwarderConfig};
 use crate::wire::ntp::{CompactNtp, Delay16, NtpTime};
 use crate::wire::rtcp::{self, ReportBlock, RtcpPacket, SenderInfo};
 use crate::wire::rtp::RtpView;
@@ -544,74 +544,74 @@ fn on_rtcp(st: &mut EndpointState, data: &[u8], wall: Duration, role: Role) {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamSummary {
-    pub stream: String,
-    pub kind: String,
-    pub ssrc: u32,
+    pub(crate) stream: String,
+    pub(crate) kind: String,
+    pub(crate) ssrc: u32,
     /// `browser→sfu` or `sfu→browser`.
-    pub direction: String,
-    pub sent: u64,
+    pub(crate) direction: String,
+    pub(crate) sent: u64,
     /// The proxy's RFC 3550 figures for the stream as it arrived there.
     pub proxy_packets: u64,
-    pub proxy_lost: i64,
-    pub proxy_loss_percent: f64,
-    pub proxy_jitter_ms: Option<f64>,
-    pub proxy_mean_jitter_ms: Option<f64>,
+    pub(crate) proxy_lost: i64,
+    pub(crate) proxy_loss_percent: f64,
+    pub(crate) proxy_jitter_ms: Option<f64>,
+    pub(crate) proxy_mean_jitter_ms: Option<f64>,
     /// Loss the impairment caused before the proxy: sequence numbers missing
     /// at the proxy's side, counted by the receiving endpoint (the proxy
     /// itself drops nothing on loopback).
-    pub truth_lost_before_proxy: i64,
+    pub(crate) truth_lost_before_proxy: i64,
     /// What the receiving endpoint saw end to end.
-    pub receiver_packets: u64,
-    pub receiver_lost: i64,
-    pub receiver_jitter_ms: f64,
+    pub(crate) receiver_packets: u64,
+    pub(crate) receiver_lost: i64,
+    pub(crate) receiver_jitter_ms: f64,
     /// The proxy generates report blocks about this stream.
-    pub proxy_generating: bool,
+    pub(crate) proxy_generating: bool,
     /// Report blocks about this stream that reached its sender, and the
     /// RTT the sender computed from them (as a browser would).
-    pub reports_at_sender: u64,
-    pub sender_rtt_ms: Option<f64>,
-    pub sender_fraction_lost: Option<f64>,
+    pub(crate) reports_at_sender: u64,
+    pub(crate) sender_rtt_ms: Option<f64>,
+    pub(crate) sender_fraction_lost: Option<f64>,
 }
 
 /// RTT the proxy measured on one leg.
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LegSummary {
-    pub leg: String,
-    pub injected_rtt_ms: f64,
-    pub sr_rr_ms: Option<f64>,
-    pub sr_rr_samples: u64,
-    pub xr_dlrr_ms: Option<f64>,
-    pub stun_ms: Option<f64>,
-    pub stun_samples: u64,
-    pub reports_generated: u64,
+pub(crate) struct LegSummary {
+    pub(crate) leg: String,
+    pub(crate) injected_rtt_ms: f64,
+    pub(crate) sr_rr_ms: Option<f64>,
+    pub(crate) sr_rr_samples: u64,
+    pub(crate) xr_dlrr_ms: Option<f64>,
+    pub(crate) stun_ms: Option<f64>,
+    pub(crate) stun_samples: u64,
+    pub(crate) reports_generated: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DemoSummary {
-    pub seconds: f64,
-    pub rtcp: String,
-    pub seed: u64,
-    pub impairment: ImpairmentSummary,
+    pub(crate) seconds: f64,
+    pub(crate) rtcp: String,
+    pub(crate) seed: u64,
+    pub(crate) impairment: ImpairmentSummary,
     pub streams: Vec<StreamSummary>,
-    pub legs: Vec<LegSummary>,
-    pub api: String,
+    pub(crate) legs: Vec<LegSummary>,
+    pub(crate) api: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImpairmentSummary {
     /// Long-run loss rate of the client leg's model, each direction, %.
-    pub expected_loss_percent: f64,
+    pub(crate) expected_loss_percent: f64,
     /// Datagrams (all kinds) the client leg dropped, per direction.
-    pub dropped_to_proxy: u64,
-    pub dropped_to_browser: u64,
-    pub delay_ms: f64,
-    pub jitter_ms: f64,
+    pub(crate) dropped_to_proxy: u64,
+    pub(crate) dropped_to_browser: u64,
+    pub(crate) delay_ms: f64,
+    pub(crate) jitter_ms: f64,
     /// Expected RFC 3550 jitter for uniform ±J delay variation: E|Dᵢ − Dⱼ| = 2J/3.
-    pub expected_jitter_ms: f64,
-    pub upstream_delay_ms: f64,
+    pub(crate) expected_jitter_ms: f64,
+    pub(crate) upstream_delay_ms: f64,
 }
 
 fn client_leg(opts: &DemoOptions, seed: u64) -> ImpairConfig {
@@ -777,7 +777,7 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>, out: &mut dyn Write) -> Re
     api.stop();
     let _ = relay.shutdown(Duration::from_secs(2));
 
-    let model = crate::impair::Impairment::new(client_leg(opts, 0)).map_err(|e| e.to_string())?;
+    let model = crate::sim::impair::Impairment::new(client_leg(opts, 0)).map_err(|e| e.to_string())?;
     Ok(DemoSummary {
         seconds: elapsed,
         rtcp: opts.rtcp.to_string(),

@@ -37,8 +37,8 @@
 //! and joins every thread; datagrams still queued are discarded.
 //!
 //! ```no_run
-//! use rtp_middlebox::impair::ImpairConfig;
-//! use rtp_middlebox::impair_live::{Forwarder, ForwarderConfig};
+//! use rtp_middlebox::sim::impair::ImpairConfig;
+//! use rtp_middlebox::sim::impair_live::{Forwarder, ForwarderConfig};
 //!
 //! let target = "127.0.0.1:5004".parse().unwrap();
 //! let mut cfg = ForwarderConfig::new(target);
@@ -51,8 +51,8 @@
 //! println!("dropped {} of {}", counters.to_target.rtp.dropped, counters.to_target.rtp.offered);
 //! ```
 
-use crate::impair::{derive_seed, ImpairConfig, Impairment};
 use crate::runtime::clock::Clock;
+use crate::sim::impair::{derive_seed, ImpairConfig, Impairment};
 use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -64,7 +64,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Default bound on the datagrams queued in one direction.
-pub const DEFAULT_QUEUE_LIMIT: usize = 8192;
+pub(crate) const DEFAULT_QUEUE_LIMIT: usize = 8192;
 
 /// Longest a delivery thread sleeps before it re-checks the stop flag.
 pub const MAX_SLEEP: Duration = Duration::from_millis(20);
@@ -84,20 +84,20 @@ const MAX_DATAGRAM: usize = 65_536;
 pub struct ForwarderConfig {
     /// Local address of the client-facing socket. Port 0 lets the OS choose;
     /// in pair mode a non-zero port must be even (RTCP takes port + 1).
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// Where client datagrams go (the RTP target in pair mode).
-    pub target: SocketAddr,
+    pub(crate) target: SocketAddr,
     /// Pair mode: the RTCP target. When set, both sides bind an even/odd
     /// port pair (RTP on P, RTCP on P+1).
-    pub target_rtcp: Option<SocketAddr>,
+    pub(crate) target_rtcp: Option<SocketAddr>,
     /// Local IP of the target-facing socket(s); their ports are OS-chosen.
-    pub target_bind: IpAddr,
+    pub(crate) target_bind: IpAddr,
     /// Impairment of client → target datagrams.
     pub to_target: ImpairConfig,
     /// Impairment of target → client datagrams.
     pub to_client: ImpairConfig,
     /// Bound on the datagrams queued per direction.
-    pub queue_limit: usize,
+    pub(crate) queue_limit: usize,
 }
 
 fn loopback_like(addr: SocketAddr) -> IpAddr {
@@ -152,16 +152,16 @@ pub struct ChannelCounters {
     /// Datagrams sent on (duplicates included).
     pub delivered: u64,
     /// Offered datagrams the impairment duplicated.
-    pub duplicated: u64,
+    pub(crate) duplicated: u64,
     /// Dropped because the direction's queue was full.
-    pub overflow: u64,
+    pub(crate) overflow: u64,
     /// Target → client datagrams that arrived before any client was seen.
-    pub no_destination: u64,
+    pub(crate) no_destination: u64,
     /// Sends that failed (ICMP unreachable, buffer full, …).
-    pub send_errors: u64,
+    pub(crate) send_errors: u64,
     /// How late sends were against their scheduled delivery time: sum
     /// (for the mean over `delivered`) and maximum, microseconds.
-    pub late_total_us: u64,
+    pub(crate) late_total_us: u64,
     pub late_max_us: u64,
 }
 
@@ -198,7 +198,7 @@ pub struct DirectionCounters {
 
 impl DirectionCounters {
     /// Both channels added up.
-    pub fn total(&self) -> ChannelCounters {
+    pub(crate) fn total(&self) -> ChannelCounters {
         let mut t = self.rtp;
         t.add(&self.rtcp);
         t
@@ -581,7 +581,7 @@ impl Forwarder {
     }
 
     /// Counters so far.
-    pub fn counters(&self) -> ForwarderCounters {
+    pub(crate) fn counters(&self) -> ForwarderCounters {
         let dir = |d: usize| {
             let st = lock(&self.shared.dirs[d].state);
             DirectionCounters {
@@ -631,7 +631,7 @@ impl Drop for Forwarder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::impair::Fate;
+    use crate::sim::impair::Fate;
 
     const MS: u64 = 1_000_000;
 

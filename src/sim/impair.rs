@@ -18,7 +18,7 @@
 //! test captures in `tests/data/`.
 //!
 //! ```
-//! use rtp_middlebox::impair::{Fate, ImpairConfig, Impairment};
+//! use rtp_middlebox::sim::impair::{Fate, ImpairConfig, Impairment};
 //!
 //! let cfg = ImpairConfig { seed: 7, loss: 0.1, delay_ms: 20.0, jitter_ms: 5.0, ..Default::default() };
 //! let mut imp = Impairment::new(cfg).unwrap();
@@ -82,7 +82,7 @@ impl Default for GilbertElliott {
 
 impl GilbertElliott {
     /// Long-run loss probability of this chain alone.
-    pub fn expected_loss_rate(&self) -> f64 {
+    pub(crate) fn expected_loss_rate(&self) -> f64 {
         let s = self.p_good_to_bad + self.p_bad_to_good;
         // s == 0: the chain never leaves the good state it starts in.
         let pi_bad = if s > 0.0 { self.p_good_to_bad / s } else { 0.0 };
@@ -261,13 +261,13 @@ pub struct ImpairCounters {
     /// Packets offered.
     pub offered: u64,
     /// Bytes offered.
-    pub offered_bytes: u64,
+    pub(crate) offered_bytes: u64,
     /// Packets delivered at least once (offered − dropped).
-    pub delivered: u64,
+    pub(crate) delivered: u64,
     /// Packets dropped, all causes.
     pub dropped: u64,
-    pub dropped_random: u64,
-    pub dropped_burst: u64,
+    pub(crate) dropped_random: u64,
+    pub(crate) dropped_burst: u64,
     /// Packets delivered twice.
     pub duplicated: u64,
     /// Packets held back by the reorder hold.
@@ -311,7 +311,7 @@ impl Impairment {
         })
     }
 
-    pub fn config(&self) -> &ImpairConfig {
+    pub(crate) fn config(&self) -> &ImpairConfig {
         &self.cfg
     }
 
