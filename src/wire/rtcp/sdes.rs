@@ -111,7 +111,10 @@ mod tests {
     use super::super::{walk, RtcpPacket};
     use super::*;
 
-    fn chunks(d: &[u8]) -> Vec<(Ssrc, Vec<(u8, Vec<u8>)>)> {
+    /// A chunk as (SSRC, [(item type, text)]).
+    type Chunk = (Ssrc, Vec<(u8, Vec<u8>)>);
+
+    fn chunks(d: &[u8]) -> Vec<Chunk> {
         let Some(Ok(RtcpPacket::Sdes(sdes))) = walk(d).next() else {
             panic!("not SDES")
         };
