@@ -40,8 +40,10 @@ use rtp_middlebox::engine::{
 };
 use rtp_middlebox::stats::ClockRates;
 use rtp_middlebox::time::MonoTime;
-use rtp_middlebox::wire::rtp::RtpView;
-use rtp_middlebox::wire::{classify, PacketKind, PacketKind::Rtp};
+use rtp_middlebox::wire::ntp::{CompactNtp, Delay16, NtpTime};
+use rtp_middlebox::wire::rtcp::{self, ReportBlock, SenderInfo};
+use rtp_middlebox::wire::rtp::{write_rtp, Extension, RtpHeader, RtpView};
+use rtp_middlebox::wire::{classify, PacketKind, PacketKind::Rtp, RtpTs, SeqNo, Ssrc};
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -58,11 +60,15 @@ const PACKET_INTERVAL_NS: u64 = 20_000_000;
 
 /// 172-byte PCMU packet: 12-byte header + 160 bytes (20 ms at 8 kHz).
 fn audio_packet(ssrc: u32, seq: u16, ts: u32) -> Vec<u8> {
-    let mut p = vec![0x80, PT_PCMU];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&ts.to_be_bytes());
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    p.resize(172, 0xff);
+    let header = RtpHeader {
+        payload_type: PT_PCMU,
+        seq: SeqNo(seq),
+        timestamp: RtpTs(ts),
+        ssrc: Ssrc(ssrc),
+        ..RtpHeader::default()
+    };
+    let mut p = Vec::with_capacity(172);
+    write_rtp(&mut p, &header, &[0xff; 160]);
     p
 }
 
@@ -70,15 +76,31 @@ fn audio_packet(ssrc: u32, seq: u16, ts: u32) -> Vec<u8> {
 /// abs-send-time (id 3, 3 bytes) and transport-wide sequence (id 5, 2 bytes),
 /// padded to two words. 12 + 4 + 8 header bytes, 1176 payload bytes.
 fn video_packet(ssrc: u32, seq: u16, ts: u32) -> Vec<u8> {
-    let mut p = vec![0x90, 0x80 | PT_VP8];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&ts.to_be_bytes());
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    p.extend_from_slice(&[0xbe, 0xde, 0x00, 0x02]); // profile 0xBEDE, 2 words
-    p.extend_from_slice(&[0x32, 0x12, 0x34, 0x56]); // id 3 len 3: abs-send-time
-    p.extend_from_slice(&[0x51, 0x00, 0x07, 0x00]); // id 5 len 2: twcc seq 7, pad
-    p.extend_from_slice(&[0x90, 0xe0, 0x80, 0x00, 0x9d, 0x01, 0x2a]); // VP8 descriptor + key frame start
-    p.resize(1200, 0x55);
+    let extensions = [
+        Extension {
+            id: 3,
+            data: &[0x12, 0x34, 0x56], // abs-send-time
+        },
+        Extension {
+            id: 5,
+            data: &[0x00, 0x07], // transport-wide sequence 7
+        },
+    ];
+    let header = RtpHeader {
+        marker: true,
+        payload_type: PT_VP8,
+        seq: SeqNo(seq),
+        timestamp: RtpTs(ts),
+        ssrc: Ssrc(ssrc),
+        extensions: &extensions,
+        ..RtpHeader::default()
+    };
+    // VP8 descriptor + key frame start, then filler.
+    let mut payload = vec![0x90, 0xe0, 0x80, 0x00, 0x9d, 0x01, 0x2a];
+    payload.resize(1176, 0x55);
+    let mut p = Vec::with_capacity(1200);
+    write_rtp(&mut p, &header, &payload);
+    debug_assert_eq!(p.len(), 1200);
     p
 }
 
@@ -393,32 +415,33 @@ fn ntp_at(ns: u64) -> u64 {
 
 /// SR (no report blocks: a send-only client) + SDES CNAME, 56 bytes.
 fn sr_sdes(ssrc: u32, ntp: u64, rtp_ts: u32) -> Vec<u8> {
-    let mut p = vec![0x80, 200, 0x00, 0x06];
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    p.extend_from_slice(&ntp.to_be_bytes());
-    p.extend_from_slice(&rtp_ts.to_be_bytes());
-    p.extend_from_slice(&1_000u32.to_be_bytes()); // packet count
-    p.extend_from_slice(&160_000u32.to_be_bytes()); // octet count
-                                                    // SDES, one chunk: CNAME "{ab12cd34-ef56}" (16 bytes) + null + pad.
-    p.extend_from_slice(&[0x81, 202, 0x00, 0x06]);
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    p.extend_from_slice(&[1, 16]);
-    p.extend_from_slice(b"{ab12cd34-ef56-}");
-    p.extend_from_slice(&[0, 0]);
+    let info = SenderInfo {
+        ntp: NtpTime(ntp),
+        rtp_ts,
+        packet_count: 1_000,
+        octet_count: 160_000,
+    };
+    let mut p = Vec::with_capacity(56);
+    rtcp::write_sender_report(&mut p, Ssrc(ssrc), &info, &[]);
+    // SDES, one chunk: CNAME "{ab12cd34-ef56-}" (16 bytes) + null + pad.
+    rtcp::write_sdes_cname(&mut p, Ssrc(ssrc), b"{ab12cd34-ef56-}");
     debug_assert_eq!(p.len(), 56);
     p
 }
 
 /// RR with one report block, 32 bytes.
 fn rr_one(reporter: u32, about: u32, lsr: u32, dlsr: u32) -> Vec<u8> {
-    let mut p = vec![0x81, 201, 0x00, 0x07];
-    p.extend_from_slice(&reporter.to_be_bytes());
-    p.extend_from_slice(&about.to_be_bytes());
-    p.extend_from_slice(&[3, 0x00, 0x00, 0x0c]); // 3/256 lost, cumulative 12
-    p.extend_from_slice(&0x0001_1234u32.to_be_bytes()); // ext highest seq
-    p.extend_from_slice(&42u32.to_be_bytes()); // jitter
-    p.extend_from_slice(&lsr.to_be_bytes());
-    p.extend_from_slice(&dlsr.to_be_bytes());
+    let block = ReportBlock {
+        ssrc: Ssrc(about),
+        fraction_lost: 3,
+        cumulative_lost: 12,
+        ext_highest_seq: 0x0001_1234,
+        jitter: 42,
+        lsr: CompactNtp(lsr),
+        dlsr: Delay16(dlsr),
+    };
+    let mut p = Vec::with_capacity(32);
+    rtcp::write_receiver_report(&mut p, Ssrc(reporter), &[block]);
     p
 }
 

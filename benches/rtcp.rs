@@ -12,18 +12,23 @@ use rtp_middlebox::engine::{EngineConfig, RelaySettings, RtcpMode, SessionId, Se
 use rtp_middlebox::time::MonoTime;
 use rtp_middlebox::wire::ntp::NtpTime;
 use rtp_middlebox::wire::rtcp::{self, ReportBlock, SenderInfo};
-use rtp_middlebox::wire::Ssrc;
+use rtp_middlebox::wire::rtp::{write_rtp, RtpHeader};
+use rtp_middlebox::wire::{RtpTs, SeqNo, Ssrc};
 use std::hint::black_box;
 use std::time::Duration;
 
 const SESSIONS: usize = 1000;
 
-fn rtp(seq: u16, ssrc: u32) -> [u8; 172] {
-    let mut p = [0u8; 172];
-    p[0] = 0x80;
-    p[2..4].copy_from_slice(&seq.to_be_bytes());
-    p[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+/// 172-byte PCMU packet (payload type 0, 20 ms at 8 kHz, silent payload).
+fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
+    let header = RtpHeader {
+        seq: SeqNo(seq),
+        timestamp: RtpTs(u32::from(seq) * 160),
+        ssrc: Ssrc(ssrc),
+        ..RtpHeader::default()
+    };
+    let mut p = Vec::with_capacity(172);
+    write_rtp(&mut p, &header, &[0; 160]);
     p
 }
 

@@ -22,6 +22,10 @@
 // Outside the engine: a load tool measures real time.
 #![allow(clippy::disallowed_methods)]
 
+use rtp_middlebox::wire::ntp::NtpTime;
+use rtp_middlebox::wire::rtcp::{self, SenderInfo};
+use rtp_middlebox::wire::rtp::{write_rtp, RtpHeader};
+use rtp_middlebox::wire::{RtpTs, SeqNo, Ssrc};
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
@@ -431,7 +435,8 @@ fn start_sink(epoch: Instant, answer_every: Option<u32>) -> Sink {
         let mut local = Vec::with_capacity(1 << 16);
         let mut per_source: std::collections::HashMap<SocketAddr, u32> = Default::default();
         // RR from SSRC 0x51c0ffee with no report blocks (RFC 3550 §6.4.2).
-        let rr = [0x80u8, 201, 0, 1, 0x51, 0xc0, 0xff, 0xee];
+        let mut rr = Vec::with_capacity(8);
+        rtcp::write_receiver_report(&mut rr, Ssrc(0x51c0_ffee), &[]);
         while !s2.load(Ordering::Relaxed) {
             let mut slices: Vec<std::io::IoSliceMut> =
                 bufs.iter_mut().map(|b| std::io::IoSliceMut::new(&mut b[..])).collect();
@@ -482,26 +487,31 @@ impl Drop for Sink {
 
 // --------------------------------------------------------------- generator
 
-fn rtp(seq: u16, ts: u32, ssrc: u32, sent_ns: u64) -> [u8; 12 + PAYLOAD] {
-    let mut p = [0u8; 12 + PAYLOAD];
-    p[0] = 0x80;
-    p[1] = 0; // PCMU
-    p[2..4].copy_from_slice(&seq.to_be_bytes());
-    p[4..8].copy_from_slice(&ts.to_be_bytes());
-    p[8..12].copy_from_slice(&ssrc.to_be_bytes());
-    p[12..20].copy_from_slice(&sent_ns.to_be_bytes());
-    p
+/// Replaces `out` with a PCMU packet whose payload starts with the send time.
+fn rtp(out: &mut Vec<u8>, seq: u16, ts: u32, ssrc: u32, sent_ns: u64) {
+    let header = RtpHeader {
+        payload_type: 0, // PCMU
+        seq: SeqNo(seq),
+        timestamp: RtpTs(ts),
+        ssrc: Ssrc(ssrc),
+        ..RtpHeader::default()
+    };
+    let mut payload = [0u8; PAYLOAD];
+    payload[..8].copy_from_slice(&sent_ns.to_be_bytes());
+    out.clear();
+    write_rtp(out, &header, &payload);
 }
 
-fn sender_report(ssrc: u32, packets: u32) -> [u8; 28] {
-    let mut p = [0u8; 28];
-    p[0] = 0x80;
-    p[1] = 200;
-    p[3] = 6;
-    p[4..8].copy_from_slice(&ssrc.to_be_bytes());
-    p[8..12].copy_from_slice(&0xe000_0000u32.to_be_bytes());
-    p[20..24].copy_from_slice(&packets.to_be_bytes());
-    p[24..28].copy_from_slice(&(packets * PAYLOAD as u32).to_be_bytes());
+/// A 28-byte SR without report blocks.
+fn sender_report(ssrc: u32, packets: u32) -> Vec<u8> {
+    let info = SenderInfo {
+        ntp: NtpTime(0xe000_0000_0000_0000),
+        rtp_ts: 0,
+        packet_count: packets,
+        octet_count: packets * PAYLOAD as u32,
+    };
+    let mut p = Vec::with_capacity(28 + 14);
+    rtcp::write_sender_report(&mut p, Ssrc(ssrc), &info, &[]);
     p
 }
 
@@ -634,7 +644,7 @@ fn generate(relay: SocketAddr, streams: usize, rate: f64, secs: f64, epoch: Inst
     let mut next = 0usize;
     let end = Duration::from_secs_f64(secs);
     let mut last_sr = Instant::now();
-    let mut bufs = vec![[0u8; 12 + PAYLOAD]; 32];
+    let mut bufs: Vec<Vec<u8>> = (0..32).map(|_| Vec::with_capacity(12 + PAYLOAD)).collect();
     let srtp = SRTP_SHAPE.load(Ordering::Relaxed);
     if srtp {
         // A DTLS record (content type 22) from every stream's address.
@@ -656,7 +666,8 @@ fn generate(relay: SocketAddr, streams: usize, rate: f64, secs: f64, epoch: Inst
                 next = (next + 1) % streams;
                 let s = seq[i];
                 seq[i] = s.wrapping_add(1);
-                bufs[k] = rtp(
+                rtp(
+                    &mut bufs[k],
                     s,
                     u32::from(s) * 160,
                     SSRC_BASE + i as u32,
@@ -672,7 +683,7 @@ fn generate(relay: SocketAddr, streams: usize, rate: f64, secs: f64, epoch: Inst
             last_sr = Instant::now();
             let srs: Vec<Vec<u8>> = (0..streams)
                 .map(|i| {
-                    let mut sr = sender_report(SSRC_BASE + i as u32, u32::from(seq[i])).to_vec();
+                    let mut sr = sender_report(SSRC_BASE + i as u32, u32::from(seq[i]));
                     if srtp {
                         // SRTCP: E flag + index, 80-bit tag (contents opaque without keys).
                         sr.extend_from_slice(&[0x80, 0, 0, 1]);

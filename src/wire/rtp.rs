@@ -1,4 +1,5 @@
-//! Zero-copy RTP header view (RFC 3550 §5.1, header extensions RFC 8285).
+//! Zero-copy RTP header view (RFC 3550 §5.1, header extensions RFC 8285),
+//! and [`write_rtp`], which builds a packet from [`RtpHeader`] fields.
 //!
 //! The hot path reads only the fixed header and the lengths needed to find
 //! the payload; nothing is copied or allocated. The `rtp` crate's parser
@@ -249,6 +250,107 @@ impl<'a> Iterator for ExtensionIter<'a> {
     }
 }
 
+// ---------------------------------------------------------------- writer
+
+/// Most CSRCs one header carries (the CC field is 4 bits).
+pub const MAX_CSRCS: usize = 15;
+/// Profile of the one-byte extension form (RFC 8285 §4.2).
+pub const EXT_PROFILE_ONE_BYTE: u16 = 0xBEDE;
+/// Profile of the two-byte extension form with appbits 0 (RFC 8285 §4.3).
+pub const EXT_PROFILE_TWO_BYTE: u16 = 0x1000;
+
+/// The header fields [`write_rtp`] writes (RFC 3550 §5.1). Version is
+/// always 2; X and CC follow from `extensions` and `csrcs`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RtpHeader<'a> {
+    pub marker: bool,
+    /// 7 bits; the high bit is ignored.
+    pub payload_type: u8,
+    pub seq: SeqNo,
+    pub timestamp: RtpTs,
+    pub ssrc: Ssrc,
+    /// Contributing sources; at most [`MAX_CSRCS`] are written.
+    pub csrcs: &'a [Ssrc],
+    /// RFC 8285 elements, in order. Written in the one-byte form (profile
+    /// 0xBEDE, §4.2) when every element fits it (ID 1–14, 1–16 data bytes),
+    /// otherwise in the two-byte form (profile 0x1000, §4.3: ID 1–255,
+    /// 0–255 data bytes). Elements that fit neither (ID 0, more than 255
+    /// bytes) are left out. Empty: no extension, X=0.
+    pub extensions: &'a [Extension<'a>],
+    /// Bytes of padding after the payload, the count octet included
+    /// (RFC 3550 §5.1): 0 writes none and leaves P=0; otherwise P=1 and
+    /// `padding − 1` zero bytes are followed by the count.
+    pub padding: u8,
+}
+
+/// Appends an RTP packet: the header from `header`, then `payload`, then
+/// any padding. Never panics; what cannot be represented is left out as
+/// documented on [`RtpHeader`].
+///
+/// ```text
+/// |V=2|P|X|  CC   |M|     PT      |       sequence number         |
+/// |                           timestamp                           |
+/// |                             SSRC                              |
+/// |                     CSRC list (CC × 4 bytes)                  |
+/// |      0xBEDE or 0x1000         |     length (32-bit words)     |  X=1
+/// |  elements …, zero-padded to a 32-bit boundary                 |
+/// |                           payload …                           |
+/// |              padding …        |         padding count         |  P=1
+/// ```
+pub fn write_rtp(out: &mut Vec<u8>, header: &RtpHeader<'_>, payload: &[u8]) {
+    let csrcs = &header.csrcs[..header.csrcs.len().min(MAX_CSRCS)];
+    let one_byte = header
+        .extensions
+        .iter()
+        .all(|e| (1..=14).contains(&e.id) && (1..=16).contains(&e.data.len()));
+    let fits = |e: &&Extension<'_>| {
+        if one_byte {
+            true
+        } else {
+            e.id != 0 && e.data.len() <= 255
+        }
+    };
+    let has_ext = header.extensions.iter().any(|e| fits(&e));
+    let b0 = 0x80 | u8::from(header.padding > 0) << 5 | u8::from(has_ext) << 4 | csrcs.len() as u8;
+    let b1 = u8::from(header.marker) << 7 | (header.payload_type & 0x7f);
+    out.extend_from_slice(&[b0, b1]);
+    out.extend_from_slice(&header.seq.0.to_be_bytes());
+    out.extend_from_slice(&header.timestamp.0.to_be_bytes());
+    out.extend_from_slice(&header.ssrc.0.to_be_bytes());
+    for c in csrcs {
+        out.extend_from_slice(&c.0.to_be_bytes());
+    }
+    if has_ext {
+        let at = out.len();
+        let profile = if one_byte {
+            EXT_PROFILE_ONE_BYTE
+        } else {
+            EXT_PROFILE_TWO_BYTE
+        };
+        out.extend_from_slice(&profile.to_be_bytes());
+        out.extend_from_slice(&[0, 0]);
+        for e in header.extensions.iter().filter(fits) {
+            if one_byte {
+                // RFC 8285 §4.2: ID (4 bits) | L (4 bits) = length − 1.
+                out.push(e.id << 4 | (e.data.len() - 1) as u8);
+            } else {
+                // RFC 8285 §4.3: ID (8 bits), length (8 bits).
+                out.extend_from_slice(&[e.id, e.data.len() as u8]);
+            }
+            out.extend_from_slice(e.data);
+        }
+        let body = out.len() - at - 4;
+        out.resize(at + 4 + body.next_multiple_of(4), 0);
+        let words = u16::try_from(body.div_ceil(4)).unwrap_or(u16::MAX);
+        out[at + 2..at + 4].copy_from_slice(&words.to_be_bytes());
+    }
+    out.extend_from_slice(payload);
+    if header.padding > 0 {
+        out.resize(out.len() + usize::from(header.padding) - 1, 0);
+        out.push(header.padding);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,5 +434,129 @@ mod tests {
         // Padding that eats the whole payload exactly is valid.
         pad_big[31] = 4;
         assert_eq!(RtpView::parse(&pad_big).unwrap().payload_len(), 0);
+    }
+
+    #[test]
+    fn writer_round_trips_every_field() {
+        let csrcs = [Ssrc(0x0102_0304), Ssrc(5)];
+        let ext = [
+            Extension { id: 1, data: &[0xaa] },
+            Extension {
+                id: 14,
+                data: &[0xbb; 16],
+            },
+        ];
+        let h = RtpHeader {
+            marker: true,
+            payload_type: 96,
+            seq: SeqNo(0x1234),
+            timestamp: RtpTs(65_536),
+            ssrc: Ssrc(0xdead_beef),
+            csrcs: &csrcs,
+            extensions: &ext,
+            padding: 3,
+        };
+        let mut out = vec![0xee]; // appends after what is there
+        write_rtp(&mut out, &h, &[0x99, 0x98]);
+        let v = RtpView::parse(&out[1..]).unwrap();
+        assert!(v.marker() && v.has_padding());
+        assert_eq!(v.payload_type(), 96);
+        assert_eq!(
+            (v.seq(), v.timestamp(), v.ssrc()),
+            (SeqNo(0x1234), RtpTs(65_536), Ssrc(0xdead_beef))
+        );
+        assert_eq!(v.csrcs().collect::<Vec<_>>(), csrcs);
+        assert_eq!(v.extension_profile(), Some(EXT_PROFILE_ONE_BYTE));
+        assert_eq!(v.extensions().collect::<Vec<_>>(), ext);
+        // 12 + 8 CSRC + 4 + (2 + 17 → 20) extension bytes.
+        assert_eq!(v.header_len(), 44);
+        assert_eq!(v.payload(), &[0x99, 0x98]);
+        assert_eq!(v.padding_len(), 3);
+        assert_eq!(&out[out.len() - 3..], &[0, 0, 3]);
+    }
+
+    #[test]
+    fn writer_matches_the_fixture_layout() {
+        // The fixture's extension has a padding element between its two
+        // elements; the writer packs them, so compare all but that.
+        let csrcs = [Ssrc(0x0102_0304)];
+        let ext = [
+            Extension { id: 1, data: &[0xaa] },
+            Extension {
+                id: 2,
+                data: &[0xbb, 0xcc],
+            },
+        ];
+        let h = RtpHeader {
+            marker: true,
+            payload_type: 96,
+            seq: SeqNo(0x1234),
+            timestamp: RtpTs(65_536),
+            ssrc: Ssrc(0xdead_beef),
+            csrcs: &csrcs,
+            extensions: &ext,
+            padding: 2,
+        };
+        let mut out = Vec::new();
+        write_rtp(&mut out, &h, &[0x99, 0x98]);
+        #[rustfmt::skip]
+        let expect = [
+            0xb1, 0xe0, 0x12, 0x34, 0x00, 0x01, 0x00, 0x00, 0xde, 0xad, 0xbe, 0xef,
+            0x01, 0x02, 0x03, 0x04,
+            0xbe, 0xde, 0x00, 0x02,
+            0x10, 0xaa, 0x21, 0xbb, 0xcc, 0x00, 0x00, 0x00,
+            0x99, 0x98, 0x00, 0x02,
+        ];
+        assert_eq!(out, expect);
+    }
+
+    #[test]
+    fn writer_minimal_and_two_byte_form() {
+        let mut out = Vec::new();
+        let h = RtpHeader {
+            payload_type: 0xff,
+            seq: SeqNo(7),
+            ssrc: Ssrc(9),
+            ..RtpHeader::default()
+        };
+        write_rtp(&mut out, &h, &[1; 160]);
+        assert_eq!(&out[..4], &[0x80, 0x7f, 0, 7]);
+        let v = RtpView::parse(&out).unwrap();
+        assert_eq!(
+            (v.header_len(), v.payload_len(), v.extension_profile()),
+            (12, 160, None)
+        );
+
+        // An empty element and an ID above 14 need the two-byte form; ID 0
+        // fits no form and is left out.
+        let ext = [
+            Extension { id: 0, data: &[1] },
+            Extension { id: 5, data: &[] },
+            Extension {
+                id: 200,
+                data: &[0x42; 20],
+            },
+        ];
+        out.clear();
+        write_rtp(&mut out, &RtpHeader { extensions: &ext, ..h }, &[]);
+        let v = RtpView::parse(&out).unwrap();
+        assert_eq!(v.extension_profile(), Some(EXT_PROFILE_TWO_BYTE));
+        assert_eq!(v.extensions().collect::<Vec<_>>(), ext[1..]);
+        assert_eq!(v.payload_len(), 0);
+
+        // Only unwritable elements: no extension at all; CSRCs capped at 15.
+        out.clear();
+        let many = [Ssrc(1); 20];
+        write_rtp(
+            &mut out,
+            &RtpHeader {
+                extensions: &ext[..1],
+                csrcs: &many,
+                ..h
+            },
+            &[],
+        );
+        let v = RtpView::parse(&out).unwrap();
+        assert_eq!((v.extension_profile(), v.csrc_count()), (None, MAX_CSRCS));
     }
 }
