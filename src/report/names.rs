@@ -5,7 +5,7 @@ use crate::engine::Side;
 use crate::stats::clock_rate::MediaKind;
 
 /// `client` or `upstream`: the leg a side's datagrams arrive on.
-pub fn side_name(side: Side) -> &'static str {
+pub(crate) fn side_name(side: Side) -> &'static str {
     match side {
         Side::Client => "client",
         Side::Upstream => "upstream",
@@ -13,7 +13,7 @@ pub fn side_name(side: Side) -> &'static str {
 }
 
 /// `audio`, `video`, or `unknown` for a payload type without a known rate.
-pub fn media_kind(kind: Option<MediaKind>) -> &'static str {
+pub(crate) fn media_kind(kind: Option<MediaKind>) -> &'static str {
     match kind {
         Some(MediaKind::Audio) => "audio",
         Some(MediaKind::Video) => "video",
