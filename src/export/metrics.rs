@@ -440,9 +440,12 @@ observed! {
     }
 }
 
-/// Every table, in export and documentation order: its families and its
-/// label sets. A new counter struct goes here once.
-pub const TABLES: &[(&[&MetricDef], fn(&mut Emit<'_>))] = &[
+/// A table's families and its label sets ([`Table`]).
+pub type TableEntry = (&'static [&'static MetricDef], fn(&mut Emit<'_>));
+
+/// Every table, in export and documentation order. A new counter struct
+/// goes here once.
+pub const TABLES: &[TableEntry] = &[
     (Counters::METRICS, Counters::schema),
     (IoCounters::METRICS, IoCounters::schema),
     (Readings::METRICS, Readings::schema),

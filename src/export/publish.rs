@@ -474,3 +474,46 @@ pub fn apply(recorder: &PrometheusRecorder, p: &Publication) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::metrics::{schema, Table, ANY_SESSION};
+    use std::collections::HashSet;
+
+    #[test]
+    fn a_publication_carries_every_counted_family_with_declared_labels() {
+        let worker = WorkerStats {
+            engine: Some(crate::engine::Counters::default()),
+            ..WorkerStats::default()
+        };
+        let facts = ExporterFacts {
+            otlp: Some(OtlpFacts::default()),
+            ..ExporterFacts::default()
+        };
+        let mut publisher = Publisher::new(PublishOptions::default(), ClockRates::default(), 0);
+        let p = publisher.publish(1, &[worker.clone(), worker], &[], &[], facts);
+        let declared: HashSet<(&str, Vec<(&str, &str)>)> =
+            schema().into_iter().map(|(def, labels)| (def.name, labels)).collect();
+        let mut families = HashSet::new();
+        for s in &p.samples {
+            let labels: Vec<(&str, &str)> = s.labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            assert!(
+                declared.contains(&(s.metric.name, labels)),
+                "{} {:?}",
+                s.metric.name,
+                s.labels
+            );
+            families.insert(s.metric.name);
+        }
+        // Everything but what needs sessions (histograms, per-session
+        // gauges), and the kernel's counters only where there are any.
+        let kernel = std::path::Path::new("/proc/net/snmp").exists();
+        for m in METRICS.iter() {
+            let observed = Observed::METRICS.iter().any(|o| o.name == m.name);
+            let expected = !observed && (kernel || m.name != "rtpmb_kernel_udp_errors_total");
+            assert_eq!(families.contains(m.name), expected, "{}", m.name);
+        }
+        assert_eq!(Observed::dimensions(Observed::SESSION_RTT_SECONDS)[0].1, ANY_SESSION);
+    }
+}
