@@ -279,7 +279,7 @@ pub fn export_kind_label(kind: PacketKind) -> &'static str {
 }
 
 /// Column 0: packets, column 1: bytes; one series per exported packet kind
-/// (labelled `kind`, see [`export_kind_label`]).
+/// (labelled `kind`, see `export_kind_label`).
 impl Series for KindCounts {
     fn series(&self, col: usize, labels: &mut Vec<Label>, emit: &mut EmitField<'_>) {
         for exported in ["rtp", "rtcp", "stun", "dtls", "other"] {

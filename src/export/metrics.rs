@@ -12,7 +12,7 @@
 //!
 //! # The table
 //!
-//! Every counter struct is declared with [`counters!`]: one row per field,
+//! Every counter struct is declared with `counters!`: one row per field,
 //! and a field that is exported names its metric family on the same row —
 //! its name, kind, unit, label names and help text. That one row makes the
 //! struct's field, its share of `merge` (summing across workers), its series
@@ -212,7 +212,7 @@ pub fn schema_by<D: Dimension<N>, T: Series, const N: usize>(
     }
 }
 
-/// A struct of counters declared with [`counters!`] (or the observed
+/// A struct of counters declared with `counters!` (or the observed
 /// families): the families it defines and every label set it exports.
 pub trait Table {
     /// The families this struct's rows define, in row order (a row that
