@@ -105,3 +105,72 @@ fn readme_set_up_has_the_two_commands_ci_runs() {
     let ci = std::fs::read_to_string(".ci/run").unwrap();
     assert!(ci.contains("bash scripts/test.sh"), "{ci}");
 }
+
+const METRICS_BEGIN: &str = "<!-- metric reference: generated from the tables";
+const METRICS_END: &str = "<!-- end of metric reference -->";
+
+/// The metric name in a reference row's first cell.
+fn row_metric(line: &str) -> Option<&str> {
+    line.strip_prefix("| `")?.split('`').next()
+}
+
+#[test]
+fn readme_metric_reference_is_the_table() {
+    use rtp_middlebox::export::metrics::{markdown_table, MetricKind, METRICS};
+    use std::collections::BTreeSet;
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let begin = readme.find(METRICS_BEGIN).expect("README has the metric reference");
+    let start = begin + readme[begin..].find('\n').unwrap() + 1;
+    let end = start + readme[start..].find(METRICS_END).expect("its end marker");
+    let listed = &readme[start..end];
+    let table = markdown_table();
+
+    let in_readme: BTreeSet<&str> = listed.lines().filter_map(row_metric).collect();
+    let in_table: BTreeSet<&str> = METRICS.iter().map(|m| m.name).collect();
+    if in_readme != in_table && std::env::var_os("RTPMB_WRITE_README").is_none() {
+        panic!(
+            "README lists metrics the table lacks: {:?}; the table has metrics README lacks: {:?}",
+            in_readme.difference(&in_table).collect::<Vec<_>>(),
+            in_table.difference(&in_readme).collect::<Vec<_>>(),
+        );
+    }
+    if listed != table {
+        if std::env::var_os("RTPMB_WRITE_README").is_some() {
+            // Renamed into place: the other tests read README concurrently.
+            std::fs::write(
+                "README.md.new",
+                format!("{}{table}{}", &readme[..start], &readme[end..]),
+            )
+            .unwrap();
+            std::fs::rename("README.md.new", "README.md").unwrap();
+        } else {
+            panic!("README's metric reference differs from the table (RTPMB_WRITE_README=1 cargo test --test docs rewrites it); expected:\n{table}");
+        }
+    }
+
+    // Metric names in the prose are families too (or a histogram's series).
+    let families: Vec<_> = METRICS.iter().map(|m| (m.name, m.kind)).collect();
+    let known = |name: &str| {
+        families.iter().any(|(f, kind)| {
+            *f == name
+                || (matches!(kind, MetricKind::Histogram(_))
+                    && ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .any(|s| name.strip_suffix(s) == Some(f)))
+        })
+    };
+    let unknown: BTreeSet<&str> = readme
+        .match_indices("rtpmb_")
+        .map(|(i, _)| {
+            let rest = &readme[i..];
+            &rest[..rest
+                .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+                .unwrap_or(rest.len())]
+        })
+        .filter(|name| !known(name))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "README names metrics that do not exist: {unknown:?}"
+    );
+}

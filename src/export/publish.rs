@@ -6,8 +6,11 @@
 //! worker: a publication costs one control round-trip per worker and one
 //! pass over the sessions.
 
-use super::metrics::{def, Labels, LegQuality, MetricKind, Publication, Sample, SessionQuality, METRICS};
-use crate::engine::{kind_label, RtcpMode, SessionSnapshot, Side, KINDS};
+use super::metrics::{
+    counters, Label, Labels, LegQuality, MetricDef, MetricKind, Observed, Publication, Sample, SessionQuality,
+    DIRECTIONS, METRICS,
+};
+use crate::engine::{SessionSnapshot, Side};
 use crate::report::names::{media_kind, side_name};
 use crate::runtime::{SessionView, WorkerStats};
 use crate::stats::ClockRates;
@@ -39,23 +42,98 @@ impl Default for PublishOptions {
     }
 }
 
-/// Stats-stream and exporter facts the publisher reports besides the workers'.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ExporterFacts {
-    pub stream_subscribers: u64,
-    pub stream_events_dropped: u64,
-    pub lag_secs: f64,
-    pub otlp: Option<OtlpFacts>,
+counters! {
+    /// Stats-stream and exporter facts the publisher reports besides the workers'.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct ExporterFacts {
+        pub stream_subscribers: u64
+            => STATS_STREAM_SUBSCRIBERS: gauge("rtpmb_stats_stream_subscribers", "{subscriber}", [],
+                "Clients subscribed to /v1/stream (SSE and WebSocket)."),
+        pub stream_events_dropped: u64
+            => STATS_EVENTS_DROPPED: counter("rtpmb_stats_events_dropped_total", "{event}", [],
+                "Stats stream events a slow subscriber lost (drop-oldest)."),
+        pub lag_secs: f64
+            => PUBLISH_LAG_SECONDS: gauge("rtpmb_publish_lag_seconds", "s", [],
+                "How late the last metrics publication ran against its schedule."),
+        /// `None` without an OTLP exporter (its series are then absent).
+        pub otlp: Option<OtlpFacts>,
+    }
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-pub struct OtlpFacts {
-    pub metrics_ok: u64,
-    pub metrics_error: u64,
-    pub logs_ok: u64,
-    pub logs_error: u64,
-    pub retries: u64,
-    pub dropped: u64,
+counters! {
+    /// The OTLP exporter's own counters.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct OtlpFacts {
+        pub metrics_ok: u64
+            => OTLP_EXPORTS: counter("rtpmb_otlp_exports_total", "{request}", [signal, result],
+                "OTLP export requests, by signal (metrics, logs) and result (ok, error).")
+                {signal = "metrics", result = "ok"},
+        pub metrics_error: u64 => OTLP_EXPORTS {signal = "metrics", result = "error"},
+        pub logs_ok: u64 => OTLP_EXPORTS {signal = "logs", result = "ok"},
+        pub logs_error: u64 => OTLP_EXPORTS {signal = "logs", result = "error"},
+        pub retries: u64
+            => OTLP_RETRIES: counter("rtpmb_otlp_retries_total", "{request}", [],
+                "OTLP export attempts retried after a failure."),
+        pub dropped: u64
+            => OTLP_DROPPED: counter("rtpmb_otlp_dropped_total", "{batch}", [],
+                "OTLP batches given up (exporter queue full or retries exhausted)."),
+    }
+}
+
+counters! {
+    /// What the publisher reads itself each interval: the live sessions,
+    /// and the machine's kernel UDP counters ([`Readings::read`]; `None`
+    /// where unavailable, and then not exported).
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct Readings {
+        pub sessions_active: u64
+            => SESSIONS_ACTIVE: gauge("rtpmb_sessions_active", "{session}", [],
+                "Sessions currently relayed."),
+        /// `RcvbufErrors`: datagrams dropped on a full receive buffer.
+        pub udp_receive_buffer: Option<u64>
+            => KERNEL_UDP_ERRORS: counter("rtpmb_kernel_udp_errors_total", "{packet}", [counter],
+                "Machine-wide kernel UDP errors from /proc/net/snmp: receive/send buffer overflows (datagrams dropped before any socket read them), no port (including datagrams to a session's upstream socket from anyone but the upstream), all receive errors.")
+                {counter = "receive_buffer"},
+        /// `SndbufErrors`.
+        pub udp_send_buffer: Option<u64> => KERNEL_UDP_ERRORS {counter = "send_buffer"},
+        /// `NoPorts`.
+        pub udp_no_port: Option<u64> => KERNEL_UDP_ERRORS {counter = "no_port"},
+        /// `InErrors`.
+        pub udp_in_errors: Option<u64> => KERNEL_UDP_ERRORS {counter = "in_errors"},
+    }
+}
+
+impl Readings {
+    /// `sessions_active` as given, and the kernel UDP counters from
+    /// /proc/net/snmp (Linux; `None` elsewhere). They are machine-wide:
+    /// drops before any socket read them (buffer overflow on the relay's
+    /// sockets under a flood or a stall) and datagrams no socket accepts
+    /// (e.g. sent to a session's connected upstream socket by anyone but the
+    /// upstream: the kernel filters them, the proxy never sees them).
+    pub fn read(sessions_active: usize) -> Readings {
+        let mut r = Readings {
+            sessions_active: sessions_active as u64,
+            ..Readings::default()
+        };
+        let Ok(snmp) = std::fs::read_to_string("/proc/net/snmp") else {
+            return r;
+        };
+        let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+        let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+            return r;
+        };
+        for (name, value) in names.split_whitespace().zip(values.split_whitespace()) {
+            let field = match name {
+                "RcvbufErrors" => &mut r.udp_receive_buffer,
+                "SndbufErrors" => &mut r.udp_send_buffer,
+                "NoPorts" => &mut r.udp_no_port,
+                "InErrors" => &mut r.udp_in_errors,
+                _ => continue,
+            };
+            *field = value.parse().ok();
+        }
+        r
+    }
 }
 
 /// What the previous publication saw of one stream.
@@ -81,25 +159,8 @@ pub struct Publisher {
     round: u64,
 }
 
-fn sample(name: &'static str, labels: Labels, value: f64) -> Option<Sample> {
-    // Every name used here is in the table; a typo is caught by the unit test
-    // that publishes a full round.
-    def(name).map(|metric| Sample { metric, labels, value })
-}
-
 fn direction(side: Side) -> &'static str {
-    match side {
-        Side::Client => "from_client",
-        Side::Upstream => "from_upstream",
-    }
-}
-
-/// Packet kinds as exported: TURN channel data, ZRTP and unknown are `other`.
-fn export_kind(label: &'static str) -> &'static str {
-    match label {
-        "rtp" | "rtcp" | "stun" | "dtls" => label,
-        _ => "other",
-    }
+    DIRECTIONS[side.index()]
 }
 
 impl Publisher {
@@ -150,7 +211,6 @@ impl Publisher {
     }
 
     fn aggregate(&self, p: &mut Publication, workers: &[WorkerStats], active: usize, facts: ExporterFacts) {
-        let mut out: Vec<Option<Sample>> = Vec::new();
         let mut engine = crate::engine::Counters::default();
         let mut io = crate::runtime::IoCounters::default();
         for w in workers {
@@ -159,162 +219,16 @@ impl Publisher {
                 engine.merge(e);
             }
         }
-        for side in Side::BOTH {
-            let mut by_kind: HashMap<&'static str, (u64, u64)> = HashMap::new();
-            for kind in KINDS {
-                let k = export_kind(kind_label(kind));
-                let e = by_kind.entry(k).or_default();
-                e.0 += engine.received[side.index()].packets(kind);
-                e.1 += engine.received[side.index()].bytes(kind);
-            }
-            let mut kinds: Vec<_> = by_kind.into_iter().collect();
-            kinds.sort();
-            for (k, (packets, bytes)) in kinds {
-                let labels = || vec![("direction", direction(side).to_string()), ("kind", k.to_string())];
-                out.push(sample("rtpmb_packets_total", labels(), packets as f64));
-                out.push(sample("rtpmb_bytes_total", labels(), bytes as f64));
-            }
+        let mut push = |metric: &'static MetricDef, labels: &[Label], value: f64| {
+            p.samples.push(Sample::new(metric, labels, value))
+        };
+        engine.series(&mut push);
+        io.series(&mut push);
+        Readings::read(active).series(&mut push);
+        facts.series(&mut push);
+        if let Some(o) = &facts.otlp {
+            o.series(&mut push);
         }
-        for reason in crate::engine::DropReason::ALL {
-            out.push(sample(
-                "rtpmb_dropped_packets_total",
-                vec![("reason", reason.label().into())],
-                engine.drops[reason.index()] as f64,
-            ));
-        }
-        // Datagrams the worker dropped before the engine (no session).
-        out.push(sample(
-            "rtpmb_dropped_packets_total",
-            vec![("reason", "no_session".into())],
-            io.dropped_no_session as f64,
-        ));
-        for (reason, v) in [
-            ("would_block", io.send_would_block),
-            ("refused", io.send_refused),
-            ("other", io.send_other_errors),
-        ] {
-            out.push(sample(
-                "rtpmb_send_errors_total",
-                vec![("reason", reason.into())],
-                v as f64,
-            ));
-        }
-        for (reason, v) in [("refused", io.recv_refused), ("other", io.recv_other_errors)] {
-            out.push(sample(
-                "rtpmb_receive_errors_total",
-                vec![("reason", reason.into())],
-                v as f64,
-            ));
-        }
-        for (counter, value) in kernel_udp_errors() {
-            out.push(sample(
-                "rtpmb_kernel_udp_errors_total",
-                vec![("counter", counter.into())],
-                value as f64,
-            ));
-        }
-        out.push(sample("rtpmb_sessions_active", vec![], active as f64));
-        out.push(sample(
-            "rtpmb_sessions_created_total",
-            vec![],
-            io.sessions_created as f64,
-        ));
-        out.push(sample(
-            "rtpmb_sessions_expired_total",
-            vec![],
-            io.sessions_expired as f64,
-        ));
-        out.push(sample(
-            "rtpmb_sessions_refused_total",
-            vec![],
-            io.sessions_refused as f64,
-        ));
-        out.push(sample(
-            "rtpmb_sessions_rate_limited_total",
-            vec![],
-            engine.sessions_rate_limited as f64,
-        ));
-        out.push(sample(
-            "rtpmb_sessions_unanswered_total",
-            vec![],
-            engine.sessions_unanswered as f64,
-        ));
-        for (outcome, v) in [
-            ("rebound", engine.sessions_rebound),
-            ("rejected", engine.rebinds_rejected),
-        ] {
-            out.push(sample(
-                "rtpmb_nat_rebinding_total",
-                vec![("outcome", outcome.into())],
-                v as f64,
-            ));
-        }
-        for cap in crate::engine::Cap::ALL {
-            out.push(sample(
-                "rtpmb_caps_hit_total",
-                vec![("cap", cap.label().into())],
-                engine.caps_hit.get(cap) as f64,
-            ));
-        }
-        for mode in RtcpMode::ALL {
-            let c = engine.rtcp_by_mode[mode.index()];
-            let labels = || vec![("mode", mode.to_string())];
-            out.push(sample(
-                "rtpmb_rtcp_reports_generated_total",
-                labels(),
-                c.generated as f64,
-            ));
-            out.push(sample("rtpmb_rtcp_reports_consumed_total", labels(), c.consumed as f64));
-            out.push(sample(
-                "rtpmb_rtcp_reports_forwarded_total",
-                labels(),
-                c.forwarded as f64,
-            ));
-        }
-        out.push(sample(
-            "rtpmb_rtcp_suppression_detected_total",
-            vec![],
-            engine.suppression_detected as f64,
-        ));
-        out.push(sample(
-            "rtpmb_rtcp_unreadable_total",
-            vec![],
-            engine.rtcp_unreadable as f64,
-        ));
-        out.push(sample(
-            "rtpmb_srtcp_auth_failures_total",
-            vec![],
-            engine.srtcp_auth_failures as f64,
-        ));
-        out.push(sample("rtpmb_rtt_samples_total", vec![], engine.rtt_samples as f64));
-        out.push(sample(
-            "rtpmb_stats_stream_subscribers",
-            vec![],
-            facts.stream_subscribers as f64,
-        ));
-        out.push(sample(
-            "rtpmb_stats_events_dropped_total",
-            vec![],
-            facts.stream_events_dropped as f64,
-        ));
-        out.push(sample("rtpmb_publish_lag_seconds", vec![], facts.lag_secs));
-        if let Some(o) = facts.otlp {
-            for (signal, result, v) in [
-                ("metrics", "ok", o.metrics_ok),
-                ("metrics", "error", o.metrics_error),
-                ("logs", "ok", o.logs_ok),
-                ("logs", "error", o.logs_error),
-            ] {
-                out.push(sample(
-                    "rtpmb_otlp_exports_total",
-                    vec![("signal", signal.into()), ("result", result.into())],
-                    v as f64,
-                ));
-            }
-            out.push(sample("rtpmb_otlp_retries_total", vec![], o.retries as f64));
-            out.push(sample("rtpmb_otlp_dropped_total", vec![], o.dropped as f64));
-        }
-        p.samples.extend(out.into_iter().flatten());
     }
 
     /// Histogram observations: one per stream per interval (jitter, interval
@@ -340,7 +254,7 @@ impl Publisher {
                     let kind = media_kind(self.rates.kind(rtp.payload_type));
                     if let Some(j) = rtp.jitter {
                         p.observations
-                            .extend(sample("rtpmb_stream_jitter_seconds", vec![("kind", kind.into())], j));
+                            .push(Sample::observed(Observed::STREAM_JITTER_SECONDS, &[kind], j));
                     }
                     // RFC 3550 A.3 over the publication interval.
                     let (e0, r0) = prev.map_or((0, 0), |x| (x.expected, x.received));
@@ -349,11 +263,8 @@ impl Publisher {
                     if expected > 0 {
                         let fraction = expected.saturating_sub(received) as f64 / expected as f64;
                         now.fraction = Some(fraction);
-                        p.observations.extend(sample(
-                            "rtpmb_stream_fraction_lost",
-                            vec![("kind", kind.into())],
-                            fraction,
-                        ));
+                        p.observations
+                            .push(Sample::observed(Observed::STREAM_FRACTION_LOST, &[kind], fraction));
                     }
                 }
                 // Report blocks and DLRR about this source come from the other
@@ -363,9 +274,9 @@ impl Publisher {
                 if let Some(r) = &src.remote {
                     if r.rtt.measurements > rtt0 {
                         if let Some(last) = r.rtt.last {
-                            p.observations.extend(sample(
-                                "rtpmb_stream_rtt_seconds",
-                                vec![("leg", rtt_leg.into()), ("method", "sr_rr".into())],
+                            p.observations.push(Sample::observed(
+                                Observed::STREAM_RTT_SECONDS,
+                                &[rtt_leg, "sr_rr"],
                                 last,
                             ));
                         }
@@ -373,9 +284,9 @@ impl Publisher {
                 }
                 if src.xr_rtt.measurements > xr0 {
                     if let Some(last) = src.xr_rtt.last {
-                        p.observations.extend(sample(
-                            "rtpmb_stream_rtt_seconds",
-                            vec![("leg", rtt_leg.into()), ("method", "xr_dlrr".into())],
+                        p.observations.push(Sample::observed(
+                            Observed::STREAM_RTT_SECONDS,
+                            &[rtt_leg, "xr_dlrr"],
                             last,
                         ));
                     }
@@ -387,9 +298,9 @@ impl Publisher {
             let seen = self.stun.get(&key).map_or(0, |s| s.0);
             if leg.rtt_stun.measurements > seen {
                 if let Some(last) = leg.rtt_stun.last {
-                    p.observations.extend(sample(
-                        "rtpmb_stream_rtt_seconds",
-                        vec![("leg", side_name(side).into()), ("method", "stun".into())],
+                    p.observations.push(Sample::observed(
+                        Observed::STREAM_RTT_SECONDS,
+                        &[side_name(side), "stun"],
                         last,
                     ));
                 }
@@ -407,18 +318,18 @@ impl Publisher {
                 let leg = v.snapshot.side(side);
                 let rtt = leg.rtt_sr_rr.last.or(leg.rtt_xr_dlrr.last).or(leg.rtt_stun.last);
                 if let Some(rtt) = rtt {
-                    p.samples.extend(sample(
-                        "rtpmb_session_rtt_seconds",
-                        vec![("session", v.id.clone()), ("leg", side_name(side).into())],
+                    p.samples.push(Sample::observed(
+                        Observed::SESSION_RTT_SECONDS,
+                        &[&v.id, side_name(side)],
                         rtt,
                     ));
                 }
                 let streams = leg.sources.iter().filter_map(|s| s.rtp.as_ref());
                 let jitter = streams.clone().filter_map(|r| r.jitter).reduce(f64::max);
                 if let Some(j) = jitter {
-                    p.samples.extend(sample(
-                        "rtpmb_session_jitter_seconds",
-                        vec![("session", v.id.clone()), ("direction", direction(side).into())],
+                    p.samples.push(Sample::observed(
+                        Observed::SESSION_JITTER_SECONDS,
+                        &[&v.id, direction(side)],
                         j,
                     ));
                 }
@@ -428,44 +339,15 @@ impl Publisher {
                     .filter_map(|src| self.streams.get(&(v.id.clone(), side.index(), src.ssrc))?.fraction)
                     .reduce(f64::max);
                 if let Some(f) = fraction {
-                    p.samples.extend(sample(
-                        "rtpmb_session_fraction_lost",
-                        vec![("session", v.id.clone()), ("direction", direction(side).into())],
+                    p.samples.push(Sample::observed(
+                        Observed::SESSION_FRACTION_LOST,
+                        &[&v.id, direction(side)],
                         f,
                     ));
                 }
             }
         }
     }
-}
-
-/// Kernel UDP counters from /proc/net/snmp (Linux; empty elsewhere). They
-/// are machine-wide: drops before any socket read them (buffer overflow on
-/// the relay's sockets under a flood or a stall) and datagrams no socket
-/// accepts (e.g. sent to a session's connected upstream socket by anyone
-/// but the upstream: the kernel filters them, the proxy never sees them).
-pub fn kernel_udp_errors() -> Vec<(&'static str, u64)> {
-    let Ok(snmp) = std::fs::read_to_string("/proc/net/snmp") else {
-        return Vec::new();
-    };
-    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
-    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
-        return Vec::new();
-    };
-    let fields: HashMap<&str, u64> = names
-        .split_whitespace()
-        .zip(values.split_whitespace())
-        .filter_map(|(n, v)| Some((n, v.parse().ok()?)))
-        .collect();
-    [
-        ("receive_buffer", "RcvbufErrors"),
-        ("send_buffer", "SndbufErrors"),
-        ("no_port", "NoPorts"),
-        ("in_errors", "InErrors"),
-    ]
-    .into_iter()
-    .filter_map(|(label, field)| Some((label, *fields.get(field)?)))
-    .collect()
 }
 
 /// Cumulative loss ratio of a session's worst stream (ranking for the cap).
@@ -526,7 +408,7 @@ pub fn quality(v: &SessionView) -> SessionQuality {
 /// ended sessions).
 pub fn prometheus_recorder(gauge_expiry: Duration) -> (PrometheusRecorder, PrometheusHandle) {
     let mut builder = PrometheusBuilder::new().idle_timeout(MetricKindMask::GAUGE, Some(gauge_expiry));
-    for m in METRICS {
+    for m in METRICS.iter() {
         if let MetricKind::Histogram(bounds) = m.kind {
             builder = match builder.set_buckets_for_metric(Matcher::Full(m.name.to_string()), bounds) {
                 Ok(b) => b,
@@ -539,7 +421,7 @@ pub fn prometheus_recorder(gauge_expiry: Duration) -> (PrometheusRecorder, Prome
     let recorder = builder.build_recorder();
     let handle = recorder.handle();
     metrics::with_local_recorder(&recorder, || {
-        for m in METRICS {
+        for m in METRICS.iter() {
             match m.kind {
                 MetricKind::Counter => metrics::describe_counter!(m.name, m.help),
                 MetricKind::Gauge => metrics::describe_gauge!(m.name, m.help),
@@ -570,4 +452,47 @@ pub fn apply(recorder: &PrometheusRecorder, p: &Publication) {
             metrics::histogram!(o.metric.name, facade_labels(&o.labels)).record(o.value);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::metrics::{schema, Table, ANY_SESSION};
+    use std::collections::HashSet;
+
+    #[test]
+    fn a_publication_carries_every_counted_family_with_declared_labels() {
+        let worker = WorkerStats {
+            engine: Some(crate::engine::Counters::default()),
+            ..WorkerStats::default()
+        };
+        let facts = ExporterFacts {
+            otlp: Some(OtlpFacts::default()),
+            ..ExporterFacts::default()
+        };
+        let mut publisher = Publisher::new(PublishOptions::default(), ClockRates::default(), 0);
+        let p = publisher.publish(1, &[worker.clone(), worker], &[], &[], facts);
+        let declared: HashSet<(&str, Vec<(&str, &str)>)> =
+            schema().into_iter().map(|(def, labels)| (def.name, labels)).collect();
+        let mut families = HashSet::new();
+        for s in &p.samples {
+            let labels: Vec<(&str, &str)> = s.labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            assert!(
+                declared.contains(&(s.metric.name, labels)),
+                "{} {:?}",
+                s.metric.name,
+                s.labels
+            );
+            families.insert(s.metric.name);
+        }
+        // Everything but what needs sessions (histograms, per-session
+        // gauges), and the kernel's counters only where there are any.
+        let kernel = std::path::Path::new("/proc/net/snmp").exists();
+        for m in METRICS.iter() {
+            let observed = Observed::METRICS.iter().any(|o| o.name == m.name);
+            let expected = !observed && (kernel || m.name != "rtpmb_kernel_udp_errors_total");
+            assert_eq!(families.contains(m.name), expected, "{}", m.name);
+        }
+        assert_eq!(Observed::dimensions(Observed::SESSION_RTT_SECONDS)[0].1, ANY_SESSION);
+    }
 }

@@ -7,6 +7,7 @@ pub mod socket;
 pub mod worker;
 
 use crate::config::{parse_port_range, Config};
+use crate::export::metrics::{counters, MetricDef};
 pub use crate::view::{parse_view_id, SessionView, WorkerStats};
 use batch::SendOutcome;
 use serde::Serialize;
@@ -17,35 +18,53 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
-/// Socket-level counters of one worker (summed for the process).
-#[derive(Clone, Copy, Debug, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IoCounters {
-    pub received_client: u64,
-    pub received_upstream: u64,
-    pub sent: u64,
-    /// Send buffer full (EAGAIN/ENOBUFS): the datagram was dropped.
-    pub send_would_block: u64,
-    /// ICMP errors (port/host unreachable) reported on send.
-    pub send_refused: u64,
-    pub send_other_errors: u64,
-    /// ICMP errors reported on receive (ECONNREFUSED after the upstream's
-    /// port was unreachable): the session stays.
-    pub recv_refused: u64,
-    pub recv_other_errors: u64,
-    pub sessions_created: u64,
-    pub sessions_expired: u64,
-    pub sessions_refused: u64,
-    pub upstream_bind_failures: u64,
-    pub dropped_no_session: u64,
-    /// Generated RTCP reports sent.
-    pub reports_sent: u64,
-    /// Closed-session records nobody collected in time (see
-    /// [`worker::MAX_CLOSED_KEPT`]).
-    pub closed_records_dropped: u64,
+counters! {
+    /// Socket-level counters of one worker (summed for the process).
+    #[derive(Clone, Copy, Debug, Default, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct IoCounters {
+        pub received_client: u64,
+        pub received_upstream: u64,
+        pub sent: u64,
+        /// Send buffer full (EAGAIN/ENOBUFS): the datagram was dropped.
+        pub send_would_block: u64
+            => SEND_ERRORS: counter("rtpmb_send_errors_total", "{packet}", [reason],
+                "Datagrams the kernel refused to send, by reason.")
+                {reason = "would_block"},
+        /// ICMP errors (port/host unreachable) reported on send.
+        pub send_refused: u64 => SEND_ERRORS {reason = "refused"},
+        pub send_other_errors: u64 => SEND_ERRORS {reason = "other"},
+        /// ICMP errors reported on receive (ECONNREFUSED after the upstream's
+        /// port was unreachable): the session stays.
+        pub recv_refused: u64
+            => RECEIVE_ERRORS: counter("rtpmb_receive_errors_total", "{error}", [reason],
+                "Socket receive errors, by reason (refused: ICMP unreachable from the upstream).")
+                {reason = "refused"},
+        pub recv_other_errors: u64 => RECEIVE_ERRORS {reason = "other"},
+        pub sessions_created: u64
+            => SESSIONS_CREATED: counter("rtpmb_sessions_created_total", "{session}", [],
+                "Sessions opened."),
+        pub sessions_expired: u64
+            => SESSIONS_EXPIRED: counter("rtpmb_sessions_expired_total", "{session}", [],
+                "Sessions closed after their idle timeout."),
+        pub sessions_refused: u64
+            => SESSIONS_REFUSED: counter("rtpmb_sessions_refused_total", "{session}", [],
+                "New client addresses refused (session limit or no upstream port)."),
+        pub upstream_bind_failures: u64,
+        /// Datagrams the worker dropped before the engine (no session).
+        pub dropped_no_session: u64 => DROPPED_PACKETS {reason = "no_session"},
+        /// Generated RTCP reports sent.
+        pub reports_sent: u64,
+        /// Closed-session records nobody collected in time (see
+        /// [`worker::MAX_CLOSED_KEPT`]).
+        pub closed_records_dropped: u64,
+    }
 }
 
 impl IoCounters {
+    /// Drops before the engine count with the engine's, under their own reason.
+    const DROPPED_PACKETS: &'static MetricDef = crate::engine::Counters::DROPPED_PACKETS;
+
     pub fn add_send(&mut self, o: SendOutcome) {
         self.sent += o.sent as u64;
         self.send_would_block += o.would_block as u64;
@@ -58,24 +77,6 @@ impl IoCounters {
             Some(libc::ECONNREFUSED) | Some(libc::EHOSTUNREACH) | Some(libc::ENETUNREACH) => self.recv_refused += 1,
             _ => self.recv_other_errors += 1,
         }
-    }
-
-    pub fn merge(&mut self, o: &IoCounters) {
-        self.received_client += o.received_client;
-        self.received_upstream += o.received_upstream;
-        self.sent += o.sent;
-        self.send_would_block += o.send_would_block;
-        self.send_refused += o.send_refused;
-        self.send_other_errors += o.send_other_errors;
-        self.recv_refused += o.recv_refused;
-        self.recv_other_errors += o.recv_other_errors;
-        self.sessions_created += o.sessions_created;
-        self.sessions_expired += o.sessions_expired;
-        self.sessions_refused += o.sessions_refused;
-        self.upstream_bind_failures += o.upstream_bind_failures;
-        self.dropped_no_session += o.dropped_no_session;
-        self.reports_sent += o.reports_sent;
-        self.closed_records_dropped += o.closed_records_dropped;
     }
 }
 
