@@ -41,15 +41,6 @@ pub struct StaticKeys {
     pub keys: SessionKeys,
 }
 
-/// A binding request with no attributes (RFC 8489 §5): the rebinding probe.
-pub(super) fn binding_probe(txid: [u8; 12]) -> [u8; 20] {
-    let mut m = [0u8; 20];
-    m[..2].copy_from_slice(&0x0001u16.to_be_bytes());
-    m[4..8].copy_from_slice(&crate::wire::stun::MAGIC_COOKIE.to_be_bytes());
-    m[8..].copy_from_slice(&txid);
-    m
-}
-
 /// A port pair's even member: a tap keys both ends by pair, so RTP (P) and
 /// RTCP (P + 1) of one endpoint meet in one session.
 fn pair_of(a: SocketAddr) -> SocketAddr {

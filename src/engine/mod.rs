@@ -219,9 +219,10 @@ pub enum OpenError {
 struct CheckAnswer {
     /// The address the check came from: the answer goes there.
     to: SocketAddr,
-    /// The upstream accepted: the proxy's binding request to send after
-    /// the answer; its response from `to` completes the move.
-    probe: Option<[u8; 20]>,
+    /// The upstream accepted: the transaction id of the proxy's binding
+    /// request to send after the answer; its response from `to` completes
+    /// the move.
+    probe: Option<[u8; 12]>,
 }
 
 /// How often idle sessions are looked for.
@@ -414,8 +415,11 @@ impl Engine {
                 push_output(&mut self.outputs, &mut self.counters, cap, Output::Transmit(t));
             };
             push(payload);
-            if let Some(probe) = answer.probe {
-                push(Payload::Owned(probe.to_vec()));
+            if let Some(txid) = answer.probe {
+                // A binding request with no attributes (RFC 8489 §5).
+                let mut probe = Vec::with_capacity(20);
+                crate::wire::stun::write_binding_request(&mut probe, txid, None);
+                push(Payload::Owned(probe));
             }
             return;
         }
@@ -637,10 +641,7 @@ impl Engine {
                             Side::Upstream => match rebinding.answer(now, id, &stun, probe_id) {
                                 rebinding::Answer::None => {}
                                 rebinding::Answer::Accepted { to, probe } => {
-                                    *check_answer = Some(CheckAnswer {
-                                        to,
-                                        probe: Some(demux::binding_probe(probe)),
-                                    });
+                                    *check_answer = Some(CheckAnswer { to, probe: Some(probe) });
                                 }
                                 rebinding::Answer::Refused { to } => {
                                     counters.rebinds_rejected += 1;
