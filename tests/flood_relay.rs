@@ -9,9 +9,10 @@
 // Real processes and sockets: waiting on real time is the point.
 #![allow(clippy::disallowed_methods)]
 
+mod common;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,12 +24,7 @@ const HOSTILE_PORTS: usize = 10_000;
 const PER_PORT: usize = 10;
 
 fn rtp(seq: u16, ssrc: u32, len: usize) -> Vec<u8> {
-    let mut p = vec![0x80, 0x00];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    p.resize(len, 0xd5);
-    p
+    common::pcmu_filled(seq, ssrc, len - 12, 0xd5)
 }
 
 /// One hostile datagram: valid RTP, or malformed/truncated protocol bytes.
@@ -77,12 +73,7 @@ fn rcvbuf_errors() -> u64 {
 }
 
 fn counters(api: SocketAddr) -> serde_json::Value {
-    let mut s = TcpStream::connect(api).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET /v1/counters HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    serde_json::from_str(raw.split_once("\r\n\r\n").unwrap().1).unwrap()
+    serde_json::from_str(common::get(api, "/v1/counters").body()).unwrap()
 }
 
 fn sum(c: &serde_json::Value, f: impl Fn(&serde_json::Value) -> u64) -> u64 {
@@ -92,7 +83,7 @@ fn sum(c: &serde_json::Value, f: impl Fn(&serde_json::Value) -> u64) -> u64 {
 #[test]
 fn established_streams_survive_a_spoofed_flood_and_every_datagram_is_accounted_for() {
     // The SFU: counts per SSRC, answers the first datagram of each flow.
-    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sink = common::loopback();
     force_receive_buffer(&sink, 16 << 20);
     let sink_addr = sink.local_addr().unwrap();
     sink.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
@@ -155,7 +146,7 @@ fn established_streams_survive_a_spoofed_flood_and_every_datagram_is_accounted_f
     std::thread::spawn(move || for _ in lines.by_ref() {});
 
     // Legitimate clients: sessions opened within the prefix's rate.
-    let legit: Vec<UdpSocket> = (0..LEGIT).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+    let legit: Vec<UdpSocket> = (0..LEGIT).map(|_| common::loopback()).collect();
     let mut sent = vec![0u64; LEGIT];
     for (i, c) in legit.iter().enumerate() {
         c.send_to(&rtp(0, LEGIT_SSRC + i as u32, 172), listen).unwrap();
@@ -175,7 +166,7 @@ fn established_streams_survive_a_spoofed_flood_and_every_datagram_is_accounted_f
         let mut n = 0usize;
         let started = Instant::now();
         for chunk in 0..(HOSTILE_PORTS / 500) {
-            let socks: Vec<UdpSocket> = (0..500).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+            let socks: Vec<UdpSocket> = (0..500).map(|_| common::loopback()).collect();
             for k in 0..PER_PORT {
                 for s in &socks {
                     s.send_to(&hostile(n + k), listen).unwrap();
@@ -222,22 +213,17 @@ fn established_streams_survive_a_spoofed_flood_and_every_datagram_is_accounted_f
         .filter(|(_, s, got)| s != got)
         .collect();
     let io = |f: &str| sum(&c, |w| w["io"][f].as_u64().unwrap());
-    let engine_drops: u64 = sum(&c, |w| {
-        w["engine"]["drops"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_u64().unwrap())
-            .sum()
-    });
-    let base_drops: u64 = sum(&base, |w| {
-        w["engine"]["drops"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_u64().unwrap())
-            .sum()
-    });
+    let drops = |c: &serde_json::Value| {
+        sum(c, |w| {
+            w["engine"]["drops"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap())
+                .sum()
+        })
+    };
+    let (engine_drops, base_drops) = (drops(&c), drops(&base));
     let received = io("receivedClient") - received_before;
     let no_session = io("droppedNoSession") - sum(&base, |w| w["io"]["droppedNoSession"].as_u64().unwrap());
     let hostile_forwarded: u64 = counts

@@ -7,7 +7,9 @@
 // Real processes and sockets: waiting on real time is the point.
 #![allow(clippy::disallowed_methods)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+use common::{get, loopback, pcmu};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -101,19 +103,10 @@ impl Drop for Proxy {
     }
 }
 
-fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
-    let mut p = vec![0x80, 0x00];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    p.resize(172, 0);
-    p
-}
-
 /// Sends `n` packets and returns how many arrived at `sink`.
 fn send_and_count(client: &UdpSocket, to: SocketAddr, sink: &UdpSocket, seq0: u16, n: u16, ssrc: u32) -> usize {
     for seq in seq0..seq0 + n {
-        client.send_to(&rtp(seq, ssrc), to).unwrap();
+        client.send_to(&pcmu(seq, ssrc), to).unwrap();
     }
     sink.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
     let mut buf = [0u8; 2048];
@@ -127,26 +120,17 @@ fn send_and_count(client: &UdpSocket, to: SocketAddr, sink: &UdpSocket, seq0: u1
     got
 }
 
-fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
-
 #[test]
 fn sighup_reloads_without_dropping_sessions_and_sigterm_drains() {
     let dir = std::env::temp_dir().join(format!("rtpmb-lifecycle-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("relay.toml");
-    let sfu_a = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let sfu_b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sfu_a = loopback();
+    let sfu_b = loopback();
     std::fs::write(&path, config(sfu_a.local_addr().unwrap(), "forward")).unwrap();
     let mut proxy = Proxy::start(&path);
 
-    let c1 = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let c1 = loopback();
     assert_eq!(send_and_count(&c1, proxy.listen, &sfu_a, 0, 50, 0xc1), 50);
 
     // Reload: new sessions go to SFU B in terminate mode; c1's session stays on A.
@@ -158,7 +142,7 @@ fn sighup_reloads_without_dropping_sessions_and_sigterm_drains() {
         50,
         "live session moved"
     );
-    let c2 = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let c2 = loopback();
     assert_eq!(
         send_and_count(&c2, proxy.listen, &sfu_b, 0, 20, 0xc2),
         20,
@@ -166,10 +150,7 @@ fn sighup_reloads_without_dropping_sessions_and_sigterm_drains() {
     );
 
     // Statistics continued across the reload: 100 packets on c1's stream.
-    let body = |r: String| -> serde_json::Value {
-        serde_json::from_str(r.split_once("\r\n\r\n").map_or("", |x| x.1)).unwrap_or_default()
-    };
-    let sessions = body(http_get(proxy.api, "/v1/sessions"));
+    let sessions = get(proxy.api, "/v1/sessions").json();
     let id = sessions
         .as_array()
         .unwrap()
@@ -179,7 +160,7 @@ fn sighup_reloads_without_dropping_sessions_and_sigterm_drains() {
         .as_str()
         .unwrap()
         .to_string();
-    let stats = body(http_get(proxy.api, &format!("/v1/sessions/{id}/stats")));
+    let stats = get(proxy.api, &format!("/v1/sessions/{id}/stats")).json();
     let inbound = stats
         .as_array()
         .unwrap()
@@ -238,7 +219,7 @@ fn sighup_reloads_without_dropping_sessions_and_sigterm_drains() {
 
 #[test]
 fn health_fails_when_nothing_listens() {
-    let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = loopback().local_addr().unwrap().port();
     let out = Command::new(BIN)
         .args(["health", "--api", &format!("127.0.0.1:{port}"), "--timeout", "1"])
         .output()

@@ -5,28 +5,17 @@
 // Real sockets and processes: waiting on real time is the point.
 #![allow(clippy::disallowed_methods)]
 
-use rtp_middlebox::config::Config;
-use rtp_middlebox::export::http;
-use rtp_middlebox::runtime::{self, RunOptions};
+mod common;
+use common::{pcmu_filled, start_relay_and_api};
 use rtp_middlebox::srtp::{CryptoSuite, SrtpKeys};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn request(api: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(api).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, raw.split_once("\r\n\r\n").map_or("", |x| x.1).to_string())
+    let r = common::http(api, method, path, "", body);
+    (r.status(), r.body().to_string())
 }
 
 fn keys(seed: u8) -> SrtpKeys {
@@ -35,35 +24,13 @@ fn keys(seed: u8) -> SrtpKeys {
 }
 
 fn rtp(seq: u16) -> Vec<u8> {
-    let mut p = vec![0x80, 0x00];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p.extend_from_slice(&0x0102_0304u32.to_be_bytes());
-    p.resize(182, 0);
-    p
+    pcmu_filled(seq, 0x0102_0304, 170, 0)
 }
 
 #[test]
 fn the_api_validates_keys_and_never_echoes_them() {
-    let upstream = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let text = format!(
-        "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"{}\"\nupstream_bind = \"127.0.0.1\"\n[metrics]\ninterval_secs = 1\nper_session = true\n",
-        upstream.local_addr().unwrap()
-    );
-    let config = Config::from_toml(&text).unwrap();
-    let relay = runtime::start(
-        &config,
-        &RunOptions {
-            workers: 1,
-            log_sessions: false,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let mut options = http::ApiOptions::from_config(&config);
-    options.listen = "127.0.0.1:0".parse().unwrap();
-    let api = http::start(options, relay.handle(), config.relay[0].clock_rates()).unwrap();
-    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (relay, api, upstream) = start_relay_and_api("[metrics]\ninterval_secs = 1\nper_session = true\n", |_| {});
+    let client = common::loopback();
     client.send_to(&rtp(0), relay.bound()[0].listen).unwrap();
     let mut b = [0u8; 2048];
     upstream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -168,7 +135,7 @@ fn the_api_validates_keys_and_never_echoes_them() {
 fn static_keys_stay_out_of_logs_and_config_errors() {
     let (kc, ku) = (keys(7), keys(11));
     let (sc, su) = (kc.expose_inline_secret(), ku.expose_inline_secret());
-    let upstream = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let upstream = common::loopback();
     let dir = std::env::temp_dir().join(format!("rtpmb-srtp-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("relay.toml");
@@ -190,7 +157,7 @@ fn static_keys_stay_out_of_logs_and_config_errors() {
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     let listen: SocketAddr = first.split_whitespace().nth(3).unwrap().parse().unwrap();
-    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let client = common::loopback();
     for seq in 0..20 {
         client.send_to(&rtp(seq), listen).unwrap();
     }
