@@ -2,7 +2,7 @@
 //! report blocks in SRs and RRs, encrypted sessions, drops and expiry.
 
 mod common;
-use common::{built, ms, rr, rtp, session_on, stun, tap, Driver};
+use common::{built, ms, report_block, rr, rtp, sender_info, session_on, stun, tap, Driver};
 
 use rtp_middlebox::engine::{DropReason, EngineConfig, Event, RtcpMode, SessionId, SessionInfo, Side, Verdict};
 use rtp_middlebox::wire::ntp::{CompactNtp, Delay16, NtpTime};
@@ -28,22 +28,16 @@ fn engine() -> (Driver, SessionId) {
 fn sr(sender: Ssrc, ntp: NtpTime, blocks: &[ReportBlock]) -> Vec<u8> {
     common::sr(
         sender,
-        &common::sender_info(ntp, 1234, 50, 8000),
+        &sender_info(ntp, 1234, 50, 8000),
         blocks,
         Some(b"sender@example"),
     )
 }
 
+/// What the client reports about any source: a quarter lost this
+/// interval, −3 cumulative (duplicates), 480 units of jitter.
 fn block(ssrc: Ssrc, lsr: CompactNtp, dlsr: Duration) -> ReportBlock {
-    ReportBlock {
-        ssrc,
-        fraction_lost: 64,
-        cumulative_lost: -3,
-        ext_highest_seq: 70_000,
-        jitter: 480,
-        lsr,
-        dlsr: Delay16::from_duration(dlsr),
-    }
+    report_block(ssrc, (64, -3), 70_000, 480, lsr, dlsr)
 }
 
 #[test]
@@ -111,12 +105,7 @@ fn rtt_per_leg_from_forwarded_sr_and_returning_rr() {
         "no sample for the other leg"
     );
     // The report is about the upstream's source: stored on its entry.
-    let audio = snap
-        .side(Side::Upstream)
-        .sources
-        .iter()
-        .find(|s| s.ssrc == AUDIO.0)
-        .unwrap();
+    let audio = common::source(&snap, Side::Upstream, AUDIO);
     let remote = audio.remote.as_ref().unwrap();
     assert_eq!(remote.cumulative_lost, -3, "signed 24-bit cumulative loss");
     assert_eq!(remote.fraction_lost, 0.25);
@@ -150,12 +139,8 @@ fn every_report_block_counts_including_those_inside_srs() {
         &sr(CLIENT_RR, NtpTime::from_unix(Duration::from_secs(5)), &blocks),
     );
     let snap = e.snapshot(ms(400), id).unwrap();
-    let up = snap.side(Side::Upstream);
     let rtt_of = |ssrc: Ssrc| {
-        up.sources
-            .iter()
-            .find(|s| s.ssrc == ssrc.0)
-            .unwrap()
+        common::source(&snap, Side::Upstream, ssrc)
             .remote
             .as_ref()
             .unwrap()
@@ -211,12 +196,7 @@ fn xr_rrtr_and_dlrr_give_the_upstream_leg_rtt() {
     let leg = &snap.side(Side::Upstream).rtt_xr_dlrr;
     assert_eq!(leg.measurements, 1);
     assert!((leg.last.unwrap() - 0.050).abs() < 1e-4);
-    let client_src = snap
-        .side(Side::Client)
-        .sources
-        .iter()
-        .find(|s| s.ssrc == CLIENT_RR.0)
-        .unwrap();
+    let client_src = common::source(&snap, Side::Client, CLIENT_RR);
     assert_eq!(
         client_src.xr_rtt.measurements, 1,
         "remote-outbound-rtp RTT comes from DLRR"
@@ -252,12 +232,7 @@ fn srtcp_in_a_dtls_session_is_forwarded_unread() {
         "nothing learned from ciphertext"
     );
     // Counted by its sender, which stays in clear (RFC 3711 §3.4).
-    let sender = snap
-        .side(Side::Client)
-        .sources
-        .iter()
-        .find(|s| s.ssrc == CLIENT_RR.0)
-        .unwrap();
+    let sender = common::source(&snap, Side::Client, CLIENT_RR);
     assert_eq!(
         (sender.srtcp_packets, sender.rtp.is_none(), sender.remote.is_none()),
         (1, true, true)

@@ -11,9 +11,7 @@
 
 mod common;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -113,26 +111,19 @@ fn established_streams_survive_a_spoofed_flood_and_every_datagram_is_accounted_f
         })
     };
 
-    let dir = std::env::temp_dir().join(format!("rtpmb-flood-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("flood");
     let config = dir.join("relay.toml");
     std::fs::write(
         &config,
-        format!(
-            "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"{sink_addr}\"\nrtcp = \"forward\"\nupstream_bind = \"127.0.0.1\"\n\
-             upstream_ports = \"20000-59999\"\n[api]\nlisten = \"127.0.0.1:0\"\n[limits]\nnew_sessions_per_prefix_per_sec = 100\n"
+        common::relay_toml(
+            sink_addr,
+            "rtcp = \"forward\"\nupstream_ports = \"20000-59999\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+             [limits]\nnew_sessions_per_prefix_per_sec = 100\n",
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rtp-middlebox"))
-        .args(["run", "--workers", "2", "--quiet", "--config"])
-        .arg(&config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let listen: SocketAddr = first.split_whitespace().nth(3).unwrap().parse().unwrap();
+    let config = config.to_str().unwrap();
+    let (mut child, mut lines, listen) = common::spawn_run(&["--workers", "2", "--quiet", "--config", config]);
     let api_line = lines.next().unwrap().unwrap();
     let api: SocketAddr = api_line
         .trim_start_matches("api listening on http://")
@@ -199,10 +190,7 @@ fn established_streams_survive_a_spoofed_flood_and_every_datagram_is_accounted_f
     let c = counters(api);
     stop.store(true, Ordering::Relaxed);
     let sink_other = sink_thread.join().unwrap();
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe {
-        libc::kill(pid as i32, libc::SIGTERM);
-    }
+    common::terminate(&child);
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 

@@ -8,14 +8,12 @@
 #![allow(clippy::disallowed_methods)]
 
 mod common;
-use common::{get, loopback, pcmu};
+use common::{get, loopback, pcmu, BIN};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_rtp-middlebox");
 
 fn config(upstream: SocketAddr, mode: &str) -> String {
     format!(
@@ -122,8 +120,7 @@ fn send_and_count(client: &UdpSocket, to: SocketAddr, sink: &UdpSocket, seq0: u1
 
 #[test]
 fn sighup_reloads_without_dropping_sessions_and_sigterm_drains() {
-    let dir = std::env::temp_dir().join(format!("rtpmb-lifecycle-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("lifecycle");
     let path = dir.join("relay.toml");
     let sfu_a = loopback();
     let sfu_b = loopback();
@@ -241,8 +238,7 @@ fn check_config_accepts_the_examples_and_names_the_bad_key() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let dir = std::env::temp_dir().join(format!("rtpmb-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("check");
     for (text, key) in [
         ("[metrics]\ninterval_secs = 0\n", "metrics.interval_secs"),
         (

@@ -9,6 +9,7 @@
 // Real processes and sockets: waiting on real time is the point.
 #![allow(clippy::disallowed_methods)]
 
+mod common;
 use rtp_middlebox::engine::RtcpMode;
 use rtp_middlebox::sim::demo::{self, DemoOptions, Display};
 use std::io::{Read, Write};
@@ -111,8 +112,7 @@ fn prometheus_scrapes_rates_drops_and_quality_distributions() {
     let demo = std::thread::spawn(move || demo::run(&opts, demo_stop, &mut std::io::sink()));
     let addrs = ready_rx.recv_timeout(Duration::from_secs(10)).expect("demo started");
 
-    let dir = std::env::temp_dir().join(format!("rtpmb-prometheus-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("prometheus");
     let config = dir.join("prometheus.yml");
     std::fs::write(
         &config,

@@ -239,15 +239,7 @@ fn report_block_fields_equal_the_computed_statistics() {
     assert_eq!(sent, 95);
     e.handle_datagram(ms(2_000), Side::Upstream, id, &sr(AUDIO, ntp, &[]));
     let snap = e.snapshot(ms(2_100), id).unwrap();
-    let stats = snap
-        .side(Side::Upstream)
-        .sources
-        .iter()
-        .find(|s| s.ssrc == AUDIO.0)
-        .unwrap()
-        .rtp
-        .clone()
-        .unwrap();
+    let stats = common::source(&snap, Side::Upstream, AUDIO).rtp.clone().unwrap();
     // Run the timer to the next upstream report.
     let (at, x) = next_upstream_report(&mut e, 2_100);
     let b = blocks_of(&x.datagram).into_iter().find(|b| b.ssrc == AUDIO).unwrap();
@@ -489,11 +481,7 @@ fn a_rewrite_is_sent_in_its_place_between_forwarded_datagrams() {
     assert_eq!(sent, [datagrams[0].len(), 28, datagrams[2].len(), 28]);
     let snap = e.snapshot(ms(6), id).unwrap();
     assert_eq!(
-        snap.side(Side::Client)
-            .sources
-            .iter()
-            .find(|s| s.ssrc == CLIENT.0)
-            .unwrap()
+        common::source(&snap, Side::Client, CLIENT)
             .rtp
             .as_ref()
             .unwrap()

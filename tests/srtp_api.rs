@@ -8,9 +8,8 @@
 mod common;
 use common::{pcmu_filled, start_relay_and_api};
 use rtp_middlebox::srtp::{CryptoSuite, SrtpKeys};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 fn request(api: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
@@ -136,27 +135,22 @@ fn static_keys_stay_out_of_logs_and_config_errors() {
     let (kc, ku) = (keys(7), keys(11));
     let (sc, su) = (kc.expose_inline_secret(), ku.expose_inline_secret());
     let upstream = common::loopback();
-    let dir = std::env::temp_dir().join(format!("rtpmb-srtp-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("srtp");
     let path = dir.join("relay.toml");
     std::fs::write(
         &path,
-        format!(
-            "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"{}\"\nupstream_bind = \"127.0.0.1\"\n\
-             [[srtp]]\nclient = \"127.0.0.1\"\nsuite = \"AES_CM_128_HMAC_SHA1_80\"\nclient_key = \"{sc}\"\nupstream_key = \"{su}\"\n",
-            upstream.local_addr().unwrap()
+        common::relay_toml(
+            upstream.local_addr().unwrap(),
+            &format!(
+                "[[srtp]]\nclient = \"127.0.0.1\"\nsuite = \"AES_CM_128_HMAC_SHA1_80\"\nclient_key = \"{sc}\"\n\
+                 upstream_key = \"{su}\"\n"
+            ),
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rtp-middlebox"))
-        .args(["run", "--workers", "1", "--api-listen", "127.0.0.1:0", "--config"])
-        .arg(&path)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let listen: SocketAddr = first.split_whitespace().nth(3).unwrap().parse().unwrap();
+    let config = path.to_str().unwrap();
+    let (mut child, lines, listen) =
+        common::spawn_run(&["--workers", "1", "--api-listen", "127.0.0.1:0", "--config", config]);
     let client = common::loopback();
     for seq in 0..20 {
         client.send_to(&rtp(seq), listen).unwrap();
@@ -166,10 +160,7 @@ fn static_keys_stay_out_of_logs_and_config_errors() {
     bogus.resize(8 + 20 + 4 + 10, 0xee);
     client.send_to(&bogus, listen).unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
+    common::terminate(&child);
     let log: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(child.wait().unwrap().success());
     let log = log.join("\n");
@@ -185,7 +176,7 @@ fn static_keys_stay_out_of_logs_and_config_errors() {
         format!("[[srtp]]\nclient = \"127.0.0.1\"\nsuite = \"AES_CM_128_HMAC_SHA1_80\"\nclient_key = \"{bad}\"\n"),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rtp-middlebox"))
+    let out = Command::new(common::BIN)
         .args(["run", "--check-config", "--config"])
         .arg(&path)
         .output()

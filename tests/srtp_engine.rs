@@ -6,12 +6,12 @@
 //! with the independent `rtc-srtp` reader.
 
 mod common;
-use common::{ms, session_on, tap, Driver};
+use common::{ms, report_block, sender_info, session_on, tap, Driver};
 
 use rtp_middlebox::engine::{DropReason, EngineConfig, RtcpMode, SessionId, SessionKeys, Side, Verdict};
 use rtp_middlebox::srtp::{reprotect_index, srtcp_trailer, CryptoSuite, SrtcpReader, SrtcpWriter, SrtpError, SrtpKeys};
 use rtp_middlebox::stats::ClockRates;
-use rtp_middlebox::wire::ntp::{Delay16, NtpTime};
+use rtp_middlebox::wire::ntp::NtpTime;
 use rtp_middlebox::wire::rtcp::{self, ReportBlock, RtcpPacket};
 use rtp_middlebox::wire::Ssrc;
 use std::time::Duration;
@@ -49,24 +49,11 @@ fn provision(e: &mut Driver, id: SessionId, client: &SrtpKeys, upstream: &SrtpKe
 }
 
 fn sr(sender: Ssrc, ntp: NtpTime, blocks: &[ReportBlock]) -> Vec<u8> {
-    common::sr(
-        sender,
-        &common::sender_info(ntp, 8000, 50, 8000),
-        blocks,
-        Some(b"endpoint"),
-    )
+    common::sr(sender, &sender_info(ntp, 8000, 50, 8000), blocks, Some(b"endpoint"))
 }
 
 fn block(about: Ssrc, lsr: NtpTime, dlsr_ms: u64) -> ReportBlock {
-    ReportBlock {
-        ssrc: about,
-        fraction_lost: 12,
-        cumulative_lost: 3,
-        ext_highest_seq: 49,
-        jitter: 40,
-        lsr: lsr.compact(),
-        dlsr: Delay16::from_duration(Duration::from_millis(dlsr_ms)),
-    }
+    report_block(about, (12, 3), 49, 40, lsr.compact(), Duration::from_millis(dlsr_ms))
 }
 
 fn wall(t_ms: u64) -> NtpTime {
@@ -100,7 +87,7 @@ fn reports_inside_srtcp_are_read_and_rtt_measured_for_every_suite() {
         let snap = e.snapshot(ms(1100), id).unwrap();
         let client = snap.side(Side::Client);
         assert_eq!(client.srtcp_opened, 1, "{suite}");
-        let src = client.sources.iter().find(|s| s.ssrc == CLIENT_AUDIO.0).unwrap();
+        let src = common::source(&snap, Side::Client, CLIENT_AUDIO);
         assert_eq!(src.sender_report.as_ref().unwrap().packet_count, 50, "{suite}: SR read");
         let remote = src.remote.as_ref().expect("the RR inside SRTCP was read");
         assert_eq!(remote.cumulative_lost, 3);

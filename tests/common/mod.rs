@@ -8,14 +8,14 @@
 use rtp_middlebox::config::Config;
 use rtp_middlebox::engine::{
     Engine, EngineConfig, Event, Input, OpenError, Output, Payload, RelaySettings, RtcpMode, SessionId, SessionInfo,
-    Side, SocketRef, Verdict,
+    SessionSnapshot, Side, SocketRef, SourceSnapshot, Verdict,
 };
 use rtp_middlebox::export::api::{ApiOptions, ApiServer};
 use rtp_middlebox::export::publish::PublishOptions;
 use rtp_middlebox::runtime::{self, RelayRuntime, RunOptions};
 use rtp_middlebox::stats::ClockRates;
 use rtp_middlebox::time::MonoTime;
-use rtp_middlebox::wire::ntp::NtpTime;
+use rtp_middlebox::wire::ntp::{CompactNtp, Delay16, NtpTime};
 use rtp_middlebox::wire::rtcp::{
     write_receiver_report, write_sdes_cname, write_sender_report, ReportBlock, SenderInfo,
 };
@@ -23,9 +23,11 @@ use rtp_middlebox::wire::rtp::{write_rtp, RtpHeader};
 use rtp_middlebox::wire::stun::{StunClass, StunWriter, METHOD_BINDING};
 use rtp_middlebox::wire::{RtpTs, SeqNo, Ssrc};
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Lines, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::ops::{Deref, DerefMut};
+use std::path::PathBuf;
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -132,6 +134,28 @@ pub fn sender_info(ntp: NtpTime, rtp_ts: u32, packet_count: u32, octet_count: u3
         rtp_ts,
         packet_count,
         octet_count,
+    }
+}
+
+/// A report block about `ssrc`: `(fraction lost in 256ths, cumulative
+/// lost)`, extended highest sequence number, jitter (RTP units), LSR and
+/// DLSR.
+pub fn report_block(
+    ssrc: Ssrc,
+    (fraction_lost, cumulative_lost): (u8, i32),
+    ext_highest_seq: u32,
+    jitter: u32,
+    lsr: CompactNtp,
+    dlsr: Duration,
+) -> ReportBlock {
+    ReportBlock {
+        ssrc,
+        fraction_lost,
+        cumulative_lost,
+        ext_highest_seq,
+        jitter,
+        lsr,
+        dlsr: Delay16::from_duration(dlsr),
     }
 }
 
@@ -424,6 +448,15 @@ pub fn session_on(relay: RelaySettings, config: EngineConfig) -> (Driver, Sessio
     (d, id)
 }
 
+/// The source `ssrc` on `side` of a snapshot; panics when there is none.
+pub fn source(snap: &SessionSnapshot, side: Side, ssrc: Ssrc) -> &SourceSnapshot {
+    snap.side(side)
+        .sources
+        .iter()
+        .find(|s| s.ssrc == ssrc.0)
+        .unwrap_or_else(|| panic!("no source {:#x} on the {side:?} side", ssrc.0))
+}
+
 // ---------------------------------------------------------------- real sockets
 
 /// A UDP socket on 127.0.0.1, port chosen by the OS.
@@ -563,4 +596,41 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &str, body: &st
 /// `GET path`.
 pub fn get(addr: SocketAddr, path: &str) -> Response {
     http(addr, "GET", path, "", "")
+}
+
+// ---------------------------------------------------------------- processes
+
+/// The `rtp-middlebox` binary.
+pub const BIN: &str = env!("CARGO_BIN_EXE_rtp-middlebox");
+
+/// A directory of this test process's own, `rtpmb-{name}-{pid}` under the
+/// system's temporary directory, created.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rtpmb-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `rtp-middlebox run` with `args`, stderr piped: the child, its stderr
+/// lines after the first, and where the relay listens (the first line is
+/// "relay listening on ADDR -> upstream …").
+pub fn spawn_run(args: &[&str]) -> (Child, Lines<BufReader<ChildStderr>>, SocketAddr) {
+    let mut child = Command::new(BIN)
+        .arg("run")
+        .args(args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let listen = first.split_whitespace().nth(3).unwrap().parse().unwrap();
+    (child, lines, listen)
+}
+
+/// SIGTERM to a child process of the test.
+pub fn terminate(child: &Child) {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
 }
