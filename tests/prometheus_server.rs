@@ -13,7 +13,7 @@ mod common;
 use rtp_middlebox::engine::RtcpMode;
 use rtp_middlebox::sim::demo::{self, DemoOptions, Display};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -135,7 +135,7 @@ fn prometheus_scrapes_rates_drops_and_quality_distributions() {
     );
 
     // 25 truncated RTP datagrams from a stray source: dropped and counted.
-    let stray = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let stray = common::loopback();
     for _ in 0..25 {
         stray.send_to(&[0x80, 0x00, 0x01], addrs.proxy).unwrap();
     }
