@@ -25,6 +25,18 @@ fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
+/// The stream of payload type `pt` in `analyze --format json` output.
+fn stream_of_type(out: &Output, pt: u8) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["payloadType"] == pt)
+        .unwrap()
+        .clone()
+}
+
 fn assert_clean_failure(out: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
@@ -67,13 +79,7 @@ fn json_has_the_pinned_fields() {
 fn clock_rate_option_overrides_and_unknown_stays_explicit() {
     // 111 → 16 kHz instead of the default map's 48 kHz.
     let out = run(&["--format", "json", "--clock-rate", "111=16000"], &capture());
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let opus = v["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["payloadType"] == 111)
-        .unwrap();
+    let opus = stream_of_type(&out, 111);
     assert_eq!(opus["clockRate"], 16000);
     // A config whose map lacks 96: the VP8 stream's clock is unknown (null).
     let cfg = tmp(
@@ -81,13 +87,7 @@ fn clock_rate_option_overrides_and_unknown_stays_explicit() {
         b"[[relay]]\nlisten = \"127.0.0.1:1\"\nupstream = \"127.0.0.1:2\"\n",
     );
     let out = run(&["--format", "json", "--config", cfg.to_str().unwrap()], &capture());
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let vp8 = v["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["payloadType"] == 96)
-        .unwrap();
+    let vp8 = stream_of_type(&out, 96);
     assert!(vp8["clockRate"].is_null() && vp8["jitter"].is_null(), "{vp8}");
 }
 

@@ -5,8 +5,8 @@ mod common;
 use common::{built, ms, report_block, rr, rtp, sender_info, session_on, stun, tap, Driver};
 
 use rtp_middlebox::engine::{DropReason, EngineConfig, Event, RtcpMode, SessionId, SessionInfo, Side, Verdict};
-use rtp_middlebox::wire::ntp::{CompactNtp, Delay16, NtpTime};
-use rtp_middlebox::wire::rtcp::{self, DlrrItem, ReportBlock};
+use rtp_middlebox::wire::ntp::{CompactNtp, NtpTime};
+use rtp_middlebox::wire::rtcp::{self, ReportBlock};
 use rtp_middlebox::wire::rtp::RtpError;
 use rtp_middlebox::wire::stun::StunClass;
 use rtp_middlebox::wire::{PacketKind, SeqNo, Ssrc};
@@ -184,13 +184,7 @@ fn xr_rrtr_and_dlrr_give_the_upstream_leg_rtt() {
     let mut xr = Vec::new();
     rtcp::write_xr(&mut xr, CLIENT_RR, Some(ntp), &[]);
     e.handle_datagram(ms(2000), Side::Client, id, &xr);
-    let mut dlrr = Vec::new();
-    let item = DlrrItem {
-        ssrc: CLIENT_RR,
-        lrr: ntp.compact(),
-        dlrr: Delay16::from_duration(Duration::from_millis(250)),
-    };
-    rtcp::write_xr(&mut dlrr, AUDIO, None, &[item]);
+    let dlrr = common::dlrr(AUDIO, CLIENT_RR, ntp.compact(), Duration::from_millis(250));
     e.handle_datagram(ms(2300), Side::Upstream, id, &dlrr);
     let snap = e.snapshot(ms(2400), id).unwrap();
     let leg = &snap.side(Side::Upstream).rtt_xr_dlrr;

@@ -53,21 +53,16 @@ impl Proxy {
             listen: "0.0.0.0:0".parse().unwrap(),
             api: "0.0.0.0:0".parse().unwrap(),
         };
-        let l = p.wait_for("relay listening on ");
-        p.listen = l["relay listening on ".len()..]
-            .split(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        let a = p.wait_for("api listening on http://");
-        p.api = a["api listening on http://".len()..]
-            .split('/')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        p.listen = p.address_after("relay listening on ", ' ');
+        p.api = p.address_after("api listening on http://", '/');
         p
+    }
+
+    /// Waits for a stderr line starting with `prefix`: the address after
+    /// it, up to `end`.
+    fn address_after(&mut self, prefix: &str, end: char) -> SocketAddr {
+        let line = self.wait_for(prefix);
+        line[prefix.len()..].split(end).next().unwrap().parse().unwrap()
     }
 
     /// Waits for a stderr line containing `needle` (10 s at most).
@@ -186,7 +181,7 @@ fn sighup_reloads_without_dropping_sessions_and_sigterm_drains() {
         .args(["health", "--api", &proxy.api.to_string()])
         .output()
         .unwrap();
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    common::assert_success(&status, "health");
 
     // A stats-stream subscriber that never reads.
     let mut stuck = TcpStream::connect(proxy.api).unwrap();
@@ -232,11 +227,7 @@ fn check_config_accepts_the_examples_and_names_the_bad_key() {
             .args(["run", "--check-config", "--config", example])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{example}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_success(&out, example);
     }
     let dir = common::scratch_dir("check");
     for (text, key) in [

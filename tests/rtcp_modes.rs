@@ -11,8 +11,8 @@ use common::Sent as Transmit;
 use rtp_middlebox::engine::{EngineConfig, Event, RtcpMode, SessionId, Side, Verdict};
 use rtp_middlebox::stats::ClockRates;
 use rtp_middlebox::time::MonoTime;
-use rtp_middlebox::wire::ntp::{Delay16, NtpTime};
-use rtp_middlebox::wire::rtcp::{self, DlrrItem, ReportBlock, RtcpPacket, XrBlock};
+use rtp_middlebox::wire::ntp::NtpTime;
+use rtp_middlebox::wire::rtcp::{self, ReportBlock, RtcpPacket, XrBlock};
 use rtp_middlebox::wire::{PacketKind, SeqNo, Ssrc};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -411,13 +411,7 @@ fn dlrr_answering_the_proxys_rrtr_gives_the_terminated_legs_rtt() {
         })
         .expect("XR RRTR in the generated report");
     // The upstream holds it 100 ms and answers 140 ms after it left: 40 ms RTT.
-    let mut dlrr = Vec::new();
-    let item = DlrrItem {
-        ssrc: own,
-        lrr: rrtr.compact(),
-        dlrr: Delay16::from_duration(Duration::from_millis(100)),
-    };
-    rtcp::write_xr(&mut dlrr, AUDIO, None, &[item]);
+    let dlrr = common::dlrr(AUDIO, own, rrtr.compact(), Duration::from_millis(100));
     let answer_at = MonoTime::from_nanos(sent_at.as_nanos() + 140_000_000);
     assert_eq!(
         e.handle_datagram(answer_at, Side::Upstream, id, &dlrr),

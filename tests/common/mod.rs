@@ -17,7 +17,7 @@ use rtp_middlebox::stats::ClockRates;
 use rtp_middlebox::time::MonoTime;
 use rtp_middlebox::wire::ntp::{CompactNtp, Delay16, NtpTime};
 use rtp_middlebox::wire::rtcp::{
-    write_receiver_report, write_sdes_cname, write_sender_report, ReportBlock, SenderInfo,
+    write_receiver_report, write_sdes_cname, write_sender_report, write_xr, DlrrItem, ReportBlock, SenderInfo,
 };
 use rtp_middlebox::wire::rtp::{write_rtp, RtpHeader};
 use rtp_middlebox::wire::stun::{StunClass, StunWriter, METHOD_BINDING};
@@ -172,6 +172,17 @@ pub fn sr(sender: Ssrc, info: &SenderInfo, blocks: &[ReportBlock], cname: Option
 /// An RR from `sender` with `blocks`.
 pub fn rr(sender: Ssrc, blocks: &[ReportBlock]) -> Vec<u8> {
     built(|out| write_receiver_report(out, sender, blocks))
+}
+
+/// An XR from `sender` with one DLRR item answering `about`'s RRTR whose
+/// compact NTP time was `lrr`, held for `held`.
+pub fn dlrr(sender: Ssrc, about: Ssrc, lrr: CompactNtp, held: Duration) -> Vec<u8> {
+    let item = DlrrItem {
+        ssrc: about,
+        lrr,
+        dlrr: Delay16::from_duration(held),
+    };
+    built(|out| write_xr(out, sender, None, &[item]))
 }
 
 /// A STUN Binding message of `class` with `attrs` (type, value) in order;
@@ -633,4 +644,14 @@ pub fn terminate(child: &Child) {
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
+}
+
+/// Asserts that a finished command succeeded, showing `what` and its
+/// stderr when it did not.
+pub fn assert_success(out: &std::process::Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
