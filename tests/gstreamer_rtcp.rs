@@ -27,7 +27,7 @@
 
 mod common;
 use rtp_middlebox::config::Config;
-use rtp_middlebox::engine::Side;
+use rtp_middlebox::engine::{Counters, Side};
 use rtp_middlebox::runtime::clock::Clock;
 use rtp_middlebox::runtime::{self, RelayRuntime, SessionView, WorkerStats};
 use rtp_middlebox::sim::impair::{Fate, ImpairConfig, Impairment};
@@ -351,12 +351,13 @@ fn run_with_sink(py: &PathBuf, mode: &str, seconds: f64, seed: u64) -> Run {
     Run::collect(&clock, sender, relay, (a, leg_a_cfg), || sink.received())
 }
 
+/// An engine counter summed over the workers.
+fn engine_total(stats: &[WorkerStats], counter: impl Fn(&Counters) -> u64) -> u64 {
+    stats.iter().filter_map(|w| w.engine.as_ref()).map(counter).sum()
+}
+
 fn reports_generated(stats: &[WorkerStats]) -> u64 {
-    stats
-        .iter()
-        .filter_map(|w| w.engine.as_ref())
-        .map(|e| e.reports_generated)
-        .sum()
+    engine_total(stats, |e| e.reports_generated)
 }
 
 /// Report blocks about the sender, per reporter SSRC, as rtpbin logged them.
@@ -732,11 +733,7 @@ fn srtp_run(py: &PathBuf, seed: u64, client_key: &[u8; 30]) -> (Run, Value) {
 }
 
 fn auth_failures(stats: &[WorkerStats]) -> u64 {
-    stats
-        .iter()
-        .filter_map(|w| w.engine.as_ref())
-        .map(|e| e.srtcp_auth_failures)
-        .sum()
+    engine_total(stats, |e| e.srtcp_auth_failures)
 }
 
 #[test]
@@ -789,11 +786,7 @@ fn srtp_wrong_keys_count_auth_failures_and_media_keeps_flowing() {
     assert!(failures >= 3, "{failures} authentication failures counted");
     assert!(u(&receiver, "srtp_rtp_in") > 100, "media stopped: {receiver}");
     // The sender's SRTCP never reached the receiver modified: refused ones are dropped.
-    let dropped: u64 = run
-        .stats
-        .iter()
-        .filter_map(|w| w.engine.as_ref())
-        .map(|e| e.drops[rtp_middlebox::engine::DropReason::Srtcp(rtp_middlebox::srtp::SrtpError::AuthFailed).index()])
-        .sum();
+    let auth_failed = rtp_middlebox::engine::DropReason::Srtcp(rtp_middlebox::srtp::SrtpError::AuthFailed);
+    let dropped = engine_total(&run.stats, |e| e.drops[auth_failed.index()]);
     assert_eq!(dropped, failures);
 }
