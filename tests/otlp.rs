@@ -189,6 +189,13 @@ fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Stops the exporter, asserting that it took less than `limit`.
+fn stops_within(exporter: OtlpExporter, limit: Duration) {
+    let started = Instant::now();
+    exporter.stop();
+    assert!(started.elapsed() < limit, "stop took {:?}", started.elapsed());
+}
+
 fn sample(name: &str, labels: &[(&'static str, &str)], value: f64) -> Sample {
     Sample {
         metric: def(name).unwrap_or_else(|| panic!("{name} is in the table")),
@@ -244,17 +251,20 @@ fn session() -> SessionQuality {
     }
 }
 
-fn simple_publication(t: u64, packets: f64) -> Publication {
+/// A publication `t` seconds after [`START`], cumulative since then.
+fn publication(t: u64, samples: Vec<Sample>, observations: Vec<Sample>) -> Publication {
     Publication {
         time_unix_nanos: START + t * SEC,
         start_unix_nanos: START,
-        samples: vec![sample(
-            "rtpmb_packets_total",
-            &[("direction", "from_client"), ("kind", "rtp")],
-            packets,
-        )],
+        samples,
+        observations,
         ..Publication::default()
     }
+}
+
+fn simple_publication(t: u64, packets: f64) -> Publication {
+    let client_rtp = [("direction", "from_client"), ("kind", "rtp")];
+    publication(t, vec![sample("rtpmb_packets_total", &client_rtp, packets)], vec![])
 }
 
 fn attr_str<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
@@ -325,40 +335,37 @@ fn metrics_and_logs_decode_into_otlp_with_cumulative_histograms() {
     let rtt_upstream = [("leg", "upstream"), ("method", "stun")];
     let jitter_audio = [("kind", "audio")];
 
-    let p1 = Publication {
-        time_unix_nanos: START + 10 * SEC,
-        start_unix_nanos: START,
-        samples: vec![
+    let mut p1 = publication(
+        10,
+        vec![
             sample("rtpmb_packets_total", &client_rtp, 100.0),
             sample("rtpmb_packets_total", &upstream_rtp, 50.0),
             sample("rtpmb_sessions_active", &[], 3.0),
         ],
-        observations: vec![
+        vec![
             sample("rtpmb_stream_rtt_seconds", &rtt_client, 0.004),
             sample("rtpmb_stream_rtt_seconds", &rtt_client, 0.02),
             sample("rtpmb_stream_jitter_seconds", &jitter_audio, 0.003),
         ],
-        ended_sessions: vec![session()],
-    };
+    );
+    p1.ended_sessions.push(session());
     exporter.offer(p1);
     assert!(wait_until(Duration::from_secs(5), || collector.count("/v1/metrics")
         == 1
         && collector.count("/v1/logs") == 1));
 
-    let p2 = Publication {
-        time_unix_nanos: START + 20 * SEC,
-        start_unix_nanos: START,
-        samples: vec![
+    let p2 = publication(
+        20,
+        vec![
             sample("rtpmb_packets_total", &client_rtp, 250.0),
             sample("rtpmb_packets_total", &upstream_rtp, 50.0),
             sample("rtpmb_sessions_active", &[], 1.0),
         ],
-        observations: vec![
+        vec![
             sample("rtpmb_stream_rtt_seconds", &rtt_client, 3.0), // above the last bound
             sample("rtpmb_stream_rtt_seconds", &rtt_upstream, 0.001), // on a bound: upper-inclusive
         ],
-        ended_sessions: vec![],
-    };
+    );
     exporter.offer(p2);
     assert!(wait_until(Duration::from_secs(5), || collector.count("/v1/metrics") == 2));
     exporter.stop();
@@ -554,13 +561,7 @@ fn collector_down_counts_errors_and_retries_and_stop_returns() {
         .counters()
         .metrics_error
         > 3));
-    let started = Instant::now();
-    exporter.stop();
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "stop took {:?}",
-        started.elapsed()
-    );
+    stops_within(exporter, Duration::from_secs(3));
 }
 
 #[test]
@@ -582,14 +583,8 @@ fn offer_never_blocks_and_counts_drops_while_the_collector_hangs() {
     // Exactly the queue's capacity was taken; the rest was dropped at once.
     assert_eq!(exporter.counters().dropped, 1000 - 4);
 
-    let started = Instant::now();
-    exporter.stop();
     // Bounded by timeout + 1 s even though the collector never answers.
-    assert!(
-        started.elapsed() < Duration::from_millis(3500),
-        "stop took {:?}",
-        started.elapsed()
-    );
+    stops_within(exporter, Duration::from_millis(3500));
 }
 
 #[test]
