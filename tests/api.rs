@@ -37,6 +37,19 @@ fn send_rtp(listen: SocketAddr, n: u16) {
     }
 }
 
+/// A relay with its API, a subscription (`GET path` with `headers`, read
+/// with a 5 s timeout) and then one session whose SFU answered (the
+/// session is `connected`).
+fn subscribed(path: &str, headers: &str) -> (RelayRuntime, ApiServer, UdpSocket, TcpStream) {
+    let (relay, api, upstream) = relay_with_api(None);
+    let mut s = TcpStream::connect(api.local_addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n{headers}\r\n").unwrap();
+    send_rtp(relay.bound()[0].listen, 5);
+    echo_once(&upstream);
+    (relay, api, upstream, s)
+}
+
 #[test]
 fn sessions_and_w3c_stats() {
     let (relay, api, upstream) = relay_with_api(None);
@@ -100,17 +113,8 @@ fn bearer_token_is_required_when_configured() {
 
 #[test]
 fn stream_sends_state_and_stats_events() {
-    let (relay, api, upstream) = relay_with_api(None);
-    let mut s = TcpStream::connect(api.local_addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET /v1/stream HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n"
-    )
-    .unwrap();
-    send_rtp(relay.bound()[0].listen, 5);
-    echo_once(&upstream); // the SFU answers: the session is `connected`
-                          // Read events until a `state` and a `stats` event for the session came.
+    let (relay, api, _upstream, mut s) = subscribed("/v1/stream", "Accept: text/event-stream\r\n");
+    // Read events until a `state` and a `stats` event for the session came.
     let mut seen = String::new();
     let mut buf = [0u8; 65536];
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -144,17 +148,11 @@ fn stream_sends_state_and_stats_events() {
 /// then one unmasked server text frame.
 #[test]
 fn websocket_stream_carries_the_same_messages() {
-    let (relay, api, upstream) = relay_with_api(None);
-    let mut s = TcpStream::connect(api.local_addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET /v1/stream/ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .unwrap();
-    send_rtp(relay.bound()[0].listen, 5);
-    echo_once(&upstream); // the SFU answers: the session is `connected`
+    let (relay, api, _upstream, mut s) = subscribed(
+        "/v1/stream/ws",
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+    );
     let mut raw = Vec::new();
     let mut buf = [0u8; 65536];
     // Handshake response, then frames; read until one whole frame arrived.

@@ -13,12 +13,21 @@ use rtp_middlebox::wire::stun::{StunClass, ATTR_MESSAGE_INTEGRITY, ATTR_USERNAME
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-fn relay(upstream: SocketAddr) -> RelayRuntime {
-    relay_with(upstream, "")
+/// The SFU's socket, a relay toward it (`extra` after the relay's keys),
+/// and where the relay listens; the SFU waits 300 ms for a datagram.
+fn sfu_and_relay(extra: &str) -> (UdpSocket, RelayRuntime, SocketAddr) {
+    let sfu = waiting();
+    let toml = common::relay_toml(sfu.local_addr().unwrap(), &format!("rtcp = \"forward\"\n{extra}"));
+    let relay = common::start_relay(&toml);
+    let listen = relay.bound()[0].listen;
+    (sfu, relay, listen)
 }
 
-fn relay_with(upstream: SocketAddr, extra: &str) -> RelayRuntime {
-    common::start_relay(&common::relay_toml(upstream, &format!("rtcp = \"forward\"\n{extra}")))
+/// A loopback socket that waits 300 ms for a datagram.
+fn waiting() -> UdpSocket {
+    let s = loopback();
+    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    s
 }
 
 fn io_sum(relay: &RelayRuntime, f: impl Fn(&runtime::IoCounters) -> u64) -> u64 {
@@ -27,10 +36,8 @@ fn io_sum(relay: &RelayRuntime, f: impl Fn(&runtime::IoCounters) -> u64) -> u64 
 
 #[test]
 fn upstream_restart_mid_stream_errors_are_counted_and_forwarding_resumes() {
-    let sfu = loopback();
+    let (sfu, relay, listen) = sfu_and_relay("");
     let sfu_addr = sfu.local_addr().unwrap();
-    let relay = relay(sfu_addr);
-    let listen = relay.bound()[0].listen;
     let client = loopback();
     sfu.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     let mut buf = [0u8; 2048];
@@ -96,14 +103,8 @@ fn upstream_restart_mid_stream_errors_are_counted_and_forwarding_resumes() {
 
 #[test]
 fn a_third_party_cannot_take_over_or_receive_a_sessions_media() {
-    let sfu = loopback();
-    let relay = relay(sfu.local_addr().unwrap());
-    let listen = relay.bound()[0].listen;
-    let victim = loopback();
-    let attacker = loopback();
-    sfu.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    attacker.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    victim.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let (sfu, relay, listen) = sfu_and_relay("");
+    let (victim, attacker) = (waiting(), waiting());
     let mut buf = [0u8; 2048];
     victim.send_to(&rtp(0, 0x71c7), listen).unwrap();
     let (_, victim_up) = sfu.recv_from(&mut buf).unwrap();
@@ -181,15 +182,8 @@ fn answer(request: &[u8]) -> Vec<u8> {
 
 #[test]
 fn nat_rebinding_moves_a_session_only_after_the_sfu_accepts_a_check_and_the_new_address_answers() {
-    let sfu = loopback();
-    let relay = relay_with(sfu.local_addr().unwrap(), "[limits]\nnat_rebinding = \"stun\"\n");
-    let listen = relay.bound()[0].listen;
-    let old = loopback();
-    let new = loopback();
-    let attacker = loopback();
-    for s in [&sfu, &old, &new, &attacker] {
-        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    }
+    let (sfu, relay, listen) = sfu_and_relay("[limits]\nnat_rebinding = \"stun\"\n");
+    let (old, new, attacker) = (waiting(), waiting(), waiting());
     let mut buf = [0u8; 2048];
     // The SFU answers one check and returns where it came from.
     let sfu_answers = |buf: &mut [u8]| -> SocketAddr {
@@ -281,14 +275,8 @@ fn nat_rebinding_moves_a_session_only_after_the_sfu_accepts_a_check_and_the_new_
 
 #[test]
 fn by_default_a_new_address_gets_its_own_session_even_with_the_username() {
-    let sfu = loopback();
-    let relay = relay(sfu.local_addr().unwrap());
-    let listen = relay.bound()[0].listen;
-    let old = loopback();
-    let new = loopback();
-    for s in [&sfu, &old, &new] {
-        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    }
+    let (sfu, relay, listen) = sfu_and_relay("");
+    let (old, new) = (waiting(), waiting());
     let mut buf = [0u8; 2048];
     old.send_to(&check(1, true), listen).unwrap();
     let (_, session_up) = sfu.recv_from(&mut buf).unwrap();

@@ -38,14 +38,18 @@ fn engine(mode: RtcpMode) -> (Driver, SessionId) {
     session_on(tap(mode, ClockRates::new(&Default::default())), EngineConfig::default())
 }
 
-/// Provisions the client's and the upstream's keys; whether the session
-/// was known.
-fn provision(e: &mut Driver, id: SessionId, client: &SrtpKeys, upstream: &SrtpKeys) -> bool {
+/// A session in `mode` with keys of `suite` provisioned, the client's
+/// (seed 7) and the upstream's (seed 11): the driver, the session, those
+/// keys, and whether the session was known to `set_session_keys`.
+fn keyed(suite: CryptoSuite, mode: RtcpMode) -> (Driver, SessionId, [SrtpKeys; 2], bool) {
+    let (kc, ku) = (keys(suite, 7), keys(suite, 11));
+    let (mut e, id) = engine(mode);
     let keys = SessionKeys {
-        client: Some(client.clone()),
-        upstream: Some(upstream.clone()),
+        client: Some(kc.clone()),
+        upstream: Some(ku.clone()),
     };
-    e.set_session_keys(id, Some(&keys)).unwrap()
+    let known = e.set_session_keys(id, Some(&keys)).unwrap();
+    (e, id, [kc, ku], known)
 }
 
 fn sr(sender: Ssrc, ntp: NtpTime, blocks: &[ReportBlock]) -> Vec<u8> {
@@ -63,9 +67,8 @@ fn wall(t_ms: u64) -> NtpTime {
 #[test]
 fn reports_inside_srtcp_are_read_and_rtt_measured_for_every_suite() {
     for suite in CryptoSuite::ALL {
-        let (kc, ku) = (keys(suite, 7), keys(suite, 11));
-        let (mut e, id) = engine(RtcpMode::Forward);
-        assert!(provision(&mut e, id, &kc, &ku));
+        let (mut e, id, [kc, ku], known) = keyed(suite, RtcpMode::Forward);
+        assert!(known);
         for seq in 0..50 {
             e.handle_datagram(ms(u64::from(seq) * 20), Side::Client, id, &rtp(seq, CLIENT_AUDIO));
         }
@@ -104,9 +107,7 @@ fn reports_inside_srtcp_are_read_and_rtt_measured_for_every_suite() {
 #[test]
 fn tampered_srtcp_is_dropped_and_counted_never_forwarded() {
     let suite = CryptoSuite::AesCm128HmacSha1_80;
-    let (kc, ku) = (keys(suite, 7), keys(suite, 11));
-    let (mut e, id) = engine(RtcpMode::Forward);
-    provision(&mut e, id, &kc, &ku);
+    let (mut e, id, [kc, _], _) = keyed(suite, RtcpMode::Forward);
     let mut w = SrtcpWriter::new(&kc).unwrap();
     let mut wire = Vec::new();
     w.encrypt(&sr(CLIENT_AUDIO, wall(0), &[]), &mut wire).unwrap();
@@ -142,9 +143,7 @@ fn tampered_srtcp_is_dropped_and_counted_never_forwarded() {
 #[test]
 fn auto_protects_generated_reports_with_the_key_the_receiver_expects() {
     for suite in CryptoSuite::ALL {
-        let (kc, ku) = (keys(suite, 7), keys(suite, 11));
-        let (mut e, id) = engine(RtcpMode::Auto);
-        provision(&mut e, id, &kc, &ku);
+        let (mut e, id, [kc, ku], _) = keyed(suite, RtcpMode::Auto);
         let mut client_w = SrtcpWriter::new(&kc).unwrap();
         let mut wire = Vec::new();
         // 40 s of client audio with SRs, and the SFU never reports (auto
@@ -189,9 +188,7 @@ fn auto_protects_generated_reports_with_the_key_the_receiver_expects() {
 #[test]
 fn terminate_reprotects_at_the_mapped_index() {
     let suite = CryptoSuite::AeadAes128Gcm;
-    let (kc, ku) = (keys(suite, 7), keys(suite, 11));
-    let (mut e, id) = engine(RtcpMode::Terminate);
-    provision(&mut e, id, &kc, &ku);
+    let (mut e, id, [kc, _], _) = keyed(suite, RtcpMode::Terminate);
     let mut client_w = SrtcpWriter::new(&kc).unwrap();
     let mut wire = Vec::new();
     // The client's SR carries a block about the SFU's stream: terminate
