@@ -304,11 +304,7 @@ impl Driver {
 
     /// Whether a new flow from `client` is admitted (it opens a session).
     pub fn admit(&mut self, now: MonoTime, client: SocketAddr) -> Result<(), OpenError> {
-        let info = SessionInfo {
-            client,
-            upstream: addr(UPSTREAM),
-        };
-        self.open_session(now, info).map(|_| ())
+        self.open_session(now, info(client)).map(|_| ())
     }
 
     /// A datagram from `side` of session `id`: from its client's address
