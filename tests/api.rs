@@ -4,82 +4,50 @@
 // Real sockets: waiting on real time is the point.
 #![allow(clippy::disallowed_methods)]
 
-use rtp_middlebox::config::Config;
-use rtp_middlebox::export::http;
-use rtp_middlebox::runtime::{self, RunOptions};
+mod common;
+use common::{echo_once, http, pcmu, sink, start_relay_and_api};
+use rtp_middlebox::export::api::ApiServer;
+use rtp_middlebox::runtime::RelayRuntime;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
-/// A minimal HTTP/1.1 GET: (status, body).
+/// `GET path` with an optional bearer token: (status, JSON body).
 fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status: u16 = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+    let r = http(addr, "GET", path, &auth, "");
+    (r.status(), r.json())
 }
 
-fn relay_with_api(token: Option<&str>) -> (runtime::RelayRuntime, http::ApiServer, UdpSocket) {
-    let upstream = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let text = format!(
-        "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"{}\"\nrtcp = \"forward\"\nupstream_bind = \"127.0.0.1\"\n",
-        upstream.local_addr().unwrap()
-    );
-    let config = Config::from_toml(&text).unwrap();
-    let relay = runtime::start(
-        &config,
-        &RunOptions {
-            workers: 1,
-            log_sessions: false,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let options = http::ApiOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        token: token.map(String::from),
-        stream_interval: Duration::from_millis(100),
-        cors_origins: vec!["https://dashboard.example".into()],
-        consent_timeout: Duration::from_secs(30),
-        metrics: rtp_middlebox::export::publish::PublishOptions {
-            enabled: true,
-            interval: Duration::from_secs(1),
-            per_session: true,
-            max_session_series: 10,
-        },
-        otlp: None,
-    };
-    let api = http::start(options, relay.handle(), config.relay[0].clock_rates()).unwrap();
-    (relay, api, upstream)
-}
-
-/// The upstream answers one datagram (a session is `new` until it does).
-fn echo_once(upstream: &UdpSocket) {
-    upstream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut b = [0u8; 2048];
-    let (n, from) = upstream.recv_from(&mut b).unwrap();
-    upstream.send_to(&b[..n], from).unwrap();
+fn relay_with_api(token: Option<&str>) -> (RelayRuntime, ApiServer, UdpSocket) {
+    start_relay_and_api("rtcp = \"forward\"\n", |o| {
+        o.token = token.map(String::from);
+        o.stream_interval = Duration::from_millis(100);
+        o.cors_origins = vec!["https://dashboard.example".into()];
+        o.consent_timeout = Duration::from_secs(30);
+        o.metrics = common::publish_every_second();
+        o.otlp = None;
+    })
 }
 
 fn send_rtp(listen: SocketAddr, n: u16) {
-    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let c = common::loopback();
     for seq in 0..n {
-        let mut p = vec![0x80, 0x00];
-        p.extend_from_slice(&seq.to_be_bytes());
-        p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-        p.extend_from_slice(&0x0bad_cafeu32.to_be_bytes());
-        p.resize(172, 0);
-        c.send_to(&p, listen).unwrap();
+        c.send_to(&pcmu(seq, 0x0bad_cafe), listen).unwrap();
     }
+}
+
+/// A relay with its API, a subscription (`GET path` with `headers`, read
+/// with a 5 s timeout) and then one session whose SFU answered (the
+/// session is `connected`).
+fn subscribed(path: &str, headers: &str) -> (RelayRuntime, ApiServer, UdpSocket, TcpStream) {
+    let (relay, api, upstream) = relay_with_api(None);
+    let mut s = TcpStream::connect(api.local_addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n{headers}\r\n").unwrap();
+    send_rtp(relay.bound()[0].listen, 5);
+    echo_once(&upstream);
+    (relay, api, upstream, s)
 }
 
 #[test]
@@ -145,17 +113,8 @@ fn bearer_token_is_required_when_configured() {
 
 #[test]
 fn stream_sends_state_and_stats_events() {
-    let (relay, api, upstream) = relay_with_api(None);
-    let mut s = TcpStream::connect(api.local_addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET /v1/stream HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n"
-    )
-    .unwrap();
-    send_rtp(relay.bound()[0].listen, 5);
-    echo_once(&upstream); // the SFU answers: the session is `connected`
-                          // Read events until a `state` and a `stats` event for the session came.
+    let (relay, api, _upstream, mut s) = subscribed("/v1/stream", "Accept: text/event-stream\r\n");
+    // Read events until a `state` and a `stats` event for the session came.
     let mut seen = String::new();
     let mut buf = [0u8; 65536];
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -189,17 +148,11 @@ fn stream_sends_state_and_stats_events() {
 /// then one unmasked server text frame.
 #[test]
 fn websocket_stream_carries_the_same_messages() {
-    let (relay, api, upstream) = relay_with_api(None);
-    let mut s = TcpStream::connect(api.local_addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET /v1/stream/ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .unwrap();
-    send_rtp(relay.bound()[0].listen, 5);
-    echo_once(&upstream); // the SFU answers: the session is `connected`
+    let (relay, api, _upstream, mut s) = subscribed(
+        "/v1/stream/ws",
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+    );
     let mut raw = Vec::new();
     let mut buf = [0u8; 65536];
     // Handshake response, then frames; read until one whole frame arrived.
@@ -245,15 +198,15 @@ fn websocket_stream_carries_the_same_messages() {
 fn cors_for_configured_origins_only() {
     let (relay, api, _upstream) = relay_with_api(None);
     let ask = |origin: &str, method: &str| {
-        let mut s = TcpStream::connect(api.local_addr).unwrap();
-        write!(
-            s,
-            "{method} /v1/sessions HTTP/1.1\r\nHost: test\r\nOrigin: {origin}\r\nConnection: close\r\n\r\n"
+        http(
+            api.local_addr,
+            method,
+            "/v1/sessions",
+            &format!("Origin: {origin}\r\n"),
+            "",
         )
-        .unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).unwrap();
-        raw.to_ascii_lowercase()
+        .raw
+        .to_ascii_lowercase()
     };
     let ok = ask("https://dashboard.example", "GET");
     assert!(
@@ -283,25 +236,12 @@ fn slow_subscriber_never_delays_forwarding() {
     write!(stuck, "GET /v1/stream HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
 
     // 60 sessions × 1000 packets: many `stats` events per 100 ms tick.
-    let clients: Vec<UdpSocket> = (0..60).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
-    upstream.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-    let sink = std::thread::spawn(move || {
-        let mut buf = [0u8; 2048];
-        let mut n = 0u64;
-        while upstream.recv_from(&mut buf).is_ok() {
-            n += 1;
-        }
-        n
-    });
+    let clients: Vec<UdpSocket> = (0..60).map(|_| common::loopback()).collect();
+    let sink = sink(upstream, Duration::from_millis(500));
     let mut sent = 0u64;
     for seq in 0..1000u16 {
         for (i, c) in clients.iter().enumerate() {
-            let mut p = vec![0x80, 0x00];
-            p.extend_from_slice(&seq.to_be_bytes());
-            p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-            p.extend_from_slice(&(0x5000 + i as u32).to_be_bytes());
-            p.resize(172, 0);
-            c.send_to(&p, listen).unwrap();
+            c.send_to(&pcmu(seq, 0x5000 + i as u32), listen).unwrap();
             sent += 1;
         }
         std::thread::sleep(Duration::from_millis(4));
@@ -320,18 +260,8 @@ fn slow_subscriber_never_delays_forwarding() {
 }
 
 fn put(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "PUT {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, raw.split_once("\r\n\r\n").map_or("", |x| x.1).to_string())
+    let r = http(addr, "PUT", path, "", body);
+    (r.status(), r.body().to_string())
 }
 
 #[test]

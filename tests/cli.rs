@@ -1,25 +1,40 @@
 //! The `rtp-middlebox analyze` command as users run it: output formats,
 //! clock-rate options, and clear errors (exit code 2, no panic) on bad input.
 
+mod common;
+use rtp_middlebox::wire::Ssrc;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_rtp-middlebox"))
-}
 
 fn capture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/gst-pcmu-opus-vp8.pcap")
 }
 
 fn run(args: &[&str], file: &Path) -> Output {
-    bin().arg("analyze").arg(file).args(args).output().unwrap()
+    Command::new(common::BIN)
+        .arg("analyze")
+        .arg(file)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
     let p = std::env::temp_dir().join(format!("rtp-middlebox-cli-{}-{name}", std::process::id()));
     std::fs::write(&p, bytes).unwrap();
     p
+}
+
+/// The stream of payload type `pt` in `analyze --format json` output.
+fn stream_of_type(out: &Output, pt: u8) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["payloadType"] == pt)
+        .unwrap()
+        .clone()
 }
 
 fn assert_clean_failure(out: &Output, needle: &str) {
@@ -64,13 +79,7 @@ fn json_has_the_pinned_fields() {
 fn clock_rate_option_overrides_and_unknown_stays_explicit() {
     // 111 → 16 kHz instead of the default map's 48 kHz.
     let out = run(&["--format", "json", "--clock-rate", "111=16000"], &capture());
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let opus = v["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["payloadType"] == 111)
-        .unwrap();
+    let opus = stream_of_type(&out, 111);
     assert_eq!(opus["clockRate"], 16000);
     // A config whose map lacks 96: the VP8 stream's clock is unknown (null).
     let cfg = tmp(
@@ -78,13 +87,7 @@ fn clock_rate_option_overrides_and_unknown_stays_explicit() {
         b"[[relay]]\nlisten = \"127.0.0.1:1\"\nupstream = \"127.0.0.1:2\"\n",
     );
     let out = run(&["--format", "json", "--config", cfg.to_str().unwrap()], &capture());
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let vp8 = v["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["payloadType"] == 96)
-        .unwrap();
+    let vp8 = stream_of_type(&out, 96);
     assert!(vp8["clockRate"].is_null() && vp8["jitter"].is_null(), "{vp8}");
 }
 
@@ -146,27 +149,25 @@ fn bad_inputs_fail_clearly_with_exit_code_2() {
 /// and exits 0 within the shutdown bound.
 #[test]
 fn run_relays_and_shuts_down_cleanly_on_sigterm() {
-    use std::io::{BufRead, BufReader};
-    use std::net::UdpSocket;
-    use std::process::Stdio;
-    let upstream = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let upstream = common::loopback();
     upstream
         .set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .unwrap();
-    let mut child = bin()
-        .args(["run", "--listen", "127.0.0.1:0", "--upstream"])
-        .arg(upstream.local_addr().unwrap().to_string())
-        .args(["--rtcp-termination", "--workers", "1", "--api-listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    // "relay listening on 127.0.0.1:PORT -> upstream ... (1 workers)"
-    let listen: std::net::SocketAddr = first.split_whitespace().nth(3).unwrap().parse().unwrap();
-    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut pkt = vec![0x80, 0, 0, 7, 0, 0, 0, 0, 0xab, 0xcd, 0xef, 0x01];
-    pkt.resize(172, 0);
+    let upstream_addr = upstream.local_addr().unwrap().to_string();
+    // The first line: "relay listening on 127.0.0.1:PORT -> upstream ... (1 workers)".
+    let (mut child, mut lines, listen) = common::spawn_run(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &upstream_addr,
+        "--rtcp-termination",
+        "--workers",
+        "1",
+        "--api-listen",
+        "127.0.0.1:0",
+    ]);
+    let client = common::loopback();
+    let pkt = common::rtp_filled(0, 7, 0, Ssrc(0xabcd_ef01), 160, 0);
     client.send_to(&pkt, listen).unwrap();
     let mut buf = [0u8; 2048];
     let (n, _) = upstream.recv_from(&mut buf).expect("relayed to the upstream");
@@ -179,9 +180,7 @@ fn run_relays_and_shuts_down_cleanly_on_sigterm() {
         api |= line.starts_with("api listening on http://127.0.0.1:");
         opened |= line.contains("opened");
     }
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
+    common::terminate(&child);
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?} {rest:?}");

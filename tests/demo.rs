@@ -1,40 +1,37 @@
 //! `rtp-middlebox demo` as a subprocess: every stream measured, and the
 //! proxy's figures agree with what the seeded impairment injected.
 
+mod common;
 use serde_json::Value;
 use std::process::Command;
 
 fn run_demo(args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_rtp-middlebox"))
+    let out = Command::new(common::BIN)
         .arg("demo")
         .args(args)
         .arg("--json")
         .output()
         .expect("run the demo");
-    assert!(
-        out.status.success(),
-        "demo failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out, "demo");
     serde_json::from_slice(&out.stdout).expect("the --json summary parses")
 }
 
-fn stream<'a>(summary: &'a Value, name: &str) -> &'a Value {
-    summary["streams"]
+/// The entry of `summary[list]` whose `key` is `name`.
+fn entry<'a>(summary: &'a Value, list: &str, key: &str, name: &str) -> &'a Value {
+    summary[list]
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["stream"] == name)
-        .unwrap_or_else(|| panic!("no stream {name} in {summary:#}"))
+        .find(|s| s[key] == name)
+        .unwrap_or_else(|| panic!("no {key} {name} in {summary:#}"))
+}
+
+fn stream<'a>(summary: &'a Value, name: &str) -> &'a Value {
+    entry(summary, "streams", "stream", name)
 }
 
 fn leg<'a>(summary: &'a Value, name: &str) -> &'a Value {
-    summary["legs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["leg"] == name)
-        .unwrap()
+    entry(summary, "legs", "leg", name)
 }
 
 fn f(v: &Value) -> f64 {
@@ -116,7 +113,7 @@ fn terminate_mode_reports_on_both_legs() {
 
 #[test]
 fn plain_output_shows_the_urls_the_table_and_the_summary() {
-    let out = Command::new(env!("CARGO_BIN_EXE_rtp-middlebox"))
+    let out = Command::new(common::BIN)
         .args(["demo", "--seconds", "2", "--rtcp", "forward"])
         .output()
         .unwrap();
@@ -131,7 +128,7 @@ fn plain_output_shows_the_urls_the_table_and_the_summary() {
 
 #[test]
 fn bad_options_are_refused_with_a_message() {
-    let out = Command::new(env!("CARGO_BIN_EXE_rtp-middlebox"))
+    let out = Command::new(common::BIN)
         .args(["demo", "--loss", "150"])
         .output()
         .unwrap();

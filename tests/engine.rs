@@ -2,89 +2,42 @@
 //! report blocks in SRs and RRs, encrypted sessions, drops and expiry.
 
 mod common;
-use common::Driver;
-use rtp_middlebox::engine::RelaySettings;
+use common::{built, ms, report_block, rr, rtp, sender_info, session_on, stun, tap, Driver};
 
-use rtp_middlebox::engine::{DropReason, EngineConfig, Event, SessionId, SessionInfo, Side, Verdict};
-use rtp_middlebox::stats::ClockRates;
-use rtp_middlebox::time::MonoTime;
-use rtp_middlebox::wire::ntp::{CompactNtp, Delay16, NtpTime};
-use rtp_middlebox::wire::rtcp::{self, DlrrItem, ReportBlock, SenderInfo};
+use rtp_middlebox::engine::{DropReason, EngineConfig, Event, RtcpMode, SessionId, SessionInfo, Side, Verdict};
+use rtp_middlebox::wire::ntp::{CompactNtp, NtpTime};
+use rtp_middlebox::wire::rtcp::{self, ReportBlock};
 use rtp_middlebox::wire::rtp::RtpError;
-use rtp_middlebox::wire::{PacketKind, Ssrc};
-use std::collections::BTreeMap;
+use rtp_middlebox::wire::stun::StunClass;
+use rtp_middlebox::wire::{PacketKind, SeqNo, Ssrc};
 use std::time::Duration;
 
 const AUDIO: Ssrc = Ssrc(0x1111_1111);
 const VIDEO: Ssrc = Ssrc(0x2222_2222);
 const CLIENT_RR: Ssrc = Ssrc(0x3333_3333);
 
-fn ms(v: u64) -> MonoTime {
-    MonoTime::from_millis(v)
-}
-
+/// A tap with the tests' clock rates, at most 4 sources a side.
 fn engine() -> (Driver, SessionId) {
-    let mut rates = BTreeMap::new();
-    rates.insert(111, 48_000);
-    rates.insert(96, 90_000);
-    let mut e = Driver::new(EngineConfig {
-        relays: vec![RelaySettings {
-            clock_rates: ClockRates::new(&rates),
-            ..RelaySettings::default()
-        }],
+    let config = EngineConfig {
         max_sources_per_side: 4,
         ..EngineConfig::default()
-    });
-    let id = e
-        .open_session(
-            ms(0),
-            SessionInfo {
-                client: "192.0.2.10:50000".parse().unwrap(),
-                upstream: "198.51.100.1:3478".parse().unwrap(),
-            },
-        )
-        .unwrap();
-    (e, id)
-}
-
-fn rtp(pt: u8, seq: u16, ts: u32, ssrc: Ssrc, payload: usize) -> Vec<u8> {
-    let mut p = vec![0x80, pt];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&ts.to_be_bytes());
-    p.extend_from_slice(&ssrc.0.to_be_bytes());
-    p.resize(12 + payload, 0xab);
-    p
+    };
+    session_on(tap(RtcpMode::Forward, common::rates()), config)
 }
 
 fn sr(sender: Ssrc, ntp: NtpTime, blocks: &[ReportBlock]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let info = SenderInfo {
-        ntp,
-        rtp_ts: 1234,
-        packet_count: 50,
-        octet_count: 8000,
-    };
-    rtcp::write_sender_report(&mut out, sender, &info, blocks);
-    rtcp::write_sdes_cname(&mut out, sender, b"sender@example");
-    out
+    common::sr(
+        sender,
+        &sender_info(ntp, 1234, 50, 8000),
+        blocks,
+        Some(b"sender@example"),
+    )
 }
 
-fn rr(sender: Ssrc, blocks: &[ReportBlock]) -> Vec<u8> {
-    let mut out = Vec::new();
-    rtcp::write_receiver_report(&mut out, sender, blocks);
-    out
-}
-
+/// What the client reports about any source: a quarter lost this
+/// interval, −3 cumulative (duplicates), 480 units of jitter.
 fn block(ssrc: Ssrc, lsr: CompactNtp, dlsr: Duration) -> ReportBlock {
-    ReportBlock {
-        ssrc,
-        fraction_lost: 64,
-        cumulative_lost: -3,
-        ext_highest_seq: 70_000,
-        jitter: 480,
-        lsr,
-        dlsr: Delay16::from_duration(dlsr),
-    }
+    report_block(ssrc, (64, -3), 70_000, 480, lsr, dlsr)
 }
 
 #[test]
@@ -152,12 +105,7 @@ fn rtt_per_leg_from_forwarded_sr_and_returning_rr() {
         "no sample for the other leg"
     );
     // The report is about the upstream's source: stored on its entry.
-    let audio = snap
-        .side(Side::Upstream)
-        .sources
-        .iter()
-        .find(|s| s.ssrc == AUDIO.0)
-        .unwrap();
+    let audio = common::source(&snap, Side::Upstream, AUDIO);
     let remote = audio.remote.as_ref().unwrap();
     assert_eq!(remote.cumulative_lost, -3, "signed 24-bit cumulative loss");
     assert_eq!(remote.fraction_lost, 0.25);
@@ -191,12 +139,8 @@ fn every_report_block_counts_including_those_inside_srs() {
         &sr(CLIENT_RR, NtpTime::from_unix(Duration::from_secs(5)), &blocks),
     );
     let snap = e.snapshot(ms(400), id).unwrap();
-    let up = snap.side(Side::Upstream);
     let rtt_of = |ssrc: Ssrc| {
-        up.sources
-            .iter()
-            .find(|s| s.ssrc == ssrc.0)
-            .unwrap()
+        common::source(&snap, Side::Upstream, ssrc)
             .remote
             .as_ref()
             .unwrap()
@@ -240,24 +184,13 @@ fn xr_rrtr_and_dlrr_give_the_upstream_leg_rtt() {
     let mut xr = Vec::new();
     rtcp::write_xr(&mut xr, CLIENT_RR, Some(ntp), &[]);
     e.handle_datagram(ms(2000), Side::Client, id, &xr);
-    let mut dlrr = Vec::new();
-    let item = DlrrItem {
-        ssrc: CLIENT_RR,
-        lrr: ntp.compact(),
-        dlrr: Delay16::from_duration(Duration::from_millis(250)),
-    };
-    rtcp::write_xr(&mut dlrr, AUDIO, None, &[item]);
+    let dlrr = common::dlrr(AUDIO, CLIENT_RR, ntp.compact(), Duration::from_millis(250));
     e.handle_datagram(ms(2300), Side::Upstream, id, &dlrr);
     let snap = e.snapshot(ms(2400), id).unwrap();
     let leg = &snap.side(Side::Upstream).rtt_xr_dlrr;
     assert_eq!(leg.measurements, 1);
     assert!((leg.last.unwrap() - 0.050).abs() < 1e-4);
-    let client_src = snap
-        .side(Side::Client)
-        .sources
-        .iter()
-        .find(|s| s.ssrc == CLIENT_RR.0)
-        .unwrap();
+    let client_src = common::source(&snap, Side::Client, CLIENT_RR);
     assert_eq!(
         client_src.xr_rtt.measurements, 1,
         "remote-outbound-rtp RTT comes from DLRR"
@@ -293,12 +226,7 @@ fn srtcp_in_a_dtls_session_is_forwarded_unread() {
         "nothing learned from ciphertext"
     );
     // Counted by its sender, which stays in clear (RFC 3711 §3.4).
-    let sender = snap
-        .side(Side::Client)
-        .sources
-        .iter()
-        .find(|s| s.ssrc == CLIENT_RR.0)
-        .unwrap();
+    let sender = common::source(&snap, Side::Client, CLIENT_RR);
     assert_eq!(
         (sender.srtcp_packets, sender.rtp.is_none(), sender.remote.is_none()),
         (1, true, true)
@@ -385,11 +313,7 @@ fn idle_sessions_expire_through_the_timeout_and_stale_ids_are_refused() {
         Verdict::Drop(DropReason::UnknownSession)
     );
     // The slot is reused by a new session with a new generation.
-    let info = SessionInfo {
-        client: "192.0.2.11:1".parse().unwrap(),
-        upstream: "198.51.100.1:3478".parse().unwrap(),
-    };
-    let id2 = e.open_session(t, info).unwrap();
+    let id2 = e.open_session(t, common::info(common::addr("192.0.2.11:1"))).unwrap();
     assert_ne!(id, id2);
     assert!(e.snapshot(t, id).is_none());
 }
@@ -413,18 +337,14 @@ fn session_table_is_bounded() {
 #[test]
 fn stun_and_feedback_are_forwarded_and_counted() {
     let (mut e, id) = engine();
-    let mut stun = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
-    stun.extend_from_slice(&[7; 12]);
     assert_eq!(
-        e.handle_datagram(ms(1), Side::Client, id, &stun),
+        e.handle_datagram(ms(1), Side::Client, id, &common::binding_request(7)),
         Verdict::Forward(PacketKind::Stun)
     );
     // Video from upstream, then a PLI and a NACK about it from the client.
     e.handle_datagram(ms(2), Side::Upstream, id, &rtp(96, 10, 0, VIDEO, 1000));
-    let pli = [0x81, 206, 0, 2, 0x33, 0x33, 0x33, 0x33, 0x22, 0x22, 0x22, 0x22];
-    let nack = [
-        0x81, 205, 0, 3, 0x33, 0x33, 0x33, 0x33, 0x22, 0x22, 0x22, 0x22, 0, 9, 0, 0,
-    ];
+    let pli = built(|o| rtcp::write_pli(o, CLIENT_RR, VIDEO));
+    let nack = built(|o| rtcp::write_nack(o, CLIENT_RR, VIDEO, &[SeqNo(9)]));
     assert_eq!(
         e.handle_datagram(ms(3), Side::Client, id, &pli),
         Verdict::Forward(PacketKind::Rtcp)
@@ -438,43 +358,33 @@ fn stun_and_feedback_are_forwarded_and_counted() {
     assert_eq!((video.feedback.pli, video.feedback.nack), (1, 1));
 }
 
-fn stun(class_bits: u16, txid: u8) -> Vec<u8> {
-    // Binding (0x001) with the class bits of RFC 8489 §5.
-    let mut m = (0x0001 | class_bits).to_be_bytes().to_vec();
-    m.extend_from_slice(&[0, 0, 0x21, 0x12, 0xa4, 0x42]);
-    m.extend_from_slice(&[txid; 12]);
-    m
-}
-
 #[test]
 fn stun_transactions_give_the_responders_leg_rtt() {
     let (mut e, id) = engine();
-    const REQUEST: u16 = 0x0000;
-    const SUCCESS: u16 = 0x0100;
-    const ERROR: u16 = 0x0110;
-    const INDICATION: u16 = 0x0010;
+    use StunClass::{ErrorResponse, Indication, Request, SuccessResponse};
+    let stun = |class, txid| stun(class, [txid; 12], &[]);
     // A consent check from the client, answered by the upstream 42 ms later:
     // the upstream leg's RTT (works in SRTP sessions, no keys needed).
     e.handle_datagram(ms(1_000), Side::Client, id, &[22, 0xfe, 0xfd, 0, 0]);
-    e.handle_datagram(ms(1_000), Side::Client, id, &stun(REQUEST, 1));
+    e.handle_datagram(ms(1_000), Side::Client, id, &stun(Request, 1));
     assert_eq!(
-        e.handle_datagram(ms(1_042), Side::Upstream, id, &stun(SUCCESS, 1)),
+        e.handle_datagram(ms(1_042), Side::Upstream, id, &stun(SuccessResponse, 1)),
         Verdict::Forward(PacketKind::Stun)
     );
     // The SFU checks the client: answered 15 ms later (an error response
     // still measures the path).
-    e.handle_datagram(ms(2_000), Side::Upstream, id, &stun(REQUEST, 2));
-    e.handle_datagram(ms(2_015), Side::Client, id, &stun(ERROR, 2));
+    e.handle_datagram(ms(2_000), Side::Upstream, id, &stun(Request, 2));
+    e.handle_datagram(ms(2_015), Side::Client, id, &stun(ErrorResponse, 2));
     // Not samples: an unsolicited response, a replayed response, a response
     // from the requester's own side, an indication.
-    e.handle_datagram(ms(3_000), Side::Upstream, id, &stun(SUCCESS, 9));
-    e.handle_datagram(ms(3_000), Side::Upstream, id, &stun(SUCCESS, 1));
-    e.handle_datagram(ms(3_000), Side::Client, id, &stun(REQUEST, 3));
-    e.handle_datagram(ms(3_010), Side::Client, id, &stun(SUCCESS, 3));
-    e.handle_datagram(ms(3_020), Side::Client, id, &stun(INDICATION, 4));
+    e.handle_datagram(ms(3_000), Side::Upstream, id, &stun(SuccessResponse, 9));
+    e.handle_datagram(ms(3_000), Side::Upstream, id, &stun(SuccessResponse, 1));
+    e.handle_datagram(ms(3_000), Side::Client, id, &stun(Request, 3));
+    e.handle_datagram(ms(3_010), Side::Client, id, &stun(SuccessResponse, 3));
+    e.handle_datagram(ms(3_020), Side::Client, id, &stun(Indication, 4));
     // A response after 10 s is stale.
-    e.handle_datagram(ms(4_000), Side::Client, id, &stun(REQUEST, 5));
-    e.handle_datagram(ms(15_000), Side::Upstream, id, &stun(SUCCESS, 5));
+    e.handle_datagram(ms(4_000), Side::Client, id, &stun(Request, 5));
+    e.handle_datagram(ms(15_000), Side::Upstream, id, &stun(SuccessResponse, 5));
     let snap = e.snapshot(ms(16_000), id).unwrap();
     assert!(snap.encrypted);
     let up = snap.side(Side::Upstream);

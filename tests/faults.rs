@@ -5,38 +5,29 @@
 // Real sockets: waiting on real time is the point.
 #![allow(clippy::disallowed_methods)]
 
-use rtp_middlebox::config::Config;
+mod common;
+use common::{loopback, pcmu as rtp, stun};
 use rtp_middlebox::engine::Side;
-use rtp_middlebox::runtime::{self, RelayRuntime, RunOptions};
+use rtp_middlebox::runtime::{self, RelayRuntime};
+use rtp_middlebox::wire::stun::{StunClass, ATTR_MESSAGE_INTEGRITY, ATTR_USERNAME};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
-    let mut p = vec![0x80, 0x00];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    p.resize(172, 0);
-    p
+/// The SFU's socket, a relay toward it (`extra` after the relay's keys),
+/// and where the relay listens; the SFU waits 300 ms for a datagram.
+fn sfu_and_relay(extra: &str) -> (UdpSocket, RelayRuntime, SocketAddr) {
+    let sfu = waiting();
+    let toml = common::relay_toml(sfu.local_addr().unwrap(), &format!("rtcp = \"forward\"\n{extra}"));
+    let relay = common::start_relay(&toml);
+    let listen = relay.bound()[0].listen;
+    (sfu, relay, listen)
 }
 
-fn relay(upstream: SocketAddr) -> RelayRuntime {
-    relay_with(upstream, "")
-}
-
-fn relay_with(upstream: SocketAddr, extra: &str) -> RelayRuntime {
-    let text = format!(
-        "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"{upstream}\"\nrtcp = \"forward\"\nupstream_bind = \"127.0.0.1\"\n{extra}"
-    );
-    runtime::start(
-        &Config::from_toml(&text).unwrap(),
-        &RunOptions {
-            workers: 1,
-            log_sessions: false,
-            ..Default::default()
-        },
-    )
-    .unwrap()
+/// A loopback socket that waits 300 ms for a datagram.
+fn waiting() -> UdpSocket {
+    let s = loopback();
+    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    s
 }
 
 fn io_sum(relay: &RelayRuntime, f: impl Fn(&runtime::IoCounters) -> u64) -> u64 {
@@ -45,11 +36,9 @@ fn io_sum(relay: &RelayRuntime, f: impl Fn(&runtime::IoCounters) -> u64) -> u64 
 
 #[test]
 fn upstream_restart_mid_stream_errors_are_counted_and_forwarding_resumes() {
-    let sfu = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (sfu, relay, listen) = sfu_and_relay("");
     let sfu_addr = sfu.local_addr().unwrap();
-    let relay = relay(sfu_addr);
-    let listen = relay.bound()[0].listen;
-    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let client = loopback();
     sfu.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     let mut buf = [0u8; 2048];
     // 1 s of 50 packets/s, all delivered; the SFU answers once.
@@ -114,14 +103,8 @@ fn upstream_restart_mid_stream_errors_are_counted_and_forwarding_resumes() {
 
 #[test]
 fn a_third_party_cannot_take_over_or_receive_a_sessions_media() {
-    let sfu = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let relay = relay(sfu.local_addr().unwrap());
-    let listen = relay.bound()[0].listen;
-    let victim = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sfu.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    attacker.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    victim.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let (sfu, relay, listen) = sfu_and_relay("");
+    let (victim, attacker) = (waiting(), waiting());
     let mut buf = [0u8; 2048];
     victim.send_to(&rtp(0, 0x71c7), listen).unwrap();
     let (_, victim_up) = sfu.recv_from(&mut buf).unwrap();
@@ -178,39 +161,29 @@ const USERNAME: &[u8] = b"sfuFrag:cliFrag";
 /// `genuine` stands for "computed with the ICE password" (the SFU below
 /// checks that flag byte the way a real agent checks the HMAC).
 fn check(txid: u8, genuine: bool) -> Vec<u8> {
-    let mut attrs = vec![0x00, 0x06, 0x00, USERNAME.len() as u8];
-    attrs.extend_from_slice(USERNAME);
-    attrs.resize(attrs.len().div_ceil(4) * 4, 0);
-    attrs.extend_from_slice(&[0x00, 0x08, 0x00, 20]);
-    attrs.extend_from_slice(&[if genuine { 0x11 } else { 0x66 }; 20]);
-    let mut m = vec![0x00, 0x01];
-    m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
-    m.extend_from_slice(&0x2112_A442u32.to_be_bytes());
-    m.extend_from_slice(&[txid; 12]);
-    m.extend_from_slice(&attrs);
-    m
+    let integrity = [if genuine { 0x11 } else { 0x66 }; 20];
+    stun(
+        StunClass::Request,
+        [txid; 12],
+        &[(ATTR_USERNAME, USERNAME), (ATTR_MESSAGE_INTEGRITY, &integrity)],
+    )
 }
 
 /// The SFU's ICE agent: success for a genuine check, 401 otherwise.
 fn answer(request: &[u8]) -> Vec<u8> {
     let genuine = request.len() >= 20 && request[request.len() - 1] == 0x11;
-    let mut m = if genuine { vec![0x01, 0x01] } else { vec![0x01, 0x11] };
-    m.extend_from_slice(&[0, 0]);
-    m.extend_from_slice(&request[4..20]);
-    m
+    let class = if genuine {
+        StunClass::SuccessResponse
+    } else {
+        StunClass::ErrorResponse
+    };
+    stun(class, request[8..20].try_into().unwrap(), &[])
 }
 
 #[test]
 fn nat_rebinding_moves_a_session_only_after_the_sfu_accepts_a_check_and_the_new_address_answers() {
-    let sfu = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let relay = relay_with(sfu.local_addr().unwrap(), "[limits]\nnat_rebinding = \"stun\"\n");
-    let listen = relay.bound()[0].listen;
-    let old = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let new = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
-    for s in [&sfu, &old, &new, &attacker] {
-        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    }
+    let (sfu, relay, listen) = sfu_and_relay("[limits]\nnat_rebinding = \"stun\"\n");
+    let (old, new, attacker) = (waiting(), waiting(), waiting());
     let mut buf = [0u8; 2048];
     // The SFU answers one check and returns where it came from.
     let sfu_answers = |buf: &mut [u8]| -> SocketAddr {
@@ -302,14 +275,8 @@ fn nat_rebinding_moves_a_session_only_after_the_sfu_accepts_a_check_and_the_new_
 
 #[test]
 fn by_default_a_new_address_gets_its_own_session_even_with_the_username() {
-    let sfu = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let relay = relay(sfu.local_addr().unwrap());
-    let listen = relay.bound()[0].listen;
-    let old = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let new = UdpSocket::bind("127.0.0.1:0").unwrap();
-    for s in [&sfu, &old, &new] {
-        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    }
+    let (sfu, relay, listen) = sfu_and_relay("");
+    let (old, new) = (waiting(), waiting());
     let mut buf = [0u8; 2048];
     old.send_to(&check(1, true), listen).unwrap();
     let (_, session_up) = sfu.recv_from(&mut buf).unwrap();

@@ -9,10 +9,9 @@
 // Real processes and sockets: waiting on real time is the point.
 #![allow(clippy::disallowed_methods)]
 
+mod common;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::process::{Command, Stdio};
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,12 +22,7 @@ const HOSTILE_PORTS: usize = 10_000;
 const PER_PORT: usize = 10;
 
 fn rtp(seq: u16, ssrc: u32, len: usize) -> Vec<u8> {
-    let mut p = vec![0x80, 0x00];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    p.resize(len, 0xd5);
-    p
+    common::pcmu_filled(seq, ssrc, len - 12, 0xd5)
 }
 
 /// One hostile datagram: valid RTP, or malformed/truncated protocol bytes.
@@ -77,12 +71,7 @@ fn rcvbuf_errors() -> u64 {
 }
 
 fn counters(api: SocketAddr) -> serde_json::Value {
-    let mut s = TcpStream::connect(api).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET /v1/counters HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    serde_json::from_str(raw.split_once("\r\n\r\n").unwrap().1).unwrap()
+    serde_json::from_str(common::get(api, "/v1/counters").body()).unwrap()
 }
 
 fn sum(c: &serde_json::Value, f: impl Fn(&serde_json::Value) -> u64) -> u64 {
@@ -92,7 +81,7 @@ fn sum(c: &serde_json::Value, f: impl Fn(&serde_json::Value) -> u64) -> u64 {
 #[test]
 fn established_streams_survive_a_spoofed_flood_and_every_datagram_is_accounted_for() {
     // The SFU: counts per SSRC, answers the first datagram of each flow.
-    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sink = common::loopback();
     force_receive_buffer(&sink, 16 << 20);
     let sink_addr = sink.local_addr().unwrap();
     sink.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
@@ -122,26 +111,19 @@ fn established_streams_survive_a_spoofed_flood_and_every_datagram_is_accounted_f
         })
     };
 
-    let dir = std::env::temp_dir().join(format!("rtpmb-flood-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("flood");
     let config = dir.join("relay.toml");
     std::fs::write(
         &config,
-        format!(
-            "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"{sink_addr}\"\nrtcp = \"forward\"\nupstream_bind = \"127.0.0.1\"\n\
-             upstream_ports = \"20000-59999\"\n[api]\nlisten = \"127.0.0.1:0\"\n[limits]\nnew_sessions_per_prefix_per_sec = 100\n"
+        common::relay_toml(
+            sink_addr,
+            "rtcp = \"forward\"\nupstream_ports = \"20000-59999\"\n[api]\nlisten = \"127.0.0.1:0\"\n\
+             [limits]\nnew_sessions_per_prefix_per_sec = 100\n",
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rtp-middlebox"))
-        .args(["run", "--workers", "2", "--quiet", "--config"])
-        .arg(&config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let listen: SocketAddr = first.split_whitespace().nth(3).unwrap().parse().unwrap();
+    let config = config.to_str().unwrap();
+    let (mut child, mut lines, listen) = common::spawn_run(&["--workers", "2", "--quiet", "--config", config]);
     let api_line = lines.next().unwrap().unwrap();
     let api: SocketAddr = api_line
         .trim_start_matches("api listening on http://")
@@ -155,7 +137,7 @@ fn established_streams_survive_a_spoofed_flood_and_every_datagram_is_accounted_f
     std::thread::spawn(move || for _ in lines.by_ref() {});
 
     // Legitimate clients: sessions opened within the prefix's rate.
-    let legit: Vec<UdpSocket> = (0..LEGIT).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+    let legit: Vec<UdpSocket> = (0..LEGIT).map(|_| common::loopback()).collect();
     let mut sent = vec![0u64; LEGIT];
     for (i, c) in legit.iter().enumerate() {
         c.send_to(&rtp(0, LEGIT_SSRC + i as u32, 172), listen).unwrap();
@@ -175,7 +157,7 @@ fn established_streams_survive_a_spoofed_flood_and_every_datagram_is_accounted_f
         let mut n = 0usize;
         let started = Instant::now();
         for chunk in 0..(HOSTILE_PORTS / 500) {
-            let socks: Vec<UdpSocket> = (0..500).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+            let socks: Vec<UdpSocket> = (0..500).map(|_| common::loopback()).collect();
             for k in 0..PER_PORT {
                 for s in &socks {
                     s.send_to(&hostile(n + k), listen).unwrap();
@@ -208,10 +190,7 @@ fn established_streams_survive_a_spoofed_flood_and_every_datagram_is_accounted_f
     let c = counters(api);
     stop.store(true, Ordering::Relaxed);
     let sink_other = sink_thread.join().unwrap();
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe {
-        libc::kill(pid as i32, libc::SIGTERM);
-    }
+    common::terminate(&child);
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 
@@ -222,22 +201,17 @@ fn established_streams_survive_a_spoofed_flood_and_every_datagram_is_accounted_f
         .filter(|(_, s, got)| s != got)
         .collect();
     let io = |f: &str| sum(&c, |w| w["io"][f].as_u64().unwrap());
-    let engine_drops: u64 = sum(&c, |w| {
-        w["engine"]["drops"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_u64().unwrap())
-            .sum()
-    });
-    let base_drops: u64 = sum(&base, |w| {
-        w["engine"]["drops"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_u64().unwrap())
-            .sum()
-    });
+    let drops = |c: &serde_json::Value| {
+        sum(c, |w| {
+            w["engine"]["drops"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap())
+                .sum()
+        })
+    };
+    let (engine_drops, base_drops) = (drops(&c), drops(&base));
     let received = io("receivedClient") - received_before;
     let no_session = io("droppedNoSession") - sum(&base, |w| w["io"]["droppedNoSession"].as_u64().unwrap());
     let hostile_forwarded: u64 = counts

@@ -3,37 +3,23 @@
 //! sessions are not affected by floods around them.
 
 mod common;
-use common::Driver;
+use common::{addr, binding_request, ms, Driver};
 use rtp_middlebox::engine::RelaySettings;
 
 use rtp_middlebox::engine::{
     Cap, CloseReason, DropReason, EngineConfig, Event, Input, OpenError, Output, RtcpMode, SessionInfo, Side,
     SocketRef, Verdict,
 };
-use rtp_middlebox::time::MonoTime;
 use rtp_middlebox::wire::ntp::NtpTime;
-use rtp_middlebox::wire::rtcp::{write_sender_report, SenderInfo};
 use rtp_middlebox::wire::Ssrc;
 use std::time::Duration;
 
-fn ms(v: u64) -> MonoTime {
-    MonoTime::from_millis(v)
-}
-
-fn rtp(seq: u16) -> Vec<u8> {
-    let mut p = vec![0x80, 0x00];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p.extend_from_slice(&0xabcd_0001u32.to_be_bytes());
-    p.resize(172, 0);
-    p
+fn rtp(seq: u16) -> [u8; 172] {
+    common::pcmu(seq, 0xabcd_0001)
 }
 
 fn info(client: &str) -> SessionInfo {
-    SessionInfo {
-        client: client.parse().unwrap(),
-        upstream: "198.51.100.1:3478".parse().unwrap(),
-    }
+    common::info(addr(client))
 }
 
 #[test]
@@ -138,21 +124,7 @@ fn a_flooding_session_is_rate_limited_per_side_and_others_flow() {
 }
 
 fn sender_report(ssrc: u32, ntp: u64) -> Vec<u8> {
-    let info = SenderInfo {
-        ntp: NtpTime(ntp),
-        rtp_ts: 0,
-        packet_count: 1,
-        octet_count: 160,
-    };
-    let mut out = Vec::new();
-    write_sender_report(&mut out, Ssrc(ssrc), &info, &[]);
-    out
-}
-
-fn binding_request(txid: u8) -> Vec<u8> {
-    let mut m = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
-    m.extend_from_slice(&[txid; 12]);
-    m
+    common::sr(Ssrc(ssrc), &common::sender_info(NtpTime(ntp), 0, 1, 160), &[], None)
 }
 
 /// The bounded tables an attacker can grow count the times their cap
@@ -179,9 +151,7 @@ fn hard_caps_count_their_hits() {
 
     // A third SSRC on one side.
     for ssrc in 1..=3u32 {
-        let mut p = rtp(1);
-        p[8..12].copy_from_slice(&ssrc.to_be_bytes());
-        e.handle_datagram(ms(10), Side::Client, id, &p);
+        e.handle_datagram(ms(10), Side::Client, id, &common::pcmu(1, ssrc));
     }
     assert_eq!(caps(&e, Cap::SourcesPerSide), 1);
 
@@ -203,24 +173,13 @@ fn hard_caps_count_their_hits() {
 
     // An SR flood: 20 SRs of one SSRC in 190 ms; past the eighth each
     // evicts a young entry. One a second evicts nothing young.
-    for k in 0..20u64 {
-        e.handle_datagram(
-            ms(12_000 + k * 10),
-            Side::Upstream,
-            id,
-            &sender_report(9, (k + 1) << 32),
-        );
+    for (start, step, first_ntp) in [(12_000, 10, 1), (13_200, 1000, 100)] {
+        for k in 0..20u64 {
+            let sr = sender_report(9, (k + first_ntp) << 32);
+            e.handle_datagram(ms(start + k * step), Side::Upstream, id, &sr);
+        }
+        assert_eq!(caps(&e, Cap::RttReportLog), 12);
     }
-    assert_eq!(caps(&e, Cap::RttReportLog), 12);
-    for k in 0..20u64 {
-        e.handle_datagram(
-            ms(13_200 + k * 1000),
-            Side::Upstream,
-            id,
-            &sender_report(9, (k + 100) << 32),
-        );
-    }
-    assert_eq!(caps(&e, Cap::RttReportLog), 12);
 
     // A driver that never drains outputs: the queue stays at its cap (4)
     // and what falls out is counted, events and transmits apart.
@@ -238,8 +197,7 @@ fn hard_caps_count_their_hits() {
     assert_eq!(caps(&raw, Cap::EventQueue), 2);
     assert_eq!(caps(&raw, Cap::EventQueue), raw.counters().events_dropped);
     for t in (1_000..30_000).step_by(20) {
-        let mut p = rtp((t / 20) as u16);
-        p[8..12].copy_from_slice(&1u32.to_be_bytes());
+        let p = common::pcmu((t / 20) as u16, 1);
         raw.handle_input(Input::Datagram {
             now: ms(t),
             socket: SocketRef::Listen { relay: 0, rtcp: false },

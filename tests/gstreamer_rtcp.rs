@@ -25,10 +25,11 @@
 //! share one lock: they run one after another (each is timing-sensitive).
 //! Measured values are printed (`cargo test --test gstreamer_rtcp -- --nocapture`).
 
+mod common;
 use rtp_middlebox::config::Config;
-use rtp_middlebox::engine::Side;
+use rtp_middlebox::engine::{Counters, Side};
 use rtp_middlebox::runtime::clock::Clock;
-use rtp_middlebox::runtime::{self, RelayRuntime, RunOptions, SessionView, WorkerStats};
+use rtp_middlebox::runtime::{self, RelayRuntime, SessionView, WorkerStats};
 use rtp_middlebox::sim::impair::{Fate, ImpairConfig, Impairment};
 use rtp_middlebox::sim::impair_live::{bind_pair, Forwarder, ForwarderConfig, ForwarderCounters};
 use serde_json::Value;
@@ -267,23 +268,24 @@ fn impair_pair(
 }
 
 fn start_relay(mode: &str, upstream: SocketAddr, upstream_rtcp: SocketAddr) -> RelayRuntime {
-    let text = format!(
-        "[[relay]]\nlisten = \"127.0.0.1:0\"\nlisten_rtcp = \"127.0.0.1:0\"\nupstream = \"{upstream}\"\n\
-         upstream_rtcp = \"{upstream_rtcp}\"\nrtcp = \"{mode}\"\nupstream_bind = \"127.0.0.1\"\n\
-         upstream_ports = \"20000-59999\"\n\
-         [rtcp]\nmin_interval_audio_ms = 1000\nsuppression_intervals = 2\n\
-         [limits]\nidle_timeout_secs = 30\n"
-    );
-    let cfg = Config::from_toml(&text).unwrap();
-    runtime::start(
-        &cfg,
-        &RunOptions {
-            workers: 1,
-            log_sessions: false,
-            ..Default::default()
-        },
-    )
-    .unwrap()
+    common::start_relay(&common::relay_toml(
+        upstream,
+        &format!(
+            "listen_rtcp = \"127.0.0.1:0\"\nupstream_rtcp = \"{upstream_rtcp}\"\nrtcp = \"{mode}\"\n\
+             upstream_ports = \"20000-59999\"\n\
+             [rtcp]\nmin_interval_audio_ms = 1000\nsuppression_intervals = 2\n\
+             [limits]\nidle_timeout_secs = 30\n"
+        ),
+    ))
+}
+
+/// Leg A in front of the relay's client side, seeded `seed`, dropping
+/// [`LOSS`] toward the relay; and its config in that direction.
+fn leg_a(relay: &RelayRuntime, seed: u64) -> (Forwarder, ImpairConfig) {
+    let b = relay.bound()[0].clone();
+    let cfg = leg(seed, LOSS);
+    let toward_relay = cfg.0.clone();
+    (impair_pair(b.listen, b.listen_rtcp.unwrap(), cfg), toward_relay)
 }
 
 fn sender_args(to: SocketAddr, seconds: f64) -> Vec<String> {
@@ -312,38 +314,50 @@ struct Run {
     elapsed: f64,
 }
 
+impl Run {
+    /// After the sender finished: the relay's sessions and counters and leg
+    /// A's; then leg A and the relay stop, and the sink is read.
+    fn collect(
+        clock: &Clock,
+        sender: Value,
+        relay: RelayRuntime,
+        (a, leg_a_cfg): (Forwarder, ImpairConfig),
+        sink: impl FnOnce() -> (u64, u64),
+    ) -> Run {
+        let (sessions, stats) = (relay.sessions_blocking(), relay.stats_blocking());
+        let leg_a = a.stop();
+        relay.shutdown(Duration::from_secs(5));
+        Run {
+            sender,
+            receiver: None,
+            leg_a,
+            leg_a_cfg,
+            sessions,
+            stats,
+            sink: sink(),
+            elapsed: clock.now().as_secs_f64(),
+        }
+    }
+}
+
 /// Sender → leg A → relay(`mode`) → suppressing sink, for `seconds`.
 fn run_with_sink(py: &PathBuf, mode: &str, seconds: f64, seed: u64) -> Run {
     let clock = Clock::new();
     let sink = Sink::start();
     let relay = start_relay(mode, sink.rtp, sink.rtcp);
-    let b = relay.bound()[0].clone();
-    let cfg_a = leg(seed, LOSS);
-    let leg_a_cfg = cfg_a.0.clone();
-    let a = impair_pair(b.listen, b.listen_rtcp.unwrap(), cfg_a);
+    let (a, leg_a_cfg) = leg_a(&relay, seed);
     let sender = Endpoint::spawn(py, &sender_args(a.listen(), seconds));
     let sender = sender.finish(Duration::from_secs_f64(seconds + 20.0));
-    let (sessions, stats) = (relay.sessions_blocking(), relay.stats_blocking());
-    let leg_a = a.stop();
-    relay.shutdown(Duration::from_secs(5));
-    Run {
-        sender,
-        receiver: None,
-        leg_a,
-        leg_a_cfg,
-        sessions,
-        stats,
-        sink: sink.received(),
-        elapsed: clock.now().as_secs_f64(),
-    }
+    Run::collect(&clock, sender, relay, (a, leg_a_cfg), || sink.received())
+}
+
+/// An engine counter summed over the workers.
+fn engine_total(stats: &[WorkerStats], counter: impl Fn(&Counters) -> u64) -> u64 {
+    stats.iter().filter_map(|w| w.engine.as_ref()).map(counter).sum()
 }
 
 fn reports_generated(stats: &[WorkerStats]) -> u64 {
-    stats
-        .iter()
-        .filter_map(|w| w.engine.as_ref())
-        .map(|e| e.reports_generated)
-        .sum()
+    engine_total(stats, |e| e.reports_generated)
 }
 
 /// Report blocks about the sender, per reporter SSRC, as rtpbin logged them.
@@ -574,10 +588,7 @@ fn auto_stays_passive_while_the_receiver_reports() {
     };
     let leg_b = impair_pair(r_rtp, r_rtcp, leg(20, 0.0));
     let relay = start_relay("auto", leg_b.listen(), leg_b.listen_rtcp().unwrap());
-    let bound = relay.bound()[0].clone();
-    let cfg_a = leg(7, LOSS);
-    let leg_a_cfg = cfg_a.0.clone();
-    let leg_a = impair_pair(bound.listen, bound.listen_rtcp.unwrap(), cfg_a);
+    let (leg_a, leg_a_cfg) = leg_a(&relay, 7);
     let receiver = Endpoint::spawn(
         &py,
         &[
@@ -659,18 +670,8 @@ fn hex(b: &[u8]) -> String {
 
 /// POSTs `body` to `path` on the API: (status, body).
 fn post(api: SocketAddr, path: &str, body: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(api).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0);
-    (status, raw.split_once("\r\n\r\n").map_or("", |x| x.1).to_string())
+    let r = common::http(api, "POST", path, "", body);
+    (r.status(), r.body().to_string())
 }
 
 /// GStreamer `srtpenc`/`srtpdec` (libsrtp2) endpoints through the relay in
@@ -678,7 +679,7 @@ fn post(api: SocketAddr, path: &str, body: &str) -> (u16, String) {
 /// the session appears; the receiver's SRTCP goes nowhere (suppressed).
 fn srtp_run(py: &PathBuf, seed: u64, client_key: &[u8; 30]) -> (Run, Value) {
     let clock = Clock::new();
-    let discard = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let discard = common::loopback();
     let receiver_args = vec![
         "--receive".to_string(),
         "--rtcp-dest".into(),
@@ -694,13 +695,9 @@ fn srtp_run(py: &PathBuf, seed: u64, client_key: &[u8; 30]) -> (Run, Value) {
     let up = SocketAddr::from(([127, 0, 0, 1], receiver.port()));
     let up_rtcp = SocketAddr::from(([127, 0, 0, 1], receiver.port() + 1));
     let relay = start_relay("auto", up, up_rtcp);
-    let mut api_options = rtp_middlebox::export::http::ApiOptions::from_config(&Config::embedded_default());
-    api_options.listen = "127.0.0.1:0".parse().unwrap();
-    let api = rtp_middlebox::export::http::start(api_options, relay.handle(), Default::default()).unwrap();
-    let b = relay.bound()[0].clone();
-    let cfg_a = leg(seed, LOSS);
-    let leg_a_cfg = cfg_a.0.clone();
-    let a = impair_pair(b.listen, b.listen_rtcp.unwrap(), cfg_a);
+    let api_options = common::api_options(&Config::embedded_default());
+    let api = runtime::start_api(api_options, relay.handle(), Default::default()).unwrap();
+    let (a, leg_a_cfg) = leg_a(&relay, seed);
     let mut args = sender_args(a.listen(), SECONDS);
     args.extend([
         "--srtp-key".into(),
@@ -730,29 +727,13 @@ fn srtp_run(py: &PathBuf, seed: u64, client_key: &[u8; 30]) -> (Run, Value) {
     );
     let sender = sender.finish(Duration::from_secs_f64(SECONDS + 20.0));
     let receiver = receiver.finish(Duration::from_secs(20));
-    let (sessions, stats) = (relay.sessions_blocking(), relay.stats_blocking());
-    let leg_a = a.stop();
     api.stop();
-    relay.shutdown(Duration::from_secs(5));
-    let run = Run {
-        sender,
-        receiver: None,
-        leg_a,
-        leg_a_cfg,
-        sessions,
-        stats,
-        sink: (0, 0),
-        elapsed: clock.now().as_secs_f64(),
-    };
+    let run = Run::collect(&clock, sender, relay, (a, leg_a_cfg), || (0, 0));
     (run, receiver)
 }
 
 fn auth_failures(stats: &[WorkerStats]) -> u64 {
-    stats
-        .iter()
-        .filter_map(|w| w.engine.as_ref())
-        .map(|e| e.srtcp_auth_failures)
-        .sum()
+    engine_total(stats, |e| e.srtcp_auth_failures)
 }
 
 #[test]
@@ -805,11 +786,7 @@ fn srtp_wrong_keys_count_auth_failures_and_media_keeps_flowing() {
     assert!(failures >= 3, "{failures} authentication failures counted");
     assert!(u(&receiver, "srtp_rtp_in") > 100, "media stopped: {receiver}");
     // The sender's SRTCP never reached the receiver modified: refused ones are dropped.
-    let dropped: u64 = run
-        .stats
-        .iter()
-        .filter_map(|w| w.engine.as_ref())
-        .map(|e| e.drops[rtp_middlebox::engine::DropReason::Srtcp(rtp_middlebox::srtp::SrtpError::AuthFailed).index()])
-        .sum();
+    let auth_failed = rtp_middlebox::engine::DropReason::Srtcp(rtp_middlebox::srtp::SrtpError::AuthFailed);
+    let dropped = engine_total(&run.stats, |e| e.drops[auth_failed.index()]);
     assert_eq!(dropped, failures);
 }

@@ -7,13 +7,13 @@
 // Real processes and sockets: waiting on real time is the point.
 #![allow(clippy::disallowed_methods)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+use common::{get, loopback, pcmu, BIN};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_rtp-middlebox");
 
 fn config(upstream: SocketAddr, mode: &str) -> String {
     format!(
@@ -53,21 +53,16 @@ impl Proxy {
             listen: "0.0.0.0:0".parse().unwrap(),
             api: "0.0.0.0:0".parse().unwrap(),
         };
-        let l = p.wait_for("relay listening on ");
-        p.listen = l["relay listening on ".len()..]
-            .split(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        let a = p.wait_for("api listening on http://");
-        p.api = a["api listening on http://".len()..]
-            .split('/')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        p.listen = p.address_after("relay listening on ", ' ');
+        p.api = p.address_after("api listening on http://", '/');
         p
+    }
+
+    /// Waits for a stderr line starting with `prefix`: the address after
+    /// it, up to `end`.
+    fn address_after(&mut self, prefix: &str, end: char) -> SocketAddr {
+        let line = self.wait_for(prefix);
+        line[prefix.len()..].split(end).next().unwrap().parse().unwrap()
     }
 
     /// Waits for a stderr line containing `needle` (10 s at most).
@@ -101,19 +96,10 @@ impl Drop for Proxy {
     }
 }
 
-fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
-    let mut p = vec![0x80, 0x00];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    p.resize(172, 0);
-    p
-}
-
 /// Sends `n` packets and returns how many arrived at `sink`.
 fn send_and_count(client: &UdpSocket, to: SocketAddr, sink: &UdpSocket, seq0: u16, n: u16, ssrc: u32) -> usize {
     for seq in seq0..seq0 + n {
-        client.send_to(&rtp(seq, ssrc), to).unwrap();
+        client.send_to(&pcmu(seq, ssrc), to).unwrap();
     }
     sink.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
     let mut buf = [0u8; 2048];
@@ -127,26 +113,16 @@ fn send_and_count(client: &UdpSocket, to: SocketAddr, sink: &UdpSocket, seq0: u1
     got
 }
 
-fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
-
 #[test]
 fn sighup_reloads_without_dropping_sessions_and_sigterm_drains() {
-    let dir = std::env::temp_dir().join(format!("rtpmb-lifecycle-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("lifecycle");
     let path = dir.join("relay.toml");
-    let sfu_a = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let sfu_b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sfu_a = loopback();
+    let sfu_b = loopback();
     std::fs::write(&path, config(sfu_a.local_addr().unwrap(), "forward")).unwrap();
     let mut proxy = Proxy::start(&path);
 
-    let c1 = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let c1 = loopback();
     assert_eq!(send_and_count(&c1, proxy.listen, &sfu_a, 0, 50, 0xc1), 50);
 
     // Reload: new sessions go to SFU B in terminate mode; c1's session stays on A.
@@ -158,7 +134,7 @@ fn sighup_reloads_without_dropping_sessions_and_sigterm_drains() {
         50,
         "live session moved"
     );
-    let c2 = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let c2 = loopback();
     assert_eq!(
         send_and_count(&c2, proxy.listen, &sfu_b, 0, 20, 0xc2),
         20,
@@ -166,10 +142,7 @@ fn sighup_reloads_without_dropping_sessions_and_sigterm_drains() {
     );
 
     // Statistics continued across the reload: 100 packets on c1's stream.
-    let body = |r: String| -> serde_json::Value {
-        serde_json::from_str(r.split_once("\r\n\r\n").map_or("", |x| x.1)).unwrap_or_default()
-    };
-    let sessions = body(http_get(proxy.api, "/v1/sessions"));
+    let sessions = get(proxy.api, "/v1/sessions").json();
     let id = sessions
         .as_array()
         .unwrap()
@@ -179,7 +152,7 @@ fn sighup_reloads_without_dropping_sessions_and_sigterm_drains() {
         .as_str()
         .unwrap()
         .to_string();
-    let stats = body(http_get(proxy.api, &format!("/v1/sessions/{id}/stats")));
+    let stats = get(proxy.api, &format!("/v1/sessions/{id}/stats")).json();
     let inbound = stats
         .as_array()
         .unwrap()
@@ -208,7 +181,7 @@ fn sighup_reloads_without_dropping_sessions_and_sigterm_drains() {
         .args(["health", "--api", &proxy.api.to_string()])
         .output()
         .unwrap();
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    common::assert_success(&status, "health");
 
     // A stats-stream subscriber that never reads.
     let mut stuck = TcpStream::connect(proxy.api).unwrap();
@@ -238,7 +211,7 @@ fn sighup_reloads_without_dropping_sessions_and_sigterm_drains() {
 
 #[test]
 fn health_fails_when_nothing_listens() {
-    let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = loopback().local_addr().unwrap().port();
     let out = Command::new(BIN)
         .args(["health", "--api", &format!("127.0.0.1:{port}"), "--timeout", "1"])
         .output()
@@ -254,14 +227,9 @@ fn check_config_accepts_the_examples_and_names_the_bad_key() {
             .args(["run", "--check-config", "--config", example])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{example}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_success(&out, example);
     }
-    let dir = std::env::temp_dir().join(format!("rtpmb-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("check");
     for (text, key) in [
         ("[metrics]\ninterval_secs = 0\n", "metrics.interval_secs"),
         (

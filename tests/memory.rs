@@ -4,8 +4,8 @@
 //! figure; see README "Performance".)
 
 mod common;
-use common::deliver;
-use rtp_middlebox::engine::{Engine, EngineConfig, RtcpMode, SessionInfo, Side};
+use common::{deliver, info, pcmu as rtp};
+use rtp_middlebox::engine::{Engine, EngineConfig, RtcpMode, Side};
 use rtp_middlebox::time::MonoTime;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -43,24 +43,8 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn rtp(seq: u16, ssrc: u32) -> [u8; 172] {
-    let mut p = [0u8; 172];
-    p[0] = 0x80;
-    p[2..4].copy_from_slice(&seq.to_be_bytes());
-    p[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p[8..12].copy_from_slice(&ssrc.to_be_bytes());
-    p
-}
-
 fn client(n: u32) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::from(0x0a00_0000 | n), 5000))
-}
-
-fn info(client: SocketAddr) -> SessionInfo {
-    SessionInfo {
-        client,
-        upstream: common::addr(common::UPSTREAM),
-    }
 }
 
 #[test]

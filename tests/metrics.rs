@@ -5,22 +5,10 @@
 // Real sockets: waiting on real time is the point.
 #![allow(clippy::disallowed_methods)]
 
-use rtp_middlebox::config::Config;
-use rtp_middlebox::export::{http, publish};
-use rtp_middlebox::runtime::{self, RunOptions};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+mod common;
+use common::{get, pcmu, start_relay_and_api, start_relay_and_api_with};
+use rtp_middlebox::runtime::RunOptions;
 use std::time::{Duration, Instant};
-
-fn get(addr: SocketAddr, path: &str) -> (String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    (head.to_string(), body.to_string())
-}
 
 /// The value of one series line `name{labels} value` (labels as rendered).
 fn value(text: &str, series: &str) -> Option<f64> {
@@ -30,50 +18,19 @@ fn value(text: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
-    let mut p = vec![0x80, 0x00];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    p.resize(172, 0);
-    p
-}
-
 #[test]
 fn prometheus_endpoint_reports_traffic_drops_and_distributions() {
-    let upstream = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let text = format!(
-        "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"{}\"\nrtcp = \"forward\"\nupstream_bind = \"127.0.0.1\"\n",
-        upstream.local_addr().unwrap()
-    );
-    let config = Config::from_toml(&text).unwrap();
-    let relay = runtime::start(
-        &config,
-        &RunOptions {
-            workers: 1,
-            log_sessions: false,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let mut options = http::ApiOptions::from_config(&config);
-    options.listen = "127.0.0.1:0".parse().unwrap();
-    options.metrics = publish::PublishOptions {
-        enabled: true,
-        interval: Duration::from_secs(1),
-        per_session: true,
-        max_session_series: 10,
-    };
-    let api = http::start(options, relay.handle(), config.relay[0].clock_rates()).unwrap();
+    let (relay, api, _upstream) =
+        start_relay_and_api("rtcp = \"forward\"\n", |o| o.metrics = common::publish_every_second());
     let listen = relay.bound()[0].listen;
 
     // 400 packets with every 10th missing (40 lost, 10 %), paced 5 ms
     // apart, plus 7 truncated RTP packets (dropped as malformed).
-    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let client = common::loopback();
     let mut sent = 0u64;
     for seq in 0..440u16 {
         if seq % 11 != 10 {
-            client.send_to(&rtp(seq, 0x5150_5150), listen).unwrap();
+            client.send_to(&pcmu(seq, 0x5150_5150), listen).unwrap();
             sent += 1;
         }
         std::thread::sleep(Duration::from_millis(2));
@@ -85,7 +42,8 @@ fn prometheus_endpoint_reports_traffic_drops_and_distributions() {
     // Wait for a publication that has seen everything.
     let deadline = Instant::now() + Duration::from_secs(10);
     let body = loop {
-        let (head, body) = get(api.local_addr, "/metrics");
+        let r = get(api.local_addr, "/metrics");
+        let (head, body) = (r.head(), r.body().to_string());
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         assert!(
             head.to_ascii_lowercase()
@@ -142,17 +100,9 @@ fn prometheus_endpoint_reports_traffic_drops_and_distributions() {
 
 #[test]
 fn healthz_answers_when_workers_do() {
-    let upstream = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let text = format!(
-        "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"{}\"\nupstream_bind = \"127.0.0.1\"\n",
-        upstream.local_addr().unwrap()
-    );
-    let config = Config::from_toml(&text).unwrap();
-    let relay = runtime::start(&config, &RunOptions::default()).unwrap();
-    let mut options = http::ApiOptions::from_config(&config);
-    options.listen = "127.0.0.1:0".parse().unwrap();
-    let api = http::start(options, relay.handle(), config.relay[0].clock_rates()).unwrap();
-    let (head, body) = get(api.local_addr, "/healthz");
+    let (_relay, api, _upstream) = start_relay_and_api_with(&RunOptions::default(), "", |_| {});
+    let r = get(api.local_addr, "/healthz");
+    let (head, body) = (r.head(), r.body());
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(body.contains("\"status\":\"ok\""), "{body}");
 }

@@ -5,6 +5,7 @@
 //! hanging collector) stay bounded and never block `offer`.
 #![allow(clippy::disallowed_methods)] // tests measure and wait on real time
 
+mod common;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
@@ -188,6 +189,13 @@ fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Stops the exporter, asserting that it took less than `limit`.
+fn stops_within(exporter: OtlpExporter, limit: Duration) {
+    let started = Instant::now();
+    exporter.stop();
+    assert!(started.elapsed() < limit, "stop took {:?}", started.elapsed());
+}
+
 fn sample(name: &str, labels: &[(&'static str, &str)], value: f64) -> Sample {
     Sample {
         metric: def(name).unwrap_or_else(|| panic!("{name} is in the table")),
@@ -243,17 +251,20 @@ fn session() -> SessionQuality {
     }
 }
 
-fn simple_publication(t: u64, packets: f64) -> Publication {
+/// A publication `t` seconds after [`START`], cumulative since then.
+fn publication(t: u64, samples: Vec<Sample>, observations: Vec<Sample>) -> Publication {
     Publication {
         time_unix_nanos: START + t * SEC,
         start_unix_nanos: START,
-        samples: vec![sample(
-            "rtpmb_packets_total",
-            &[("direction", "from_client"), ("kind", "rtp")],
-            packets,
-        )],
+        samples,
+        observations,
         ..Publication::default()
     }
+}
+
+fn simple_publication(t: u64, packets: f64) -> Publication {
+    let client_rtp = [("direction", "from_client"), ("kind", "rtp")];
+    publication(t, vec![sample("rtpmb_packets_total", &client_rtp, packets)], vec![])
 }
 
 fn attr_str<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
@@ -324,40 +335,37 @@ fn metrics_and_logs_decode_into_otlp_with_cumulative_histograms() {
     let rtt_upstream = [("leg", "upstream"), ("method", "stun")];
     let jitter_audio = [("kind", "audio")];
 
-    let p1 = Publication {
-        time_unix_nanos: START + 10 * SEC,
-        start_unix_nanos: START,
-        samples: vec![
+    let mut p1 = publication(
+        10,
+        vec![
             sample("rtpmb_packets_total", &client_rtp, 100.0),
             sample("rtpmb_packets_total", &upstream_rtp, 50.0),
             sample("rtpmb_sessions_active", &[], 3.0),
         ],
-        observations: vec![
+        vec![
             sample("rtpmb_stream_rtt_seconds", &rtt_client, 0.004),
             sample("rtpmb_stream_rtt_seconds", &rtt_client, 0.02),
             sample("rtpmb_stream_jitter_seconds", &jitter_audio, 0.003),
         ],
-        ended_sessions: vec![session()],
-    };
+    );
+    p1.ended_sessions.push(session());
     exporter.offer(p1);
     assert!(wait_until(Duration::from_secs(5), || collector.count("/v1/metrics")
         == 1
         && collector.count("/v1/logs") == 1));
 
-    let p2 = Publication {
-        time_unix_nanos: START + 20 * SEC,
-        start_unix_nanos: START,
-        samples: vec![
+    let p2 = publication(
+        20,
+        vec![
             sample("rtpmb_packets_total", &client_rtp, 250.0),
             sample("rtpmb_packets_total", &upstream_rtp, 50.0),
             sample("rtpmb_sessions_active", &[], 1.0),
         ],
-        observations: vec![
+        vec![
             sample("rtpmb_stream_rtt_seconds", &rtt_client, 3.0), // above the last bound
             sample("rtpmb_stream_rtt_seconds", &rtt_upstream, 0.001), // on a bound: upper-inclusive
         ],
-        ended_sessions: vec![],
-    };
+    );
     exporter.offer(p2);
     assert!(wait_until(Duration::from_secs(5), || collector.count("/v1/metrics") == 2));
     exporter.stop();
@@ -553,13 +561,7 @@ fn collector_down_counts_errors_and_retries_and_stop_returns() {
         .counters()
         .metrics_error
         > 3));
-    let started = Instant::now();
-    exporter.stop();
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "stop took {:?}",
-        started.elapsed()
-    );
+    stops_within(exporter, Duration::from_secs(3));
 }
 
 #[test]
@@ -581,14 +583,8 @@ fn offer_never_blocks_and_counts_drops_while_the_collector_hangs() {
     // Exactly the queue's capacity was taken; the rest was dropped at once.
     assert_eq!(exporter.counters().dropped, 1000 - 4);
 
-    let started = Instant::now();
-    exporter.stop();
     // Bounded by timeout + 1 s even though the collector never answers.
-    assert!(
-        started.elapsed() < Duration::from_millis(3500),
-        "stop took {:?}",
-        started.elapsed()
-    );
+    stops_within(exporter, Duration::from_millis(3500));
 }
 
 #[test]
@@ -749,46 +745,24 @@ fn relay_with_collector(
     endpoint: String,
 ) -> (
     rtp_middlebox::runtime::RelayRuntime,
-    rtp_middlebox::export::http::ApiServer,
+    rtp_middlebox::export::api::ApiServer,
     std::net::UdpSocket,
 ) {
-    use rtp_middlebox::config::Config;
-    let upstream = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let text = format!(
-        "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"{}\"\nrtcp = \"forward\"\nupstream_bind = \"127.0.0.1\"\n\
-         [api]\nlisten = \"127.0.0.1:0\"\n[limits]\nidle_timeout_secs = 1\n[metrics]\ninterval_secs = 1\n\
-         [collector]\notlp_endpoint = \"{endpoint}\"\ninterval_secs = 1\ntimeout_ms = 500\nmax_retries = 1\n\
-         [collector.resource]\n\"service.instance.id\" = \"sfu-node-7\"\nregion = \"eu-test\"\n",
-        upstream.local_addr().unwrap()
-    );
-    let config = Config::from_toml(&text).unwrap();
-    let relay = rtp_middlebox::runtime::start(
-        &config,
-        &rtp_middlebox::runtime::RunOptions {
-            workers: 1,
-            log_sessions: false,
-            ..Default::default()
-        },
+    common::start_relay_and_api(
+        &format!(
+            "rtcp = \"forward\"\n[api]\nlisten = \"127.0.0.1:0\"\n[limits]\nidle_timeout_secs = 1\n\
+             [metrics]\ninterval_secs = 1\n[collector]\notlp_endpoint = \"{endpoint}\"\ninterval_secs = 1\n\
+             timeout_ms = 500\nmax_retries = 1\n\
+             [collector.resource]\n\"service.instance.id\" = \"sfu-node-7\"\nregion = \"eu-test\"\n"
+        ),
+        |_| {},
     )
-    .unwrap();
-    let api = rtp_middlebox::export::http::start(
-        rtp_middlebox::export::http::ApiOptions::from_config(&config),
-        relay.handle(),
-        config.relay[0].clock_rates(),
-    )
-    .unwrap();
-    (relay, api, upstream)
 }
 
 fn send_stream(to: SocketAddr, n: u16) -> std::net::UdpSocket {
-    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let client = common::loopback();
     for seq in 0..n {
-        let mut p = vec![0x80, 0x00];
-        p.extend_from_slice(&seq.to_be_bytes());
-        p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-        p.extend_from_slice(&0x0a0b_0c0du32.to_be_bytes());
-        p.resize(172, 0);
-        client.send_to(&p, to).unwrap();
+        client.send_to(&common::pcmu(seq, 0x0a0b_0c0d), to).unwrap();
         // Paced: the sinks read after the burst, and a loopback socket's
         // default receive buffer holds only ~256 small datagrams.
         std::thread::sleep(std::time::Duration::from_micros(500));
@@ -842,15 +816,7 @@ fn collector_down_counts_errors_and_the_relay_keeps_forwarding() {
         format!("http://{}", l.local_addr().unwrap())
     };
     let (relay, api, upstream) = relay_with_collector(closed);
-    upstream.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-    let sink = std::thread::spawn(move || {
-        let mut buf = [0u8; 2048];
-        let mut got = 0;
-        while upstream.recv_from(&mut buf).is_ok() {
-            got += 1;
-        }
-        got
-    });
+    let sink = common::sink(upstream, Duration::from_millis(500));
     let _client = send_stream(relay.bound()[0].listen, 300);
     assert_eq!(
         sink.join().unwrap(),
@@ -859,11 +825,9 @@ fn collector_down_counts_errors_and_the_relay_keeps_forwarding() {
     );
     // The failures show on /metrics.
     let errors = || {
-        let mut s = TcpStream::connect(api.local_addr).unwrap();
-        write!(s, "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        text.lines()
+        common::get(api.local_addr, "/metrics")
+            .body()
+            .lines()
             .find(|l| l.starts_with("rtpmb_otlp_exports_total{signal=\"metrics\",result=\"error\"}"))
             .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .unwrap_or(0.0)

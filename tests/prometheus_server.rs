@@ -9,10 +9,11 @@
 // Real processes and sockets: waiting on real time is the point.
 #![allow(clippy::disallowed_methods)]
 
+mod common;
 use rtp_middlebox::engine::RtcpMode;
 use rtp_middlebox::sim::demo::{self, DemoOptions, Display};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -111,8 +112,7 @@ fn prometheus_scrapes_rates_drops_and_quality_distributions() {
     let demo = std::thread::spawn(move || demo::run(&opts, demo_stop, &mut std::io::sink()));
     let addrs = ready_rx.recv_timeout(Duration::from_secs(10)).expect("demo started");
 
-    let dir = std::env::temp_dir().join(format!("rtpmb-prometheus-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("prometheus");
     let config = dir.join("prometheus.yml");
     std::fs::write(
         &config,
@@ -135,7 +135,7 @@ fn prometheus_scrapes_rates_drops_and_quality_distributions() {
     );
 
     // 25 truncated RTP datagrams from a stray source: dropped and counted.
-    let stray = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let stray = common::loopback();
     for _ in 0..25 {
         stray.send_to(&[0x80, 0x00, 0x01], addrs.proxy).unwrap();
     }

@@ -252,15 +252,33 @@ fn probation_lowest_before_the_wrap() {
     assert_eq!(stats.cumulative_lost(), 5);
 }
 
+/// A session whose client sends PCMU-typed packets `seqs` of `ssrc`, the
+/// k-th with timestamp k × `ts_step` and `payload` bytes, at `at_ms(k)`:
+/// the driver, the session and the verdicts.
+fn client_stream(
+    ssrc: Ssrc,
+    seqs: [u16; 3],
+    (ts_step, payload): (u32, usize),
+    at_ms: impl Fn(u64) -> u64,
+) -> (Driver, SessionId, Vec<Verdict>) {
+    let mut engine = Driver::new(EngineConfig::default());
+    let id = engine.open_session(MonoTime::ZERO, session_info()).unwrap();
+    let verdicts = (0..)
+        .zip(seqs)
+        .map(|(k, seq)| {
+            let pkt = common::rtp_filled(0, seq, ts_step * k as u32, ssrc, payload, 0x5a);
+            engine.handle_datagram(MonoTime::from_millis(at_ms(k)), Side::Client, id, &pkt)
+        })
+        .collect();
+    (engine, id, verdicts)
+}
+
 /// The same bug through the engine: a client whose first RTP packets are
 /// 65535, 0, 1. The snapshot panics in debug builds.
 #[test]
 fn engine_stream_starting_at_65535() {
-    let mut engine = Driver::new(EngineConfig::default());
-    let id = engine.open_session(MonoTime::ZERO, session_info()).unwrap();
-    for (k, seq) in [65_535u16, 0, 1].into_iter().enumerate() {
-        let pkt = rtp_packet(0x1234, seq, 160 * k as u32, 0, false, 0, None, 160, 0);
-        let v = engine.handle_datagram(MonoTime::from_millis(20 * k as u64), Side::Client, id, &pkt);
+    let (engine, id, verdicts) = client_stream(Ssrc(0x1234), [65_535, 0, 1], (160, 160), |k| 20 * k);
+    for v in verdicts {
         assert_eq!(v, Verdict::Forward(rtp_middlebox::wire::PacketKind::Rtp));
     }
     let snap = engine.snapshot(MonoTime::from_millis(100), id).unwrap();
@@ -280,12 +298,7 @@ fn engine_stream_starting_at_65535() {
 /// build reported packetsExpected 18446744073709488131, packetsLost −63488.
 #[test]
 fn engine_corrupted_first_sequence_number() {
-    let mut engine = Driver::new(EngineConfig::default());
-    let id = engine.open_session(MonoTime::ZERO, session_info()).unwrap();
-    for (k, seq) in [64_489u16, 1002, 1003].into_iter().enumerate() {
-        let pkt = rtp_packet(0x1111_1111, seq, 960 * k as u32, 0, false, 0, None, 20, 0);
-        engine.handle_datagram(MonoTime::from_millis(1_000), Side::Client, id, &pkt);
-    }
+    let (engine, id, _) = client_stream(Ssrc(0x1111_1111), [64_489, 1002, 1003], (960, 20), |_| 1_000);
     let snap = engine.snapshot(MonoTime::from_millis(1_000), id).unwrap();
     let rtp = snap.side(Side::Client).sources[0].rtp.as_ref().unwrap();
     // Whatever the base, expected can never exceed the span 64489..=1003
@@ -939,46 +952,51 @@ fn session_info() -> SessionInfo {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn rtp_packet(
-    ssrc: u32,
-    seq: u16,
-    ts: u32,
+/// A generated RTP packet's shape: anything a sender may set, written by
+/// hand (CSRCs 0xc0000000.., `ext_words` words of one-byte extension
+/// elements whose lengths need not fit, payload bytes 0x5a, `pad` bytes of
+/// padding).
+#[derive(Debug, Clone)]
+struct RtpShape {
     pt: u8,
     marker: bool,
     csrcs: u8,
     ext_words: Option<u8>,
     payload: usize,
     pad: u8,
-) -> Vec<u8> {
-    let cc = csrcs & 0x0f;
-    let mut b0 = 0x80 | cc;
-    if ext_words.is_some() {
-        b0 |= 0x10;
-    }
-    if pad > 0 {
-        b0 |= 0x20;
-    }
-    let mut p = vec![b0, (u8::from(marker) << 7) | (pt & 0x7f)];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&ts.to_be_bytes());
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    for i in 0..cc {
-        p.extend_from_slice(&(0xc000_0000u32 + u32::from(i)).to_be_bytes());
-    }
-    if let Some(words) = ext_words {
-        p.extend_from_slice(&[0xbe, 0xde]);
-        p.extend_from_slice(&u16::from(words).to_be_bytes());
-        for w in 0..words {
-            p.extend_from_slice(&[0x10 | (w & 0x0f), 0xaa, 0x00, 0x00]);
+}
+
+impl RtpShape {
+    fn packet(&self, ssrc: u32, seq: u16, ts: u32) -> Vec<u8> {
+        let cc = self.csrcs & 0x0f;
+        let mut b0 = 0x80 | cc;
+        if self.ext_words.is_some() {
+            b0 |= 0x10;
         }
+        if self.pad > 0 {
+            b0 |= 0x20;
+        }
+        let mut p = vec![b0, (u8::from(self.marker) << 7) | (self.pt & 0x7f)];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        for i in 0..cc {
+            p.extend_from_slice(&(0xc000_0000u32 + u32::from(i)).to_be_bytes());
+        }
+        if let Some(words) = self.ext_words {
+            p.extend_from_slice(&[0xbe, 0xde]);
+            p.extend_from_slice(&u16::from(words).to_be_bytes());
+            for w in 0..words {
+                p.extend_from_slice(&[0x10 | (w & 0x0f), 0xaa, 0x00, 0x00]);
+            }
+        }
+        p.extend(std::iter::repeat_n(0x5a, self.payload));
+        if self.pad > 0 {
+            p.extend(std::iter::repeat_n(0, usize::from(self.pad) - 1));
+            p.push(self.pad);
+        }
+        p
     }
-    p.extend(std::iter::repeat_n(0x5a, payload));
-    if pad > 0 {
-        p.extend(std::iter::repeat_n(0, usize::from(pad) - 1));
-        p.push(pad);
-    }
-    p
 }
 
 const SSRCS: [u32; 4] = [0x1111_1111, 0x2222_2222, 0x3333_3333, 0x4444_4444];
@@ -1196,12 +1214,7 @@ enum Gen {
         /// Sequence step from the stream's previous packet: mostly +1,
         /// sometimes a gap, a step back, a repeat or a big jump.
         step: i32,
-        pt: u8,
-        marker: bool,
-        csrcs: u8,
-        ext_words: Option<u8>,
-        payload: usize,
-        pad: u8,
+        shape: RtpShape,
     },
     Rtcp(Vec<RtcpPart>),
     Stun {
@@ -1224,15 +1237,9 @@ fn gen() -> impl Strategy<Value = Gen> {
             0usize..200,
             prop_oneof![3 => Just(0u8), 1 => 1u8..8],
         )
-            .prop_map(|(ssrc, step, pt, marker, csrcs, ext_words, payload, pad)| Gen::Rtp {
-                ssrc,
-                step,
-                pt,
-                marker,
-                csrcs,
-                ext_words,
-                payload,
-                pad,
+            .prop_map(|(ssrc, step, pt, marker, csrcs, ext_words, payload, pad)| {
+                let shape = RtpShape { pt, marker, csrcs, ext_words, payload, pad };
+                Gen::Rtp { ssrc, step, shape }
             }),
         4 => prop::collection::vec(rtcp_part(), 1..4).prop_map(Gen::Rtcp),
         1 => (
@@ -1387,31 +1394,12 @@ fn run_ops(ops: &[Op], idle: bool) -> Result<(), TestCaseError> {
         now = now + Duration::from_millis(op.dt_ms);
         let mut d = match &op.gen {
             Gen::Random(b) => b.clone(),
-            Gen::Rtp {
-                ssrc,
-                step,
-                pt,
-                marker,
-                csrcs,
-                ext_words,
-                payload,
-                pad,
-            } => {
+            Gen::Rtp { ssrc, step, shape } => {
                 let k = usize::from(op.upstream);
                 let next = seq[k][*ssrc].wrapping_add(*step as u16);
                 seq[k][*ssrc] = next;
                 ts[*ssrc] = ts[*ssrc].wrapping_add(960);
-                rtp_packet(
-                    SSRCS[*ssrc],
-                    next,
-                    ts[*ssrc],
-                    *pt,
-                    *marker,
-                    *csrcs,
-                    *ext_words,
-                    *payload,
-                    *pad,
-                )
+                shape.packet(SSRCS[*ssrc], next, ts[*ssrc])
             }
             Gen::Rtcp(parts) => build_compound(parts, &mut echo),
             Gen::Stun {

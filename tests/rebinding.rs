@@ -5,59 +5,37 @@
 //! spoofed, foreign, live-flow and policy-`never` checks move nothing.
 
 mod common;
-use common::Driver;
+use common::{addr, ms, stun, Driver};
 
 use rtp_middlebox::engine::{
     rebinding::{CHECK_MAX_AGE, MAX_PENDING_CHECKS},
     Cap, EngineConfig, Event, NatRebinding, RtcpMode, SessionId, SessionInfo, Side, SocketRef, Verdict,
 };
-use rtp_middlebox::time::MonoTime;
+use rtp_middlebox::wire::stun::{StunClass, ATTR_MESSAGE_INTEGRITY, ATTR_USERNAME};
 use std::net::SocketAddr;
 
-const COOKIE: u32 = 0x2112_A442;
 const USERNAME: &[u8] = b"sfuFrag:cliFrag";
 
-fn ms(v: u64) -> MonoTime {
-    MonoTime::from_millis(v)
-}
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn attr(out: &mut Vec<u8>, kind: u16, value: &[u8]) {
-    out.extend_from_slice(&kind.to_be_bytes());
-    out.extend_from_slice(&(value.len() as u16).to_be_bytes());
-    out.extend_from_slice(value);
-    out.resize(out.len().div_ceil(4) * 4, 0);
-}
-
-fn stun(msg_type: u16, txid: u8, username: Option<&[u8]>) -> Vec<u8> {
-    let mut attrs = Vec::new();
-    if let Some(name) = username {
-        attr(&mut attrs, 0x0006, name);
-    }
-    attr(&mut attrs, 0x0008, &[0xaa; 20]); // MESSAGE-INTEGRITY (the upstream checks it)
-    let mut m = msg_type.to_be_bytes().to_vec();
-    m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
-    m.extend_from_slice(&COOKIE.to_be_bytes());
-    m.extend_from_slice(&[txid; 12]);
-    m.extend_from_slice(&attrs);
-    m
+/// A Binding message: USERNAME when given, then MESSAGE-INTEGRITY (the
+/// upstream checks it).
+fn message(class: StunClass, txid: u8, username: Option<&[u8]>) -> Vec<u8> {
+    let mut attrs: Vec<(u16, &[u8])> = username.map(|name| (ATTR_USERNAME, name)).into_iter().collect();
+    attrs.push((ATTR_MESSAGE_INTEGRITY, &[0xaa; 20]));
+    stun(class, [txid; 12], &attrs)
 }
 
 fn request(txid: u8, username: &[u8]) -> Vec<u8> {
-    stun(0x0001, txid, Some(username))
+    message(StunClass::Request, txid, Some(username))
 }
 
 fn success(txid: u8) -> Vec<u8> {
-    stun(0x0101, txid, None)
+    message(StunClass::SuccessResponse, txid, None)
 }
 
 /// 401 Unauthenticated: what an ICE agent answers a check whose
 /// MESSAGE-INTEGRITY does not verify (RFC 8489 §9.1.3).
 fn unauthenticated(txid: u8) -> Vec<u8> {
-    stun(0x0111, txid, None)
+    message(StunClass::ErrorResponse, txid, None)
 }
 
 /// Where the engine sent the upstream's answer to a rebinding check, and
@@ -170,9 +148,7 @@ const NEW: &str = "203.0.113.10:61000";
 /// The new address's answer to the proxy's probe (400: the probe carries
 /// no credentials, which an ICE agent answers all the same).
 fn probe_answer(probe: &[u8; 20]) -> Vec<u8> {
-    let mut m = vec![0x01, 0x11, 0, 0];
-    m.extend_from_slice(&probe[4..20]);
-    m
+    stun(StunClass::ErrorResponse, probe[8..20].try_into().unwrap(), &[])
 }
 
 #[test]
@@ -280,7 +256,7 @@ fn only_the_same_username_toward_the_same_upstream_and_relay_is_a_check() {
     assert_eq!(check_from(&mut c.engine, 1, 2_000, NEW, &request(2, USERNAME)), None);
     // Media, responses and requests without USERNAME are not checks.
     assert_eq!(c.check(2_000, None, NEW, &success(2)), None);
-    assert_eq!(c.check(2_000, None, NEW, &stun(0x0001, 2, None)), None);
+    assert_eq!(c.check(2_000, None, NEW, &message(StunClass::Request, 2, None)), None);
     assert_eq!(
         c.check(2_000, None, NEW, &[0x80u8, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]),
         None

@@ -6,9 +6,12 @@
 // Outside the engine: real-socket tests wait on real time.
 #![allow(clippy::disallowed_methods)]
 
+mod common;
 use rtp_middlebox::config::Config;
 use rtp_middlebox::engine::Side;
-use rtp_middlebox::runtime::{self, RelayRuntime, RunOptions};
+use rtp_middlebox::runtime::{self, RelayRuntime};
+use rtp_middlebox::wire::stun::StunClass;
+use rtp_middlebox::wire::Ssrc;
 use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -78,29 +81,17 @@ fn config(listen: &str, upstream: SocketAddr, extra: &str) -> Config {
 }
 
 fn start(cfg: &Config, workers: usize) -> RelayRuntime {
-    runtime::start(
-        cfg,
-        &RunOptions {
-            workers,
-            log_sessions: false,
-            ..Default::default()
-        },
-    )
-    .unwrap()
+    runtime::start(cfg, &common::quiet(workers)).unwrap()
 }
 
 fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
-    let mut p = vec![0x80, 0x00];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    p.resize(12 + 160, 0xd5);
-    p
+    common::pcmu_filled(seq, ssrc, 160, 0xd5)
 }
 
-const STUN_BINDING: [u8; 20] = [
-    0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
-];
+fn stun_binding() -> Vec<u8> {
+    common::stun(StunClass::Request, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], &[])
+}
+
 const DTLS_HELLO: [u8; 13] = [22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
 /// Receives until `want` datagrams arrived or `deadline`.
@@ -136,14 +127,14 @@ fn hundred_clients_echo_through_the_relay() {
     let listen = relay.bound()[0].listen;
     let clients: Vec<UdpSocket> = (0..CLIENTS)
         .map(|_| {
-            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let s = common::loopback();
             s.connect(listen).unwrap();
             s
         })
         .collect();
     // STUN and DTLS-looking datagrams pass untouched, then RTP.
     for c in &clients {
-        c.send(&STUN_BINDING).unwrap();
+        c.send(&stun_binding()).unwrap();
         c.send(&DTLS_HELLO).unwrap();
     }
     let expect_each = 2 + usize::from(PACKETS);
@@ -160,7 +151,7 @@ fn hundred_clients_echo_through_the_relay() {
     for (i, c) in clients.iter().enumerate() {
         let got = drain(c, expect_each, deadline);
         assert_eq!(got.len(), expect_each, "client {i} got {} echoes", got.len());
-        assert_eq!(got[0], STUN_BINDING.to_vec(), "STUN untouched");
+        assert_eq!(got[0], stun_binding(), "STUN untouched");
         assert_eq!(got[1], DTLS_HELLO.to_vec(), "DTLS untouched");
         for (k, d) in got[2..].iter().enumerate() {
             assert_eq!(*d, rtp(k as u16, 0x1000 + i as u32), "RTP untouched, in order");
@@ -212,7 +203,7 @@ fn hundred_clients_echo_through_the_relay() {
 fn idle_sessions_expire_and_new_ones_start() {
     let echo = Echo::start("127.0.0.1:0");
     let relay = start(&config("127.0.0.1:0", echo.addr, ""), 1);
-    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let c = common::loopback();
     c.connect(relay.bound()[0].listen).unwrap();
     c.send(&rtp(1, 7)).unwrap();
     assert_eq!(drain(&c, 1, Instant::now() + Duration::from_secs(5)).len(), 1);
@@ -263,13 +254,13 @@ fn non_mux_rtp_and_rtcp_pairs_share_a_session() {
         c_rtp.send(&rtp(seq, 0x42)).unwrap();
     }
     // An RR from the client's RTCP port.
-    let rr = [0x80, 201, 0, 1, 0, 0, 0, 0x42];
+    let rr = common::rr(Ssrc(0x42), &[]);
     c_rtcp.send(&rr).unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     assert_eq!(drain(&c_rtp, 10, deadline).len(), 10);
     assert_eq!(
         drain(&c_rtcp, 1, deadline),
-        vec![rr.to_vec()],
+        vec![rr],
         "RTCP echoed back to the client's RTCP port"
     );
     let sessions = relay.sessions_blocking();
@@ -307,11 +298,11 @@ fn ipv6_loopback() {
 fn unreachable_upstream_is_counted_and_the_worker_survives() {
     // An upstream port with nobody listening: ICMP port unreachable comes
     // back and surfaces as ECONNREFUSED on the connected upstream socket.
-    let dead = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dead = common::loopback();
     let dead_addr = dead.local_addr().unwrap();
     drop(dead);
     let relay = start(&config("127.0.0.1:0", dead_addr, ""), 1);
-    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let c = common::loopback();
     c.connect(relay.bound()[0].listen).unwrap();
     for seq in 0..20 {
         c.send(&rtp(seq, 5)).unwrap();

@@ -21,8 +21,8 @@
 use rtp_middlebox::wire::ntp::{CompactNtp, Delay16, NtpTime};
 use rtp_middlebox::wire::rtcp::{
     clamp_lost_24, sign_extend_24, walk, write_receiver_report, write_sdes_cname, write_sender_report, write_xr,
-    DlrrItem, FeedbackKind, ReportBlock, RtcpError, RtcpPacket, SenderInfo, XrBlock, MAX_REPORT_BLOCKS, PT_APP, PT_BYE,
-    PT_PSFB, PT_RR, PT_RTPFB, PT_SDES, PT_SR, PT_XR, SDES_CNAME,
+    DlrrItem, Feedback, FeedbackKind, ReceiverReport, ReportBlock, RtcpError, RtcpPacket, SenderInfo, XrBlock,
+    MAX_REPORT_BLOCKS, PT_APP, PT_BYE, PT_PSFB, PT_RR, PT_RTPFB, PT_SDES, PT_SR, PT_XR, SDES_CNAME,
 };
 use rtp_middlebox::wire::{classify, PacketKind, Ssrc};
 
@@ -44,6 +44,46 @@ fn walk_one(datagram: &[u8]) -> RtcpPacket<'_> {
 }
 
 /// Parses with the independent `rtcp` crate.
+/// [`walk_one`], its header (count or FMT, packet type, length in bytes)
+/// checked.
+fn walk_one_with_header(datagram: &[u8], header: (u8, u8, usize)) -> RtcpPacket<'_> {
+    let p = walk_one(datagram);
+    let h = p.header();
+    assert_eq!((h.count, h.packet_type, h.len), header);
+    p
+}
+
+/// The datagram's one feedback packet, its header, kind and (sender,
+/// media source) checked.
+fn feedback(datagram: &[u8], header: (u8, u8, usize), kind: FeedbackKind, ssrcs: (Ssrc, Ssrc)) -> Feedback<'_> {
+    let p = walk_one_with_header(datagram, header);
+    let RtcpPacket::Feedback(fb) = p else {
+        panic!("not feedback: {p:?}")
+    };
+    assert_eq!(fb.kind, kind);
+    assert_eq!((fb.sender, fb.media), ssrcs);
+    fb
+}
+
+/// The datagram's one RR, its header checked.
+fn receiver_report(datagram: &[u8], header: (u8, u8, usize)) -> ReceiverReport<'_> {
+    let p = walk_one_with_header(datagram, header);
+    let RtcpPacket::ReceiverReport(rr) = p else {
+        panic!("not an RR: {p:?}")
+    };
+    rr
+}
+
+/// Asserts that the RR written from `sender` and `blocks` is `fixture`
+/// byte for byte; returns the independent parser's reading of it.
+fn rebuilt_rr(fixture: &[u8], sender: Ssrc, blocks: &[ReportBlock]) -> rtcp::receiver_report::ReceiverReport {
+    let mut out = Vec::new();
+    write_receiver_report(&mut out, sender, blocks);
+    assert_eq!(out, fixture);
+    let theirs = ext_parse(&out);
+    downcast::<rtcp::receiver_report::ReceiverReport>(theirs[0].as_ref()).clone()
+}
+
 fn ext_parse(datagram: &[u8]) -> Vec<Box<dyn rtcp::packet::Packet>> {
     let mut buf: &[u8] = datagram;
     rtcp::packet::unmarshal(&mut buf).unwrap_or_else(|e| panic!("rtc-rtcp refused the packet: {e:?}"))
@@ -155,9 +195,7 @@ fn sr_blocks() -> [ReportBlock; 2] {
 fn sr_with_two_blocks() {
     assert_eq!(SR_TWO_BLOCKS.len(), 76);
     assert_eq!(classify(SR_TWO_BLOCKS), PacketKind::Rtcp);
-    let p = walk_one(SR_TWO_BLOCKS);
-    let h = p.header();
-    assert_eq!((h.count, h.packet_type, h.len), (2, PT_SR, 76));
+    let p = walk_one_with_header(SR_TWO_BLOCKS, (2, PT_SR, 76));
     let RtcpPacket::SenderReport(sr) = p else {
         panic!("not an SR: {p:?}")
     };
@@ -217,12 +255,7 @@ const RR_ONE_BLOCK: &[u8] = &[
 
 #[test]
 fn rr_with_one_block() {
-    let p = walk_one(RR_ONE_BLOCK);
-    let h = p.header();
-    assert_eq!((h.count, h.packet_type, h.len), (1, PT_RR, 32));
-    let RtcpPacket::ReceiverReport(rr) = p else {
-        panic!("not an RR: {p:?}")
-    };
+    let rr = receiver_report(RR_ONE_BLOCK, (1, PT_RR, 32));
     assert_eq!(rr.sender, Ssrc(0x902f_9e2e));
     assert!(rr.extension.is_empty());
     let blocks: Vec<ReportBlock> = rr.report_blocks().collect();
@@ -240,12 +273,7 @@ fn rr_with_one_block() {
     );
     assert_eq!(blocks[0].dlsr.to_duration(), std::time::Duration::from_millis(1500));
 
-    let mut out = Vec::new();
-    write_receiver_report(&mut out, rr.sender, &blocks);
-    assert_eq!(out, RR_ONE_BLOCK);
-
-    let theirs = ext_parse(&out);
-    let t = downcast::<rtcp::receiver_report::ReceiverReport>(theirs[0].as_ref());
+    let t = rebuilt_rr(RR_ONE_BLOCK, rr.sender, &blocks);
     assert_eq!(t.ssrc, 0x902f_9e2e);
     assert_eq!(t.reports.len(), 1);
     assert_same_block(&blocks[0], &t.reports[0]);
@@ -263,23 +291,13 @@ const RR_NO_BLOCKS: &[u8] = &[
 
 #[test]
 fn rr_with_no_blocks() {
-    let p = walk_one(RR_NO_BLOCKS);
-    let h = p.header();
-    assert_eq!((h.count, h.packet_type, h.len), (0, PT_RR, 8));
-    let RtcpPacket::ReceiverReport(rr) = p else {
-        panic!("not an RR: {p:?}")
-    };
+    let rr = receiver_report(RR_NO_BLOCKS, (0, PT_RR, 8));
     assert_eq!(rr.sender, Ssrc(42));
     assert_eq!(rr.report_blocks().len(), 0);
     assert_eq!(rr.report_blocks().next(), None);
     assert!(rr.extension.is_empty());
 
-    let mut out = Vec::new();
-    write_receiver_report(&mut out, rr.sender, &[]);
-    assert_eq!(out, RR_NO_BLOCKS);
-
-    let theirs = ext_parse(&out);
-    let t = downcast::<rtcp::receiver_report::ReceiverReport>(theirs[0].as_ref());
+    let t = rebuilt_rr(RR_NO_BLOCKS, rr.sender, &[]);
     assert_eq!(t.ssrc, 42);
     assert!(t.reports.is_empty());
 }
@@ -327,12 +345,7 @@ fn rr_31_fixture() -> Vec<u8> {
 fn rr_with_31_blocks() {
     let fixture = rr_31_fixture();
     assert_eq!(fixture.len(), 4 + 4 + 31 * 24);
-    let p = walk_one(&fixture);
-    let h = p.header();
-    assert_eq!((h.count, h.packet_type, h.len), (31, PT_RR, 752));
-    let RtcpPacket::ReceiverReport(rr) = p else {
-        panic!("not an RR: {p:?}")
-    };
+    let rr = receiver_report(&fixture, (31, PT_RR, 752));
     assert_eq!(rr.sender, Ssrc(0xdead_beef));
     let blocks: Vec<ReportBlock> = rr.report_blocks().collect();
     let expected: Vec<ReportBlock> = (0..31).map(generated_block).collect();
@@ -340,12 +353,7 @@ fn rr_with_31_blocks() {
     assert_eq!(blocks[0].cumulative_lost, -15_000);
     assert_eq!(blocks[30].cumulative_lost, 15_000);
 
-    let mut out = Vec::new();
-    write_receiver_report(&mut out, rr.sender, &blocks);
-    assert_eq!(out, fixture);
-
-    let theirs = ext_parse(&out);
-    let t = downcast::<rtcp::receiver_report::ReceiverReport>(theirs[0].as_ref());
+    let t = rebuilt_rr(&fixture, rr.sender, &blocks);
     assert_eq!(t.ssrc, 0xdead_beef);
     assert_eq!(t.reports.len(), 31);
     for (ours, theirs) in blocks.iter().zip(&t.reports) {
@@ -389,9 +397,7 @@ const SDES_TWO_CHUNKS: &[u8] = &[
 #[test]
 fn sdes_with_two_chunks() {
     assert_eq!(SDES_TWO_CHUNKS.len(), 52);
-    let p = walk_one(SDES_TWO_CHUNKS);
-    let h = p.header();
-    assert_eq!((h.count, h.packet_type, h.len), (2, PT_SDES, 52));
+    let p = walk_one_with_header(SDES_TWO_CHUNKS, (2, PT_SDES, 52));
     assert_eq!(
         sdes_chunks(&p),
         vec![
@@ -480,9 +486,7 @@ const BYE_WITH_REASON: &[u8] = &[
 
 #[test]
 fn bye_with_reason() {
-    let p = walk_one(BYE_WITH_REASON);
-    let h = p.header();
-    assert_eq!((h.count, h.packet_type, h.len), (2, PT_BYE, 24));
+    let p = walk_one_with_header(BYE_WITH_REASON, (2, PT_BYE, 24));
     let RtcpPacket::Bye(bye) = p else {
         panic!("not BYE: {p:?}")
     };
@@ -513,9 +517,7 @@ const APP_PACKET: &[u8] = &[
 
 #[test]
 fn app_packet() {
-    let p = walk_one(APP_PACKET);
-    let h = p.header();
-    assert_eq!((h.count, h.packet_type, h.len), (5, PT_APP, 20));
+    let p = walk_one_with_header(APP_PACKET, (5, PT_APP, 20));
     let RtcpPacket::App(app) = p else {
         panic!("not APP: {p:?}")
     };
@@ -543,14 +545,7 @@ const RTPFB_NACK: &[u8] = &[
 
 #[test]
 fn rtpfb_nack() {
-    let p = walk_one(RTPFB_NACK);
-    let h = p.header();
-    assert_eq!((h.count, h.packet_type, h.len), (1, PT_RTPFB, 16));
-    let RtcpPacket::Feedback(fb) = p else {
-        panic!("not feedback: {p:?}")
-    };
-    assert_eq!(fb.kind, FeedbackKind::Nack);
-    assert_eq!((fb.sender, fb.media), (Ssrc(1), Ssrc(2)));
+    let fb = feedback(RTPFB_NACK, (1, PT_RTPFB, 16), FeedbackKind::Nack, (Ssrc(1), Ssrc(2)));
     assert_eq!(fb.fci, &[0x00, 0x64, 0x00, 0x05]);
     let pid = u16::from_be_bytes([fb.fci[0], fb.fci[1]]);
     let blp = u16::from_be_bytes([fb.fci[2], fb.fci[3]]);
@@ -585,14 +580,12 @@ const RTPFB_TWCC: &[u8] = &[
 
 #[test]
 fn rtpfb_transport_cc() {
-    let p = walk_one(RTPFB_TWCC);
-    let h = p.header();
-    assert_eq!((h.count, h.packet_type, h.len), (15, PT_RTPFB, 24));
-    let RtcpPacket::Feedback(fb) = p else {
-        panic!("not feedback: {p:?}")
-    };
-    assert_eq!(fb.kind, FeedbackKind::TransportCc);
-    assert_eq!((fb.sender, fb.media), (Ssrc(1), Ssrc(0)));
+    let fb = feedback(
+        RTPFB_TWCC,
+        (15, PT_RTPFB, 24),
+        FeedbackKind::TransportCc,
+        (Ssrc(1), Ssrc(0)),
+    );
     assert_eq!(fb.fci.len(), 12);
     assert_eq!(&fb.fci[..4], &[0x00, 0x05, 0x00, 0x02]);
 
@@ -619,14 +612,7 @@ const PSFB_PLI: &[u8] = &[
 
 #[test]
 fn psfb_pli() {
-    let p = walk_one(PSFB_PLI);
-    let h = p.header();
-    assert_eq!((h.count, h.packet_type, h.len), (1, PT_PSFB, 12));
-    let RtcpPacket::Feedback(fb) = p else {
-        panic!("not feedback: {p:?}")
-    };
-    assert_eq!(fb.kind, FeedbackKind::Pli);
-    assert_eq!((fb.sender, fb.media), (Ssrc(10), Ssrc(11)));
+    let fb = feedback(PSFB_PLI, (1, PT_PSFB, 12), FeedbackKind::Pli, (Ssrc(10), Ssrc(11)));
     assert!(fb.fci.is_empty());
 
     let theirs = ext_parse(PSFB_PLI);
@@ -649,14 +635,7 @@ const PSFB_FIR: &[u8] = &[
 
 #[test]
 fn psfb_fir() {
-    let p = walk_one(PSFB_FIR);
-    let h = p.header();
-    assert_eq!((h.count, h.packet_type, h.len), (4, PT_PSFB, 20));
-    let RtcpPacket::Feedback(fb) = p else {
-        panic!("not feedback: {p:?}")
-    };
-    assert_eq!(fb.kind, FeedbackKind::Fir);
-    assert_eq!((fb.sender, fb.media), (Ssrc(10), Ssrc(0)));
+    let fb = feedback(PSFB_FIR, (4, PT_PSFB, 20), FeedbackKind::Fir, (Ssrc(10), Ssrc(0)));
     assert_eq!(fb.fci.len(), 8);
     assert_eq!(be32(fb.fci), 11, "FIR target lives in the FCI");
     assert_eq!(fb.fci[4], 7);
@@ -684,14 +663,7 @@ const PSFB_REMB: &[u8] = &[
 
 #[test]
 fn psfb_remb() {
-    let p = walk_one(PSFB_REMB);
-    let h = p.header();
-    assert_eq!((h.count, h.packet_type, h.len), (15, PT_PSFB, 24));
-    let RtcpPacket::Feedback(fb) = p else {
-        panic!("not feedback: {p:?}")
-    };
-    assert_eq!(fb.kind, FeedbackKind::Remb);
-    assert_eq!((fb.sender, fb.media), (Ssrc(10), Ssrc(0)));
+    let fb = feedback(PSFB_REMB, (15, PT_PSFB, 24), FeedbackKind::Remb, (Ssrc(10), Ssrc(0)));
     assert_eq!(&fb.fci[..4], b"REMB");
     let exp = fb.fci[5] >> 2;
     let mantissa = (u32::from(fb.fci[5] & 0x03) << 16) | u32::from(fb.fci[6]) << 8 | u32::from(fb.fci[7]);
@@ -766,9 +738,7 @@ fn xr_dlrr_items() -> [DlrrItem; 2] {
 #[test]
 fn xr_rrtr_dlrr_and_unknown_block() {
     assert_eq!(XR_RRTR_UNKNOWN_DLRR.len(), 60);
-    let p = walk_one(XR_RRTR_UNKNOWN_DLRR);
-    let h = p.header();
-    assert_eq!((h.count, h.packet_type, h.len), (0, PT_XR, 60));
+    let p = walk_one_with_header(XR_RRTR_UNKNOWN_DLRR, (0, PT_XR, 60));
     let RtcpPacket::Xr(xr) = p else { panic!("not XR: {p:?}") };
     assert_eq!(xr.sender, Ssrc(0x1122_3344));
     let blocks: Vec<XrBlock<'_>> = xr.blocks().collect();

@@ -5,16 +5,15 @@
 //! compounds and leaves feedback untouched byte for byte.
 
 mod common;
-use common::Driver;
-use rtp_middlebox::engine::RelaySettings;
+use common::{addr, built, info, ms, tap, Driver, CLIENT as CLIENT_ADDR};
 
 use common::Sent as Transmit;
-use rtp_middlebox::engine::{EngineConfig, Event, RtcpMode, SessionId, SessionInfo, Side, Verdict};
+use rtp_middlebox::engine::{EngineConfig, Event, RtcpMode, SessionId, Side, Verdict};
 use rtp_middlebox::stats::ClockRates;
 use rtp_middlebox::time::MonoTime;
-use rtp_middlebox::wire::ntp::{Delay16, NtpTime};
-use rtp_middlebox::wire::rtcp::{self, DlrrItem, ReportBlock, RtcpPacket, SenderInfo, XrBlock};
-use rtp_middlebox::wire::{PacketKind, Ssrc};
+use rtp_middlebox::wire::ntp::NtpTime;
+use rtp_middlebox::wire::rtcp::{self, ReportBlock, RtcpPacket, XrBlock};
+use rtp_middlebox::wire::{PacketKind, SeqNo, Ssrc};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -22,60 +21,33 @@ const AUDIO: Ssrc = Ssrc(0xA0D1_0000);
 const VIDEO: Ssrc = Ssrc(0x71DE_0000);
 const CLIENT: Ssrc = Ssrc(0xC11E_0000);
 
-fn ms(v: u64) -> MonoTime {
-    MonoTime::from_millis(v)
-}
-
+/// A tap in `mode` (VP8 at 90 kHz, no idle timeout), the wall clock set,
+/// one session open.
 fn engine(mode: RtcpMode) -> (Driver, SessionId) {
-    let mut rates = BTreeMap::new();
-    rates.insert(96, 90_000);
     let mut e = Driver::new(EngineConfig {
-        relays: vec![RelaySettings {
-            mode,
-            clock_rates: ClockRates::new(&rates),
-            ..RelaySettings::default()
-        }],
+        relays: vec![tap(mode, ClockRates::new(&BTreeMap::from([(96, 90_000)])))],
         idle_timeout: None,
         ..EngineConfig::default()
     });
     e.set_wall_clock(MonoTime::ZERO, Duration::from_secs(1_700_000_000));
-    let info = SessionInfo {
-        client: "192.0.2.10:50000".parse().unwrap(),
-        upstream: "198.51.100.1:3478".parse().unwrap(),
-    };
-    let id = e.open_session(ms(0), info).unwrap();
+    let id = e.open_session(ms(0), info(addr(CLIENT_ADDR))).unwrap();
     (e, id)
 }
 
 fn rtp(pt: u8, seq: u16, ts: u32, ssrc: Ssrc) -> Vec<u8> {
-    let mut p = vec![0x80, pt];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&ts.to_be_bytes());
-    p.extend_from_slice(&ssrc.0.to_be_bytes());
-    p.resize(12 + 100, 0);
-    p
+    common::rtp_filled(pt, seq, ts, ssrc, 100, 0)
 }
 
 fn sr(sender: Ssrc, ntp: NtpTime, blocks: &[ReportBlock]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let info = SenderInfo {
-        ntp,
-        rtp_ts: 99,
-        packet_count: 10,
-        octet_count: 1000,
-    };
-    rtcp::write_sender_report(&mut out, sender, &info, blocks);
-    out
+    common::sr(sender, &common::sender_info(ntp, 99, 10, 1000), blocks, None)
 }
 
 fn rr(sender: Ssrc, about: Ssrc) -> Vec<u8> {
-    let mut out = Vec::new();
     let b = ReportBlock {
         ssrc: about,
         ..ReportBlock::default()
     };
-    rtcp::write_receiver_report(&mut out, sender, &[b]);
-    out
+    common::rr(sender, &[b])
 }
 
 /// Drives the engine's timer to `until` with media flowing from upstream
@@ -124,6 +96,24 @@ fn blocks_of(datagram: &[u8]) -> Vec<ReportBlock> {
         })
         .flatten()
         .collect()
+}
+
+/// Runs the timer a millisecond at a time after `t` to the first tick that
+/// sends a report upstream: that tick, and its last report upstream.
+fn next_upstream_report(e: &mut Driver, mut t: u64) -> (u64, Transmit) {
+    loop {
+        t += 1;
+        e.handle_timeout(ms(t));
+        let mut report = None;
+        while let Some(x) = e.poll_transmit() {
+            if x.toward == Side::Upstream {
+                report = Some(x);
+            }
+        }
+        if let Some(x) = report {
+            return (t, x);
+        }
+    }
 }
 
 #[test]
@@ -249,28 +239,9 @@ fn report_block_fields_equal_the_computed_statistics() {
     assert_eq!(sent, 95);
     e.handle_datagram(ms(2_000), Side::Upstream, id, &sr(AUDIO, ntp, &[]));
     let snap = e.snapshot(ms(2_100), id).unwrap();
-    let stats = snap
-        .side(Side::Upstream)
-        .sources
-        .iter()
-        .find(|s| s.ssrc == AUDIO.0)
-        .unwrap()
-        .rtp
-        .clone()
-        .unwrap();
+    let stats = common::source(&snap, Side::Upstream, AUDIO).rtp.clone().unwrap();
     // Run the timer to the next upstream report.
-    let mut report = None;
-    let mut t = 2_100;
-    while report.is_none() {
-        t += 1;
-        e.handle_timeout(ms(t));
-        while let Some(x) = e.poll_transmit() {
-            if x.toward == Side::Upstream {
-                report = Some((t, x));
-            }
-        }
-    }
-    let (at, x) = report.unwrap();
+    let (at, x) = next_upstream_report(&mut e, 2_100);
     let b = blocks_of(&x.datagram).into_iter().find(|b| b.ssrc == AUDIO).unwrap();
     assert_eq!(b.cumulative_lost, 5);
     // First interval covers the whole stream: 5 of 100 → (5 << 8) / 100 = 12.
@@ -293,21 +264,8 @@ fn report_block_fields_equal_the_computed_statistics() {
             &rtp(0, seq, u32::from(seq) * 160, AUDIO),
         );
     }
-    let mut next = None;
-    let mut t = at;
-    while next.is_none() {
-        t += 1;
-        e.handle_timeout(ms(t));
-        while let Some(x) = e.poll_transmit() {
-            if x.toward == Side::Upstream {
-                next = Some(x);
-            }
-        }
-    }
-    let b2 = blocks_of(&next.unwrap().datagram)
-        .into_iter()
-        .find(|b| b.ssrc == AUDIO)
-        .unwrap();
+    let (_, next) = next_upstream_report(&mut e, at);
+    let b2 = blocks_of(&next.datagram).into_iter().find(|b| b.ssrc == AUDIO).unwrap();
     assert_eq!((b2.fraction_lost, b2.cumulative_lost), (0, 5));
 }
 
@@ -346,18 +304,13 @@ fn terminate_strips_blocks_keeps_valid_compounds_and_feedback_bytes() {
     // unchanged byte for byte.
     let mut fb = rr(CLIENT, AUDIO);
     let rr_len = fb.len();
-    let feedback: Vec<u8> = [
-        &[0x81, 205, 0, 3, 0xc1, 0x1e, 0, 0, 0xa0, 0xd1, 0, 0, 0, 7, 0, 1][..], // NACK
-        &[0x81, 206, 0, 2, 0xc1, 0x1e, 0, 0, 0x71, 0xde, 0, 0][..],             // PLI
-        &[
-            0x8f, 206, 0, 5, 0xc1, 0x1e, 0, 0, 0, 0, 0, 0, b'R', b'E', b'M', b'B', 1, 0x0a, 0xbc, 0xde, 0x71, 0xde, 0,
-            0,
-        ][..], // REMB
-        &[
-            0x8f, 205, 0, 4, 0xc1, 0x1e, 0, 0, 0x71, 0xde, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0,
-        ][..], // TWCC (truncated FCI, passed through)
-    ]
-    .concat();
+    let feedback = built(|o| {
+        rtcp::write_nack(o, CLIENT, AUDIO, &[SeqNo(7), SeqNo(8)]);
+        rtcp::write_pli(o, CLIENT, VIDEO);
+        rtcp::write_remb(o, CLIENT, 717_688, &[VIDEO]);
+        // TWCC (transport-cc, FMT 15) with a truncated FCI, passed through.
+        rtcp::write_feedback(o, rtcp::PT_RTPFB, 15, CLIENT, VIDEO, &[0, 1, 0, 1, 0, 0, 0, 0]);
+    });
     fb.extend_from_slice(&feedback);
     assert_eq!(
         e.handle_datagram(ms(20), Side::Client, id, &fb),
@@ -389,7 +342,7 @@ fn terminate_strips_blocks_keeps_valid_compounds_and_feedback_bytes() {
     assert_eq!(e.handle_datagram(ms(50), Side::Client, id, &rr_xr), Verdict::Consumed);
     // BYE passes (after an empty RR).
     let mut bye = rr(CLIENT, AUDIO);
-    bye.extend_from_slice(&[0x81, 203, 0, 1, 0xc1, 0x1e, 0, 0]);
+    rtcp::write_bye(&mut bye, &[CLIENT], None);
     assert_eq!(
         e.handle_datagram(ms(60), Side::Client, id, &bye),
         Verdict::Rewritten(PacketKind::Rtcp)
@@ -458,13 +411,7 @@ fn dlrr_answering_the_proxys_rrtr_gives_the_terminated_legs_rtt() {
         })
         .expect("XR RRTR in the generated report");
     // The upstream holds it 100 ms and answers 140 ms after it left: 40 ms RTT.
-    let mut dlrr = Vec::new();
-    let item = DlrrItem {
-        ssrc: own,
-        lrr: rrtr.compact(),
-        dlrr: Delay16::from_duration(Duration::from_millis(100)),
-    };
-    rtcp::write_xr(&mut dlrr, AUDIO, None, &[item]);
+    let dlrr = common::dlrr(AUDIO, own, rrtr.compact(), Duration::from_millis(100));
     let answer_at = MonoTime::from_nanos(sent_at.as_nanos() + 140_000_000);
     assert_eq!(
         e.handle_datagram(answer_at, Side::Upstream, id, &dlrr),
@@ -528,11 +475,7 @@ fn a_rewrite_is_sent_in_its_place_between_forwarded_datagrams() {
     assert_eq!(sent, [datagrams[0].len(), 28, datagrams[2].len(), 28]);
     let snap = e.snapshot(ms(6), id).unwrap();
     assert_eq!(
-        snap.side(Side::Client)
-            .sources
-            .iter()
-            .find(|s| s.ssrc == CLIENT.0)
-            .unwrap()
+        common::source(&snap, Side::Client, CLIENT)
             .rtp
             .as_ref()
             .unwrap()

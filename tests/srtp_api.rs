@@ -5,28 +5,16 @@
 // Real sockets and processes: waiting on real time is the point.
 #![allow(clippy::disallowed_methods)]
 
-use rtp_middlebox::config::Config;
-use rtp_middlebox::export::http;
-use rtp_middlebox::runtime::{self, RunOptions};
+mod common;
+use common::{pcmu_filled, start_relay_and_api};
 use rtp_middlebox::srtp::{CryptoSuite, SrtpKeys};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::process::{Command, Stdio};
+use std::net::SocketAddr;
+use std::process::Command;
 use std::time::Duration;
 
 fn request(api: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(api).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, raw.split_once("\r\n\r\n").map_or("", |x| x.1).to_string())
+    let r = common::http(api, method, path, "", body);
+    (r.status(), r.body().to_string())
 }
 
 fn keys(seed: u8) -> SrtpKeys {
@@ -35,35 +23,13 @@ fn keys(seed: u8) -> SrtpKeys {
 }
 
 fn rtp(seq: u16) -> Vec<u8> {
-    let mut p = vec![0x80, 0x00];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p.extend_from_slice(&0x0102_0304u32.to_be_bytes());
-    p.resize(182, 0);
-    p
+    pcmu_filled(seq, 0x0102_0304, 170, 0)
 }
 
 #[test]
 fn the_api_validates_keys_and_never_echoes_them() {
-    let upstream = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let text = format!(
-        "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"{}\"\nupstream_bind = \"127.0.0.1\"\n[metrics]\ninterval_secs = 1\nper_session = true\n",
-        upstream.local_addr().unwrap()
-    );
-    let config = Config::from_toml(&text).unwrap();
-    let relay = runtime::start(
-        &config,
-        &RunOptions {
-            workers: 1,
-            log_sessions: false,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let mut options = http::ApiOptions::from_config(&config);
-    options.listen = "127.0.0.1:0".parse().unwrap();
-    let api = http::start(options, relay.handle(), config.relay[0].clock_rates()).unwrap();
-    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (relay, api, upstream) = start_relay_and_api("[metrics]\ninterval_secs = 1\nper_session = true\n", |_| {});
+    let client = common::loopback();
     client.send_to(&rtp(0), relay.bound()[0].listen).unwrap();
     let mut b = [0u8; 2048];
     upstream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -168,29 +134,24 @@ fn the_api_validates_keys_and_never_echoes_them() {
 fn static_keys_stay_out_of_logs_and_config_errors() {
     let (kc, ku) = (keys(7), keys(11));
     let (sc, su) = (kc.expose_inline_secret(), ku.expose_inline_secret());
-    let upstream = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let dir = std::env::temp_dir().join(format!("rtpmb-srtp-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let upstream = common::loopback();
+    let dir = common::scratch_dir("srtp");
     let path = dir.join("relay.toml");
     std::fs::write(
         &path,
-        format!(
-            "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"{}\"\nupstream_bind = \"127.0.0.1\"\n\
-             [[srtp]]\nclient = \"127.0.0.1\"\nsuite = \"AES_CM_128_HMAC_SHA1_80\"\nclient_key = \"{sc}\"\nupstream_key = \"{su}\"\n",
-            upstream.local_addr().unwrap()
+        common::relay_toml(
+            upstream.local_addr().unwrap(),
+            &format!(
+                "[[srtp]]\nclient = \"127.0.0.1\"\nsuite = \"AES_CM_128_HMAC_SHA1_80\"\nclient_key = \"{sc}\"\n\
+                 upstream_key = \"{su}\"\n"
+            ),
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rtp-middlebox"))
-        .args(["run", "--workers", "1", "--api-listen", "127.0.0.1:0", "--config"])
-        .arg(&path)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let listen: SocketAddr = first.split_whitespace().nth(3).unwrap().parse().unwrap();
-    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let config = path.to_str().unwrap();
+    let (mut child, lines, listen) =
+        common::spawn_run(&["--workers", "1", "--api-listen", "127.0.0.1:0", "--config", config]);
+    let client = common::loopback();
     for seq in 0..20 {
         client.send_to(&rtp(seq), listen).unwrap();
     }
@@ -199,10 +160,7 @@ fn static_keys_stay_out_of_logs_and_config_errors() {
     bogus.resize(8 + 20 + 4 + 10, 0xee);
     client.send_to(&bogus, listen).unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
+    common::terminate(&child);
     let log: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(child.wait().unwrap().success());
     let log = log.join("\n");
@@ -218,7 +176,7 @@ fn static_keys_stay_out_of_logs_and_config_errors() {
         format!("[[srtp]]\nclient = \"127.0.0.1\"\nsuite = \"AES_CM_128_HMAC_SHA1_80\"\nclient_key = \"{bad}\"\n"),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rtp-middlebox"))
+    let out = Command::new(common::BIN)
         .args(["run", "--check-config", "--config"])
         .arg(&path)
         .output()

@@ -6,25 +6,18 @@
 //! with the independent `rtc-srtp` reader.
 
 mod common;
-use common::Driver;
-use rtp_middlebox::engine::RelaySettings;
+use common::{ms, report_block, sender_info, session_on, tap, Driver};
 
-use rtp_middlebox::engine::{DropReason, EngineConfig, RtcpMode, SessionId, SessionInfo, SessionKeys, Side, Verdict};
+use rtp_middlebox::engine::{DropReason, EngineConfig, RtcpMode, SessionId, SessionKeys, Side, Verdict};
 use rtp_middlebox::srtp::{reprotect_index, srtcp_trailer, CryptoSuite, SrtcpReader, SrtcpWriter, SrtpError, SrtpKeys};
 use rtp_middlebox::stats::ClockRates;
-use rtp_middlebox::time::MonoTime;
-use rtp_middlebox::wire::ntp::{Delay16, NtpTime};
-use rtp_middlebox::wire::rtcp::{self, ReportBlock, RtcpPacket, SenderInfo};
+use rtp_middlebox::wire::ntp::NtpTime;
+use rtp_middlebox::wire::rtcp::{self, ReportBlock, RtcpPacket};
 use rtp_middlebox::wire::Ssrc;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 const CLIENT_AUDIO: Ssrc = Ssrc(0xc1c1_0001);
 const SFU_AUDIO: Ssrc = Ssrc(0x5f50_0001);
-
-fn ms(v: u64) -> MonoTime {
-    MonoTime::from_millis(v)
-}
 
 fn keys(suite: CryptoSuite, seed: u8) -> SrtpKeys {
     let material: Vec<u8> = (0..suite.key_material_len() as u8)
@@ -35,60 +28,36 @@ fn keys(suite: CryptoSuite, seed: u8) -> SrtpKeys {
 }
 
 fn rtp(seq: u16, ssrc: Ssrc) -> Vec<u8> {
-    let mut p = vec![0x80, 0x00];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p.extend_from_slice(&ssrc.0.to_be_bytes());
     // SRTP: the payload is ciphertext and a 10-byte tag follows; the proxy
     // reads only the clear header.
-    p.resize(12 + 160 + 10, 0x5a);
-    p
+    common::pcmu_filled(seq, ssrc.0, 160 + 10, 0x5a)
 }
 
+/// A tap in `mode` without clock rates, one session open.
 fn engine(mode: RtcpMode) -> (Driver, SessionId) {
-    let mut e = Driver::new(EngineConfig {
-        relays: vec![RelaySettings {
-            mode,
-            clock_rates: ClockRates::new(&BTreeMap::new()),
-            ..RelaySettings::default()
-        }],
-        ..EngineConfig::default()
-    });
-    let id = e
-        .open_session(
-            ms(0),
-            SessionInfo {
-                client: "192.0.2.10:50000".parse().unwrap(),
-                upstream: "198.51.100.1:3478".parse().unwrap(),
-            },
-        )
-        .unwrap();
-    (e, id)
+    session_on(tap(mode, ClockRates::new(&Default::default())), EngineConfig::default())
+}
+
+/// A session in `mode` with keys of `suite` provisioned, the client's
+/// (seed 7) and the upstream's (seed 11): the driver, the session, those
+/// keys, and whether the session was known to `set_session_keys`.
+fn keyed(suite: CryptoSuite, mode: RtcpMode) -> (Driver, SessionId, [SrtpKeys; 2], bool) {
+    let (kc, ku) = (keys(suite, 7), keys(suite, 11));
+    let (mut e, id) = engine(mode);
+    let keys = SessionKeys {
+        client: Some(kc.clone()),
+        upstream: Some(ku.clone()),
+    };
+    let known = e.set_session_keys(id, Some(&keys)).unwrap();
+    (e, id, [kc, ku], known)
 }
 
 fn sr(sender: Ssrc, ntp: NtpTime, blocks: &[ReportBlock]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let info = SenderInfo {
-        ntp,
-        rtp_ts: 8000,
-        packet_count: 50,
-        octet_count: 8000,
-    };
-    rtcp::write_sender_report(&mut out, sender, &info, blocks);
-    rtcp::write_sdes_cname(&mut out, sender, b"endpoint");
-    out
+    common::sr(sender, &sender_info(ntp, 8000, 50, 8000), blocks, Some(b"endpoint"))
 }
 
 fn block(about: Ssrc, lsr: NtpTime, dlsr_ms: u64) -> ReportBlock {
-    ReportBlock {
-        ssrc: about,
-        fraction_lost: 12,
-        cumulative_lost: 3,
-        ext_highest_seq: 49,
-        jitter: 40,
-        lsr: lsr.compact(),
-        dlsr: Delay16::from_duration(Duration::from_millis(dlsr_ms)),
-    }
+    report_block(about, (12, 3), 49, 40, lsr.compact(), Duration::from_millis(dlsr_ms))
 }
 
 fn wall(t_ms: u64) -> NtpTime {
@@ -98,13 +67,8 @@ fn wall(t_ms: u64) -> NtpTime {
 #[test]
 fn reports_inside_srtcp_are_read_and_rtt_measured_for_every_suite() {
     for suite in CryptoSuite::ALL {
-        let (kc, ku) = (keys(suite, 7), keys(suite, 11));
-        let (mut e, id) = engine(RtcpMode::Forward);
-        let keys = SessionKeys {
-            client: Some(kc.clone()),
-            upstream: Some(ku.clone()),
-        };
-        assert!(e.set_session_keys(id, Some(&keys)).unwrap());
+        let (mut e, id, [kc, ku], known) = keyed(suite, RtcpMode::Forward);
+        assert!(known);
         for seq in 0..50 {
             e.handle_datagram(ms(u64::from(seq) * 20), Side::Client, id, &rtp(seq, CLIENT_AUDIO));
         }
@@ -126,7 +90,7 @@ fn reports_inside_srtcp_are_read_and_rtt_measured_for_every_suite() {
         let snap = e.snapshot(ms(1100), id).unwrap();
         let client = snap.side(Side::Client);
         assert_eq!(client.srtcp_opened, 1, "{suite}");
-        let src = client.sources.iter().find(|s| s.ssrc == CLIENT_AUDIO.0).unwrap();
+        let src = common::source(&snap, Side::Client, CLIENT_AUDIO);
         assert_eq!(src.sender_report.as_ref().unwrap().packet_count, 50, "{suite}: SR read");
         let remote = src.remote.as_ref().expect("the RR inside SRTCP was read");
         assert_eq!(remote.cumulative_lost, 3);
@@ -143,16 +107,7 @@ fn reports_inside_srtcp_are_read_and_rtt_measured_for_every_suite() {
 #[test]
 fn tampered_srtcp_is_dropped_and_counted_never_forwarded() {
     let suite = CryptoSuite::AesCm128HmacSha1_80;
-    let (kc, ku) = (keys(suite, 7), keys(suite, 11));
-    let (mut e, id) = engine(RtcpMode::Forward);
-    e.set_session_keys(
-        id,
-        Some(&SessionKeys {
-            client: Some(kc.clone()),
-            upstream: Some(ku),
-        }),
-    )
-    .unwrap();
+    let (mut e, id, [kc, _], _) = keyed(suite, RtcpMode::Forward);
     let mut w = SrtcpWriter::new(&kc).unwrap();
     let mut wire = Vec::new();
     w.encrypt(&sr(CLIENT_AUDIO, wall(0), &[]), &mut wire).unwrap();
@@ -188,16 +143,7 @@ fn tampered_srtcp_is_dropped_and_counted_never_forwarded() {
 #[test]
 fn auto_protects_generated_reports_with_the_key_the_receiver_expects() {
     for suite in CryptoSuite::ALL {
-        let (kc, ku) = (keys(suite, 7), keys(suite, 11));
-        let (mut e, id) = engine(RtcpMode::Auto);
-        e.set_session_keys(
-            id,
-            Some(&SessionKeys {
-                client: Some(kc.clone()),
-                upstream: Some(ku.clone()),
-            }),
-        )
-        .unwrap();
+        let (mut e, id, [kc, ku], _) = keyed(suite, RtcpMode::Auto);
         let mut client_w = SrtcpWriter::new(&kc).unwrap();
         let mut wire = Vec::new();
         // 40 s of client audio with SRs, and the SFU never reports (auto
@@ -242,16 +188,7 @@ fn auto_protects_generated_reports_with_the_key_the_receiver_expects() {
 #[test]
 fn terminate_reprotects_at_the_mapped_index() {
     let suite = CryptoSuite::AeadAes128Gcm;
-    let (kc, ku) = (keys(suite, 7), keys(suite, 11));
-    let (mut e, id) = engine(RtcpMode::Terminate);
-    e.set_session_keys(
-        id,
-        Some(&SessionKeys {
-            client: Some(kc.clone()),
-            upstream: Some(ku),
-        }),
-    )
-    .unwrap();
+    let (mut e, id, [kc, _], _) = keyed(suite, RtcpMode::Terminate);
     let mut client_w = SrtcpWriter::new(&kc).unwrap();
     let mut wire = Vec::new();
     // The client's SR carries a block about the SFU's stream: terminate

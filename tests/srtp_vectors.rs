@@ -66,6 +66,13 @@ impl Rng {
     }
 }
 
+/// `plain` protected with a fresh writer for `keys` (SRTCP index 1).
+fn protect(keys: &SrtpKeys, plain: &[u8]) -> Vec<u8> {
+    let mut wire = Vec::new();
+    SrtcpWriter::new(keys).unwrap().encrypt(plain, &mut wire).unwrap();
+    wire
+}
+
 /// A plain RTCP compound from `ssrc`: RR with `blocks` report blocks, then
 /// an SDES CNAME chunk, padded to 32-bit words as RFC 3550 §6.5 requires.
 fn compound(ssrc: u32, blocks: u8, rng: &mut Rng) -> Vec<u8> {
@@ -97,20 +104,20 @@ fn rfc3711_b2_aes_cm_keystream() {
         .new_stream_cipher(StreamCipherAlgorithm::Aes128Ctr, &key)
         .unwrap();
 
-    let mut head = [0u8; 48];
-    cipher
-        .apply_keystream(&hex("F0F1F2F3F4F5F6F7F8F9FAFBFCFD0000"), &mut head)
-        .unwrap();
+    // Three blocks of keystream from the counter block `iv`.
+    let mut keystream = |iv: &str| {
+        let mut blocks = [0u8; 48];
+        cipher.apply_keystream(&hex(iv), &mut blocks).unwrap();
+        blocks
+    };
+    let head = keystream("F0F1F2F3F4F5F6F7F8F9FAFBFCFD0000");
     assert_eq!(
         head[..],
         hex("E03EAD0935C95E80E166B16DD92B4EB4   D23513162B02D0F72A43A2FE4A5F97AB
              41E95B3BB0A2E8DD477901E4FCA894C0")[..]
     );
 
-    let mut tail = [0u8; 48];
-    cipher
-        .apply_keystream(&hex("F0F1F2F3F4F5F6F7F8F9FAFBFCFDFEFF"), &mut tail)
-        .unwrap();
+    let tail = keystream("F0F1F2F3F4F5F6F7F8F9FAFBFCFDFEFF");
     assert_eq!(
         tail[..],
         hex("EC8CDF7398607CB0F2D21675EA9EA1E4   362B7C3C6773516318A077D7FC5073AE
@@ -531,11 +538,7 @@ fn any_single_bit_flip_is_refused() {
     let mut rng = Rng(3);
     for suite in CryptoSuite::ALL {
         let keys = rng.keys(suite);
-        let mut wire = Vec::new();
-        SrtcpWriter::new(&keys)
-            .unwrap()
-            .encrypt(&compound(0x1234_5678, 2, &mut rng), &mut wire)
-            .unwrap();
+        let wire = protect(&keys, &compound(0x1234_5678, 2, &mut rng));
         let word_at = wire.len() - suite.srtcp_tag_len() - 4;
         let mut reader = SrtcpReader::new(&keys).unwrap();
         let mut out = Vec::new();
@@ -607,8 +610,7 @@ fn unencrypted_srtcp_is_refused() {
     for suite in CryptoSuite::ALL {
         let keys = rng.keys(suite);
         let plain = compound(5, 1, &mut rng);
-        let mut wire = Vec::new();
-        SrtcpWriter::new(&keys).unwrap().encrypt(&plain, &mut wire).unwrap();
+        let wire = protect(&keys, &plain);
         let word_at = wire.len() - suite.srtcp_tag_len() - 4;
         // An attacker's RTCP in the clear, E = 0, garbage tag.
         let mut forged = plain.clone();
@@ -628,11 +630,7 @@ fn truncations_error_without_panicking() {
     let mut rng = Rng(6);
     for suite in CryptoSuite::ALL {
         let keys = rng.keys(suite);
-        let mut wire = Vec::new();
-        SrtcpWriter::new(&keys)
-            .unwrap()
-            .encrypt(&compound(3, 1, &mut rng), &mut wire)
-            .unwrap();
+        let wire = protect(&keys, &compound(3, 1, &mut rng));
         let mut reader = SrtcpReader::new(&keys).unwrap();
         let mut out = Vec::new();
         for len in 0..wire.len() {
@@ -725,8 +723,7 @@ proptest! {
     #[test]
     fn mutated_packets_are_refused(suite in suite_strategy(), edits in prop::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4)) {
         let keys = SrtpKeys::new(suite, &vec![0x11; suite.master_key_len()], &vec![0x22; suite.master_salt_len()]).unwrap();
-        let mut wire = Vec::new();
-        SrtcpWriter::new(&keys).unwrap().encrypt(&compound(0xabcd, 1, &mut Rng(9)), &mut wire).unwrap();
+        let wire = protect(&keys, &compound(0xabcd, 1, &mut Rng(9)));
         let mut bad = wire.clone();
         for (at, x) in &edits {
             let i = at.index(bad.len());

@@ -8,66 +8,65 @@
 // Real sockets: waiting on real time is the point.
 #![allow(clippy::disallowed_methods)]
 
-use rtp_middlebox::config::Config;
+mod common;
+use common::{rtp_filled, stun};
 use rtp_middlebox::engine::Side;
-use rtp_middlebox::runtime::{self, RunOptions};
+use rtp_middlebox::runtime;
 use rtp_middlebox::sim::impair::ImpairConfig;
 use rtp_middlebox::sim::impair_live::{Forwarder, ForwarderConfig};
 use rtp_middlebox::srtp::{CryptoSuite, SrtpKeys};
+use rtp_middlebox::wire::stun::{
+    StunClass, StunWriter, ATTR_FINGERPRINT, ATTR_ICE_CONTROLLED, ATTR_ICE_CONTROLLING, ATTR_MESSAGE_INTEGRITY,
+    ATTR_PRIORITY, ATTR_USERNAME, ATTR_USE_CANDIDATE, METHOD_BINDING,
+};
+use rtp_middlebox::wire::Ssrc;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const COOKIE: u32 = 0x2112_a442;
-
-fn attr(out: &mut Vec<u8>, kind: u16, value: &[u8]) {
-    out.extend_from_slice(&kind.to_be_bytes());
-    out.extend_from_slice(&(value.len() as u16).to_be_bytes());
-    out.extend_from_slice(value);
-    out.resize(out.len().div_ceil(4) * 4, 0);
-}
+/// GOOG-NETWORK-INFO (Chromium's own attribute).
+const ATTR_GOOG_NETWORK_INFO: u16 = 0xc057;
 
 /// A binding request as Chromium sends for ICE checks and consent (values
 /// are not verified by the proxy: it forwards and times).
 fn binding_request(txid: [u8; 12], controlling: bool) -> Vec<u8> {
-    let mut attrs = Vec::new();
-    attr(&mut attrs, 0x0006, b"rFrag:lFrag");
-    attr(&mut attrs, 0xc057, &[0, 1, 0, 10]); // GOOG-NETWORK-INFO
-    attr(&mut attrs, if controlling { 0x802a } else { 0x8029 }, &[7; 8]);
-    attr(&mut attrs, 0x0024, &[0x6e, 0x7f, 0x1e, 0xff]);
+    let role = if controlling {
+        ATTR_ICE_CONTROLLING
+    } else {
+        ATTR_ICE_CONTROLLED
+    };
+    let mut attrs: Vec<(u16, &[u8])> = vec![
+        (ATTR_USERNAME, b"rFrag:lFrag"),
+        (ATTR_GOOG_NETWORK_INFO, &[0, 1, 0, 10]),
+        (role, &[7; 8]),
+        (ATTR_PRIORITY, &[0x6e, 0x7f, 0x1e, 0xff]),
+    ];
     if controlling {
-        attr(&mut attrs, 0x0025, &[]); // USE-CANDIDATE
+        attrs.push((ATTR_USE_CANDIDATE, &[]));
     }
-    attr(&mut attrs, 0x0008, &[0xaa; 20]);
-    attr(&mut attrs, 0x8028, &[0xbb; 4]);
-    let mut m = Vec::with_capacity(20 + attrs.len());
-    m.extend_from_slice(&0x0001u16.to_be_bytes());
-    m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
-    m.extend_from_slice(&COOKIE.to_be_bytes());
-    m.extend_from_slice(&txid);
-    m.extend_from_slice(&attrs);
-    m
+    attrs.extend([
+        (ATTR_MESSAGE_INTEGRITY, &[0xaa; 20][..]),
+        (ATTR_FINGERPRINT, &[0xbb; 4]),
+    ]);
+    stun(StunClass::Request, txid, &attrs)
 }
 
 /// The success response: XOR-MAPPED-ADDRESS, MESSAGE-INTEGRITY, FINGERPRINT.
 fn binding_success(txid: &[u8], peer: SocketAddr) -> Vec<u8> {
-    let mut attrs = Vec::new();
-    if let SocketAddr::V4(a) = peer {
-        let mut v = vec![0, 1];
-        v.extend_from_slice(&(a.port() ^ (COOKIE >> 16) as u16).to_be_bytes());
-        v.extend_from_slice(&(u32::from(*a.ip()) ^ COOKIE).to_be_bytes());
-        attr(&mut attrs, 0x0020, &v);
-    }
-    attr(&mut attrs, 0x0008, &[0xcc; 20]);
-    attr(&mut attrs, 0x8028, &[0xdd; 4]);
-    let mut m = Vec::new();
-    m.extend_from_slice(&0x0101u16.to_be_bytes());
-    m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
-    m.extend_from_slice(&COOKIE.to_be_bytes());
-    m.extend_from_slice(txid);
-    m.extend_from_slice(&attrs);
-    m
+    common::built(|out| {
+        let mut w = StunWriter::new(
+            out,
+            StunClass::SuccessResponse,
+            METHOD_BINDING,
+            txid.try_into().unwrap(),
+        );
+        if peer.is_ipv4() {
+            w.xor_mapped_address(peer);
+        }
+        w.attribute(ATTR_MESSAGE_INTEGRITY, &[0xcc; 20])
+            .attribute(ATTR_FINGERPRINT, &[0xdd; 4]);
+    })
 }
 
 /// An endpoint that answers binding requests (like an ICE agent) after
@@ -104,12 +103,7 @@ fn delay(ms: f64, seed: u64) -> ImpairConfig {
 }
 
 fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
-    let mut p = vec![0x80, 111];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 960).to_be_bytes());
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    p.resize(12 + 100, 0x42);
-    p
+    rtp_filled(111, seq, u32::from(seq) * 960, Ssrc(ssrc), 100, 0x42)
 }
 
 #[test]
@@ -120,7 +114,7 @@ fn stun_rtt_per_leg_and_srtp_stats_equal_plain_rtp() {
     // The SFU answers checks 24 ms after they reach it: the upstream leg's
     // round trip (one forwarder cannot sit between several sessions'
     // upstream sockets and one SFU address).
-    let sfu = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sfu = common::loopback();
     let sfu_addr = sfu.local_addr().unwrap();
     let sfu_check = sfu.try_clone().unwrap();
     let sfu_thread = answerer(
@@ -129,21 +123,10 @@ fn stun_rtt_per_leg_and_srtp_stats_equal_plain_rtp() {
         Duration::from_secs_f64(2.0 * UPSTREAM_ONE_WAY / 1000.0),
     );
 
-    let text = format!(
-        "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"{}\"\nrtcp = \"auto\"\nupstream_bind = \"127.0.0.1\"\n\
-         [relay.clock_rates]\n111 = 48000\n",
-        sfu_addr
-    );
-    let config = Config::from_toml(&text).unwrap();
-    let relay = runtime::start(
-        &config,
-        &RunOptions {
-            workers: 1,
-            log_sessions: false,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let relay = common::start_relay(&common::relay_toml(
+        sfu_addr,
+        "rtcp = \"auto\"\n[relay.clock_rates]\n111 = 48000\n",
+    ));
     let listen = relay.bound()[0].listen;
 
     // Two clients through identical seeded client legs (7 ms, ±3 ms, 8 %
@@ -165,9 +148,9 @@ fn stun_rtt_per_leg_and_srtp_stats_equal_plain_rtp() {
         Forwarder::start(c).unwrap()
     };
     let (leg_srtp, leg_plain, leg_ice) = (client_leg(9, 0.08), client_leg(9, 0.08), client_leg(11, 0.0));
-    let srtp_client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let plain_client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let ice_client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let srtp_client = common::loopback();
+    let plain_client = common::loopback();
+    let ice_client = common::loopback();
     let client_thread = answerer(ice_client.try_clone().unwrap(), stop.clone(), Duration::ZERO);
 
     let keys = SrtpKeys::new(CryptoSuite::AesCm128HmacSha1_80, &[9; 16], &[4; 14]).unwrap();

@@ -12,6 +12,7 @@
 //! The committed golden tables are checked; when `tshark` is installed it is
 //! also run live on the same files (`BLESS=1` rewrites the golden tables).
 
+mod common;
 use rtp_middlebox::analyze::{Analyzer, StreamResult};
 use rtp_middlebox::config::Config;
 use std::collections::BTreeMap;
@@ -107,11 +108,7 @@ fn tshark_live(files: &[PathBuf]) -> Option<String> {
         .args(["-q", "-o", "rtp.heuristic_rtp:TRUE", "-z", "rtp,streams"])
         .output()
         .expect("tshark runs");
-    assert!(
-        out.status.success(),
-        "tshark failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out, "tshark");
     Some(String::from_utf8(out.stdout).unwrap())
 }
 

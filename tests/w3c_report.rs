@@ -4,15 +4,13 @@
 //! valid samples only), and the ids that tie objects together.
 
 mod common;
-use common::Driver;
-use rtp_middlebox::engine::RelaySettings;
+use common::{ms, session_on, tap};
 
-use rtp_middlebox::engine::{EngineConfig, SessionInfo, Side};
+use rtp_middlebox::engine::{EngineConfig, RtcpMode, Side};
 use rtp_middlebox::report::session_report;
 use rtp_middlebox::stats::ClockRates;
-use rtp_middlebox::time::MonoTime;
 use rtp_middlebox::wire::ntp::{Delay16, NtpTime};
-use rtp_middlebox::wire::rtcp::{self, ReportBlock, SenderInfo};
+use rtp_middlebox::wire::rtcp::ReportBlock;
 use rtp_middlebox::wire::Ssrc;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -23,17 +21,8 @@ const RECEIVER: Ssrc = Ssrc(0x0b0b_0b0b);
 /// Wall clock of engine time 0, ms since the epoch (2026-11-25T00:00:00Z).
 const EPOCH_MS: f64 = 1_795_564_800_000.0;
 
-fn ms(v: u64) -> MonoTime {
-    MonoTime::from_millis(v)
-}
-
 fn rtp(seq: u16, ts: u32) -> Vec<u8> {
-    let mut p = vec![0x80, 0x00];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&ts.to_be_bytes());
-    p.extend_from_slice(&SENDER.0.to_be_bytes());
-    p.resize(12 + 160, 0xd5);
-    p
+    common::rtp_filled(0, seq, ts, SENDER, 160, 0xd5)
 }
 
 fn find<'a>(report: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -50,22 +39,7 @@ fn by_id<'a>(report: &'a [Value], id: &Value) -> &'a Value {
 #[test]
 fn scripted_session_report_follows_the_spec() {
     let rates = ClockRates::new(&BTreeMap::new());
-    let mut e = Driver::new(EngineConfig {
-        relays: vec![RelaySettings {
-            clock_rates: rates.clone(),
-            ..RelaySettings::default()
-        }],
-        ..EngineConfig::default()
-    });
-    let id = e
-        .open_session(
-            ms(0),
-            SessionInfo {
-                client: "192.0.2.10:50000".parse().unwrap(),
-                upstream: "198.51.100.1:3478".parse().unwrap(),
-            },
-        )
-        .unwrap();
+    let (mut e, id) = session_on(tap(RtcpMode::Forward, rates.clone()), EngineConfig::default());
     // PCMU, 20 ms packets; every 10th is lost before the proxy; odd packets
     // arrive 4 ms late (|D| = 4 ms between neighbours → jitter → 32 units).
     let mut sent = 0;
@@ -79,14 +53,7 @@ fn scripted_session_report_follows_the_spec() {
     }
     let wall = |t_ms: u64| NtpTime::from_unix(Duration::from_millis(EPOCH_MS as u64 + t_ms));
     // The sender's SR at 4.0 s, forwarded by the proxy.
-    let mut sr = Vec::new();
-    let info = SenderInfo {
-        ntp: wall(4000),
-        rtp_ts: 32_000,
-        packet_count: 200,
-        octet_count: 32_000,
-    };
-    rtcp::write_sender_report(&mut sr, SENDER, &info, &[]);
+    let sr = common::sr(SENDER, &common::sender_info(wall(4000), 32_000, 200, 32_000), &[], None);
     e.handle_datagram(ms(4000), Side::Client, id, &sr);
 
     // First report back: DLSR = 0 (the receiver claims no delay): no RTT.
@@ -99,9 +66,7 @@ fn scripted_session_report_follows_the_spec() {
         lsr: wall(4000).compact(),
         dlsr: Delay16(0),
     };
-    let mut rr = Vec::new();
-    rtcp::write_receiver_report(&mut rr, RECEIVER, &[block]);
-    e.handle_datagram(ms(4100), Side::Upstream, id, &rr);
+    e.handle_datagram(ms(4100), Side::Upstream, id, &common::rr(RECEIVER, &[block]));
     let report = session_report(&e.snapshot(ms(4100), id).unwrap(), &rates, |t| t * 1000.0 + EPOCH_MS);
     let ri = find(&report, "remote-inbound-rtp");
     assert_eq!(ri.len(), 1);
@@ -115,9 +80,7 @@ fn scripted_session_report_follows_the_spec() {
 
     // Second: held 50 ms, arrives 4 s + 90 ms → RTT = 90 − 50 = 40 ms.
     block.dlsr = Delay16::from_duration(Duration::from_millis(50));
-    rr.clear();
-    rtcp::write_receiver_report(&mut rr, RECEIVER, &[block]);
-    e.handle_datagram(ms(4090), Side::Upstream, id, &rr);
+    e.handle_datagram(ms(4090), Side::Upstream, id, &common::rr(RECEIVER, &[block]));
     let snap = e.snapshot(ms(4200), id).unwrap();
     let report = session_report(&snap, &rates, |t| t * 1000.0 + EPOCH_MS);
 
