@@ -17,6 +17,7 @@ mod counters;
 pub mod crypto;
 mod demux;
 pub mod io;
+pub mod media;
 pub mod mode;
 pub mod rebinding;
 mod rtcp_in;
@@ -32,7 +33,7 @@ pub use io::{CloseReason, Event, Input, Output, Payload, SocketRef, Transmit, Ve
 pub use mode::{ReportPolicy, RtcpMode};
 pub use rebinding::NatRebinding;
 pub use session::{FeedbackCounts, LegRtt, NonMux, Session, SessionInfo, SideRtcp, SideState, Source};
-pub use snapshot::{SessionSnapshot, SideSnapshot, SourceSnapshot};
+pub use snapshot::{RtxSnapshot, SessionSnapshot, SideSnapshot, SourceSnapshot};
 
 use crate::stats::ClockRates;
 use crate::time::MonoTime;
@@ -487,6 +488,19 @@ impl Engine {
             None => session.crypto = None,
         }
         Ok(true)
+    }
+
+    /// Gives a session what its SDP says about its streams (RTX payload
+    /// types and FID groups, [`media::MediaMap`]); RTX streams are then
+    /// folded into their primaries. Returns false for an unknown session.
+    pub fn set_session_media(&mut self, id: SessionId, media: media::MediaMap) -> bool {
+        match self.session_mut(id) {
+            Some(session) => {
+                session.set_media(media);
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn config(&self) -> &EngineConfig {

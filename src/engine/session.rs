@@ -72,6 +72,11 @@ pub struct Source {
     /// Keyless: the E flag and 31-bit index of its last SRTCP compound, read
     /// from the clear trailer (see [`srtcp_trailer_guess`]).
     pub srtcp_last: Option<(bool, u32)>,
+    /// An RTX stream (RFC 4588, known from the session's SDP): its packets
+    /// are retransmissions, it gets no jitter of its own, and it is
+    /// reported inside its primary stream (`Some(primary)`) once that is
+    /// known.
+    pub rtx: Option<Option<Ssrc>>,
 }
 
 /// Reads the SRTCP E flag and index without keys. The trailer's place
@@ -113,6 +118,7 @@ impl Source {
             generating: false,
             srtcp_packets: 0,
             srtcp_last: None,
+            rtx: None,
         }
     }
 }
@@ -274,6 +280,24 @@ impl SideState {
     }
 }
 
+/// Whether `ssrc` (first seen with payload type `pt` on `side`) is an RTX
+/// stream, and of which primary: its FID group names it, or its payload
+/// type is an RTX one (`apt`) and exactly one stream on the side carries
+/// the payload type it retransmits (RFC 4588 §8: one RTX stream per
+/// original stream, session-multiplexed).
+fn rtx_role(media: &super::media::MediaMap, side: &SideState, ssrc: Ssrc, pt: u8) -> Option<Option<Ssrc>> {
+    if let Some(primary) = media.primary_of(ssrc) {
+        return Some(Some(primary));
+    }
+    let apt = media.apt(pt)?;
+    let mut primaries = side
+        .sources
+        .iter()
+        .filter(|s| s.ssrc != ssrc && s.rtx.is_none() && s.rtp.as_ref().is_some_and(|r| r.payload_type == apt));
+    let primary = primaries.next().map(|s| s.ssrc);
+    Some(primary.filter(|_| primaries.next().is_none()))
+}
+
 /// A non-mux session's RTCP addresses (RFC 3550 §11: RTCP on its own port).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NonMux {
@@ -314,6 +338,8 @@ pub struct Session {
     pub crypto: Option<Box<super::crypto::SessionCrypto>>,
     /// Per-side packet rate buckets (`[limits] max_packets_per_session_per_sec`).
     pub buckets: [super::admission::Bucket; 2],
+    /// RTX payload types and SSRC groups from the session's SDP.
+    pub media: Option<Box<super::media::MediaMap>>,
 }
 
 /// What the RTP path tells the engine after accounting a packet.
@@ -352,6 +378,7 @@ impl Session {
             crypto: None,
             // Full at 2^20 tokens: the real rate and burst clamp it on first use.
             buckets: [super::admission::Bucket::full(f64::from(1u32 << 20), now); 2],
+            media: None,
         }
     }
 
@@ -371,24 +398,38 @@ impl Session {
         cap: usize,
     ) -> RtpOutcome {
         let ssrc = rtp.ssrc();
+        let pt = rtp.payload_type();
+        // Only sessions with SDP attached pay for the RTX look-up, and only
+        // for a stream's first packet.
+        let rtx = match self.media.as_deref() {
+            Some(media) if self.sides[side.index()].position(ssrc).is_none() => {
+                rtx_role(media, &self.sides[side.index()], ssrc, pt)
+            }
+            _ => None,
+        };
         let state = &mut self.sides[side.index()];
         let Some(source) = state.source_mut(ssrc, cap) else {
             return RtpOutcome::SourceLimit;
         };
-        let pt = rtp.payload_type();
+        if rtx.is_some() {
+            source.rtx = rtx;
+        }
         match &mut source.rtp {
             Some(stream) => {
                 if stream.payload_type != pt {
                     // A PT switch (e.g. to comfort noise or RED) can change
                     // the clock; A.8 needs one clock per estimate.
                     stream.payload_type = pt;
-                    stream.stats.set_clock_rate(clock_rate(pt));
+                    let rate = if source.rtx.is_some() { None } else { clock_rate(pt) };
+                    stream.stats.set_clock_rate(rate);
                 }
                 stream.stats.on_rtp(now, rtp);
                 RtpOutcome::Counted
             }
             None => {
-                let mut stats = ReceiveStats::new(rtp.seq(), clock_rate(pt), now);
+                // Retransmitted timestamps are the original ones: no jitter.
+                let rate = if source.rtx.is_some() { None } else { clock_rate(pt) };
+                let mut stats = ReceiveStats::new(rtp.seq(), rate, now);
                 stats.on_rtp(now, rtp);
                 source.rtp = Some(RtpStream {
                     payload_type: pt,
@@ -397,6 +438,31 @@ impl Session {
                 RtpOutcome::NewSource(ssrc, pt)
             }
         }
+    }
+
+    /// Takes the session's SDP-derived media map and classifies the
+    /// streams already seen: an RTX stream loses its jitter estimate and is
+    /// folded into its primary from now on.
+    pub fn set_media(&mut self, media: super::media::MediaMap) {
+        for side in &mut self.sides {
+            let roles: Vec<Option<Option<Ssrc>>> = side
+                .sources
+                .iter()
+                .map(|src| match &src.rtp {
+                    Some(r) => rtx_role(&media, side, src.ssrc, r.payload_type),
+                    None => None,
+                })
+                .collect();
+            for (src, role) in side.sources.iter_mut().zip(roles) {
+                src.rtx = role;
+                if role.is_some() {
+                    if let Some(r) = src.rtp.as_mut() {
+                        r.stats.set_clock_rate(None);
+                    }
+                }
+            }
+        }
+        self.media = (!media.is_empty()).then(|| Box::new(media));
     }
 
     /// Counts an SRTCP (or otherwise unreadable) compound by its sender: the

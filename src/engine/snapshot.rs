@@ -99,6 +99,24 @@ pub struct SourceSnapshot {
     /// The proxy writes report blocks about this source (`terminate`, or
     /// `auto` after its receiver went quiet).
     pub generating: bool,
+    /// An RTX stream (RFC 4588): `Some(primary SSRC)` once its primary is
+    /// known, `Some(None)` before. Reported inside its primary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtx_of: Option<Option<u32>>,
+    /// The RTX stream that retransmits this one, and what it carried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtx: Option<RtxSnapshot>,
+}
+
+/// The packets of a primary stream's RTX stream (W3C `rtxSsrc`,
+/// `retransmittedPacketsReceived`, `retransmittedBytesReceived`).
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RtxSnapshot {
+    pub ssrc: u32,
+    pub packets_received: u64,
+    pub payload_bytes: u64,
+    pub header_bytes: u64,
 }
 
 /// The proxy's own measurement of the RTP it received from this source.
@@ -172,11 +190,12 @@ impl SessionSnapshot {
                 stun_unanswered_since: st.rtcp.unanswered_since.map(MonoTime::as_secs_f64),
                 srtcp_opened: st.rtcp.srtcp_opened,
                 srtcp_auth_failures: st.rtcp.srtcp_auth_failures,
-                sources: st
-                    .sources
-                    .iter()
-                    .map(|src| SourceSnapshot::of(src, side, s.mode))
-                    .collect(),
+                sources: with_rtx(
+                    st.sources
+                        .iter()
+                        .map(|src| SourceSnapshot::of(src, side, s.mode))
+                        .collect(),
+                ),
             }
         };
         SessionSnapshot {
@@ -250,6 +269,36 @@ impl SourceSnapshot {
             srtcp_encrypted: src.srtcp_last.map(|(e, _)| e),
             srtcp_index: src.srtcp_last.map(|(_, i)| i),
             generating: src.rtp.is_some() && (mode == RtcpMode::Terminate || src.generating),
+            rtx_of: src.rtx.map(|p| p.map(|s| s.0)),
+            rtx: None,
         }
     }
+}
+
+/// Links each RTX stream to its primary: the primary's `rtx` carries the
+/// RTX stream's counts. An RTX stream whose primary is not (yet) known
+/// stays as it is.
+fn with_rtx(mut sources: Vec<SourceSnapshot>) -> Vec<SourceSnapshot> {
+    let links: Vec<(u32, RtxSnapshot)> = sources
+        .iter()
+        .filter_map(|s| {
+            let primary = s.rtx_of??;
+            let rtp = s.rtp.as_ref()?;
+            Some((
+                primary,
+                RtxSnapshot {
+                    ssrc: s.ssrc,
+                    packets_received: rtp.packets_received,
+                    payload_bytes: rtp.payload_bytes,
+                    header_bytes: rtp.header_bytes,
+                },
+            ))
+        })
+        .collect();
+    for (primary, rtx) in links {
+        if let Some(p) = sources.iter_mut().find(|s| s.ssrc == primary && s.rtx_of.is_none()) {
+            p.rtx = Some(rtx);
+        }
+    }
+    sources
 }

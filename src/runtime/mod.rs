@@ -259,6 +259,26 @@ impl RelayHandle {
         rx.await.map_err(|_| "the worker is gone".to_string())?
     }
 
+    /// Tells a session what its SDP says about its streams (RTX). `false`:
+    /// no such session.
+    pub async fn set_media(&self, id: &str, media: crate::engine::media::MediaMap) -> bool {
+        let Some((worker, engine_id)) = parse_view_id(id) else {
+            return false;
+        };
+        let Some(control) = self.controls.get(worker) else {
+            return false;
+        };
+        let (tx, rx) = oneshot::channel();
+        if control
+            .send(Control::SetMedia(engine_id, Box::new(media), tx))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
     /// Per-worker counters.
     pub async fn stats(&self) -> Vec<WorkerStats> {
         let mut out = Vec::new();

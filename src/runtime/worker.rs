@@ -70,6 +70,9 @@ pub enum Control {
         Option<Box<SessionKeys>>,
         oneshot::Sender<Result<bool, String>>,
     ),
+    /// What a session's SDP says about its streams; answers whether the
+    /// session exists.
+    SetMedia(SessionId, Box<crate::engine::media::MediaMap>, oneshot::Sender<bool>),
 }
 
 /// Closed sessions kept for [`Control::TakeClosed`]; beyond this the oldest
@@ -249,6 +252,10 @@ async fn control_loop(shared: Rc<Shared>, mut control: mpsc::Receiver<Control>) 
                         .set_session_keys(id, keys.as_deref())
                         .map_err(|e| e.to_string());
                     let _ = reply.send(result);
+                }
+                Some(Control::SetMedia(id, media, reply)) => {
+                    let known = shared.state.borrow_mut().engine.set_session_media(id, *media);
+                    let _ = reply.send(known);
                 }
                 Some(Control::TakeClosed(reply)) => {
                     let closed = shared.state.borrow_mut().closed.drain(..).collect();

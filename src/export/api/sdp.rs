@@ -108,6 +108,10 @@ pub(super) async fn put_sdp(
         }
         map.insert(id.clone(), d.clone());
     }
+    // What the engine needs from it: RTX payload types and SSRC groups.
+    let sdps = [&d.local_description, &d.remote_description];
+    let media = crate::engine::media::MediaMap::from_sdp(sdps.iter().flat_map(|x| x.as_ref()).map(|x| x.sdp.as_str()));
+    state.relay.set_media(&id, media).await;
     description_event(&state, &id, &d);
     StatusCode::NO_CONTENT.into_response()
 }

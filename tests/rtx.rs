@@ -1,0 +1,97 @@
+//! RTX (RFC 4588) on virtual time: with the session's SDP attached, an RTX
+//! stream is folded into its primary (W3C `rtxSsrc`,
+//! `retransmittedPacketsReceived`, a subset of `packetsReceived`) and gets
+//! no jitter of its own; its retransmitted timestamps never touch the
+//! primary's jitter or loss.
+
+mod common;
+use common::{driver_and_session, ms, rtp, source};
+use rtp_middlebox::engine::media::MediaMap;
+use rtp_middlebox::engine::{EngineConfig, RtcpMode, SessionId, Side};
+use rtp_middlebox::wire::Ssrc;
+
+const VIDEO: Ssrc = Ssrc(0x1111_0001);
+const RTX: Ssrc = Ssrc(0x1111_0002);
+const OTHER_VIDEO: Ssrc = Ssrc(0x1111_0003);
+
+/// What Chromium offers for VP8 with RTX (trimmed).
+fn offer(fid: bool) -> String {
+    let mut sdp = String::from(
+        "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=rtpmap:96 VP8/90000\r\n\
+         a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n",
+    );
+    if fid {
+        sdp.push_str(&format!("a=ssrc-group:FID {} {}\r\n", VIDEO.0, RTX.0));
+    }
+    sdp
+}
+
+/// 100 video packets 33 ms apart (90 kHz, one per frame); every tenth is
+/// lost on the way and retransmitted on the RTX SSRC 120 ms later (late,
+/// with the original timestamp, RFC 4588 §4: OSN first in the payload).
+fn call(e: &mut common::Driver, id: SessionId, start: u64) {
+    let mut rtx_seq = 500u16;
+    for i in 0..100u16 {
+        let t = start + u64::from(i) * 33;
+        let ts = 2970 * u32::from(i); // 33 ms at 90 kHz
+        if i % 10 != 5 {
+            e.handle_datagram(ms(t), Side::Client, id, &rtp(96, i, ts, VIDEO, 900));
+        }
+        if i >= 4 && (i - 4) % 10 == 5 {
+            // The retransmission of packet i − 4.
+            let mut p = rtp(97, rtx_seq, 2970 * u32::from(i - 4), RTX, 902);
+            p[12..14].copy_from_slice(&(i - 4).to_be_bytes());
+            e.handle_datagram(ms(t + 1), Side::Client, id, &p);
+            rtx_seq += 1;
+        }
+    }
+}
+
+#[test]
+fn with_sdp_rtx_is_folded_into_its_primary() {
+    // With the FID group, and with `apt` only (the one VP8 stream on the
+    // side is the primary; a second VP8 stream from another SSRC appears
+    // only after the RTX stream was classified).
+    for fid in [true, false] {
+        let (mut e, id) = driver_and_session(RtcpMode::Forward, EngineConfig::default());
+        let sdp = offer(fid);
+        assert!(e.set_session_media(id, MediaMap::from_sdp([sdp.as_str()])));
+        call(&mut e, id, 0);
+        e.handle_datagram(ms(4_000), Side::Client, id, &rtp(96, 7, 0, OTHER_VIDEO, 900));
+        let snap = e.snapshot(ms(5_000), id).unwrap();
+        let video = source(&snap, Side::Client, VIDEO);
+        let rtx = source(&snap, Side::Client, RTX);
+        assert_eq!(rtx.rtx_of, Some(Some(VIDEO.0)), "fid {fid}");
+        let folded = video.rtx.expect("the primary carries its RTX stream");
+        assert_eq!((folded.ssrc, folded.packets_received), (RTX.0, 10));
+        let v = video.rtp.as_ref().unwrap();
+        // 100 sent, 10 lost on the primary (repaired by RTX, not counted here).
+        assert_eq!((v.packets_lost, v.out_of_order), (10, 0), "fid {fid}");
+        assert_eq!(v.jitter, Some(0.0), "fid {fid}: retransmissions never touch the primary's jitter");
+        assert_eq!(rtx.rtp.as_ref().unwrap().jitter, None, "no jitter of its own");
+        assert_eq!(source(&snap, Side::Client, OTHER_VIDEO).rtx_of, None);
+    }
+}
+
+#[test]
+fn without_sdp_rtx_is_a_stream_of_its_own() {
+    let (mut e, id) = driver_and_session(RtcpMode::Forward, EngineConfig::default());
+    call(&mut e, id, 0);
+    let snap = e.snapshot(ms(5_000), id).unwrap();
+    let rtx = source(&snap, Side::Client, RTX);
+    assert_eq!(rtx.rtx_of, None);
+    assert!(source(&snap, Side::Client, VIDEO).rtx.is_none());
+}
+
+#[test]
+fn sdp_after_the_streams_classifies_them() {
+    let (mut e, id) = driver_and_session(RtcpMode::Forward, EngineConfig::default());
+    call(&mut e, id, 0);
+    let sdp = offer(true);
+    assert!(e.set_session_media(id, MediaMap::from_sdp([sdp.as_str()])));
+    let snap = e.snapshot(ms(5_000), id).unwrap();
+    assert_eq!(source(&snap, Side::Client, RTX).rtx_of, Some(Some(VIDEO.0)));
+    assert_eq!(source(&snap, Side::Client, RTX).rtp.as_ref().unwrap().jitter, None);
+    assert_eq!(source(&snap, Side::Client, VIDEO).rtx.unwrap().packets_received, 10);
+    assert!(!e.set_session_media(SessionId::from_u64(u64::MAX), MediaMap::default()));
+}
