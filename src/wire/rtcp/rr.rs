@@ -2,7 +2,7 @@
 //! SR and RR share (RFC 3550 §6.4.1).
 
 use super::{finish_packet, start_packet, Header, RtcpError, PT_RR};
-use crate::wire::bytes::u32_at;
+use crate::wire::bytes::{take, u32_at};
 use crate::wire::ntp::{CompactNtp, Delay16};
 use crate::wire::types::Ssrc;
 
@@ -102,9 +102,7 @@ impl ReportBlocks<'_> {
 impl Iterator for ReportBlocks<'_> {
     type Item = ReportBlock;
     fn next(&mut self) -> Option<ReportBlock> {
-        let block = ReportBlock::parse(self.raw.get(..REPORT_BLOCK_LEN)?)?;
-        self.raw = self.raw.get(REPORT_BLOCK_LEN..).unwrap_or(&[]);
-        Some(block)
+        ReportBlock::parse(take(&mut self.raw, 0, REPORT_BLOCK_LEN)?)
     }
     fn size_hint(&self) -> (usize, Option<usize>) {
         let n = self.raw.len() / REPORT_BLOCK_LEN;
