@@ -34,10 +34,11 @@
 //! also shortens warm-up and measurement to a fraction of a second.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::deliver;
 use rtc_shared::marshal::Unmarshal;
-use rtp_middlebox::engine::{
-    Engine, EngineConfig, Input, Output, RelaySettings, SessionId, SessionInfo, Side, SocketRef, Verdict,
-};
+use rtp_middlebox::engine::{Engine, EngineConfig, RelaySettings, SessionId, SessionInfo, Side, Verdict};
 use rtp_middlebox::stats::ClockRates;
 use rtp_middlebox::time::MonoTime;
 use rtp_middlebox::wire::ntp::{CompactNtp, Delay16, NtpTime};
@@ -128,38 +129,6 @@ fn engine_config() -> EngineConfig {
 }
 
 const UPSTREAM: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 3478));
-const LOCAL: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 9), 3478));
-
-/// One datagram through the engine as the relay's worker hands it over
-/// (`handle_input`), and its outputs drained (`poll_output`): from the
-/// session's client on relay 0's socket, or on the session's upstream socket.
-#[inline]
-fn deliver(engine: &mut Engine, now: MonoTime, side: Side, id: SessionId, client: SocketAddr, bytes: &[u8]) -> Verdict {
-    let (socket, remote) = match side {
-        Side::Client => (SocketRef::Listen { relay: 0, rtcp: false }, client),
-        Side::Upstream => (
-            SocketRef::Upstream {
-                session: id,
-                rtcp: false,
-            },
-            UPSTREAM,
-        ),
-    };
-    let v = engine.handle_input(Input::Datagram {
-        now,
-        socket,
-        remote,
-        local: LOCAL,
-        bytes,
-    });
-    while let Some(o) = engine.poll_output() {
-        if let Output::Timeout(_) = o {
-            break;
-        }
-        black_box(&o);
-    }
-    v
-}
 
 fn session_info(n: u32) -> SessionInfo {
     let ip = Ipv4Addr::from(0x0a00_0000 | n);

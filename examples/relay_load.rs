@@ -49,6 +49,70 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// The value after `name`, if any.
+fn arg_text(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+/// The load of a run: K streams at R packets/s each for S seconds through
+/// a relay with W workers.
+#[derive(Clone, Copy)]
+struct Load {
+    streams: usize,
+    rate: f64,
+    secs: f64,
+    workers: usize,
+}
+
+impl Load {
+    /// `--streams`, `--rate`, `--seconds` and `--workers` from `args`; by
+    /// default `streams` streams at 50 packets/s for `secs` s, 2 workers.
+    fn from_args(args: &[String], streams: usize, secs: f64) -> Self {
+        Load {
+            streams: arg(args, "--streams", streams),
+            rate: arg(args, "--rate", 50.0),
+            secs: arg(args, "--seconds", secs),
+            workers: arg(args, "--workers", 2),
+        }
+    }
+
+    /// One run through relay `kind`, printed as a row.
+    fn run(&self, kind: &str) -> RunResult {
+        self.run_as(kind, kind)
+    }
+
+    /// [`Self::run`], its row named `label`.
+    fn run_as(&self, kind: &str, label: &str) -> RunResult {
+        let mut r = run_once(kind, self.streams, self.rate, self.secs, self.workers);
+        r.kind = label.into();
+        print_row(&r);
+        r
+    }
+}
+
+impl std::fmt::Display for Load {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Load {
+            streams,
+            rate,
+            secs,
+            workers,
+        } = self;
+        write!(
+            f,
+            "{streams} streams x {rate} packets/s for {secs} s, {workers} workers"
+        )
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
@@ -58,18 +122,15 @@ fn main() {
             arg(&args, "--workers", 2usize),
         ),
         Some("bench") => {
-            let streams = arg(&args, "--streams", 2000usize);
-            let rate = arg(&args, "--rate", 50.0f64);
-            let secs = arg(&args, "--seconds", 10.0f64);
-            let workers = arg(&args, "--workers", 2usize);
-            let only = args
-                .iter()
-                .position(|a| a == "--only")
-                .and_then(|i| args.get(i + 1))
-                .cloned();
+            let load = Load::from_args(&args, 2000, 10.0);
+            let only = arg_text(&args, "--only");
             println!(
-                "load: {streams} streams x {rate} packets/s for {secs} s ({} packets/s), {workers} relay workers",
-                streams as f64 * rate
+                "load: {} streams x {} packets/s for {} s ({} packets/s), {} relay workers",
+                load.streams,
+                load.rate,
+                load.secs,
+                load.streams as f64 * load.rate,
+                load.workers
             );
             print_header();
             let mut results = Vec::new();
@@ -77,9 +138,7 @@ fn main() {
                 if only.as_deref().is_some_and(|o| o != kind) {
                     continue;
                 }
-                let r = run_once(kind, streams, rate, secs, workers);
-                print_row(&r);
-                results.push(r);
+                results.push(load.run(kind));
             }
             if let [naive, ours] = &results[..] {
                 println!(
@@ -93,16 +152,11 @@ fn main() {
         Some("modes") => {
             // The cost of RTCP termination: the same load through
             // rtp-middlebox in `forward` and in `terminate`, in one run.
-            let streams = arg(&args, "--streams", 2000usize);
-            let rate = arg(&args, "--rate", 50.0f64);
-            let secs = arg(&args, "--seconds", 10.0f64);
-            let workers = arg(&args, "--workers", 2usize);
-            println!("modes: {streams} streams x {rate} packets/s for {secs} s, {workers} workers");
+            let load = Load::from_args(&args, 2000, 10.0);
+            println!("modes: {load}");
             print_header();
-            let f = run_once("rtp-middlebox:forward", streams, rate, secs, workers);
-            print_row(&f);
-            let t = run_once("rtp-middlebox:terminate", streams, rate, secs, workers);
-            print_row(&t);
+            let f = load.run("rtp-middlebox:forward");
+            let t = load.run("rtp-middlebox:terminate");
             println!(
                 "terminate vs forward: {:.3} vs {:.3} s of relay CPU per million packets ({:+.1}%)",
                 t.cpu_us_per_packet,
@@ -114,10 +168,7 @@ fn main() {
             // The cost of metrics: the same load with the publisher off and
             // on (1 s interval, per-session series: the worst case), in
             // alternating rounds of one run; medians compared.
-            let streams = arg(&args, "--streams", 2000usize);
-            let rate = arg(&args, "--rate", 50.0f64);
-            let secs = arg(&args, "--seconds", 10.0f64);
-            let workers = arg(&args, "--workers", 2usize);
+            let load = Load::from_args(&args, 2000, 10.0);
             let rounds = arg(&args, "--rounds", 3usize);
             let dir = std::env::temp_dir().join(format!("relay-load-metrics-{}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
@@ -131,33 +182,19 @@ fn main() {
                 format!("{relay}[metrics]\nenabled = true\ninterval_secs = 1\nper_session = true\nmax_session_series = 1000\n"),
             )
             .unwrap();
-            println!("metrics: {streams} streams x {rate} packets/s for {secs} s, {workers} workers, {rounds} rounds");
+            println!("metrics: {load}, {rounds} rounds");
             print_header();
             let (mut a, mut b) = (Vec::new(), Vec::new());
             for _ in 0..rounds {
-                let r = run_once(
-                    &format!("rtp-middlebox:forward@{}", off.display()),
-                    streams,
-                    rate,
-                    secs,
-                    workers,
+                a.push(
+                    load.run(&format!("rtp-middlebox:forward@{}", off.display()))
+                        .cpu_us_per_packet,
                 );
-                print_row(&r);
-                a.push(r.cpu_us_per_packet);
-                let r = run_once(
-                    &format!("rtp-middlebox:forward@{}", on.display()),
-                    streams,
-                    rate,
-                    secs,
-                    workers,
+                b.push(
+                    load.run(&format!("rtp-middlebox:forward@{}", on.display()))
+                        .cpu_us_per_packet,
                 );
-                print_row(&r);
-                b.push(r.cpu_us_per_packet);
             }
-            let median = |v: &mut Vec<f64>| {
-                v.sort_by(f64::total_cmp);
-                v[v.len() / 2]
-            };
             let (off_us, on_us) = (median(&mut a), median(&mut b));
             println!(
                 "metrics on vs off: {:.3} vs {:.3} s of relay CPU per million packets ({:+.1}%, medians of {rounds})",
@@ -170,30 +207,21 @@ fn main() {
         Some("srtp") => {
             // Keyless SRTP streams against plain RTP, same load, alternating
             // rounds in one run: nothing is decrypted on the RTP path.
-            let streams = arg(&args, "--streams", 2000usize);
-            let rate = arg(&args, "--rate", 50.0f64);
-            let secs = arg(&args, "--seconds", 10.0f64);
-            let workers = arg(&args, "--workers", 2usize);
+            let load = Load::from_args(&args, 2000, 10.0);
             let rounds = arg(&args, "--rounds", 3usize);
-            println!("srtp: {streams} streams x {rate} packets/s for {secs} s, {workers} workers, {rounds} rounds");
+            println!("srtp: {load}, {rounds} rounds");
             print_header();
             let (mut plain, mut srtp) = (Vec::new(), Vec::new());
             for _ in 0..rounds {
                 SRTP_SHAPE.store(false, Ordering::Relaxed);
-                let r = run_once("rtp-middlebox:forward", streams, rate, secs, workers);
-                print_row(&r);
-                plain.push(r.cpu_us_per_packet);
+                plain.push(load.run("rtp-middlebox:forward").cpu_us_per_packet);
                 SRTP_SHAPE.store(true, Ordering::Relaxed);
-                let mut r = run_once("rtp-middlebox:forward", streams, rate, secs, workers);
-                r.kind = "rtp-middlebox:srtp".into();
-                print_row(&r);
-                srtp.push(r.cpu_us_per_packet);
+                srtp.push(
+                    load.run_as("rtp-middlebox:forward", "rtp-middlebox:srtp")
+                        .cpu_us_per_packet,
+                );
             }
             SRTP_SHAPE.store(false, Ordering::Relaxed);
-            let median = |v: &mut Vec<f64>| {
-                v.sort_by(f64::total_cmp);
-                v[v.len() / 2]
-            };
             let (p, s) = (median(&mut plain), median(&mut srtp));
             println!(
                 "srtp vs plain: {s:.3} vs {p:.3} s of relay CPU per million packets ({:+.1}%, medians of {rounds})",
@@ -203,22 +231,14 @@ fn main() {
         Some("soak") => {
             // A long run with flat memory: K streams for S seconds through
             // one relay process, its RSS sampled every minute.
-            let streams = arg(&args, "--streams", 1000usize);
-            let rate = arg(&args, "--rate", 50.0f64);
-            let secs = arg(&args, "--seconds", 600.0f64);
-            let workers = arg(&args, "--workers", 2usize);
-            soak(streams, rate, secs, workers);
+            let load = Load::from_args(&args, 1000, 600.0);
+            soak(load.streams, load.rate, load.secs, load.workers);
         }
         Some("max-rate") => {
             let workers = arg(&args, "--workers", 1usize);
             let secs = arg(&args, "--seconds", 3.0f64);
             let streams = arg(&args, "--streams", 500usize);
-            let kind = args
-                .iter()
-                .position(|a| a == "--relay")
-                .and_then(|i| args.get(i + 1))
-                .cloned()
-                .unwrap_or("rtp-middlebox".into());
+            let kind = arg_text(&args, "--relay").unwrap_or("rtp-middlebox".into());
             max_rate(&kind, workers, streams, secs);
         }
         _ => {

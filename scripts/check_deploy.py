@@ -71,6 +71,14 @@ def report(status, what, detail=""):
     print(line, flush=True)
 
 
+def report_problems(what, problems, detail=""):
+    """FAIL with the problems joined, or PASS with `detail` when there are none."""
+    if problems:
+        report("FAIL", what, "; ".join(problems))
+    else:
+        report("PASS", what, detail)
+
+
 def run(cmd, **kw):
     kw.setdefault("capture_output", True)
     kw.setdefault("text", True)
@@ -329,10 +337,7 @@ def check_dockerfile(dockerfile, context):
     what = f"{dockerfile}: every COPY source exists in context {context}/"
     if ignore_file:
         what += f" and passes {ignore_file}"
-    if problems:
-        report("FAIL", what, "; ".join(problems))
-    else:
-        report("PASS", what, f"{n} source(s)")
+    report_problems(what, problems, f"{n} source(s)")
     return stages
 
 
@@ -456,10 +461,7 @@ def check_compose():
                 if not os.path.exists(os.path.join(DOCKER, c["file"])):
                     problems.append(f"{section}.{cname}: {c['file']} does not exist")
     what = "docker/compose.yaml: every mounted file, build context and Dockerfile exists"
-    if problems:
-        report("FAIL", what, "; ".join(problems))
-    else:
-        report("PASS", what, f"{n} path(s)")
+    report_problems(what, problems, f"{n} path(s)")
     return doc
 
 
@@ -596,10 +598,7 @@ def check_kubernetes(binary):
                 if not mounted:
                     problems.append(f"--config {cfg_path} is not under a volumeMount")
     what = "docker/kubernetes: DaemonSet cross-checks (hostNetwork DNS, probes on the API port, ConfigMap key, grace > drain)"
-    if problems:
-        report("FAIL", what, "; ".join(problems))
-    else:
-        report("PASS", what)
+    report_problems(what, problems)
     check_command_lines(binary, cmdlines)
     return configs
 
@@ -658,10 +657,7 @@ def check_metrics_source(metrics):
         elif found[name] != metrics[name]:
             problems.append(f"{name}: source {found[name][0]} {sorted(found[name][1])}, "
                             f"list {metrics[name][0]} {sorted(metrics[name][1])}")
-    if problems:
-        report("FAIL", what, "; ".join(problems))
-    else:
-        report("PASS", what, f"{len(found)} families")
+    report_problems(what, problems, f"{len(found)} families")
 
 
 def family(name, metrics):
@@ -794,10 +790,7 @@ def check_grafana_provisioning(compose_doc):
         if not glob.glob(os.path.join(prov, sub, "*.yaml")):
             problems.append(f"no {rel(prov)}/{sub}/*.yaml")
     what = "docker/grafana/provisioning: datasources and dashboards YAML, dashboard path mounted by compose"
-    if problems:
-        report("FAIL", what, "; ".join(problems))
-    else:
-        report("PASS", what, f"{n} file(s)")
+    report_problems(what, problems, f"{n} file(s)")
 
 
 def check_prometheus():
@@ -822,10 +815,7 @@ def check_shell_scripts():
         if not os.access(s, os.X_OK):
             problems.append(f"{rel(s)} is not executable (the image runs it directly)")
     what = "docker/**/*.sh: POSIX sh syntax, executable"
-    if problems:
-        report("FAIL", what, "; ".join(problems))
-    else:
-        report("PASS", what, f"{len(scripts)} script(s)")
+    report_problems(what, problems, f"{len(scripts)} script(s)")
 
 
 # ------------------------------------------------------------------ main

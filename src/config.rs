@@ -12,23 +12,16 @@ pub(crate) const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
 pub use crate::engine::RtcpMode;
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
-    #[serde(default)]
     pub relay: Vec<RelayConfig>,
-    #[serde(default)]
     pub api: ApiConfig,
-    #[serde(default)]
     pub(crate) limits: Limits,
-    #[serde(default)]
     pub(crate) rtcp: RtcpSettings,
-    #[serde(default)]
     pub(crate) metrics: MetricsConfig,
-    #[serde(default)]
     pub collector: CollectorConfig,
     /// Static SDES keys for sessions from known client addresses.
-    #[serde(default)]
     pub(crate) srtp: Vec<SrtpConfig>,
 }
 
@@ -104,20 +97,16 @@ impl SrtpConfig {
 
 /// `[metrics]`: the Prometheus endpoint (`GET /metrics` on the API).
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub(crate) struct MetricsConfig {
     /// Serve `GET /metrics` and run the publisher (and OTLP push).
-    #[serde(default = "default_true")]
     pub(crate) enabled: bool,
     /// How often counters are read from the workers and stream
     /// distributions sampled (one histogram sample per stream), seconds.
-    #[serde(default = "default_metrics_interval")]
     pub(crate) interval_secs: u64,
     /// Per-session gauges (`session` label) for finding the bad call.
-    #[serde(default)]
     pub(crate) per_session: bool,
     /// Hard cap on sessions with per-session series (worst by loss first).
-    #[serde(default = "default_max_session_series")]
     pub(crate) max_session_series: usize,
 }
 
@@ -125,84 +114,55 @@ impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
             enabled: true,
-            interval_secs: default_metrics_interval(),
+            interval_secs: 5,
             per_session: false,
-            max_session_series: default_max_session_series(),
+            max_session_series: 500,
         }
     }
 }
 
-fn default_metrics_interval() -> u64 {
-    5
-}
-fn default_max_session_series() -> usize {
-    500
-}
-
 /// `[collector]`: OTLP/HTTP push to an OpenTelemetry collector.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct CollectorConfig {
     /// Base URL of the collector's OTLP/HTTP receiver, e.g.
     /// `http://127.0.0.1:4318` (`/v1/metrics` and `/v1/logs` are appended).
     /// Unset: no push.
-    #[serde(default)]
     pub(crate) otlp_endpoint: Option<String>,
     /// Push interval, seconds (default 10).
-    #[serde(default)]
     pub(crate) interval_secs: Option<u64>,
     /// Per-request timeout, ms (default 5000).
-    #[serde(default)]
     pub(crate) timeout_ms: Option<u64>,
     /// Attempts after a failure before a batch is given up (default 5).
-    #[serde(default)]
     pub(crate) max_retries: Option<u32>,
     /// OTLP resource attributes, e.g. `"service.instance.id" = "sfu-1"`.
-    #[serde(default)]
     pub resource: BTreeMap<String, String>,
 }
 
 /// Report generation (`auto` and `terminate` relays).
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RtcpSettings {
     /// Minimum report interval on a leg carrying video, ms.
-    #[serde(default = "default_video_ms")]
     pub(crate) min_interval_video_ms: u64,
     /// Minimum report interval on an audio-only leg, ms.
-    #[serde(default = "default_audio_ms")]
     pub(crate) min_interval_audio_ms: u64,
     /// `auto`: report intervals without a report block about a stream
     /// before the proxy generates reports for it.
-    #[serde(default = "default_suppression")]
     pub(crate) suppression_intervals: u32,
     /// Add XR RRTR to generated reports (RTT of terminated legs via DLRR).
-    #[serde(default = "default_true")]
     pub(crate) xr_rrtr: bool,
 }
 
 impl Default for RtcpSettings {
     fn default() -> Self {
         RtcpSettings {
-            min_interval_video_ms: default_video_ms(),
-            min_interval_audio_ms: default_audio_ms(),
-            suppression_intervals: default_suppression(),
+            min_interval_video_ms: 1000,
+            min_interval_audio_ms: 5000,
+            suppression_intervals: 3,
             xr_rrtr: true,
         }
     }
-}
-
-fn default_video_ms() -> u64 {
-    1000
-}
-fn default_audio_ms() -> u64 {
-    5000
-}
-fn default_suppression() -> u32 {
-    3
-}
-fn default_true() -> bool {
-    true
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -224,92 +184,66 @@ pub struct RelayConfig {
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
     /// HTTP API address; loopback by default (the API exposes call data).
-    #[serde(default = "default_api_listen")]
     pub listen: SocketAddr,
     /// When set, every request must carry `Authorization: Bearer <token>`.
-    #[serde(default)]
     pub(crate) token: Option<String>,
     /// Interval of `stats` events on `GET /v1/stream`, ms.
-    #[serde(default = "default_stream_interval")]
     pub(crate) stream_interval_ms: u64,
     /// Origins allowed to read the API from a web page (CORS); `"*"` for
     /// any. Empty: no CORS headers (same-origin only).
-    #[serde(default)]
     pub(crate) cors_origins: Vec<String>,
     /// A session whose binding requests stay unanswered this long is
     /// `failed` with reason `consent-lost` on the stream (RFC 7675 §5.1: 30 s).
-    #[serde(default = "default_consent_timeout")]
     pub(crate) consent_timeout_secs: u64,
-}
-
-fn default_consent_timeout() -> u64 {
-    30
-}
-
-fn default_stream_interval() -> u64 {
-    1000
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
-            listen: default_api_listen(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 9470)),
             token: None,
-            stream_interval_ms: default_stream_interval(),
+            stream_interval_ms: 1000,
             cors_origins: Vec::new(),
-            consent_timeout_secs: default_consent_timeout(),
+            consent_timeout_secs: 30,
         }
     }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub(crate) struct Limits {
-    #[serde(default = "default_max_sessions")]
+    /// Live sessions at most; new client addresses beyond are refused.
     pub(crate) max_sessions: usize,
-    #[serde(default = "default_idle_timeout")]
+    /// A session without datagrams this long is closed.
     pub(crate) idle_timeout_secs: u64,
-    #[serde(default = "default_max_sources")]
+    /// SSRCs tracked per side of one session (attacker-controlled, so capped).
     pub(crate) max_sources_per_side: usize,
     /// New sessions a second per source prefix (IPv4 /24, IPv6 /64); 0: no limit.
-    #[serde(default = "default_prefix_rate")]
     pub(crate) new_sessions_per_prefix_per_sec: u32,
     /// Close sessions the upstream never answered within this many seconds; 0: never.
-    #[serde(default = "default_unanswered")]
     pub(crate) unanswered_timeout_secs: u64,
     /// Datagrams a second accepted from each side of one session; 0: no limit.
-    #[serde(default = "default_packet_rate")]
     pub(crate) max_packets_per_session_per_sec: u32,
     /// When a session may follow its client to a new address: `stun` (after
     /// the upstream accepts an ICE check from it) or `never`.
-    #[serde(default)]
     pub(crate) nat_rebinding: crate::engine::NatRebinding,
-}
-
-fn default_prefix_rate() -> u32 {
-    // Room for a burst of clients behind one NAT (a /24 of a CGNAT or an
-    // office) joining at once, far below what a spoofed flood sends.
-    200
-}
-fn default_unanswered() -> u64 {
-    20
-}
-fn default_packet_rate() -> u32 {
-    5000
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_sessions: default_max_sessions(),
-            idle_timeout_secs: default_idle_timeout(),
-            max_sources_per_side: default_max_sources(),
-            new_sessions_per_prefix_per_sec: default_prefix_rate(),
-            unanswered_timeout_secs: default_unanswered(),
-            max_packets_per_session_per_sec: default_packet_rate(),
+            max_sessions: 100_000,
+            idle_timeout_secs: 30,
+            max_sources_per_side: 64,
+            // Room for a burst of clients behind one NAT (a /24 of a CGNAT
+            // or an office) joining at once, far below what a spoofed flood
+            // sends.
+            new_sessions_per_prefix_per_sec: 200,
+            unanswered_timeout_secs: 20,
+            max_packets_per_session_per_sec: 5000,
             nat_rebinding: crate::engine::NatRebinding::default(),
         }
     }
@@ -320,18 +254,6 @@ fn default_upstream_bind() -> std::net::IpAddr {
 }
 fn default_upstream_ports() -> String {
     "40000-49999".into()
-}
-fn default_api_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 9470))
-}
-fn default_max_sessions() -> usize {
-    100_000
-}
-fn default_idle_timeout() -> u64 {
-    30
-}
-fn default_max_sources() -> usize {
-    64
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,21 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rtp_middlebox::wire::rtcp::{self, ReportBlock, RtcpPacket, XrBlock, MAX_REPORT_BLOCKS};
+use rtp_middlebox::wire::ntp::NtpTime;
+use rtp_middlebox::wire::rtcp::{self, DlrrItem, ReportBlock, RtcpPacket, Xr, XrBlock, MAX_REPORT_BLOCKS};
+
+/// An XR's last RRTR, all its DLRR items, and how many other blocks it has.
+fn xr_contents(xr: &Xr) -> (Option<NtpTime>, Vec<DlrrItem>, usize) {
+    let (mut rrtr, mut dlrr, mut others) = (None, Vec::new(), 0);
+    for block in xr.blocks() {
+        match block {
+            XrBlock::Rrtr { ntp } => rrtr = Some(ntp),
+            XrBlock::Dlrr(items) => dlrr.extend(items),
+            XrBlock::Other { .. } => others += 1,
+        }
+    }
+    (rrtr, dlrr, others)
+}
 
 fuzz_target!(|data: &[u8]| {
     let mut consumed = 0usize;
@@ -80,17 +94,7 @@ fuzz_target!(|data: &[u8]| {
                 let _ = (fb.kind, fb.sender, fb.media, fb.fci.len());
             }
             RtcpPacket::Xr(xr) => {
-                let mut rrtr = None;
-                let mut dlrr = Vec::new();
-                for block in xr.blocks() {
-                    match block {
-                        XrBlock::Rrtr { ntp } => rrtr = Some(ntp),
-                        XrBlock::Dlrr(items) => dlrr.extend(items),
-                        XrBlock::Other { block_type } => {
-                            let _ = block_type;
-                        }
-                    }
-                }
+                let (rrtr, mut dlrr, _) = xr_contents(&xr);
                 // Rebuild an XR from what was read and read it back.
                 dlrr.truncate(1000);
                 let mut out = Vec::new();
@@ -99,15 +103,8 @@ fuzz_target!(|data: &[u8]| {
                 let Some(Ok(RtcpPacket::Xr(again))) = again else {
                     panic!("rewritten XR did not parse: {again:?}");
                 };
-                let mut rrtr2 = None;
-                let mut dlrr2 = Vec::new();
-                for block in again.blocks() {
-                    match block {
-                        XrBlock::Rrtr { ntp } => rrtr2 = Some(ntp),
-                        XrBlock::Dlrr(items) => dlrr2.extend(items),
-                        XrBlock::Other { .. } => panic!("builder wrote an unknown block"),
-                    }
-                }
+                let (rrtr2, dlrr2, others) = xr_contents(&again);
+                assert_eq!(others, 0, "builder wrote an unknown block");
                 assert_eq!(rrtr2, rrtr);
                 assert_eq!(dlrr2, dlrr);
             }

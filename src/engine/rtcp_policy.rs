@@ -154,33 +154,29 @@ pub fn strip_reports(datagram: &[u8], out: &mut Vec<u8>) -> Option<usize> {
         let len = packet.header().len;
         let raw = &rest[..len.min(rest.len())];
         rest = &rest[raw.len()..];
-        match packet {
+        let removed = match packet {
             RtcpPacket::SenderReport(sr) => {
-                let n = sr.report_blocks().len();
-                if n == 0 && sr.extension.is_empty() {
-                    out.extend_from_slice(raw);
-                } else {
-                    consumed_blocks += n;
-                    changed = true;
-                    rtcp::write_sender_report(out, sr.sender, &sr.info, &[]);
-                }
                 kept_other = true;
+                without_blocks(out, raw, sr.report_blocks().len(), sr.extension, |out| {
+                    rtcp::write_sender_report(out, sr.sender, &sr.info, &[])
+                })
             }
-            RtcpPacket::ReceiverReport(rr) => {
-                let n = rr.report_blocks().len();
-                if n == 0 && rr.extension.is_empty() {
-                    out.extend_from_slice(raw);
-                } else {
-                    consumed_blocks += n;
-                    changed = true;
-                    rtcp::write_receiver_report(out, rr.sender, &[]);
-                }
+            RtcpPacket::ReceiverReport(rr) => without_blocks(out, raw, rr.report_blocks().len(), rr.extension, |out| {
+                rtcp::write_receiver_report(out, rr.sender, &[])
+            }),
+            RtcpPacket::Xr(_) => {
+                changed = true;
+                None
             }
-            RtcpPacket::Xr(_) => changed = true,
             _ => {
                 out.extend_from_slice(raw);
                 kept_other = true;
+                None
             }
+        };
+        if let Some(n) = removed {
+            consumed_blocks += n;
+            changed = true;
         }
     }
     if !changed {
@@ -191,4 +187,23 @@ pub fn strip_reports(datagram: &[u8], out: &mut Vec<u8>) -> Option<usize> {
         out.clear();
     }
     Some(consumed_blocks)
+}
+
+/// An SR or RR (`raw`) with `blocks` report blocks and `extension`: copied
+/// when it has neither (`None`), else written again by `write` without them
+/// (`Some(blocks)`).
+fn without_blocks(
+    out: &mut Vec<u8>,
+    raw: &[u8],
+    blocks: usize,
+    extension: &[u8],
+    write: impl FnOnce(&mut Vec<u8>),
+) -> Option<usize> {
+    if blocks == 0 && extension.is_empty() {
+        out.extend_from_slice(raw);
+        None
+    } else {
+        write(out);
+        Some(blocks)
+    }
 }

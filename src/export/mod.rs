@@ -9,3 +9,4 @@ pub mod metrics;
 pub mod otlp;
 pub mod pipeline;
 pub mod publish;
+mod service;

@@ -670,34 +670,24 @@ fn post(agent: &ureq::Agent, url: &str, body: &[u8], timeout: Duration) -> Outco
     }
 }
 
-fn kv_str(key: impl Into<String>, value: impl Into<String>) -> KeyValue {
+fn kv(key: impl Into<String>, value: any_value::Value) -> KeyValue {
     KeyValue {
         key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
+        value: Some(AnyValue { value: Some(value) }),
         ..Default::default()
     }
+}
+
+fn kv_str(key: impl Into<String>, value: impl Into<String>) -> KeyValue {
+    kv(key, any_value::Value::StringValue(value.into()))
 }
 
 fn kv_f64(key: impl Into<String>, value: f64) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::DoubleValue(value)),
-        }),
-        ..Default::default()
-    }
+    kv(key, any_value::Value::DoubleValue(value))
 }
 
 fn kv_i64(key: impl Into<String>, value: i64) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::IntValue(value)),
-        }),
-        ..Default::default()
-    }
+    kv(key, any_value::Value::IntValue(value))
 }
 
 fn attributes(labels: &[(&'static str, String)]) -> Vec<KeyValue> {

@@ -12,15 +12,14 @@ use super::fanout::Fanout;
 use super::metrics::Publication;
 use super::otlp::{OtlpConfig, OtlpExporter};
 use super::publish::{self, ExporterFacts, OtlpFacts, PublishOptions, Publisher};
+use super::service::ServiceThread;
 use crate::runtime::clock::Clock;
 use crate::runtime::RelayHandle;
 use crate::stats::ClockRates;
 use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 use std::io;
 use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
 use std::time::Duration;
-use tokio::sync::oneshot;
 
 /// `[metrics]` and `[collector]`.
 #[derive(Clone, Debug, Default)]
@@ -93,8 +92,8 @@ pub struct Pipeline {
     /// `None` when `[metrics] enabled = false`.
     prometheus: Option<PrometheusHandle>,
     stream: StreamSlot,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// The publisher's thread; `None` when metrics are disabled.
+    service: Option<ServiceThread>,
 }
 
 impl Pipeline {
@@ -111,22 +110,9 @@ impl Pipeline {
 
     /// Stops publishing and waits for the pipeline's thread.
     pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+        if let Some(service) = &mut self.service {
+            service.stop();
         }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Pipeline {
-    fn drop(&mut self) {
-        self.shutdown();
     }
 }
 
@@ -140,8 +126,7 @@ pub fn start(options: PipelineOptions, relay: RelayHandle, rates: ClockRates) ->
         return Ok(Pipeline {
             prometheus: None,
             stream,
-            stop: None,
-            thread: None,
+            service: None,
         });
     }
     let exporter = match otlp {
@@ -154,8 +139,6 @@ pub fn start(options: PipelineOptions, relay: RelayHandle, rates: ClockRates) ->
     // Per-session gauges of ended sessions expire after three intervals.
     let (recorder, prometheus) = publish::prometheus_recorder(metrics.interval * 3);
     let publisher = Publisher::new(metrics, rates, unix_nanos(&Clock::new()));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let run = Run {
         relay,
         stream: stream.clone(),
@@ -164,19 +147,16 @@ pub fn start(options: PipelineOptions, relay: RelayHandle, rates: ClockRates) ->
         recorder,
         exporter,
     };
-    let thread = std::thread::Builder::new().name("metrics".into()).spawn(move || {
-        rt.block_on(async move {
-            tokio::select! {
-                _ = run.publish() => {}
-                _ = stopped => {}
-            }
-        });
+    let service = ServiceThread::spawn("metrics", move |stopped| async move {
+        tokio::select! {
+            _ = run.publish() => {}
+            _ = stopped => {}
+        }
     })?;
     Ok(Pipeline {
         prometheus: Some(prometheus),
         stream,
-        stop: Some(stop),
-        thread: Some(thread),
+        service: Some(service),
     })
 }
 

@@ -82,13 +82,10 @@ fn source_objects(
     }
     out.push(Value::Object(codec));
 
-    let mut inbound = Map::new();
-    inbound.insert("id".into(), json!(inbound_id));
-    inbound.insert("type".into(), json!("inbound-rtp"));
-    inbound.insert("timestamp".into(), json!(now_ms));
-    inbound.insert("ssrc".into(), json!(src.ssrc));
-    inbound.insert("kind".into(), json!(kind));
-    inbound.insert("transportId".into(), json!(transport_id));
+    let stream = |id: &str, stats_type: &str, timestamp: f64| {
+        rtp_stream_stats(id, stats_type, timestamp, src.ssrc, kind, transport_id)
+    };
+    let mut inbound = stream(&inbound_id, "inbound-rtp", now_ms);
     inbound.insert("codecId".into(), json!(codec_id));
     inbound.insert("packetsReceived".into(), json!(rtp.packets_received));
     inbound.insert("packetsLost".into(), json!(rtp.packets_lost));
@@ -98,11 +95,7 @@ fn source_objects(
     inbound.insert("bytesReceived".into(), json!(rtp.payload_bytes));
     inbound.insert("headerBytesReceived".into(), json!(rtp.header_bytes));
     inbound.insert("lastPacketReceivedTimestamp".into(), json!(wall_ms(rtp.last_arrival)));
-    inbound.insert("nackCount".into(), json!(src.feedback.nack));
-    inbound.insert("pliCount".into(), json!(src.feedback.pli));
-    inbound.insert("firCount".into(), json!(src.feedback.fir));
-    inbound.insert("x-leg".into(), json!(s));
-    inbound.insert("x-generatingReports".into(), json!(src.generating));
+    insert_feedback(&mut inbound, src, s);
     if src.srtcp_packets > 0 {
         // Keyless SRTCP from this sender: counted, E flag and index read
         // from the clear trailer, bodies never parsed.
@@ -115,13 +108,7 @@ fn source_objects(
     if let Some(sr) = &src.sender_report {
         let remote_id = format!("ROA-{s}-{}", src.ssrc);
         inbound.insert("remoteId".into(), json!(remote_id));
-        let mut ro = Map::new();
-        ro.insert("id".into(), json!(remote_id));
-        ro.insert("type".into(), json!("remote-outbound-rtp"));
-        ro.insert("timestamp".into(), json!(wall_ms(sr.received_at)));
-        ro.insert("ssrc".into(), json!(src.ssrc));
-        ro.insert("kind".into(), json!(kind));
-        ro.insert("transportId".into(), json!(transport_id));
+        let mut ro = stream(&remote_id, "remote-outbound-rtp", wall_ms(sr.received_at));
         ro.insert("localId".into(), json!(inbound_id));
         ro.insert(
             "remoteTimestamp".into(),
@@ -144,13 +131,7 @@ fn source_objects(
     // say was sent (else what reached the proxy, counting what was lost on
     // the way), and the feedback its receiver sent about it.
     let outbound_id = format!("OT-{s}-{}", src.ssrc);
-    let mut outbound = Map::new();
-    outbound.insert("id".into(), json!(outbound_id));
-    outbound.insert("type".into(), json!("outbound-rtp"));
-    outbound.insert("timestamp".into(), json!(now_ms));
-    outbound.insert("ssrc".into(), json!(src.ssrc));
-    outbound.insert("kind".into(), json!(kind));
-    outbound.insert("transportId".into(), json!(transport_id));
+    let mut outbound = stream(&outbound_id, "outbound-rtp", now_ms);
     outbound.insert("codecId".into(), json!(codec_id));
     match &src.sender_report {
         Some(sr) => {
@@ -165,11 +146,7 @@ fn source_objects(
         }
     }
     outbound.insert("headerBytesSent".into(), json!(rtp.header_bytes));
-    outbound.insert("nackCount".into(), json!(src.feedback.nack));
-    outbound.insert("pliCount".into(), json!(src.feedback.pli));
-    outbound.insert("firCount".into(), json!(src.feedback.fir));
-    outbound.insert("x-leg".into(), json!(s));
-    outbound.insert("x-generatingReports".into(), json!(src.generating));
+    insert_feedback(&mut outbound, src, s);
     if src.remote.is_some() {
         outbound.insert("remoteId".into(), json!(format!("RIA-{s}-{}", src.ssrc)));
     }
@@ -178,14 +155,12 @@ fn source_objects(
     if let Some(remote) = &src.remote {
         // The receiver on the other side reported on this stream: from the
         // proxy's seat this is what a sender's remote-inbound-rtp shows.
-        let mut ri = Map::new();
-        ri.insert("id".into(), json!(format!("RIA-{s}-{}", src.ssrc)));
+        let mut ri = stream(
+            &format!("RIA-{s}-{}", src.ssrc),
+            "remote-inbound-rtp",
+            wall_ms(remote.received_at),
+        );
         ri.insert("localId".into(), json!(outbound_id));
-        ri.insert("type".into(), json!("remote-inbound-rtp"));
-        ri.insert("timestamp".into(), json!(wall_ms(remote.received_at)));
-        ri.insert("ssrc".into(), json!(src.ssrc));
-        ri.insert("kind".into(), json!(kind));
-        ri.insert("transportId".into(), json!(transport_id));
         ri.insert("packetsLost".into(), json!(remote.cumulative_lost));
         ri.insert("fractionLost".into(), json!(remote.fraction_lost));
         if let Some(j) = remote.jitter {
@@ -201,4 +176,33 @@ fn source_objects(
         out.push(Value::Object(ri));
     }
     out
+}
+
+/// The members of every RTP stream's stats object (W3C RTCRtpStreamStats).
+fn rtp_stream_stats(
+    id: &str,
+    stats_type: &str,
+    timestamp: f64,
+    ssrc: u32,
+    kind: &str,
+    transport_id: &str,
+) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("id".into(), json!(id));
+    m.insert("type".into(), json!(stats_type));
+    m.insert("timestamp".into(), json!(timestamp));
+    m.insert("ssrc".into(), json!(ssrc));
+    m.insert("kind".into(), json!(kind));
+    m.insert("transportId".into(), json!(transport_id));
+    m
+}
+
+/// The feedback the stream's receiver sent about it, and the proxy's own
+/// members: the leg `s` and whether the proxy generates its reports.
+fn insert_feedback(m: &mut Map<String, Value>, src: &SourceSnapshot, s: &str) {
+    m.insert("nackCount".into(), json!(src.feedback.nack));
+    m.insert("pliCount".into(), json!(src.feedback.pli));
+    m.insert("firCount".into(), json!(src.feedback.fir));
+    m.insert("x-leg".into(), json!(s));
+    m.insert("x-generatingReports".into(), json!(src.generating));
 }

@@ -218,28 +218,29 @@ pub struct RelayHandle {
 }
 
 impl RelayHandle {
-    /// Every live session with its statistics.
-    pub async fn sessions(&self) -> Vec<SessionView> {
+    /// Sends `request` to every worker and collects the answers of those
+    /// that answer (a worker that is gone is left out).
+    async fn ask_all<T>(&self, request: impl Fn(oneshot::Sender<T>) -> Control) -> Vec<T> {
         let mut out = Vec::new();
         for c in &self.controls {
             let (tx, rx) = oneshot::channel();
-            if c.send(Control::Sessions(tx)).await.is_ok() {
-                out.extend(rx.await.unwrap_or_default());
+            if c.send(request(tx)).await.is_ok() {
+                if let Ok(answer) = rx.await {
+                    out.push(answer);
+                }
             }
         }
         out
     }
 
+    /// Every live session with its statistics.
+    pub async fn sessions(&self) -> Vec<SessionView> {
+        self.ask_all(Control::Sessions).await.into_iter().flatten().collect()
+    }
+
     /// Final views of sessions closed since the previous call.
     pub async fn take_closed(&self) -> Vec<SessionView> {
-        let mut out = Vec::new();
-        for c in &self.controls {
-            let (tx, rx) = oneshot::channel();
-            if c.send(Control::TakeClosed(tx)).await.is_ok() {
-                out.extend(rx.await.unwrap_or_default());
-            }
-        }
-        out
+        self.ask_all(Control::TakeClosed).await.into_iter().flatten().collect()
     }
 
     /// Provisions (`Some`) or removes a session's SRTCP keys. `Ok(false)`:
@@ -281,16 +282,7 @@ impl RelayHandle {
 
     /// Per-worker counters.
     pub async fn stats(&self) -> Vec<WorkerStats> {
-        let mut out = Vec::new();
-        for c in &self.controls {
-            let (tx, rx) = oneshot::channel();
-            if c.send(Control::Stats(tx)).await.is_ok() {
-                if let Ok(s) = rx.await {
-                    out.push(s);
-                }
-            }
-        }
-        out
+        self.ask_all(Control::Stats).await
     }
 }
 
@@ -314,16 +306,21 @@ impl RelayRuntime {
         self.handle().sessions().await
     }
 
+    /// [`RelayHandle::ask_all`] from a thread outside any runtime.
+    fn ask_all_blocking<T>(&self, request: impl Fn(oneshot::Sender<T>) -> Control) -> Vec<T> {
+        self.workers
+            .iter()
+            .filter_map(|w| {
+                let (tx, rx) = oneshot::channel();
+                w.control.blocking_send(request(tx)).ok()?;
+                rx.blocking_recv().ok()
+            })
+            .collect()
+    }
+
     /// [`Self::sessions`] from a thread outside any runtime.
     pub fn sessions_blocking(&self) -> Vec<SessionView> {
-        let mut out = Vec::new();
-        for w in &self.workers {
-            let (tx, rx) = oneshot::channel();
-            if w.control.blocking_send(Control::Sessions(tx)).is_ok() {
-                out.extend(rx.blocking_recv().unwrap_or_default());
-            }
-        }
-        out
+        self.ask_all_blocking(Control::Sessions).into_iter().flatten().collect()
     }
 
     /// Applies a reloaded config (SIGHUP) to sessions opened from now on:
@@ -367,14 +364,7 @@ impl RelayRuntime {
 
     /// Per-worker counters, from a thread outside any runtime.
     pub fn stats_blocking(&self) -> Vec<WorkerStats> {
-        self.workers
-            .iter()
-            .filter_map(|w| {
-                let (tx, rx) = oneshot::channel();
-                w.control.blocking_send(Control::Stats(tx)).ok()?;
-                rx.blocking_recv().ok()
-            })
-            .collect()
+        self.ask_all_blocking(Control::Stats)
     }
 
     /// Stops accepting, closes every session and returns their final

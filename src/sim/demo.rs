@@ -21,15 +21,17 @@
 
 use crate::config::Config;
 use crate::engine::{RtcpMode, Side, SourceSnapshot};
-use crate::export::http;
+use crate::export::http::ApiOptions;
 use crate::runtime::clock::Clock;
-use crate::runtime::{self, RunOptions, SessionView};
+use crate::runtime::SessionView;
 use crate::sim::impair::{GilbertElliott, ImpairConfig};
 use crate::sim::impair_live::{Forwarder, ForwarderConfig};
+use crate::sim::loopback;
 use crate::wire::ntp::{CompactNtp, Delay16, NtpTime};
-use crate::wire::rtcp::{self, ReportBlock, RtcpPacket, SenderInfo};
-use crate::wire::rtp::RtpView;
-use crate::wire::types::Ssrc;
+use crate::wire::rtcp::{self, ReportBlock, RtcpPacket, SenderInfo, CUMULATIVE_LOST_MAX, CUMULATIVE_LOST_MIN};
+use crate::wire::rtp::{write_rtp, RtpHeader, RtpView};
+use crate::wire::stun::{self, StunClass, StunView};
+use crate::wire::types::{RtpTs, SeqNo, Ssrc};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::io::{IsTerminal, Write};
@@ -316,6 +318,8 @@ fn send_loop(socket: &UdpSocket, state: &Mutex<EndpointState>, stop: &AtomicBool
     let mut next_stun = Duration::from_millis(200);
     let mut stun_counter: u64 = 0;
     let mut buf = Vec::with_capacity(1500);
+    // Every stream's payload: the first `payload_len` bytes of these.
+    let payload = vec![0xd5; role.streams.iter().map(|s| s.payload_len).max().unwrap_or(0)];
     while !stop.load(Ordering::Relaxed) {
         let Some(peer) = lock(state).peer else {
             std::thread::sleep(Duration::from_millis(5));
@@ -327,12 +331,15 @@ fn send_loop(socket: &UdpSocket, state: &Mutex<EndpointState>, stop: &AtomicBool
                 // The RTP timestamp follows the schedule, not the send
                 // time, like a real encoder's sampling clock.
                 let ts = (next_rtp[i].as_millis() as u64 * u64::from(s.clock_rate) / 1000) as u32;
+                let header = RtpHeader {
+                    payload_type: s.payload_type,
+                    seq: SeqNo(seq[i]),
+                    timestamp: RtpTs(ts),
+                    ssrc: Ssrc(s.ssrc),
+                    ..RtpHeader::default()
+                };
                 buf.clear();
-                buf.extend_from_slice(&[0x80, s.payload_type & 0x7f]);
-                buf.extend_from_slice(&seq[i].to_be_bytes());
-                buf.extend_from_slice(&ts.to_be_bytes());
-                buf.extend_from_slice(&s.ssrc.to_be_bytes());
-                buf.resize(12 + s.payload_len, 0xd5);
+                write_rtp(&mut buf, &header, &payload[..s.payload_len]);
                 if socket.send_to(&buf, peer).is_ok() {
                     *lock(state).sent.entry(s.ssrc).or_default() += 1;
                     octets[i] = octets[i].wrapping_add(s.payload_len as u32);
@@ -373,9 +380,10 @@ fn send_loop(socket: &UdpSocket, state: &Mutex<EndpointState>, stop: &AtomicBool
             let mut txid = [0u8; 12];
             txid[..8].copy_from_slice(&stun_counter.to_be_bytes());
             txid[8..].copy_from_slice(&role.rr_ssrc.to_be_bytes());
-            let request = stun_message(0x0001, &txid, None);
+            buf.clear();
+            stun::write_binding_request(&mut buf, txid, None);
             lock(state).stun_pending.insert(txid, clock.wall());
-            let _ = socket.send_to(&request, peer);
+            let _ = socket.send_to(&buf, peer);
             next_stun += Duration::from_millis(2000);
         }
         std::thread::sleep(Duration::from_millis(1));
@@ -410,7 +418,7 @@ fn receiver_blocks(st: &mut EndpointState, clock: &Clock) -> Vec<ReportBlock> {
         blocks.push(ReportBlock {
             ssrc: Ssrc(*ssrc),
             fraction_lost: fraction,
-            cumulative_lost: r.lost().clamp(-0x80_0000, 0x7f_ffff) as i32,
+            cumulative_lost: r.lost().clamp(CUMULATIVE_LOST_MIN.into(), CUMULATIVE_LOST_MAX.into()) as i32,
             ext_highest_seq: u32::from(highest),
             jitter: r.jitter_units as u32,
             lsr,
@@ -418,27 +426,6 @@ fn receiver_blocks(st: &mut EndpointState, clock: &Clock) -> Vec<ReportBlock> {
         });
     }
     blocks
-}
-
-/// A STUN message with no attributes but an optional XOR-MAPPED-ADDRESS
-/// (RFC 8489 §14.2) for success responses.
-fn stun_message(msg_type: u16, txid: &[u8; 12], mapped: Option<SocketAddr>) -> Vec<u8> {
-    const COOKIE: u32 = 0x2112_A442;
-    let mut attrs = Vec::new();
-    if let Some(SocketAddr::V4(a)) = mapped {
-        attrs.extend_from_slice(&0x0020u16.to_be_bytes());
-        attrs.extend_from_slice(&8u16.to_be_bytes());
-        attrs.extend_from_slice(&[0, 1]);
-        attrs.extend_from_slice(&(a.port() ^ (COOKIE >> 16) as u16).to_be_bytes());
-        attrs.extend_from_slice(&(u32::from(*a.ip()) ^ COOKIE).to_be_bytes());
-    }
-    let mut m = Vec::with_capacity(20 + attrs.len());
-    m.extend_from_slice(&msg_type.to_be_bytes());
-    m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
-    m.extend_from_slice(&COOKIE.to_be_bytes());
-    m.extend_from_slice(txid);
-    m.extend_from_slice(&attrs);
-    m
 }
 
 fn receive_loop(socket: &UdpSocket, state: &Mutex<EndpointState>, stop: &AtomicBool, clock: Clock, role: Role) {
@@ -465,19 +452,19 @@ fn receive_loop(socket: &UdpSocket, state: &Mutex<EndpointState>, stop: &AtomicB
 }
 
 fn on_stun(socket: &UdpSocket, st: &mut EndpointState, data: &[u8], from: SocketAddr, wall: Duration) {
-    if data.len() < 20 {
+    let Ok(m) = StunView::parse(data) else { return };
+    if m.method != stun::METHOD_BINDING {
         return;
     }
-    let msg_type = u16::from_be_bytes([data[0], data[1]]);
-    let mut txid = [0u8; 12];
-    txid.copy_from_slice(&data[8..20]);
-    match msg_type {
-        0x0001 => {
+    match m.class {
+        StunClass::Request => {
             st.stun_answered += 1;
-            let _ = socket.send_to(&stun_message(0x0101, &txid, Some(from)), from);
+            let mut response = Vec::new();
+            stun::write_binding_success(&mut response, m.transaction_id, Some(from));
+            let _ = socket.send_to(&response, from);
         }
-        0x0101 => {
-            if let Some(sent) = st.stun_pending.remove(&txid) {
+        StunClass::SuccessResponse => {
+            if let Some(sent) = st.stun_pending.remove(&m.transaction_id) {
                 st.stun_rtt.push(wall.saturating_sub(sent).as_secs_f64());
             }
         }
@@ -676,22 +663,13 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>, out: &mut dyn Write) -> Re
     config.api.listen = opts.api_listen;
     config.metrics.interval_secs = opts.metrics_interval_secs;
     config.validate().map_err(|e| e.to_string())?;
-    let relay = runtime::start(
-        &config,
-        &RunOptions {
-            workers: 1,
-            log_sessions: false,
-            ..Default::default()
-        },
-    )
-    .map_err(|e| format!("cannot start the relay: {e}"))?;
+    let relay = loopback::start_relay(&config).map_err(|e| format!("cannot start the relay: {e}"))?;
     let proxy_listen = relay
         .bound()
         .first()
         .map(|b| b.listen)
         .ok_or("the relay bound nothing")?;
-    let rates = config.relay[0].clock_rates();
-    let api = http::start(http::ApiOptions::from_config(&config), relay.handle(), rates)
+    let api = loopback::start_api(&relay, &config, ApiOptions::from_config(&config))
         .map_err(|e| format!("cannot start the HTTP API on {}: {e}", config.api.listen))?;
 
     let mut client_cfg = ForwarderConfig::new(proxy_listen);

@@ -468,29 +468,16 @@ mod tests {
         // Guards value stability across dependency updates: if this changes,
         // the committed captures' sidecars no longer describe what this
         // code would do with the same seed.
-        let fates = run(
-            &ImpairConfig {
-                seed: 1,
-                loss: 0.5,
-                ..Default::default()
-            },
-            32,
-            MS,
-        );
-        let pattern: String = fates.iter().map(|f| if f.is_dropped() { 'x' } else { '.' }).collect();
+        let cfg = ImpairConfig {
+            seed: 1,
+            loss: 0.5,
+            ..Default::default()
+        };
+        let pattern_of =
+            |fates: Vec<Fate>| -> String { fates.iter().map(|f| if f.is_dropped() { 'x' } else { '.' }).collect() };
+        let pattern = pattern_of(run(&cfg, 32, MS));
         assert_eq!(pattern.len(), 32);
-        let again: String = run(
-            &ImpairConfig {
-                seed: 1,
-                loss: 0.5,
-                ..Default::default()
-            },
-            32,
-            MS,
-        )
-        .iter()
-        .map(|f| if f.is_dropped() { 'x' } else { '.' })
-        .collect();
+        let again = pattern_of(run(&cfg, 32, MS));
         assert_eq!(pattern, again);
         assert_eq!(pattern, PINNED_PATTERN_SEED1_LOSS50);
     }
@@ -642,41 +629,30 @@ mod tests {
 
     #[test]
     fn validation_rejects_out_of_range() {
+        // The default with one change.
+        let with = |change: fn(&mut ImpairConfig)| {
+            let mut cfg = ImpairConfig::default();
+            change(&mut cfg);
+            cfg
+        };
         let bad = [
-            ImpairConfig {
-                loss: 1.5,
-                ..Default::default()
-            },
-            ImpairConfig {
-                loss: -0.1,
-                ..Default::default()
-            },
-            ImpairConfig {
-                loss: f64::NAN,
-                ..Default::default()
-            },
-            ImpairConfig {
-                reorder: 2.0,
-                ..Default::default()
-            },
-            ImpairConfig {
-                duplicate: -1e-9,
-                ..Default::default()
-            },
-            ImpairConfig {
-                burst: Some(GilbertElliott {
+            with(|c| c.loss = 1.5),
+            with(|c| c.loss = -0.1),
+            with(|c| c.loss = f64::NAN),
+            with(|c| c.reorder = 2.0),
+            with(|c| c.duplicate = -1e-9),
+            with(|c| {
+                c.burst = Some(GilbertElliott {
                     p_good_to_bad: 1.1,
                     ..Default::default()
-                }),
-                ..Default::default()
-            },
-            ImpairConfig {
-                burst: Some(GilbertElliott {
+                })
+            }),
+            with(|c| {
+                c.burst = Some(GilbertElliott {
                     loss_in_bad: f64::INFINITY,
                     ..Default::default()
-                }),
-                ..Default::default()
-            },
+                })
+            }),
         ];
         for cfg in bad {
             assert!(
@@ -685,26 +661,11 @@ mod tests {
             );
         }
         let bad_ms = [
-            ImpairConfig {
-                delay_ms: -1.0,
-                ..Default::default()
-            },
-            ImpairConfig {
-                jitter_ms: -0.5,
-                ..Default::default()
-            },
-            ImpairConfig {
-                delay_ms: f64::NAN,
-                ..Default::default()
-            },
-            ImpairConfig {
-                delay_ms: f64::INFINITY,
-                ..Default::default()
-            },
-            ImpairConfig {
-                reorder_hold_ms: Some(-3.0),
-                ..Default::default()
-            },
+            with(|c| c.delay_ms = -1.0),
+            with(|c| c.jitter_ms = -0.5),
+            with(|c| c.delay_ms = f64::NAN),
+            with(|c| c.delay_ms = f64::INFINITY),
+            with(|c| c.reorder_hold_ms = Some(-3.0)),
         ];
         for cfg in bad_ms {
             assert!(
@@ -713,19 +674,10 @@ mod tests {
             );
         }
         assert!(matches!(
-            ImpairConfig {
-                delay_ms: 1e12,
-                ..Default::default()
-            }
-            .validate(),
+            with(|c| c.delay_ms = 1e12).validate(),
             Err(ImpairError::TooLarge { .. })
         ));
-        let err = ImpairConfig {
-            loss: 3.0,
-            ..Default::default()
-        }
-        .validate()
-        .unwrap_err();
+        let err = with(|c| c.loss = 3.0).validate().unwrap_err();
         assert!(err.to_string().contains("loss"));
         // Boundaries are accepted.
         ImpairConfig {

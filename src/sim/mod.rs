@@ -7,7 +7,9 @@
 //! - [`impair_live`]: a thread-based UDP forwarder that applies that model
 //!   between real sockets;
 //! - [`demo`]: the embedded `rtp-middlebox demo` call on loopback (browser,
-//!   impaired leg, relay, SFU), with its own ground truth.
+//!   impaired leg, relay, SFU), with its own ground truth;
+//! - [`loopback`]: the relay and its HTTP API started in-process, as the
+//!   demo and the integration tests run them.
 //!
 //! They are used by the `demo` subcommand, the integration tests and
 //! `examples/capture_gen.rs` (which makes the captures in `tests/data/`).
@@ -25,3 +27,4 @@
 pub mod demo;
 pub mod impair;
 pub mod impair_live;
+pub mod loopback;

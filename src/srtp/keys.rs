@@ -306,6 +306,17 @@ impl SrtpKeys {
         Ok(keys)
     }
 
+    /// Test keys of `suite` from made-up material: byte `i` is
+    /// `i × mul ^ xor`.
+    #[cfg(test)]
+    pub(crate) fn made_up(suite: CryptoSuite, mul: u8, xor: u8) -> Self {
+        let material: Vec<u8> = (0..suite.key_material_len() as u8)
+            .map(|i| i.wrapping_mul(mul) ^ xor)
+            .collect();
+        let (k, s) = material.split_at(suite.master_key_len());
+        SrtpKeys::new(suite, k, s).unwrap()
+    }
+
     /// Fresh random keys from the crypto provider's CSPRNG.
     pub fn generate(suite: CryptoSuite) -> Result<Self, KeyError> {
         let provider = rtc_crypto::default_provider().map_err(|_| KeyError::Crypto)?;

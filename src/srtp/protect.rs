@@ -226,11 +226,7 @@ mod tests {
     use crate::srtp::SrtcpReader;
 
     fn keys(suite: CryptoSuite) -> SrtpKeys {
-        let material: Vec<u8> = (0..suite.key_material_len() as u8)
-            .map(|i| i.wrapping_mul(37) ^ 0xa5)
-            .collect();
-        let (k, s) = material.split_at(suite.master_key_len());
-        SrtpKeys::new(suite, k, s).unwrap()
+        SrtpKeys::made_up(suite, 37, 0xa5)
     }
 
     #[test]

@@ -378,11 +378,7 @@ mod tests {
     use super::*;
 
     fn keys(suite: CryptoSuite) -> SrtpKeys {
-        let material: Vec<u8> = (0..suite.key_material_len() as u8)
-            .map(|i| i.wrapping_mul(29) ^ 0x5a)
-            .collect();
-        let (k, s) = material.split_at(suite.master_key_len());
-        SrtpKeys::new(suite, k, s).unwrap()
+        SrtpKeys::made_up(suite, 29, 0x5a)
     }
 
     fn rr(ssrc: u32) -> Vec<u8> {

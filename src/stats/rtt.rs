@@ -210,33 +210,23 @@ mod tests {
         let at = MonoTime::from_millis(1_000);
         assert!(!log.record(CompactNtp(7), at));
         let later = MonoTime::from_millis(1_100);
-        assert_eq!(
-            log.match_report(CompactNtp(0), Delay16(1), later),
-            Err(RttReject::NoLsr)
-        );
-        assert_eq!(
-            log.match_report(CompactNtp(7), Delay16(0), later),
-            Err(RttReject::ZeroDelay)
-        );
-        assert_eq!(
-            log.match_report(CompactNtp(8), Delay16(1), later),
-            Err(RttReject::UnknownLsr)
-        );
-        // DLSR of 1 s but only 100 ms passed: negative.
-        assert_eq!(
-            log.match_report(CompactNtp(7), Delay16(65_536), later),
-            Err(RttReject::Negative)
-        );
         let much_later = at + MAX_REPORT_AGE + Duration::from_secs(1);
-        assert_eq!(
-            log.match_report(CompactNtp(7), Delay16(1), much_later),
-            Err(RttReject::Stale)
-        );
-        // Arrival before forwarding (time stepped back in a capture).
-        assert_eq!(
-            log.match_report(CompactNtp(7), Delay16(1), MonoTime::from_millis(999)),
-            Err(RttReject::Negative)
-        );
+        for (lsr, dlsr, now, reject) in [
+            (0, 1, later, RttReject::NoLsr),
+            (7, 0, later, RttReject::ZeroDelay),
+            (8, 1, later, RttReject::UnknownLsr),
+            // DLSR of 1 s but only 100 ms passed: negative.
+            (7, 65_536, later, RttReject::Negative),
+            (7, 1, much_later, RttReject::Stale),
+            // Arrival before forwarding (time stepped back in a capture).
+            (7, 1, MonoTime::from_millis(999), RttReject::Negative),
+        ] {
+            assert_eq!(
+                log.match_report(CompactNtp(lsr), Delay16(dlsr), now),
+                Err(reject),
+                "LSR {lsr}, DLSR {dlsr}"
+            );
+        }
     }
 
     #[test]

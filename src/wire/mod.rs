@@ -40,4 +40,15 @@ pub(crate) mod bytes {
         let lo = u32_at(b, at.checked_add(4)?)? as u64;
         Some(hi << 32 | lo)
     }
+
+    /// The `len` bytes after the first `skip` of `*b`, taking everything up
+    /// to their end off the front of `*b`; `None`, and `*b` as it was, when
+    /// `*b` is shorter.
+    #[inline]
+    pub fn take<'a>(b: &mut &'a [u8], skip: usize, len: usize) -> Option<&'a [u8]> {
+        let end = skip.checked_add(len)?;
+        let taken = b.get(skip..end)?;
+        *b = b.get(end..)?;
+        Some(taken)
+    }
 }

@@ -436,6 +436,21 @@ mod tests {
         assert_eq!(RtpView::parse(&pad_big).unwrap().payload_len(), 0);
     }
 
+    /// The fixture's marker, payload type, sequence number, timestamp and
+    /// SSRC, with these CSRCs, extension elements and padding.
+    fn fixture_header<'a>(csrcs: &'a [Ssrc], extensions: &'a [Extension<'a>], padding: u8) -> RtpHeader<'a> {
+        RtpHeader {
+            marker: true,
+            payload_type: 96,
+            seq: SeqNo(0x1234),
+            timestamp: RtpTs(65_536),
+            ssrc: Ssrc(0xdead_beef),
+            csrcs,
+            extensions,
+            padding,
+        }
+    }
+
     #[test]
     fn writer_round_trips_every_field() {
         let csrcs = [Ssrc(0x0102_0304), Ssrc(5)];
@@ -446,16 +461,7 @@ mod tests {
                 data: &[0xbb; 16],
             },
         ];
-        let h = RtpHeader {
-            marker: true,
-            payload_type: 96,
-            seq: SeqNo(0x1234),
-            timestamp: RtpTs(65_536),
-            ssrc: Ssrc(0xdead_beef),
-            csrcs: &csrcs,
-            extensions: &ext,
-            padding: 3,
-        };
+        let h = fixture_header(&csrcs, &ext, 3);
         let mut out = vec![0xee]; // appends after what is there
         write_rtp(&mut out, &h, &[0x99, 0x98]);
         let v = RtpView::parse(&out[1..]).unwrap();
@@ -487,16 +493,7 @@ mod tests {
                 data: &[0xbb, 0xcc],
             },
         ];
-        let h = RtpHeader {
-            marker: true,
-            payload_type: 96,
-            seq: SeqNo(0x1234),
-            timestamp: RtpTs(65_536),
-            ssrc: Ssrc(0xdead_beef),
-            csrcs: &csrcs,
-            extensions: &ext,
-            padding: 2,
-        };
+        let h = fixture_header(&csrcs, &ext, 2);
         let mut out = Vec::new();
         write_rtp(&mut out, &h, &[0x99, 0x98]);
         #[rustfmt::skip]

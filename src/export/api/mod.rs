@@ -32,6 +32,7 @@ pub use keys::parse_srtp_body;
 pub use sdp::parse_sdp_body;
 
 use super::pipeline::{Pipeline, PipelineOptions};
+use super::service::ServiceThread;
 use crate::runtime::RelayHandle;
 use crate::stats::ClockRates;
 use axum::extract::{Request, State};
@@ -45,7 +46,6 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -123,35 +123,18 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 /// The running API server.
 pub struct ApiServer {
     pub local_addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// Fields drop in order: the server stops before the pipeline.
+    service: ServiceThread,
     /// The metrics pipeline `/metrics` renders; stops with the server.
-    pipeline: Option<Pipeline>,
+    pipeline: Pipeline,
 }
 
 impl ApiServer {
     /// Stops accepting and waits for the server thread (then for the
-    /// metrics pipeline's).
+    /// metrics pipeline's). Dropping the server does the same.
     pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        if let Some(p) = self.pipeline.take() {
-            p.stop();
-        }
-    }
-}
-
-impl Drop for ApiServer {
-    fn drop(&mut self) {
-        self.shutdown();
+        self.service.stop();
+        self.pipeline.stop();
     }
 }
 
@@ -184,37 +167,32 @@ pub fn start(options: ApiOptions, relay: RelayHandle, rates: ClockRates, pipelin
         consent_timeout_secs: consent_timeout.as_secs_f64(),
         current: std::sync::Mutex::new(HashMap::new()),
     });
-    let (stop, stopped) = oneshot::channel::<()>();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let thread = std::thread::Builder::new().name("http-api".into()).spawn(move || {
-        rt.block_on(async move {
-            let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
-                return;
-            };
-            tokio::spawn(stream::produce(state.clone(), stream_interval));
-            let app = router(state);
-            let (graceful_tx, graceful_rx) = oneshot::channel::<()>();
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = graceful_rx.await;
-            });
-            // Graceful shutdown waits for open connections, and a stats
-            // stream subscriber never closes its own: give requests in
-            // flight a grace period, then drop every connection.
-            tokio::select! {
-                _ = serve => {}
-                _ = async {
-                    let _ = stopped.await;
-                    let _ = graceful_tx.send(());
-                    tokio::time::sleep(SHUTDOWN_GRACE).await;
-                } => {}
-            }
+    let service = ServiceThread::spawn("http-api", move |stopped| async move {
+        let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
+            return;
+        };
+        tokio::spawn(stream::produce(state.clone(), stream_interval));
+        let app = router(state);
+        let (graceful_tx, graceful_rx) = oneshot::channel::<()>();
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = graceful_rx.await;
         });
+        // Graceful shutdown waits for open connections, and a stats
+        // stream subscriber never closes its own: give requests in
+        // flight a grace period, then drop every connection.
+        tokio::select! {
+            _ = serve => {}
+            _ = async {
+                let _ = stopped.await;
+                let _ = graceful_tx.send(());
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } => {}
+        }
     })?;
     Ok(ApiServer {
         local_addr,
-        stop: Some(stop),
-        thread: Some(thread),
-        pipeline: Some(pipeline),
+        service,
+        pipeline,
     })
 }
 

@@ -2,7 +2,7 @@
 //! SR and RR share (RFC 3550 §6.4.1).
 
 use super::{finish_packet, start_packet, Header, RtcpError, PT_RR};
-use crate::wire::bytes::u32_at;
+use crate::wire::bytes::{take, u32_at};
 use crate::wire::ntp::{CompactNtp, Delay16};
 use crate::wire::types::Ssrc;
 
@@ -102,9 +102,7 @@ impl ReportBlocks<'_> {
 impl Iterator for ReportBlocks<'_> {
     type Item = ReportBlock;
     fn next(&mut self) -> Option<ReportBlock> {
-        let block = ReportBlock::parse(self.raw.get(..REPORT_BLOCK_LEN)?)?;
-        self.raw = self.raw.get(REPORT_BLOCK_LEN..).unwrap_or(&[]);
-        Some(block)
+        ReportBlock::parse(take(&mut self.raw, 0, REPORT_BLOCK_LEN)?)
     }
     fn size_hint(&self) -> (usize, Option<usize>) {
         let n = self.raw.len() / REPORT_BLOCK_LEN;
@@ -158,9 +156,23 @@ impl<'a> ReceiverReport<'a> {
 /// Appends a Receiver Report. At most 31 blocks fit one RR (5-bit count);
 /// callers split longer lists over several RRs in one compound.
 pub fn write_receiver_report(out: &mut Vec<u8>, sender: Ssrc, blocks: &[ReportBlock]) {
+    write_report(out, PT_RR, sender, |_| {}, blocks);
+}
+
+/// Appends an SR or RR (packet type `pt`): the sender's SSRC, what
+/// `sender_fields` writes after it (an SR's sender info), then at most 31
+/// blocks (further blocks are left out: the count is a 5-bit field).
+pub(super) fn write_report(
+    out: &mut Vec<u8>,
+    pt: u8,
+    sender: Ssrc,
+    sender_fields: impl FnOnce(&mut Vec<u8>),
+    blocks: &[ReportBlock],
+) {
     let blocks = &blocks[..blocks.len().min(MAX_REPORT_BLOCKS)];
-    let at = start_packet(out, blocks.len() as u8, PT_RR);
+    let at = start_packet(out, blocks.len() as u8, pt);
     out.extend_from_slice(&sender.0.to_be_bytes());
+    sender_fields(out);
     for b in blocks {
         b.write(out);
     }

@@ -1,7 +1,7 @@
 //! Source Description (RFC 3550 §6.5).
 
 use super::{finish_packet, pad_to_word, start_packet, Header, PT_SDES};
-use crate::wire::bytes::{u32_at, u8_at};
+use crate::wire::bytes::{take, u32_at, u8_at};
 use crate::wire::types::Ssrc;
 
 /// CNAME item type (RFC 3550 §6.5.1).
@@ -85,8 +85,7 @@ impl<'a> Iterator for SdesItems<'a> {
     fn next(&mut self) -> Option<SdesItem<'a>> {
         let kind = u8_at(self.raw, 0)?;
         let len = usize::from(u8_at(self.raw, 1)?);
-        let text = self.raw.get(2..2 + len)?;
-        self.raw = self.raw.get(2 + len..).unwrap_or(&[]);
+        let text = take(&mut self.raw, 2, len)?;
         Some(SdesItem { kind, text })
     }
 }

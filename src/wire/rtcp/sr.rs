@@ -1,7 +1,7 @@
 //! Sender Report (RFC 3550 §6.4.1).
 
-use super::rr::{report_blocks, ReportBlock, ReportBlocks, MAX_REPORT_BLOCKS};
-use super::{finish_packet, start_packet, Header, RtcpError, PT_SR};
+use super::rr::{report_blocks, write_report, ReportBlock, ReportBlocks};
+use super::{Header, RtcpError, PT_SR};
 use crate::wire::bytes::{u32_at, u64_at};
 use crate::wire::ntp::NtpTime;
 use crate::wire::types::Ssrc;
@@ -66,17 +66,13 @@ impl<'a> SenderReport<'a> {
 /// Appends a Sender Report with up to 31 blocks (further blocks are left
 /// out: the count is a 5-bit field).
 pub fn write_sender_report(out: &mut Vec<u8>, sender: Ssrc, info: &SenderInfo, blocks: &[ReportBlock]) {
-    let blocks = &blocks[..blocks.len().min(MAX_REPORT_BLOCKS)];
-    let at = start_packet(out, blocks.len() as u8, PT_SR);
-    out.extend_from_slice(&sender.0.to_be_bytes());
-    out.extend_from_slice(&info.ntp.0.to_be_bytes());
-    out.extend_from_slice(&info.rtp_ts.to_be_bytes());
-    out.extend_from_slice(&info.packet_count.to_be_bytes());
-    out.extend_from_slice(&info.octet_count.to_be_bytes());
-    for b in blocks {
-        b.write(out);
-    }
-    finish_packet(out, at);
+    let sender_info = |out: &mut Vec<u8>| {
+        out.extend_from_slice(&info.ntp.0.to_be_bytes());
+        out.extend_from_slice(&info.rtp_ts.to_be_bytes());
+        out.extend_from_slice(&info.packet_count.to_be_bytes());
+        out.extend_from_slice(&info.octet_count.to_be_bytes());
+    };
+    write_report(out, PT_SR, sender, sender_info, blocks);
 }
 
 #[cfg(test)]

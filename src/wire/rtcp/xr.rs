@@ -2,7 +2,7 @@
 //! proxy reads and writes, RRTR (§4.4) and DLRR (§4.5).
 
 use super::{finish_packet, start_packet, Header, RtcpError, PT_XR};
-use crate::wire::bytes::{u16_at, u32_at, u64_at, u8_at};
+use crate::wire::bytes::{take, u16_at, u32_at, u64_at, u8_at};
 use crate::wire::ntp::{CompactNtp, Delay16, NtpTime};
 use crate::wire::types::Ssrc;
 
@@ -55,13 +55,12 @@ pub struct DlrrItems<'a> {
 impl Iterator for DlrrItems<'_> {
     type Item = DlrrItem;
     fn next(&mut self) -> Option<DlrrItem> {
-        let item = DlrrItem {
-            ssrc: Ssrc(u32_at(self.raw, 0)?),
-            lrr: CompactNtp(u32_at(self.raw, 4)?),
-            dlrr: Delay16(u32_at(self.raw, 8)?),
-        };
-        self.raw = self.raw.get(12..).unwrap_or(&[]);
-        Some(item)
+        let item = take(&mut self.raw, 0, 12)?;
+        Some(DlrrItem {
+            ssrc: Ssrc(u32_at(item, 0)?),
+            lrr: CompactNtp(u32_at(item, 4)?),
+            dlrr: Delay16(u32_at(item, 8)?),
+        })
     }
 }
 
@@ -90,8 +89,7 @@ impl<'a> Iterator for XrBlocks<'a> {
         // RFC 3611 §3: | BT | type-specific | block length (words, excl. header) |
         let block_type = u8_at(self.raw, 0)?;
         let words = usize::from(u16_at(self.raw, 2)?);
-        let content = self.raw.get(4..4 + 4 * words)?;
-        self.raw = self.raw.get(4 + 4 * words..).unwrap_or(&[]);
+        let content = take(&mut self.raw, 4, 4 * words)?;
         Some(match block_type {
             XR_RRTR => XrBlock::Rrtr {
                 ntp: NtpTime(u64_at(content, 0)?),
