@@ -67,7 +67,11 @@ fn with_sdp_rtx_is_folded_into_its_primary() {
         let v = video.rtp.as_ref().unwrap();
         // 100 sent, 10 lost on the primary (repaired by RTX, not counted here).
         assert_eq!((v.packets_lost, v.out_of_order), (10, 0), "fid {fid}");
-        assert_eq!(v.jitter, Some(0.0), "fid {fid}: retransmissions never touch the primary's jitter");
+        assert_eq!(
+            v.jitter,
+            Some(0.0),
+            "fid {fid}: retransmissions never touch the primary's jitter"
+        );
         assert_eq!(rtx.rtp.as_ref().unwrap().jitter, None, "no jitter of its own");
         assert_eq!(source(&snap, Side::Client, OTHER_VIDEO).rtx_of, None);
     }

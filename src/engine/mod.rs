@@ -252,6 +252,9 @@ pub struct Engine {
     report_timers: BinaryHeap<Reverse<(MonoTime, u32, u32, u8)>>,
     /// Scratch for `terminate` rewrites (moved into the transmit).
     rewritten: Vec<u8>,
+    /// Scratch: `auto` streams whose real reports returned in the compound
+    /// being read (side they came from, SSRC).
+    cleared: Vec<(Side, crate::wire::Ssrc)>,
     rng: Pcg64Mcg,
     /// (monotonic, wall since the Unix epoch) from [`Input::WallClock`],
     /// for NTP timestamps in generated reports.
@@ -284,6 +287,7 @@ impl Engine {
             next_sweep: None,
             report_timers: BinaryHeap::new(),
             rewritten: Vec::new(),
+            cleared: Vec::new(),
             rng,
             wall_anchor: (MonoTime::ZERO, Duration::ZERO),
             rebinding: rebinding::Rebinding::default(),
@@ -579,6 +583,7 @@ impl Engine {
             counters,
             outputs,
             rewritten,
+            cleared,
             rebinding,
             check_answer,
             rng,
@@ -626,8 +631,8 @@ impl Engine {
                 Verdict::Forward(kind)
             }
             PacketKind::Rtcp => {
-                let v = rtcp_in::observe_rtcp(session, now, side, datagram, cap, counters, rewritten);
-                for (side, ssrc) in session.cleared.drain(..) {
+                let v = rtcp_in::observe_rtcp(session, now, side, datagram, cap, counters, rewritten, cleared);
+                for (side, ssrc) in cleared.drain(..) {
                     counters.suppression_cleared += 1;
                     let ev = Event::SuppressionCleared {
                         session: id,

@@ -24,6 +24,7 @@ pub(super) fn observe_rtcp(
     cap: usize,
     counters: &mut Counters,
     rewritten: &mut Vec<u8>,
+    cleared: &mut Vec<(Side, crate::wire::Ssrc)>,
 ) -> Verdict {
     // The first header must hold for anything to be RTCP at all.
     let mut walker = rtcp::walk(datagram);
@@ -61,6 +62,7 @@ pub(super) fn observe_rtcp(
         counters,
         rewritten,
         by_mode,
+        cleared,
     );
     if let (Some(buf), Some(crypto)) = (plain, session.crypto.as_mut()) {
         crypto.plain = buf;
@@ -81,6 +83,7 @@ fn read_rtcp(
     counters: &mut Counters,
     rewritten: &mut Vec<u8>,
     by_mode: usize,
+    cleared: &mut Vec<(Side, crate::wire::Ssrc)>,
 ) -> Verdict {
     let body = plain.unwrap_or(datagram);
     let readable = (plain.is_some() || !session.encrypted) && rtcp::walk(body).all(|p| p.is_ok());
@@ -94,7 +97,7 @@ fn read_rtcp(
         session.sides[side.index()].rtcp.srtcp_opened += 1;
     }
     for packet in rtcp::walk(body).flatten() {
-        session.on_rtcp(now, side, &packet, cap, counters);
+        session.on_rtcp(now, side, &packet, cap, counters, cleared);
     }
     if session.mode != RtcpMode::Terminate {
         counters.rtcp_by_mode[by_mode].forwarded += 1;

@@ -331,9 +331,6 @@ pub struct Session {
     /// random bits in hex ([`Session::cname`]): written only into reports,
     /// so formatted there rather than held per session.
     pub cname_bits: u64,
-    /// `auto`: streams whose real reports returned since the engine last
-    /// looked (side the stream came from, SSRC).
-    pub cleared: Vec<(Side, Ssrc)>,
     /// SRTCP contexts when keys were provisioned (SDES).
     pub crypto: Option<Box<super::crypto::SessionCrypto>>,
     /// Per-side packet rate buckets (`[limits] max_packets_per_session_per_sec`).
@@ -374,7 +371,6 @@ impl Session {
             mode,
             own_ssrc,
             cname_bits,
-            cleared: Vec::new(),
             crypto: None,
             // Full at 2^20 tokens: the real rate and burst clamp it on first use.
             buckets: [super::admission::Bucket::full(f64::from(1u32 << 20), now); 2],
@@ -521,7 +517,17 @@ impl Session {
     }
 
     /// Observes one readable RTCP packet from `side` that is being forwarded.
-    pub fn on_rtcp(&mut self, now: MonoTime, side: Side, packet: &RtcpPacket<'_>, cap: usize, counters: &mut Counters) {
+    /// `cleared` collects the streams (side they came from, SSRC) whose real
+    /// report blocks returned in `auto` mode.
+    pub fn on_rtcp(
+        &mut self,
+        now: MonoTime,
+        side: Side,
+        packet: &RtcpPacket<'_>,
+        cap: usize,
+        counters: &mut Counters,
+        cleared: &mut Vec<(Side, Ssrc)>,
+    ) {
         let other = side.other();
         match packet {
             RtcpPacket::SenderReport(sr) => {
@@ -538,13 +544,13 @@ impl Session {
                     }
                 }
                 for block in sr.report_blocks() {
-                    self.on_report_block(now, side, sr.sender, block, cap, counters);
+                    self.on_report_block(now, side, sr.sender, block, cap, counters, cleared);
                 }
             }
             RtcpPacket::ReceiverReport(rr) => {
                 self.sides[side.index()].rtcp.reports += 1;
                 for block in rr.report_blocks() {
-                    self.on_report_block(now, side, rr.sender, block, cap, counters);
+                    self.on_report_block(now, side, rr.sender, block, cap, counters, cleared);
                 }
             }
             RtcpPacket::Xr(xr) => {
@@ -636,6 +642,7 @@ impl Session {
         block: ReportBlock,
         cap: usize,
         counters: &mut Counters,
+        cleared: &mut Vec<(Side, Ssrc)>,
     ) {
         let other = side.other();
         let Some(src) = self.sides[other.index()].source_mut(block.ssrc, cap) else {
@@ -646,8 +653,8 @@ impl Session {
             None => src.remote = Some(RemoteReport::new(reporter, block, now)),
         }
         // `auto`: the receiver reports again, so stop generating for it.
-        let cleared = src.generating && self.mode == RtcpMode::Auto;
-        src.generating &= !cleared;
+        let reports_again = src.generating && self.mode == RtcpMode::Auto;
+        src.generating &= !reports_again;
         match src.sr_log.match_report(block.lsr, block.dlsr, now) {
             Ok(rtt) => {
                 if let Some(r) = &mut src.remote {
@@ -658,8 +665,8 @@ impl Session {
             }
             Err(e) => counters.rtt_rejects[reject_index(e)] += 1,
         }
-        if cleared {
-            self.cleared.push((other, block.ssrc));
+        if reports_again {
+            cleared.push((other, block.ssrc));
         }
     }
 }
