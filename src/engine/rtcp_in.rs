@@ -16,6 +16,7 @@ use crate::wire::PacketKind;
 /// session is not SRTP. SRTCP encrypts everything after the first
 /// 8 bytes and appends an index and tag, so reading it as plain RTCP
 /// would record garbage; it is forwarded and counted instead.
+#[allow(clippy::too_many_arguments)] // the session, the datagram, and the engine scratch it writes
 pub(super) fn observe_rtcp(
     session: &mut Session,
     now: MonoTime,

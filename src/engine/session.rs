@@ -634,6 +634,7 @@ impl Session {
     /// A block from a receiver on `side` about a source sent from the other
     /// side. Its RTT is the leg of `side`: SR forwarded toward `side`,
     /// report block back from `side`.
+    #[allow(clippy::too_many_arguments)] // the block, where it came from, and what it updates
     fn on_report_block(
         &mut self,
         now: MonoTime,
