@@ -41,6 +41,25 @@ pub struct StaticKeys {
     pub keys: SessionKeys,
 }
 
+/// The route map's key for a client address on a relay, packed into two
+/// integers: hashing and comparing them is a few instructions, where a
+/// `(usize, SocketAddr)` key walks the address enum field by field (this
+/// look-up runs for every client datagram). IPv4 addresses take their
+/// IPv4-mapped IPv6 form, the form a dual-stack socket reports the same
+/// host in. Relays are numbered in 16 bits (see `Session::relay`).
+pub(super) fn route_key(relay: usize, a: SocketAddr) -> (u128, u64) {
+    let ip = match a.ip() {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    };
+    let scope = match a {
+        SocketAddr::V6(v6) => u64::from(v6.scope_id()),
+        SocketAddr::V4(_) => 0,
+    };
+    let relay = (relay & 0xffff) as u64;
+    (u128::from(ip), relay << 48 | scope << 16 | u64::from(a.port()))
+}
+
 /// A port pair's even member: a tap keys both ends by pair, so RTP (P) and
 /// RTCP (P + 1) of one endpoint meet in one session.
 fn pair_of(a: SocketAddr) -> SocketAddr {
@@ -85,7 +104,7 @@ impl Engine {
             true => SocketAddr::new(from.ip(), from.port().wrapping_sub(1)),
             false => from,
         };
-        let known = self.routes.get(&(relay, client)).copied();
+        let known = self.routes.get(&route_key(relay, client)).copied();
         if !rtcp && kind == PacketKind::Stun && self.config.nat_rebinding == NatRebinding::Stun {
             if self.rebinding_probe_answer(now, relay, from, bytes) {
                 return Err(Verdict::Consumed);
@@ -125,7 +144,7 @@ impl Engine {
             upstream: settings.upstream.unwrap_or(info.upstream),
         };
         if !tap {
-            if let Some(id) = self.routes.get(&(relay, info.client)) {
+            if let Some(id) = self.routes.get(&route_key(relay, info.client)) {
                 return Ok(*id);
             }
         }
@@ -217,7 +236,7 @@ impl Engine {
             self.next_sweep = self.sweeps().then(|| now + super::SWEEP_INTERVAL);
         }
         if !tap {
-            self.routes.insert((relay, info.client), id);
+            self.routes.insert(route_key(relay, info.client), id);
             self.push(Output::OpenUpstream {
                 session: id,
                 relay,
@@ -236,7 +255,7 @@ impl Engine {
     /// Removes a closing session's routes.
     pub(super) fn unroute(&mut self, session: &Session) {
         let id = session.id;
-        let key = (usize::from(session.relay), session.info.client);
+        let key = route_key(usize::from(session.relay), session.info.client);
         if self.routes.get(&key) == Some(&id) {
             self.routes.remove(&key);
         }
@@ -314,7 +333,7 @@ impl Engine {
         let Some(id) = self.rebinding.probe_answer(now, from, &stun) else {
             return false;
         };
-        if let Some(interim) = self.routes.get(&(relay, from)).copied().filter(|i| *i != id) {
+        if let Some(interim) = self.routes.get(&route_key(relay, from)).copied().filter(|i| *i != id) {
             self.close(now, interim, CloseReason::Superseded);
         }
         let Some(session) = self.session_mut(id) else {
@@ -326,10 +345,10 @@ impl Engine {
             ports.client_rtcp = None;
         }
         let relay = usize::from(session.relay);
-        if self.routes.get(&(relay, old)) == Some(&id) {
-            self.routes.remove(&(relay, old));
+        if self.routes.get(&route_key(relay, old)) == Some(&id) {
+            self.routes.remove(&route_key(relay, old));
         }
-        self.routes.insert((relay, from), id);
+        self.routes.insert(route_key(relay, from), id);
         self.counters.sessions_rebound += 1;
         self.push(Output::Event(Event::SessionRebound {
             session: id,

@@ -263,8 +263,9 @@ pub struct Engine {
     rebinding: rebinding::Rebinding,
     /// Set while handling an upstream STUN answer to a rebinding check.
     check_answer: Option<CheckAnswer>,
-    /// (relay, client address) → session, for live relays.
-    routes: HashMap<(usize, SocketAddr), SessionId>,
+    /// (relay, client address) → session, for live relays (keyed by
+    /// [`demux::route_key`]).
+    routes: HashMap<(u128, u64), SessionId>,
     /// (client, local) → session, for tap relays (ports folded to pairs).
     taps: HashMap<(usize, SocketAddr, SocketAddr), SessionId>,
     /// False once draining: new client addresses are refused.
