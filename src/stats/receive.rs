@@ -36,16 +36,16 @@ pub(crate) const MIN_SEQUENTIAL: u8 = 2;
 pub const MAX_LATE: u16 = 1 << 14;
 
 /// A run of packets more than MAX_MISORDER and at most MAX_LATE *behind*
-/// the highest re-syncs
-/// the stream (a sender restart to a lower sequence number) only when it
-/// is sequential, no packet of the current numbering arrived since it
-/// began, and it has lasted this long. RFC 3550 A.1 re-syncs on the second
-/// sequential packet; behind the highest, two sequential packets are just
-/// as often two late retransmissions of a lost burst, sent back to back.
-/// Such a burst is over in a few milliseconds (at most 450 packets, see
-/// [`MAX_MISORDER`], and interleaved with new packets) while after a
-/// genuine restart the old numbers never come back. The packets of a run
-/// that re-syncs count (received, bytes), as if accepted from its first.
+/// the highest re-syncs the stream (a sender restart to a lower sequence
+/// number) only when it is sequential, no packet of the current numbering
+/// arrived since it began, and it has lasted this long. RFC 3550 A.1
+/// re-syncs on the second sequential packet; behind the highest, two
+/// sequential packets are just as often two late retransmissions of a lost
+/// burst, sent back to back. Such a burst is over within milliseconds (a
+/// receiver asks for a few hundred packets at a time, and new packets
+/// interleave with the answers), while after a genuine restart the old
+/// numbers never come back. The packets of a run that re-syncs count
+/// (received, bytes), as if accepted from its first.
 ///
 /// Example at 6 000 packets/s: highest 35 999, then 25 000, 25 001, … with
 /// nothing near 35 999: `Invalid` until 25 000 + 1 500 (250 ms later) is
@@ -58,6 +58,10 @@ pub const BACKWARD_RESTART_AFTER: Duration = Duration::from_millis(250);
 /// reference. libwebrtc skips |D| ≥ 450 000 ticks (5 s at 90 kHz, its
 /// "crazy jumps in TS" guard); we take 5 s of each stream's own clock.
 const TS_JUMP_SECS: f64 = 5.0;
+
+/// An A.8 reference arrival standing for "none yet" (u64::MAX ns: 584
+/// years after the engine's time origin).
+const NO_REFERENCE: MonoTime = MonoTime::from_nanos(u64::MAX);
 
 /// Bits in the duplicate-detection ring ([`ReceiveStats::seen`]): a power
 /// of two above MAX_MISORDER.
@@ -133,14 +137,19 @@ pub struct ReceiveStats {
     pub(crate) last_arrival: MonoTime,
     // RFC 3550 A.8 jitter, in RTP timestamp units: over every packet (as
     // Wireshark computes it) ...
+    // ... and over in-order packets with a new timestamp only (as libwebrtc
+    // computes the `jitter` a browser's getStats() shows). Each has a
+    // reference (arrival, RTP timestamp of an earlier packet), stored
+    // unpacked with [`NO_REFERENCE`] for none: 24 bytes for both where two
+    // `Option<(MonoTime, RtpTs)>` take 48.
     clock_rate: Option<u32>,
-    prev: Option<(MonoTime, RtpTs)>,
+    prev_at: MonoTime,
+    in_order_at: MonoTime,
+    prev_ts: RtpTs,
+    in_order_ts: RtpTs,
     jitter: f64,
     max_jitter: f64,
     mean_jitter: f64,
-    // ... and over in-order packets with a new timestamp only (as libwebrtc
-    // computes the `jitter` a browser's getStats() shows).
-    prev_in_order: Option<(MonoTime, RtpTs)>,
     jitter_in_order: f64,
     /// Ring bitmap of the SEEN_BITS sequence numbers at and below the
     /// highest: bit `s % SEEN_BITS` set = `s` received. Detects duplicates
@@ -216,11 +225,13 @@ impl ReceiveStats {
             last_arrival: now,
             clock_rate,
             jitter_rate: clock_rate.unwrap_or(0),
-            prev: None,
+            prev_at: NO_REFERENCE,
+            prev_ts: RtpTs(0),
             jitter: 0.0,
             max_jitter: 0.0,
             mean_jitter: 0.0,
-            prev_in_order: None,
+            in_order_at: NO_REFERENCE,
+            in_order_ts: RtpTs(0),
             jitter_in_order: 0.0,
             last_pt: None,
         }
@@ -494,8 +505,8 @@ impl ReceiveStats {
         // numbering: a transit difference across the restart is no jitter.
         self.lost_before_restart += self.lost_in_epoch();
         self.expected_before_restart += self.expected_in_epoch();
-        self.prev = None;
-        self.prev_in_order = None;
+        self.prev_at = NO_REFERENCE;
+        self.in_order_at = NO_REFERENCE;
         if ahead {
             // Two sequential packets: assume the other side restarted
             // without telling us (A.1); the first is not counted.
@@ -563,7 +574,11 @@ impl ReceiveStats {
             let arrival_delta = arrival_delta_ns * f64::from(rate) / 1e9;
             arrival_delta - f64::from(ts.signed_delta_from(prev_ts))
         };
-        if let Some(d) = self.prev.map(transit_change).filter(|d| d.abs() <= max_d) {
+        let reference = |at: MonoTime, ts: RtpTs| (at != NO_REFERENCE).then_some((at, ts));
+        if let Some(d) = reference(self.prev_at, self.prev_ts)
+            .map(transit_change)
+            .filter(|d| d.abs() <= max_d)
+        {
             self.jitter += (d.abs() - self.jitter) / 16.0;
             if sample {
                 let n = self.packets.saturating_sub(1).max(1) as f64;
@@ -571,22 +586,21 @@ impl ReceiveStats {
                 self.mean_jitter = (self.mean_jitter * (n - 1.0) + self.jitter) / n;
             }
         }
-        self.prev = Some((now, ts));
+        (self.prev_at, self.prev_ts) = (now, ts);
         match outcome {
             SeqOutcome::InOrder => {
-                if let Some(d) = self
-                    .prev_in_order
+                if let Some(d) = reference(self.in_order_at, self.in_order_ts)
                     .filter(|(_, prev_ts)| ts.signed_delta_from(*prev_ts) > 0)
                     .map(transit_change)
                     .filter(|d| d.abs() <= max_d)
                 {
                     self.jitter_in_order += (d.abs() - self.jitter_in_order) / 16.0;
                 }
-                self.prev_in_order = Some((now, ts));
+                (self.in_order_at, self.in_order_ts) = (now, ts);
             }
             // The first packets of a stream or of a new numbering: a
             // reference, no sample.
-            SeqOutcome::Probation | SeqOutcome::Restarted => self.prev_in_order = Some((now, ts)),
+            SeqOutcome::Probation | SeqOutcome::Restarted => (self.in_order_at, self.in_order_ts) = (now, ts),
             SeqOutcome::OutOfOrder | SeqOutcome::Duplicate | SeqOutcome::Invalid => {}
         }
     }
@@ -613,8 +627,8 @@ impl ReceiveStats {
         }
         self.clock_rate = rate;
         // The previous timestamps are in the other clock.
-        self.prev = None;
-        self.prev_in_order = None;
+        self.prev_at = NO_REFERENCE;
+        self.in_order_at = NO_REFERENCE;
     }
 
     pub fn clock_rate(&self) -> Option<u32> {
@@ -737,12 +751,15 @@ impl ReceiveStats {
         self.clock_rate.map(|_| self.jitter)
     }
 
-    /// Current jitter in seconds (W3C `jitter`).
+    /// Current all-packets A.8 estimate in seconds (as Wireshark's RTP
+    /// analysis computes it). A browser's W3C `jitter` is
+    /// [`Self::jitter_in_order_secs`].
     pub fn jitter_secs(&self) -> Option<f64> {
         self.clock_rate.map(|r| self.jitter / f64::from(r))
     }
 
-    /// The in-order estimate (see `update_jitter`) in timestamp units.
+    /// The in-order estimate (libwebrtc's; see `update_jitter`) in
+    /// timestamp units.
     pub fn jitter_in_order_units(&self) -> Option<f64> {
         self.clock_rate.map(|_| self.jitter_in_order)
     }
