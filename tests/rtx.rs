@@ -99,3 +99,58 @@ fn sdp_after_the_streams_classifies_them() {
     assert_eq!(source(&snap, Side::Client, VIDEO).rtx.unwrap().packets_received, 10);
     assert!(!e.set_session_media(SessionId::from_u64(u64::MAX), MediaMap::default()));
 }
+
+/// The W3C report of a session with RTX and a second stream of the same
+/// payload type: the RTX stream is folded into its primary's inbound-rtp,
+/// ids are unique (one codec object per payload type and leg), and
+/// `jitter` is the browser's in-order figure while the RFC 3550 figure
+/// over every packet stays beside it.
+#[test]
+fn w3c_report_folds_rtx_and_keeps_ids_unique() {
+    use rtp_middlebox::report::session_report;
+    let (mut e, id) = driver_and_session(RtcpMode::Forward, EngineConfig::default());
+    let sdp = offer(true);
+    assert!(e.set_session_media(id, MediaMap::from_sdp([sdp.as_str()])));
+    call(&mut e, id, 0);
+    // A second VP8 stream (simulcast layer) with one late packet 200
+    // behind: the RFC figure moves, the browser's does not.
+    for i in 0..300u16 {
+        e.handle_datagram(
+            ms(u64::from(i) * 10),
+            Side::Client,
+            id,
+            &rtp(96, i, 900 * u32::from(i), OTHER_VIDEO, 900),
+        );
+        if i == 250 {
+            e.handle_datagram(ms(2_505), Side::Client, id, &rtp(96, 50, 900 * 50, OTHER_VIDEO, 900));
+        }
+    }
+    let snap = e.snapshot(ms(5_000), id).unwrap();
+    let report = session_report(&snap, &common::rates(), |t| t * 1000.0);
+    let mut ids: Vec<&str> = report.iter().filter_map(|o| o["id"].as_str()).collect();
+    let n = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "ids are unique: {ids:?}");
+    let inbound: Vec<_> = report.iter().filter(|o| o["type"] == "inbound-rtp").collect();
+    assert!(
+        inbound.iter().all(|o| o["ssrc"] != RTX.0),
+        "no inbound-rtp of its own for RTX"
+    );
+    let video = inbound.iter().find(|o| o["ssrc"] == VIDEO.0).unwrap();
+    assert_eq!(video["rtxSsrc"], RTX.0);
+    assert_eq!(video["retransmittedPacketsReceived"], 10);
+    assert_eq!(
+        video["packetsReceived"],
+        90 + 10,
+        "retransmissions are a subset of packetsReceived"
+    );
+    let other = inbound.iter().find(|o| o["ssrc"] == OTHER_VIDEO.0).unwrap();
+    assert_eq!(other["jitter"], 0.0, "a late packet does not move the browser's jitter");
+    assert!(other["x-jitterRfc3550"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        report.iter().filter(|o| o["type"] == "codec").count(),
+        1,
+        "VP8 once, for both of its streams"
+    );
+}

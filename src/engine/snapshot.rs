@@ -139,6 +139,10 @@ pub struct RtpSnapshot {
     pub jitter: Option<f64>,
     pub max_jitter: Option<f64>,
     pub mean_jitter: Option<f64>,
+    /// A.8 over in-order packets only, seconds: what libwebrtc (and so a
+    /// browser's `inbound-rtp.jitter`) reports; late and retransmitted
+    /// packets do not move it.
+    pub jitter_in_order: Option<f64>,
     pub first_arrival: f64,
     pub last_arrival: f64,
 }
@@ -239,6 +243,7 @@ impl SourceSnapshot {
                     jitter: st.jitter_secs(),
                     max_jitter: st.max_jitter_secs(),
                     mean_jitter: st.mean_jitter_secs(),
+                    jitter_in_order: st.jitter_in_order_secs(),
                     first_arrival: st.first_arrival.as_secs_f64(),
                     last_arrival: st.last_arrival.as_secs_f64(),
                 }

@@ -49,10 +49,28 @@ pub fn session_report(snap: &SessionSnapshot, rates: &ClockRates, wall_ms: impl 
             }));
         }
         for src in &leg.sources {
-            out.extend(source_objects(src, side, &transport_id, rates, now_ms, &wall_ms));
+            // An RTX stream is reported inside its primary (W3C rtxSsrc).
+            let folded = src
+                .rtx_of
+                .flatten()
+                .is_some_and(|p| leg.sources.iter().any(|s| s.ssrc == p));
+            if !folded {
+                out.extend(source_objects(src, side, &transport_id, rates, now_ms, &wall_ms));
+            }
         }
     }
-    out
+    unique_ids(out)
+}
+
+/// An RTCStatsReport is a map: one object per id. Streams that share a
+/// payload type share its codec object; the first stays.
+fn unique_ids(mut objects: Vec<Value>) -> Vec<Value> {
+    let mut seen = std::collections::HashSet::new();
+    objects.retain(|o| match o.get("id").and_then(Value::as_str) {
+        Some(id) => seen.insert(id.to_string()),
+        None => true,
+    });
+    objects
 }
 
 fn source_objects(
@@ -87,13 +105,28 @@ fn source_objects(
     };
     let mut inbound = stream(&inbound_id, "inbound-rtp", now_ms);
     inbound.insert("codecId".into(), json!(codec_id));
-    inbound.insert("packetsReceived".into(), json!(rtp.packets_received));
+    // Retransmissions (RTX) are a subset of packetsReceived/bytesReceived.
+    let (rtx_packets, rtx_bytes, rtx_header) = src
+        .rtx
+        .map_or((0, 0, 0), |r| (r.packets_received, r.payload_bytes, r.header_bytes));
+    inbound.insert("packetsReceived".into(), json!(rtp.packets_received + rtx_packets));
     inbound.insert("packetsLost".into(), json!(rtp.packets_lost));
-    if let Some(j) = rtp.jitter {
+    // A browser's jitter: in-order packets only (late and retransmitted
+    // ones do not move it); the RFC 3550 A.8 figure over every packet
+    // beside it.
+    if let Some(j) = rtp.jitter_in_order {
         inbound.insert("jitter".into(), json!(j));
     }
-    inbound.insert("bytesReceived".into(), json!(rtp.payload_bytes));
-    inbound.insert("headerBytesReceived".into(), json!(rtp.header_bytes));
+    if let Some(j) = rtp.jitter {
+        inbound.insert("x-jitterRfc3550".into(), json!(j));
+    }
+    inbound.insert("bytesReceived".into(), json!(rtp.payload_bytes + rtx_bytes));
+    inbound.insert("headerBytesReceived".into(), json!(rtp.header_bytes + rtx_header));
+    if let Some(r) = src.rtx {
+        inbound.insert("rtxSsrc".into(), json!(r.ssrc));
+        inbound.insert("retransmittedPacketsReceived".into(), json!(r.packets_received));
+        inbound.insert("retransmittedBytesReceived".into(), json!(r.payload_bytes));
+    }
     inbound.insert("lastPacketReceivedTimestamp".into(), json!(wall_ms(rtp.last_arrival)));
     insert_feedback(&mut inbound, src, s);
     if src.srtcp_packets > 0 {
