@@ -192,7 +192,28 @@ impl Net {
         format!("{}p", self.sfu_veth)
     }
 
+    /// Removes the namespaces and links of earlier runs whose process is
+    /// gone (killed before its Drop ran).
+    fn sweep_stale() {
+        let Ok(list) = ip(&["netns", "list"]) else {
+            return;
+        };
+        for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
+            let Some(pid) = name.strip_prefix("rigc").or_else(|| name.strip_prefix("rigs")) else {
+                continue;
+            };
+            if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) || Path::new(&format!("/proc/{pid}")).exists()
+            {
+                continue;
+            }
+            Net::kill_inside(name);
+            let _ = ip(&["link", "del", &format!("rg{}", &name[3..])]);
+            let _ = ip(&["netns", "del", name]);
+        }
+    }
+
     fn new() -> Result<Net, String> {
+        Net::sweep_stale();
         let pid = std::process::id();
         // 10.64-127.x.0/29 from the pid, skipping any /24 already in use here.
         let used = ip(&["-4", "-o", "addr"]).unwrap_or_default() + &ip(&["-4", "route"]).unwrap_or_default();
@@ -712,6 +733,13 @@ fn run_driver(net: &Net, dir: &Path, label: &str, api: &str) -> Result<Value, St
         ));
     }
     report(&format!("[{label}] driver log:\n{}", tail(&err_path, 12)));
+    // BROWSER_RIG_OUT=DIR keeps each call's full figures.
+    if let Some(keep) = std::env::var_os("BROWSER_RIG_OUT") {
+        let keep = PathBuf::from(keep);
+        let _ = std::fs::create_dir_all(&keep);
+        let _ = std::fs::copy(&out_path, keep.join(format!("{label}.json")));
+        let _ = std::fs::copy(&err_path, keep.join(format!("{label}.log")));
+    }
     Ok(result)
 }
 
@@ -941,6 +969,73 @@ fn compare(label: &str, fig: &Figures, notes: &mut Vec<String>) {
         cp["requestsReceived"]
     );
     report(t.trim_end());
+}
+
+/// Field by field, the counters Chromium and the proxy both report for the
+/// same SSRC on the clean path (no loss between them): every difference is
+/// recorded.
+fn field_diffs(label: &str, fig: &Figures, notes: &mut Vec<String>) {
+    // (Chromium's stats type, proxy leg, [(Chromium field, proxy field)])
+    type Fields<'a> = &'a [(&'a str, &'a str)];
+    let pairs: [(&str, &str, Fields); 2] = [
+        (
+            "inbound-rtp",
+            "upstream",
+            &[
+                ("packetsReceived", "packetsReceived"),
+                ("packetsLost", "packetsLost"),
+                ("bytesReceived", "bytesReceived"),
+                ("headerBytesReceived", "headerBytesReceived"),
+                ("nackCount", "nackCount"),
+                ("pliCount", "pliCount"),
+                ("firCount", "firCount"),
+            ],
+        ),
+        (
+            "outbound-rtp",
+            "client",
+            &[
+                ("packetsSent", "packetsReceived"),
+                ("bytesSent", "bytesReceived"),
+                ("headerBytesSent", "headerBytesReceived"),
+                ("nackCount", "nackCount"),
+                ("pliCount", "pliCount"),
+                ("firCount", "firCount"),
+            ],
+        ),
+    ];
+    for (kind, leg, fields) in pairs {
+        for c in fig.chromium.iter().filter(|s| s["type"] == kind) {
+            let ssrc = c["ssrc"].as_u64().unwrap_or(0);
+            let Some(p) = fig.proxy_in(leg, ssrc) else {
+                notes.push(format!(
+                    "{label}: Chromium {kind} ssrc {ssrc} is not in the proxy's report"
+                ));
+                continue;
+            };
+            let mut diffs = Vec::new();
+            for (cf, pf) in fields {
+                if c[cf] != p[pf] {
+                    diffs.push(format!("{cf} {} vs proxy {pf} {}", c[cf], p[pf]));
+                }
+            }
+            if !diffs.is_empty() {
+                let packets = i(&p["packetsReceived"]).max(1);
+                let extra = i(&p["bytesReceived"])
+                    - i(&c[if kind == "inbound-rtp" {
+                        "bytesReceived"
+                    } else {
+                        "bytesSent"
+                    }]);
+                notes.push(format!(
+                    "{label}: Chromium {kind} {} ssrc {ssrc} vs proxy ({leg} leg): {} (bytes: proxy {:+.1} per packet)",
+                    c["kind"].as_str().unwrap_or("?"),
+                    diffs.join(", "),
+                    extra as f64 / packets as f64
+                ));
+            }
+        }
+    }
 }
 
 fn check(failures: &mut Vec<String>, ok: bool, what: String) {
@@ -1229,6 +1324,7 @@ fn chromium_through_the_relay_to_janus() {
             Ok(result) => {
                 let fig = Figures::new(&result);
                 compare("clean", &fig, &mut notes);
+                field_diffs("clean", &fig, &mut notes);
                 clean_assertions(&fig, &mut failures);
             }
             Err(e) => failures.push(format!(
