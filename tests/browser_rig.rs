@@ -17,7 +17,8 @@
 //! so the driver needs no network to the browser) starts Chromium inside
 //! the client namespace with the fake camera and microphone, offers Opus
 //! and VP8 with RTX, signals through Janus's HTTP API (reached from the
-//! root namespace), lets media flow, stops its senders, waits for the last
+//! root namespace), attaches the call's SDP to the proxy's session
+//! (`PUT /v1/sessions/{id}/sdp`), lets media flow, stops its senders, waits for the last
 //! packets and receiver reports, and prints Chromium's `getStats()` and the
 //! proxy's `/v1/sessions` + `/v1/sessions/{id}/stats` as one JSON object.
 //!
@@ -748,6 +749,8 @@ struct Figures {
     chromium: Vec<Value>,
     proxy: Vec<Value>,
     sessions: usize,
+    /// The proxy sessions the driver attached the call's SDP to.
+    sdp_attached: Value,
 }
 
 impl Figures {
@@ -763,6 +766,7 @@ impl Figures {
             chromium,
             proxy,
             sessions,
+            sdp_attached: result["sdpAttached"].clone(),
         }
     }
 
@@ -820,7 +824,11 @@ fn ms(v: &Value) -> String {
 /// (recorded, not asserted).
 fn compare(label: &str, fig: &Figures, notes: &mut Vec<String>) {
     let mut t = String::new();
-    let _ = writeln!(t, "[{label}] proxy sessions: {}", fig.sessions);
+    let _ = writeln!(
+        t,
+        "[{label}] proxy sessions: {} (SDP attached: {})",
+        fig.sessions, fig.sdp_attached
+    );
     for media in ["audio", "video"] {
         let Some(out) = fig.chrome("outbound-rtp", media) else {
             let _ = writeln!(t, "[{label}] no Chromium outbound-rtp {media}");

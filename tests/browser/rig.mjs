@@ -18,7 +18,8 @@
 //   timeoutSeconds bound on the whole run
 //
 // Prints progress to stderr and one JSON object to stdout:
-//   { ok, error?, timings, codecs, chromium: [W3C stats...],
+//   { ok, error?, timings, offer, answer, sdpAttached: [proxy session ids],
+//     states, chromium: [W3C stats...],
 //     proxy: { sessions: [...], stats: { id: [W3C stats...] } },
 //     samples: [{ t, chromium: [...] }] }
 // Exits 0 when the call was set up and the figures were read (whatever
@@ -80,7 +81,7 @@ async function http(method, url, body) {
   );
   const text = await res.text();
   if (!res.ok) throw new Error(`${method} ${url}: HTTP ${res.status}: ${text}`);
-  return JSON.parse(text);
+  return text ? JSON.parse(text) : null;
 }
 
 const tx = () => Math.random().toString(36).slice(2, 12);
@@ -120,6 +121,21 @@ async function janusCall(offer) {
     }
   }
   throw new Error('no answer from janus within 20 s');
+}
+
+// Attaches the call's SDP to the proxy's session (as an application that
+// knows it would): the client's offer and the SFU's answer.
+async function attachSdp(offer, answer) {
+  if (!cfg.api) return 'no api';
+  const sessions = await http('GET', `${cfg.api}/v1/sessions`);
+  const list = Array.isArray(sessions) ? sessions : sessions.sessions || [];
+  for (const s of list) {
+    await http('PUT', `${cfg.api}/v1/sessions/${s.id}/sdp`, {
+      localDescription: { type: offer.type, sdp: offer.sdp },
+      remoteDescription: { type: answer.type, sdp: answer.sdp },
+    });
+  }
+  return list.map((s) => s.id);
 }
 
 async function proxyFigures() {
@@ -235,6 +251,12 @@ async function main() {
   result.answer = janus.answer.sdp;
   await withTimeout(page.evaluate(pageAnswer, { type: janus.answer.type, sdp: janus.answer.sdp }), 25000, 'connect');
   mark('connected');
+  try {
+    result.sdpAttached = await attachSdp(offer, janus.answer);
+  } catch (e) {
+    result.sdpAttached = `failed: ${e.message}`;
+    log('attaching the SDP:', e.message);
+  }
   log(`connected; media for ${cfg.mediaSeconds} s`);
   result.samples = [];
   const step = 5;
