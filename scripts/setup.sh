@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need: tshark (golden values) and
 # GStreamer (RTP senders), the Python GObject bindings that drive rtpbin in
-# tests/gstreamer_rtcp.rs, and Prometheus (tests/prometheus_server.rs starts
-# its own server on loopback; the package's service is not used).
+# tests/gstreamer_rtcp.rs, Prometheus (tests/prometheus_server.rs starts
+# its own server on loopback; the package's service is not used), and
+# Chromium and Janus for the real-browser rig (tests/browser_rig.rs starts
+# its own Janus in a network namespace), then the rig's node driver's
+# playwright-core (tests/browser/setup.sh).
 #
 # Idempotent: does nothing when every package is already installed; runs
 # `apt-get update` only when something is missing. Needs root (or sudo).
@@ -18,6 +21,8 @@ PACKAGES=(
   gir1.2-gstreamer-1.0
   gir1.2-gst-plugins-base-1.0
   prometheus
+  chromium
+  janus
 )
 
 missing=()
@@ -27,8 +32,13 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
+browser_rig() {
+  bash "$(dirname "$0")/../tests/browser/setup.sh"
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup.sh: all packages present: ${PACKAGES[*]}"
+  browser_rig
   exit 0
 fi
 
@@ -43,4 +53,5 @@ export DEBIAN_FRONTEND=noninteractive
 echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
 timeout 900 $SUDO apt-get update -q
 timeout 1800 $SUDO apt-get install -y -q "${missing[@]}"
+browser_rig
 echo "setup.sh: done"

@@ -4,7 +4,8 @@
 #   bash scripts/test.sh            # everything (installs what it needs)
 #   FUZZ_SECONDS=0 bash scripts/test.sh   # skip the fuzz smoke
 #
-# Steps: install Debian tools (tshark, GStreamer, Prometheus) and cargo-fuzz
+# Steps: install Debian tools (tshark, GStreamer, Prometheus, Chromium, Janus)
+# and cargo-fuzz
 # idempotently; unit, property, integration and doc tests (including the
 # tshark agreement test on the shipped GStreamer captures and a real
 # Prometheus server); README's demo on a fresh clone; the deployment file
@@ -21,6 +22,9 @@ bash scripts/setup.sh
 # must run, not skip.
 export REQUIRE_GSTREAMER=1
 export REQUIRE_PROMETHEUS=1
+# ... and Chromium, Janus and the rig's node driver: the real-browser rig
+# (tests/browser_rig.rs, root for its network namespaces) must run too.
+export REQUIRE_CHROMIUM=1
 
 echo "== cargo test"
 cargo test --all-targets
