@@ -62,11 +62,16 @@ fn sessions_the_upstream_never_answers_are_evicted_early() {
         idle_timeout: Some(Duration::from_secs(30)),
         ..EngineConfig::default()
     });
+    // Junk that is not media (a spoofed flow), an answered flow, and a
+    // one-way media flow (a SIP trunk toward a receiver that never sends
+    // anything back).
     let spoofed = e.open_session(ms(0), info("203.0.113.9:4000")).unwrap();
     let real = e.open_session(ms(0), info("192.0.2.1:5000")).unwrap();
+    let one_way = e.open_session(ms(0), info("192.0.2.2:5000")).unwrap();
     for t in (0..8000).step_by(20) {
-        e.handle_datagram(ms(t), Side::Client, spoofed, &rtp((t / 20) as u16));
+        e.handle_datagram(ms(t), Side::Client, spoofed, &binding_request((t % 200) as u8 + 1));
         e.handle_datagram(ms(t), Side::Client, real, &rtp((t / 20) as u16));
+        e.handle_datagram(ms(t), Side::Client, one_way, &rtp((t / 20) as u16));
         if t == 100 {
             e.handle_datagram(ms(t), Side::Upstream, real, &rtp(1));
         }
@@ -80,7 +85,33 @@ fn sessions_the_upstream_never_answers_are_evicted_early() {
     }
     assert_eq!(closed, vec![(spoofed, CloseReason::Unanswered)]);
     assert!(e.snapshot(ms(8000), real).is_some(), "the answered session stays");
+    assert!(e.snapshot(ms(8000), one_way).is_some(), "a one-way media flow stays");
     assert_eq!(e.counters().sessions_unanswered, 1);
+}
+
+/// Under table pressure (90 % full) an unanswered flow goes even when it
+/// sends media: spoofed RTP cannot hold the table.
+#[test]
+fn under_table_pressure_unanswered_media_flows_are_evicted() {
+    let mut e = Driver::new(EngineConfig {
+        unanswered_timeout: Some(Duration::from_secs(5)),
+        max_sessions: 10,
+        ..EngineConfig::default()
+    });
+    let ids: Vec<_> = (0..9)
+        .map(|i| {
+            e.open_session(ms(0), info(&format!("203.0.113.9:{}", 4000 + i)))
+                .unwrap()
+        })
+        .collect();
+    for t in (0..6000).step_by(20) {
+        for id in &ids {
+            e.handle_datagram(ms(t), Side::Client, *id, &rtp((t / 20) as u16));
+        }
+        e.handle_timeout(ms(t));
+    }
+    assert_eq!(e.session_count(), 0);
+    assert_eq!(e.counters().sessions_unanswered, 9);
 }
 
 #[test]
@@ -114,6 +145,14 @@ fn a_flooding_session_is_rate_limited_per_side_and_others_flow() {
         "{forwarded} forwarded: burst 100 + 100/s"
     );
     assert_eq!(calm_ok, 50, "the calm session is untouched");
+    // Announced once (the worker logs it), however many drops follow.
+    let announced: Vec<_> = std::iter::from_fn(|| e.poll_event())
+        .filter_map(|ev| match ev {
+            Event::RateLimited { session, side, per_sec } => Some((session, side, per_sec)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(announced, vec![(flood, Side::Client, 100)]);
     // The other side of the flooding session has its own bucket.
     assert!(matches!(
         e.handle_datagram(ms(1000), Side::Upstream, flood, &rtp(1)),

@@ -182,6 +182,14 @@ pub enum Event {
     SuppressionDetected { session: SessionId, side: Side, ssrc: Ssrc },
     /// `auto`: real report blocks about the stream returned; generation stops.
     SuppressionCleared { session: SessionId, side: Side, ssrc: Ssrc },
+    /// The session's per-side packet rate limit
+    /// (`[limits] max_packets_per_session_per_sec`) dropped a datagram from
+    /// `side` for the first time; later drops are only counted.
+    RateLimited {
+        session: SessionId,
+        side: Side,
+        per_sec: u32,
+    },
     /// NAT rebinding: the upstream accepted a check from the client's new
     /// address and the client answered the proxy's probe from there; the
     /// session's client-bound datagrams now go to `to`.

@@ -601,7 +601,18 @@ impl Engine {
         let rate = config.max_packets_per_side_per_sec;
         if rate > 0 && !session.buckets[side.index()].take(now, f64::from(rate), f64::from(rate)) {
             // A flood on this session: dropped before any parsing, and
-            // without refreshing the session's liveness.
+            // without refreshing the session's liveness. Announced once per
+            // session and side; every drop is counted.
+            let bit = 1u8 << side.index();
+            if session.rate_limited & bit == 0 {
+                session.rate_limited |= bit;
+                let ev = Event::RateLimited {
+                    session: id,
+                    side,
+                    per_sec: rate,
+                };
+                push_output(outputs, counters, config.max_queued_events, Output::Event(ev));
+            }
             return Verdict::Drop(DropReason::RateLimited);
         }
         state.last_activity = Some(now);
@@ -706,11 +717,19 @@ impl Engine {
         }
         self.counters.rebinds_rejected += self.rebinding.expire(now);
         if let Some(limit) = self.config.unanswered_timeout {
+            // A flow the upstream never answered is closed when it never
+            // sent media (spoofed or abandoned), or when the table is 90 %
+            // full. A one-way media flow (a SIP trunk toward a receiver
+            // that sends nothing back, RTCP suppressed) keeps its session:
+            // that is the flow `auto` exists for.
+            let pressure = self.live * 10 >= self.config.max_sessions * 9;
             let unanswered: Vec<SessionId> = self
                 .sessions()
                 .filter(|s| {
+                    let media = s.sides[Side::Client.index()].received.packets(PacketKind::Rtp) > 0;
                     s.sides[Side::Upstream.index()].last_activity.is_none()
                         && now.saturating_since(s.opened_at) >= limit
+                        && (pressure || !media)
                 })
                 .map(|s| s.id)
                 .collect();

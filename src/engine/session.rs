@@ -203,38 +203,43 @@ pub const STUN_PENDING: usize = 4;
 /// after 39.5 s; a useful RTT sample is far younger).
 pub const STUN_MAX_AGE: Duration = Duration::from_secs(10);
 
-/// Ring of (transaction id, forwarded at) for requests from one side; an
-/// all-zero id marks an empty slot (24 bytes a slot, no Option tag).
+/// Ring of (transaction id, forwarded at, retransmitted) for requests from
+/// one side; an all-zero id marks an empty slot.
 #[derive(Clone, Debug, Default)]
 pub struct StunPending {
-    entries: [([u8; 12], MonoTime); STUN_PENDING],
+    entries: [([u8; 12], MonoTime, bool); STUN_PENDING],
     next: u8,
 }
 
 impl StunPending {
     /// Records a forwarded request; returns true when that evicted an
     /// unanswered request younger than [`STUN_MAX_AGE`] (the cap was hit).
-    /// A retransmission (same transaction id) keeps the first send time.
+    /// A retransmission (same transaction id) takes no new slot and marks
+    /// the transaction: its answer cannot say which copy it answers.
     pub fn record(&mut self, txid: [u8; 12], at: MonoTime) -> bool {
-        if txid != [0; 12] && self.entries.iter().any(|(t, _)| *t == txid) {
-            return false;
+        if txid != [0; 12] {
+            if let Some(entry) = self.entries.iter_mut().find(|(t, ..)| *t == txid) {
+                entry.2 = true;
+                return false;
+            }
         }
-        let (old, old_at) = self.entries[usize::from(self.next)];
+        let (old, old_at, _) = self.entries[usize::from(self.next)];
         let evicted = old != [0; 12] && at.checked_since(old_at).is_some_and(|age| age <= STUN_MAX_AGE);
-        self.entries[usize::from(self.next)] = (txid, at);
+        self.entries[usize::from(self.next)] = (txid, at, false);
         self.next = (self.next + 1) % STUN_PENDING as u8;
         evicted
     }
 
-    /// Removes and returns when the request with `txid` was forwarded.
-    pub fn take(&mut self, txid: &[u8; 12]) -> Option<MonoTime> {
+    /// Removes the request with `txid`: when it was forwarded, and whether
+    /// it was retransmitted.
+    pub fn take(&mut self, txid: &[u8; 12]) -> Option<(MonoTime, bool)> {
         if *txid == [0; 12] {
             return None;
         }
-        let slot = self.entries.iter_mut().find(|(t, _)| t == txid)?;
-        let at = slot.1;
-        *slot = ([0; 12], MonoTime::ZERO);
-        Some(at)
+        let slot = self.entries.iter_mut().find(|(t, ..)| t == txid)?;
+        let (_, at, retransmitted) = *slot;
+        *slot = ([0; 12], MonoTime::ZERO, false);
+        Some((at, retransmitted))
     }
 }
 
@@ -335,6 +340,8 @@ pub struct Session {
     pub crypto: Option<Box<super::crypto::SessionCrypto>>,
     /// Per-side packet rate buckets (`[limits] max_packets_per_session_per_sec`).
     pub buckets: [super::admission::Bucket; 2],
+    /// Sides whose rate limit has bitten (bit = side index): announced once.
+    pub rate_limited: u8,
     /// RTX payload types and SSRC groups from the session's SDP.
     pub media: Option<Box<super::media::MediaMap>>,
 }
@@ -375,6 +382,7 @@ impl Session {
             // Full at 2^20 tokens: the real rate and burst clamp it on first use.
             buckets: [super::admission::Bucket::full(f64::from(1u32 << 20), now); 2],
             media: None,
+            rate_limited: 0,
         }
     }
 
@@ -497,12 +505,15 @@ impl Session {
             }
             StunClass::SuccessResponse | StunClass::ErrorResponse => {
                 let asker = &mut self.sides[side.other().index()].rtcp;
-                let asked_at = asker.stun_pending.take(&stun.transaction_id);
-                if asked_at.is_some() {
+                let asked = asker.stun_pending.take(&stun.transaction_id);
+                if asked.is_some() {
                     asker.unanswered_since = None;
                 }
-                let Some(rtt) = asked_at
-                    .and_then(|t| now.checked_since(t))
+                // Karn's rule: the answer to a retransmitted request may
+                // answer either copy, so it gives no RTT sample.
+                let Some(rtt) = asked
+                    .filter(|(_, retransmitted)| !retransmitted)
+                    .and_then(|(t, _)| now.checked_since(t))
                     .filter(|d| *d <= STUN_MAX_AGE)
                 else {
                     return false;

@@ -635,6 +635,15 @@ fn on_event(st: &mut State, event: Event) {
                 view_id(st.index, session)
             );
         }
+        Event::RateLimited { session, side, per_sec } => {
+            // Logged whatever the session log setting: a limit that bites
+            // on a real call loses media.
+            eprintln!(
+                "session {} {side:?}: over {per_sec} datagrams/s, dropping the excess \
+                 (limits.max_packets_per_session_per_sec; counted as rate_limited)",
+                view_id(st.index, session)
+            );
+        }
         Event::SessionRebound { session, from, to } if st.log => {
             eprintln!(
                 "session {} rebound: client {from} -> {to} (the upstream accepted an ICE check from it)",
