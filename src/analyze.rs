@@ -11,7 +11,7 @@ use crate::engine::{
 };
 use crate::stats::ClockRates;
 use crate::time::MonoTime;
-use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
 use pcap_parser::pcapng::Block;
 use pcap_parser::{create_reader, Linktype, PcapBlockOwned, PcapError};
 use serde::Serialize;
@@ -80,45 +80,45 @@ struct Udp<'a> {
     payload: &'a [u8],
 }
 
+/// Lifts the UDP datagram out of a frame. Captures taken with a snap
+/// length (`tcpdump -s 256`, as VoIP captures usually are) cut long
+/// datagrams short: the IP and UDP lengths promise more than the frame
+/// holds. Such frames are sliced laxly (etherparse's `LaxSlicedPacket`):
+/// the headers are whole, so the datagram's RTP header, the part the
+/// statistics read, is there; only payload bytes are missing.
 fn decode_frame<'a>(link: Link, frame: &'a [u8], counts: &mut FrameCounts) -> Option<Udp<'a>> {
+    let ip = |bytes: &'a [u8]| LaxSlicedPacket::from_ip(bytes).ok();
     let sliced = match link {
-        Link::Ethernet => SlicedPacket::from_ethernet(frame),
-        Link::RawIp => SlicedPacket::from_ip(frame),
-        Link::Sll => SlicedPacket::from_linux_sll(frame),
+        Link::Ethernet => LaxSlicedPacket::from_ethernet(frame).ok(),
+        Link::RawIp => ip(frame),
+        // SLL (https://www.tcpdump.org/linktypes/LINKTYPE_LINUX_SLL.html):
+        // packet type (2), ARPHRD (2), address length (2), address (8),
+        // protocol type (2): 16 bytes, then the protocol's payload.
+        Link::Sll => frame.get(14..16).zip(frame.get(16..)).map(|(proto, rest)| {
+            LaxSlicedPacket::from_ether_type(EtherType(u16::from_be_bytes([proto[0], proto[1]])), rest)
+        }),
         // SLL2 (https://www.tcpdump.org/linktypes/LINKTYPE_LINUX_SLL2.html):
         // protocol type (2), reserved (2), ifindex (4), ARPHRD (2), packet
         // type (1), address length (1), address (8): 20 bytes, then the
         // protocol's payload. Only IP payloads carry UDP.
-        Link::Sll2 => match frame.get(20..) {
-            Some(ip) => SlicedPacket::from_ip(ip),
-            None => {
-                counts.undecodable += 1;
-                return None;
-            }
-        },
-        Link::Null => match frame.get(4..) {
-            Some(ip) => SlicedPacket::from_ip(ip),
-            None => {
-                counts.undecodable += 1;
-                return None;
-            }
-        },
+        Link::Sll2 => frame.get(20..).and_then(ip),
+        Link::Null => frame.get(4..).and_then(ip),
         Link::Unsupported(_) => {
             counts.unsupported_link_type += 1;
             return None;
         }
     };
-    let Ok(sliced) = sliced else {
+    let Some(sliced) = sliced else {
         counts.undecodable += 1;
         return None;
     };
     let (src_ip, dst_ip, fragmented): (IpAddr, IpAddr, bool) = match &sliced.net {
-        Some(NetSlice::Ipv4(v4)) => (
+        Some(LaxNetSlice::Ipv4(v4)) => (
             v4.header().source_addr().into(),
             v4.header().destination_addr().into(),
             v4.is_payload_fragmented(),
         ),
-        Some(NetSlice::Ipv6(v6)) => (
+        Some(LaxNetSlice::Ipv6(v6)) => (
             v6.header().source_addr().into(),
             v6.header().destination_addr().into(),
             v6.is_payload_fragmented(),

@@ -279,3 +279,81 @@ fn corner_cases_follow_rfc_3550_where_tshark_errs() {
     // A timestamp step of 2^31 is a discontinuity, not 6 hours of jitter.
     assert!(get(0xD).max_jitter.unwrap() < 0.001, "{:?}", get(0xD).max_jitter);
 }
+
+/// The shipped capture cut to a snap length of `snap` bytes per frame, as
+/// `tcpdump -s` writes it (each record keeps its original length; only
+/// `incl_len` bytes are stored). Classic pcap, either byte order.
+fn snapped(snap: usize) -> PathBuf {
+    let raw = std::fs::read(data(&format!("{CAPTURE}.pcap"))).unwrap();
+    let le = raw[..4] == [0xd4, 0xc3, 0xb2, 0xa1] || raw[..4] == [0x4d, 0x3c, 0xb2, 0xa1];
+    let u32_at = |b: &[u8]| {
+        let a = [b[0], b[1], b[2], b[3]];
+        if le {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        }
+    };
+    let put = |v: u32| if le { v.to_le_bytes() } else { v.to_be_bytes() };
+    let mut out = raw[..24].to_vec();
+    // The global header's snaplen field.
+    out[16..20].copy_from_slice(&put(snap as u32));
+    let mut at = 24;
+    while at + 16 <= raw.len() {
+        let incl = u32_at(&raw[at + 8..]) as usize;
+        let keep = incl.min(snap);
+        out.extend_from_slice(&raw[at..at + 8]);
+        out.extend_from_slice(&put(keep as u32));
+        out.extend_from_slice(&raw[at + 12..at + 16]);
+        out.extend_from_slice(&raw[at + 16..at + 16 + keep]);
+        at += 16 + incl;
+    }
+    let path = std::env::temp_dir().join(format!("rtp-middlebox-snap{snap}-{}.pcap", std::process::id()));
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+#[test]
+fn a_snap_length_capture_gives_the_same_streams() {
+    // VoIP captures keep the headers (tcpdump -s 256): video datagrams lose
+    // payload, the RTP header stays. Every stream, video included, must
+    // count as in the whole capture, and as tshark counts it.
+    let whole = analyze(&[data(&format!("{CAPTURE}.pcap"))]);
+    let cut = snapped(256);
+    let ours = analyze(std::slice::from_ref(&cut));
+    let rows = golden(
+        &format!("{CAPTURE}.tshark-rtp-streams.txt"),
+        &[data(&format!("{CAPTURE}.pcap"))],
+    );
+    assert_agree("snap 256 vs tshark on the whole capture", &ours, &rows, &[PCMU]);
+    assert_eq!(ours.len(), whole.len());
+    for (a, b) in ours.iter().zip(&whole) {
+        assert_eq!(
+            (
+                a.ssrc_decimal,
+                a.packets_received,
+                a.packets_lost,
+                a.max_jitter,
+                a.mean_jitter
+            ),
+            (
+                b.ssrc_decimal,
+                b.packets_received,
+                b.packets_lost,
+                b.max_jitter,
+                b.mean_jitter
+            ),
+            "snap 256: stream {:#x}",
+            a.ssrc_decimal
+        );
+    }
+    if let Some(live) = tshark_live(std::slice::from_ref(&cut)) {
+        assert_agree(
+            "live tshark on the snap-length capture",
+            &ours,
+            &parse_tshark(&live),
+            &[PCMU],
+        );
+    }
+    let _ = std::fs::remove_file(cut);
+}
