@@ -263,10 +263,20 @@ fn ssrc_cap_per_side_bounds_state() {
             Verdict::Forward(_)
         ));
     }
+    // A fifth live SSRC is forwarded unmeasured (never dropped: it is
+    // somebody's media); the cap hit is counted.
     assert_eq!(
         e.handle_datagram(ms(1), Side::Client, id, &rtp(0, 1, 0, Ssrc(99), 10)),
-        Verdict::Drop(DropReason::SourceLimit)
+        Verdict::Forward(PacketKind::Rtp)
     );
+    assert_eq!(e.counters().caps_hit.get(rtp_middlebox::engine::Cap::SourcesPerSide), 1);
+    assert!(e
+        .snapshot(ms(1), id)
+        .unwrap()
+        .side(Side::Client)
+        .sources
+        .iter()
+        .all(|s| s.ssrc != 99));
     // Known SSRCs keep flowing; the other side has its own budget.
     assert!(matches!(
         e.handle_datagram(ms(2), Side::Client, id, &rtp(0, 2, 160, Ssrc(0), 10)),
@@ -393,4 +403,46 @@ fn stun_transactions_give_the_responders_leg_rtt() {
     let client = snap.side(Side::Client);
     assert_eq!((client.rtt_stun.measurements, client.stun_responses), (1, 1));
     assert!((client.rtt_stun.last.unwrap() - 0.015).abs() < 1e-9);
+}
+
+/// A room with joins and leaves: when the table is full, a source that
+/// said BYE or sent no media for 10 s gives its place to a new stream;
+/// report blocks about SSRCs the proxy carries no media of take no place.
+#[test]
+fn ended_and_idle_sources_give_their_place_to_new_streams() {
+    let (mut e, id) = engine();
+    let client_ssrcs = |e: &Driver, t: u64| -> Vec<u32> {
+        let snap = e.snapshot(ms(t), id).unwrap();
+        let mut v: Vec<u32> = snap.side(Side::Client).sources.iter().map(|s| s.ssrc).collect();
+        v.sort_unstable();
+        v
+    };
+    for i in 0..4u32 {
+        e.handle_datagram(ms(0), Side::Client, id, &rtp(0, 1, 0, Ssrc(i), 10));
+    }
+    // Report blocks from upstream about SSRCs that never sent media here.
+    for about in 100..110u32 {
+        let block = report_block(Ssrc(about), (0, 0), 1, 0, CompactNtp(0), Duration::ZERO);
+        e.handle_datagram(ms(1), Side::Upstream, id, &rr(Ssrc(0x4444_4444), &[block]));
+    }
+    assert_eq!(client_ssrcs(&e, 1), vec![0, 1, 2, 3]);
+    // SSRC 1 leaves (BYE); 2 and 3 keep sending; 0 goes quiet.
+    let bye = common::built(|o| rtcp::write_bye(o, &[Ssrc(1)], None));
+    e.handle_datagram(ms(100), Side::Client, id, &bye);
+    for t in (1_000..12_000).step_by(1_000) {
+        let seq = (t / 1_000) as u16 + 1;
+        e.handle_datagram(ms(t), Side::Client, id, &rtp(0, seq, 0, Ssrc(2), 10));
+        e.handle_datagram(ms(t), Side::Client, id, &rtp(0, seq, 0, Ssrc(3), 10));
+    }
+    // A new participant takes the BYE'd place at once, the next one the
+    // quiet one's (idle 12 s); a third finds no place and is forwarded.
+    e.handle_datagram(ms(12_000), Side::Client, id, &rtp(0, 1, 0, Ssrc(50), 10));
+    assert_eq!(client_ssrcs(&e, 12_000), vec![0, 2, 3, 50]);
+    e.handle_datagram(ms(12_000), Side::Client, id, &rtp(0, 1, 0, Ssrc(51), 10));
+    assert_eq!(client_ssrcs(&e, 12_000), vec![2, 3, 50, 51]);
+    assert_eq!(
+        e.handle_datagram(ms(12_000), Side::Client, id, &rtp(0, 1, 0, Ssrc(52), 10)),
+        Verdict::Forward(PacketKind::Rtp)
+    );
+    assert_eq!(client_ssrcs(&e, 12_000), vec![2, 3, 50, 51]);
 }

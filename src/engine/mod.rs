@@ -636,8 +636,10 @@ impl Engine {
                         push_output(outputs, counters, config.max_queued_events, Output::Event(ev));
                     }
                     RtpOutcome::SourceLimit => {
+                        // Every live stream is measured and the table is
+                        // full: this one is forwarded unmeasured (never
+                        // dropped: it is somebody's media), and counted.
                         counters.caps_hit.hit(Cap::SourcesPerSide);
-                        return Verdict::Drop(DropReason::SourceLimit);
                     }
                 }
                 Verdict::Forward(kind)

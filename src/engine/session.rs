@@ -283,7 +283,41 @@ impl SideState {
         };
         Some(&mut self.sources[i])
     }
+
+    /// An existing source's entry; never creates one (report blocks about
+    /// SSRCs the proxy carries no media of).
+    fn known_mut(&mut self, ssrc: Ssrc) -> Option<&mut Source> {
+        self.position(ssrc).map(|i| &mut self.sources[i])
+    }
+
+    /// A media stream's entry: created under `cap`, or when the table is
+    /// full in place of a source that ended (BYE), never sent media, or
+    /// sent none for [`SOURCE_IDLE`] (the stalest goes). A room with joins
+    /// and leaves keeps measuring its newest participants.
+    fn media_source_mut(&mut self, ssrc: Ssrc, cap: usize, now: MonoTime) -> Option<&mut Source> {
+        if self.position(ssrc).is_some() || self.n_ssrcs < cap {
+            return self.source_mut(ssrc, cap);
+        }
+        let last_media = |s: &Source| s.rtp.as_ref().map(|r| r.stats.last_arrival());
+        let victim = self
+            .sources
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.bye || last_media(s).is_none_or(|t| now.saturating_since(t) >= SOURCE_IDLE))
+            .min_by_key(|(_, s)| (!s.bye, last_media(s)))
+            .map(|(i, _)| i)?;
+        self.sources[victim] = Source::new(ssrc);
+        match self.inline_ssrcs.get_mut(victim) {
+            Some(slot) => *slot = ssrc,
+            None => self.more_ssrcs[victim - INLINE_SSRCS] = ssrc,
+        }
+        Some(&mut self.sources[victim])
+    }
 }
+
+/// A source that sent no media for this long gives its place to a new one
+/// when the table is full.
+pub const SOURCE_IDLE: Duration = Duration::from_secs(10);
 
 /// Whether `ssrc` (first seen with payload type `pt` on `side`) is an RTX
 /// stream, and of which primary: its FID group names it, or its payload
@@ -412,7 +446,7 @@ impl Session {
             _ => None,
         };
         let state = &mut self.sides[side.index()];
-        let Some(source) = state.source_mut(ssrc, cap) else {
+        let Some(source) = state.media_source_mut(ssrc, cap, now) else {
             return RtpOutcome::SourceLimit;
         };
         if rtx.is_some() {
@@ -555,13 +589,13 @@ impl Session {
                     }
                 }
                 for block in sr.report_blocks() {
-                    self.on_report_block(now, side, sr.sender, block, cap, counters, cleared);
+                    self.on_report_block(now, side, sr.sender, block, counters, cleared);
                 }
             }
             RtcpPacket::ReceiverReport(rr) => {
                 self.sides[side.index()].rtcp.reports += 1;
                 for block in rr.report_blocks() {
-                    self.on_report_block(now, side, rr.sender, block, cap, counters, cleared);
+                    self.on_report_block(now, side, rr.sender, block, counters, cleared);
                 }
             }
             RtcpPacket::Xr(xr) => {
@@ -645,19 +679,17 @@ impl Session {
     /// A block from a receiver on `side` about a source sent from the other
     /// side. Its RTT is the leg of `side`: SR forwarded toward `side`,
     /// report block back from `side`.
-    #[allow(clippy::too_many_arguments)] // the block, where it came from, and what it updates
     fn on_report_block(
         &mut self,
         now: MonoTime,
         side: Side,
         reporter: Ssrc,
         block: ReportBlock,
-        cap: usize,
         counters: &mut Counters,
         cleared: &mut Vec<(Side, Ssrc)>,
     ) {
         let other = side.other();
-        let Some(src) = self.sides[other.index()].source_mut(block.ssrc, cap) else {
+        let Some(src) = self.sides[other.index()].known_mut(block.ssrc) else {
             return;
         };
         match &mut src.remote {
