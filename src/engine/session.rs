@@ -265,23 +265,26 @@ impl SideState {
     fn source_mut(&mut self, ssrc: Ssrc, cap: usize) -> Option<&mut Source> {
         let i = match self.position(ssrc) {
             Some(i) => i,
-            None if self.n_ssrcs < cap => {
-                // Grow 1, 2, 4, …: Vec's first allocation would hold four
-                // ~900-byte sources where most sides carry one or two.
-                if self.sources.len() == self.sources.capacity() {
-                    self.sources.reserve_exact(self.sources.capacity().max(1));
-                }
-                match self.inline_ssrcs.get_mut(self.n_ssrcs) {
-                    Some(slot) => *slot = ssrc,
-                    None => self.more_ssrcs.push(ssrc),
-                }
-                self.sources.push(Source::new(ssrc));
-                self.n_ssrcs += 1;
-                self.n_ssrcs - 1
-            }
+            None if self.n_ssrcs < cap => self.push_source(ssrc),
             None => return None,
         };
         Some(&mut self.sources[i])
+    }
+
+    /// Appends an entry for a new SSRC; returns its index.
+    fn push_source(&mut self, ssrc: Ssrc) -> usize {
+        // Grow 1, 2, 4, …: Vec's first allocation would hold four
+        // ~900-byte sources where most sides carry one or two.
+        if self.sources.len() == self.sources.capacity() {
+            self.sources.reserve_exact(self.sources.capacity().max(1));
+        }
+        match self.inline_ssrcs.get_mut(self.n_ssrcs) {
+            Some(slot) => *slot = ssrc,
+            None => self.more_ssrcs.push(ssrc),
+        }
+        self.sources.push(Source::new(ssrc));
+        self.n_ssrcs += 1;
+        self.n_ssrcs - 1
     }
 
     /// An existing source's entry; never creates one (report blocks about
@@ -290,13 +293,14 @@ impl SideState {
         self.position(ssrc).map(|i| &mut self.sources[i])
     }
 
-    /// A media stream's entry: created under `cap`, or when the table is
-    /// full in place of a source that ended (BYE), never sent media, or
-    /// sent none for [`SOURCE_IDLE`] (the stalest goes). A room with joins
-    /// and leaves keeps measuring its newest participants.
-    fn media_source_mut(&mut self, ssrc: Ssrc, cap: usize, now: MonoTime) -> Option<&mut Source> {
-        if self.position(ssrc).is_some() || self.n_ssrcs < cap {
-            return self.source_mut(ssrc, cap);
+    /// An entry for a new media stream (an SSRC not in the table): created
+    /// under `cap`, or when the table is full in place of a source that
+    /// ended (BYE), never sent media, or sent none for [`SOURCE_IDLE`] (the
+    /// stalest goes). A room with joins and leaves keeps measuring its
+    /// newest participants. Returns the entry's index.
+    fn new_media_source(&mut self, ssrc: Ssrc, cap: usize, now: MonoTime) -> Option<usize> {
+        if self.n_ssrcs < cap {
+            return Some(self.push_source(ssrc));
         }
         let last_media = |s: &Source| s.rtp.as_ref().map(|r| r.stats.last_arrival());
         let victim = self
@@ -311,7 +315,7 @@ impl SideState {
             Some(slot) => *slot = ssrc,
             None => self.more_ssrcs[victim - INLINE_SSRCS] = ssrc,
         }
-        Some(&mut self.sources[victim])
+        Some(victim)
     }
 }
 
@@ -437,21 +441,22 @@ impl Session {
     ) -> RtpOutcome {
         let ssrc = rtp.ssrc();
         let pt = rtp.payload_type();
-        // Only sessions with SDP attached pay for the RTX look-up, and only
-        // for a stream's first packet.
-        let rtx = match self.media.as_deref() {
-            Some(media) if self.sides[side.index()].position(ssrc).is_none() => {
-                rtx_role(media, &self.sides[side.index()], ssrc, pt)
+        // One SSRC scan per packet; a stream's first packet also decides
+        // its RTX role (sessions with SDP attached only) and its place.
+        let index = match self.sides[side.index()].position(ssrc) {
+            Some(i) => i,
+            None => {
+                let state = &self.sides[side.index()];
+                let rtx = self.media.as_deref().and_then(|m| rtx_role(m, state, ssrc, pt));
+                let state = &mut self.sides[side.index()];
+                let Some(i) = state.new_media_source(ssrc, cap, now) else {
+                    return RtpOutcome::SourceLimit;
+                };
+                state.sources[i].rtx = rtx;
+                i
             }
-            _ => None,
         };
-        let state = &mut self.sides[side.index()];
-        let Some(source) = state.media_source_mut(ssrc, cap, now) else {
-            return RtpOutcome::SourceLimit;
-        };
-        if rtx.is_some() {
-            source.rtx = rtx;
-        }
+        let source = &mut self.sides[side.index()].sources[index];
         match &mut source.rtp {
             Some(stream) => {
                 if stream.payload_type != pt {
