@@ -1238,11 +1238,19 @@ fn impaired_assertions(
     // The RTT the relay measured on the impaired leg.
     let p = fig.proxy_pair("client").cloned().unwrap_or(Value::Null);
     let rtt = p["currentRoundTripTime"].as_f64().map(|r| r * 1e3);
+    // The truth is the injected delay plus whatever the userspace
+    // forwarder itself added on this run: it is never early, but on a
+    // loaded 2-core machine it delivers late by up to its measured
+    // maximum each way (the only samples are Janus's checks at call
+    // set-up, while Chromium starts). Never below 50 − 3 ms; at most
+    // 50 + 3 ms plus the forwarder's worst lateness in both directions.
+    let late_ms = (c.late_max_us + counters.to_client.rtp.late_max_us) as f64 / 1e3;
     check(
         failures,
-        rtt.is_some_and(|r| (r - CLIENT_RTT_MS).abs() <= RTT_TOLERANCE_MS),
+        rtt.is_some_and(|r| r >= CLIENT_RTT_MS - RTT_TOLERANCE_MS && r <= CLIENT_RTT_MS + RTT_TOLERANCE_MS + late_ms),
         format!(
-            "impaired: proxy STUN RTT on the client leg {rtt:?} ms within ±{RTT_TOLERANCE_MS} ms of {CLIENT_RTT_MS} ms ({} responses)",
+            "impaired: proxy STUN RTT on the client leg {rtt:?} ms within {CLIENT_RTT_MS} ms −{RTT_TOLERANCE_MS} / +{RTT_TOLERANCE_MS} \
+             + {late_ms:.1} ms of the forwarder's own lateness ({} responses)",
             p["responsesReceived"]
         ),
     );
