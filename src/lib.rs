@@ -86,6 +86,7 @@
 
 pub mod analyze;
 pub mod config;
+pub mod dtls;
 pub mod engine;
 pub mod export;
 pub mod report;

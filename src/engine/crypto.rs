@@ -18,6 +18,7 @@
 //!   window sees one consistent sequence.
 
 use super::Side;
+use crate::dtls::LegKeys;
 use crate::srtp::{reprotect_index, srtcp_trailer, SrtcpProtector, SrtcpReader, SrtpError, SrtpKeys};
 
 /// A session's provisioned keys, per sending direction.
@@ -41,6 +42,9 @@ pub struct SessionCrypto {
     pub plain: Vec<u8>,
     /// Key fingerprints per direction, for the API (never the keys).
     pub fingerprints: [Option<String>; 2],
+    /// Keys from back-to-back DTLS: each leg has its own, so every SRTCP
+    /// compound is re-protected for the other leg, whatever the mode.
+    pub back_to_back: bool,
 }
 
 impl SessionCrypto {
@@ -57,6 +61,30 @@ impl SessionCrypto {
                 keys.client.as_ref().map(SrtpKeys::fingerprint),
                 keys.upstream.as_ref().map(SrtpKeys::fingerprint),
             ],
+            back_to_back: false,
+        })
+    }
+
+    /// Contexts for back-to-back DTLS-SRTP: SRTCP from a side opens with
+    /// what that leg's peer writes with; toward a side the proxy protects
+    /// with its own write keys of that leg (RFC 5764 §4.2).
+    pub fn back_to_back(client: &LegKeys, upstream: &LegKeys) -> Result<Self, SrtpError> {
+        Ok(SessionCrypto {
+            readers: [
+                Some(SrtcpReader::new(&client.peer_write)?),
+                Some(SrtcpReader::new(&upstream.peer_write)?),
+            ],
+            writers: [
+                Some(SrtcpProtector::new(&client.own_write)?),
+                Some(SrtcpProtector::new(&upstream.own_write)?),
+            ],
+            own_index: [0; 2],
+            plain: Vec::new(),
+            fingerprints: [
+                Some(client.peer_write.fingerprint()),
+                Some(upstream.peer_write.fingerprint()),
+            ],
+            back_to_back: true,
         })
     }
 

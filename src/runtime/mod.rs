@@ -181,8 +181,16 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut workers = Vec::new();
+    let identity = config
+        .dtls_identity()
+        .map_err(|e| io::Error::other(format!("dtls: {e}")))?
+        .map(std::sync::Arc::new);
     for (w, sockets) in per_worker.into_iter().enumerate() {
-        let engine = config.engine_config(n, random_seed());
+        let mut engine = config.engine_config(n, random_seed());
+        // The worker sets the epoch to its own clock's origin.
+        engine.dtls = identity
+            .as_ref()
+            .map(|id| config.dtls_settings(id, n, clock::Clock::new().instant_of(crate::time::MonoTime::ZERO)));
         let (tx, rx) = mpsc::channel(16);
         let shutdown = shutdown_rx.clone();
         let buffer_bytes = opts.buffer_bytes;
@@ -339,13 +347,18 @@ impl RelayRuntime {
                 ("upstream_bind", a.upstream_bind == b.upstream_bind),
                 ("upstream_ports", a.upstream_ports == b.upstream_ports),
                 ("upstream_rtcp", a.upstream_rtcp.is_some() == b.upstream_rtcp.is_some()),
+                ("dtls", a.dtls == b.dtls),
             ] {
                 if !same {
                     return Err(format!("relay[{i}].{key} changed: restart to apply"));
                 }
             }
         }
-        // Each worker keeps its own seed (the engine ignores a new one).
+        if old.dtls.certificate != new.dtls.certificate || old.dtls.private_key != new.dtls.private_key {
+            return Err("dtls.certificate changed: restart to apply".into());
+        }
+        // Each worker keeps its own seed and DTLS identity (the engine
+        // ignores new ones).
         let reload = new.engine_config(self.workers.len(), 0);
         for w in &self.workers {
             w.control

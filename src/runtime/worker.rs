@@ -170,6 +170,11 @@ pub fn run(
             });
         }
         let clock = Clock::new();
+        let mut engine = engine;
+        if let Some(dtls) = engine.dtls.as_mut() {
+            // DTLS handshakes run on the engine's time (see engine::dtls).
+            dtls.epoch = clock.instant_of(crate::time::MonoTime::ZERO);
+        }
         let mut engine = Engine::new(engine);
         let map = clock.wall_to_mono();
         engine.handle_input(Input::WallClock {
@@ -641,6 +646,19 @@ fn on_event(st: &mut State, event: Event) {
             eprintln!(
                 "session {} {side:?}: over {per_sec} datagrams/s, dropping the excess \
                  (limits.max_packets_per_session_per_sec; counted as rate_limited)",
+                view_id(st.index, session)
+            );
+        }
+        Event::DtlsConnected { session, side, suite } if st.log => {
+            eprintln!(
+                "session {} {side:?} leg: DTLS connected ({suite})",
+                view_id(st.index, session)
+            );
+        }
+        Event::DtlsFailed { session, side, reason } => {
+            // Logged always: the call has no media on this session.
+            eprintln!(
+                "session {} {side:?} leg: DTLS failed ({reason}); no media passes",
                 view_id(st.index, session)
             );
         }
