@@ -73,6 +73,10 @@ pub enum Control {
     /// What a session's SDP says about its streams; answers whether the
     /// session exists.
     SetMedia(SessionId, Box<crate::engine::media::MediaMap>, oneshot::Sender<bool>),
+    /// A call set up through the calls API (DTLS termination).
+    SetCall(Box<crate::engine::dtls::CallSetup>, oneshot::Sender<Result<(), String>>),
+    /// Forget a call (its session closes); answers whether it was known.
+    RemoveCall(String, oneshot::Sender<bool>),
 }
 
 /// Closed sessions kept for [`Control::TakeClosed`]; beyond this the oldest
@@ -260,6 +264,25 @@ async fn control_loop(shared: Rc<Shared>, mut control: mpsc::Receiver<Control>) 
                 }
                 Some(Control::SetMedia(id, media, reply)) => {
                     let known = shared.state.borrow_mut().engine.set_session_media(id, *media);
+                    let _ = reply.send(known);
+                }
+                Some(Control::SetCall(setup, reply)) => {
+                    let mut st = shared.state.borrow_mut();
+                    let now = st.clock.now();
+                    let result = st.engine.set_call(now, *setup).map_err(|e| e.to_string());
+                    let _ = reply.send(result);
+                }
+                Some(Control::RemoveCall(call_id, reply)) => {
+                    let known = {
+                        let mut st = shared.state.borrow_mut();
+                        let now = st.clock.now();
+                        st.engine.remove_call(now, &call_id)
+                    };
+                    // A closed session's sockets and record follow.
+                    let mut st = shared.state.borrow_mut();
+                    let mut sender = Sender::default();
+                    drain_outputs(&shared, &mut st, &[], &mut sender);
+                    sender.flush(&mut st);
                     let _ = reply.send(known);
                 }
                 Some(Control::TakeClosed(reply)) => {
