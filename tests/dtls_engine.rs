@@ -330,6 +330,8 @@ fn a_wrong_fingerprint_fails_the_leg_and_no_media_passes() {
         .collect();
     assert_eq!(failures, vec![(Side::Client, "fingerprint_mismatch")]);
     assert_eq!(c.driver.counters().dtls_failed, 1);
+    let dtls = c.driver.snapshot(c.now, c.id).unwrap().dtls.unwrap();
+    assert_eq!((dtls.client, dtls.failure), ("failed", Some("fingerprint_mismatch")));
     let keys = rtp_middlebox::srtp::SrtpKeys::generate(rtp_middlebox::srtp::CryptoSuite::AesCm128HmacSha1_80).unwrap();
     let v = c
         .driver

@@ -252,6 +252,25 @@ impl BackToBack {
     }
 
     fn drain(&mut self, settings: &DtlsSettings, side: Side, out: &mut Vec<LegOutput>) {
+        // Records of this drain are held back when the leg fails in it: a
+        // peer whose certificate does not match its SDP never gets the
+        // proxy's final flight (dimpl may queue it before surfacing the
+        // certificate).
+        let start = out.len();
+        self.drain_into(settings, side, out);
+        if matches!(self.legs[side.index()].state, LegState::Failed(_)) {
+            let mut i = start;
+            while i < out.len() {
+                if matches!(out[i], LegOutput::Record(s, _) if s == side) {
+                    out.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    fn drain_into(&mut self, settings: &DtlsSettings, side: Side, out: &mut Vec<LegOutput>) {
         let mut buf = vec![0u8; 2048];
         loop {
             let leg = &mut self.legs[side.index()];
