@@ -432,7 +432,7 @@ fn handshakes_are_bounded() {
         p.at(epoch);
         driver.client_datagram(ms(2), from, &p.outbox.remove(0));
     }
-    assert_eq!(driver.call_session("call-0").is_some(), true);
+    assert!(driver.call_session("call-0").is_some());
     assert_eq!(driver.call_session("call-1"), None, "over the handshake budget");
     assert_eq!(driver.counters().dtls_refused, 1);
 }
