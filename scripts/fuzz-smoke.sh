@@ -29,7 +29,7 @@ fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 FUZZ="$ROOT/fuzz"
-ALL_TARGETS=(rtp rtcp stun classify engine capture config api srtcp)
+ALL_TARGETS=(rtp rtcp stun classify engine capture config api srtcp dtls)
 read -r -a TARGETS <<<"${FUZZ_TARGETS:-${ALL_TARGETS[*]}}"
 
 # ---------------------------------------------------------------- toolchain

@@ -5,6 +5,8 @@
 //! Each test binary uses part of it.
 #![allow(dead_code)]
 
+pub mod dtls;
+
 use rtp_middlebox::config::Config;
 use rtp_middlebox::engine::{
     Engine, EngineConfig, Event, Input, OpenError, Output, Payload, RelaySettings, RtcpMode, SessionId, SessionInfo,

@@ -1,0 +1,279 @@
+//! Back-to-back DTLS support for tests and benches: a DTLS endpoint (dimpl,
+//! its own certificate) playing a browser or an SFU, and a call through
+//! an engine that terminates DTLS on both legs, on virtual time.
+
+use super::*;
+use rtp_middlebox::dtls::{sha256, srtp_keys_from_export, suite_of, DtlsIdentity, LegKeys};
+use rtp_middlebox::engine::dtls::{CallSetup, DtlsRole, DtlsSettings, PeerDtls};
+use rtp_middlebox::engine::{EngineConfig, Event, RtcpMode, SessionId, Side, Verdict};
+use rtp_middlebox::time::MonoTime;
+use rtp_middlebox::wire::stun::{StunClass, ATTR_USERNAME};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A DTLS endpoint of the test: a browser or an SFU.
+pub struct Peer {
+    pub dtls: dimpl::Dtls,
+    pub identity: DtlsIdentity,
+    pub active: bool,
+    pub keys: Option<LegKeys>,
+    pub connected: bool,
+    pub peer_fingerprint: Option<[u8; 32]>,
+    pub outbox: Vec<Vec<u8>>,
+}
+
+impl Peer {
+    pub fn new(active: bool, epoch: Instant) -> Peer {
+        let identity = DtlsIdentity::generate().unwrap();
+        let config = Arc::new(dimpl::Config::default());
+        let mut dtls = dimpl::Dtls::new_auto(config, identity.dimpl_certificate(), epoch);
+        if active {
+            dtls.set_active(true);
+        }
+        Peer {
+            dtls,
+            identity,
+            active,
+            keys: None,
+            connected: false,
+            peer_fingerprint: None,
+            outbox: Vec::new(),
+        }
+    }
+
+    pub fn description(&self, ufrag: &str) -> PeerDtls {
+        PeerDtls {
+            ufrag: ufrag.into(),
+            fingerprints: vec![self.identity.fingerprint()],
+            role: if self.active {
+                DtlsRole::Client
+            } else {
+                DtlsRole::Server
+            },
+        }
+    }
+
+    pub fn at(&mut self, t: Instant) {
+        self.dtls.handle_timeout(t).unwrap();
+        self.poll();
+    }
+
+    pub fn feed(&mut self, t: Instant, record: &[u8]) {
+        self.dtls.handle_timeout(t).unwrap();
+        let _ = self.dtls.handle_packet(record);
+        self.poll();
+    }
+
+    pub fn poll(&mut self) {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            match self.dtls.poll_output(&mut buf) {
+                dimpl::Output::Packet(p) => self.outbox.push(p.to_vec()),
+                dimpl::Output::Timeout(_) => return,
+                dimpl::Output::Connected => self.connected = true,
+                dimpl::Output::PeerCert(der) => self.peer_fingerprint = Some(sha256(der)),
+                dimpl::Output::KeyingMaterial(m, profile) => {
+                    self.keys = srtp_keys_from_export(&m, suite_of(profile).unwrap(), self.active);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+pub const CLIENT_UFRAG: &str = "cLiE";
+pub const UPSTREAM_UFRAG: &str = "uPsT";
+
+pub struct Call {
+    pub driver: Driver,
+    pub client: Peer,
+    pub upstream: Peer,
+    pub proxy: DtlsIdentity,
+    pub epoch: Instant,
+    pub now: MonoTime,
+    pub id: SessionId,
+}
+
+impl Call {
+    pub fn instant(&self) -> Instant {
+        self.epoch + Duration::from_nanos(self.now.as_nanos())
+    }
+
+    /// Delivers everything both peers and the engine have to send until
+    /// nothing moves, advancing time 1 ms per round.
+    pub fn pump(&mut self) {
+        for _ in 0..200 {
+            self.now = self.now + Duration::from_millis(1);
+            let t = self.instant();
+            self.client.at(t);
+            self.upstream.at(t);
+            let mut moved = false;
+            for record in std::mem::take(&mut self.client.outbox) {
+                moved = true;
+                self.driver.client_datagram(self.now, addr(CLIENT), &record);
+                self.route();
+            }
+            for record in std::mem::take(&mut self.upstream.outbox) {
+                moved = true;
+                self.driver.handle_datagram(self.now, Side::Upstream, self.id, &record);
+                self.route();
+            }
+            self.driver.handle_timeout(self.now);
+            while let Some(sent) = self.driver.poll_transmit() {
+                moved = true;
+                self.peer(sent.toward).feed(t, &sent.datagram);
+            }
+            if !moved && self.client.connected && self.upstream.connected {
+                return;
+            }
+        }
+    }
+
+    pub fn peer(&mut self, side: Side) -> &mut Peer {
+        match side {
+            Side::Client => &mut self.client,
+            Side::Upstream => &mut self.upstream,
+        }
+    }
+
+    /// Hands what the engine sent for the last input to the peers.
+    pub fn route(&mut self) {
+        let t = self.instant();
+        for sent in std::mem::take(&mut self.driver.last_sent) {
+            self.peer(sent.toward).feed(t, &sent.datagram);
+        }
+    }
+
+    pub fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.driver.poll_event()).collect()
+    }
+}
+
+/// A call where the client is the DTLS client (Chromium answering an SFU's
+/// offer with `a=setup:active`) and the upstream the server.
+pub fn call(mode: RtcpMode, client_fingerprint_ok: bool) -> Call {
+    let epoch = epoch();
+    let proxy = DtlsIdentity::generate().unwrap();
+    let config = EngineConfig {
+        relays: vec![rtp_middlebox::engine::RelaySettings {
+            dtls_terminate: true,
+            ..relay(mode)
+        }],
+        dtls: Some(DtlsSettings::new(Arc::new(proxy.clone()), epoch)),
+        idle_timeout: None,
+        ..EngineConfig::default()
+    };
+    let mut driver = Driver::new(config);
+    let client = Peer::new(true, epoch);
+    let upstream = Peer::new(false, epoch);
+    let mut client_desc = client.description(CLIENT_UFRAG);
+    if !client_fingerprint_ok {
+        client_desc.fingerprints = vec![[0xab; 32]];
+    }
+    driver
+        .set_call(
+            MonoTime::ZERO,
+            CallSetup {
+                call_id: "call-1".into(),
+                client: client_desc,
+                upstream: upstream.description(UPSTREAM_UFRAG),
+            },
+        )
+        .unwrap();
+    // ICE: the client's check opens the session and binds the call.
+    let username = format!("{UPSTREAM_UFRAG}:{CLIENT_UFRAG}");
+    let check = stun(StunClass::Request, [7; 12], &[(ATTR_USERNAME, username.as_bytes())]);
+    let now = ms(10);
+    assert!(matches!(
+        driver.client_datagram(now, addr(CLIENT), &check),
+        Verdict::Forward(_)
+    ));
+    let id = driver.sessions().next().unwrap().id;
+    assert_eq!(driver.call_session("call-1"), Some(id));
+    Call {
+        driver,
+        client,
+        upstream,
+        proxy,
+        epoch,
+        now,
+        id,
+    }
+}
+
+/// The `Instant` standing for virtual time zero: any will do, since dimpl
+/// and the engine only use differences from it.
+#[allow(clippy::disallowed_methods)]
+pub fn epoch() -> Instant {
+    Instant::now()
+}
+
+#[test]
+fn garbage_records_are_discarded_and_the_call_still_connects() {
+    let mut c = call(RtcpMode::Forward, true);
+    // Forged records on the client's 5-tuple before and during the
+    // handshake: DTLS content types with random bodies.
+    let mut seed = 0x1234_5678u32;
+    for i in 0..500u32 {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let len = 13 + (seed % 200) as usize;
+        let mut record: Vec<u8> = (0..len).map(|j| (seed >> (j % 24)) as u8).collect();
+        record[0] = 20 + (i % 4) as u8; // change_cipher_spec, alert, handshake, application_data
+        let v = c.driver.client_datagram(c.now, addr(CLIENT), &record);
+        assert_eq!(v, Verdict::Consumed);
+    }
+    c.pump();
+    let snap = c.driver.snapshot(c.now, c.id).unwrap();
+    assert!(
+        c.client.connected && c.upstream.connected,
+        "the real handshake completes: {:?} {:?} client {:?}",
+        snap.dtls,
+        c.events(),
+        c.client.dtls
+    );
+    assert_eq!(c.driver.counters().dtls_failed, 0);
+    assert_eq!(c.driver.counters().dtls_connected, 2);
+}
+
+#[test]
+fn handshakes_are_bounded() {
+    let epoch = epoch();
+    let mut settings = DtlsSettings::new(Arc::new(DtlsIdentity::generate().unwrap()), epoch);
+    settings.max_handshakes = 2; // one session's two legs
+    let config = EngineConfig {
+        relays: vec![rtp_middlebox::engine::RelaySettings {
+            dtls_terminate: true,
+            ..relay(RtcpMode::Forward)
+        }],
+        dtls: Some(settings),
+        ..EngineConfig::default()
+    };
+    let mut driver = Driver::new(config);
+    let peers: Vec<(Peer, Peer)> = (0..2)
+        .map(|_| (Peer::new(true, epoch), Peer::new(false, epoch)))
+        .collect();
+    for (i, (client, upstream)) in peers.iter().enumerate() {
+        let setup = CallSetup {
+            call_id: format!("call-{i}"),
+            client: client.description(&format!("c{i}")),
+            upstream: upstream.description(&format!("u{i}")),
+        };
+        driver.set_call(MonoTime::ZERO, setup).unwrap();
+    }
+    // Both clients check; each starts its handshake at once.
+    for i in 0..2 {
+        let from = addr(&format!("192.0.2.{}:5000", 20 + i));
+        let check = stun(
+            StunClass::Request,
+            [i as u8; 12],
+            &[(ATTR_USERNAME, format!("u{i}:c{i}").as_bytes())],
+        );
+        driver.client_datagram(ms(1), from, &check);
+        let mut p = Peer::new(true, epoch);
+        p.at(epoch);
+        driver.client_datagram(ms(2), from, &p.outbox.remove(0));
+    }
+    assert!(driver.call_session("call-0").is_some());
+    assert_eq!(driver.call_session("call-1"), None, "over the handshake budget");
+    assert_eq!(driver.counters().dtls_refused, 1);
+}
