@@ -90,6 +90,7 @@ pub mod engine;
 pub mod export;
 pub mod report;
 pub mod runtime;
+pub mod sdp;
 pub mod sim;
 pub mod srtp;
 pub mod stats;
