@@ -230,8 +230,18 @@ pub struct MediaLine {
     pub mid: Option<String>,
     /// `a=bundle-only` (RFC 8843 §6).
     pub bundle_only: bool,
+    /// The transport protocol (`UDP/TLS/RTP/SAVPF`, `UDP/DTLS/SCTP`, ...).
+    pub proto: String,
     /// `a=rtcp-mux` (RFC 5761 §5.1.1): RTCP on the RTP port.
     pub rtcp_mux: bool,
+}
+
+impl MediaLine {
+    /// Whether this m-line needs an ICE component 2 for RTCP: RTP without
+    /// `a=rtcp-mux` (RFC 8839 §5.1). SCTP over DTLS (RFC 8841) has one.
+    pub fn rtcp_component(&self) -> bool {
+        self.proto.contains("RTP/") && !self.rtcp_mux
+    }
 }
 
 /// What an SDP says about its DTLS-SRTP transport.
@@ -314,12 +324,18 @@ struct Section<'a> {
     port: u16,
     /// Byte range of the port digits in the m= line.
     port_span: (usize, usize),
+    proto: &'a str,
     mid: Option<&'a str>,
     bundle_only: bool,
     rtcp_mux: bool,
 }
 
 impl Section<'_> {
+    /// See [`MediaLine::rtcp_component`].
+    fn rtcp_component(&self) -> bool {
+        self.proto.contains("RTP/") && !self.rtcp_mux
+    }
+
     /// RFC 3264 §6: port 0 rejects the m-line, unless it is bundle-only
     /// (RFC 8843 §6), which shares the BUNDLE transport.
     fn rejected(&self) -> bool {
@@ -408,6 +424,7 @@ fn parse_m_line(rest: &str, index: usize) -> Result<Section<'_>, SdpError> {
         return Err(malformed("m-line port is not a number"));
     }
     let port: u16 = port_str.parse().map_err(|_| malformed("m-line port is out of range"))?;
+    let proto = after.split(' ').nth(1).unwrap_or("");
     let start = 2 + kind.len() + 1; // "m=" + kind + " "
     Ok(Section {
         start: index,
@@ -415,6 +432,7 @@ fn parse_m_line(rest: &str, index: usize) -> Result<Section<'_>, SdpError> {
         kind,
         port,
         port_span: (start, start + port_str.len()),
+        proto,
         mid: None,
         bundle_only: false,
         rtcp_mux: false,
@@ -532,6 +550,7 @@ fn inspect_parsed(parsed: &Parsed<'_>) -> Result<DtlsDescription, SdpError> {
             port: sec.port,
             mid: sec.mid.map(str::to_owned),
             bundle_only: sec.bundle_only,
+            proto: sec.proto.to_owned(),
             rtcp_mux: sec.rtcp_mux,
         });
     }
@@ -610,8 +629,9 @@ fn connection_line(addr: SocketAddr) -> String {
 /// * with `announce`, every `a=candidate` is removed (`a=end-of-candidates`
 ///   stays) and each m-section that carries a transport (not rejected, not
 ///   bundle-only) gets one host candidate for the announced address,
-///   component 1, plus component 2 on port + 1 without `a=rtcp-mux` (whose
-///   `a=rtcp` then names port + 1 too, RFC 3605 §2.1); the candidates go
+///   component 1, plus component 2 on port + 1 for RTP without
+///   `a=rtcp-mux` (whose `a=rtcp` then names port + 1 too, RFC 3605 §2.1;
+///   SCTP m-lines have one component); the candidates go
 ///   where the section's first candidate was, else before its
 ///   `a=end-of-candidates`, else at its end. Every `c=` names the announced
 ///   address, and the port of every m-line that is neither rejected nor
@@ -681,7 +701,7 @@ fn emit_level<'a>(
     let mut candidates: Option<Vec<String>> = None;
     if let (Some(addr), Some(s), true) = (rw.announce, sec, transport) {
         let mut c = vec![host_candidate(1, addr, addr.port())];
-        if !s.rtcp_mux {
+        if s.rtcp_component() {
             let rtcp = addr.port().checked_add(1).ok_or(SdpError::UnusableAnnounce)?;
             c.push(host_candidate(2, addr, rtcp));
         }
@@ -716,7 +736,7 @@ fn emit_level<'a>(
                 out.push(Cow::Owned(connection_line(addr)));
                 continue;
             } else if let (Some(s), true) = (sec, line.is_attr("rtcp")) {
-                if transport && !s.rtcp_mux {
+                if transport && s.rtcp_component() {
                     let rtcp = addr.port().checked_add(1).ok_or(SdpError::UnusableAnnounce)?;
                     let family = if addr.is_ipv4() { "IP4" } else { "IP6" };
                     out.push(Cow::Owned(format!("a=rtcp:{rtcp} IN {family} {}", addr.ip())));
@@ -956,6 +976,40 @@ mod tests {
             out.contains("a=rtcp:5005 IN IP4 10.0.0.1\r\n"),
             "a=rtcp of a muxed m-line is left alone"
         );
+        assert_eq!(out.matches("a=candidate:").count(), 1);
+    }
+
+    #[test]
+    fn sdes_crypto_lines_are_noted_and_kept() {
+        let crypto = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+        let input = sdp(&format!(
+            "a=fingerprint:{FP}\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=ice-ufrag:u\r\n{crypto}\r\na=rtcp-mux\r\n"
+        ));
+        assert!(inspect(&input).unwrap().crypto_present);
+        let fp = proxy();
+        let rw = Rewrite {
+            fingerprint: &fp,
+            setup: Some(Setup::Active),
+            announce: Some("192.0.2.1:9".parse().unwrap()),
+        };
+        let out = rewrite(&input, &rw).unwrap();
+        assert!(out.contains(&format!("\r\n{crypto}\r\n")));
+    }
+
+    #[test]
+    fn sctp_m_lines_get_one_component() {
+        let input = sdp(&format!(
+            "a=fingerprint:{FP}\r\na=ice-ufrag:u\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"
+        ));
+        let d = inspect(&input).unwrap();
+        assert!(!d.media[0].rtcp_mux && !d.media[0].rtcp_component());
+        let fp = proxy();
+        let rw = Rewrite {
+            fingerprint: &fp,
+            setup: None,
+            announce: Some("192.0.2.1:65535".parse().unwrap()),
+        };
+        let out = rewrite(&input, &rw).unwrap();
         assert_eq!(out.matches("a=candidate:").count(), 1);
     }
 
