@@ -634,9 +634,9 @@ fn connection_line(addr: SocketAddr) -> String {
 ///   SCTP m-lines have one component); the candidates go
 ///   where the section's first candidate was, else before its
 ///   `a=end-of-candidates`, else at its end. Every `c=` names the announced
-///   address, and the port of every m-line that is neither rejected nor
-///   bundle-only becomes the announced port (bundle-only m-lines keep port
-///   0, RFC 8843 §6).
+///   address, and every m-line port but 0 becomes the announced port
+///   (rejected and bundle-only m-lines keep port 0, RFC 3264 §6 and
+///   RFC 8843 §6).
 ///
 /// Everything else is kept byte for byte. The output uses CRLF when the
 /// input has any CRLF (else LF), and ends with a line ending when the
@@ -742,7 +742,7 @@ fn emit_level<'a>(
                     out.push(Cow::Owned(format!("a=rtcp:{rtcp} IN {family} {}", addr.ip())));
                     continue;
                 }
-            } else if let (Some(s), true) = (sec.filter(|s| s.start == i), transport) {
+            } else if let Some(s) = sec.filter(|s| s.start == i && s.port != 0) {
                 let (a, b) = s.port_span;
                 out.push(Cow::Owned(format!("{}{}{}", &text[..a], addr.port(), &text[b..])));
                 continue;
@@ -1076,6 +1076,15 @@ mod tests {
         ));
         assert!(out.contains("m=video 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 192.0.2.9\r\na=mid:1\r\na=bundle-only\r\n"));
         assert!(out.ends_with("m=video 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 192.0.2.9\r\na=mid:2\r\n"));
+        assert_eq!(out.matches("a=candidate").count(), 1);
+        // A bundle-only m-line with a port (not what RFC 8843 §6 writes)
+        // does not keep the peer's port either; it still gets no candidate.
+        let odd = input.replace(
+            "m=video 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1",
+            "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1",
+        );
+        let out = rewrite(&odd, &rw).unwrap();
+        assert!(out.contains("m=video 3478 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 192.0.2.9\r\na=mid:1\r\na=bundle-only\r\n"));
         assert_eq!(out.matches("a=candidate").count(), 1);
     }
 }
