@@ -144,7 +144,8 @@ impl Fingerprint {
     /// function is case-insensitive (RFC 8122 §5 lists lowercase tokens;
     /// browsers write them so) and so are the hex digits (RFC 8122 writes
     /// UHEX, but lowercase is common); a known hash function must have its
-    /// digest length.
+    /// digest length. Errors are [`SdpError::Malformed`] with line 0 (no
+    /// document); [`inspect`] reports the line number instead.
     pub fn parse(attr_value: &str) -> Result<Self, SdpError> {
         parse_fingerprint(attr_value).map_err(|reason| SdpError::Malformed { line: 0, reason })
     }
