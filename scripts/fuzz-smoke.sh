@@ -29,7 +29,7 @@ fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 FUZZ="$ROOT/fuzz"
-ALL_TARGETS=(rtp rtcp stun classify engine capture config api srtcp dtls)
+ALL_TARGETS=(rtp rtcp stun classify engine capture config api srtcp dtls sdp_rewrite)
 read -r -a TARGETS <<<"${FUZZ_TARGETS:-${ALL_TARGETS[*]}}"
 
 # ---------------------------------------------------------------- toolchain
@@ -86,6 +86,7 @@ for t in "${TARGETS[@]}"; do
   case "$t" in
     capture) extra=(-max_len=300000 -rss_limit_mb=2048) ;;
     engine) extra=(-max_len=16384) ;;
+    sdp_rewrite) extra=(-max_len=16384) ;; # real SDPs are 2-7 KB
     *) extra=(-max_len=2048) ;;
   esac
   status=0

@@ -144,7 +144,8 @@ impl Fingerprint {
     /// function is case-insensitive (RFC 8122 §5 lists lowercase tokens;
     /// browsers write them so) and so are the hex digits (RFC 8122 writes
     /// UHEX, but lowercase is common); a known hash function must have its
-    /// digest length.
+    /// digest length. Errors are [`SdpError::Malformed`] with line 0 (no
+    /// document); [`inspect`] reports the line number instead.
     pub fn parse(attr_value: &str) -> Result<Self, SdpError> {
         parse_fingerprint(attr_value).map_err(|reason| SdpError::Malformed { line: 0, reason })
     }
@@ -230,8 +231,18 @@ pub struct MediaLine {
     pub mid: Option<String>,
     /// `a=bundle-only` (RFC 8843 §6).
     pub bundle_only: bool,
+    /// The transport protocol (`UDP/TLS/RTP/SAVPF`, `UDP/DTLS/SCTP`, ...).
+    pub proto: String,
     /// `a=rtcp-mux` (RFC 5761 §5.1.1): RTCP on the RTP port.
     pub rtcp_mux: bool,
+}
+
+impl MediaLine {
+    /// Whether this m-line needs an ICE component 2 for RTCP: RTP without
+    /// `a=rtcp-mux` (RFC 8839 §5.1). SCTP over DTLS (RFC 8841) has one.
+    pub fn rtcp_component(&self) -> bool {
+        self.proto.contains("RTP/") && !self.rtcp_mux
+    }
 }
 
 /// What an SDP says about its DTLS-SRTP transport.
@@ -314,12 +325,18 @@ struct Section<'a> {
     port: u16,
     /// Byte range of the port digits in the m= line.
     port_span: (usize, usize),
+    proto: &'a str,
     mid: Option<&'a str>,
     bundle_only: bool,
     rtcp_mux: bool,
 }
 
 impl Section<'_> {
+    /// See [`MediaLine::rtcp_component`].
+    fn rtcp_component(&self) -> bool {
+        self.proto.contains("RTP/") && !self.rtcp_mux
+    }
+
     /// RFC 3264 §6: port 0 rejects the m-line, unless it is bundle-only
     /// (RFC 8843 §6), which shares the BUNDLE transport.
     fn rejected(&self) -> bool {
@@ -408,6 +425,7 @@ fn parse_m_line(rest: &str, index: usize) -> Result<Section<'_>, SdpError> {
         return Err(malformed("m-line port is not a number"));
     }
     let port: u16 = port_str.parse().map_err(|_| malformed("m-line port is out of range"))?;
+    let proto = after.split(' ').nth(1).unwrap_or("");
     let start = 2 + kind.len() + 1; // "m=" + kind + " "
     Ok(Section {
         start: index,
@@ -415,6 +433,7 @@ fn parse_m_line(rest: &str, index: usize) -> Result<Section<'_>, SdpError> {
         kind,
         port,
         port_span: (start, start + port_str.len()),
+        proto,
         mid: None,
         bundle_only: false,
         rtcp_mux: false,
@@ -532,6 +551,7 @@ fn inspect_parsed(parsed: &Parsed<'_>) -> Result<DtlsDescription, SdpError> {
             port: sec.port,
             mid: sec.mid.map(str::to_owned),
             bundle_only: sec.bundle_only,
+            proto: sec.proto.to_owned(),
             rtcp_mux: sec.rtcp_mux,
         });
     }
@@ -610,13 +630,14 @@ fn connection_line(addr: SocketAddr) -> String {
 /// * with `announce`, every `a=candidate` is removed (`a=end-of-candidates`
 ///   stays) and each m-section that carries a transport (not rejected, not
 ///   bundle-only) gets one host candidate for the announced address,
-///   component 1, plus component 2 on port + 1 without `a=rtcp-mux` (whose
-///   `a=rtcp` then names port + 1 too, RFC 3605 §2.1); the candidates go
+///   component 1, plus component 2 on port + 1 for RTP without
+///   `a=rtcp-mux` (whose `a=rtcp` then names port + 1 too, RFC 3605 §2.1;
+///   SCTP m-lines have one component); the candidates go
 ///   where the section's first candidate was, else before its
 ///   `a=end-of-candidates`, else at its end. Every `c=` names the announced
-///   address, and the port of every m-line that is neither rejected nor
-///   bundle-only becomes the announced port (bundle-only m-lines keep port
-///   0, RFC 8843 §6).
+///   address, and every m-line port but 0 becomes the announced port
+///   (rejected and bundle-only m-lines keep port 0, RFC 3264 §6 and
+///   RFC 8843 §6).
 ///
 /// Everything else is kept byte for byte. The output uses CRLF when the
 /// input has any CRLF (else LF), and ends with a line ending when the
@@ -681,7 +702,7 @@ fn emit_level<'a>(
     let mut candidates: Option<Vec<String>> = None;
     if let (Some(addr), Some(s), true) = (rw.announce, sec, transport) {
         let mut c = vec![host_candidate(1, addr, addr.port())];
-        if !s.rtcp_mux {
+        if s.rtcp_component() {
             let rtcp = addr.port().checked_add(1).ok_or(SdpError::UnusableAnnounce)?;
             c.push(host_candidate(2, addr, rtcp));
         }
@@ -716,13 +737,13 @@ fn emit_level<'a>(
                 out.push(Cow::Owned(connection_line(addr)));
                 continue;
             } else if let (Some(s), true) = (sec, line.is_attr("rtcp")) {
-                if transport && !s.rtcp_mux {
+                if transport && s.rtcp_component() {
                     let rtcp = addr.port().checked_add(1).ok_or(SdpError::UnusableAnnounce)?;
                     let family = if addr.is_ipv4() { "IP4" } else { "IP6" };
                     out.push(Cow::Owned(format!("a=rtcp:{rtcp} IN {family} {}", addr.ip())));
                     continue;
                 }
-            } else if let (Some(s), true) = (sec.filter(|s| s.start == i), transport) {
+            } else if let Some(s) = sec.filter(|s| s.start == i && s.port != 0) {
                 let (a, b) = s.port_span;
                 out.push(Cow::Owned(format!("{}{}{}", &text[..a], addr.port(), &text[b..])));
                 continue;
@@ -960,6 +981,40 @@ mod tests {
     }
 
     #[test]
+    fn sdes_crypto_lines_are_noted_and_kept() {
+        let crypto = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+        let input = sdp(&format!(
+            "a=fingerprint:{FP}\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=ice-ufrag:u\r\n{crypto}\r\na=rtcp-mux\r\n"
+        ));
+        assert!(inspect(&input).unwrap().crypto_present);
+        let fp = proxy();
+        let rw = Rewrite {
+            fingerprint: &fp,
+            setup: Some(Setup::Active),
+            announce: Some("192.0.2.1:9".parse().unwrap()),
+        };
+        let out = rewrite(&input, &rw).unwrap();
+        assert!(out.contains(&format!("\r\n{crypto}\r\n")));
+    }
+
+    #[test]
+    fn sctp_m_lines_get_one_component() {
+        let input = sdp(&format!(
+            "a=fingerprint:{FP}\r\na=ice-ufrag:u\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"
+        ));
+        let d = inspect(&input).unwrap();
+        assert!(!d.media[0].rtcp_mux && !d.media[0].rtcp_component());
+        let fp = proxy();
+        let rw = Rewrite {
+            fingerprint: &fp,
+            setup: None,
+            announce: Some("192.0.2.1:65535".parse().unwrap()),
+        };
+        let out = rewrite(&input, &rw).unwrap();
+        assert_eq!(out.matches("a=candidate:").count(), 1);
+    }
+
+    #[test]
     fn priorities_follow_rfc8445() {
         // RFC 8445 §5.1.2.1 with host (126), local preference 65535.
         assert_eq!(host_priority(1), 2130706431);
@@ -1022,6 +1077,15 @@ mod tests {
         ));
         assert!(out.contains("m=video 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 192.0.2.9\r\na=mid:1\r\na=bundle-only\r\n"));
         assert!(out.ends_with("m=video 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 192.0.2.9\r\na=mid:2\r\n"));
+        assert_eq!(out.matches("a=candidate").count(), 1);
+        // A bundle-only m-line with a port (not what RFC 8843 §6 writes)
+        // does not keep the peer's port either; it still gets no candidate.
+        let odd = input.replace(
+            "m=video 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1",
+            "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1",
+        );
+        let out = rewrite(&odd, &rw).unwrap();
+        assert!(out.contains("m=video 3478 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 192.0.2.9\r\na=mid:1\r\na=bundle-only\r\n"));
         assert_eq!(out.matches("a=candidate").count(), 1);
     }
 }

@@ -285,6 +285,16 @@ max_sources_per_side = 4096
 put("config", "minimal.toml", b"[limits]\nmax_sessions = 10\n")
 
 
+# ------------------------------------------------------------------ SDP
+# sdp_rewrite: the real SDPs of tests/data/sdp/ (README.md there), each
+# behind the target's options byte: 0x05 = setup active, announce IPv4.
+SDP_DIR = os.path.join(os.path.dirname(os.path.dirname(HERE)), "tests", "data", "sdp")
+for name in sorted(os.listdir(SDP_DIR)):
+    if name.endswith(".sdp"):
+        with open(os.path.join(SDP_DIR, name), "rb") as f:
+            put("sdp_rewrite", name[:-4], b"\x05" + f.read())
+
+
 # ------------------------------------------------------------------ regressions
 # Minimal inputs for crashes the fuzzers found (fuzz/regressions/<target>/);
 # scripts/fuzz-smoke.sh replays them before fuzzing each target.
