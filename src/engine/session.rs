@@ -364,6 +364,9 @@ pub struct Session {
     pub opened_at: MonoTime,
     /// DTLS was seen: RTCP here is SRTCP and its bodies are ciphertext.
     pub encrypted: bool,
+    /// The SRTP suite when known (the DTLS ServerHello's `use_srtp`, or
+    /// provisioned keys): RTP payload counts then leave its tag out.
+    pub srtp_suite: Option<crate::srtp::CryptoSuite>,
     pub mode: RtcpMode,
     /// The `[[relay]]` the session belongs to (index in config order;
     /// 16 bits fill padding beside the flags).
@@ -413,6 +416,7 @@ impl Session {
             opened_at: now,
             sides: [SideState::default(), SideState::default()],
             encrypted: false,
+            srtp_suite: None,
             mode,
             own_ssrc,
             cname_bits,
