@@ -76,11 +76,27 @@ pub fn tick(
     }
     let own = session.own_ssrc;
     let state = &mut session.sides[side.index()];
+    let prev_tick = state.rtcp.last_tick.replace(now);
     let mut blocks: Vec<ReportBlock> = Vec::new();
     for src in &mut state.sources {
         let Some(rtp) = &mut src.rtp else { continue };
-        if !rtp.stats.is_valid() {
+        if !rtp.stats.is_valid() || src.bye {
+            // A source that said BYE has left the session (RFC 3550 §6.6).
             continue;
+        }
+        // RFC 3550 §6.4: a receiver reports the sources it received RTP
+        // from since its last report. A paused or removed stream gets no
+        // block (never frozen counters), and in `auto` its receiver's
+        // silence about it is no suppression: that clock restarts here.
+        if prev_tick.is_some_and(|t| rtp.stats.last_arrival() <= t) {
+            src.quiet = true;
+            continue;
+        }
+        if std::mem::take(&mut src.quiet) {
+            // Quiet at the last tick, heard again by this one: the stream
+            // resumed in between, and its receiver's reports may take
+            // their usual intervals from here.
+            src.quiet_at = Some(now);
         }
         if mode == RtcpMode::Auto && !src.generating {
             let kind = rates.kind(rtp.payload_type);
@@ -89,7 +105,8 @@ pub fn tick(
             } else {
                 policy.min_interval_audio
             };
-            let since = src.remote.as_ref().map_or(rtp.stats.first_arrival, |r| r.received_at);
+            let heard = src.remote.as_ref().map_or(rtp.stats.first_arrival, |r| r.received_at);
+            let since = src.quiet_at.map_or(heard, |q| q.max(heard));
             if now.saturating_since(since) >= td * policy.suppression_intervals {
                 src.generating = true;
                 out.suppressed.push(src.ssrc);

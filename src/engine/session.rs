@@ -66,6 +66,13 @@ pub struct Source {
     /// `auto`: the receiver stopped reporting on this source, so the proxy
     /// generates report blocks about it.
     pub generating: bool,
+    /// The last report tick found no RTP from this source since the tick
+    /// before: a paused or stopped stream, which its receiver rightly
+    /// stops reporting (RFC 3550 §6.4).
+    pub quiet: bool,
+    /// `auto`: the first report tick that heard the stream again after a
+    /// pause; suppression is timed from here.
+    pub quiet_at: Option<MonoTime>,
     /// SRTCP compounds this source sent that the proxy could not read
     /// (RFC 3711 §3.4 leaves the header and sender SSRC in clear).
     pub srtcp_packets: u64,
@@ -116,6 +123,8 @@ impl Source {
             feedback: FeedbackCounts::default(),
             bye: false,
             generating: false,
+            quiet: false,
+            quiet_at: None,
             srtcp_packets: 0,
             srtcp_last: None,
             rtx: None,
@@ -178,6 +187,9 @@ pub struct SideRtcp {
     /// XR RRTRs the proxy sent toward this side (its DLRR gives this leg's RTT).
     pub own_rrtr_log: SentLog,
     pub reports_generated: u64,
+    /// When this leg's last report tick ran (`auto`/`terminate`): a source
+    /// with no RTP since then gets no report block (RFC 3550 §6.4).
+    pub last_tick: Option<MonoTime>,
     /// STUN binding requests from this side still waiting for an answer.
     pub stun_pending: StunPending,
     /// STUN responses from this side that answered a forwarded request.
