@@ -155,3 +155,47 @@ fn scripted_session_report_follows_the_spec() {
     // No STUN transactions: no candidate-pair.
     assert!(find(&report, "candidate-pair").is_empty());
 }
+
+/// Issue 14 item 12: an XR DLRR from the upstream answering the client's
+/// RRTR measures the upstream leg. It shows as `roundTripTime` on the
+/// remote-outbound-rtp of the upstream's stream (the DLRR's sender, on that
+/// leg), never on the client stream's object.
+#[test]
+fn dlrr_rtt_shows_on_the_answering_legs_remote_outbound_rtp() {
+    let rates = ClockRates::new(&BTreeMap::new());
+    let (mut e, id) = session_on(tap(RtcpMode::Forward, rates.clone()), EngineConfig::default());
+    let wall = |t_ms: u64| NtpTime::from_unix(Duration::from_millis(EPOCH_MS as u64 + t_ms));
+    const UP: Ssrc = Ssrc(0x0c0c_0c0c);
+    for seq in 0..100u16 {
+        let t = u64::from(seq) * 20;
+        e.handle_datagram(ms(t), Side::Client, id, &rtp(seq, u32::from(seq) * 160));
+        let up = common::rtp_filled(0, seq, u32::from(seq) * 160, UP, 160, 0xd5);
+        e.handle_datagram(ms(t), Side::Upstream, id, &up);
+    }
+    // Both send SRs, so both have a remote-outbound-rtp.
+    let info = common::sender_info(wall(2000), 16_000, 100, 16_000);
+    e.handle_datagram(ms(2000), Side::Client, id, &common::sr(SENDER, &info, &[], None));
+    e.handle_datagram(ms(2000), Side::Upstream, id, &common::sr(UP, &info, &[], None));
+    // The client's RRTR at 2.1 s; the upstream's DLRR 130 ms later, held
+    // 100 ms: the upstream leg's RTT is 30 ms.
+    let mut rrtr = Vec::new();
+    rtp_middlebox::wire::rtcp::write_xr(&mut rrtr, SENDER, Some(wall(2100)), &[]);
+    e.handle_datagram(ms(2100), Side::Client, id, &rrtr);
+    let dlrr = common::dlrr(UP, SENDER, wall(2100).compact(), Duration::from_millis(100));
+    e.handle_datagram(ms(2230), Side::Upstream, id, &dlrr);
+
+    let report = session_report(&e.snapshot(ms(2300), id).unwrap(), &rates, |t| t * 1000.0 + EPOCH_MS);
+    let ro = |leg: &str, ssrc: Ssrc| {
+        let o = by_id(&report, &Value::from(format!("ROA-{leg}-{}", ssrc.0)));
+        assert_eq!(o["type"], "remote-outbound-rtp");
+        o
+    };
+    let upstream = ro("upstream", UP);
+    let rtt = upstream["roundTripTime"].as_f64().expect("the answering leg's RTT");
+    assert!((rtt - 0.030).abs() < 1e-4, "RTT {rtt}");
+    assert_eq!(upstream["roundTripTimeMeasurements"], 1);
+    assert!(
+        ro("client", SENDER).get("roundTripTime").is_none(),
+        "the client leg's object carries no upstream-leg RTT"
+    );
+}

@@ -59,7 +59,8 @@ pub struct Source {
     pub rrtr_log: SentLog,
     /// Latest report block about this source from the other side.
     pub remote: Option<RemoteReport>,
-    /// RTT from DLRR answering this source's RRTRs (W3C remote-outbound-rtp).
+    /// RTT of this source's own leg from the DLRR it sent, answering RRTRs
+    /// from the other side (W3C remote-outbound-rtp `roundTripTime`).
     pub xr_rtt: RttStats,
     pub feedback: FeedbackCounts,
     pub bye: bool,
@@ -643,16 +644,24 @@ impl Session {
                                     }
                                     continue;
                                 }
-                                // DLRR from `side` answers an RRTR that came from `other`.
+                                // DLRR from `side` answers an RRTR that came from
+                                // `other` and was forwarded toward `side`: the
+                                // sample is the leg of `side` (RFC 3611 §4.5),
+                                // so it belongs to the DLRR's sender there (W3C
+                                // remote-outbound-rtp of the streams it sends),
+                                // never to the RRTR's sender on the other leg.
                                 let Some(i) = self.sides[other.index()].position(item.ssrc) else {
                                     counters.rtt_rejects[reject_index(RttReject::UnknownLsr)] += 1;
                                     continue;
                                 };
-                                let src = &mut self.sides[other.index()].sources[i];
-                                match src.rrtr_log.match_report(item.lrr, item.dlrr, now) {
+                                let asked = &mut self.sides[other.index()].sources[i];
+                                match asked.rrtr_log.match_report(item.lrr, item.dlrr, now) {
                                     Ok(rtt) => {
-                                        src.xr_rtt.add(rtt, RttMethod::XrDlrr);
-                                        self.sides[side.index()].rtcp.rtt.add(rtt, RttMethod::XrDlrr);
+                                        let state = &mut self.sides[side.index()];
+                                        state.rtcp.rtt.add(rtt, RttMethod::XrDlrr);
+                                        if let Some(answerer) = state.source_mut(xr.sender, cap) {
+                                            answerer.xr_rtt.add(rtt, RttMethod::XrDlrr);
+                                        }
                                         counters.rtt_samples += 1;
                                     }
                                     Err(e) => counters.rtt_rejects[reject_index(e)] += 1,

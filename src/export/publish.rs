@@ -267,8 +267,9 @@ impl Publisher {
                             .push(Sample::observed(Observed::STREAM_FRACTION_LOST, &[kind], fraction));
                     }
                 }
-                // Report blocks and DLRR about this source come from the other
-                // side: their RTT is that leg's.
+                // Report blocks about this source come from the other side:
+                // their RTT is that leg's. DLRR this source sent measures its
+                // own leg.
                 let rtt_leg = side_name(side.other());
                 let (rtt0, xr0) = prev.map_or((0, 0), |x| (x.rtt_measurements, x.xr_measurements));
                 if let Some(r) = &src.remote {
@@ -286,7 +287,7 @@ impl Publisher {
                     if let Some(last) = src.xr_rtt.last {
                         p.observations.push(Sample::observed(
                             Observed::STREAM_RTT_SECONDS,
-                            &[rtt_leg, "xr_dlrr"],
+                            &[side_name(side), "xr_dlrr"],
                             last,
                         ));
                     }
