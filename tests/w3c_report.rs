@@ -199,3 +199,95 @@ fn dlrr_rtt_shows_on_the_answering_legs_remote_outbound_rtp() {
         "the client leg's object carries no upstream-leg RTT"
     );
 }
+
+/// Issue 14 item 14: every stream's `kind` is `audio` or `video`, never
+/// `unknown`; every codec has a `mimeType`; one codec object per payload
+/// type and transport. Without SDP: static payload types by RFC 3551 (MPA,
+/// PT 14, is audio on its 90 kHz clock), dynamic ones by the relay's clock
+/// rate, and with none by their payload size.
+#[test]
+fn kinds_and_codecs_without_sdp() {
+    let rates = ClockRates::new(&BTreeMap::from([(96, 90_000), (111, 48_000)]));
+    let (mut e, id) = session_on(tap(RtcpMode::Forward, rates.clone()), EngineConfig::default());
+    // (side, SSRC, PT, payload bytes, kind, mimeType)
+    let streams = [
+        (Side::Client, 0x100, 0, 160, "audio", "audio/PCMU"),
+        (Side::Client, 0x101, 0, 160, "audio", "audio/PCMU"),
+        (Side::Client, 0x102, 14, 400, "audio", "audio/MPA"),
+        (Side::Client, 0x103, 26, 900, "video", "video/JPEG"),
+        (Side::Client, 0x104, 96, 100, "video", "video/x-unknown"),
+        (Side::Client, 0x105, 111, 900, "audio", "audio/x-unknown"),
+        (Side::Client, 0x106, 100, 120, "audio", "audio/x-unknown"),
+        (Side::Client, 0x107, 101, 1100, "video", "video/x-unknown"),
+        (Side::Upstream, 0x200, 0, 160, "audio", "audio/PCMU"),
+    ];
+    for seq in 0..50u16 {
+        for (side, ssrc, pt, len, ..) in streams {
+            let p = common::rtp_filled(pt, seq, u32::from(seq) * 160, Ssrc(ssrc), len, 1);
+            e.handle_datagram(ms(u64::from(seq) * 20), side, id, &p);
+        }
+    }
+    let report = session_report(&e.snapshot(ms(1000), id).unwrap(), &rates, |t| t * 1000.0 + EPOCH_MS);
+    for (side, ssrc, pt, _, kind, mime) in streams {
+        let leg = if side == Side::Client { "client" } else { "upstream" };
+        let inbound = by_id(&report, &Value::from(format!("IT-{leg}-{ssrc}")));
+        assert_eq!(inbound["kind"], kind, "SSRC {ssrc:#x} PT {pt}");
+        let codec = by_id(&report, &inbound["codecId"]);
+        assert_eq!(codec["mimeType"], mime, "PT {pt}");
+        assert_eq!(codec["payloadType"], pt);
+        assert_eq!(codec["transportId"], inbound["transportId"]);
+    }
+    for o in &report {
+        assert_ne!(o.get("kind"), Some(&Value::from("unknown")), "{o:#}");
+    }
+    // Two PCMU streams on the client leg share one codec; the upstream's
+    // PCMU has its own (another transport).
+    let codecs: Vec<&str> = find(&report, "codec")
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    let unique: std::collections::BTreeSet<_> = codecs.iter().collect();
+    assert_eq!(codecs.len(), unique.len(), "codec ids unique: {codecs:?}");
+    assert!(unique.contains(&"C-client-0") && unique.contains(&"C-upstream-0"));
+    assert_eq!(codecs.len(), 8);
+}
+
+/// With the session's SDP attached, the `m=` line gives the kind and
+/// `a=rtpmap` the codec's `mimeType`, `channels` and clock, so jitter runs
+/// on a dynamic payload type the relay's table lacks.
+#[test]
+fn kinds_and_codecs_from_sdp() {
+    let rates = ClockRates::new(&BTreeMap::new());
+    let (mut e, id) = session_on(tap(RtcpMode::Forward, rates.clone()), EngineConfig::default());
+    let sdp = "v=0\r\nm=audio 9 RTP/AVP 109\r\na=rtpmap:109 opus/48000/2\r\n\
+               m=video 9 RTP/AVP 100\r\na=rtpmap:100 H264/90000\r\n";
+    assert!(e.set_session_media(id, rtp_middlebox::engine::media::MediaMap::from_sdp([sdp])));
+    for seq in 0..50u16 {
+        let t = ms(u64::from(seq) * 20);
+        // Small video packets (a still picture), large audio ones: the SDP,
+        // not the size, decides.
+        let v = common::rtp_filled(100, seq, u32::from(seq) * 1800, Ssrc(0x300), 90, 1);
+        e.handle_datagram(t, Side::Client, id, &v);
+        let a = common::rtp_filled(109, seq, u32::from(seq) * 960, Ssrc(0x301), 1000, 1);
+        e.handle_datagram(t, Side::Client, id, &a);
+    }
+    let report = session_report(&e.snapshot(ms(1000), id).unwrap(), &rates, |t| t * 1000.0 + EPOCH_MS);
+    let video = by_id(&report, &Value::from("IT-client-768"));
+    let audio = by_id(&report, &Value::from("IT-client-769"));
+    assert_eq!(
+        (video["kind"].as_str(), audio["kind"].as_str()),
+        (Some("video"), Some("audio"))
+    );
+    assert!(video["jitter"].is_number(), "the SDP's clock runs jitter: {video:#}");
+    let vc = by_id(&report, &video["codecId"]);
+    assert_eq!(
+        (vc["mimeType"].as_str(), vc["clockRate"].as_u64()),
+        (Some("video/H264"), Some(90_000))
+    );
+    let ac = by_id(&report, &audio["codecId"]);
+    assert_eq!(ac["mimeType"], "audio/opus");
+    assert_eq!(
+        (ac["clockRate"].as_u64(), ac["channels"].as_u64()),
+        (Some(48_000), Some(2))
+    );
+}

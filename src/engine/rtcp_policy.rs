@@ -38,16 +38,22 @@ pub fn randomised_interval(td: Duration, unit: f64) -> Duration {
 /// received there is video, else the audio minimum (RFC 3550 §6.2 Tmin,
 /// raised to what browsers use for audio).
 pub fn leg_interval(session: &Session, side: Side, rates: &ClockRates, policy: &ReportPolicy) -> Duration {
+    let media = session.media.as_deref();
     let video = session.sides[side.index()]
         .sources
         .iter()
         .filter_map(|s| s.rtp.as_ref())
-        .any(|r| rates.kind(r.payload_type) == Some(MediaKind::Video));
+        .any(|r| kind(media, rates, r.payload_type) == Some(MediaKind::Video));
     if video {
         policy.min_interval_video
     } else {
         policy.min_interval_audio
     }
+}
+
+/// A payload type's kind: the session's SDP `m=` line, else the relay's table.
+fn kind(media: Option<&super::media::MediaMap>, rates: &ClockRates, pt: u8) -> Option<MediaKind> {
+    media.and_then(|m| m.payload(pt)?.kind).or_else(|| rates.kind(pt))
 }
 
 /// What a tick of a leg's report timer found, for counters and events.
@@ -75,6 +81,7 @@ pub fn tick(
         return out;
     }
     let own = session.own_ssrc;
+    let media = session.media.as_deref();
     let state = &mut session.sides[side.index()];
     let prev_tick = state.rtcp.last_tick.replace(now);
     let mut blocks: Vec<ReportBlock> = Vec::new();
@@ -99,8 +106,7 @@ pub fn tick(
             src.quiet_at = Some(now);
         }
         if mode == RtcpMode::Auto && !src.generating {
-            let kind = rates.kind(rtp.payload_type);
-            let td = if kind == Some(MediaKind::Video) {
+            let td = if kind(media, rates, rtp.payload_type) == Some(MediaKind::Video) {
                 policy.min_interval_video
             } else {
                 policy.min_interval_audio

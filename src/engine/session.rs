@@ -473,6 +473,10 @@ impl Session {
                 i
             }
         };
+        // The session's SDP (`a=rtpmap`) names the clock first; the relay's
+        // table covers sessions without one.
+        let media = self.media.as_deref();
+        let clock_rate = |pt: u8| media.and_then(|m| m.clock_rate(pt)).or_else(|| clock_rate(pt));
         let source = &mut self.sides[side.index()].sources[index];
         match &mut source.rtp {
             Some(stream) => {
@@ -515,9 +519,12 @@ impl Session {
                 .collect();
             for (src, role) in side.sources.iter_mut().zip(roles) {
                 src.rtx = role;
-                if role.is_some() {
-                    if let Some(r) = src.rtp.as_mut() {
+                if let Some(r) = src.rtp.as_mut() {
+                    if role.is_some() {
                         r.stats.set_clock_rate(None);
+                    } else if let Some(hz) = media.clock_rate(r.payload_type) {
+                        // The SDP's clock wins over the relay's table.
+                        r.stats.set_clock_rate(Some(hz));
                     }
                 }
             }

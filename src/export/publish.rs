@@ -11,7 +11,7 @@ use super::metrics::{
     DIRECTIONS, METRICS,
 };
 use crate::engine::{SessionSnapshot, Side};
-use crate::report::names::{media_kind, side_name};
+use crate::report::names::side_name;
 use crate::runtime::{SessionView, WorkerStats};
 use crate::stats::ClockRates;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
@@ -151,7 +151,6 @@ struct StreamPrev {
 pub struct Publisher {
     options: PublishOptions,
     start_unix_nanos: u64,
-    rates: ClockRates,
     /// (session id, side, ssrc) → previous figures, for interval deltas.
     streams: HashMap<(String, usize, u32), StreamPrev>,
     /// (session id, side) → STUN RTT measurements seen.
@@ -164,11 +163,12 @@ fn direction(side: Side) -> &'static str {
 }
 
 impl Publisher {
-    pub fn new(options: PublishOptions, rates: ClockRates, start_unix_nanos: u64) -> Self {
+    /// `_rates` is no longer read: a stream's kind comes from its snapshot
+    /// (its own relay's table and the session's SDP).
+    pub fn new(options: PublishOptions, _rates: ClockRates, start_unix_nanos: u64) -> Self {
         Publisher {
             options,
             start_unix_nanos,
-            rates,
             streams: HashMap::new(),
             stun: HashMap::new(),
             round: 0,
@@ -251,7 +251,7 @@ impl Publisher {
                 if let Some(rtp) = &src.rtp {
                     now.expected = rtp.packets_expected;
                     now.received = rtp.packets_received;
-                    let kind = media_kind(self.rates.kind(rtp.payload_type));
+                    let kind = rtp.kind.name();
                     if let Some(j) = rtp.jitter {
                         p.observations
                             .push(Sample::observed(Observed::STREAM_JITTER_SECONDS, &[kind], j));
