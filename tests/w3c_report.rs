@@ -291,3 +291,51 @@ fn kinds_and_codecs_from_sdp() {
         (Some(48_000), Some(2))
     );
 }
+
+/// In an SRTP session the proxy has no keys for, feedback (NACK, PLI, FIR)
+/// is inside SRTCP it cannot read: the counts are unknown, so they are
+/// omitted, never shown as 0. With the keys of the side that sends the
+/// feedback they are shown again.
+#[test]
+fn feedback_counts_are_omitted_when_srtcp_is_unreadable() {
+    use rtp_middlebox::engine::SessionKeys;
+    use rtp_middlebox::srtp::{CryptoSuite, SrtpKeys};
+    let rates = ClockRates::new(&BTreeMap::new());
+    for keyed in [false, true] {
+        let (mut e, id) = session_on(tap(RtcpMode::Forward, rates.clone()), EngineConfig::default());
+        // A DTLS record: the session is SRTP.
+        e.handle_datagram(
+            ms(0),
+            Side::Client,
+            id,
+            &[22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+        );
+        if keyed {
+            let suite = CryptoSuite::AesCm128HmacSha1_80;
+            let keys = SessionKeys {
+                client: None,
+                upstream: Some(SrtpKeys::new(suite, &[5; 16], &[6; 14]).unwrap()),
+            };
+            assert!(e.set_session_keys(id, Some(&keys)).unwrap());
+        }
+        for seq in 0..20u16 {
+            e.handle_datagram(
+                ms(10 + u64::from(seq) * 20),
+                Side::Client,
+                id,
+                &rtp(seq, u32::from(seq) * 160),
+            );
+        }
+        let report = session_report(&e.snapshot(ms(1000), id).unwrap(), &rates, |t| t * 1000.0 + EPOCH_MS);
+        let client_stream = by_id(&report, &Value::from(format!("IT-client-{}", SENDER.0)));
+        let outbound = by_id(&report, &Value::from(format!("OT-client-{}", SENDER.0)));
+        for k in ["nackCount", "pliCount", "firCount"] {
+            for o in [client_stream, outbound] {
+                match keyed {
+                    false => assert!(o.get(k).is_none(), "{k} shown although unreadable: {o:#}"),
+                    true => assert_eq!(o[k], 0, "{k} with the upstream's keys"),
+                }
+            }
+        }
+    }
+}

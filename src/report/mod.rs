@@ -50,6 +50,11 @@ pub fn session_report(snap: &SessionSnapshot, _rates: &ClockRates, wall_ms: impl
                 "x-leg": s,
             }));
         }
+        // Feedback about this leg's streams comes from the other side: in an
+        // SRTP session without that side's keys it is ciphertext, so the
+        // counts are unknown (omitted), not zero.
+        let reader = side.other().index();
+        let feedback_readable = !snap.encrypted || snap.srtp_keys.as_ref().is_some_and(|k| k[reader].is_some());
         for src in &leg.sources {
             // An RTX stream is reported inside its primary (W3C rtxSsrc).
             let folded = src
@@ -57,7 +62,14 @@ pub fn session_report(snap: &SessionSnapshot, _rates: &ClockRates, wall_ms: impl
                 .flatten()
                 .is_some_and(|p| leg.sources.iter().any(|s| s.ssrc == p));
             if !folded {
-                out.extend(source_objects(src, side, &transport_id, now_ms, &wall_ms));
+                out.extend(source_objects(
+                    src,
+                    side,
+                    &transport_id,
+                    feedback_readable,
+                    now_ms,
+                    &wall_ms,
+                ));
             }
         }
     }
@@ -79,6 +91,7 @@ fn source_objects(
     src: &SourceSnapshot,
     side: Side,
     transport_id: &str,
+    feedback_readable: bool,
     now_ms: f64,
     wall_ms: &impl Fn(f64) -> f64,
 ) -> Vec<Value> {
@@ -139,7 +152,7 @@ fn source_objects(
         inbound.insert("retransmittedBytesReceived".into(), json!(r.payload_bytes));
     }
     inbound.insert("lastPacketReceivedTimestamp".into(), json!(wall_ms(rtp.last_arrival)));
-    insert_feedback(&mut inbound, src, s);
+    insert_feedback(&mut inbound, src, s, feedback_readable);
     if src.srtcp_packets > 0 {
         // Keyless SRTCP from this sender: counted, E flag and index read
         // from the clear trailer, bodies never parsed.
@@ -190,7 +203,7 @@ fn source_objects(
         }
     }
     outbound.insert("headerBytesSent".into(), json!(rtp.header_bytes));
-    insert_feedback(&mut outbound, src, s);
+    insert_feedback(&mut outbound, src, s, feedback_readable);
     if src.remote.is_some() {
         outbound.insert("remoteId".into(), json!(format!("RIA-{s}-{}", src.ssrc)));
     }
@@ -241,12 +254,15 @@ fn rtp_stream_stats(
     m
 }
 
-/// The feedback the stream's receiver sent about it, and the proxy's own
-/// members: the leg `s` and whether the proxy generates its reports.
-fn insert_feedback(m: &mut Map<String, Value>, src: &SourceSnapshot, s: &str) {
-    m.insert("nackCount".into(), json!(src.feedback.nack));
-    m.insert("pliCount".into(), json!(src.feedback.pli));
-    m.insert("firCount".into(), json!(src.feedback.fir));
+/// The feedback the stream's receiver sent about it (when the proxy can
+/// read it), and the proxy's own members: the leg `s` and whether the
+/// proxy generates its reports.
+fn insert_feedback(m: &mut Map<String, Value>, src: &SourceSnapshot, s: &str, readable: bool) {
+    if readable {
+        m.insert("nackCount".into(), json!(src.feedback.nack));
+        m.insert("pliCount".into(), json!(src.feedback.pli));
+        m.insert("firCount".into(), json!(src.feedback.fir));
+    }
     m.insert("x-leg".into(), json!(s));
     m.insert("x-generatingReports".into(), json!(src.generating));
 }
