@@ -83,7 +83,6 @@ pub fn tick(
     let own = session.own_ssrc;
     let media = session.media.as_deref();
     let state = &mut session.sides[side.index()];
-    let prev_tick = state.rtcp.last_tick.replace(now);
     let mut blocks: Vec<ReportBlock> = Vec::new();
     for src in &mut state.sources {
         let Some(rtp) = &mut src.rtp else { continue };
@@ -95,7 +94,8 @@ pub fn tick(
         // from since its last report. A paused or removed stream gets no
         // block (never frozen counters), and in `auto` its receiver's
         // silence about it is no suppression: that clock restarts here.
-        if prev_tick.is_some_and(|t| rtp.stats.last_arrival() <= t) {
+        let packets = rtp.stats.packets;
+        if src.packets_at_tick.replace(packets) == Some(packets) {
             src.quiet = true;
             continue;
         }

@@ -67,6 +67,10 @@ pub struct Source {
     /// `auto`: the receiver stopped reporting on this source, so the proxy
     /// generates report blocks about it.
     pub generating: bool,
+    /// RTP packets counted at the leg's last report tick (`auto`/
+    /// `terminate`): a source with none since gets no report block (RFC
+    /// 3550 §6.4). Per source, so an idle session pays nothing for it.
+    pub packets_at_tick: Option<u64>,
     /// The last report tick found no RTP from this source since the tick
     /// before: a paused or stopped stream, which its receiver rightly
     /// stops reporting (RFC 3550 §6.4).
@@ -124,6 +128,7 @@ impl Source {
             feedback: FeedbackCounts::default(),
             bye: false,
             generating: false,
+            packets_at_tick: None,
             quiet: false,
             quiet_at: None,
             srtcp_packets: 0,
@@ -188,9 +193,6 @@ pub struct SideRtcp {
     /// XR RRTRs the proxy sent toward this side (its DLRR gives this leg's RTT).
     pub own_rrtr_log: SentLog,
     pub reports_generated: u64,
-    /// When this leg's last report tick ran (`auto`/`terminate`): a source
-    /// with no RTP since then gets no report block (RFC 3550 §6.4).
-    pub last_tick: Option<MonoTime>,
     /// STUN binding requests from this side still waiting for an answer.
     pub stun_pending: StunPending,
     /// STUN responses from this side that answered a forwarded request.
