@@ -374,14 +374,12 @@ impl Analyzer {
                             Side::Client => (snap.client, snap.upstream),
                             Side::Upstream => (snap.upstream, snap.client),
                         });
-                    // RTT of this stream: its receiver's leg (the other side),
-                    // from report blocks about it, else XR DLRR.
-                    let leg = side.other();
-                    let rtt = src
-                        .remote
-                        .as_ref()
-                        .map(|r| r.rtt)
-                        .filter(|r| r.measurements > 0)
+                    // RTT of this stream: its receiver's leg (the other side)
+                    // from report blocks about it, else its own leg from the
+                    // XR DLRR it sent.
+                    let from_blocks = src.remote.as_ref().map(|r| r.rtt).filter(|r| r.measurements > 0);
+                    let leg = if from_blocks.is_some() { side.other() } else { side };
+                    let rtt = from_blocks
                         .or(Some(src.xr_rtt).filter(|r| r.measurements > 0))
                         .map(|r| RttResult {
                             seconds: r.last.unwrap_or_default(),

@@ -222,7 +222,10 @@ pub struct RelayConfig {
     /// Separate RTCP sockets for non-mux RTP/RTCP pairs.
     pub listen_rtcp: Option<SocketAddr>,
     pub upstream_rtcp: Option<SocketAddr>,
-    #[serde(default)]
+    /// Without a `[relay.clock_rates]` table a relay takes the default
+    /// one (`config/default.toml`), so its dynamic payload types keep
+    /// their clocks; a table given replaces it whole.
+    #[serde(default = "default_clock_rates")]
     pub(crate) clock_rates: BTreeMap<String, u32>,
     /// `pass` (default) or `terminate` (back-to-back DTLS-SRTP for calls
     /// set up through `POST /v1/calls/{id}/offer|answer`).
@@ -303,6 +306,15 @@ impl Default for Limits {
             nat_rebinding: crate::engine::NatRebinding::default(),
         }
     }
+}
+
+/// The common WebRTC dynamic payload types (what browsers offer first):
+/// the table `config/default.toml` shows.
+fn default_clock_rates() -> BTreeMap<String, u32> {
+    [(111, 48000), (96, 90000), (97, 90000), (98, 90000), (102, 90000)]
+        .into_iter()
+        .map(|(pt, hz): (u8, u32)| (pt.to_string(), hz))
+        .collect()
 }
 
 fn default_upstream_bind() -> std::net::IpAddr {
@@ -597,6 +609,20 @@ mod tests {
         assert_eq!(c.relay[0].clock_rates().get(111), Some(48000));
         assert_eq!(c.limits.max_sessions, 100_000);
         assert_eq!(c.idle_timeout(), Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn a_relay_without_clock_rates_keeps_the_default_dynamic_types() {
+        let base = "[[relay]]\nlisten = \"0.0.0.0:1\"\nupstream = \"127.0.0.1:2\"\n";
+        let c = Config::from_toml(base).unwrap();
+        let embedded = Config::embedded_default().relay[0].clock_rate_table().unwrap();
+        assert_eq!(c.relay[0].clock_rate_table().unwrap(), embedded);
+        assert_eq!(c.relay[0].clock_rates().get(111), Some(48000));
+        assert_eq!(c.relay[0].clock_rates().get(96), Some(90000));
+        // A table given replaces the default whole.
+        let c = Config::from_toml(&format!("{base}[relay.clock_rates]\n100 = 16000\n")).unwrap();
+        assert_eq!(c.relay[0].clock_rates().get(100), Some(16000));
+        assert_eq!(c.relay[0].clock_rates().get(111), None);
     }
 
     #[test]

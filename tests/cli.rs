@@ -82,13 +82,19 @@ fn clock_rate_option_overrides_and_unknown_stays_explicit() {
     let opus = stream_of_type(&out, 111);
     assert_eq!(opus["clockRate"], 16000);
     // A config whose map lacks 96: the VP8 stream's clock is unknown (null).
+    let relay = "[[relay]]\nlisten = \"127.0.0.1:1\"\nupstream = \"127.0.0.1:2\"\n";
     let cfg = tmp(
         "cfg.toml",
-        b"[[relay]]\nlisten = \"127.0.0.1:1\"\nupstream = \"127.0.0.1:2\"\n",
+        format!("{relay}[relay.clock_rates]\n111 = 48000\n").as_bytes(),
     );
     let out = run(&["--format", "json", "--config", cfg.to_str().unwrap()], &capture());
     let vp8 = stream_of_type(&out, 96);
     assert!(vp8["clockRate"].is_null() && vp8["jitter"].is_null(), "{vp8}");
+    // A relay without a table keeps the default one: 96 is not lost.
+    let cfg = tmp("cfg-default.toml", relay.as_bytes());
+    let out = run(&["--format", "json", "--config", cfg.to_str().unwrap()], &capture());
+    let vp8 = stream_of_type(&out, 96);
+    assert!(vp8["clockRate"] == 90_000 && vp8["jitter"].is_f64(), "{vp8}");
 }
 
 #[test]

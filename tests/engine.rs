@@ -190,11 +190,15 @@ fn xr_rrtr_and_dlrr_give_the_upstream_leg_rtt() {
     let leg = &snap.side(Side::Upstream).rtt_xr_dlrr;
     assert_eq!(leg.measurements, 1);
     assert!((leg.last.unwrap() - 0.050).abs() < 1e-4);
-    let client_src = common::source(&snap, Side::Client, CLIENT_RR);
+    // The sample is the upstream leg's: it belongs to the DLRR's sender
+    // (remote-outbound-rtp of what it sends), not to the RRTR's sender.
+    let answerer = common::source(&snap, Side::Upstream, AUDIO);
     assert_eq!(
-        client_src.xr_rtt.measurements, 1,
+        answerer.xr_rtt.measurements, 1,
         "remote-outbound-rtp RTT comes from DLRR"
     );
+    assert!((answerer.xr_rtt.last.unwrap() - 0.050).abs() < 1e-4);
+    assert_eq!(common::source(&snap, Side::Client, CLIENT_RR).xr_rtt.measurements, 0);
 }
 
 #[test]

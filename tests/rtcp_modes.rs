@@ -483,3 +483,142 @@ fn a_rewrite_is_sent_in_its_place_between_forwarded_datagrams() {
         2
     );
 }
+
+/// Runs the engine a millisecond at a time over [from, until): `media(e, t)`
+/// sends what the endpoints send at `t`; returns the reports (time, toward,
+/// datagram) and the events.
+fn run(
+    e: &mut Driver,
+    from: u64,
+    until: u64,
+    mut media: impl FnMut(&mut Driver, u64),
+) -> (Vec<(u64, Transmit)>, Vec<Event>) {
+    let (mut tx, mut ev) = (Vec::new(), Vec::new());
+    for t in from..until {
+        media(e, t);
+        if e.poll_timeout().is_some_and(|d| d <= ms(t)) {
+            e.handle_timeout(ms(t));
+        }
+        tx.extend(std::iter::from_fn(|| e.poll_transmit()).map(|x| (t, x)));
+        ev.extend(std::iter::from_fn(|| e.poll_event()));
+    }
+    (tx, ev)
+}
+
+/// Video packet `t / 20` from upstream every 20 ms.
+fn video_at(e: &mut Driver, id: SessionId, t: u64) {
+    if t % 20 == 0 {
+        let s = (t / 20) as u16;
+        e.handle_datagram(ms(t), Side::Upstream, id, &rtp(96, s, u32::from(s) * 1800, VIDEO));
+    }
+}
+
+fn detections(ev: &[Event]) -> Vec<Ssrc> {
+    ev.iter()
+        .filter_map(|x| match x {
+            Event::SuppressionDetected { ssrc, .. } => Some(*ssrc),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 14 item 11: a stream that pauses (a simulcast layer switched off,
+/// a removed track) while its receiver rightly stops reporting it is no
+/// suppression (RFC 3550 §6.4: receivers report the sources they heard
+/// since their last report). When it resumes unreported, detection is
+/// timed from the pause's end, not from the receiver's last report.
+#[test]
+fn auto_a_paused_stream_is_no_suppression() {
+    let (mut e, id) = engine(RtcpMode::Auto);
+    // 0–2 s: video, reported by the client every second.
+    let (tx, ev) = run(&mut e, 0, 2_000, |e, t| {
+        video_at(e, id, t);
+        if t % 1000 == 999 {
+            e.handle_datagram(ms(t), Side::Client, id, &rr(CLIENT, VIDEO));
+        }
+    });
+    assert!(tx.is_empty() && detections(&ev).is_empty());
+    // 2–12 s: paused; the client says nothing about it.
+    let (tx, ev) = run(&mut e, 2_000, 12_000, |_, _| {});
+    assert_eq!(detections(&ev), vec![], "a paused stream is not suppressed");
+    assert!(tx.is_empty(), "nothing generated for a paused stream: {}", tx.len());
+    // 12 s on: it resumes and the client never reports it: suppression,
+    // detected 3 video intervals (3 s) after the first tick that heard it
+    // again (that tick is 0.5–1.5 s after the previous one).
+    let (tx, ev) = run(&mut e, 12_000, 20_000, |e, t| video_at(e, id, t));
+    assert_eq!(detections(&ev), vec![VIDEO]);
+    let first = tx.first().expect("generated after the resume").0;
+    assert!(
+        (15_000..=18_100).contains(&first),
+        "first generated report at {first} ms"
+    );
+}
+
+/// A stream `auto` generates for, then stopped: its blocks stop with it
+/// (no frozen counters forever) and resume with its media.
+#[test]
+fn auto_generated_blocks_stop_with_the_stream() {
+    let (mut e, id) = engine(RtcpMode::Auto);
+    let (tx, _) = run(&mut e, 0, 6_000, |e, t| video_at(e, id, t));
+    assert!(!tx.is_empty(), "suppression detected and reported");
+    let (tx, ev) = run(&mut e, 6_000, 20_000, |_, _| {});
+    let about_video = |tx: &[(u64, Transmit)]| {
+        tx.iter()
+            .filter(|(_, x)| blocks_of(&x.datagram).iter().any(|b| b.ssrc == VIDEO))
+            .map(|(t, _)| *t)
+            .collect::<Vec<_>>()
+    };
+    // One tick may still cover packets of the last second before the stop.
+    let late = about_video(&tx);
+    assert!(
+        late.iter().all(|t| *t < 7_600),
+        "blocks about a stopped stream: {late:?}"
+    );
+    assert!(detections(&ev).is_empty());
+    let (tx, _) = run(&mut e, 20_000, 23_000, |e, t| video_at(e, id, t));
+    assert!(about_video(&tx).len() >= 2, "reported again once media returns");
+}
+
+/// `terminate` reports only sources heard since the last report: not a
+/// source that said BYE, not one that stopped; the others go on.
+#[test]
+fn terminate_skips_byed_and_stopped_sources() {
+    let (mut e, id) = engine(RtcpMode::Terminate);
+    let other = Ssrc(0x0B1E_0000);
+    let (tx, _) = run(&mut e, 0, 3_000, |e, t| {
+        if t % 20 == 0 {
+            let s = (t / 20) as u16;
+            e.handle_datagram(ms(t), Side::Upstream, id, &rtp(0, s, u32::from(s) * 160, AUDIO));
+            e.handle_datagram(ms(t), Side::Upstream, id, &rtp(0, s, u32::from(s) * 160, other));
+            video_at(e, id, t);
+        }
+    });
+    let toward_upstream = |tx: &[(u64, Transmit)]| {
+        tx.iter()
+            .filter(|(_, x)| x.toward == Side::Upstream)
+            .map(|(t, x)| (*t, blocks_of(&x.datagram).iter().map(|b| b.ssrc).collect::<Vec<_>>()))
+            .collect::<Vec<_>>()
+    };
+    let before = toward_upstream(&tx);
+    assert!(
+        before.iter().any(|(_, b)| b.len() == 3),
+        "all three reported: {before:?}"
+    );
+    // 3 s: AUDIO says BYE and stops; VIDEO stops without one; `other` goes on.
+    let bye = built(|o| rtcp::write_bye(o, &[AUDIO], None));
+    e.handle_datagram(ms(3_000), Side::Upstream, id, &bye);
+    let (tx, _) = run(&mut e, 3_000, 20_000, |e, t| {
+        if t % 20 == 0 {
+            let s = (t / 20) as u16;
+            e.handle_datagram(ms(t), Side::Upstream, id, &rtp(0, s, u32::from(s) * 160, other));
+        }
+    });
+    let after = toward_upstream(&tx);
+    assert!(after.len() >= 3, "reports go on: {after:?}");
+    for (t, blocks) in &after {
+        assert!(!blocks.contains(&AUDIO), "BYE'd source reported at {t} ms");
+        if *t >= 4_600 {
+            assert_eq!(blocks, &vec![other], "at {t} ms");
+        }
+    }
+}

@@ -276,3 +276,144 @@ fn without_keys_srtcp_is_forwarded_unread_and_rtp_stats_still_work() {
         "ciphertext is never read"
     );
 }
+
+/// A DTLS 1.2 server flight's ServerHello record choosing SRTP protection
+/// profile `profile` in `use_srtp` (RFC 5764 §4.1.1), as Janus sends it.
+fn server_hello(profile: u16) -> Vec<u8> {
+    let mut hello = vec![0xfe, 0xfd];
+    hello.extend_from_slice(&[0x42; 32]);
+    hello.extend_from_slice(&[0, 0xc0, 0x2b, 0]); // no session id, suite, no compression
+    let exts = [
+        &[0xff, 0x01, 0, 1, 0][..],
+        &[0, 14, 0, 5, 0, 2],
+        &profile.to_be_bytes(),
+        &[0],
+    ]
+    .concat();
+    hello.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+    hello.extend_from_slice(&exts);
+    let len = &(hello.len() as u32).to_be_bytes()[1..];
+    let handshake = [&[2u8][..], len, &[0, 0, 0, 0, 0], len, &hello].concat();
+    let record = [
+        &[22u8, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1][..],
+        &(handshake.len() as u16).to_be_bytes(),
+    ]
+    .concat();
+    [record, handshake].concat()
+}
+
+/// Chrome's bandwidth probe: an RTP packet whose payload is nothing but
+/// padding (224 bytes, the count octet last), on the RTX SSRC over SRTP.
+fn padding_probe(seq: u16, ssrc: Ssrc) -> Vec<u8> {
+    let header = rtp_middlebox::wire::rtp::RtpHeader {
+        payload_type: 97,
+        seq: rtp_middlebox::wire::SeqNo(seq),
+        timestamp: rtp_middlebox::wire::RtpTs(90 * u32::from(seq)),
+        ssrc,
+        padding: 224,
+        ..Default::default()
+    };
+    common::built(|o| rtp_middlebox::wire::rtp::write_rtp(o, &header, &[]))
+}
+
+fn srtp_context(keys: &SrtpKeys) -> rtc_srtp::context::Context {
+    use rtc_srtp::protection_profile::ProtectionProfile as P;
+    let profile = match keys.suite() {
+        CryptoSuite::AesCm128HmacSha1_80 => P::Aes128CmHmacSha1_80,
+        CryptoSuite::AesCm128HmacSha1_32 => P::Aes128CmHmacSha1_32,
+        CryptoSuite::AeadAes128Gcm => P::AeadAes128Gcm,
+        CryptoSuite::AeadAes256Gcm => P::AeadAes256Gcm,
+    };
+    let provider = rtc_srtp::crypto::default_provider().unwrap();
+    rtc_srtp::context::Context::new(
+        keys.master_key(),
+        keys.master_salt(),
+        profile,
+        None,
+        None,
+        provider.crypto(),
+    )
+    .unwrap()
+}
+
+/// Item 6 of issue 14: real SRTP padding-only probes (P = 1, the last octet
+/// is auth tag) are all forwarded and counted; with the suite known (from
+/// the DTLS ServerHello, or provisioned keys) header and payload bytes
+/// leave the tag out; with it unknown the packets still pass.
+#[test]
+fn srtp_padding_probes_are_never_dropped_and_the_tag_is_not_counted() {
+    const RTX: Ssrc = Ssrc(0xc1c1_0097);
+    for (how, suite) in [
+        ("dtls", Some(CryptoSuite::AesCm128HmacSha1_80)),
+        ("dtls", Some(CryptoSuite::AeadAes128Gcm)),
+        ("sdes", Some(CryptoSuite::AesCm128HmacSha1_32)),
+        ("dtls, no ServerHello seen", None),
+    ] {
+        let key_suite = suite.unwrap_or(CryptoSuite::AesCm128HmacSha1_80);
+        let kc = keys(key_suite, 7);
+        let (mut e, id) = engine(RtcpMode::Forward);
+        match (how, suite) {
+            ("sdes", _) => {
+                let k = SessionKeys {
+                    client: Some(kc.clone()),
+                    upstream: None,
+                };
+                assert!(e.set_session_keys(id, Some(&k)).unwrap());
+            }
+            (_, Some(s)) => {
+                let profile = match s {
+                    CryptoSuite::AesCm128HmacSha1_80 => 1,
+                    CryptoSuite::AesCm128HmacSha1_32 => 2,
+                    CryptoSuite::AeadAes128Gcm => 7,
+                    CryptoSuite::AeadAes256Gcm => 8,
+                };
+                e.handle_datagram(
+                    ms(0),
+                    Side::Client,
+                    id,
+                    &[22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+                );
+                e.handle_datagram(ms(1), Side::Upstream, id, &server_hello(profile));
+            }
+            (_, None) => {
+                e.handle_datagram(
+                    ms(0),
+                    Side::Client,
+                    id,
+                    &[22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+                );
+            }
+        }
+        let mut ctx = srtp_context(&kc);
+        let mut unparsable_as_rtp = 0;
+        let n = 200u16;
+        let mut wire_bytes = 0;
+        for seq in 0..n {
+            let wire = ctx.encrypt_rtp(&padding_probe(seq, RTX)).unwrap();
+            wire_bytes += wire.len() as u64;
+            unparsable_as_rtp += usize::from(rtp_middlebox::wire::rtp::RtpView::parse(&wire).is_err());
+            assert_eq!(
+                e.handle_datagram(ms(10 + u64::from(seq) * 5), Side::Client, id, &wire),
+                Verdict::Forward(rtp_middlebox::wire::PacketKind::Rtp),
+                "{how} {suite:?}: probe {seq} forwarded"
+            );
+        }
+        // Without the fix these probes were dropped as BadPadding.
+        assert!(unparsable_as_rtp > 0, "{how}: some tags read as a bad padding count");
+        let snap = e.snapshot(ms(2000), id).unwrap();
+        let rtp = common::source(&snap, Side::Client, RTX).rtp.clone().unwrap();
+        assert_eq!(rtp.packets_received, u64::from(n));
+        assert_eq!(rtp.header_bytes, 12 * u64::from(n));
+        // The encrypted padding cannot be told from payload; the tag is
+        // left out when the suite is known.
+        let tag = suite.map_or(0, |s| s.srtp_overhead() as u64);
+        assert_eq!(
+            rtp.payload_bytes,
+            wire_bytes - (12 + tag) * u64::from(n),
+            "{how} {suite:?}"
+        );
+        if suite.is_some() {
+            assert_eq!(rtp.payload_bytes, 224 * u64::from(n), "{how} {suite:?}");
+        }
+    }
+}

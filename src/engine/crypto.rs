@@ -30,6 +30,13 @@ pub struct SessionKeys {
     pub upstream: Option<SrtpKeys>,
 }
 
+impl SessionKeys {
+    /// The suite of the keys (the client's, else the upstream's).
+    pub fn suite(&self) -> Option<crate::srtp::CryptoSuite> {
+        self.client.as_ref().or(self.upstream.as_ref()).map(SrtpKeys::suite)
+    }
+}
+
 /// The session's SRTCP contexts.
 pub struct SessionCrypto {
     /// Open SRTCP from each side (indexed by the sending side).

@@ -219,6 +219,7 @@ impl Engine {
             if let Ok(crypto) = super::crypto::SessionCrypto::new(&k.keys) {
                 session.crypto = Some(Box::new(crypto));
                 session.encrypted = true;
+                session.srtp_suite = k.keys.suite();
             }
         }
         self.slots[index as usize].session = Some(session);

@@ -6,11 +6,36 @@
 //! `retransmittedPacketsReceived`), instead of reporting it as a stream of
 //! its own with jitter computed on retransmitted timestamps.
 //!
+//! It also names each payload type (`m=` line kind, `a=rtpmap` encoding,
+//! clock rate and channels): the W3C `kind`, codec `mimeType` and the
+//! clock a stream's jitter runs on when the relay's table lacks it.
+//!
 //! Only these few attributes are read; everything else in the SDP is
 //! ignored. Bounded: an attacker-sized SDP yields at most
 //! [`MAX_ENTRIES`] entries of each kind.
 
+use crate::stats::clock_rate::MediaKind;
 use crate::wire::Ssrc;
+
+/// What an SDP says a payload type is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayloadInfo {
+    pub payload_type: u8,
+    /// From the `m=` line it is listed under (`audio` or `video`).
+    pub kind: Option<MediaKind>,
+    /// `a=rtpmap` encoding name (at most 32 bytes), e.g. `opus`, `VP8`.
+    pub encoding: String,
+    pub clock_rate: u32,
+    /// `a=rtpmap`'s third field (audio channels).
+    pub channels: Option<u8>,
+}
+
+impl PayloadInfo {
+    /// W3C codec `mimeType`: `audio/opus`, `video/VP8`.
+    pub fn mime_type(&self) -> Option<String> {
+        Some(format!("{}/{}", self.kind?.name(), self.encoding))
+    }
+}
 
 /// Entries kept of each kind (payload types, FID groups).
 pub const MAX_ENTRIES: usize = 64;
@@ -22,6 +47,8 @@ pub struct MediaMap {
     rtx_payload_types: Vec<(u8, u8)>,
     /// (primary SSRC, RTX SSRC).
     fid: Vec<(Ssrc, Ssrc)>,
+    /// Payload types named by `a=rtpmap` (the first document naming one wins).
+    payload_types: Vec<PayloadInfo>,
 }
 
 impl MediaMap {
@@ -45,14 +72,41 @@ impl MediaMap {
         for sdp in documents {
             let mut rtx_pts: Vec<u8> = Vec::new();
             let mut apts: Vec<(u8, u8)> = Vec::new();
+            let mut kind = None;
             for line in sdp.lines().map(str::trim) {
-                if let Some(rest) = line.strip_prefix("a=rtpmap:") {
+                if let Some(rest) = line.strip_prefix("m=") {
+                    kind = match rest.split_whitespace().next() {
+                        Some("audio") => Some(MediaKind::Audio),
+                        Some("video") => Some(MediaKind::Video),
+                        _ => None,
+                    };
+                } else if let Some(rest) = line.strip_prefix("a=rtpmap:") {
                     let mut it = rest.split_whitespace();
-                    let (Some(pt), Some(enc)) = (it.next().and_then(|p| p.parse().ok()), it.next()) else {
+                    let (Some(pt), Some(enc)) = (it.next().and_then(|p| p.parse::<u8>().ok()), it.next()) else {
                         continue;
                     };
                     if enc.split('/').next().is_some_and(|n| n.eq_ignore_ascii_case("rtx")) {
                         rtx_pts.push(pt);
+                    }
+                    // RFC 4566 §6: <encoding name>/<clock rate>[/<channels>].
+                    let mut parts = enc.split('/');
+                    let (Some(name), Some(rate)) = (parts.next(), parts.next().and_then(|r| r.parse::<u32>().ok()))
+                    else {
+                        continue;
+                    };
+                    if pt < 128
+                        && rate > 0
+                        && name.len() <= 32
+                        && !map.payload_types.iter().any(|p| p.payload_type == pt)
+                    {
+                        let info = PayloadInfo {
+                            payload_type: pt,
+                            kind,
+                            encoding: name.to_string(),
+                            clock_rate: rate,
+                            channels: parts.next().and_then(|c| c.parse().ok()),
+                        };
+                        push_bounded(&mut map.payload_types, info);
                     }
                 } else if let Some(rest) = line.strip_prefix("a=fmtp:") {
                     let mut it = rest.splitn(2, char::is_whitespace);
@@ -96,8 +150,18 @@ impl MediaMap {
         self.fid.iter().find(|(_, r)| *r == rtx).map(|(p, _)| *p)
     }
 
+    /// What the SDP says about a payload type.
+    pub fn payload(&self, payload_type: u8) -> Option<&PayloadInfo> {
+        self.payload_types.iter().find(|p| p.payload_type == payload_type)
+    }
+
+    /// The `a=rtpmap` clock rate of a payload type.
+    pub fn clock_rate(&self, payload_type: u8) -> Option<u32> {
+        self.payload(payload_type).map(|p| p.clock_rate)
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.rtx_payload_types.is_empty() && self.fid.is_empty()
+        self.rtx_payload_types.is_empty() && self.fid.is_empty() && self.payload_types.is_empty()
     }
 }
 
@@ -126,6 +190,27 @@ mod tests {
         assert_eq!(map.primary_of(Ssrc(4_277_009_102)), Some(Ssrc(3_735_928_559)));
         assert_eq!(map.primary_of(Ssrc(1001)), Some(Ssrc(1000)));
         assert_eq!(map.primary_of(Ssrc(1000)), None);
+        let vp8 = map.payload(96).unwrap();
+        assert_eq!(
+            (vp8.kind, vp8.clock_rate, vp8.mime_type().as_deref()),
+            (Some(MediaKind::Video), 90_000, Some("video/VP8"))
+        );
+    }
+
+    #[test]
+    fn payload_types_take_their_m_line_kind() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\na=rtpmap:111 opus/48000/2\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\nm=application 9 x 100\r\n\
+            a=rtpmap:100 foo/1000\r\na=rtpmap:101 bad\r\na=rtpmap:102 bad/0\r\n";
+        let map = MediaMap::from_sdp([sdp]);
+        let opus = map.payload(111).unwrap();
+        assert_eq!(
+            (opus.mime_type().as_deref(), opus.channels),
+            (Some("audio/opus"), Some(2))
+        );
+        assert_eq!(map.clock_rate(96), Some(90_000));
+        assert_eq!(map.payload(100).unwrap().mime_type(), None, "not audio or video");
+        assert_eq!((map.payload(101), map.payload(102), map.payload(0)), (None, None, None));
     }
 
     #[test]

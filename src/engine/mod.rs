@@ -39,7 +39,7 @@ pub use snapshot::{DtlsSnapshot, RtxSnapshot, SessionSnapshot, SideSnapshot, Sou
 
 use crate::stats::ClockRates;
 use crate::time::MonoTime;
-use crate::wire::rtp::RtpView;
+use crate::wire::rtp::{RtpError, RtpView};
 use crate::wire::stun::StunView;
 use crate::wire::{classify, PacketKind};
 use foldhash::HashMap;
@@ -533,6 +533,7 @@ impl Engine {
             Some(k) => {
                 session.crypto = Some(Box::new(crypto::SessionCrypto::new(k)?));
                 session.encrypted = true;
+                session.srtp_suite = k.suite().or(session.srtp_suite);
             }
             None => session.crypto = None,
         }
@@ -681,7 +682,22 @@ impl Engine {
                         Err(_) => return Verdict::Drop(DropReason::SrtpRejected),
                     }
                 }
-                let rtp = match RtpView::parse(opened.as_deref().unwrap_or(datagram)) {
+                // SRTP (RFC 3711 §3.1): the last octet is tag, never the
+                // padding count, so an encrypted packet is never judged by
+                // its padding; its tag is left out of the payload when the
+                // suite is known. In a session not known to be SRTP (keyless
+                // SDES looks like plain RTP) a padding count that does not
+                // fit is read the same way: the receiver, not the proxy,
+                // decides what such a packet is. Opened SRTP is plain RTP.
+                let parsed = match (&opened, session.encrypted, session.srtp_suite) {
+                    (Some(plain), ..) => RtpView::parse(plain),
+                    (None, true, suite) => RtpView::parse_srtp(datagram, suite.map_or(0, |s| s.srtp_overhead())),
+                    (None, false, _) => match RtpView::parse(datagram) {
+                        Err(RtpError::BadPadding) => RtpView::parse_srtp(datagram, 0),
+                        other => other,
+                    },
+                };
+                let rtp = match parsed {
                     Ok(v) => v,
                     Err(e) => return Verdict::Drop(DropReason::Rtp(e)),
                 };
@@ -774,6 +790,10 @@ impl Engine {
             },
             PacketKind::Dtls => {
                 session.encrypted = true;
+                if session.srtp_suite.is_none() {
+                    session.srtp_suite = crate::wire::dtls::server_srtp_profile(datagram)
+                        .and_then(crate::srtp::CryptoSuite::from_dtls_profile);
+                }
                 Verdict::Forward(kind)
             }
             PacketKind::TurnChannel | PacketKind::Zrtp => Verdict::Forward(kind),

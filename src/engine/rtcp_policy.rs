@@ -38,16 +38,22 @@ pub fn randomised_interval(td: Duration, unit: f64) -> Duration {
 /// received there is video, else the audio minimum (RFC 3550 §6.2 Tmin,
 /// raised to what browsers use for audio).
 pub fn leg_interval(session: &Session, side: Side, rates: &ClockRates, policy: &ReportPolicy) -> Duration {
+    let media = session.media.as_deref();
     let video = session.sides[side.index()]
         .sources
         .iter()
         .filter_map(|s| s.rtp.as_ref())
-        .any(|r| rates.kind(r.payload_type) == Some(MediaKind::Video));
+        .any(|r| kind(media, rates, r.payload_type) == Some(MediaKind::Video));
     if video {
         policy.min_interval_video
     } else {
         policy.min_interval_audio
     }
+}
+
+/// A payload type's kind: the session's SDP `m=` line, else the relay's table.
+fn kind(media: Option<&super::media::MediaMap>, rates: &ClockRates, pt: u8) -> Option<MediaKind> {
+    media.and_then(|m| m.payload(pt)?.kind).or_else(|| rates.kind(pt))
 }
 
 /// What a tick of a leg's report timer found, for counters and events.
@@ -75,21 +81,38 @@ pub fn tick(
         return out;
     }
     let own = session.own_ssrc;
+    let media = session.media.as_deref();
     let state = &mut session.sides[side.index()];
     let mut blocks: Vec<ReportBlock> = Vec::new();
     for src in &mut state.sources {
         let Some(rtp) = &mut src.rtp else { continue };
-        if !rtp.stats.is_valid() {
+        if !rtp.stats.is_valid() || src.bye {
+            // A source that said BYE has left the session (RFC 3550 §6.6).
             continue;
         }
+        // RFC 3550 §6.4: a receiver reports the sources it received RTP
+        // from since its last report. A paused or removed stream gets no
+        // block (never frozen counters), and in `auto` its receiver's
+        // silence about it is no suppression: that clock restarts here.
+        let packets = rtp.stats.packets;
+        if src.packets_at_tick.replace(packets) == Some(packets) {
+            src.quiet = true;
+            continue;
+        }
+        if std::mem::take(&mut src.quiet) {
+            // Quiet at the last tick, heard again by this one: the stream
+            // resumed in between, and its receiver's reports may take
+            // their usual intervals from here.
+            src.quiet_at = Some(now);
+        }
         if mode == RtcpMode::Auto && !src.generating {
-            let kind = rates.kind(rtp.payload_type);
-            let td = if kind == Some(MediaKind::Video) {
+            let td = if kind(media, rates, rtp.payload_type) == Some(MediaKind::Video) {
                 policy.min_interval_video
             } else {
                 policy.min_interval_audio
             };
-            let since = src.remote.as_ref().map_or(rtp.stats.first_arrival, |r| r.received_at);
+            let heard = src.remote.as_ref().map_or(rtp.stats.first_arrival, |r| r.received_at);
+            let since = src.quiet_at.map_or(heard, |q| q.max(heard));
             if now.saturating_since(since) >= td * policy.suppression_intervals {
                 src.generating = true;
                 out.suppressed.push(src.ssrc);

@@ -59,13 +59,25 @@ pub struct Source {
     pub rrtr_log: SentLog,
     /// Latest report block about this source from the other side.
     pub remote: Option<RemoteReport>,
-    /// RTT from DLRR answering this source's RRTRs (W3C remote-outbound-rtp).
+    /// RTT of this source's own leg from the DLRR it sent, answering RRTRs
+    /// from the other side (W3C remote-outbound-rtp `roundTripTime`).
     pub xr_rtt: RttStats,
     pub feedback: FeedbackCounts,
     pub bye: bool,
     /// `auto`: the receiver stopped reporting on this source, so the proxy
     /// generates report blocks about it.
     pub generating: bool,
+    /// RTP packets counted at the leg's last report tick (`auto`/
+    /// `terminate`): a source with none since gets no report block (RFC
+    /// 3550 §6.4). Per source, so an idle session pays nothing for it.
+    pub packets_at_tick: Option<u64>,
+    /// The last report tick found no RTP from this source since the tick
+    /// before: a paused or stopped stream, which its receiver rightly
+    /// stops reporting (RFC 3550 §6.4).
+    pub quiet: bool,
+    /// `auto`: the first report tick that heard the stream again after a
+    /// pause; suppression is timed from here.
+    pub quiet_at: Option<MonoTime>,
     /// SRTCP compounds this source sent that the proxy could not read
     /// (RFC 3711 §3.4 leaves the header and sender SSRC in clear).
     pub srtcp_packets: u64,
@@ -116,6 +128,9 @@ impl Source {
             feedback: FeedbackCounts::default(),
             bye: false,
             generating: false,
+            packets_at_tick: None,
+            quiet: false,
+            quiet_at: None,
             srtcp_packets: 0,
             srtcp_last: None,
             rtx: None,
@@ -364,6 +379,9 @@ pub struct Session {
     pub opened_at: MonoTime,
     /// DTLS was seen: RTCP here is SRTCP and its bodies are ciphertext.
     pub encrypted: bool,
+    /// The SRTP suite when known (the DTLS ServerHello's `use_srtp`, or
+    /// provisioned keys): RTP payload counts then leave its tag out.
+    pub srtp_suite: Option<crate::srtp::CryptoSuite>,
     pub mode: RtcpMode,
     /// The `[[relay]]` the session belongs to (index in config order;
     /// 16 bits fill padding beside the flags).
@@ -415,6 +433,7 @@ impl Session {
             opened_at: now,
             sides: [SideState::default(), SideState::default()],
             encrypted: false,
+            srtp_suite: None,
             mode,
             own_ssrc,
             cname_bits,
@@ -459,6 +478,10 @@ impl Session {
                 i
             }
         };
+        // The session's SDP (`a=rtpmap`) names the clock first; the relay's
+        // table covers sessions without one.
+        let media = self.media.as_deref();
+        let clock_rate = |pt: u8| media.and_then(|m| m.clock_rate(pt)).or_else(|| clock_rate(pt));
         let source = &mut self.sides[side.index()].sources[index];
         match &mut source.rtp {
             Some(stream) => {
@@ -501,9 +524,12 @@ impl Session {
                 .collect();
             for (src, role) in side.sources.iter_mut().zip(roles) {
                 src.rtx = role;
-                if role.is_some() {
-                    if let Some(r) = src.rtp.as_mut() {
+                if let Some(r) = src.rtp.as_mut() {
+                    if role.is_some() {
                         r.stats.set_clock_rate(None);
+                    } else if let Some(hz) = media.clock_rate(r.payload_type) {
+                        // The SDP's clock wins over the relay's table.
+                        r.stats.set_clock_rate(Some(hz));
                     }
                 }
             }
@@ -630,16 +656,24 @@ impl Session {
                                     }
                                     continue;
                                 }
-                                // DLRR from `side` answers an RRTR that came from `other`.
+                                // DLRR from `side` answers an RRTR that came from
+                                // `other` and was forwarded toward `side`: the
+                                // sample is the leg of `side` (RFC 3611 §4.5),
+                                // so it belongs to the DLRR's sender there (W3C
+                                // remote-outbound-rtp of the streams it sends),
+                                // never to the RRTR's sender on the other leg.
                                 let Some(i) = self.sides[other.index()].position(item.ssrc) else {
                                     counters.rtt_rejects[reject_index(RttReject::UnknownLsr)] += 1;
                                     continue;
                                 };
-                                let src = &mut self.sides[other.index()].sources[i];
-                                match src.rrtr_log.match_report(item.lrr, item.dlrr, now) {
+                                let asked = &mut self.sides[other.index()].sources[i];
+                                match asked.rrtr_log.match_report(item.lrr, item.dlrr, now) {
                                     Ok(rtt) => {
-                                        src.xr_rtt.add(rtt, RttMethod::XrDlrr);
-                                        self.sides[side.index()].rtcp.rtt.add(rtt, RttMethod::XrDlrr);
+                                        let state = &mut self.sides[side.index()];
+                                        state.rtcp.rtt.add(rtt, RttMethod::XrDlrr);
+                                        if let Some(answerer) = state.source_mut(xr.sender, cap) {
+                                            answerer.xr_rtt.add(rtt, RttMethod::XrDlrr);
+                                        }
                                         counters.rtt_samples += 1;
                                     }
                                     Err(e) => counters.rtt_rejects[reject_index(e)] += 1,

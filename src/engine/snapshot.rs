@@ -4,6 +4,7 @@
 
 use super::session::{FeedbackCounts, Session, Source};
 use super::{KindCounts, RtcpMode, SessionId, Side};
+use crate::stats::clock_rate::{infer_kind, static_mime_type, MediaKind};
 use crate::stats::{RttMethod, RttStats};
 use crate::time::MonoTime;
 use serde::Serialize;
@@ -89,7 +90,7 @@ impl From<&RttStats> for RttSummary {
             max: r.max.map(|d| d.as_secs_f64()),
             mean: r.mean().map(|d| d.as_secs_f64()),
             total: r.total.as_secs_f64(),
-            measurements: r.measurements,
+            measurements: u64::from(r.measurements),
             method: r.last_method,
         }
     }
@@ -142,6 +143,14 @@ pub struct RtxSnapshot {
 pub struct RtpSnapshot {
     pub payload_type: u8,
     pub clock_rate: Option<u32>,
+    /// `audio` or `video`: the payload type's `m=` line when the session's
+    /// SDP is attached, else [`crate::stats::clock_rate::infer_kind`].
+    pub kind: MediaKind,
+    /// W3C codec `mimeType`: from the SDP's `a=rtpmap`, else the static
+    /// payload type's (RFC 3551); `None` for a dynamic type without SDP.
+    pub mime_type: Option<String>,
+    /// Audio channels from `a=rtpmap`.
+    pub channels: Option<u8>,
     pub packets_received: u64,
     pub packets_expected: u64,
     pub packets_lost: i64,
@@ -214,7 +223,7 @@ impl SessionSnapshot {
                 sources: with_rtx(
                     st.sources
                         .iter()
-                        .map(|src| SourceSnapshot::of(src, side, s.mode))
+                        .map(|src| SourceSnapshot::of(src, side, s.mode, s.media.as_deref()))
                         .collect(),
                 ),
             }
@@ -256,16 +265,26 @@ impl SessionSnapshot {
 }
 
 impl SourceSnapshot {
-    fn of(src: &Source, side: Side, mode: RtcpMode) -> Self {
+    fn of(src: &Source, side: Side, mode: RtcpMode, media: Option<&super::media::MediaMap>) -> Self {
         let clock_rate = src.rtp.as_ref().and_then(|r| r.stats.clock_rate());
         SourceSnapshot {
             ssrc: src.ssrc.0,
             side,
             rtp: src.rtp.as_ref().map(|r| {
                 let st = &r.stats;
+                let sdp = media.and_then(|m| m.payload(r.payload_type));
+                let mean_payload = st.payload_bytes as f64 / st.packets.max(1) as f64;
+                let kind = sdp
+                    .and_then(|p| p.kind)
+                    .unwrap_or_else(|| infer_kind(r.payload_type, st.clock_rate(), mean_payload));
                 RtpSnapshot {
                     payload_type: r.payload_type,
                     clock_rate: st.clock_rate(),
+                    kind,
+                    mime_type: sdp
+                        .and_then(|p| p.mime_type())
+                        .or_else(|| static_mime_type(r.payload_type)),
+                    channels: sdp.and_then(|p| p.channels),
                     packets_received: st.packets,
                     packets_expected: st.expected(),
                     packets_lost: st.cumulative_lost(),

@@ -11,7 +11,7 @@ use super::metrics::{
     DIRECTIONS, METRICS,
 };
 use crate::engine::{SessionSnapshot, Side};
-use crate::report::names::{media_kind, side_name};
+use crate::report::names::side_name;
 use crate::runtime::{SessionView, WorkerStats};
 use crate::stats::ClockRates;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
@@ -151,7 +151,6 @@ struct StreamPrev {
 pub struct Publisher {
     options: PublishOptions,
     start_unix_nanos: u64,
-    rates: ClockRates,
     /// (session id, side, ssrc) → previous figures, for interval deltas.
     streams: HashMap<(String, usize, u32), StreamPrev>,
     /// (session id, side) → STUN RTT measurements seen.
@@ -164,11 +163,12 @@ fn direction(side: Side) -> &'static str {
 }
 
 impl Publisher {
-    pub fn new(options: PublishOptions, rates: ClockRates, start_unix_nanos: u64) -> Self {
+    /// `_rates` is no longer read: a stream's kind comes from its snapshot
+    /// (its own relay's table and the session's SDP).
+    pub fn new(options: PublishOptions, _rates: ClockRates, start_unix_nanos: u64) -> Self {
         Publisher {
             options,
             start_unix_nanos,
-            rates,
             streams: HashMap::new(),
             stun: HashMap::new(),
             round: 0,
@@ -251,7 +251,7 @@ impl Publisher {
                 if let Some(rtp) = &src.rtp {
                     now.expected = rtp.packets_expected;
                     now.received = rtp.packets_received;
-                    let kind = media_kind(self.rates.kind(rtp.payload_type));
+                    let kind = rtp.kind.name();
                     if let Some(j) = rtp.jitter {
                         p.observations
                             .push(Sample::observed(Observed::STREAM_JITTER_SECONDS, &[kind], j));
@@ -267,8 +267,9 @@ impl Publisher {
                             .push(Sample::observed(Observed::STREAM_FRACTION_LOST, &[kind], fraction));
                     }
                 }
-                // Report blocks and DLRR about this source come from the other
-                // side: their RTT is that leg's.
+                // Report blocks about this source come from the other side:
+                // their RTT is that leg's. DLRR this source sent measures its
+                // own leg.
                 let rtt_leg = side_name(side.other());
                 let (rtt0, xr0) = prev.map_or((0, 0), |x| (x.rtt_measurements, x.xr_measurements));
                 if let Some(r) = &src.remote {
@@ -286,7 +287,7 @@ impl Publisher {
                     if let Some(last) = src.xr_rtt.last {
                         p.observations.push(Sample::observed(
                             Observed::STREAM_RTT_SECONDS,
-                            &[rtt_leg, "xr_dlrr"],
+                            &[side_name(side), "xr_dlrr"],
                             last,
                         ));
                     }

@@ -9,12 +9,14 @@ pub mod names;
 use crate::engine::{SessionSnapshot, Side, SourceSnapshot};
 use crate::stats::ClockRates;
 use crate::wire::ntp::NtpTime;
-use names::{media_kind, side_name};
+use names::side_name;
 use serde_json::{json, Map, Value};
 
 /// Builds the stats objects of one session. `wall_ms(t)` maps the engine's
-/// monotonic seconds to milliseconds since the Unix epoch.
-pub fn session_report(snap: &SessionSnapshot, rates: &ClockRates, wall_ms: impl Fn(f64) -> f64) -> Vec<Value> {
+/// monotonic seconds to milliseconds since the Unix epoch. Kinds, clocks
+/// and codecs come from the snapshot, which the session's own relay table
+/// and SDP made; `_rates` (one table for every relay) is no longer read.
+pub fn session_report(snap: &SessionSnapshot, _rates: &ClockRates, wall_ms: impl Fn(f64) -> f64) -> Vec<Value> {
     let now_ms = wall_ms(snap.taken_at);
     let mut out = Vec::new();
     for side in Side::BOTH {
@@ -48,6 +50,11 @@ pub fn session_report(snap: &SessionSnapshot, rates: &ClockRates, wall_ms: impl 
                 "x-leg": s,
             }));
         }
+        // Feedback about this leg's streams comes from the other side: in an
+        // SRTP session without that side's keys it is ciphertext, so the
+        // counts are unknown (omitted), not zero.
+        let reader = side.other().index();
+        let feedback_readable = !snap.encrypted || snap.srtp_keys.as_ref().is_some_and(|k| k[reader].is_some());
         for src in &leg.sources {
             // An RTX stream is reported inside its primary (W3C rtxSsrc).
             let folded = src
@@ -55,7 +62,14 @@ pub fn session_report(snap: &SessionSnapshot, rates: &ClockRates, wall_ms: impl 
                 .flatten()
                 .is_some_and(|p| leg.sources.iter().any(|s| s.ssrc == p));
             if !folded {
-                out.extend(source_objects(src, side, &transport_id, rates, now_ms, &wall_ms));
+                out.extend(source_objects(
+                    src,
+                    side,
+                    &transport_id,
+                    feedback_readable,
+                    now_ms,
+                    &wall_ms,
+                ));
             }
         }
     }
@@ -77,7 +91,7 @@ fn source_objects(
     src: &SourceSnapshot,
     side: Side,
     transport_id: &str,
-    rates: &ClockRates,
+    feedback_readable: bool,
     now_ms: f64,
     wall_ms: &impl Fn(f64) -> f64,
 ) -> Vec<Value> {
@@ -86,8 +100,10 @@ fn source_objects(
     let Some(rtp) = &src.rtp else {
         return out;
     };
-    let kind = media_kind(rates.kind(rtp.payload_type));
+    let kind = rtp.kind.name();
     let inbound_id = format!("IT-{s}-{}", src.ssrc);
+    // One codec object per payload type and transport (leg): W3C codec ids
+    // name both, and streams sharing them share the object.
     let codec_id = format!("C-{s}-{}", rtp.payload_type);
     let mut codec = Map::new();
     codec.insert("id".into(), json!(codec_id));
@@ -95,8 +111,16 @@ fn source_objects(
     codec.insert("timestamp".into(), json!(now_ms));
     codec.insert("payloadType".into(), json!(rtp.payload_type));
     codec.insert("transportId".into(), json!(transport_id));
+    // mimeType is required by the spec: the SDP's or the static type's; a
+    // dynamic type without SDP is named by its kind only (`x-unknown` is
+    // an unregistered subtype, RFC 6838 §3.4).
+    let mime = rtp.mime_type.clone().unwrap_or_else(|| format!("{kind}/x-unknown"));
+    codec.insert("mimeType".into(), json!(mime));
     if let Some(hz) = rtp.clock_rate {
         codec.insert("clockRate".into(), json!(hz));
+    }
+    if let Some(ch) = rtp.channels {
+        codec.insert("channels".into(), json!(ch));
     }
     out.push(Value::Object(codec));
 
@@ -128,7 +152,7 @@ fn source_objects(
         inbound.insert("retransmittedBytesReceived".into(), json!(r.payload_bytes));
     }
     inbound.insert("lastPacketReceivedTimestamp".into(), json!(wall_ms(rtp.last_arrival)));
-    insert_feedback(&mut inbound, src, s);
+    insert_feedback(&mut inbound, src, s, feedback_readable);
     if src.srtcp_packets > 0 {
         // Keyless SRTCP from this sender: counted, E flag and index read
         // from the clear trailer, bodies never parsed.
@@ -179,7 +203,7 @@ fn source_objects(
         }
     }
     outbound.insert("headerBytesSent".into(), json!(rtp.header_bytes));
-    insert_feedback(&mut outbound, src, s);
+    insert_feedback(&mut outbound, src, s, feedback_readable);
     if src.remote.is_some() {
         outbound.insert("remoteId".into(), json!(format!("RIA-{s}-{}", src.ssrc)));
     }
@@ -230,12 +254,15 @@ fn rtp_stream_stats(
     m
 }
 
-/// The feedback the stream's receiver sent about it, and the proxy's own
-/// members: the leg `s` and whether the proxy generates its reports.
-fn insert_feedback(m: &mut Map<String, Value>, src: &SourceSnapshot, s: &str) {
-    m.insert("nackCount".into(), json!(src.feedback.nack));
-    m.insert("pliCount".into(), json!(src.feedback.pli));
-    m.insert("firCount".into(), json!(src.feedback.fir));
+/// The feedback the stream's receiver sent about it (when the proxy can
+/// read it), and the proxy's own members: the leg `s` and whether the
+/// proxy generates its reports.
+fn insert_feedback(m: &mut Map<String, Value>, src: &SourceSnapshot, s: &str, readable: bool) {
+    if readable {
+        m.insert("nackCount".into(), json!(src.feedback.nack));
+        m.insert("pliCount".into(), json!(src.feedback.pli));
+        m.insert("firCount".into(), json!(src.feedback.fir));
+    }
     m.insert("x-leg".into(), json!(s));
     m.insert("x-generatingReports".into(), json!(src.generating));
 }

@@ -119,6 +119,18 @@ impl CryptoSuite {
         }
     }
 
+    /// The suite of a DTLS-SRTP protection profile (RFC 5764 §4.1.2,
+    /// RFC 7714 §14.2), as read by [`crate::wire::dtls::server_srtp_profile`].
+    pub const fn from_dtls_profile(profile: u16) -> Option<Self> {
+        match profile {
+            0x0001 => Some(CryptoSuite::AesCm128HmacSha1_80),
+            0x0002 => Some(CryptoSuite::AesCm128HmacSha1_32),
+            0x0007 => Some(CryptoSuite::AeadAes128Gcm),
+            0x0008 => Some(CryptoSuite::AeadAes256Gcm),
+            _ => None,
+        }
+    }
+
     pub(crate) fn profile(self) -> ProtectionProfile {
         match self {
             CryptoSuite::AesCm128HmacSha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,

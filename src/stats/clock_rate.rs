@@ -33,9 +33,87 @@ const STATIC_H263: u8 = 34;
 /// Media kind as far as the payload type tells.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum MediaKind {
+pub enum MediaKind {
     Audio,
     Video,
+}
+
+impl MediaKind {
+    /// The W3C `kind` and SDP media name: `audio` or `video`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MediaKind::Audio => "audio",
+            MediaKind::Video => "video",
+        }
+    }
+}
+
+/// Encoding names of the assigned static payload types (RFC 3551 Tables 4
+/// and 5), as the MIME subtype of `mimeType`.
+const STATIC_NAMES: [(u8, &str); 25] = [
+    (0, "PCMU"),
+    (3, "GSM"),
+    (4, "G723"),
+    (5, "DVI4"),
+    (6, "DVI4"),
+    (7, "LPC"),
+    (8, "PCMA"),
+    (9, "G722"),
+    (10, "L16"),
+    (11, "L16"),
+    (12, "QCELP"),
+    (13, "CN"),
+    (14, "MPA"),
+    (15, "G728"),
+    (16, "DVI4"),
+    (17, "DVI4"),
+    (18, "G729"),
+    (19, "CN"), // reserved, once comfort noise
+    (25, "CelB"),
+    (26, "JPEG"),
+    (28, "nv"),
+    (31, "H261"),
+    (32, "MPV"),
+    (33, "MP2T"),
+    (34, "H263"),
+];
+
+/// The kind of a static payload type (RFC 3551 §6): 0–23 are audio (MPA,
+/// PT 14, is audio on a 90 kHz clock), 24–34 video; `None` above.
+pub fn static_kind(pt: u8) -> Option<MediaKind> {
+    match pt {
+        0..=23 => Some(MediaKind::Audio),
+        24..=34 => Some(MediaKind::Video),
+        _ => None,
+    }
+}
+
+/// `mimeType` of an assigned static payload type, e.g. `audio/PCMU`.
+pub fn static_mime_type(pt: u8) -> Option<String> {
+    let (_, name) = STATIC_NAMES.iter().find(|(p, _)| *p == pt)?;
+    Some(format!("{}/{name}", static_kind(pt)?.name()))
+}
+
+/// Mean payload at or above which a stream that nothing else classifies is
+/// taken for video: 20 ms of compressed audio (Opus, G.711, G.722) stays
+/// well under it, video packets fill toward the path MTU.
+pub const VIDEO_PAYLOAD_GUESS: f64 = 400.0;
+
+/// The kind of a stream without SDP: a static payload type's own kind; a
+/// dynamic one by its clock rate (90 kHz is video by convention, RFC 3551
+/// §5; any other rate is an audio sampling rate, 8/16/48 kHz the usual
+/// ones); with neither, by its mean payload size (see
+/// [`VIDEO_PAYLOAD_GUESS`]).
+pub fn infer_kind(pt: u8, clock_rate: Option<u32>, mean_payload: f64) -> MediaKind {
+    if let Some(kind) = static_kind(pt) {
+        return kind;
+    }
+    match clock_rate {
+        Some(90_000) => MediaKind::Video,
+        Some(_) => MediaKind::Audio,
+        None if mean_payload >= VIDEO_PAYLOAD_GUESS => MediaKind::Video,
+        None => MediaKind::Audio,
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -77,13 +155,7 @@ impl ClockRates {
             *slot = rate;
         }
         if let Some(kind) = self.kinds.get_mut(usize::from(pt)) {
-            // 90 kHz is the video clock by convention (RFC 3551 §5); every
-            // other rate is an audio sampling rate.
-            *kind = Some(if rate == 90000 {
-                MediaKind::Video
-            } else {
-                MediaKind::Audio
-            });
+            *kind = Some(infer_kind(pt, Some(rate), 0.0));
         }
     }
 
@@ -96,7 +168,7 @@ impl ClockRates {
         }
     }
 
-    pub(crate) fn kind(&self, pt: u8) -> Option<MediaKind> {
+    pub fn kind(&self, pt: u8) -> Option<MediaKind> {
         self.kinds.get(usize::from(pt)).copied().flatten()
     }
 }
@@ -139,6 +211,27 @@ mod tests {
         assert_eq!(t.kind(96), Some(MediaKind::Video));
         assert_eq!(t.get(97), None);
         assert_eq!(t.get(200), None);
+    }
+
+    #[test]
+    fn kinds_and_mime_types() {
+        assert_eq!(
+            ClockRates::default().kind(14),
+            Some(MediaKind::Audio),
+            "MPA is audio at 90 kHz"
+        );
+        assert_eq!(static_mime_type(0).as_deref(), Some("audio/PCMU"));
+        assert_eq!(static_mime_type(34).as_deref(), Some("video/H263"));
+        assert_eq!(static_mime_type(20), None);
+        assert_eq!(static_mime_type(96), None);
+        assert_eq!(infer_kind(20, None, 1000.0), MediaKind::Audio);
+        assert_eq!(infer_kind(24, None, 10.0), MediaKind::Video);
+        assert_eq!(infer_kind(96, Some(90_000), 10.0), MediaKind::Video);
+        for hz in [8000, 16000, 48000] {
+            assert_eq!(infer_kind(111, Some(hz), 1000.0), MediaKind::Audio);
+        }
+        assert_eq!(infer_kind(100, None, 120.0), MediaKind::Audio);
+        assert_eq!(infer_kind(100, None, 1100.0), MediaKind::Video);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! nothing. Reads go through [`bytes`], the one place that indexes buffers.
 
 pub mod classify;
+pub mod dtls;
 pub mod ntp;
 pub mod rtcp;
 pub mod rtp;

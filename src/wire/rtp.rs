@@ -64,6 +64,37 @@ impl<'a> RtpView<'a> {
     /// ```
     #[inline]
     pub fn parse(buf: &'a [u8]) -> Result<Self, RtpError> {
+        let mut view = Self::parse_header(buf)?;
+        if view.byte(0) & 0x20 != 0 {
+            // RFC 3550 §5.1: the last octet counts the padding, itself included.
+            let padding_len = usize::from(*buf.last().ok_or(RtpError::TooShort)?);
+            if padding_len == 0 || view.header_len + padding_len > buf.len() {
+                return Err(RtpError::BadPadding);
+            }
+            view.padding_len = padding_len;
+        }
+        Ok(view)
+    }
+
+    /// An SRTP packet (RFC 3711 §3.1): the header is in clear, but the
+    /// padding and its count octet are inside the encrypted portion, and
+    /// the packet ends with the authentication tag (`trailer` bytes, MKI
+    /// included, when the suite is known; 0 when not). The P bit is
+    /// therefore never checked against the last octet, which is tag: a
+    /// padding-only probe (libwebrtc's bandwidth probes over SRTP) parses.
+    /// [`Self::payload_len`] is what follows the header, tag excluded;
+    /// encrypted padding cannot be told apart from payload.
+    #[inline]
+    pub fn parse_srtp(buf: &'a [u8], trailer: usize) -> Result<Self, RtpError> {
+        let mut view = Self::parse_header(buf)?;
+        // A packet shorter than its tag is the receiver's to reject; the
+        // proxy forwards it and counts no payload.
+        view.padding_len = trailer.min(buf.len() - view.header_len);
+        Ok(view)
+    }
+
+    #[inline]
+    fn parse_header(buf: &'a [u8]) -> Result<Self, RtpError> {
         let Some(b0) = u8_at(buf, 0) else {
             return Err(RtpError::TooShort);
         };
@@ -87,18 +118,10 @@ impl<'a> RtpView<'a> {
                 return Err(RtpError::ExtensionOverrun);
             }
         }
-        let mut padding_len = 0;
-        if b0 & 0x20 != 0 {
-            // RFC 3550 §5.1: the last octet counts the padding, itself included.
-            padding_len = usize::from(*buf.last().ok_or(RtpError::TooShort)?);
-            if padding_len == 0 || header_len + padding_len > buf.len() {
-                return Err(RtpError::BadPadding);
-            }
-        }
         Ok(RtpView {
             buf,
             header_len,
-            padding_len,
+            padding_len: 0,
             ext_at,
         })
     }
@@ -158,6 +181,8 @@ impl<'a> RtpView<'a> {
         self.buf.len() - self.header_len - self.padding_len
     }
 
+    /// Bytes after the payload: the padding (RFC 3550), or for a view
+    /// from [`Self::parse_srtp`] the authentication tag.
     pub fn padding_len(&self) -> usize {
         self.padding_len
     }
@@ -434,6 +459,28 @@ mod tests {
         // Padding that eats the whole payload exactly is valid.
         pad_big[31] = 4;
         assert_eq!(RtpView::parse(&pad_big).unwrap().payload_len(), 0);
+    }
+
+    #[test]
+    fn srtp_padding_is_never_read_and_the_tag_is_not_payload() {
+        // P = 1 and a last octet (tag) of 0, then one larger than the packet:
+        // both plain-RTP errors, both fine as SRTP.
+        for last in [0u8, 200] {
+            let mut p = WITH_EXT;
+            p[31] = last;
+            let v = RtpView::parse_srtp(&p, 2).unwrap();
+            assert!(v.has_padding());
+            assert_eq!((v.header_len(), v.payload_len(), v.padding_len()), (28, 2, 2));
+            assert_eq!(v.seq(), RtpView::parse_srtp(&p, 0).unwrap().seq());
+            assert_eq!(RtpView::parse_srtp(&p, 0).unwrap().payload_len(), 4);
+        }
+        // A tag longer than what follows the header leaves no payload.
+        assert_eq!(RtpView::parse_srtp(&WITH_EXT, 10).unwrap().payload_len(), 0);
+        // The header is still validated.
+        assert_eq!(
+            RtpView::parse_srtp(&WITH_EXT[..18], 0).unwrap_err(),
+            RtpError::ExtensionOverrun
+        );
     }
 
     /// The fixture's marker, payload type, sequence number, timestamp and

@@ -11,6 +11,12 @@ where GStreamer computes the report-block statistics and the round trip.
 Receiver (--receive): rtpbin receiving RTP on P and RTCP on P+1 and sending
 its RTCP (RR + SDES) from P+1 to --rtcp-dest.
 
+--media video (either role): VP8 instead of PCMU, payload type 96 on a
+90 kHz clock; the sender encodes videotestsrc (live, 320x240, 15 fps,
+vp8enc in real-time mode) and rtpvp8pay splits frames into MTU-sized
+packets. The receiver's remote source stats ("remote_sources") carry its
+own RFC 3550 A.8 "jitter" (clock units) for the stream it received.
+
 Output on stdout, one JSON object per line:
   {"event": "ready", "rtp_port": P, "rtcp_port": P+1}      once the sockets are bound
   {"event": "done", ...}                                    after --seconds
@@ -25,7 +31,10 @@ remote source that reported; "done" lists them under "reports", one per
 reporter, next to our own sender source ("sender": "packets-sent", ...).
 "rb_log" has every report block about us as it arrived (parsed from the
 RTCP rtpbin received), "rtt_log" every new rb-round-trip value the session
-reported (sampled every --sample-ms).
+reported (sampled every --sample-ms). A receiver's "jitter_log" has every
+new A.8 "jitter" of the streams it receives, sampled the same way; "mono"
+in it and in "rb_log" is time.monotonic() (CLOCK_MONOTONIC: one clock for
+every process), so two endpoints' logs line up.
 
 SRTP (SDES keys, AES_CM_128_HMAC_SHA1_80 for RTP and RTCP): --srtp-key HEX
 (30 bytes: master key || salt) protects what this endpoint sends (srtpenc
@@ -63,6 +72,7 @@ RB_FIELDS = (
 )
 
 PCMU_CAPS = "application/x-rtp,media=audio,clock-rate=8000,encoding-name=PCMU,payload=0"
+VP8_CAPS = "application/x-rtp,media=video,clock-rate=90000,encoding-name=VP8,payload=96"
 
 
 def parse_args():
@@ -72,6 +82,7 @@ def parse_args():
     p.add_argument("--local-port", type=int, default=0, help="local even RTP port (RTCP on +1); 0 = any free pair")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--receive", action="store_true", help="run as an rtpbin receiver")
+    p.add_argument("--media", choices=("audio", "video"), default="audio", help="PCMU audio or VP8 video")
     p.add_argument("--rtcp-dest", default=None, help="receiver: HOST:PORT its RTCP goes to")
     p.add_argument("--seqnum-offset", type=int, default=-1, help="sender: first RTP sequence number (-1 = random)")
     p.add_argument("--rtcp-interval-ms", type=int, default=1000, help="rtpbin's rtcp-min-interval")
@@ -200,6 +211,7 @@ class Endpoint:
         self.t0 = time.monotonic()
         self.rb_log = []
         self.rtt_log = []
+        self.jitter_log = []
         self.last_rb = {}
         self.rtcp_received = 0
         self.srtp_counts = {"srtp_rtp_in": 0, "srtcp_in": 0}
@@ -275,10 +287,16 @@ class Endpoint:
 
     def build_sender(self, rtp_g, rtcp_g):
         a = self.args
-        src = make("audiotestsrc", is_live=True, wave="sine", freq=440.0, samplesperbuffer=160)
-        caps = make("capsfilter", caps=Gst.Caps.from_string("audio/x-raw,format=S16LE,rate=8000,channels=1"))
-        enc = make("mulawenc")
-        self.pay = make("rtppcmupay", pt=0, min_ptime=20 * Gst.MSECOND, max_ptime=20 * Gst.MSECOND)
+        if a.media == "video":
+            src = make("videotestsrc", is_live=True, pattern="ball")
+            caps = make("capsfilter", caps=Gst.Caps.from_string("video/x-raw,width=320,height=240,framerate=15/1"))
+            enc = make("vp8enc", deadline=1, target_bitrate=400000, keyframe_max_dist=30)
+            self.pay = make("rtpvp8pay", pt=96, mtu=1200)
+        else:
+            src = make("audiotestsrc", is_live=True, wave="sine", freq=440.0, samplesperbuffer=160)
+            caps = make("capsfilter", caps=Gst.Caps.from_string("audio/x-raw,format=S16LE,rate=8000,channels=1"))
+            enc = make("mulawenc")
+            self.pay = make("rtppcmupay", pt=0, min_ptime=20 * Gst.MSECOND, max_ptime=20 * Gst.MSECOND)
         if a.seqnum_offset >= 0:
             self.pay.set_property("seqnum-offset", a.seqnum_offset)
         rtp_sink = make("udpsink", socket=rtp_g, host=a.host, port=a.port, sync=True, async_=False)
@@ -305,7 +323,8 @@ class Endpoint:
         host, port = self.args.rtcp_dest.rsplit(":", 1)
         host = host.strip("[]")
         keyed = self.args.srtp_peer_key is not None
-        rtp_caps = PCMU_CAPS.replace("application/x-rtp", "application/x-srtp") if keyed else PCMU_CAPS
+        media_caps = VP8_CAPS if self.args.media == "video" else PCMU_CAPS
+        rtp_caps = media_caps.replace("application/x-rtp", "application/x-srtp") if keyed else media_caps
         rtcp_caps = "application/x-srtcp" if keyed else "application/x-rtcp"
         rtp_src = make("udpsrc", socket=rtp_g, caps=Gst.Caps.from_string(rtp_caps))
         rtcp_src = make("udpsrc", socket=rtcp_g, caps=Gst.Caps.from_string(rtcp_caps))
@@ -344,15 +363,21 @@ class Endpoint:
             buf.unmap(info)
         own = {s["ssrc"] for s in self.source_stats() if s.get("internal")}
         t = round(time.monotonic() - self.t0, 4)
+        mono = time.monotonic()
         for reporter, rb in blocks:
             if rb["ssrc"] in own:
-                self.rb_log.append({"t": t, "reporter": reporter, **rb})
+                self.rb_log.append({"t": t, "mono": mono, "reporter": reporter, **rb})
 
     def source_stats(self):
         return [to_plain(s.get_property("stats")) for s in self.session.get_property("sources")]
 
     def sample(self):
         for s in self.source_stats():
+            if not s.get("internal") and s.get("is-sender") and self.args.receive:
+                jitter = s.get("jitter")
+                last = self.jitter_log[-1] if self.jitter_log else None
+                if jitter is not None and (last is None or (last["ssrc"], last["jitter"]) != (s["ssrc"], jitter)):
+                    self.jitter_log.append({"mono": time.monotonic(), "ssrc": s["ssrc"], "jitter": jitter})
             if s.get("internal") or not s.get("have-rb"):
                 continue
             key = tuple(s.get(f) for f in ("rb-exthighestseq", "rb-lsr", "rb-dlsr", "rb-packetslost"))
@@ -411,6 +436,7 @@ class Endpoint:
             "remote_sources": remote,
             "rb_log": self.rb_log,
             "rtt_log": self.rtt_log,
+            "jitter_log": self.jitter_log,
             "rtcp_received": self.rtcp_received,
             **self.srtp_counts,
             "session": to_plain(self.session.get_property("stats")),
