@@ -41,6 +41,10 @@ enum Command {
         /// HTTP API address (overrides `[api] listen`; port 0 picks one).
         #[arg(long)]
         api_listen: Option<std::net::SocketAddr>,
+        /// Let the API listen on a non-loopback address without a token
+        /// (`[api] allow_tokenless`): only on a private network you control.
+        #[arg(long)]
+        api_allow_tokenless: bool,
         /// Worker threads (0 = one per core).
         #[arg(long, default_value_t = 0)]
         workers: usize,
@@ -136,6 +140,7 @@ fn main() -> ExitCode {
             rtcp,
             rtcp_termination,
             api_listen,
+            api_allow_tokenless,
             workers,
             quiet,
             check_config,
@@ -149,6 +154,7 @@ fn main() -> ExitCode {
                     rtcp
                 },
                 api_listen,
+                api_allow_tokenless,
             };
             if check_config {
                 return match load_with_overrides(config.as_deref(), &overrides) {
@@ -246,6 +252,7 @@ struct Overrides {
     upstream: Option<std::net::SocketAddr>,
     rtcp: Option<String>,
     api_listen: Option<std::net::SocketAddr>,
+    api_allow_tokenless: bool,
 }
 
 /// The config file (or the embedded default) with the command-line
@@ -269,6 +276,7 @@ fn load_with_overrides(path: Option<&std::path::Path>, o: &Overrides) -> Result<
     if let Some(a) = o.api_listen {
         config.api.listen = a;
     }
+    config.api.allow_tokenless |= o.api_allow_tokenless;
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
 }

@@ -44,7 +44,7 @@ fn subscribed(path: &str, headers: &str) -> (RelayRuntime, ApiServer, UdpSocket,
     let (relay, api, upstream) = relay_with_api(None);
     let mut s = TcpStream::connect(api.local_addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n{headers}\r\n").unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\n{headers}\r\n", api.local_addr).unwrap();
     send_rtp(relay.bound()[0].listen, 5);
     echo_once(&upstream);
     (relay, api, upstream, s)
@@ -86,7 +86,11 @@ fn sessions_and_w3c_stats() {
     assert_eq!(counters["workers"][0]["io"]["receivedClient"], 20);
 
     // Errors are JSON with a clear message.
-    let (status, body) = get(api.local_addr, "/v1/sessions/0-00000000deadbeef/stats", None);
+    let (status, body) = get(
+        api.local_addr,
+        "/v1/sessions/0-00000000deadbeef0123456789abcdef/stats",
+        None,
+    );
     assert_eq!((status, body["error"].is_string()), (404, true));
     let (status, body) = get(api.local_addr, "/v1/sessions/not-an-id/stats", None);
     assert_eq!((status, body["error"].is_string()), (400, true));
@@ -233,7 +237,7 @@ fn slow_subscriber_never_delays_forwarding() {
     stuck.set_recv_buffer_size(4096).unwrap();
     stuck.connect(&api.local_addr.into()).unwrap();
     let mut stuck: TcpStream = stuck.into();
-    write!(stuck, "GET /v1/stream HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    write!(stuck, "GET /v1/stream HTTP/1.1\r\nHost: {}\r\n\r\n", api.local_addr).unwrap();
 
     // 60 sessions × 1000 packets: many `stats` events per 100 ms tick.
     let clients: Vec<UdpSocket> = (0..60).map(|_| common::loopback()).collect();
@@ -296,7 +300,7 @@ fn sdp_attach_validates_and_round_trips() {
     }
     let (status, _) = put(
         api.local_addr,
-        "/v1/sessions/0-00000000ffffffff/sdp",
+        "/v1/sessions/0-00000000ffffffff0123456789abcdef/sdp",
         &format!(r#"{{"localDescription":{offer}}}"#),
     );
     assert_eq!(status, 404);

@@ -48,7 +48,7 @@ fn keyed(suite: CryptoSuite, mode: RtcpMode) -> (Driver, SessionId, [SrtpKeys; 2
         client: Some(kc.clone()),
         upstream: Some(ku.clone()),
     };
-    let known = e.set_session_keys(id, Some(&keys)).unwrap();
+    let known = e.set_session_keys(id, Some(&keys)).unwrap() == rtp_middlebox::engine::KeysOutcome::Done;
     (e, id, [kc, ku], known)
 }
 

@@ -28,6 +28,16 @@ mod snapshot;
 
 pub use counters::{kind_index, kind_label, Cap, CapHits, Counters, DropReason, KindCounts, DROP_REASONS, KINDS};
 pub use crypto::SessionKeys;
+
+/// What [`Engine::set_session_keys`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeysOutcome {
+    Done,
+    UnknownSession,
+    /// Removing keys of a `terminate` session: refused (see
+    /// [`crypto`]'s module docs).
+    Refused,
+}
 pub use demux::{ClientMatch, StaticKeys};
 pub use io::{CloseReason, Event, Input, Output, Payload, SocketRef, Transmit, Verdict};
 pub use mode::{ReportPolicy, RtcpMode};
@@ -475,24 +485,40 @@ impl Engine {
     /// Provisions (or with `None` removes) a session's SRTCP keys. With
     /// keys the session is SRTP: SRTCP from a side with keys is opened and
     /// read, failures are dropped and counted, and the proxy's reports are
-    /// protected toward sides whose receiver's keys it has. Returns false
-    /// for an unknown session; an error when the crypto provider fails.
+    /// protected toward sides whose receiver's keys it has. The own index
+    /// counter and the replay windows of keys given again carry over
+    /// ([`crypto::SrtcpMemory`]). Removal is refused in `terminate` while
+    /// keys are set (the receivers' replay windows sit at the mapped
+    /// indices). An error when the crypto provider fails.
     pub fn set_session_keys(
         &mut self,
         id: SessionId,
         keys: Option<&SessionKeys>,
-    ) -> Result<bool, crate::srtp::SrtpError> {
+    ) -> Result<KeysOutcome, crate::srtp::SrtpError> {
         let Some(session) = self.session_mut(id) else {
-            return Ok(false);
+            return Ok(KeysOutcome::UnknownSession);
         };
         match keys {
             Some(k) => {
-                session.crypto = Some(Box::new(crypto::SessionCrypto::new(k)?));
+                let mut fresh = crypto::SessionCrypto::new(k)?;
+                let memory = match session.crypto.take() {
+                    Some(old) => old.into_memory(),
+                    None => session.srtcp_memory.take().map(|m| *m).unwrap_or_default(),
+                };
+                fresh.adopt(memory);
+                session.crypto = Some(Box::new(fresh));
                 session.encrypted = true;
             }
-            None => session.crypto = None,
+            None if session.mode == RtcpMode::Terminate && session.crypto.is_some() => {
+                return Ok(KeysOutcome::Refused);
+            }
+            None => {
+                if let Some(old) = session.crypto.take() {
+                    session.srtcp_memory = Some(Box::new(old.into_memory()));
+                }
+            }
         }
-        Ok(true)
+        Ok(KeysOutcome::Done)
     }
 
     /// Gives a session what its SDP says about its streams (RTX payload
