@@ -199,7 +199,7 @@ pub struct ApiConfig {
     /// listen address and `localhost`: a request whose `Host` names anything
     /// else is refused (403), so a DNS-rebound name gives a web page no
     /// access.
-    pub(crate) allowed_hosts: Vec<String>,
+    pub allowed_hosts: Vec<String>,
     /// Lets the API listen on a non-loopback address without a token (a
     /// private network the operator controls); otherwise that refuses to
     /// start.

@@ -45,6 +45,11 @@ enum Command {
         /// (`[api] allow_tokenless`): only on a private network you control.
         #[arg(long)]
         api_allow_tokenless: bool,
+        /// A host name the API answers to besides its address and
+        /// `localhost` (added to `[api] allowed_hosts`; repeatable), e.g.
+        /// the name Prometheus scrapes it by.
+        #[arg(long = "api-allowed-host", value_name = "NAME")]
+        api_allowed_hosts: Vec<String>,
         /// Worker threads (0 = one per core).
         #[arg(long, default_value_t = 0)]
         workers: usize,
@@ -141,6 +146,7 @@ fn main() -> ExitCode {
             rtcp_termination,
             api_listen,
             api_allow_tokenless,
+            api_allowed_hosts,
             workers,
             quiet,
             check_config,
@@ -155,6 +161,7 @@ fn main() -> ExitCode {
                 },
                 api_listen,
                 api_allow_tokenless,
+                api_allowed_hosts,
             };
             if check_config {
                 return match load_with_overrides(config.as_deref(), &overrides) {
@@ -253,6 +260,7 @@ struct Overrides {
     rtcp: Option<String>,
     api_listen: Option<std::net::SocketAddr>,
     api_allow_tokenless: bool,
+    api_allowed_hosts: Vec<String>,
 }
 
 /// The config file (or the embedded default) with the command-line
@@ -277,6 +285,7 @@ fn load_with_overrides(path: Option<&std::path::Path>, o: &Overrides) -> Result<
         config.api.listen = a;
     }
     config.api.allow_tokenless |= o.api_allow_tokenless;
+    config.api.allowed_hosts.extend(o.api_allowed_hosts.iter().cloned());
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
 }
