@@ -23,6 +23,49 @@ pub struct Config {
     pub collector: CollectorConfig,
     /// Static SDES keys for sessions from known client addresses.
     pub(crate) srtp: Vec<SrtpConfig>,
+    /// The proxy's DTLS identity and limits (relays with `dtls = "terminate"`).
+    pub dtls: DtlsConfig,
+}
+
+/// `dtls` of a `[[relay]]`: what the relay does with DTLS-SRTP.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DtlsMode {
+    /// DTLS passes through untouched (the proxy holds no keys).
+    #[default]
+    Pass,
+    /// Sessions bound to a call of the calls API terminate DTLS-SRTP on
+    /// both legs; others pass through.
+    Terminate,
+}
+
+/// `[dtls]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DtlsConfig {
+    /// PEM certificate and private key (ECDSA); both or neither. Neither:
+    /// a fresh self-signed P-256 certificate at every start.
+    pub certificate: Option<std::path::PathBuf>,
+    pub private_key: Option<std::path::PathBuf>,
+    /// A leg whose handshake is not done by then fails (`dtls-failure`).
+    pub handshake_timeout_secs: u64,
+    /// Legs handshaking at once, over all workers; more calls are refused.
+    pub max_handshakes: usize,
+    /// Calls set up through the calls API but never seen on the wire are
+    /// forgotten after this.
+    pub unbound_call_ttl_secs: u64,
+}
+
+impl Default for DtlsConfig {
+    fn default() -> Self {
+        DtlsConfig {
+            certificate: None,
+            private_key: None,
+            handshake_timeout_secs: 10,
+            max_handshakes: 1024,
+            unbound_call_ttl_secs: 60,
+        }
+    }
 }
 
 /// A secret string from the config: never printed by `Debug` or serialised.
@@ -181,6 +224,15 @@ pub struct RelayConfig {
     pub upstream_rtcp: Option<SocketAddr>,
     #[serde(default)]
     pub(crate) clock_rates: BTreeMap<String, u32>,
+    /// `pass` (default) or `terminate` (back-to-back DTLS-SRTP for calls
+    /// set up through `POST /v1/calls/{id}/offer|answer`).
+    #[serde(default)]
+    pub dtls: DtlsMode,
+    /// The address clients reach this relay at: the calls API writes it as
+    /// the only candidate into SDP sent to clients (no NAT mapping needed
+    /// on the upstream).
+    #[serde(default)]
+    pub announce: Option<SocketAddr>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -336,6 +388,24 @@ impl Config {
             relay
                 .clock_rate_table()
                 .map_err(|(k, p)| invalid(format!("{}.{k}", key("clock_rates")), p))?;
+            if relay.dtls == DtlsMode::Terminate && relay.listen_rtcp.is_some() {
+                return Err(invalid(
+                    key("dtls"),
+                    "DTLS termination needs rtcp-mux (WebRTC): remove listen_rtcp/upstream_rtcp or set dtls = \"pass\"",
+                ));
+            }
+        }
+        if self.dtls.certificate.is_some() != self.dtls.private_key.is_some() {
+            return Err(invalid(
+                "dtls.certificate",
+                "dtls.certificate and dtls.private_key must be set together",
+            ));
+        }
+        if self.dtls.handshake_timeout_secs == 0 || self.dtls.max_handshakes == 0 {
+            return Err(invalid(
+                "dtls",
+                "handshake_timeout_secs and max_handshakes must be positive",
+            ));
         }
         for (key, ms) in [
             ("rtcp.min_interval_video_ms", self.rtcp.min_interval_video_ms),
@@ -427,6 +497,39 @@ impl Config {
         }
     }
 
+    /// Whether any relay terminates DTLS.
+    pub fn terminates_dtls(&self) -> bool {
+        self.relay.iter().any(|r| r.dtls == DtlsMode::Terminate)
+    }
+
+    /// The proxy's DTLS identity when some relay terminates DTLS: loaded
+    /// from `[dtls]` files or generated.
+    pub fn dtls_identity(&self) -> Result<Option<crate::dtls::DtlsIdentity>, crate::dtls::IdentityError> {
+        if !self.terminates_dtls() {
+            return Ok(None);
+        }
+        match (&self.dtls.certificate, &self.dtls.private_key) {
+            (Some(c), Some(k)) => crate::dtls::DtlsIdentity::load(c, k).map(Some),
+            _ => crate::dtls::DtlsIdentity::generate().map(Some),
+        }
+    }
+
+    /// The engine's DTLS settings for one of `workers` workers (the
+    /// handshake budget is split between them); `epoch` is replaced by the
+    /// worker's clock origin.
+    pub fn dtls_settings(
+        &self,
+        identity: &std::sync::Arc<crate::dtls::DtlsIdentity>,
+        workers: usize,
+        epoch: std::time::Instant,
+    ) -> crate::engine::dtls::DtlsSettings {
+        let mut s = crate::engine::dtls::DtlsSettings::new(identity.clone(), epoch);
+        s.handshake_timeout = Duration::from_secs(self.dtls.handshake_timeout_secs);
+        s.max_handshakes = self.dtls.max_handshakes.div_ceil(workers.max(1));
+        s.unbound_call_ttl = Duration::from_secs(self.dtls.unbound_call_ttl_secs);
+        s
+    }
+
     pub fn idle_timeout(&self) -> Option<Duration> {
         (self.limits.idle_timeout_secs > 0).then(|| Duration::from_secs(self.limits.idle_timeout_secs))
     }
@@ -447,6 +550,7 @@ impl Config {
                     upstream_rtcp: r.upstream_rtcp,
                     non_mux: r.listen_rtcp.is_some(),
                     clock_rates: r.clock_rates(),
+                    dtls_terminate: r.dtls == DtlsMode::Terminate,
                 })
                 .collect(),
             max_sessions: self.limits.max_sessions.div_ceil(n),

@@ -86,10 +86,12 @@
 
 pub mod analyze;
 pub mod config;
+pub mod dtls;
 pub mod engine;
 pub mod export;
 pub mod report;
 pub mod runtime;
+pub mod sdp;
 pub mod sim;
 pub mod srtp;
 pub mod stats;

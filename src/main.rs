@@ -164,7 +164,11 @@ fn main() -> ExitCode {
                 api_allowed_hosts,
             };
             if check_config {
-                return match load_with_overrides(config.as_deref(), &overrides) {
+                // The DTLS identity files are read too: a key that does not
+                // load fails here, not at start.
+                let loaded = load_with_overrides(config.as_deref(), &overrides)
+                    .and_then(|c| c.dtls_identity().map(|_| c).map_err(|e| format!("dtls: {e}")));
+                return match loaded {
                     Ok(c) => {
                         println!(
                             "configuration valid: {} relay(s), api on {}",

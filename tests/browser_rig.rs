@@ -32,7 +32,10 @@
 //!
 //! Needs root (network namespaces), `chromium`, `janus` (scripts/setup.sh)
 //! and node ≥ 18 with `tests/browser/node_modules` (tests/browser/setup.sh,
-//! run here when missing). Without them the test prints why and passes,
+//! run here when missing). A third call terminates DTLS on both legs (its
+//! SDPs pass through the proxy's calls API) and RTCP, on the impaired leg:
+//! Chromium's remote-inbound-rtp then comes from the proxy's own reports.
+//! Without them the test prints why and passes,
 //! unless `REQUIRE_CHROMIUM=1` (CI), which makes it fail. The figures are
 //! written to stderr as they come (`cargo test --test browser_rig`).
 
@@ -472,9 +475,15 @@ struct Relay {
     log: Arc<Mutex<Vec<String>>>,
 }
 
-fn start_relay(net: &Net, dir: &Path, label: &str, listen: SocketAddr) -> Result<Relay, String> {
+/// The relay keys of the plain runs: RTCP passes, DTLS passes.
+const PASS_THROUGH: &str = "rtcp = \"forward\"\n";
+/// The DTLS run: the proxy terminates DTLS on both legs and RTCP too, so
+/// the reports Chromium gets are the proxy's own.
+const DTLS_TERMINATE: &str = "rtcp = \"terminate\"\ndtls = \"terminate\"\n";
+
+fn start_relay(net: &Net, dir: &Path, label: &str, listen: SocketAddr, keys: &str) -> Result<Relay, String> {
     let config = format!(
-        "[[relay]]\nlisten = \"{listen}\"\nupstream = \"{janus}:{RTP_PORT}\"\nrtcp = \"forward\"\nupstream_bind = \"{bind}\"\n\n{CLOCK_RATES}\n[api]\nlisten = \"127.0.0.1:0\"\n",
+        "[[relay]]\nlisten = \"{listen}\"\nupstream = \"{janus}:{RTP_PORT}\"\n{keys}upstream_bind = \"{bind}\"\n\n{CLOCK_RATES}\n[api]\nlisten = \"127.0.0.1:0\"\n",
         janus = net.janus(),
         bind = net.sfu_facing(),
     );
@@ -665,7 +674,7 @@ impl Drop for Shuttle {
 }
 
 /// Runs the node driver for one call; its JSON result.
-fn run_driver(net: &Net, dir: &Path, label: &str, api: &str) -> Result<Value, String> {
+fn run_driver(net: &Net, dir: &Path, label: &str, api: &str, calls: Option<&str>) -> Result<Value, String> {
     let wrapper = dir.join(format!("chromium-{label}.sh"));
     std::fs::write(
         &wrapper,
@@ -687,6 +696,7 @@ fn run_driver(net: &Net, dir: &Path, label: &str, api: &str) -> Result<Value, St
         "mediaSeconds": MEDIA_SECONDS,
         "settleSeconds": SETTLE_SECONDS,
         "timeoutSeconds": DRIVER_TIMEOUT_SECONDS,
+        "calls": calls,
     });
     let cfg_path = dir.join(format!("driver-{label}.json"));
     std::fs::write(&cfg_path, cfg.to_string()).map_err(|e| e.to_string())?;
@@ -1295,6 +1305,85 @@ fn impaired_assertions(
     }
 }
 
+/// The DTLS-terminated run: the call connected through the proxy's own
+/// certificate on both legs, media decoded, and Chromium's
+/// remote-inbound-rtp (from the proxy's Receiver Reports, `terminate`)
+/// shows the client leg's RTT and the forwarder's drops.
+fn dtls_assertions(
+    fig: &Figures,
+    result: &Value,
+    counters: &ForwarderCounters,
+    to_sfu: &[Datagram],
+    up_cfg: &ImpairConfig,
+    failures: &mut Vec<String>,
+) {
+    // Each endpoint saw the proxy's fingerprint in place of the other's.
+    let fingerprint = |sdp: &Value| {
+        sdp.as_str().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.trim().strip_prefix("a=fingerprint:").map(str::to_owned))
+        })
+    };
+    let (offer, to_janus) = (fingerprint(&result["offer"]), fingerprint(&result["offerToJanus"]));
+    let (janus, to_chromium) = (fingerprint(&result["janusAnswer"]), fingerprint(&result["answer"]));
+    check(
+        failures,
+        offer.is_some() && to_janus.is_some() && offer != to_janus && janus != to_chromium && to_janus == to_chromium,
+        format!("dtls: the calls API put the proxy's fingerprint in both SDPs ({to_janus:?} / {to_chromium:?})"),
+    );
+    let video = fig.chrome("inbound-rtp", "video").cloned().unwrap_or(Value::Null);
+    check(
+        failures,
+        i(&video["framesDecoded"]) > 0,
+        format!(
+            "dtls: Chromium decoded the echoed video (framesDecoded {})",
+            video["framesDecoded"]
+        ),
+    );
+    let audio = fig.chrome("inbound-rtp", "audio").cloned().unwrap_or(Value::Null);
+    check(
+        failures,
+        i(&audio["packetsReceived"]) > 0,
+        format!(
+            "dtls: Chromium received the echoed audio ({})",
+            audio["packetsReceived"]
+        ),
+    );
+    let (_, _, truth) = replay(up_cfg, to_sfu);
+    let c = counters.to_target.rtp;
+    let late_ms = (c.late_max_us + counters.to_client.rtp.late_max_us) as f64 / 1e3;
+    for media in ["audio", "video"] {
+        let Some(ri) = fig.chrome("remote-inbound-rtp", media) else {
+            check(
+                failures,
+                false,
+                format!("dtls: Chromium has remote-inbound-rtp for its {media}"),
+            );
+            continue;
+        };
+        let ssrc = ri["ssrc"].as_u64().unwrap_or(0);
+        let rtt = ri["roundTripTime"].as_f64().map(|r| r * 1e3);
+        check(
+            failures,
+            rtt.is_some_and(|r| r >= CLIENT_RTT_MS - 5.0 && r <= CLIENT_RTT_MS + 5.0 + late_ms),
+            format!(
+                "dtls: {media} remote-inbound-rtp roundTripTime {rtt:?} ms within {CLIENT_RTT_MS} ± 5 ms (+{late_ms:.1} ms of the forwarder's lateness)"
+            ),
+        );
+        let lost = i(&ri["packetsLost"]);
+        let t = truth.get(&(ssrc as u32)).copied().unwrap_or_default();
+        let expected = (t.dropped - t.edge_dropped) as i64;
+        check(
+            failures,
+            (lost - expected).abs() <= 2,
+            format!(
+                "dtls: {media} ssrc {ssrc} remote-inbound-rtp packetsLost {lost} vs the forwarder's drops {expected} (±2; fractionLost {})",
+                ri["fractionLost"]
+            ),
+        );
+    }
+}
+
 #[test]
 fn chromium_through_the_relay_to_janus() {
     if let Err(why) = probe() {
@@ -1334,9 +1423,9 @@ fn chromium_through_the_relay_to_janus() {
     // (1) Clean path: Chromium → the relay on the client link → Janus.
     {
         let listen = SocketAddr::V4(SocketAddrV4::new(net.client_facing(), RTP_PORT));
-        let mut relay = start_relay(&net, &dir, "clean", listen).unwrap_or_else(|e| panic!("relay: {e}"));
+        let mut relay = start_relay(&net, &dir, "clean", listen, PASS_THROUGH).unwrap_or_else(|e| panic!("relay: {e}"));
         let started = clock.now().as_secs_f64();
-        match run_driver(&net, &dir, "clean", &relay.api) {
+        match run_driver(&net, &dir, "clean", &relay.api, None) {
             Ok(result) => {
                 let fig = Figures::new(&result);
                 compare("clean", &fig, &mut notes);
@@ -1360,9 +1449,14 @@ fn chromium_through_the_relay_to_janus() {
     }
 
     // (2) Impaired client leg: Chromium → shuttle → impair_live (3 % loss,
-    // 25 ms each way) → the relay on loopback → Janus.
-    {
-        let mut relay = start_relay(&net, &dir, "impaired", "127.0.0.1:0".parse().unwrap())
+    // 25 ms each way) → the relay on loopback → Janus. (3) The same with
+    // DTLS terminated on both legs (the SDPs pass through the calls API)
+    // and RTCP terminated: Chromium's remote-inbound-rtp is the proxy's.
+    for (label, keys, calls) in [
+        ("impaired", PASS_THROUGH, None),
+        ("dtls", DTLS_TERMINATE, Some("rig-call-1")),
+    ] {
+        let mut relay = start_relay(&net, &dir, label, "127.0.0.1:0".parse().unwrap(), keys)
             .unwrap_or_else(|e| panic!("relay: {e}"));
         let leg = |seed| ImpairConfig {
             seed,
@@ -1378,34 +1472,39 @@ fn chromium_through_the_relay_to_janus() {
         let outer = SocketAddr::V4(SocketAddrV4::new(net.client_facing(), RTP_PORT));
         let shuttle = Shuttle::start(outer, forwarder.listen()).unwrap_or_else(|e| panic!("shuttle: {e}"));
         report(&format!(
-            "browser_rig: impaired leg: {outer} → forwarder {} → {} → relay {} (loss {:.0} %, {DELAY_MS} ms each way, seeds {SEED_TO_SFU}/{SEED_TO_CLIENT})",
+            "browser_rig: {label} leg: {outer} → forwarder {} → {} → relay {} (loss {:.0} %, {DELAY_MS} ms each way, seeds {SEED_TO_SFU}/{SEED_TO_CLIENT})",
             forwarder.listen(),
             forwarder.target_local(),
             relay.listen,
             LOSS * 100.0
         ));
         let started = clock.now().as_secs_f64();
-        let result = run_driver(&net, &dir, "impaired", &relay.api);
+        let result = run_driver(&net, &dir, label, &relay.api, calls);
         let (to_sfu, to_client) = shuttle.stop();
         sleep_ms(100);
         let counters = forwarder.stop();
         match result {
             Ok(result) => {
                 let fig = Figures::new(&result);
-                compare("impaired", &fig, &mut notes);
-                impaired_assertions(&fig, &counters, &to_sfu, &to_client, &up_cfg, &mut failures, &mut notes);
+                compare(label, &fig, &mut notes);
+                let mut found = Vec::new();
+                impaired_assertions(&fig, &counters, &to_sfu, &to_client, &up_cfg, &mut found, &mut notes);
+                if calls.is_some() {
+                    dtls_assertions(&fig, &result, &counters, &to_sfu, &up_cfg, &mut found);
+                }
+                failures.extend(found.into_iter().map(|f| format!("[{label}] {f}")));
             }
             Err(e) => failures.push(format!(
-                "impaired: {e}\nrelay: {:?}\njanus: {}",
+                "{label}: {e}\nrelay: {:?}\njanus: {}",
                 relay.log.lock().unwrap_or_else(|e| e.into_inner()),
                 tail(&dir.join("janus.log"), 20)
             )),
         }
         if let Some(why) = relay.proc.exited() {
-            failures.push(format!("impaired: {why}"));
+            failures.push(format!("{label}: {why}"));
         }
         report(&format!(
-            "browser_rig: impaired run took {:.1} s",
+            "browser_rig: {label} run took {:.1} s",
             clock.now().as_secs_f64() - started
         ));
     }

@@ -222,7 +222,12 @@ fn health_fails_when_nothing_listens() {
 
 #[test]
 fn check_config_accepts_the_examples_and_names_the_bad_key() {
-    for example in ["config/default.toml", "config/sfu-front.toml", "config/sip-trunk.toml"] {
+    for example in [
+        "config/default.toml",
+        "config/sfu-front.toml",
+        "config/sip-trunk.toml",
+        "config/webrtc-dtls.toml",
+    ] {
         let out = Command::new(BIN)
             .args(["run", "--check-config", "--config", example])
             .output()
@@ -237,6 +242,16 @@ fn check_config_accepts_the_examples_and_names_the_bad_key() {
             "collector.otlp_endpoint",
         ),
         ("[limits]\nmax_sesions = 3\n", "max_sesions"),
+        (
+            "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:9\"\ndtls = \"terminate\"\n\
+             listen_rtcp = \"127.0.0.1:0\"\nupstream_rtcp = \"127.0.0.1:10\"\n",
+            "relay[0].dtls",
+        ),
+        (
+            "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:9\"\ndtls = \"terminate\"\n\
+             [dtls]\ncertificate = \"/nonexistent/cert.pem\"\nprivate_key = \"/nonexistent/key.pem\"\n",
+            "/nonexistent/cert.pem",
+        ),
     ] {
         let path = dir.join("bad.toml");
         std::fs::write(&path, text).unwrap();

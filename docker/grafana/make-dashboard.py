@@ -100,6 +100,9 @@ panel("Hard caps hit per second",
 panel("NAT rebinding per second",
       [(q('sum by (outcome) (rate(rtpmb_nat_rebinding_total{SEL}[RI]))'), "{{outcome}}")], w=6, unit="ops",
       desc="Rebound: a client's new address passed an ICE check with the upstream and the session moved. Rejected: the upstream refused or ignored the check (a hijack attempt or a stale path).")
+panel("DTLS handshakes per second",
+      [(q('sum by (outcome) (rate(rtpmb_dtls_handshakes_total{SEL}[RI]))'), "{{outcome}}")], w=6, unit="ops",
+      desc="DTLS termination (relay dtls = \"terminate\"): per-leg handshakes that completed, and that failed (fingerprint mismatch, timeout, protocol error; the call has no media).")
 
 row("RTCP")
 panel("RTCP reports/s by mode",

@@ -29,10 +29,17 @@ pub enum DropReason {
     /// SRTCP with provisioned keys that did not open (authentication,
     /// replay, framing): dropped, never forwarded as modified.
     Srtcp(SrtpError),
+    /// DTLS termination: SRTP/SRTCP before both legs have keys.
+    DtlsPending,
+    /// DTLS termination: a leg's handshake failed; nothing passes.
+    DtlsFailed,
+    /// DTLS termination: SRTP that did not open with its leg's keys
+    /// (authentication, replay) or could not be protected for the other.
+    SrtpRejected,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 25] = [
+    pub const ALL: [DropReason; 28] = [
         DropReason::Empty,
         DropReason::UnknownProtocol,
         DropReason::UnknownSession,
@@ -58,6 +65,9 @@ impl DropReason {
         DropReason::Srtcp(SrtpError::AuthFailed),
         DropReason::Srtcp(SrtpError::Replayed),
         DropReason::Srtcp(SrtpError::Crypto),
+        DropReason::DtlsPending,
+        DropReason::DtlsFailed,
+        DropReason::SrtpRejected,
     ];
 
     /// Index into [`Counters::drops`].
@@ -76,6 +86,9 @@ impl DropReason {
             DropReason::Stun(e) => e.reason(),
             DropReason::SourceLimit => "source_limit",
             DropReason::RateLimited => "rate_limited",
+            DropReason::DtlsPending => "dtls_pending",
+            DropReason::DtlsFailed => "dtls_failed",
+            DropReason::SrtpRejected => "srtp_rejected",
             DropReason::Srtcp(e) => match e {
                 SrtpError::TooShort => "srtcp_too_short",
                 SrtpError::BadVersion => "srtcp_bad_version",
@@ -403,6 +416,17 @@ counters! {
                 "ICE checks from a session's new client address: rebound (the upstream accepted it, the session moved) or rejected (refused or unanswered; the session stayed).")
                 {outcome = "rebound"},
         pub rebinds_rejected: u64 => NAT_REBINDING {outcome = "rejected"},
+        /// DTLS termination: legs whose handshake completed and legs that
+        /// failed (fingerprint mismatch, timeout, bad records).
+        pub dtls_connected: u64
+            => DTLS_HANDSHAKES: counter("rtpmb_dtls_handshakes_total", "{handshake}", [outcome],
+                "DTLS termination: per-leg handshakes that completed or failed (fingerprint mismatch, timeout, protocol error).")
+                {outcome = "connected"},
+        pub dtls_failed: u64 => DTLS_HANDSHAKES {outcome = "failed"},
+        /// Sessions bound to a call of the calls API, and bindings refused
+        /// (handshake limit).
+        pub dtls_calls_bound: u64,
+        pub dtls_refused: u64,
     }
 }
 

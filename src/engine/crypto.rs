@@ -31,6 +31,7 @@
 //! share one reader (and so one window per SSRC) when their keys are equal.
 
 use super::Side;
+use crate::dtls::LegKeys;
 use crate::srtp::{reprotect_index, srtcp_trailer, ReplayTable, SrtcpProtector, SrtcpReader, SrtpError, SrtpKeys};
 
 /// Keys whose replay windows a session remembers after they were replaced;
@@ -105,23 +106,15 @@ pub struct SessionCrypto {
     pub plain: Vec<u8>,
     /// Key fingerprints per direction, for the API (never the keys).
     pub fingerprints: [Option<String>; 2],
+    /// Keys from back-to-back DTLS: each leg has its own, so every SRTCP
+    /// compound is re-protected for the other leg, whatever the mode.
+    pub back_to_back: bool,
 }
 
 impl SessionCrypto {
     pub fn new(keys: &SessionKeys) -> Result<Self, SrtpError> {
         let writer = |k: &Option<SrtpKeys>| k.as_ref().map(SrtcpProtector::new).transpose();
-        let mut readers: Vec<SrtcpReader> = Vec::with_capacity(2);
-        let mut reader_of = [None; 2];
-        for (side, k) in [&keys.client, &keys.upstream].into_iter().enumerate() {
-            let Some(k) = k else { continue };
-            reader_of[side] = Some(match readers.iter().position(|r| same_key(r.keys(), k)) {
-                Some(i) => i,
-                None => {
-                    readers.push(SrtcpReader::new(k)?);
-                    readers.len() - 1
-                }
-            });
-        }
+        let (readers, reader_of) = readers([keys.client.as_ref(), keys.upstream.as_ref()])?;
         Ok(SessionCrypto {
             readers,
             reader_of,
@@ -133,6 +126,29 @@ impl SessionCrypto {
                 keys.client.as_ref().map(SrtpKeys::fingerprint),
                 keys.upstream.as_ref().map(SrtpKeys::fingerprint),
             ],
+            back_to_back: false,
+        })
+    }
+
+    /// Contexts for back-to-back DTLS-SRTP: SRTCP from a side opens with
+    /// what that leg's peer writes with; toward a side the proxy protects
+    /// with its own write keys of that leg (RFC 5764 §4.2).
+    pub fn back_to_back(client: &LegKeys, upstream: &LegKeys) -> Result<Self, SrtpError> {
+        let (readers, reader_of) = readers([Some(&client.peer_write), Some(&upstream.peer_write)])?;
+        Ok(SessionCrypto {
+            readers,
+            reader_of,
+            writers: [
+                Some(SrtcpProtector::new(&client.own_write)?),
+                Some(SrtcpProtector::new(&upstream.own_write)?),
+            ],
+            memory: SrtcpMemory::default(),
+            plain: Vec::new(),
+            fingerprints: [
+                Some(client.peer_write.fingerprint()),
+                Some(upstream.peer_write.fingerprint()),
+            ],
+            back_to_back: true,
         })
     }
 
@@ -204,6 +220,26 @@ impl SessionCrypto {
         let writer = self.writers[toward.index()].as_mut()?;
         Some(writer.protect(plain, reprotect_index(original_index), out))
     }
+}
+
+/// One reader per distinct key of the two sending sides, and which one
+/// each side's SRTCP opens with.
+type Readers = (Vec<SrtcpReader>, [Option<usize>; 2]);
+
+fn readers(keys: [Option<&SrtpKeys>; 2]) -> Result<Readers, SrtpError> {
+    let mut readers: Vec<SrtcpReader> = Vec::with_capacity(2);
+    let mut reader_of = [None; 2];
+    for (side, k) in keys.into_iter().enumerate() {
+        let Some(k) = k else { continue };
+        reader_of[side] = Some(match readers.iter().position(|r| same_key(r.keys(), k)) {
+            Some(i) => i,
+            None => {
+                readers.push(SrtcpReader::new(k)?);
+                readers.len() - 1
+            }
+        });
+    }
+    Ok((readers, reader_of))
 }
 
 impl std::fmt::Debug for SessionCrypto {

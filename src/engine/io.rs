@@ -190,6 +190,21 @@ pub enum Event {
         side: Side,
         per_sec: u32,
     },
+    /// DTLS termination: the leg toward `side` completed its handshake
+    /// (peer certificate matched its SDP fingerprint).
+    DtlsConnected {
+        session: SessionId,
+        side: Side,
+        suite: &'static str,
+    },
+    /// DTLS termination: the leg toward `side` failed (`reason`: a stable
+    /// label such as `fingerprint_mismatch` or `timeout`); the session
+    /// passes no media from then on.
+    DtlsFailed {
+        session: SessionId,
+        side: Side,
+        reason: &'static str,
+    },
     /// NAT rebinding: the upstream accepted a check from the client's new
     /// address and the client answered the proxy's probe from there; the
     /// session's client-bound datagrams now go to `to`.

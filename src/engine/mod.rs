@@ -13,9 +13,11 @@
 //! [`rebinding`] and [`admission`] the hostile-input policies.
 
 pub mod admission;
+mod calls;
 mod counters;
 pub mod crypto;
 mod demux;
+pub mod dtls;
 pub mod io;
 pub mod media;
 pub mod mode;
@@ -34,9 +36,10 @@ pub use crypto::SessionKeys;
 pub enum KeysOutcome {
     Done,
     UnknownSession,
-    /// Removing keys of a `terminate` session: refused (see
-    /// [`crypto`]'s module docs).
-    Refused,
+    /// Refused, and why (for the API's 409): removing keys of a
+    /// `terminate` session (see [`crypto`]'s module docs), or any change to
+    /// keys that came from DTLS.
+    Refused(&'static str),
 }
 pub use demux::{ClientMatch, StaticKeys};
 pub use io::{CloseReason, Event, Input, Output, Payload, SocketRef, Transmit, Verdict};
@@ -148,6 +151,9 @@ pub struct RelaySettings {
     pub non_mux: bool,
     /// Payload type → RTP clock rate for this relay's streams.
     pub clock_rates: ClockRates,
+    /// `dtls = "terminate"`: sessions bound to a call of the calls API
+    /// terminate DTLS-SRTP on both legs ([`dtls`]); others pass through.
+    pub dtls_terminate: bool,
 }
 
 impl Default for RelaySettings {
@@ -158,6 +164,7 @@ impl Default for RelaySettings {
             upstream_rtcp: None,
             non_mux: false,
             clock_rates: ClockRates::new(&Default::default()),
+            dtls_terminate: false,
         }
     }
 }
@@ -191,6 +198,8 @@ pub struct EngineConfig {
     pub nat_rebinding: NatRebinding,
     /// `[[srtp]]`: SRTCP keys for sessions of known client addresses.
     pub static_keys: Vec<StaticKeys>,
+    /// The proxy's DTLS identity and limits, when a relay terminates DTLS.
+    pub dtls: Option<dtls::DtlsSettings>,
 }
 
 impl Default for EngineConfig {
@@ -208,6 +217,7 @@ impl Default for EngineConfig {
             max_packets_per_side_per_sec: 0,
             nat_rebinding: NatRebinding::Never,
             static_keys: Vec::new(),
+            dtls: None,
         }
     }
 }
@@ -280,6 +290,13 @@ pub struct Engine {
     taps: HashMap<(usize, SocketAddr, SocketAddr), SessionId>,
     /// False once draining: new client addresses are refused.
     accepting: bool,
+    /// Calls set up through the calls API, waiting for (or bound to) their
+    /// session ([`calls`]).
+    calls: calls::Calls,
+    /// DTLS retransmission and deadline ticks: (due, slot, generation).
+    dtls_timers: BinaryHeap<Reverse<(MonoTime, u32, u32)>>,
+    /// Scratch: what the DTLS legs of the datagram being handled want done.
+    leg_outputs: Vec<dtls::LegOutput>,
 }
 
 impl Engine {
@@ -306,6 +323,9 @@ impl Engine {
             routes: HashMap::default(),
             taps: HashMap::default(),
             accepting: true,
+            calls: calls::Calls::default(),
+            dtls_timers: BinaryHeap::new(),
+            leg_outputs: Vec::new(),
         }
     }
 
@@ -383,9 +403,15 @@ impl Engine {
             SocketRef::Listen { relay, rtcp } => self.route_client(now, relay, rtcp, remote, local, kind, bytes),
         };
         let verdict = match routed {
+            Ok(demux::Routed::Session(id)) if kind == PacketKind::Dtls && self.terminates_dtls(id) => {
+                self.on_dtls_record(now, id, side, bytes)
+            }
             Ok(demux::Routed::Session(id)) => {
                 let verdict = self.observe(now, side, id, kind, bytes);
                 self.send_on(id, side, socket.is_rtcp(), verdict);
+                if kind == PacketKind::Stun && self.binds_calls(id) {
+                    self.try_bind_call(now, id, side, bytes);
+                }
                 verdict
             }
             Ok(demux::Routed::Check(id)) => {
@@ -405,6 +431,23 @@ impl Engine {
             self.counters.drops[reason.index()] += 1;
         }
         verdict
+    }
+
+    /// A session bound to a call: its DTLS records are the proxy's.
+    fn terminates_dtls(&self, id: SessionId) -> bool {
+        self.session(id).is_some_and(|s| s.dtls.is_some())
+    }
+
+    /// A session of a `dtls = "terminate"` relay not yet bound to a call.
+    fn binds_calls(&self, id: SessionId) -> bool {
+        self.session(id).is_some_and(|s| {
+            s.dtls.is_none()
+                && self
+                    .config
+                    .relays
+                    .get(usize::from(s.relay))
+                    .is_some_and(|r| r.dtls_terminate)
+        })
     }
 
     /// Queues the transmit a verdict calls for: the datagram (or its
@@ -465,10 +508,12 @@ impl Engine {
     /// kept (sockets are not rebound).
     pub fn reconfigure(&mut self, f: impl FnOnce(&mut EngineConfig)) {
         let seed = self.config.seed;
+        let dtls = self.config.dtls.take();
         let per_prefix = self.config.new_sessions_per_prefix_per_sec;
         let relays = self.config.relays.len();
         f(&mut self.config);
         self.config.seed = seed;
+        self.config.dtls = dtls;
         self.config.relays.resize_with(relays, RelaySettings::default);
         if self.config.new_sessions_per_prefix_per_sec != per_prefix {
             let rate = self.config.new_sessions_per_prefix_per_sec;
@@ -498,6 +543,13 @@ impl Engine {
         let Some(session) = self.session_mut(id) else {
             return Ok(KeysOutcome::UnknownSession);
         };
+        if session.crypto.as_ref().is_some_and(|c| c.back_to_back) {
+            // Each leg's keys come from its own DTLS handshake (RFC 5764);
+            // SDES keys over them would break both legs.
+            return Ok(KeysOutcome::Refused(
+                "this session's keys come from DTLS (dtls = \"terminate\") and cannot be replaced or removed",
+            ));
+        }
         match keys {
             Some(k) => {
                 let mut fresh = crypto::SessionCrypto::new(k)?;
@@ -510,7 +562,10 @@ impl Engine {
                 session.encrypted = true;
             }
             None if session.mode == RtcpMode::Terminate && session.crypto.is_some() => {
-                return Ok(KeysOutcome::Refused);
+                return Ok(KeysOutcome::Refused(
+                    "keys of a session in rtcp = \"terminate\" cannot be removed (its reports are re-protected at \
+                     mapped indices); provision new keys instead",
+                ));
             }
             None => {
                 if let Some(old) = session.crypto.take() {
@@ -560,6 +615,7 @@ impl Engine {
         }
         let session = slot.session.take()?;
         self.unroute(&session);
+        self.forget_call_of(&session);
         self.counters.rebinds_rejected += self.rebinding.forget(id);
         self.free.push(id.index);
         self.live -= 1;
@@ -645,7 +701,24 @@ impl Engine {
         state.received.add(kind, datagram.len());
         match kind {
             PacketKind::Rtp => {
-                let rtp = match RtpView::parse(datagram) {
+                // Back-to-back DTLS: measured in the clear, sent on under
+                // the other leg's keys.
+                let mut opened = None;
+                if let Some(b2b) = session.dtls.as_deref_mut() {
+                    let failed = b2b.failed();
+                    let Some(media) = b2b.media.as_mut() else {
+                        return Verdict::Drop(if failed {
+                            DropReason::DtlsFailed
+                        } else {
+                            DropReason::DtlsPending
+                        });
+                    };
+                    match media.open(side, datagram) {
+                        Ok(plain) => opened = Some(plain),
+                        Err(_) => return Verdict::Drop(DropReason::SrtpRejected),
+                    }
+                }
+                let rtp = match RtpView::parse(opened.as_deref().unwrap_or(datagram)) {
                     Ok(v) => v,
                     Err(e) => return Verdict::Drop(DropReason::Rtp(e)),
                 };
@@ -668,7 +741,30 @@ impl Engine {
                         counters.caps_hit.hit(Cap::SourcesPerSide);
                     }
                 }
+                if let Some(plain) = opened {
+                    let protected = session
+                        .dtls
+                        .as_deref_mut()
+                        .and_then(|b| b.media.as_mut())
+                        .map(|m| m.protect(side.other(), &plain));
+                    return match protected {
+                        Some(Ok(wire)) => {
+                            rewritten.clear();
+                            rewritten.extend_from_slice(&wire);
+                            Verdict::Rewritten(kind)
+                        }
+                        _ => Verdict::Drop(DropReason::SrtpRejected),
+                    };
+                }
                 Verdict::Forward(kind)
+            }
+            PacketKind::Rtcp if session.dtls.as_ref().is_some_and(|b| b.media.is_none()) => {
+                let failed = session.dtls.as_ref().is_some_and(|b| b.failed());
+                Verdict::Drop(if failed {
+                    DropReason::DtlsFailed
+                } else {
+                    DropReason::DtlsPending
+                })
             }
             PacketKind::Rtcp => {
                 let v = rtcp_in::observe_rtcp(session, now, side, datagram, cap, counters, rewritten, cleared);
@@ -727,6 +823,7 @@ impl Engine {
     /// [`Self::poll_timeout`] is reached (earlier calls are harmless).
     fn handle_timeout(&mut self, now: MonoTime) {
         self.run_report_timers(now);
+        self.run_dtls_timers(now);
         let Some(due) = self.next_sweep else {
             return;
         };
@@ -779,10 +876,10 @@ impl Engine {
     /// When the engine next needs [`Input::Timeout`], if ever.
     pub fn poll_timeout(&self) -> Option<MonoTime> {
         let report = self.report_timers.peek().map(|Reverse((due, ..))| *due);
-        match (self.next_sweep, report) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.next_sweep, report, self.next_dtls_timer()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn push(&mut self, o: Output) {

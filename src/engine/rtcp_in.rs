@@ -88,6 +88,10 @@ fn read_rtcp(
 ) -> Verdict {
     let body = plain.unwrap_or(datagram);
     let readable = (plain.is_some() || !session.encrypted) && rtcp::walk(body).all(|p| p.is_ok());
+    if !readable && session.crypto.as_ref().is_some_and(|c| c.back_to_back) {
+        // Opened but not RTCP: the other leg could not open it either.
+        return Verdict::Drop(DropReason::SrtpRejected);
+    }
     if !readable {
         session.on_unreadable_rtcp(side, datagram, cap);
         counters.rtcp_unreadable += 1;
@@ -100,9 +104,15 @@ fn read_rtcp(
     for packet in rtcp::walk(body).flatten() {
         session.on_rtcp(now, side, &packet, cap, counters, cleared);
     }
-    if session.mode != RtcpMode::Terminate {
+    let back_to_back = session.crypto.as_ref().is_some_and(|c| c.back_to_back);
+    if session.mode != RtcpMode::Terminate && !back_to_back {
         counters.rtcp_by_mode[by_mode].forwarded += 1;
         return Verdict::Forward(PacketKind::Rtcp);
+    }
+    if session.mode != RtcpMode::Terminate {
+        // Back-to-back DTLS: the other leg has its own keys, so the
+        // compound goes on whole, re-protected for it.
+        return reprotect_whole(session, side, datagram, body, counters, rewritten, by_mode);
     }
     let toward = side.other();
     if plain.is_some() && !session.crypto.as_ref().is_some_and(|c| c.can_protect_toward(toward)) {
@@ -151,5 +161,31 @@ fn read_rtcp(
             counters.rtcp_by_mode[by_mode].forwarded += 1;
             Verdict::Rewritten(PacketKind::Rtcp)
         }
+    }
+}
+
+/// Re-protects an endpoint's whole compound for the other leg at the
+/// mapped index (back-to-back DTLS outside `terminate`).
+fn reprotect_whole(
+    session: &mut Session,
+    side: Side,
+    datagram: &[u8],
+    body: &[u8],
+    counters: &mut Counters,
+    rewritten: &mut Vec<u8>,
+    by_mode: usize,
+) -> Verdict {
+    let Some(crypto) = session.crypto.as_mut() else {
+        return Verdict::Drop(DropReason::DtlsPending);
+    };
+    let Some(index) = crypto.index_of(side, datagram) else {
+        return Verdict::Drop(DropReason::Srtcp(crate::srtp::SrtpError::TooShort));
+    };
+    match crypto.reprotect(side.other(), body, index, rewritten) {
+        Some(Ok(())) => {
+            counters.rtcp_by_mode[by_mode].forwarded += 1;
+            Verdict::Rewritten(PacketKind::Rtcp)
+        }
+        _ => Verdict::Drop(DropReason::SrtpRejected),
     }
 }

@@ -385,6 +385,8 @@ pub struct Session {
     pub rate_limited: u8,
     /// RTX payload types and SSRC groups from the session's SDP.
     pub media: Option<Box<super::media::MediaMap>>,
+    /// Back-to-back DTLS-SRTP, once bound to a call (`dtls = "terminate"`).
+    pub dtls: Option<Box<super::dtls::BackToBack>>,
 }
 
 /// What the RTP path tells the engine after accounting a packet.
@@ -424,6 +426,7 @@ impl Session {
             // Full at 2^20 tokens: the real rate and burst clamp it on first use.
             buckets: [super::admission::Bucket::full(f64::from(1u32 << 20), now); 2],
             media: None,
+            dtls: None,
             rate_limited: 0,
         }
     }

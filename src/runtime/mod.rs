@@ -120,6 +120,16 @@ pub struct RelayRuntime {
     workers: Vec<WorkerHandle>,
     bound: Vec<BoundRelay>,
     shutdown: watch::Sender<bool>,
+    calls: CallsFacts,
+}
+
+/// What the calls API needs to rewrite SDP: the proxy's DTLS identity and,
+/// per terminating relay, the address announced to clients.
+#[derive(Clone, Default)]
+pub struct CallsFacts {
+    pub identity: Option<std::sync::Arc<crate::dtls::DtlsIdentity>>,
+    /// (relay index, `announce`) of each `dtls = "terminate"` relay.
+    pub relays: Vec<(usize, Option<SocketAddr>)>,
 }
 
 /// A random seed from the standard library's per-process hasher keys
@@ -181,8 +191,16 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut workers = Vec::new();
+    let identity = config
+        .dtls_identity()
+        .map_err(|e| io::Error::other(format!("dtls: {e}")))?
+        .map(std::sync::Arc::new);
     for (w, sockets) in per_worker.into_iter().enumerate() {
-        let engine = config.engine_config(n, random_seed());
+        let mut engine = config.engine_config(n, random_seed());
+        // The worker sets the epoch to its own clock's origin.
+        engine.dtls = identity
+            .as_ref()
+            .map(|id| config.dtls_settings(id, n, clock::Clock::new().instant_of(crate::time::MonoTime::ZERO)));
         let (tx, rx) = mpsc::channel(16);
         let shutdown = shutdown_rx.clone();
         let buffer_bytes = opts.buffer_bytes;
@@ -192,10 +210,21 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
             .spawn(move || worker::run(w, sockets, engine, buffer_bytes, rx, shutdown, log))?;
         workers.push(WorkerHandle { control: tx, thread });
     }
+    let calls = CallsFacts {
+        identity,
+        relays: config
+            .relay
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.dtls == crate::config::DtlsMode::Terminate)
+            .map(|(i, r)| (i, r.announce))
+            .collect(),
+    };
     Ok(RelayRuntime {
         workers,
         bound,
         shutdown: shutdown_tx,
+        calls,
     })
 }
 
@@ -215,6 +244,7 @@ pub fn start_api(
 #[derive(Clone)]
 pub struct RelayHandle {
     controls: Vec<mpsc::Sender<Control>>,
+    calls: CallsFacts,
 }
 
 impl RelayHandle {
@@ -285,6 +315,29 @@ impl RelayHandle {
         rx.await.unwrap_or(false)
     }
 
+    /// The proxy's DTLS identity and terminating relays.
+    pub fn calls(&self) -> &CallsFacts {
+        &self.calls
+    }
+
+    /// Registers a call with every worker (its session may land on any).
+    pub async fn set_call(&self, setup: crate::engine::dtls::CallSetup) -> Result<(), String> {
+        let answers = self.ask_all(|tx| Control::SetCall(Box::new(setup.clone()), tx)).await;
+        match answers.into_iter().find(|a| a.is_err()) {
+            Some(Err(e)) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Forgets a call everywhere (closing its session); whether any worker
+    /// knew it.
+    pub async fn remove_call(&self, call_id: &str) -> bool {
+        self.ask_all(|tx| Control::RemoveCall(call_id.to_owned(), tx))
+            .await
+            .into_iter()
+            .any(|known| known)
+    }
+
     /// Per-worker counters.
     pub async fn stats(&self) -> Vec<WorkerStats> {
         self.ask_all(Control::Stats).await
@@ -294,6 +347,7 @@ impl RelayHandle {
 impl RelayRuntime {
     pub fn handle(&self) -> RelayHandle {
         RelayHandle {
+            calls: self.calls.clone(),
             controls: self.workers.iter().map(|w| w.control.clone()).collect(),
         }
     }
@@ -344,13 +398,18 @@ impl RelayRuntime {
                 ("upstream_bind", a.upstream_bind == b.upstream_bind),
                 ("upstream_ports", a.upstream_ports == b.upstream_ports),
                 ("upstream_rtcp", a.upstream_rtcp.is_some() == b.upstream_rtcp.is_some()),
+                ("dtls", a.dtls == b.dtls),
             ] {
                 if !same {
                     return Err(format!("relay[{i}].{key} changed: restart to apply"));
                 }
             }
         }
-        // Each worker keeps its own seed (the engine ignores a new one).
+        if old.dtls.certificate != new.dtls.certificate || old.dtls.private_key != new.dtls.private_key {
+            return Err("dtls.certificate changed: restart to apply".into());
+        }
+        // Each worker keeps its own seed and DTLS identity (the engine
+        // ignores new ones).
         let reload = new.engine_config(self.workers.len(), 0);
         for w in &self.workers {
             w.control

@@ -75,12 +75,11 @@ pub enum Control {
     ),
     /// What a session's SDP says about its streams; answers whether the
     /// session exists.
-    SetMedia(
-        SessionId,
-        u64,
-        Box<crate::engine::media::MediaMap>,
-        oneshot::Sender<bool>,
-    ),
+    SetMedia(SessionId, u64, Box<crate::engine::media::MediaMap>, oneshot::Sender<bool>),
+    /// A call set up through the calls API (DTLS termination).
+    SetCall(Box<crate::engine::dtls::CallSetup>, oneshot::Sender<Result<(), String>>),
+    /// Forget a call (its session closes); answers whether it was known.
+    RemoveCall(String, oneshot::Sender<bool>),
 }
 
 /// Closed sessions kept for [`Control::TakeClosed`]; beyond this the oldest
@@ -181,6 +180,11 @@ pub fn run(
             });
         }
         let clock = Clock::new();
+        let mut engine = engine;
+        if let Some(dtls) = engine.dtls.as_mut() {
+            // DTLS handshakes run on the engine's time (see engine::dtls).
+            dtls.epoch = clock.instant_of(crate::time::MonoTime::ZERO);
+        }
         let mut engine = Engine::new(engine);
         let map = clock.wall_to_mono();
         engine.handle_input(Input::WallClock {
@@ -267,6 +271,25 @@ async fn control_loop(shared: Rc<Shared>, mut control: mpsc::Receiver<Control>) 
                 Some(Control::SetMedia(id, tag, media, reply)) => {
                     let mut st = shared.state.borrow_mut();
                     let known = st.upstream(id).is_some_and(|u| u.tag == tag) && st.engine.set_session_media(id, *media);
+                    let _ = reply.send(known);
+                }
+                Some(Control::SetCall(setup, reply)) => {
+                    let mut st = shared.state.borrow_mut();
+                    let now = st.clock.now();
+                    let result = st.engine.set_call(now, *setup).map_err(|e| e.to_string());
+                    let _ = reply.send(result);
+                }
+                Some(Control::RemoveCall(call_id, reply)) => {
+                    let known = {
+                        let mut st = shared.state.borrow_mut();
+                        let now = st.clock.now();
+                        st.engine.remove_call(now, &call_id)
+                    };
+                    // A closed session's sockets and record follow.
+                    let mut st = shared.state.borrow_mut();
+                    let mut sender = Sender::default();
+                    drain_outputs(&shared, &mut st, &[], &mut sender);
+                    sender.flush(&mut st);
                     let _ = reply.send(known);
                 }
                 Some(Control::TakeClosed(reply)) => {
@@ -665,6 +688,19 @@ fn on_event(st: &mut State, event: Event) {
             eprintln!(
                 "session {} {side:?}: over {per_sec} datagrams/s, dropping the excess \
                  (limits.max_packets_per_session_per_sec; counted as rate_limited)",
+                st.public_id(session)
+            );
+        }
+        Event::DtlsConnected { session, side, suite } if st.log => {
+            eprintln!(
+                "session {} {side:?} leg: DTLS connected ({suite})",
+                st.public_id(session)
+            );
+        }
+        Event::DtlsFailed { session, side, reason } => {
+            // Logged always: the call has no media on this session.
+            eprintln!(
+                "session {} {side:?} leg: DTLS failed ({reason}); no media passes",
                 st.public_id(session)
             );
         }

@@ -154,6 +154,22 @@ fn new_context(keys: &SrtpKeys) -> Result<Context, SrtpError> {
     .map_err(|_| SrtpError::Crypto)
 }
 
+/// An SRTP (media) context for one direction of a back-to-back DTLS-SRTP
+/// session: `rtc-srtp` keeps the ROC per SSRC and checks replays (RFC 3711
+/// §3.3.2) over 512 packets, wide enough for the reordering real paths show.
+pub fn media_context(keys: &SrtpKeys) -> Result<Context, SrtpError> {
+    let provider = rtc_srtp::crypto::default_provider().map_err(|_| SrtpError::Crypto)?;
+    Context::new(
+        keys.master_key(),
+        keys.master_salt(),
+        keys.suite().profile(),
+        Some(rtc_srtp::option::srtp_replay_protection(512)),
+        Some(srtcp_no_replay_protection()),
+        provider.crypto(),
+    )
+    .map_err(|_| SrtpError::Crypto)
+}
+
 /// RFC 3711 §3.3.2 sliding window over the 31-bit SRTCP index of one sender.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ReplayWindow {

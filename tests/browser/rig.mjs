@@ -16,6 +16,10 @@
 //                  read (packets in flight land, the SFU's last receiver
 //                  reports arrive)
 //   timeoutSeconds bound on the whole run
+//   calls          (optional) a call id: the offer and the answer pass
+//                  through the proxy's calls API (POST /v1/calls/{id}/offer
+//                  from the client, /answer from the upstream), so both
+//                  DTLS handshakes end at the proxy (dtls = "terminate")
 //
 // Prints progress to stderr and one JSON object to stdout:
 //   { ok, error?, timings, offer, answer, sdpAttached: [proxy session ids],
@@ -244,7 +248,20 @@ async function main() {
   const offer = await withTimeout(page.evaluate(pageSetup), 20000, 'offer');
   mark('offer');
   log('offer ready, candidates:', offer.sdp.split('\r\n').filter((l) => l.startsWith('a=candidate')).join(' | '));
-  const janus = await janusCall(offer);
+  // With DTLS termination the SDPs go through the proxy's calls API on
+  // their way, as the application's signalling would send them.
+  let toJanus = offer;
+  if (cfg.calls) {
+    const r = await http('POST', `${cfg.api}/v1/calls/${cfg.calls}/offer`, { sdp: offer.sdp, from: 'client' });
+    toJanus = { type: offer.type, sdp: r.sdp };
+    result.offerToJanus = r.sdp;
+  }
+  const janus = await janusCall(toJanus);
+  if (cfg.calls) {
+    const r = await http('POST', `${cfg.api}/v1/calls/${cfg.calls}/answer`, { sdp: janus.answer.sdp, from: 'upstream' });
+    result.janusAnswer = janus.answer.sdp;
+    janus.answer = { type: janus.answer.type, sdp: r.sdp };
+  }
   mark('answer');
   log('answer candidates:', janus.answer.sdp.split('\r\n').filter((l) => l.startsWith('a=candidate')).join(' | '));
   result.offer = offer.sdp;

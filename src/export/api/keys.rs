@@ -70,14 +70,15 @@ pub(super) async fn post_srtp(
     match state.relay.set_keys(&id, Some(keys)).await {
         Ok(KeysOutcome::Done) => Json(fingerprints).into_response(),
         Ok(KeysOutcome::UnknownSession) => no_such_session(),
-        Ok(KeysOutcome::Refused) | Err(_) => internal_error(),
+        Ok(KeysOutcome::Refused(why)) => error(StatusCode::CONFLICT, why),
+        Err(_) => internal_error(),
     }
 }
 
 /// `DELETE /v1/sessions/{id}/srtp`: forgets the session's keys; 409 in
 /// `terminate`, where the receivers' replay windows sit at the indices the
 /// proxy re-protects at, so forwarding the endpoints' own would be refused
-/// (provision new keys instead).
+/// (provision new keys instead), and for keys from DTLS (POST too).
 pub(super) async fn delete_srtp(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
     if !well_formed_id(&id) {
         return malformed_id();
@@ -85,11 +86,7 @@ pub(super) async fn delete_srtp(State(state): State<Arc<ApiState>>, Path(id): Pa
     match state.relay.set_keys(&id, None).await {
         Ok(KeysOutcome::Done) => StatusCode::NO_CONTENT.into_response(),
         Ok(KeysOutcome::UnknownSession) => no_such_session(),
-        Ok(KeysOutcome::Refused) => error(
-            StatusCode::CONFLICT,
-            "keys of a session in rtcp = \"terminate\" cannot be removed (its reports are re-protected at \
-             mapped indices); provision new keys instead",
-        ),
+        Ok(KeysOutcome::Refused(why)) => error(StatusCode::CONFLICT, why),
         Err(_) => internal_error(),
     }
 }

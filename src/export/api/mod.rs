@@ -11,6 +11,10 @@
 //!   flow, `disconnected` when quiet, `closed` when the session ended).
 //! * `GET /v1/stream/ws` — the same messages over a WebSocket.
 //!
+//! * `POST /v1/calls/{id}/offer`, `POST /v1/calls/{id}/answer`,
+//!   `DELETE /v1/calls/{id}` — DTLS termination's signalling hook
+//!   (`calls.rs`): SDP in, SDP with the proxy's fingerprint out.
+//!
 //! `[api] cors_origins` lets web pages on those origins read the API.
 //!
 //! Errors are JSON `{"error": "..."}` with 400/401/403/404/409/415. With
@@ -36,6 +40,7 @@
 //! pipeline (`export/pipeline.rs`) publishes; the runtime starts both
 //! ([`crate::runtime::start_api`]).
 
+mod calls;
 mod keys;
 mod sdp;
 mod sessions;
@@ -136,6 +141,8 @@ struct ApiState {
     /// The producer's latest state per session, for the first events a new
     /// subscriber gets.
     current: std::sync::Mutex<HashMap<String, (&'static str, Option<stream::Trouble>)>>,
+    /// Calls of the calls API waiting for their answer.
+    calls: std::sync::Mutex<calls::Calls>,
 }
 
 /// How long `stop` lets in-flight requests finish before connections
@@ -198,6 +205,7 @@ pub fn start(options: ApiOptions, relay: RelayHandle, rates: ClockRates, pipelin
         descriptions: std::sync::Mutex::new(HashMap::new()),
         consent_timeout_secs: consent_timeout.as_secs_f64(),
         current: std::sync::Mutex::new(HashMap::new()),
+        calls: std::sync::Mutex::new(calls::Calls::default()),
     });
     let service = ServiceThread::spawn("http-api", move |stopped| async move {
         let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
@@ -245,6 +253,15 @@ fn router(state: Arc<ApiState>) -> Router {
                 .delete(sdp::delete_sdp)
                 .layer(axum::extract::DefaultBodyLimit::max(3 * sdp::MAX_SDP_BYTES)),
         )
+        .route(
+            "/v1/calls/{call_id}/offer",
+            axum::routing::post(calls::post_offer).layer(axum::extract::DefaultBodyLimit::max(2 * sdp::MAX_SDP_BYTES)),
+        )
+        .route(
+            "/v1/calls/{call_id}/answer",
+            axum::routing::post(calls::post_answer).layer(axum::extract::DefaultBodyLimit::max(2 * sdp::MAX_SDP_BYTES)),
+        )
+        .route("/v1/calls/{call_id}", axum::routing::delete(calls::delete_call))
         .route("/v1/counters", get(sessions::counters))
         .route("/metrics", get(sessions::metrics_text))
         .route("/healthz", get(sessions::healthz))

@@ -1,0 +1,352 @@
+//! The calls API: the application's signalling hands each SDP offer and
+//! answer of a WebRTC call through the proxy, which puts its own DTLS
+//! fingerprint in them (and, with `announce`, its own address as the only
+//! candidate toward the client), so each endpoint's DTLS handshake ends at
+//! the proxy (RFC 5763 §5, RFC 8842). Once offer and answer are both known
+//! the call goes to the engine, which binds it to the session whose ICE
+//! checks carry the two ufrags.
+//!
+//! * `POST /v1/calls/{call_id}/offer`, `POST /v1/calls/{call_id}/answer`:
+//!   `{"sdp": "...", "from": "client" | "upstream"}` → `{"sdp": "..."}`,
+//!   the SDP to hand to the other side.
+//! * `DELETE /v1/calls/{call_id}`: forget the call (its session closes).
+//!
+//! Errors are JSON with a stable `reason` (`no-media-line`,
+//! `no-fingerprint`, `unsupported-setup`, `call-unknown`, …) and never
+//! echo SDP lines (they carry ICE passwords and possibly SDES keys).
+
+use super::{error, ApiState};
+use crate::engine::dtls::{CallSetup, DtlsRole, PeerDtls};
+use crate::sdp::{self, DtlsDescription, Fingerprint, Rewrite, Setup};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Calls whose answer has not come yet, at most (each holds one SDP's facts).
+const MAX_PENDING_CALLS: usize = 10_000;
+/// A call whose answer never comes is forgotten after this.
+const PENDING_TTL: Duration = Duration::from_secs(120);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    sdp: String,
+    from: From,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Deserialize, Debug)]
+#[serde(rename_all = "lowercase")]
+enum From {
+    Client,
+    Upstream,
+}
+
+/// An offer waiting for its answer.
+pub(super) struct Pending {
+    from: From,
+    description: DtlsDescription,
+    at: Instant,
+}
+
+/// Calls in progress, by call id.
+#[derive(Default)]
+pub(super) struct Calls {
+    pending: HashMap<String, Pending>,
+}
+
+/// A refused request: status, stable reason label, message.
+struct Failure(StatusCode, &'static str, String);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let Failure(status, reason, message) = self;
+        (status, Json(json!({ "error": message, "reason": reason }))).into_response()
+    }
+}
+
+fn failure(status: StatusCode, reason: &'static str, message: &str) -> Response {
+    Failure(status, reason, message.to_owned()).into_response()
+}
+
+fn fail(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Failure {
+    Failure(status, reason, message.into())
+}
+
+fn well_formed_call_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+fn parse(body: &Bytes) -> Result<(Body, DtlsDescription), Failure> {
+    let body: Body = serde_json::from_slice(body).map_err(|_| {
+        fail(
+            StatusCode::BAD_REQUEST,
+            "invalid-body",
+            "body must be {\"sdp\": \"...\", \"from\": \"client\" | \"upstream\"}",
+        )
+    })?;
+    let description = sdp::inspect(&body.sdp).map_err(|e| fail(StatusCode::BAD_REQUEST, e.label(), e.reason()))?;
+    if !description.fingerprints.iter().any(|f| f.algorithm == "sha-256") {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            "no-sha-256-fingerprint",
+            "the SDP has no sha-256 a=fingerprint",
+        ));
+    }
+    Ok((body, description))
+}
+
+/// The proxy's fingerprint, the announced address toward clients, and the
+/// rewritten SDP for the side that receives it.
+fn rewritten(state: &ApiState, sdp_text: &str, toward: From) -> Result<String, Failure> {
+    let facts = state.relay.calls();
+    let Some(identity) = facts.identity.as_ref() else {
+        return Err(fail(
+            StatusCode::CONFLICT,
+            "not-terminating",
+            "no [[relay]] has dtls = \"terminate\"",
+        ));
+    };
+    let fingerprint = Fingerprint {
+        algorithm: "sha-256".into(),
+        value: identity.fingerprint().to_vec(),
+    };
+    // Toward the client the proxy's own address replaces the upstream's
+    // candidates when the relay announces one.
+    let announce = match toward {
+        From::Client => facts.relays.first().and_then(|(_, a)| *a),
+        From::Upstream => None,
+    };
+    let rw = Rewrite {
+        fingerprint: &fingerprint,
+        setup: None,
+        announce,
+    };
+    sdp::rewrite(sdp_text, &rw).map_err(|e| fail(StatusCode::BAD_REQUEST, e.label(), e.reason()))
+}
+
+fn other(from: From) -> From {
+    match from {
+        From::Client => From::Upstream,
+        From::Upstream => From::Client,
+    }
+}
+
+/// `POST /v1/calls/{call_id}/offer`.
+pub(super) async fn post_offer(
+    State(state): State<Arc<ApiState>>,
+    Path(call_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if !well_formed_call_id(&call_id) {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            "bad-call-id",
+            "call id: 1-128 of A-Z a-z 0-9 - _ .",
+        );
+    }
+    let (body, description) = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r.into_response(),
+    };
+    let sdp_out = match rewritten(&state, &body.sdp, other(body.from)) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let Ok(mut calls) = state.calls.lock() else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+    };
+    calls.pending.retain(|_, p| p.at.elapsed() < PENDING_TTL);
+    if calls.pending.len() >= MAX_PENDING_CALLS && !calls.pending.contains_key(&call_id) {
+        return failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too-many-calls",
+            "too many calls waiting for an answer",
+        );
+    }
+    // A re-offer replaces the pending one.
+    calls.pending.insert(
+        call_id,
+        Pending {
+            from: body.from,
+            description,
+            at: Instant::now(),
+        },
+    );
+    Json(json!({ "sdp": sdp_out })).into_response()
+}
+
+/// The DTLS roles once the answer is known (RFC 5763 §5): the answerer
+/// says `active` or `passive`; an `actpass` offerer takes the other role,
+/// and an offerer that already chose must have chosen the other one.
+fn roles(offer: Setup, answer: Setup) -> Result<(DtlsRole, DtlsRole), Failure> {
+    let answerer = match answer {
+        Setup::Active => DtlsRole::Client,
+        Setup::Passive => DtlsRole::Server,
+        Setup::Actpass => {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                "unsupported-setup",
+                "an answer must say a=setup:active or a=setup:passive",
+            ))
+        }
+    };
+    let offerer = match answerer {
+        DtlsRole::Client => DtlsRole::Server,
+        DtlsRole::Server => DtlsRole::Client,
+    };
+    let consistent = match offer {
+        Setup::Actpass => true,
+        Setup::Active => offerer == DtlsRole::Client,
+        Setup::Passive => offerer == DtlsRole::Server,
+    };
+    if !consistent {
+        return Err(fail(
+            StatusCode::CONFLICT,
+            "conflicting-setup",
+            "the answer's a=setup takes the role the offer already took",
+        ));
+    }
+    Ok((offerer, answerer))
+}
+
+fn peer(d: &DtlsDescription, role: DtlsRole) -> PeerDtls {
+    PeerDtls {
+        ufrag: d.ice_ufrag.clone(),
+        fingerprints: d
+            .fingerprints
+            .iter()
+            .filter(|f| f.algorithm == "sha-256")
+            .filter_map(|f| <[u8; 32]>::try_from(f.value.as_slice()).ok())
+            .collect(),
+        role,
+    }
+}
+
+/// `POST /v1/calls/{call_id}/answer`.
+pub(super) async fn post_answer(
+    State(state): State<Arc<ApiState>>,
+    Path(call_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if !well_formed_call_id(&call_id) {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            "bad-call-id",
+            "call id: 1-128 of A-Z a-z 0-9 - _ .",
+        );
+    }
+    let (body, answer) = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r.into_response(),
+    };
+    let offer = {
+        let Ok(mut calls) = state.calls.lock() else {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        };
+        match calls.pending.get(&call_id) {
+            None => {
+                return failure(
+                    StatusCode::NOT_FOUND,
+                    "call-unknown",
+                    "no offer for this call (or it expired)",
+                )
+            }
+            Some(p) if p.from == body.from => {
+                return failure(
+                    StatusCode::CONFLICT,
+                    "same-side",
+                    "the answer must come from the other side than the offer",
+                )
+            }
+            Some(_) => {}
+        }
+        match calls.pending.remove(&call_id) {
+            Some(p) => p,
+            None => return failure(StatusCode::NOT_FOUND, "call-unknown", "no offer for this call"),
+        }
+    };
+    let (offerer, answerer) = match roles(offer.description.setup, answer.setup) {
+        Ok(r) => r,
+        Err(r) => return r.into_response(),
+    };
+    let sdp_out = match rewritten(&state, &body.sdp, other(body.from)) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let (client, upstream) = match body.from {
+        From::Upstream => (peer(&offer.description, offerer), peer(&answer, answerer)),
+        From::Client => (peer(&answer, answerer), peer(&offer.description, offerer)),
+    };
+    let setup = CallSetup {
+        call_id,
+        client,
+        upstream,
+    };
+    if let Err(e) = state.relay.set_call(setup).await {
+        return failure(StatusCode::CONFLICT, "call-refused", &e);
+    }
+    Json(json!({ "sdp": sdp_out })).into_response()
+}
+
+/// `DELETE /v1/calls/{call_id}`.
+pub(super) async fn delete_call(State(state): State<Arc<ApiState>>, Path(call_id): Path<String>) -> Response {
+    if !well_formed_call_id(&call_id) {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            "bad-call-id",
+            "call id: 1-128 of A-Z a-z 0-9 - _ .",
+        );
+    }
+    let pending = state
+        .calls
+        .lock()
+        .map(|mut c| c.pending.remove(&call_id).is_some())
+        .unwrap_or(false);
+    let bound = state.relay.remove_call(&call_id).await;
+    if pending || bound {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        failure(StatusCode::NOT_FOUND, "call-unknown", "no such call")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_follow_rfc5763() {
+        let ok = |o, a| roles(o, a).ok();
+        assert_eq!(
+            ok(Setup::Actpass, Setup::Active),
+            Some((DtlsRole::Server, DtlsRole::Client))
+        );
+        assert_eq!(
+            ok(Setup::Actpass, Setup::Passive),
+            Some((DtlsRole::Client, DtlsRole::Server))
+        );
+        assert_eq!(
+            ok(Setup::Active, Setup::Passive),
+            Some((DtlsRole::Client, DtlsRole::Server))
+        );
+        assert!(ok(Setup::Active, Setup::Active).is_none());
+        assert!(ok(Setup::Passive, Setup::Passive).is_none());
+        assert!(ok(Setup::Actpass, Setup::Actpass).is_none());
+    }
+
+    #[test]
+    fn call_ids() {
+        assert!(well_formed_call_id("room-1.call_2"));
+        assert!(!well_formed_call_id(""));
+        assert!(!well_formed_call_id("a/b"));
+        assert!(!well_formed_call_id(&"x".repeat(129)));
+    }
+}

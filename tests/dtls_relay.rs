@@ -1,0 +1,203 @@
+//! DTLS termination through the running relay and its calls API, on
+//! loopback sockets: the signalling passes the client's offer and the
+//! upstream's answer through `POST /v1/calls/{id}/offer|answer`, each
+//! endpoint gets the proxy's fingerprint, the ICE check binds the session,
+//! both DTLS handshakes end at the proxy, and SRTP crosses re-keyed.
+
+mod common;
+
+use common::*;
+use rtp_middlebox::dtls::{sha256, srtp_keys_from_export, suite_of, DtlsIdentity, LegKeys};
+use rtp_middlebox::srtp::media_context;
+use rtp_middlebox::wire::stun::{StunClass, ATTR_USERNAME};
+use rtp_middlebox::wire::Ssrc;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A real-socket DTLS endpoint driven by the test thread.
+struct Endpoint {
+    socket: UdpSocket,
+    dtls: dimpl::Dtls,
+    identity: DtlsIdentity,
+    active: bool,
+    peer: SocketAddr,
+    keys: Option<LegKeys>,
+    connected: bool,
+    peer_fingerprint: Option<[u8; 32]>,
+}
+
+#[allow(clippy::disallowed_methods)] // a real endpoint on real time
+fn now() -> Instant {
+    Instant::now()
+}
+
+impl Endpoint {
+    fn new(socket: UdpSocket, active: bool, peer: SocketAddr) -> Endpoint {
+        let identity = DtlsIdentity::generate().unwrap();
+        let mut dtls = dimpl::Dtls::new_auto(Arc::new(dimpl::Config::default()), identity.dimpl_certificate(), now());
+        if active {
+            dtls.set_active(true);
+        }
+        socket.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+        Endpoint {
+            socket,
+            dtls,
+            identity,
+            active,
+            peer,
+            keys: None,
+            connected: false,
+            peer_fingerprint: None,
+        }
+    }
+
+    /// Receives what arrived (learning the peer's address), runs timers,
+    /// and sends what DTLS wants sent.
+    fn step(&mut self) {
+        let mut buf = [0u8; 2048];
+        self.dtls.handle_timeout(now()).unwrap();
+        while let Ok((n, from)) = self.socket.recv_from(&mut buf) {
+            self.peer = from;
+            if (20..64).contains(&buf[0]) {
+                let _ = self.dtls.handle_packet(&buf[..n]);
+            }
+        }
+        let mut out = vec![0u8; 2048];
+        loop {
+            match self.dtls.poll_output(&mut out) {
+                dimpl::Output::Packet(p) => {
+                    self.socket.send_to(p, self.peer).unwrap();
+                }
+                dimpl::Output::Timeout(_) => break,
+                dimpl::Output::Connected => self.connected = true,
+                dimpl::Output::PeerCert(der) => self.peer_fingerprint = Some(sha256(der)),
+                dimpl::Output::KeyingMaterial(m, p) => {
+                    self.keys = srtp_keys_from_export(&m, suite_of(p).unwrap(), self.active);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn sdp(ufrag: &str, fingerprint: &str, setup: &str, port: u16) -> String {
+    format!(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+         m=audio {port} UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 127.0.0.1\r\na=mid:0\r\n\
+         a=ice-ufrag:{ufrag}\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
+         a=fingerprint:{fingerprint}\r\na=setup:{setup}\r\na=rtcp-mux\r\n\
+         a=rtpmap:111 opus/48000/2\r\na=candidate:1 1 udp 2130706431 127.0.0.1 {port} typ host\r\n"
+    )
+}
+
+fn post(api: SocketAddr, path: &str, body: &serde_json::Value) -> Response {
+    http(api, "POST", path, "", &body.to_string())
+}
+
+#[test]
+fn a_call_through_the_calls_api_terminates_dtls_on_both_legs() {
+    let (relay, api, upstream_socket) = start_relay_and_api("dtls = \"terminate\"\nrtcp = \"auto\"\n", |_| {});
+    let listen = relay.bound()[0].listen;
+    let api = api.local_addr;
+    let client_socket = loopback();
+    let client_port = client_socket.local_addr().unwrap().port();
+    let upstream_addr = upstream_socket.local_addr().unwrap();
+    let mut client = Endpoint::new(client_socket, true, listen);
+    // The upstream learns the session's upstream socket from the first
+    // datagram it receives.
+    let mut upstream = Endpoint::new(upstream_socket, false, listen);
+
+    // Errors first: no fingerprint, unknown call.
+    let plain_sip =
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\nc=IN IP4 127.0.0.1\r\n";
+    let r = post(
+        api,
+        "/v1/calls/c1/offer",
+        &serde_json::json!({"sdp": plain_sip, "from": "client"}),
+    );
+    assert_eq!(r.status(), 400, "{}", r.raw);
+    assert_eq!(r.json()["reason"], "no-fingerprint");
+    let r = post(
+        api,
+        "/v1/calls/nope/answer",
+        &serde_json::json!({"sdp": sdp("u", &upstream.identity.fingerprint_sdp(), "passive", 1), "from": "upstream"}),
+    );
+    assert_eq!(r.status(), 404, "{}", r.raw);
+    assert_eq!(r.json()["reason"], "call-unknown");
+
+    let offer = sdp("cliE", &client.identity.fingerprint_sdp(), "actpass", client_port);
+    let r = post(
+        api,
+        "/v1/calls/c1/offer",
+        &serde_json::json!({"sdp": offer, "from": "client"}),
+    );
+    assert_eq!(r.status(), 200, "{}", r.raw);
+    let to_upstream = r.json()["sdp"].as_str().unwrap().to_owned();
+    assert!(!to_upstream.contains(&client.identity.fingerprint_sdp()[8..]));
+    let answer = sdp(
+        "upsT",
+        &upstream.identity.fingerprint_sdp(),
+        "passive",
+        upstream_addr.port(),
+    );
+    let r = post(
+        api,
+        "/v1/calls/c1/answer",
+        &serde_json::json!({"sdp": answer, "from": "upstream"}),
+    );
+    assert_eq!(r.status(), 200, "{}", r.raw);
+    let to_client = r.json()["sdp"].as_str().unwrap().to_owned();
+    assert!(!to_client.contains(&upstream.identity.fingerprint_sdp()[8..]));
+    assert_eq!(
+        rtp_middlebox::sdp::inspect(&to_client).unwrap().fingerprints[0].value,
+        rtp_middlebox::sdp::inspect(&to_upstream).unwrap().fingerprints[0].value,
+        "both sides see the proxy's one certificate"
+    );
+
+    // ICE: the client's check binds the session.
+    let check = stun(StunClass::Request, [9; 12], &[(ATTR_USERNAME, b"upsT:cliE")]);
+    client.socket.send_to(&check, listen).unwrap();
+    let deadline = now() + Duration::from_secs(10);
+    while !(client.connected && upstream.connected && client.keys.is_some() && upstream.keys.is_some()) {
+        assert!(now() < deadline, "handshakes did not complete");
+        client.step();
+        upstream.step();
+    }
+    let proxy_fp = rtp_middlebox::sdp::inspect(&to_client).unwrap().fingerprints[0]
+        .value
+        .clone();
+    assert_eq!(client.peer_fingerprint.map(|f| f.to_vec()), Some(proxy_fp.clone()));
+    assert_eq!(upstream.peer_fingerprint.map(|f| f.to_vec()), Some(proxy_fp));
+
+    // Media: the client's SRTP reaches the upstream under the upstream
+    // leg's keys.
+    let ck = client.keys.clone().unwrap();
+    let uk = upstream.keys.clone().unwrap();
+    let mut protect = media_context(&ck.own_write).unwrap();
+    let mut open = media_context(&uk.peer_write).unwrap();
+    let mut got = 0;
+    for seq in 0..20u16 {
+        let plain = rtp(111, seq, u32::from(seq) * 960, Ssrc(0xabc), 60);
+        client
+            .socket
+            .send_to(&protect.encrypt_rtp(&plain).unwrap(), listen)
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        upstream.socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        loop {
+            let (n, _) = upstream.socket.recv_from(&mut buf).unwrap();
+            if buf[0] >> 6 == 2 && !(200..=206).contains(&buf[1]) {
+                assert_eq!(open.decrypt_rtp(&buf[..n]).unwrap().to_vec(), plain);
+                got += 1;
+                break;
+            }
+        }
+    }
+    assert_eq!(got, 20);
+
+    let r = http(api, "DELETE", "/v1/calls/c1", "", "");
+    assert_eq!(r.status(), 204, "{}", r.raw);
+    let r = http(api, "DELETE", "/v1/calls/c1", "", "");
+    assert_eq!(r.status(), 404, "{}", r.raw);
+}
