@@ -75,7 +75,12 @@ pub enum Control {
     ),
     /// What a session's SDP says about its streams; answers whether the
     /// session exists.
-    SetMedia(SessionId, u64, Box<crate::engine::media::MediaMap>, oneshot::Sender<bool>),
+    SetMedia(
+        SessionId,
+        u64,
+        Box<crate::engine::media::MediaMap>,
+        oneshot::Sender<bool>,
+    ),
     /// A call set up through the calls API (DTLS termination).
     SetCall(Box<crate::engine::dtls::CallSetup>, oneshot::Sender<Result<(), String>>),
     /// Forget a call (its session closes); answers whether it was known.
