@@ -287,6 +287,11 @@ fn cross_site_and_guessed_requests_change_nothing() {
     let (got, answer) = request(api.local_addr, "DELETE", &path, "");
     assert_eq!(got, 409, "{answer}");
     clean("DELETE in terminate", &answer);
+    // Nor may one direction lose its key.
+    let one = format!("{{\"suite\":\"AES_CM_128_HMAC_SHA1_80\",\"client\":\"{sc}\"}}");
+    let (got, answer) = request(api.local_addr, "POST", &path, &one);
+    assert_eq!(got, 409, "{answer}");
+    clean("one key in terminate", &answer);
     let (_, sessions) = request(api.local_addr, "GET", "/v1/sessions", "");
     assert!(sessions.contains(&kc.fingerprint()), "{sessions}");
     api.stop();

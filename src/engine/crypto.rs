@@ -21,9 +21,10 @@
 //! - in `terminate` every compound an endpoint sends is re-protected under
 //!   the endpoint's SSRC at [`reprotect_index`] of its original index (the
 //!   other half of the 31-bit space), all of them, so the receiver's replay
-//!   window sees one consistent sequence. Removing the keys would forward
-//!   the endpoint's own indices, which that window has left behind, so the
-//!   engine refuses it in `terminate` ([`super::KeysOutcome::Refused`]).
+//!   window sees one consistent sequence. Removing the keys (or one
+//!   direction's) would forward the endpoint's own indices, which that
+//!   window has left behind (2^30 behind: RFC 3711 §3.3.2 drops them), so
+//!   the engine refuses it in `terminate` ([`super::KeysOutcome::Refused`]).
 //!
 //! Replay state (RFC 3711 §3.3.2) belongs to a key and a sender SSRC, not to
 //! one provisioning: re-provisioning a key keeps its windows, so a packet

@@ -550,7 +550,20 @@ impl Engine {
                 "this session's keys come from DTLS (dtls = \"terminate\") and cannot be replaced or removed",
             ));
         }
+        let protects = |side| session.crypto.as_ref().is_some_and(|c| c.can_protect_toward(side));
         match keys {
+            // In `terminate` a direction the proxy re-protects must stay
+            // keyed, for the same reason as removal below.
+            Some(k)
+                if session.mode == RtcpMode::Terminate
+                    && ((protects(Side::Client) && k.upstream.is_none())
+                        || (protects(Side::Upstream) && k.client.is_none())) =>
+            {
+                return Ok(KeysOutcome::Refused(
+                    "a session in rtcp = \"terminate\" keeps the keys of both directions once given (its reports \
+                     are re-protected at mapped indices); give both",
+                ));
+            }
             Some(k) => {
                 let mut fresh = crypto::SessionCrypto::new(k)?;
                 let memory = match session.crypto.take() {
