@@ -379,6 +379,26 @@ fn origin_host_and_body_rules_hold_on_every_route() {
             assert!(!r.body().contains(&id), "{}", r.raw);
         }
     }
+    // Absolute form: the URI's authority must pass too.
+    let own = api.local_addr.to_string();
+    let r = http_with_host(
+        api.local_addr,
+        &own,
+        "GET",
+        &format!("http://evil.test:{port}/v1/sessions"),
+        "",
+        "",
+    );
+    assert_eq!(r.status(), 403, "{}", r.raw);
+    let r = http_with_host(
+        api.local_addr,
+        &own,
+        "GET",
+        &format!("http://{own}/v1/sessions"),
+        "",
+        "",
+    );
+    assert_eq!(r.status(), 200, "{}", r.raw);
     let sdp = format!("/v1/sessions/{id}/sdp");
     for ct in [
         "text/plain",

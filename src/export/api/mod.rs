@@ -395,10 +395,15 @@ pub(crate) fn body_type_allowed(method: &axum::http::Method, headers: &axum::htt
 async fn guard(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
     let headers = request.headers();
     let text = |name| headers.get(name).and_then(|v: &header::HeaderValue| v.to_str().ok());
-    let host = text(header::HOST);
-    // HTTP/2 and absolute-form requests carry the authority in the URI.
-    let host = host.or_else(|| request.uri().authority().map(|a| a.as_str()));
-    if headers.get_all(header::HOST).iter().count() > 1 || !host_allowed(host, state.listen, &state.allowed_hosts) {
+    // HTTP/2 and absolute-form requests carry the authority in the URI:
+    // it must pass as well.
+    let authority = request.uri().authority().map(|a| a.as_str());
+    let host = text(header::HOST).or(authority);
+    if headers.get_all(header::HOST).iter().count() > 1
+        || headers.get(header::HOST).is_some_and(|v| v.to_str().is_err())
+        || !host_allowed(host, state.listen, &state.allowed_hosts)
+        || !host_allowed(authority, state.listen, &state.allowed_hosts)
+    {
         return error(
             StatusCode::FORBIDDEN,
             "Host names neither this API's address nor localhost; add the name to [api] allowed_hosts",
