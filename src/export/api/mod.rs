@@ -332,7 +332,7 @@ fn split_host(value: &str) -> Option<(&str, Option<&str>)> {
 /// when it listens on loopback), `localhost`, or an `allowed` entry (`name`
 /// or `name:port`). The port is not checked against the listen port, so
 /// port mappings (Docker's `-p 19470:9470`) keep working: what defeats DNS
-/// rebinding is the name, which a rebinding page cannot choose. No header
+/// rebinding is the name: a rebound page's requests carry its own. No header
 /// (an HTTP/1.0 tool, never a browser) passes.
 pub(crate) fn host_allowed(host: Option<&str>, listen: SocketAddr, allowed: &[String]) -> bool {
     let Some(value) = host else { return true };
