@@ -288,6 +288,10 @@ pub struct Engine {
     routes: HashMap<(u128, u64), SessionId>,
     /// (client, local) → session, for tap relays (ports folded to pairs).
     taps: HashMap<(usize, SocketAddr, SocketAddr), SessionId>,
+    /// What the crypto contexts of sessions whose keys were removed kept
+    /// (own SRTCP index, replay windows), for keys given again; here rather
+    /// than in [`Session`], which stays small for the many keyless ones.
+    parked_srtcp: HashMap<SessionId, Box<crypto::SrtcpMemory>>,
     /// False once draining: new client addresses are refused.
     accepting: bool,
     /// Calls set up through the calls API, waiting for (or bound to) their
@@ -322,6 +326,7 @@ impl Engine {
             check_answer: None,
             routes: HashMap::default(),
             taps: HashMap::default(),
+            parked_srtcp: HashMap::default(),
             accepting: true,
             calls: calls::Calls::default(),
             dtls_timers: BinaryHeap::new(),
@@ -568,11 +573,14 @@ impl Engine {
                 let mut fresh = crypto::SessionCrypto::new(k)?;
                 let memory = match session.crypto.take() {
                     Some(old) => old.into_memory(),
-                    None => session.srtcp_memory.take().map(|m| *m).unwrap_or_default(),
+                    None => self.parked_srtcp.remove(&id).map(|m| *m).unwrap_or_default(),
                 };
                 fresh.adopt(memory);
-                session.crypto = Some(Box::new(fresh));
-                session.encrypted = true;
+                // Borrowed again: `parked_srtcp` was used in between.
+                if let Some(session) = self.session_mut(id) {
+                    session.crypto = Some(Box::new(fresh));
+                    session.encrypted = true;
+                }
             }
             None if session.mode == RtcpMode::Terminate && session.crypto.is_some() => {
                 return Ok(KeysOutcome::Refused(
@@ -582,7 +590,7 @@ impl Engine {
             }
             None => {
                 if let Some(old) = session.crypto.take() {
-                    session.srtcp_memory = Some(Box::new(old.into_memory()));
+                    self.parked_srtcp.insert(id, Box::new(old.into_memory()));
                 }
             }
         }
@@ -627,6 +635,7 @@ impl Engine {
             return None;
         }
         let session = slot.session.take()?;
+        self.parked_srtcp.remove(&id);
         self.unroute(&session);
         self.forget_call_of(&session);
         self.counters.rebinds_rejected += self.rebinding.forget(id);

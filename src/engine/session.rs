@@ -376,9 +376,6 @@ pub struct Session {
     pub cname_bits: u64,
     /// SRTCP contexts when keys were provisioned (SDES).
     pub crypto: Option<Box<super::crypto::SessionCrypto>>,
-    /// What the last crypto contexts kept after their keys were removed
-    /// (own SRTCP index, replay windows), for keys given again.
-    pub srtcp_memory: Option<Box<super::crypto::SrtcpMemory>>,
     /// Per-side packet rate buckets (`[limits] max_packets_per_session_per_sec`).
     pub buckets: [super::admission::Bucket; 2],
     /// Sides whose rate limit has bitten (bit = side index): announced once.
@@ -422,7 +419,6 @@ impl Session {
             own_ssrc,
             cname_bits,
             crypto: None,
-            srtcp_memory: None,
             // Full at 2^20 tokens: the real rate and burst clamp it on first use.
             buckets: [super::admission::Bucket::full(f64::from(1u32 << 20), now); 2],
             media: None,
