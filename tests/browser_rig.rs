@@ -480,11 +480,21 @@ const PASS_THROUGH: &str = "rtcp = \"forward\"\n";
 /// The DTLS run: the proxy terminates DTLS on both legs and RTCP too, so
 /// the reports Chromium gets are the proxy's own.
 const DTLS_TERMINATE: &str = "rtcp = \"terminate\"\ndtls = \"terminate\"\n";
+/// The DTLS run in `auto`, with every RTCP datagram from Janus dropped on
+/// the upstream leg: the proxy finds Janus's reports missing and generates.
+const DTLS_AUTO: &str = "rtcp = \"auto\"\ndtls = \"terminate\"\n";
 
-fn start_relay(net: &Net, dir: &Path, label: &str, listen: SocketAddr, keys: &str) -> Result<Relay, String> {
+fn start_relay(
+    net: &Net,
+    dir: &Path,
+    label: &str,
+    listen: SocketAddr,
+    keys: &str,
+    upstream: Option<SocketAddr>,
+) -> Result<Relay, String> {
+    let upstream = upstream.unwrap_or(SocketAddr::V4(SocketAddrV4::new(net.janus(), RTP_PORT)));
     let config = format!(
-        "[[relay]]\nlisten = \"{listen}\"\nupstream = \"{janus}:{RTP_PORT}\"\n{keys}upstream_bind = \"{bind}\"\n\n{CLOCK_RATES}\n[api]\nlisten = \"127.0.0.1:0\"\n",
-        janus = net.janus(),
+        "[[relay]]\nlisten = \"{listen}\"\nupstream = \"{upstream}\"\n{keys}upstream_bind = \"{bind}\"\n\n{CLOCK_RATES}\n[api]\nlisten = \"127.0.0.1:0\"\n",
         bind = net.sfu_facing(),
     );
     let path = dir.join(format!("relay-{label}.toml"));
@@ -547,6 +557,9 @@ fn start_relay(net: &Net, dir: &Path, label: &str, listen: SocketAddr, keys: &st
 #[derive(Clone, Copy, Debug)]
 struct Datagram {
     len: usize,
+    /// RTCP: the first packet's type and report count (clear in SRTCP too).
+    first_pt: u8,
+    first_count: u8,
     kind: Kind,
     ssrc: u32,
     seq: u16,
@@ -566,6 +579,8 @@ fn classify(b: &[u8]) -> Datagram {
     let be32 = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
     let mut d = Datagram {
         len: b.len(),
+        first_pt: 0,
+        first_count: 0,
         kind: Kind::Other,
         ssrc: 0,
         seq: 0,
@@ -576,6 +591,8 @@ fn classify(b: &[u8]) -> Datagram {
         Some(128..=191) if b.len() >= 12 => {
             if (192..=223).contains(&b[1]) {
                 d.kind = Kind::Rtcp;
+                d.first_pt = b[1];
+                d.first_count = b[0] & 0x1f;
                 d.ssrc = be32(4);
             } else {
                 d.kind = Kind::Rtp;
@@ -596,12 +613,27 @@ struct Shuttle {
     threads: Vec<JoinHandle<()>>,
     to_sfu: Arc<Mutex<Vec<Datagram>>>,
     to_client: Arc<Mutex<Vec<Datagram>>>,
+    /// RTCP from the inner side dropped instead of carried (`drop_rtcp_out`).
+    rtcp_dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Shuttle {
     fn start(outer: SocketAddr, forwarder: SocketAddr) -> Result<Shuttle, String> {
+        Self::start_on(outer, "127.0.0.1:0".parse().unwrap_or(outer), forwarder, false)
+    }
+
+    /// `inner`: where the inner socket binds; `drop_rtcp_out`: RTCP coming
+    /// back from `forwarder` is dropped (an endpoint whose reports never
+    /// arrive).
+    fn start_on(
+        outer: SocketAddr,
+        inner: SocketAddr,
+        forwarder: SocketAddr,
+        drop_rtcp_out: bool,
+    ) -> Result<Shuttle, String> {
         let outer = UdpSocket::bind(outer).map_err(|e| format!("bind {outer}: {e}"))?;
-        let inner = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let inner = UdpSocket::bind(inner).map_err(|e| format!("bind {inner}: {e}"))?;
+        let rtcp_dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
         for s in [&outer, &inner] {
             s.set_read_timeout(Some(Duration::from_millis(50)))
                 .map_err(|e| e.to_string())?;
@@ -632,11 +664,17 @@ impl Shuttle {
         }
         {
             let (rx, tx, stop, client, log) = (inner, outer, Arc::clone(&stop), client, Arc::clone(&to_client));
+            let dropped = Arc::clone(&rtcp_dropped);
             threads.push(std::thread::spawn(move || {
                 let mut buf = vec![0u8; 65_536];
                 while !stop.load(Ordering::Relaxed) {
                     if let Ok((n, _)) = rx.recv_from(&mut buf) {
-                        log.lock().unwrap_or_else(|e| e.into_inner()).push(classify(&buf[..n]));
+                        let d = classify(&buf[..n]);
+                        if drop_rtcp_out && d.kind == Kind::Rtcp {
+                            dropped.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        log.lock().unwrap_or_else(|e| e.into_inner()).push(d);
                         if let Some(to) = *client.lock().unwrap_or_else(|e| e.into_inner()) {
                             let _ = tx.send_to(&buf[..n], to);
                         }
@@ -649,6 +687,7 @@ impl Shuttle {
             threads,
             to_sfu,
             to_client,
+            rtcp_dropped,
         })
     }
 
@@ -1384,6 +1423,50 @@ fn dtls_assertions(
     }
 }
 
+/// What reached Janus in a DTLS run: in `terminate` every receiver report
+/// Janus gets is the proxy's (one SSRC, none of Chromium's); in `auto` the
+/// shuttle dropped Janus's RTCP, so the proxy had to generate.
+fn upstream_leg_assertions(
+    label: &str,
+    fig: &Figures,
+    to_janus: &[Datagram],
+    dropped: u64,
+    failures: &mut Vec<String>,
+) {
+    let chromium_ssrcs: Vec<u64> = fig
+        .chromium
+        .iter()
+        .filter(|s| s["type"] == "outbound-rtp")
+        .filter_map(|s| s["ssrc"].as_u64())
+        .collect();
+    // Report blocks sit in SR/RR packets whose count field is clear in
+    // SRTCP; an RR without blocks (heading Chromium's feedback) is fine.
+    let rr_senders: std::collections::BTreeSet<u32> = to_janus
+        .iter()
+        .filter(|d| d.kind == Kind::Rtcp && (d.first_pt == 200 || d.first_pt == 201) && d.first_count > 0)
+        .map(|d| d.ssrc)
+        .collect();
+    report(&format!(
+        "[{label}] upstream leg: {} datagrams to Janus, senders of report blocks {rr_senders:?}; Janus RTCP dropped {dropped}",
+        to_janus.len()
+    ));
+    if label == "dtls-auto" {
+        check(
+            failures,
+            dropped > 0,
+            format!("dtls-auto: the upstream shuttle dropped Janus's RTCP ({dropped})"),
+        );
+    } else {
+        check(
+            failures,
+            rr_senders.len() == 1 && rr_senders.iter().all(|s| !chromium_ssrcs.contains(&u64::from(*s))),
+            format!(
+                "dtls: every report block Janus got is the proxy's (senders {rr_senders:?}; Chromium's SSRCs {chromium_ssrcs:?})"
+            ),
+        );
+    }
+}
+
 #[test]
 fn chromium_through_the_relay_to_janus() {
     if let Err(why) = probe() {
@@ -1423,7 +1506,8 @@ fn chromium_through_the_relay_to_janus() {
     // (1) Clean path: Chromium → the relay on the client link → Janus.
     {
         let listen = SocketAddr::V4(SocketAddrV4::new(net.client_facing(), RTP_PORT));
-        let mut relay = start_relay(&net, &dir, "clean", listen, PASS_THROUGH).unwrap_or_else(|e| panic!("relay: {e}"));
+        let mut relay =
+            start_relay(&net, &dir, "clean", listen, PASS_THROUGH, None).unwrap_or_else(|e| panic!("relay: {e}"));
         let started = clock.now().as_secs_f64();
         match run_driver(&net, &dir, "clean", &relay.api, None) {
             Ok(result) => {
@@ -1452,12 +1536,33 @@ fn chromium_through_the_relay_to_janus() {
     // 25 ms each way) → the relay on loopback → Janus. (3) The same with
     // DTLS terminated on both legs (the SDPs pass through the calls API)
     // and RTCP terminated: Chromium's remote-inbound-rtp is the proxy's.
+    // (4) The same in `auto`, with Janus's RTCP dropped between Janus and
+    // the relay (a second shuttle on the SFU link).
     for (label, keys, calls) in [
         ("impaired", PASS_THROUGH, None),
         ("dtls", DTLS_TERMINATE, Some("rig-call-1")),
+        ("dtls-auto", DTLS_AUTO, Some("rig-call-2")),
     ] {
-        let mut relay = start_relay(&net, &dir, label, "127.0.0.1:0".parse().unwrap(), keys)
-            .unwrap_or_else(|e| panic!("relay: {e}"));
+        // Every DTLS run watches the upstream leg through a shuttle of its
+        // own; `auto` drops Janus's RTCP there.
+        let upstream_shuttle = calls
+            .map(|_| {
+                let outer = SocketAddr::V4(SocketAddrV4::new(net.sfu_facing(), RTP_PORT + 1));
+                let inner = SocketAddr::V4(SocketAddrV4::new(net.sfu_facing(), 0));
+                let janus = SocketAddr::V4(SocketAddrV4::new(net.janus(), RTP_PORT));
+                Shuttle::start_on(outer, inner, janus, keys == DTLS_AUTO).map(|s| (s, outer))
+            })
+            .transpose()
+            .unwrap_or_else(|e| panic!("upstream shuttle: {e}"));
+        let mut relay = start_relay(
+            &net,
+            &dir,
+            label,
+            "127.0.0.1:0".parse().unwrap(),
+            keys,
+            upstream_shuttle.as_ref().map(|(_, outer)| *outer),
+        )
+        .unwrap_or_else(|e| panic!("relay: {e}"));
         let leg = |seed| ImpairConfig {
             seed,
             loss: LOSS,
@@ -1481,6 +1586,11 @@ fn chromium_through_the_relay_to_janus() {
         let started = clock.now().as_secs_f64();
         let result = run_driver(&net, &dir, label, &relay.api, calls);
         let (to_sfu, to_client) = shuttle.stop();
+        let upstream_leg = upstream_shuttle.map(|(s, _)| {
+            let dropped = s.rtcp_dropped.load(Ordering::Relaxed);
+            let (to_janus, _) = s.stop();
+            (to_janus, dropped)
+        });
         sleep_ms(100);
         let counters = forwarder.stop();
         match result {
@@ -1491,6 +1601,9 @@ fn chromium_through_the_relay_to_janus() {
                 impaired_assertions(&fig, &counters, &to_sfu, &to_client, &up_cfg, &mut found, &mut notes);
                 if calls.is_some() {
                     dtls_assertions(&fig, &result, &counters, &to_sfu, &up_cfg, &mut found);
+                }
+                if let Some((to_janus, dropped)) = &upstream_leg {
+                    upstream_leg_assertions(label, &fig, to_janus, *dropped, &mut found);
                 }
                 failures.extend(found.into_iter().map(|f| format!("[{label}] {f}")));
             }

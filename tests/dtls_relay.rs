@@ -216,3 +216,68 @@ fn a_call_through_the_calls_api_terminates_dtls_on_both_legs() {
     let r = http(api, "DELETE", "/v1/calls/c1", "", "");
     assert_eq!(r.status(), 404, "{}", r.raw);
 }
+
+#[test]
+fn a_fingerprint_that_does_not_match_the_sdp_fails_the_leg_visibly() {
+    let (relay, api, upstream_socket) = start_relay_and_api("dtls = \"terminate\"\n", |_| {});
+    let listen = relay.bound()[0].listen;
+    let api = api.local_addr;
+    let mut client = Endpoint::new(loopback(), true, listen);
+    let mut upstream = Endpoint::new(upstream_socket, false, listen);
+    // The signalling carries somebody else's certificate for the client.
+    let impostor = DtlsIdentity::generate().unwrap();
+    let offer = sdp("cliE", &impostor.fingerprint_sdp(), "actpass", 9);
+    let r = post(
+        api,
+        "/v1/calls/c2/offer",
+        &serde_json::json!({"sdp": offer, "from": "client"}),
+    );
+    assert_eq!(r.status(), 200, "{}", r.raw);
+    let answer = sdp("upsT", &upstream.identity.fingerprint_sdp(), "passive", 9);
+    let r = post(
+        api,
+        "/v1/calls/c2/answer",
+        &serde_json::json!({"sdp": answer, "from": "upstream"}),
+    );
+    assert_eq!(r.status(), 200, "{}", r.raw);
+    let check = stun(StunClass::Request, [9; 12], &[(ATTR_USERNAME, b"upsT:cliE")]);
+    client.socket.send_to(&check, listen).unwrap();
+    let deadline = now() + Duration::from_secs(10);
+    let failed = loop {
+        assert!(now() < deadline, "the leg never failed");
+        client.step();
+        upstream.step();
+        let sessions = get(api, "/v1/sessions").json();
+        let s = &sessions.as_array().unwrap()[0];
+        if s["dtls"]["failure"].is_string() {
+            break s.clone();
+        }
+    };
+    assert_eq!(failed["dtls"]["client"], "failed");
+    assert_eq!(failed["dtls"]["failure"], "fingerprint_mismatch");
+    assert_eq!(failed["iceConnectionState"], "failed");
+    // (With DTLS 1.3 the client may consider its side done: it
+    // authenticates last, after the server's Finished. What matters is the
+    // proxy's verdict: the leg is failed and nothing is relayed.)
+    // No media passes to the upstream.
+    // Under the client's own keys when its side of the handshake finished.
+    let keys = client.keys.as_ref().map(|k| k.own_write.clone()).unwrap_or_else(|| {
+        rtp_middlebox::srtp::SrtpKeys::generate(rtp_middlebox::srtp::CryptoSuite::AesCm128HmacSha1_80).unwrap()
+    });
+    let wire = media_context(&keys)
+        .unwrap()
+        .encrypt_rtp(&rtp(111, 1, 0, Ssrc(5), 60))
+        .unwrap();
+    client.socket.send_to(&wire, listen).unwrap();
+    upstream
+        .socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    while let Ok((n, _)) = upstream.socket.recv_from(&mut buf) {
+        assert!(
+            !(buf[0] >> 6 == 2 && n > 12 && !(200..=206).contains(&buf[1])),
+            "media reached the upstream"
+        );
+    }
+}

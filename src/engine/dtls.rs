@@ -136,6 +136,8 @@ pub struct BackToBack {
     pub media: Option<MediaCrypto>,
     /// The DTLS timer queued in the engine for this session, if any.
     pub(crate) scheduled: Option<MonoTime>,
+    /// Records discarded as invalid (RFC 6347 §4.1.2.7).
+    pub discarded: u64,
 }
 
 impl BackToBack {
@@ -169,6 +171,7 @@ impl BackToBack {
             legs: [leg(&call.client), leg(&call.upstream)],
             media: None,
             scheduled: None,
+            discarded: 0,
         })
     }
 
@@ -206,22 +209,43 @@ impl BackToBack {
         }
         let t = settings.instant(now);
         let leg = &mut self.legs[side.index()];
-        if leg.state == LegState::Idle {
-            leg.state = LegState::Handshaking;
-        }
         let result = leg.dtls.handle_timeout(t).and_then(|()| leg.dtls.handle_packet(record));
         if let Err(e) = result {
-            // A stray or forged record does not kill a leg that is up
-            // (dimpl discards what it cannot authenticate); during the
-            // handshake it is fatal, as in any DTLS endpoint.
-            if leg.state != LegState::Connected {
+            // RFC 6347 §4.1.2.7: invalid records are discarded silently, so
+            // a forged or garbled datagram cannot kill a leg; what is fatal
+            // is the peer failing authentication or the deadline.
+            if fatal(&e) {
                 self.fail(side, error_label(&e), out);
                 return;
             }
+            self.discarded += 1;
+            if leg.state == LegState::Idle && !leg.proxy_is_client {
+                // Nothing valid came yet: start over clean, so junk that
+                // dimpl buffered as ClientHello fragments cannot wedge the
+                // real ClientHello that follows.
+                if let Some(config) = settings.dimpl_config() {
+                    leg.dtls = dimpl::Dtls::new_auto(config, settings.identity.dimpl_certificate(), t);
+                }
+                return;
+            }
         }
+        let before = out.len();
         self.drain(settings, side, out);
+        // The leg is under way once the proxy answers the peer (a real
+        // first flight, not junk); then the proxy starts the other leg when
+        // it is the client there.
+        let answered = out[before..]
+            .iter()
+            .any(|o| matches!(o, LegOutput::Record(s, _) if *s == side));
+        let leg = &mut self.legs[side.index()];
+        if leg.state == LegState::Idle && answered {
+            leg.state = LegState::Handshaking;
+        }
         let other = side.other();
-        if self.legs[other.index()].state == LegState::Idle && self.legs[other.index()].proxy_is_client {
+        if leg.state != LegState::Idle
+            && self.legs[other.index()].state == LegState::Idle
+            && self.legs[other.index()].proxy_is_client
+        {
             self.start(settings, now, other, out);
         }
         self.key_media();
@@ -252,6 +276,25 @@ impl BackToBack {
     }
 
     fn drain(&mut self, settings: &DtlsSettings, side: Side, out: &mut Vec<LegOutput>) {
+        // Records of this drain are held back when the leg fails in it: a
+        // peer whose certificate does not match its SDP never gets the
+        // proxy's final flight (dimpl may queue it before surfacing the
+        // certificate).
+        let start = out.len();
+        self.drain_into(settings, side, out);
+        if matches!(self.legs[side.index()].state, LegState::Failed(_)) {
+            let mut i = start;
+            while i < out.len() {
+                if matches!(out[i], LegOutput::Record(s, _) if s == side) {
+                    out.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    fn drain_into(&mut self, settings: &DtlsSettings, side: Side, out: &mut Vec<LegOutput>) {
         let mut buf = vec![0u8; 2048];
         loop {
             let leg = &mut self.legs[side.index()];
@@ -346,6 +389,18 @@ impl BackToBack {
             _ => None,
         }
     }
+}
+
+/// Errors that end a leg; anything else is a record to discard.
+fn fatal(e: &dimpl::Error) -> bool {
+    matches!(
+        e,
+        dimpl::Error::Timeout(_)
+            | dimpl::Error::CertificateError(_)
+            | dimpl::Error::SecurityError(_)
+            | dimpl::Error::ConfigError(_)
+            | dimpl::Error::ConnectionClosed
+    )
 }
 
 fn error_label(e: &dimpl::Error) -> &'static str {

@@ -46,7 +46,7 @@ pub use io::{CloseReason, Event, Input, Output, Payload, SocketRef, Transmit, Ve
 pub use mode::{ReportPolicy, RtcpMode};
 pub use rebinding::NatRebinding;
 pub use session::{FeedbackCounts, LegRtt, NonMux, Session, SessionInfo, SideRtcp, SideState, Source};
-pub use snapshot::{RtxSnapshot, SessionSnapshot, SideSnapshot, SourceSnapshot};
+pub use snapshot::{DtlsSnapshot, RtxSnapshot, SessionSnapshot, SideSnapshot, SourceSnapshot};
 
 use crate::stats::ClockRates;
 use crate::time::MonoTime;

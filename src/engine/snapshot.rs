@@ -21,8 +21,25 @@ pub struct SessionSnapshot {
     /// Fingerprints of provisioned SRTCP keys per sending side (client,
     /// upstream); never the keys.
     pub srtp_keys: Option<[Option<String>; 2]>,
+    /// Back-to-back DTLS, when the session is bound to a call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dtls: Option<DtlsSnapshot>,
     /// `[client side, upstream side]`: what arrived from each.
     pub sides: [SideSnapshot; 2],
+}
+
+/// The two DTLS legs of a session bound to a call of the calls API.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DtlsSnapshot {
+    pub call_id: String,
+    /// Leg states toward the client and the upstream: `new`, `connecting`,
+    /// `connected`, `failed`.
+    pub client: &'static str,
+    pub upstream: &'static str,
+    /// Why a leg failed (`fingerprint_mismatch`, `timeout`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<&'static str>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -210,6 +227,25 @@ impl SessionSnapshot {
             taken_at: now.as_secs_f64(),
             encrypted: s.encrypted,
             srtp_keys: s.crypto.as_ref().map(|c| c.fingerprints.clone()),
+            dtls: s.dtls.as_ref().map(|d| {
+                use super::dtls::LegState;
+                let label = |st: LegState| match st {
+                    LegState::Idle => "new",
+                    LegState::Handshaking => "connecting",
+                    LegState::Connected => "connected",
+                    LegState::Failed(_) => "failed",
+                };
+                let failure = Side::BOTH.iter().find_map(|side| match d.state(*side) {
+                    LegState::Failed(reason) => Some(reason),
+                    _ => None,
+                });
+                DtlsSnapshot {
+                    call_id: d.call_id.to_string(),
+                    client: label(d.state(Side::Client)),
+                    upstream: label(d.state(Side::Upstream)),
+                    failure,
+                }
+            }),
             sides: [side(Side::Client), side(Side::Upstream)],
         }
     }

@@ -33,6 +33,9 @@ struct SessionSummary {
     /// Fingerprints of provisioned SRTCP keys (never the keys).
     #[serde(skip_serializing_if = "Option::is_none")]
     srtp_keys: Option<serde_json::Value>,
+    /// Back-to-back DTLS legs when the session is bound to a call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dtls: Option<crate::engine::DtlsSnapshot>,
     opened_at: f64,
     last_activity: Option<f64>,
     /// SSRCs received from each side.
@@ -65,6 +68,7 @@ fn summary(v: &SessionView) -> SessionSummary {
         connection_state: connection_state(ice),
         encrypted: s.encrypted,
         srtp_keys: s.srtp_keys.as_ref().map(|[c, u]| json!({ "client": c, "upstream": u })),
+        dtls: s.dtls.clone(),
         opened_at: s.opened_at * 1000.0 + v.wall_offset_ms,
         last_activity: last.map(|t| t * 1000.0 + v.wall_offset_ms),
         ssrcs: json!({ "client": ssrcs(0), "upstream": ssrcs(1) }),

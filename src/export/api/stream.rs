@@ -45,6 +45,7 @@ pub(super) enum Trouble {
     UpstreamUnreachable,
     Idle,
     SrtcpAuth,
+    DtlsFailure,
 }
 
 impl Trouble {
@@ -54,6 +55,7 @@ impl Trouble {
             Trouble::UpstreamUnreachable => "upstream-unreachable",
             Trouble::Idle => "idle",
             Trouble::SrtcpAuth => "srtcp-auth-failure",
+            Trouble::DtlsFailure => "dtls-failure",
         }
     }
 
@@ -63,6 +65,9 @@ impl Trouble {
             Trouble::UpstreamUnreachable => "the upstream answers with ICMP unreachable and sends nothing",
             Trouble::Idle => "no datagrams in either direction",
             Trouble::SrtcpAuth => "SRTCP failed authentication with the provisioned keys (dropped)",
+            Trouble::DtlsFailure => {
+                "a DTLS leg failed (its certificate did not match the SDP fingerprint, or the handshake timed out): no media passes"
+            }
         }
     }
 }
@@ -82,6 +87,9 @@ pub(super) fn ice_state(
     let s = &v.snapshot;
     let (client, upstream) = (s.side(Side::Client), s.side(Side::Upstream));
     let recent = |t: Option<f64>| t.is_some_and(|t| s.taken_at - t <= ACTIVE_WITHIN_SECS);
+    if s.dtls.as_ref().is_some_and(|d| d.failure.is_some()) {
+        return ("failed", Some(Trouble::DtlsFailure));
+    }
     if client
         .stun_unanswered_since
         .is_some_and(|t| s.taken_at - t >= consent_timeout)
