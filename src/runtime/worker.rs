@@ -63,10 +63,10 @@ pub enum Control {
     Reload(Box<EngineConfig>),
     /// Draining: refuse new client addresses; live sessions continue.
     StopAccepting,
-    /// Provision (`Some`) or remove a session's SRTCP keys; answers whether
-    /// the session exists.
-    /// The session is named by its engine id and its public id's random
-    /// tag ([`crate::view::view_id`]); a wrong tag is an unknown session.
+    /// Provision (`Some`) or remove a session's SRTCP keys; answers what
+    /// the engine did. The session is named by its engine id and its public
+    /// id's random tag ([`crate::view::view_id`]); a wrong tag is an
+    /// unknown session (here and in `SetMedia`).
     SetKeys(
         SessionId,
         u64,
