@@ -250,6 +250,15 @@ pub struct ApiConfig {
     /// Origins allowed to read the API from a web page (CORS); `"*"` for
     /// any. Empty: no CORS headers (same-origin only).
     pub(crate) cors_origins: Vec<String>,
+    /// Host names (`name` or `name:port`) the API answers to besides its
+    /// listen address and `localhost`: a request whose `Host` names anything
+    /// else is refused (403), so a DNS-rebound name gives a web page no
+    /// access.
+    pub allowed_hosts: Vec<String>,
+    /// Lets the API listen on a non-loopback address without a token (a
+    /// private network the operator controls); otherwise that refuses to
+    /// start.
+    pub allow_tokenless: bool,
     /// A session whose binding requests stay unanswered this long is
     /// `failed` with reason `consent-lost` on the stream (RFC 7675 §5.1: 30 s).
     pub(crate) consent_timeout_secs: u64,
@@ -262,6 +271,8 @@ impl Default for ApiConfig {
             token: None,
             stream_interval_ms: 1000,
             cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            allow_tokenless: false,
             consent_timeout_secs: 30,
         }
     }
@@ -427,6 +438,25 @@ impl Config {
         }
         if self.api.token.as_deref().is_some_and(|t| t.len() < 16) {
             return Err(invalid("api.token", "must be at least 16 characters"));
+        }
+        if !self.api.listen.ip().is_loopback() && self.api.token.is_none() && !self.api.allow_tokenless {
+            return Err(invalid(
+                "api.listen",
+                format!(
+                    "{} is not a loopback address and no [api] token is set: the API exposes call data and \
+                     takes SRTP keys; set [api] token (at least 16 characters), listen on 127.0.0.1, or, on a \
+                     private network only, set [api] allow_tokenless = true (--api-allow-tokenless)",
+                    self.api.listen
+                ),
+            ));
+        }
+        for h in &self.api.allowed_hosts {
+            if h.is_empty() || h.contains(['/', ' ', '@']) {
+                return Err(invalid(
+                    "api.allowed_hosts",
+                    "entries are host names, optionally with :port",
+                ));
+            }
         }
         if self.limits.max_sessions == 0 {
             return Err(invalid("limits.max_sessions", "must be at least 1"));
@@ -644,5 +674,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("maybe"), "{e}");
+    }
+
+    #[test]
+    fn remote_api_needs_a_token() {
+        let e = Config::from_toml("[api]\nlisten = \"0.0.0.0:9470\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("api.listen") && e.contains("[api] token"), "{e}");
+        assert!(Config::from_toml("[api]\nlisten = \"0.0.0.0:9470\"\ntoken = \"0123456789abcdef\"\n").is_ok());
+        assert!(Config::from_toml("[api]\nlisten = \"10.0.0.1:9470\"\nallow_tokenless = true\n").is_ok());
+        assert!(Config::from_toml("[api]\nlisten = \"[::1]:9470\"\n").is_ok());
+        let e = Config::from_toml("[api]\nallowed_hosts = [\"http://x\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("api.allowed_hosts"), "{e}");
     }
 }

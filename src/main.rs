@@ -41,6 +41,15 @@ enum Command {
         /// HTTP API address (overrides `[api] listen`; port 0 picks one).
         #[arg(long)]
         api_listen: Option<std::net::SocketAddr>,
+        /// Let the API listen on a non-loopback address without a token
+        /// (`[api] allow_tokenless`): only on a private network you control.
+        #[arg(long)]
+        api_allow_tokenless: bool,
+        /// A host name the API answers to besides its address and
+        /// `localhost` (added to `[api] allowed_hosts`; repeatable), e.g.
+        /// the name Prometheus scrapes it by.
+        #[arg(long = "api-allowed-host", value_name = "NAME")]
+        api_allowed_hosts: Vec<String>,
         /// Worker threads (0 = one per core).
         #[arg(long, default_value_t = 0)]
         workers: usize,
@@ -136,6 +145,8 @@ fn main() -> ExitCode {
             rtcp,
             rtcp_termination,
             api_listen,
+            api_allow_tokenless,
+            api_allowed_hosts,
             workers,
             quiet,
             check_config,
@@ -149,6 +160,8 @@ fn main() -> ExitCode {
                     rtcp
                 },
                 api_listen,
+                api_allow_tokenless,
+                api_allowed_hosts,
             };
             if check_config {
                 // The DTLS identity files are read too: a key that does not
@@ -250,6 +263,8 @@ struct Overrides {
     upstream: Option<std::net::SocketAddr>,
     rtcp: Option<String>,
     api_listen: Option<std::net::SocketAddr>,
+    api_allow_tokenless: bool,
+    api_allowed_hosts: Vec<String>,
 }
 
 /// The config file (or the embedded default) with the command-line
@@ -273,6 +288,8 @@ fn load_with_overrides(path: Option<&std::path::Path>, o: &Overrides) -> Result<
     if let Some(a) = o.api_listen {
         config.api.listen = a;
     }
+    config.api.allow_tokenless |= o.api_allow_tokenless;
+    config.api.allowed_hosts.extend(o.api_allowed_hosts.iter().cloned());
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
 }

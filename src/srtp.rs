@@ -63,4 +63,5 @@ mod srtcp;
 pub use keys::{CryptoSuite, KeyError, SrtpKeys};
 pub use protect::{reprotect_index, SrtcpProtector};
 pub use srtcp::media_context;
+pub(crate) use srtcp::ReplayTable;
 pub use srtcp::{srtcp_trailer, SrtcpReader, SrtcpWriter, SrtpError, SRTCP_REPLAY_WINDOW};

@@ -36,18 +36,25 @@ pub struct WorkerStats {
     pub engine: Option<crate::engine::Counters>,
 }
 
-/// A session's public id: `"<worker>-<16 hex digits of the engine id>"`.
-pub fn view_id(worker: usize, id: SessionId) -> String {
-    format!("{worker}-{id}")
+/// A session's public id: `"<worker>-<32 hex digits>"`, the engine id's 16
+/// then `tag`'s 16. The engine id is a slot and a generation, so alone it
+/// is guessable (the next session's is one more); `tag` is 64 random bits
+/// the worker draws from the OS when the session opens, and every request
+/// naming a session must carry it: a page that sprays ids at the API finds
+/// none.
+pub fn view_id(worker: usize, id: SessionId, tag: u64) -> String {
+    format!("{worker}-{id}{tag:016x}")
 }
 
-/// Inverse of [`view_id`].
-pub fn parse_view_id(id: &str) -> Option<(usize, SessionId)> {
+/// Inverse of [`view_id`]: worker, engine id and tag.
+pub fn parse_view_id(id: &str) -> Option<(usize, SessionId, u64)> {
     let (w, hex) = id.split_once('-')?;
-    if hex.len() != 16 {
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) || !w.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some((w.parse().ok()?, SessionId::from_u64(u64::from_str_radix(hex, 16).ok()?)))
+    let engine = u64::from_str_radix(&hex[..16], 16).ok()?;
+    let tag = u64::from_str_radix(&hex[16..], 16).ok()?;
+    Some((w.parse().ok()?, SessionId::from_u64(engine), tag))
 }
 
 #[cfg(test)]
@@ -57,10 +64,12 @@ mod tests {
     #[test]
     fn ids_round_trip() {
         let id = SessionId::from_u64(0x0000_0003_0000_0011);
-        let text = view_id(2, id);
-        assert_eq!(text, "2-0000000300000011");
-        assert_eq!(parse_view_id(&text), Some((2, id)));
+        let text = view_id(2, id, 0x9f3a_0c11_d2e4_5b67);
+        assert_eq!(text, "2-00000003000000119f3a0c11d2e45b67");
+        assert_eq!(parse_view_id(&text), Some((2, id, 0x9f3a_0c11_d2e4_5b67)));
         assert_eq!(parse_view_id("2-11"), None);
-        assert_eq!(parse_view_id("x-0000000300000011"), None);
+        assert_eq!(parse_view_id("2-0000000300000011"), None);
+        assert_eq!(parse_view_id("x-00000003000000119f3a0c11d2e45b67"), None);
+        assert_eq!(parse_view_id("+2-00000003000000119f3a0c11d2e45b67"), None);
     }
 }

@@ -44,7 +44,7 @@ fn subscribed(path: &str, headers: &str) -> (RelayRuntime, ApiServer, UdpSocket,
     let (relay, api, upstream) = relay_with_api(None);
     let mut s = TcpStream::connect(api.local_addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n{headers}\r\n").unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {}\r\n{headers}\r\n", api.local_addr).unwrap();
     send_rtp(relay.bound()[0].listen, 5);
     echo_once(&upstream);
     (relay, api, upstream, s)
@@ -86,7 +86,11 @@ fn sessions_and_w3c_stats() {
     assert_eq!(counters["workers"][0]["io"]["receivedClient"], 20);
 
     // Errors are JSON with a clear message.
-    let (status, body) = get(api.local_addr, "/v1/sessions/0-00000000deadbeef/stats", None);
+    let (status, body) = get(
+        api.local_addr,
+        "/v1/sessions/0-00000000deadbeef0123456789abcdef/stats",
+        None,
+    );
     assert_eq!((status, body["error"].is_string()), (404, true));
     let (status, body) = get(api.local_addr, "/v1/sessions/not-an-id/stats", None);
     assert_eq!((status, body["error"].is_string()), (400, true));
@@ -233,7 +237,7 @@ fn slow_subscriber_never_delays_forwarding() {
     stuck.set_recv_buffer_size(4096).unwrap();
     stuck.connect(&api.local_addr.into()).unwrap();
     let mut stuck: TcpStream = stuck.into();
-    write!(stuck, "GET /v1/stream HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    write!(stuck, "GET /v1/stream HTTP/1.1\r\nHost: {}\r\n\r\n", api.local_addr).unwrap();
 
     // 60 sessions × 1000 packets: many `stats` events per 100 ms tick.
     let clients: Vec<UdpSocket> = (0..60).map(|_| common::loopback()).collect();
@@ -296,7 +300,7 @@ fn sdp_attach_validates_and_round_trips() {
     }
     let (status, _) = put(
         api.local_addr,
-        "/v1/sessions/0-00000000ffffffff/sdp",
+        "/v1/sessions/0-00000000ffffffff0123456789abcdef/sdp",
         &format!(r#"{{"localDescription":{offer}}}"#),
     );
     assert_eq!(status, 404);
@@ -308,4 +312,133 @@ fn sdp_attach_validates_and_round_trips() {
     assert!(got["remoteDescription"].is_null());
     api.stop();
     relay.shutdown(Duration::from_secs(5));
+}
+
+/// The browser rules without a browser: a WebSocket upgrade or an SSE
+/// subscription from a foreign `Origin` is refused (403) before any event,
+/// one from a configured origin is served; a `Host` naming anything but the
+/// API's address, `localhost` or `allowed_hosts` is refused; bodies that
+/// are not JSON are refused (415). `tests/browser_attacker.rs` does the
+/// same with Chromium.
+#[test]
+fn origin_host_and_body_rules_hold_on_every_route() {
+    let (relay, api, upstream) = start_relay_and_api("rtcp = \"forward\"\n", |o| {
+        o.cors_origins = vec!["https://dashboard.example".into()];
+        o.allowed_hosts = vec!["relay.internal".into()];
+    });
+    send_rtp(relay.bound()[0].listen, 1);
+    echo_once(&upstream);
+    let id = relay.sessions_blocking()[0].id.clone();
+    let ws = "Upgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+    // Reads the head only: a served stream never ends.
+    let head = |path: &str, headers: &str| {
+        let mut s = TcpStream::connect(api.local_addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\n{headers}\r\n").unwrap();
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&raw));
+            raw.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&raw).to_string()
+    };
+    let host = format!("Host: {}\r\n", api.local_addr);
+    let evil = "Origin: https://evil.example\r\n";
+    let good = "Origin: https://dashboard.example\r\n";
+    for (path, extra) in [("/v1/stream/ws", ws), ("/v1/stream", "Accept: text/event-stream\r\n")] {
+        let refused = head(path, &format!("{host}{evil}{extra}"));
+        assert!(refused.starts_with("HTTP/1.1 403"), "{path}: {refused}");
+        let served = head(path, &format!("{host}{good}{extra}"));
+        assert!(
+            served.starts_with("HTTP/1.1 101") || served.starts_with("HTTP/1.1 200"),
+            "{path}: {served}"
+        );
+        let own = head(path, &format!("{host}Origin: http://{}\r\n{extra}", api.local_addr));
+        assert!(!own.starts_with("HTTP/1.1 403"), "{path}: {own}");
+    }
+    let port = api.local_addr.port();
+    for (h, want) in [
+        (format!("evil.test:{port}"), 403),
+        ("evil.test".to_string(), 403),
+        (format!("127.0.0.1.evil.test:{port}"), 403),
+        (format!("localhost:{port}"), 200),
+        (format!("relay.internal:{port}"), 200),
+        (api.local_addr.to_string(), 200),
+    ] {
+        let r = http_with_host(api.local_addr, &h, "GET", "/v1/sessions", "", "");
+        assert_eq!(r.status(), want, "Host {h}: {}", r.raw);
+        if want == 403 {
+            assert!(
+                r.json()["error"].as_str().unwrap().contains("allowed_hosts"),
+                "{}",
+                r.raw
+            );
+            assert!(!r.body().contains(&id), "{}", r.raw);
+        }
+    }
+    // Absolute form: the URI's authority must pass too.
+    let own = api.local_addr.to_string();
+    let r = http_with_host(
+        api.local_addr,
+        &own,
+        "GET",
+        &format!("http://evil.test:{port}/v1/sessions"),
+        "",
+        "",
+    );
+    assert_eq!(r.status(), 403, "{}", r.raw);
+    let r = http_with_host(
+        api.local_addr,
+        &own,
+        "GET",
+        &format!("http://{own}/v1/sessions"),
+        "",
+        "",
+    );
+    assert_eq!(r.status(), 200, "{}", r.raw);
+    let sdp = format!("/v1/sessions/{id}/sdp");
+    for ct in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let r = http_with_host(
+            api.local_addr,
+            &api.local_addr.to_string(),
+            "PUT",
+            &sdp,
+            &format!("Content-Type: {ct}\r\n"),
+            "{}",
+        );
+        assert_eq!(r.status(), 415, "{ct}: {}", r.raw);
+    }
+    assert_eq!(put(api.local_addr, &sdp, "{}").0, 204);
+    api.stop();
+    relay.shutdown(Duration::from_secs(5));
+}
+
+/// One request with its own `Host` and, when `headers` has none, no
+/// `Content-Type`.
+fn http_with_host(
+    addr: SocketAddr,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> common::Response {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    common::Response { raw }
 }

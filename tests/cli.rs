@@ -199,3 +199,35 @@ fn run_relays_and_shuts_down_cleanly_on_sigterm() {
         "{closed}"
     );
 }
+
+/// An API beyond loopback without a token does not start: it would expose
+/// call data and take keys from anyone who reaches it. The error names the
+/// key and the ways out; `--api-allow-tokenless` is the explicit one.
+#[test]
+fn run_refuses_a_tokenless_api_beyond_loopback() {
+    let base = [
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "127.0.0.1:9",
+        "--workers",
+        "1",
+        "--api-listen",
+        "0.0.0.0:0",
+    ];
+    let out = Command::new(common::BIN).args(base).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("api.listen") && stderr.contains("[api] token") && stderr.contains("--api-allow-tokenless"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("relay listening"), "it started: {stderr}");
+    let out = Command::new(common::BIN)
+        .args(base)
+        .args(["--api-allow-tokenless", "--check-config"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -196,6 +196,21 @@ fn a_call_through_the_calls_api_terminates_dtls_on_both_legs() {
     }
     assert_eq!(got, 20);
 
+    // The legs' keys came from DTLS: SDES keys through the API can neither
+    // replace nor remove them (409), and the fingerprints stay.
+    let id = relay.sessions_blocking()[0].id.clone();
+    let before = relay.sessions_blocking()[0].snapshot.srtp_keys.clone();
+    let sdes = serde_json::json!({
+        "suite": "AES_CM_128_HMAC_SHA1_80",
+        "client": "inline:WVNfmVf9m9WJgyhjCeAfTCAbzPWGCt08ktYeDHyq",
+    });
+    let r = post(api, &format!("/v1/sessions/{id}/srtp"), &sdes);
+    assert_eq!(r.status(), 409, "{}", r.raw);
+    let r = http(api, "DELETE", &format!("/v1/sessions/{id}/srtp"), "", "");
+    assert_eq!(r.status(), 409, "{}", r.raw);
+    assert!(r.json()["error"].as_str().unwrap().contains("DTLS"), "{}", r.raw);
+    assert_eq!(relay.sessions_blocking()[0].snapshot.srtp_keys, before);
+
     let r = http(api, "DELETE", "/v1/calls/c1", "", "");
     assert_eq!(r.status(), 204, "{}", r.raw);
     let r = http(api, "DELETE", "/v1/calls/c1", "", "");

@@ -185,7 +185,7 @@ fn sighup_reloads_without_dropping_sessions_and_sigterm_drains() {
 
     // A stats-stream subscriber that never reads.
     let mut stuck = TcpStream::connect(proxy.api).unwrap();
-    write!(stuck, "GET /v1/stream HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    write!(stuck, "GET /v1/stream HTTP/1.1\r\nHost: {}\r\n\r\n", proxy.api).unwrap();
     std::thread::sleep(Duration::from_millis(300));
 
     let asked = Instant::now();

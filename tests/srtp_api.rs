@@ -90,7 +90,7 @@ fn the_api_validates_keys_and_never_echoes_them() {
     let (got, answer) = request(
         api.local_addr,
         "POST",
-        "/v1/sessions/0-00000000ffffffff/srtp",
+        "/v1/sessions/0-00000000ffffffff0123456789abcdef/srtp",
         &format!("{{\"suite\":\"AES_CM_128_HMAC_SHA1_80\",\"client\":\"{sc}\"}}"),
     );
     assert_eq!(got, 404, "{answer}");
@@ -186,4 +186,114 @@ fn static_keys_stay_out_of_logs_and_config_errors() {
     assert!(err.contains("srtp[0].client_key"), "{err}");
     assert!(!err.contains(&bad[7..]), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What a page in the operator's browser could send: a `text/plain` or
+/// form body (no preflight), a foreign `Origin`, a rebound `Host`, or an id
+/// guessed from the previous one. None of them reaches the keys, and the
+/// answers name no address, key or internal detail. In `terminate` the
+/// keys cannot be removed (409).
+#[test]
+fn cross_site_and_guessed_requests_change_nothing() {
+    let (relay, api, upstream) = start_relay_and_api("rtcp = \"terminate\"\n", |_| {});
+    let client = common::loopback();
+    client.send_to(&rtp(0), relay.bound()[0].listen).unwrap();
+    let mut b = [0u8; 2048];
+    upstream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    upstream.recv_from(&mut b).unwrap();
+    let id = relay.sessions_blocking()[0].id.clone();
+    let path = format!("/v1/sessions/{id}/srtp");
+    let (kc, ku) = (keys(3), keys(5));
+    let (sc, su) = (kc.expose_inline_secret(), ku.expose_inline_secret());
+    let body = format!("{{\"suite\":\"AES_CM_128_HMAC_SHA1_80\",\"client\":\"{sc}\",\"upstream\":\"{su}\"}}");
+    let raw = |method: &str, path: &str, headers: &str, body: &str| {
+        let mut s = std::net::TcpStream::connect(api.local_addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        use std::io::{Read, Write};
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let status: u16 = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (
+            status,
+            out.split_once("\r\n\r\n").map_or(String::new(), |x| x.1.to_string()),
+        )
+    };
+    let host = format!("Host: {}\r\n", api.local_addr);
+    let attempts = [
+        (format!("{host}Content-Type: text/plain;charset=UTF-8\r\n"), 415),
+        (
+            format!("{host}Content-Type: application/x-www-form-urlencoded\r\n"),
+            415,
+        ),
+        (format!("{host}Content-Type: multipart/form-data; boundary=x\r\n"), 415),
+        (host.clone(), 415),
+        (
+            format!("{host}Origin: http://127.0.0.2:8000\r\nContent-Type: application/json\r\n"),
+            403,
+        ),
+        (
+            format!(
+                "Host: evil.test:{}\r\nContent-Type: application/json\r\n",
+                api.local_addr.port()
+            ),
+            403,
+        ),
+    ];
+    let internals = [
+        api.local_addr.to_string(),
+        relay.bound()[0].listen.to_string(),
+        client.local_addr().unwrap().to_string(),
+        sc[7..].to_string(),
+        su[7..].to_string(),
+        "panicked".into(),
+        ".rs:".into(),
+    ];
+    let clean = |what: &str, answer: &str| {
+        let v: serde_json::Value = serde_json::from_str(answer).unwrap_or_else(|_| panic!("{what}: {answer}"));
+        assert!(v["error"].is_string(), "{what}: {answer}");
+        for s in &internals {
+            assert!(!answer.contains(s.as_str()), "{what} names {s}: {answer}");
+        }
+    };
+    for (headers, want) in &attempts {
+        let (got, answer) = raw("POST", &path, headers, &body);
+        assert_eq!(got, *want, "{headers} → {answer}");
+        clean(headers, &answer);
+    }
+    // The same session's engine id with another random half: unknown.
+    let (worker_and_engine, tag) = id.split_at(id.len() - 16);
+    let guessed_tag = format!("{:016x}", u64::from_str_radix(tag, 16).unwrap() ^ 1);
+    let guessed = format!("/v1/sessions/{worker_and_engine}{guessed_tag}/srtp");
+    let (got, answer) = request(api.local_addr, "POST", &guessed, &body);
+    assert_eq!(got, 404, "{answer}");
+    clean("guessed id", &answer);
+    let (got, answer) = request(api.local_addr, "PUT", &guessed.replace("/srtp", "/sdp"), "{}");
+    assert_eq!(got, 404, "{answer}");
+    let (_, sessions) = request(api.local_addr, "GET", "/v1/sessions", "");
+    assert!(
+        !sessions.contains(&kc.fingerprint()) && sessions.contains("\"encrypted\":false"),
+        "{sessions}"
+    );
+
+    // The real request works; then removal is refused in terminate.
+    let (got, answer) = request(api.local_addr, "POST", &path, &body);
+    assert_eq!(got, 200, "{answer}");
+    let (got, answer) = request(api.local_addr, "DELETE", &path, "");
+    assert_eq!(got, 409, "{answer}");
+    clean("DELETE in terminate", &answer);
+    // Nor may one direction lose its key.
+    let one = format!("{{\"suite\":\"AES_CM_128_HMAC_SHA1_80\",\"client\":\"{sc}\"}}");
+    let (got, answer) = request(api.local_addr, "POST", &path, &one);
+    assert_eq!(got, 409, "{answer}");
+    clean("one key in terminate", &answer);
+    let (_, sessions) = request(api.local_addr, "GET", "/v1/sessions", "");
+    assert!(sessions.contains(&kc.fingerprint()), "{sessions}");
+    api.stop();
+    relay.shutdown(Duration::from_secs(5));
 }

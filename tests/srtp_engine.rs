@@ -48,7 +48,7 @@ fn keyed(suite: CryptoSuite, mode: RtcpMode) -> (Driver, SessionId, [SrtpKeys; 2
         client: Some(kc.clone()),
         upstream: Some(ku.clone()),
     };
-    let known = e.set_session_keys(id, Some(&keys)).unwrap();
+    let known = e.set_session_keys(id, Some(&keys)).unwrap() == rtp_middlebox::engine::KeysOutcome::Done;
     (e, id, [kc, ku], known)
 }
 
@@ -358,7 +358,10 @@ fn srtp_padding_probes_are_never_dropped_and_the_tag_is_not_counted() {
                     client: Some(kc.clone()),
                     upstream: None,
                 };
-                assert!(e.set_session_keys(id, Some(&k)).unwrap());
+                assert_eq!(
+                    e.set_session_keys(id, Some(&k)).unwrap(),
+                    rtp_middlebox::engine::KeysOutcome::Done
+                );
             }
             (_, Some(s)) => {
                 let profile = match s {
@@ -415,5 +418,173 @@ fn srtp_padding_probes_are_never_dropped_and_the_tag_is_not_counted() {
         if suite.is_some() {
             assert_eq!(rtp.payload_bytes, 224 * u64::from(n), "{how} {suite:?}");
         }
+    }
+}
+
+/// A terminate session re-provisioned twice (equal client and upstream
+/// keys, then a new upstream key, then the equal keys again), both
+/// endpoints sending RTP and SRTCP: across more than 1 000 generated
+/// reports per suite, no (key, SSRC, index) appears twice on either leg,
+/// counting the endpoints' own SRTCP, the proxy's re-protected compounds
+/// and its own reports (RFC 3711 §9.1; RFC 7714 §16 for GCM's nonce).
+#[test]
+fn rekeying_never_repeats_an_index_under_one_key_for_every_suite() {
+    use std::collections::HashSet;
+    for suite in CryptoSuite::ALL {
+        let fast = rtp_middlebox::engine::ReportPolicy {
+            min_interval_video: Duration::from_millis(100),
+            min_interval_audio: Duration::from_millis(100),
+            ..Default::default()
+        };
+        let (mut e, id) = session_on(
+            tap(RtcpMode::Terminate, ClockRates::new(&Default::default())),
+            EngineConfig {
+                report_policy: fast,
+                ..EngineConfig::default()
+            },
+        );
+        let all = [keys(suite, 7), keys(suite, 11)];
+        // Endpoints keep one SRTCP writer (and so one index sequence) per key.
+        let mut client_w: Vec<SrtcpWriter> = all.iter().map(|k| SrtcpWriter::new(k).unwrap()).collect();
+        let mut sfu_w: Vec<SrtcpWriter> = all.iter().map(|k| SrtcpWriter::new(k).unwrap()).collect();
+        let phases = [(0usize, 0usize), (0, 1), (0, 0)];
+        let mut seen: HashSet<(usize, u32, u32)> = HashSet::new();
+        let mut generated = 0usize;
+        let mut wire = Vec::new();
+        let mut t = 0u64;
+        let mut seq = 0u16;
+        for (phase, &(c, u)) in phases.iter().enumerate() {
+            let keys_now = SessionKeys {
+                client: Some(all[c].clone()),
+                upstream: Some(all[u].clone()),
+            };
+            assert_eq!(
+                e.set_session_keys(id, Some(&keys_now)).unwrap(),
+                rtp_middlebox::engine::KeysOutcome::Done
+            );
+            // One datagram on the wire, protected with key `k`: it must open
+            // with that key, and its (key, SSRC, index) must be new.
+            let mut record = |k: usize, datagram: &[u8], what: &str| {
+                let mut plain = Vec::new();
+                SrtcpReader::new(&all[k])
+                    .unwrap()
+                    .decrypt(datagram, &mut plain)
+                    .unwrap_or_else(|err| panic!("{suite} phase {phase}: {what} does not open: {err}"));
+                let ssrc = u32::from_be_bytes(datagram[4..8].try_into().unwrap());
+                let (_, index) = srtcp_trailer(datagram, suite.srtcp_tag_len()).unwrap();
+                assert!(
+                    seen.insert((k, ssrc, index)),
+                    "{suite} phase {phase}: {what} repeats key {k}, SSRC {ssrc:#x}, index {index}"
+                );
+            };
+            let end = t + 20_000;
+            while t < end {
+                e.handle_datagram(ms(t), Side::Client, id, &rtp(seq, CLIENT_AUDIO));
+                e.handle_datagram(ms(t), Side::Upstream, id, &rtp(seq, SFU_AUDIO));
+                if seq % 25 == 0 {
+                    // Each endpoint's SR, protected with its own current key,
+                    // and what the proxy re-protects of it toward the other.
+                    let blocks = [block(SFU_AUDIO, wall(t), 5)];
+                    client_w[c]
+                        .encrypt(&sr(CLIENT_AUDIO, wall(t), &blocks), &mut wire)
+                        .unwrap();
+                    record(c, &wire, "the client's SRTCP");
+                    if let Verdict::Rewritten(_) = e.handle_datagram(ms(t), Side::Client, id, &wire) {
+                        let out = e.rewritten().to_vec();
+                        record(c, &out, "a re-protected client compound");
+                    }
+                    let blocks = [block(CLIENT_AUDIO, wall(t), 5)];
+                    sfu_w[u].encrypt(&sr(SFU_AUDIO, wall(t), &blocks), &mut wire).unwrap();
+                    record(u, &wire, "the SFU's SRTCP");
+                    if let Verdict::Rewritten(_) = e.handle_datagram(ms(t), Side::Upstream, id, &wire) {
+                        let out = e.rewritten().to_vec();
+                        record(u, &out, "a re-protected SFU compound");
+                    }
+                }
+                e.set_wall_clock(ms(t), Duration::from_millis(1_795_000_000_000 + t));
+                e.handle_timeout(ms(t));
+                while let Some(tx) = e.poll_transmit() {
+                    // Toward the client: the key the client expects from the
+                    // upstream, and the other way round.
+                    let k = if tx.toward == Side::Client { u } else { c };
+                    record(k, &tx.datagram, "a generated report");
+                    generated += 1;
+                }
+                t += 20;
+                seq = seq.wrapping_add(1);
+            }
+        }
+        assert!(generated > 1000, "{suite}: only {generated} reports generated");
+        // libtest captures eprintln! of passing tests; the figure is wanted.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!(
+                "{suite}: {generated} generated reports, {} distinct (key, SSRC, index) on the wire\n",
+                seen.len()
+            )
+            .as_bytes(),
+        );
+    }
+}
+
+/// Replay windows belong to the key, not to one provisioning: an SRTCP
+/// packet accepted before re-keying (the same keys again, another key and
+/// back, or removal and provisioning again) is refused after it, and with
+/// equal client and upstream keys a client packet is refused as coming
+/// from the upstream too.
+#[test]
+fn a_packet_captured_before_rekeying_is_refused_after_it() {
+    for suite in CryptoSuite::ALL {
+        let (mut e, id, [kc, ku], _) = keyed(suite, RtcpMode::Forward);
+        let mut w = SrtcpWriter::new(&kc).unwrap();
+        let mut captured = Vec::new();
+        w.encrypt(&sr(CLIENT_AUDIO, wall(0), &[]), &mut captured).unwrap();
+        assert!(matches!(
+            e.handle_datagram(ms(10), Side::Client, id, &captured),
+            Verdict::Forward(_)
+        ));
+        let replayed = Verdict::Drop(DropReason::Srtcp(SrtpError::Replayed));
+        let both = |c: &SrtpKeys, u: &SrtpKeys| SessionKeys {
+            client: Some(c.clone()),
+            upstream: Some(u.clone()),
+        };
+        let other = keys(suite, 99);
+        let mut t = 20;
+        for step in [
+            Some(both(&kc, &ku)),
+            Some(both(&other, &ku)),
+            Some(both(&kc, &ku)),
+            None,
+            Some(both(&kc, &ku)),
+            Some(both(&kc, &kc)),
+        ] {
+            e.set_session_keys(id, step.as_ref()).unwrap();
+            let Some(k) = step else { continue };
+            // Under another key it fails authentication; under its own
+            // key again, the window remembered it.
+            let want = if k.client.as_ref() == Some(&other) {
+                Verdict::Drop(DropReason::Srtcp(SrtpError::AuthFailed))
+            } else {
+                replayed
+            };
+            assert_eq!(
+                e.handle_datagram(ms(t), Side::Client, id, &captured),
+                want,
+                "{suite}: replay after re-keying"
+            );
+            t += 10;
+        }
+        // Equal keys: one reader, one window per SSRC, whichever side.
+        assert_eq!(
+            e.handle_datagram(ms(t), Side::Upstream, id, &captured),
+            replayed,
+            "{suite}: reflected from the other side"
+        );
+        // New packets still pass.
+        w.encrypt(&sr(CLIENT_AUDIO, wall(1000), &[]), &mut captured).unwrap();
+        assert!(matches!(
+            e.handle_datagram(ms(t + 10), Side::Client, id, &captured),
+            Verdict::Forward(_)
+        ));
     }
 }

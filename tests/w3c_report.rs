@@ -316,7 +316,10 @@ fn feedback_counts_are_omitted_when_srtcp_is_unreadable() {
                 client: None,
                 upstream: Some(SrtpKeys::new(suite, &[5; 16], &[6; 14]).unwrap()),
             };
-            assert!(e.set_session_keys(id, Some(&keys)).unwrap());
+            assert_eq!(
+                e.set_session_keys(id, Some(&keys)).unwrap(),
+                rtp_middlebox::engine::KeysOutcome::Done
+            );
         }
         for seq in 0..20u16 {
             e.handle_datagram(

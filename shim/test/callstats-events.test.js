@@ -10,8 +10,8 @@ import { ProxyPeerConnection } from '../index.js';
 import { FakeProxy, waitFor, sampleReport } from './helpers/fake-proxy.js';
 import { loadCallstats, initialize, quietConsole } from './helpers/callstats-env.js';
 
-const SID = '0-0000000100000000';
-const STALL_SID = '0-0000000200000000';
+const SID = '0-00000001000000009f3a0c11d2e45b67';
+const STALL_SID = '0-0000000200000000c4d1e8f02a7b3965';
 const CONFERENCE = 'shim-events-conference';
 
 /** A pc that, like a shim without the legacy answer, never calls getStats(callback) back. */

@@ -15,8 +15,8 @@ import {
 } from '../index.js';
 import { FakeProxy, waitFor, sleep, sampleReport } from './helpers/fake-proxy.js';
 
-const SID = '0-0000000100000000';
-const OTHER = '0-0000000200000000';
+const SID = '0-00000001000000009f3a0c11d2e45b67';
+const OTHER = '0-0000000200000000c4d1e8f02a7b3965';
 const T = { timeout: 15000 };
 
 async function setup(t, proxyOpts = {}, pcOpts = {}) {

@@ -30,6 +30,17 @@ mod snapshot;
 
 pub use counters::{kind_index, kind_label, Cap, CapHits, Counters, DropReason, KindCounts, DROP_REASONS, KINDS};
 pub use crypto::SessionKeys;
+
+/// What [`Engine::set_session_keys`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeysOutcome {
+    Done,
+    UnknownSession,
+    /// Refused, and why (for the API's 409): removing keys of a
+    /// `terminate` session (see [`crypto`]'s module docs), or any change to
+    /// keys that came from DTLS.
+    Refused(&'static str),
+}
 pub use demux::{ClientMatch, StaticKeys};
 pub use io::{CloseReason, Event, Input, Output, Payload, SocketRef, Transmit, Verdict};
 pub use mode::{ReportPolicy, RtcpMode};
@@ -277,6 +288,10 @@ pub struct Engine {
     routes: HashMap<(u128, u64), SessionId>,
     /// (client, local) → session, for tap relays (ports folded to pairs).
     taps: HashMap<(usize, SocketAddr, SocketAddr), SessionId>,
+    /// What the crypto contexts of sessions whose keys were removed kept
+    /// (own SRTCP index, replay windows), for keys given again; here rather
+    /// than in [`Session`], which stays small for the many keyless ones.
+    parked_srtcp: HashMap<SessionId, Box<crypto::SrtcpMemory>>,
     /// False once draining: new client addresses are refused.
     accepting: bool,
     /// Calls set up through the calls API, waiting for (or bound to) their
@@ -311,6 +326,7 @@ impl Engine {
             check_answer: None,
             routes: HashMap::default(),
             taps: HashMap::default(),
+            parked_srtcp: HashMap::default(),
             accepting: true,
             calls: calls::Calls::default(),
             dtls_timers: BinaryHeap::new(),
@@ -519,25 +535,67 @@ impl Engine {
     /// Provisions (or with `None` removes) a session's SRTCP keys. With
     /// keys the session is SRTP: SRTCP from a side with keys is opened and
     /// read, failures are dropped and counted, and the proxy's reports are
-    /// protected toward sides whose receiver's keys it has. Returns false
-    /// for an unknown session; an error when the crypto provider fails.
+    /// protected toward sides whose receiver's keys it has. The own index
+    /// counter and the replay windows of keys given again carry over
+    /// ([`crypto::SrtcpMemory`]). Removal is refused in `terminate` while
+    /// keys are set (the receivers' replay windows sit at the mapped
+    /// indices). An error when the crypto provider fails.
     pub fn set_session_keys(
         &mut self,
         id: SessionId,
         keys: Option<&SessionKeys>,
-    ) -> Result<bool, crate::srtp::SrtpError> {
+    ) -> Result<KeysOutcome, crate::srtp::SrtpError> {
         let Some(session) = self.session_mut(id) else {
-            return Ok(false);
+            return Ok(KeysOutcome::UnknownSession);
         };
-        match keys {
-            Some(k) => {
-                session.crypto = Some(Box::new(crypto::SessionCrypto::new(k)?));
-                session.encrypted = true;
-                session.srtp_suite = k.suite().or(session.srtp_suite);
-            }
-            None => session.crypto = None,
+        if session.dtls.is_some() || session.crypto.as_ref().is_some_and(|c| c.back_to_back) {
+            // Each leg's keys come from its own DTLS handshake (RFC 5764);
+            // SDES keys over them would break both legs.
+            return Ok(KeysOutcome::Refused(
+                "this session's keys come from DTLS (dtls = \"terminate\") and cannot be replaced or removed",
+            ));
         }
-        Ok(true)
+        let protects = |side| session.crypto.as_ref().is_some_and(|c| c.can_protect_toward(side));
+        match keys {
+            // In `terminate` a direction the proxy re-protects must stay
+            // keyed, for the same reason as removal below.
+            Some(k)
+                if session.mode == RtcpMode::Terminate
+                    && ((protects(Side::Client) && k.upstream.is_none())
+                        || (protects(Side::Upstream) && k.client.is_none())) =>
+            {
+                return Ok(KeysOutcome::Refused(
+                    "a session in rtcp = \"terminate\" keeps the keys of both directions once given (its reports \
+                     are re-protected at mapped indices); give both",
+                ));
+            }
+            Some(k) => {
+                let mut fresh = crypto::SessionCrypto::new(k)?;
+                let memory = match session.crypto.take() {
+                    Some(old) => old.into_memory(),
+                    None => self.parked_srtcp.remove(&id).map(|m| *m).unwrap_or_default(),
+                };
+                fresh.adopt(memory);
+                // Borrowed again: `parked_srtcp` was used in between.
+                if let Some(session) = self.session_mut(id) {
+                    session.crypto = Some(Box::new(fresh));
+                    session.encrypted = true;
+                    session.srtp_suite = k.suite().or(session.srtp_suite);
+                }
+            }
+            None if session.mode == RtcpMode::Terminate && session.crypto.is_some() => {
+                return Ok(KeysOutcome::Refused(
+                    "keys of a session in rtcp = \"terminate\" cannot be removed (its reports are re-protected at \
+                     mapped indices); provision new keys instead",
+                ));
+            }
+            None => {
+                if let Some(old) = session.crypto.take() {
+                    self.parked_srtcp.insert(id, Box::new(old.into_memory()));
+                }
+            }
+        }
+        Ok(KeysOutcome::Done)
     }
 
     /// Gives a session what its SDP says about its streams (RTX payload
@@ -578,6 +636,7 @@ impl Engine {
             return None;
         }
         let session = slot.session.take()?;
+        self.parked_srtcp.remove(&id);
         self.unroute(&session);
         self.forget_call_of(&session);
         self.counters.rebinds_rejected += self.rebinding.forget(id);

@@ -275,16 +275,21 @@ impl RelayHandle {
 
     /// Provisions (`Some`) or removes a session's SRTCP keys. `Ok(false)`:
     /// no such session.
-    pub async fn set_keys(&self, id: &str, keys: Option<crate::engine::SessionKeys>) -> Result<bool, String> {
-        let Some((worker, engine_id)) = parse_view_id(id) else {
-            return Ok(false);
+    pub async fn set_keys(
+        &self,
+        id: &str,
+        keys: Option<crate::engine::SessionKeys>,
+    ) -> Result<crate::engine::KeysOutcome, String> {
+        use crate::engine::KeysOutcome;
+        let Some((worker, engine_id, tag)) = parse_view_id(id) else {
+            return Ok(KeysOutcome::UnknownSession);
         };
         let Some(control) = self.controls.get(worker) else {
-            return Ok(false);
+            return Ok(KeysOutcome::UnknownSession);
         };
         let (tx, rx) = oneshot::channel();
         control
-            .send(Control::SetKeys(engine_id, keys.map(Box::new), tx))
+            .send(Control::SetKeys(engine_id, tag, keys.map(Box::new), tx))
             .await
             .map_err(|_| "the worker is gone".to_string())?;
         rx.await.map_err(|_| "the worker is gone".to_string())?
@@ -293,7 +298,7 @@ impl RelayHandle {
     /// Tells a session what its SDP says about its streams (RTX). `false`:
     /// no such session.
     pub async fn set_media(&self, id: &str, media: crate::engine::media::MediaMap) -> bool {
-        let Some((worker, engine_id)) = parse_view_id(id) else {
+        let Some((worker, engine_id, tag)) = parse_view_id(id) else {
             return false;
         };
         let Some(control) = self.controls.get(worker) else {
@@ -301,7 +306,7 @@ impl RelayHandle {
         };
         let (tx, rx) = oneshot::channel();
         if control
-            .send(Control::SetMedia(engine_id, Box::new(media), tx))
+            .send(Control::SetMedia(engine_id, tag, Box::new(media), tx))
             .await
             .is_err()
         {

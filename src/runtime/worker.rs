@@ -16,8 +16,8 @@ use super::clock::Clock;
 use super::socket::PortAllocator;
 use super::IoCounters;
 use crate::engine::{
-    CloseReason, DropReason, Engine, EngineConfig, Event, Input, Output, Payload, SessionId, SessionKeys, Side,
-    SocketRef, Verdict,
+    CloseReason, DropReason, Engine, EngineConfig, Event, Input, KeysOutcome, Output, Payload, SessionId, SessionKeys,
+    Side, SocketRef, Verdict,
 };
 use crate::time::MonoTime;
 use crate::view::{view_id, SessionView, WorkerStats};
@@ -63,16 +63,24 @@ pub enum Control {
     Reload(Box<EngineConfig>),
     /// Draining: refuse new client addresses; live sessions continue.
     StopAccepting,
-    /// Provision (`Some`) or remove a session's SRTCP keys; answers whether
-    /// the session exists.
+    /// Provision (`Some`) or remove a session's SRTCP keys; answers what
+    /// the engine did. The session is named by its engine id and its public
+    /// id's random tag ([`crate::view::view_id`]); a wrong tag is an
+    /// unknown session (here and in `SetMedia`).
     SetKeys(
         SessionId,
+        u64,
         Option<Box<SessionKeys>>,
-        oneshot::Sender<Result<bool, String>>,
+        oneshot::Sender<Result<KeysOutcome, String>>,
     ),
     /// What a session's SDP says about its streams; answers whether the
     /// session exists.
-    SetMedia(SessionId, Box<crate::engine::media::MediaMap>, oneshot::Sender<bool>),
+    SetMedia(
+        SessionId,
+        u64,
+        Box<crate::engine::media::MediaMap>,
+        oneshot::Sender<bool>,
+    ),
     /// A call set up through the calls API (DTLS termination).
     SetCall(Box<crate::engine::dtls::CallSetup>, oneshot::Sender<Result<(), String>>),
     /// Forget a call (its session closes); answers whether it was known.
@@ -108,6 +116,8 @@ struct Relay {
 /// The socket side of one session: what the engine asked the worker to open.
 struct Upstream {
     id: SessionId,
+    /// The random half of the session's public id ([`view_id`]).
+    tag: u64,
     relay: usize,
     rtp: Rc<Socket>,
     rtcp: Option<Rc<Socket>>,
@@ -119,6 +129,7 @@ struct Upstream {
 /// `SessionClosed` event that follows it.
 struct Closing {
     id: SessionId,
+    tag: u64,
     relay: usize,
     upstream_local: SocketAddr,
     upstream_rtcp_local: Option<SocketAddr>,
@@ -253,17 +264,18 @@ async fn control_loop(shared: Rc<Shared>, mut control: mpsc::Receiver<Control>) 
                     shared.state.borrow_mut().engine.reconfigure(|c| *c = *config);
                 }
                 Some(Control::StopAccepting) => shared.state.borrow_mut().engine.stop_accepting(),
-                Some(Control::SetKeys(id, keys, reply)) => {
-                    let result = shared
-                        .state
-                        .borrow_mut()
-                        .engine
-                        .set_session_keys(id, keys.as_deref())
-                        .map_err(|e| e.to_string());
-                    let _ = reply.send(result);
+                Some(Control::SetKeys(id, tag, keys, reply)) => {
+                    let mut st = shared.state.borrow_mut();
+                    let result = if st.upstream(id).is_some_and(|u| u.tag == tag) {
+                        st.engine.set_session_keys(id, keys.as_deref())
+                    } else {
+                        Ok(KeysOutcome::UnknownSession)
+                    };
+                    let _ = reply.send(result.map_err(|e| e.to_string()));
                 }
-                Some(Control::SetMedia(id, media, reply)) => {
-                    let known = shared.state.borrow_mut().engine.set_session_media(id, *media);
+                Some(Control::SetMedia(id, tag, media, reply)) => {
+                    let mut st = shared.state.borrow_mut();
+                    let known = st.upstream(id).is_some_and(|u| u.tag == tag) && st.engine.set_session_media(id, *media);
                     let _ = reply.send(known);
                 }
                 Some(Control::SetCall(setup, reply)) => {
@@ -473,6 +485,11 @@ impl State {
         self.io.add_send(out);
     }
 
+    /// A live session's public id (logs).
+    fn public_id(&self, id: SessionId) -> String {
+        view_id(self.index, id, self.upstream(id).map_or(0, |u| u.tag))
+    }
+
     fn upstream(&self, id: SessionId) -> Option<&Upstream> {
         self.upstreams.get(id.slot())?.as_ref().filter(|u| u.id == id)
     }
@@ -513,6 +530,7 @@ impl Upstream {
     fn facts(&self) -> Closing {
         Closing {
             id: self.id,
+            tag: self.tag,
             relay: self.relay,
             upstream_local: self.rtp.local,
             upstream_rtcp_local: self.rtcp.as_ref().map(|s| s.local),
@@ -561,6 +579,7 @@ fn open_upstream(
     }
     st.upstreams[slot] = Some(Upstream {
         id: session,
+        tag: session_tag()?,
         relay,
         rtp,
         rtcp,
@@ -572,6 +591,11 @@ fn open_upstream(
     Ok(())
 }
 
+/// 64 bits from the OS's CSPRNG for a session's public id.
+fn session_tag() -> io::Result<u64> {
+    getrandom::u64().map_err(|e| io::Error::other(format!("no OS randomness for a session id: {e}")))
+}
+
 fn wall_offset_ms(clock: &Clock) -> f64 {
     let map = clock.wall_to_mono();
     map.wall.as_secs_f64() * 1000.0 - map.mono.as_secs_f64() * 1000.0
@@ -581,7 +605,7 @@ fn wall_offset_ms(clock: &Clock) -> f64 {
 fn make_view(st: &State, facts: Closing, snapshot: crate::engine::SessionSnapshot) -> SessionView {
     SessionView {
         wall_offset_ms: wall_offset_ms(&st.clock),
-        id: view_id(st.index, facts.id),
+        id: view_id(st.index, facts.id, facts.tag),
         worker: st.index,
         relay: facts.relay,
         upstream_local: facts.upstream_local,
@@ -646,7 +670,7 @@ fn on_event(st: &mut State, event: Event) {
             if let Some(u) = st.upstream(id) {
                 eprintln!(
                     "session {} opened: client={client} upstream_local={}",
-                    view_id(st.index, id),
+                    view_id(st.index, id, u.tag),
                     u.rtp.local
                 );
             }
@@ -654,13 +678,13 @@ fn on_event(st: &mut State, event: Event) {
         Event::SuppressionDetected { session, side, ssrc } if st.log => {
             eprintln!(
                 "session {} {side:?} stream {ssrc}: no reports from its receiver, generating RRs",
-                view_id(st.index, session)
+                st.public_id(session)
             );
         }
         Event::SuppressionCleared { session, side, ssrc } if st.log => {
             eprintln!(
                 "session {} {side:?} stream {ssrc}: receiver reports again, generation stopped",
-                view_id(st.index, session)
+                st.public_id(session)
             );
         }
         Event::RateLimited { session, side, per_sec } => {
@@ -669,26 +693,26 @@ fn on_event(st: &mut State, event: Event) {
             eprintln!(
                 "session {} {side:?}: over {per_sec} datagrams/s, dropping the excess \
                  (limits.max_packets_per_session_per_sec; counted as rate_limited)",
-                view_id(st.index, session)
+                st.public_id(session)
             );
         }
         Event::DtlsConnected { session, side, suite } if st.log => {
             eprintln!(
                 "session {} {side:?} leg: DTLS connected ({suite})",
-                view_id(st.index, session)
+                st.public_id(session)
             );
         }
         Event::DtlsFailed { session, side, reason } => {
             // Logged always: the call has no media on this session.
             eprintln!(
                 "session {} {side:?} leg: DTLS failed ({reason}); no media passes",
-                view_id(st.index, session)
+                st.public_id(session)
             );
         }
         Event::SessionRebound { session, from, to } if st.log => {
             eprintln!(
                 "session {} rebound: client {from} -> {to} (the upstream accepted an ICE check from it)",
-                view_id(st.index, session)
+                st.public_id(session)
             );
         }
         _ => {}

@@ -319,7 +319,29 @@ impl SrtcpReader {
     pub fn senders(&self) -> usize {
         self.replay.len()
     }
+
+    /// The keys this reader opens packets with.
+    pub(crate) fn keys(&self) -> &SrtpKeys {
+        &self.keys
+    }
+
+    /// Hands the replay windows over (the reader is being replaced).
+    pub(crate) fn take_replay(&mut self) -> ReplayTable {
+        std::mem::take(&mut self.replay)
+    }
+
+    /// Takes the replay windows a reader of the same key kept, so packets
+    /// it accepted stay refused (RFC 3711 §3.3.2).
+    pub(crate) fn restore_replay(&mut self, table: ReplayTable) {
+        self.accepted = self
+            .accepted
+            .max(table.values().map(|w| w.last_used).max().unwrap_or(0));
+        self.replay = table;
+    }
 }
+
+/// A reader's replay windows, by sender SSRC.
+pub(crate) type ReplayTable = HashMap<u32, ReplayWindow>;
 
 impl fmt::Debug for SrtcpReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -594,7 +594,7 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &str, body: &st
     };
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: test\r\n{headers}{content}Connection: close\r\n\r\n{body}"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}{content}Connection: close\r\n\r\n{body}"
     )
     .unwrap();
     let mut raw = String::new();

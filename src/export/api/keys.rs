@@ -1,7 +1,7 @@
 //! `POST`/`DELETE /v1/sessions/{id}/srtp`: SRTCP keys of a session.
 
 use super::{error, malformed_id, no_such_session, well_formed_id, ApiState};
-use crate::engine::SessionKeys;
+use crate::engine::{KeysOutcome, SessionKeys};
 use crate::srtp::{CryptoSuite, KeyError, SrtpKeys};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -68,20 +68,31 @@ pub(super) async fn post_srtp(
         "upstream": keys.upstream.as_ref().map(SrtpKeys::fingerprint),
     });
     match state.relay.set_keys(&id, Some(keys)).await {
-        Ok(true) => Json(fingerprints).into_response(),
-        Ok(false) => no_such_session(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Ok(KeysOutcome::Done) => Json(fingerprints).into_response(),
+        Ok(KeysOutcome::UnknownSession) => no_such_session(),
+        Ok(KeysOutcome::Refused(why)) => error(StatusCode::CONFLICT, why),
+        Err(_) => internal_error(),
     }
 }
 
-/// `DELETE /v1/sessions/{id}/srtp`: forgets the session's keys.
+/// `DELETE /v1/sessions/{id}/srtp`: forgets the session's keys; 409 in
+/// `terminate`, where the receivers' replay windows sit at the indices the
+/// proxy re-protects at, so forwarding the endpoints' own would be refused
+/// (provision new keys instead), and for keys from DTLS (POST too).
 pub(super) async fn delete_srtp(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
     if !well_formed_id(&id) {
         return malformed_id();
     }
     match state.relay.set_keys(&id, None).await {
-        Ok(true) => StatusCode::NO_CONTENT.into_response(),
-        Ok(false) => no_such_session(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Ok(KeysOutcome::Done) => StatusCode::NO_CONTENT.into_response(),
+        Ok(KeysOutcome::UnknownSession) => no_such_session(),
+        Ok(KeysOutcome::Refused(why)) => error(StatusCode::CONFLICT, why),
+        Err(_) => internal_error(),
     }
+}
+
+/// 500 without details: the crypto provider's or the worker's failure is
+/// nothing a client can act on, and its text could name internals.
+fn internal_error() -> Response {
+    error(StatusCode::INTERNAL_SERVER_ERROR, "the relay could not apply the keys")
 }
