@@ -9,10 +9,12 @@ mod common;
 use common::dtls::*;
 use common::*;
 use rtp_middlebox::dtls::DtlsIdentity;
-use rtp_middlebox::engine::dtls::DtlsSettings;
+use rtp_middlebox::engine::dtls::{CallSetup, DtlsSettings};
 use rtp_middlebox::engine::{EngineConfig, Event, RtcpMode, Side, Verdict};
 use rtp_middlebox::srtp::media_context;
+use rtp_middlebox::time::MonoTime;
 use rtp_middlebox::wire::rtcp::RtcpPacket;
+use rtp_middlebox::wire::stun::{StunClass, ATTR_USERNAME};
 use rtp_middlebox::wire::Ssrc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -167,4 +169,74 @@ fn sessions_without_a_call_pass_dtls_through() {
     let v = driver.client_datagram(ms(1), addr(CLIENT), &hello);
     assert!(matches!(v, Verdict::Forward(_)), "{v:?}");
     assert_eq!(driver.last_sent[0].datagram, hello);
+}
+
+#[test]
+fn garbage_records_are_discarded_and_the_call_still_connects() {
+    let mut c = call(RtcpMode::Forward, true);
+    // Forged records on the client's 5-tuple before and during the
+    // handshake: DTLS content types with random bodies.
+    let mut seed = 0x1234_5678u32;
+    for i in 0..500u32 {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let len = 13 + (seed % 200) as usize;
+        let mut record: Vec<u8> = (0..len).map(|j| (seed >> (j % 24)) as u8).collect();
+        record[0] = 20 + (i % 4) as u8; // change_cipher_spec, alert, handshake, application_data
+        let v = c.driver.client_datagram(c.now, addr(CLIENT), &record);
+        assert_eq!(v, Verdict::Consumed);
+    }
+    c.pump();
+    let snap = c.driver.snapshot(c.now, c.id).unwrap();
+    assert!(
+        c.client.connected && c.upstream.connected,
+        "the real handshake completes: {:?} {:?} client {:?}",
+        snap.dtls,
+        c.events(),
+        c.client.dtls
+    );
+    assert_eq!(c.driver.counters().dtls_failed, 0);
+    assert_eq!(c.driver.counters().dtls_connected, 2);
+}
+
+#[test]
+fn handshakes_are_bounded() {
+    let epoch = epoch();
+    let mut settings = DtlsSettings::new(Arc::new(DtlsIdentity::generate().unwrap()), epoch);
+    settings.max_handshakes = 2; // one session's two legs
+    let config = EngineConfig {
+        relays: vec![rtp_middlebox::engine::RelaySettings {
+            dtls_terminate: true,
+            ..relay(RtcpMode::Forward)
+        }],
+        dtls: Some(settings),
+        ..EngineConfig::default()
+    };
+    let mut driver = Driver::new(config);
+    let peers: Vec<(Peer, Peer)> = (0..2)
+        .map(|_| (Peer::new(true, epoch), Peer::new(false, epoch)))
+        .collect();
+    for (i, (client, upstream)) in peers.iter().enumerate() {
+        let setup = CallSetup {
+            call_id: format!("call-{i}"),
+            client: client.description(&format!("c{i}")),
+            upstream: upstream.description(&format!("u{i}")),
+        };
+        driver.set_call(MonoTime::ZERO, setup).unwrap();
+    }
+    // Both clients check; each starts its handshake at once.
+    for i in 0..2 {
+        let from = addr(&format!("192.0.2.{}:5000", 20 + i));
+        let check = stun(
+            StunClass::Request,
+            [i as u8; 12],
+            &[(ATTR_USERNAME, format!("u{i}:c{i}").as_bytes())],
+        );
+        driver.client_datagram(ms(1), from, &check);
+        let mut p = Peer::new(true, epoch);
+        p.at(epoch);
+        driver.client_datagram(ms(2), from, &p.outbox.remove(0));
+    }
+    assert!(driver.call_session("call-0").is_some());
+    assert_eq!(driver.call_session("call-1"), None, "over the handshake budget");
+    assert_eq!(driver.counters().dtls_refused, 1);
 }

@@ -211,6 +211,23 @@ fn a_call_through_the_calls_api_terminates_dtls_on_both_legs() {
     assert!(r.json()["error"].as_str().unwrap().contains("DTLS"), "{}", r.raw);
     assert_eq!(relay.sessions_blocking()[0].snapshot.srtp_keys, before);
 
+    // The call's SDPs became the session's descriptions (the client's
+    // view: its own offer, the answer it got with the proxy's fingerprint).
+    let sessions = get(api, "/v1/sessions").json();
+    let id = sessions[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(sessions[0]["dtls"]["callId"], "c1");
+    let deadline = now() + Duration::from_secs(5);
+    let described = loop {
+        let d = get(api, &format!("/v1/sessions/{id}/sdp")).json();
+        if d["remoteDescription"]["sdp"].is_string() || now() > deadline {
+            break d;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(described["localDescription"]["sdp"], offer);
+    assert_eq!(described["remoteDescription"]["sdp"], to_client);
+    assert_eq!(described["remoteDescription"]["type"], "answer");
+
     let r = http(api, "DELETE", "/v1/calls/c1", "", "");
     assert_eq!(r.status(), 204, "{}", r.raw);
     let r = http(api, "DELETE", "/v1/calls/c1", "", "");

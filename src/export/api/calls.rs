@@ -15,6 +15,7 @@
 //! `no-fingerprint`, `unsupported-setup`, `call-unknown`, …) and never
 //! echo SDP lines (they carry ICE passwords and possibly SDES keys).
 
+use super::sdp::{Description, Descriptions};
 use super::{error, ApiState};
 use crate::engine::dtls::{CallSetup, DtlsRole, PeerDtls};
 use crate::sdp::{self, DtlsDescription, Fingerprint, Rewrite, Setup};
@@ -53,6 +54,9 @@ enum From {
 pub(super) struct Pending {
     from: From,
     description: DtlsDescription,
+    /// The offer as its side sent it, and as the other side got it.
+    original: String,
+    sent: String,
     at: Instant,
 }
 
@@ -60,6 +64,22 @@ pub(super) struct Pending {
 #[derive(Default)]
 pub(super) struct Calls {
     pending: HashMap<String, Pending>,
+    /// Answered calls: the client's view of the exchange (its own SDP and
+    /// the rewritten one it got), attached to the session once it binds.
+    answered: HashMap<String, (Descriptions, Instant)>,
+}
+
+impl Calls {
+    /// The descriptions of an answered call, taken once (its session is
+    /// bound: they now belong to the session).
+    pub(super) fn take_descriptions(&mut self, call_id: &str) -> Option<Descriptions> {
+        self.answered.remove(call_id).map(|(d, _)| d)
+    }
+
+    /// Whether answered calls wait for their session to show up.
+    pub(super) fn answered_waiting(&self) -> bool {
+        !self.answered.is_empty()
+    }
 }
 
 /// A refused request: status, stable reason label, message.
@@ -177,6 +197,8 @@ pub(super) async fn post_offer(
         Pending {
             from: body.from,
             description,
+            original: body.sdp,
+            sent: sdp_out.clone(),
             at: Instant::now(),
         },
     );
@@ -285,13 +307,39 @@ pub(super) async fn post_answer(
         From::Upstream => (peer(&offer.description, offerer), peer(&answer, answerer)),
         From::Client => (peer(&answer, answerer), peer(&offer.description, offerer)),
     };
+    // The client's view, for the stream and the shim: what it sent, and
+    // what it got (rewritten).
+    let kind = |k: &str| {
+        Some(Description {
+            kind: k.into(),
+            sdp: String::new(),
+        })
+    };
+    let mut view = Descriptions {
+        local_description: kind(if body.from == From::Client { "answer" } else { "offer" }),
+        remote_description: kind(if body.from == From::Client { "offer" } else { "answer" }),
+    };
+    let (local, remote) = match body.from {
+        From::Client => (body.sdp.clone(), offer.sent),
+        From::Upstream => (offer.original, sdp_out.clone()),
+    };
+    if let (Some(l), Some(r)) = (view.local_description.as_mut(), view.remote_description.as_mut()) {
+        l.sdp = local;
+        r.sdp = remote;
+    }
     let setup = CallSetup {
-        call_id,
+        call_id: call_id.clone(),
         client,
         upstream,
     };
     if let Err(e) = state.relay.set_call(setup).await {
         return failure(StatusCode::CONFLICT, "call-refused", &e);
+    }
+    if let Ok(mut calls) = state.calls.lock() {
+        calls.answered.retain(|_, (_, at)| at.elapsed() < PENDING_TTL);
+        if calls.answered.len() < MAX_PENDING_CALLS {
+            calls.answered.insert(call_id, (view, Instant::now()));
+        }
     }
     Json(json!({ "sdp": sdp_out })).into_response()
 }

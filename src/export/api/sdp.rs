@@ -25,8 +25,23 @@ pub(super) struct Descriptions {
 #[serde(deny_unknown_fields)]
 pub(super) struct Description {
     #[serde(rename = "type")]
-    kind: String,
-    sdp: String,
+    pub(super) kind: String,
+    pub(super) sdp: String,
+}
+
+/// Attaches descriptions to a session (and tells the engine the streams
+/// they describe): `PUT …/sdp` and the calls API once a call is bound.
+pub(super) async fn attach(state: &ApiState, id: &str, d: Descriptions) {
+    if let Ok(mut map) = state.descriptions.lock() {
+        if map.len() >= MAX_DESCRIPTIONS && !map.contains_key(id) {
+            return;
+        }
+        map.insert(id.to_owned(), d.clone());
+    }
+    let sdps = [&d.local_description, &d.remote_description];
+    let media = crate::engine::media::MediaMap::from_sdp(sdps.iter().flat_map(|x| x.as_ref()).map(|x| x.sdp.as_str()));
+    state.relay.set_media(id, media).await;
+    description_event(state, id, &d);
 }
 
 /// Largest SDP accepted per description, and sessions with SDP attached.

@@ -163,6 +163,20 @@ fn error_data(session: &str, t: Trouble, clock: &Clock) -> serde_json::Value {
     })
 }
 
+/// Calls of the calls API bound to a session since the last tick: their
+/// SDPs become the session's descriptions (the stream's `description`
+/// event, `GET …/sdp`, the shim).
+async fn attach_call_descriptions(state: &ApiState, views: &[SessionView]) {
+    for v in views {
+        if let Some(call) = v.snapshot.dtls.as_ref().map(|d| d.call_id.clone()) {
+            let taken = state.calls.lock().ok().and_then(|mut c| c.take_descriptions(&call));
+            if let Some(d) = taken {
+                super::sdp::attach(state, &v.id, d).await;
+            }
+        }
+    }
+}
+
 /// Takes one snapshot of every session per interval while anybody listens
 /// and broadcasts `state` transitions (with an `error` event when the
 /// transition has a reason) and `stats` reports. New subscribers get every
@@ -178,14 +192,19 @@ pub(super) async fn produce(state: Arc<ApiState>, interval: Duration) {
     let clock = Clock::new();
     loop {
         tick.tick().await;
+        let calls_waiting = state.calls.lock().is_ok_and(|c| c.answered_waiting());
         if state.events.subscribers() == 0 {
             known.clear();
             if let Ok(mut c) = state.current.lock() {
                 c.clear();
             }
+            if calls_waiting {
+                attach_call_descriptions(&state, &state.relay.sessions().await).await;
+            }
             continue;
         }
         let views = state.relay.sessions().await;
+        attach_call_descriptions(&state, &views).await;
         let mut seen = HashMap::new();
         let mut current = HashMap::new();
         let mut seen_refused = HashMap::new();
