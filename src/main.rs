@@ -111,6 +111,10 @@ enum Command {
         /// Plain live output even on a terminal.
         #[arg(long)]
         plain: bool,
+        /// DTLS-SRTP on both legs, terminated by the proxy (relay dtls =
+        /// "terminate"; the call's SDPs pass through the calls API).
+        #[arg(long)]
+        dtls: bool,
     },
     /// Analyze a pcap or pcapng capture with the relay's engine.
     Analyze {
@@ -211,6 +215,7 @@ fn main() -> ExitCode {
             api_listen,
             json,
             plain,
+            dtls,
         } => {
             let opts = rtp_middlebox::sim::demo::DemoOptions {
                 seconds: (!forever).then_some(seconds),
@@ -229,6 +234,7 @@ fn main() -> ExitCode {
                 } else {
                     rtp_middlebox::sim::demo::Display::Auto
                 },
+                dtls,
                 ..Default::default()
             };
             if !(0.0..=100.0).contains(&loss) {

@@ -112,6 +112,32 @@ fn terminate_mode_reports_on_both_legs() {
 }
 
 #[test]
+fn dtls_mode_terminates_both_legs_and_reports_reach_the_browser_inside_srtcp() {
+    let s = run_demo(&["--seconds", "6", "--dtls", "--seed", "3"]);
+    let d = &s["dtls"];
+    assert_eq!(d["browserLeg"], "connected", "{s:#}");
+    assert_eq!(d["sfuLeg"], "connected", "{s:#}");
+    assert_eq!(d["browserSawProxyCertificate"], true, "{s:#}");
+    assert_eq!(d["sfuSawProxyCertificate"], true, "{s:#}");
+    for name in ["browser audio", "browser video", "sfu audio", "sfu video"] {
+        let st = stream(&s, name);
+        // Measured in the clear after opening SRTP, and delivered: the
+        // receiver decrypted what the proxy re-protected.
+        assert!(f(&st["proxyPackets"]) > 100.0, "{name} not measured: {st:#}");
+        assert!(f(&st["receiverPackets"]) > 100.0, "{name} not delivered: {st:#}");
+    }
+    for name in ["browser audio", "browser video"] {
+        let st = stream(&s, name);
+        assert_eq!(st["proxyLost"], st["truthLostBeforeProxy"], "{name}: {st:#}");
+        // The proxy's receiver reports reached the browser inside SRTCP
+        // under the browser leg's keys, with an RTT near the injected 40 ms.
+        assert!(f(&st["reportsAtSender"]) > 0.0, "{name}: {st:#}");
+        let rtt = f(&st["senderRttMs"]);
+        assert!((30.0..=80.0).contains(&rtt), "{name}: RTT {rtt} ms: {st:#}");
+    }
+}
+
+#[test]
 fn plain_output_shows_the_urls_the_table_and_the_summary() {
     let out = Command::new(common::BIN)
         .args(["demo", "--seconds", "2", "--rtcp", "forward"])

@@ -67,6 +67,10 @@ pub struct DemoOptions {
     /// Told the proxy's and the API's addresses once everything runs
     /// (tests drive a live demo through it).
     pub ready: Option<std::sync::mpsc::Sender<DemoAddresses>>,
+    /// DTLS-SRTP on both legs, terminated by the proxy (`dtls =
+    /// "terminate"`): the endpoints do real DTLS handshakes with the proxy,
+    /// whose calls API rewrote their SDPs, and send SRTP/SRTCP.
+    pub dtls: bool,
 }
 
 /// Where a running demo can be reached.
@@ -100,6 +104,7 @@ impl Default for DemoOptions {
             display: Display::Auto,
             metrics_interval_secs: 1,
             ready: None,
+            dtls: false,
         }
     }
 }
@@ -184,6 +189,8 @@ struct Role {
     send_rr: bool,
     /// Send consent-freshness binding requests (RFC 7675) every 2 s.
     stun_checks: bool,
+    /// ICE USERNAME of those checks (`remote:local` ufrags, RFC 8445 §7.2.2).
+    ice_username: Option<&'static [u8]>,
 }
 
 /// Ground truth an endpoint keeps about one stream it receives.
@@ -242,12 +249,106 @@ struct EndpointState {
     stun_pending: HashMap<[u8; 12], Duration>,
     stun_rtt: Vec<f64>,
     stun_answered: u64,
+    /// `--dtls`: this endpoint's DTLS and SRTP state.
+    secure: Option<Secure>,
+}
+
+/// A `--dtls` endpoint: its DTLS association with the proxy and, once the
+/// handshake is done, its SRTP/SRTCP contexts from the exported keys
+/// (RFC 5764 §4.2).
+struct Secure {
+    dtls: dimpl::Dtls,
+    active: bool,
+    /// SHA-256 of the certificate the proxy presented.
+    peer_fingerprint: Option<[u8; 32]>,
+    keyed: Option<SrtpContexts>,
+}
+
+struct SrtpContexts {
+    suite: &'static str,
+    rtp_out: rtc_srtp::context::Context,
+    rtp_in: rtc_srtp::context::Context,
+    rtcp_out: crate::srtp::SrtcpWriter,
+    rtcp_in: crate::srtp::SrtcpReader,
+}
+
+impl Secure {
+    fn new(identity: &crate::dtls::DtlsIdentity, active: bool, now: std::time::Instant) -> Option<Secure> {
+        let config = std::sync::Arc::new(dimpl::Config::default());
+        let mut dtls = dimpl::Dtls::new_auto(config, identity.dimpl_certificate(), now);
+        if active {
+            dtls.set_active(true);
+        }
+        Some(Secure {
+            dtls,
+            active,
+            peer_fingerprint: None,
+            keyed: None,
+        })
+    }
+
+    /// Runs timers (`record`: a datagram from the proxy first) and sends
+    /// what DTLS wants sent.
+    fn drive(&mut self, now: std::time::Instant, record: Option<&[u8]>, socket: &UdpSocket, to: SocketAddr) {
+        if self.dtls.handle_timeout(now).is_err() {
+            return;
+        }
+        if let Some(r) = record {
+            let _ = self.dtls.handle_packet(r);
+        }
+        let mut buf = vec![0u8; 2048];
+        loop {
+            match self.dtls.poll_output(&mut buf) {
+                dimpl::Output::Packet(p) => {
+                    let _ = socket.send_to(p, to);
+                }
+                dimpl::Output::BufferTooSmall { needed } => buf.resize(needed, 0),
+                dimpl::Output::PeerCert(der) => self.peer_fingerprint = Some(crate::dtls::sha256(der)),
+                dimpl::Output::KeyingMaterial(material, profile) => {
+                    let keys = crate::dtls::suite_of(profile)
+                        .and_then(|suite| crate::dtls::srtp_keys_from_export(&material, suite, self.active));
+                    if let Some(k) = keys {
+                        let contexts = (|| {
+                            Some(SrtpContexts {
+                                suite: k.own_write.suite().sdp_name(),
+                                rtp_out: crate::srtp::media_context(&k.own_write).ok()?,
+                                rtp_in: crate::srtp::media_context(&k.peer_write).ok()?,
+                                rtcp_out: crate::srtp::SrtcpWriter::new(&k.own_write).ok()?,
+                                rtcp_in: crate::srtp::SrtcpReader::new(&k.peer_write).ok()?,
+                            })
+                        })();
+                        self.keyed = contexts;
+                    }
+                }
+                dimpl::Output::Timeout(_) => return,
+                _ => {}
+            }
+        }
+    }
 }
 
 struct Endpoint {
     socket: UdpSocket,
     state: Arc<Mutex<EndpointState>>,
     threads: Vec<JoinHandle<()>>,
+}
+
+/// Sends `plain` (RTP or RTCP) to `peer`, protected when the endpoint is
+/// `--dtls` (nothing goes out before its keys).
+fn send_protected(socket: &UdpSocket, st: &mut EndpointState, plain: &[u8], rtcp: bool, peer: SocketAddr) -> bool {
+    let Some(secure) = st.secure.as_mut() else {
+        return socket.send_to(plain, peer).is_ok();
+    };
+    let Some(k) = secure.keyed.as_mut() else {
+        return false;
+    };
+    let wire = if rtcp {
+        let mut out = Vec::with_capacity(plain.len() + 32);
+        k.rtcp_out.encrypt(plain, &mut out).ok().map(|()| out)
+    } else {
+        k.rtp_out.encrypt_rtp(plain).ok().map(|b| b.to_vec())
+    };
+    wire.is_some_and(|w| socket.send_to(&w, peer).is_ok())
 }
 
 fn lock(state: &Mutex<EndpointState>) -> std::sync::MutexGuard<'_, EndpointState> {
@@ -264,11 +365,13 @@ impl Endpoint {
         clock: Clock,
         stop_send: Arc<AtomicBool>,
         stop_receive: Arc<AtomicBool>,
+        secure: Option<Secure>,
     ) -> std::io::Result<Self> {
         let socket = UdpSocket::bind("127.0.0.1:0")?;
-        socket.set_read_timeout(Some(Duration::from_millis(50)))?;
+        socket.set_read_timeout(Some(Duration::from_millis(20)))?;
         let state = Arc::new(Mutex::new(EndpointState {
             peer,
+            secure,
             ..Default::default()
         }));
         let rx = {
@@ -326,6 +429,17 @@ fn send_loop(socket: &UdpSocket, state: &Mutex<EndpointState>, stop: &AtomicBool
             continue;
         };
         let elapsed = clock.now().saturating_since(start);
+        {
+            // `--dtls`: the DTLS client starts once its first ICE check was
+            // answered (as a browser does); retransmissions run here too.
+            let mut st = lock(state);
+            let EndpointState { secure, stun_rtt, .. } = &mut *st;
+            if let Some(sec) = secure.as_mut().filter(|s| s.keyed.is_none()) {
+                if !sec.active || !stun_rtt.is_empty() {
+                    sec.drive(clock.instant_of(clock.now()), None, socket, peer);
+                }
+            }
+        }
         for (i, s) in role.streams.iter().enumerate() {
             if elapsed >= next_rtp[i] {
                 // The RTP timestamp follows the schedule, not the send
@@ -340,8 +454,9 @@ fn send_loop(socket: &UdpSocket, state: &Mutex<EndpointState>, stop: &AtomicBool
                 };
                 buf.clear();
                 write_rtp(&mut buf, &header, &payload[..s.payload_len]);
-                if socket.send_to(&buf, peer).is_ok() {
-                    *lock(state).sent.entry(s.ssrc).or_default() += 1;
+                let mut st = lock(state);
+                if send_protected(socket, &mut st, &buf, false, peer) {
+                    *st.sent.entry(s.ssrc).or_default() += 1;
                     octets[i] = octets[i].wrapping_add(s.payload_len as u32);
                 }
                 seq[i] = seq[i].wrapping_add(1);
@@ -361,7 +476,7 @@ fn send_loop(socket: &UdpSocket, state: &Mutex<EndpointState>, stop: &AtomicBool
                 buf.clear();
                 rtcp::write_sender_report(&mut buf, Ssrc(s.ssrc), &info, &[]);
                 rtcp::write_sdes_cname(&mut buf, Ssrc(s.ssrc), b"demo");
-                let _ = socket.send_to(&buf, peer);
+                send_protected(socket, &mut lock(state), &buf, true, peer);
                 next_sr[i] += Duration::from_millis(s.sr_interval_ms);
             }
         }
@@ -371,7 +486,7 @@ fn send_loop(socket: &UdpSocket, state: &Mutex<EndpointState>, stop: &AtomicBool
                 buf.clear();
                 rtcp::write_receiver_report(&mut buf, Ssrc(role.rr_ssrc), &blocks);
                 rtcp::write_sdes_cname(&mut buf, Ssrc(role.rr_ssrc), b"demo");
-                let _ = socket.send_to(&buf, peer);
+                send_protected(socket, &mut lock(state), &buf, true, peer);
             }
             next_rr += Duration::from_millis(1000);
         }
@@ -381,7 +496,7 @@ fn send_loop(socket: &UdpSocket, state: &Mutex<EndpointState>, stop: &AtomicBool
             txid[..8].copy_from_slice(&stun_counter.to_be_bytes());
             txid[8..].copy_from_slice(&role.rr_ssrc.to_be_bytes());
             buf.clear();
-            stun::write_binding_request(&mut buf, txid, None);
+            stun::write_binding_request(&mut buf, txid, role.ice_username);
             lock(state).stun_pending.insert(txid, clock.wall());
             let _ = socket.send_to(&buf, peer);
             next_stun += Duration::from_millis(2000);
@@ -442,9 +557,32 @@ fn receive_loop(socket: &UdpSocket, state: &Mutex<EndpointState>, stop: &AtomicB
             // ICE would.
             st.peer = Some(from);
         }
+        let rtcp = data.len() >= 2 && (192..=223).contains(&data[1]);
         match data.first() {
             Some(0..=3) => on_stun(socket, &mut st, data, from, wall),
-            Some(128..=191) if data.len() >= 2 && (192..=223).contains(&data[1]) => on_rtcp(&mut st, data, wall, role),
+            Some(20..=63) => {
+                if let Some(sec) = st.secure.as_mut() {
+                    sec.drive(clock.instant_of(clock.now()), Some(data), socket, from);
+                }
+            }
+            Some(128..=191) if st.secure.is_some() => {
+                // SRTP/SRTCP under the keys of this endpoint's own leg.
+                let Some(k) = st.secure.as_mut().and_then(|s| s.keyed.as_mut()) else {
+                    continue;
+                };
+                let plain = if rtcp {
+                    let mut out = Vec::new();
+                    k.rtcp_in.decrypt(data, &mut out).ok().map(|()| out)
+                } else {
+                    k.rtp_in.decrypt_rtp(data).ok().map(|b| b.to_vec())
+                };
+                match plain {
+                    Some(p) if rtcp => on_rtcp(&mut st, &p, wall, role),
+                    Some(p) => on_rtp(&mut st, &p, wall),
+                    None => {}
+                }
+            }
+            Some(128..=191) if rtcp => on_rtcp(&mut st, data, wall, role),
             Some(128..=191) => on_rtp(&mut st, data, wall),
             _ => {}
         }
@@ -583,7 +721,25 @@ pub struct DemoSummary {
     pub(crate) impairment: ImpairmentSummary,
     pub streams: Vec<StreamSummary>,
     pub(crate) legs: Vec<LegSummary>,
+    /// `--dtls`: how both DTLS legs ended up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dtls: Option<DtlsSummary>,
     pub(crate) api: String,
+}
+
+/// `--dtls`: the two legs' handshakes as the proxy and the endpoints saw them.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DtlsSummary {
+    /// The SRTP profile the browser's leg negotiated.
+    pub suite: String,
+    /// The proxy's leg states (`connected`, `failed`, …).
+    pub browser_leg: String,
+    pub sfu_leg: String,
+    /// Each endpoint was handed the proxy's certificate, the one whose
+    /// fingerprint the calls API put in its SDP.
+    pub browser_saw_proxy_certificate: bool,
+    pub sfu_saw_proxy_certificate: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -631,6 +787,19 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>, out: &mut dyn Write) -> Re
     let stop_send = Arc::new(AtomicBool::new(false));
     let stop_receive = Arc::new(AtomicBool::new(false));
 
+    // `--dtls`: each endpoint has its own certificate, as a browser and an
+    // SFU do; the browser is the DTLS client (`a=setup:active` side).
+    let identities = match opts.dtls {
+        true => Some((
+            crate::dtls::DtlsIdentity::generate().map_err(|e| e.to_string())?,
+            crate::dtls::DtlsIdentity::generate().map_err(|e| e.to_string())?,
+        )),
+        false => None,
+    };
+    let secure = |id: Option<&crate::dtls::DtlsIdentity>, active: bool| {
+        id.and_then(|id| Secure::new(id, active, clock.instant_of(clock.now())))
+    };
+
     // The SFU first: everything else points at it.
     let mut sfu = Endpoint::start(
         Role {
@@ -638,11 +807,13 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>, out: &mut dyn Write) -> Re
             streams: &SFU_STREAMS,
             send_rr: false, // the problem the proxy fixes
             stun_checks: false,
+            ice_username: None,
         },
         None,
         clock,
         stop_send.clone(),
         stop_receive.clone(),
+        secure(identities.as_ref().map(|i| &i.1), false),
     )
     .map_err(|e| format!("cannot start the synthetic SFU: {e}"))?;
     let mut up_cfg = ForwarderConfig::new(sfu.local_addr());
@@ -660,6 +831,9 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>, out: &mut dyn Write) -> Re
     relay_cfg.upstream = upstream_fwd.listen();
     relay_cfg.upstream_bind = "127.0.0.1".parse().map_err(|_| "address")?;
     relay_cfg.rtcp = opts.rtcp;
+    if opts.dtls {
+        relay_cfg.dtls = crate::config::DtlsMode::Terminate;
+    }
     config.api.listen = opts.api_listen;
     config.metrics.interval_secs = opts.metrics_interval_secs;
     config.validate().map_err(|e| e.to_string())?;
@@ -676,17 +850,25 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>, out: &mut dyn Write) -> Re
     client_cfg.to_target = client_leg(opts, opts.seed);
     client_cfg.to_client = client_leg(opts, opts.seed.wrapping_add(1));
     let client_fwd = Forwarder::start(client_cfg).map_err(|e| format!("cannot start the client leg: {e}"))?;
+    // `--dtls`: the call's SDPs pass through the calls API, as the
+    // application's signalling would hand them over.
+    let proxy_fingerprint = match &identities {
+        Some((browser_id, sfu_id)) => Some(set_up_call(api.local_addr, browser_id, sfu_id, sfu.local_addr())?),
+        None => None,
+    };
     let mut browser = Endpoint::start(
         Role {
             rr_ssrc: 0x1111_00ff,
             streams: &BROWSER_STREAMS,
             send_rr: true,
             stun_checks: true,
+            ice_username: opts.dtls.then_some(DEMO_ICE_USERNAME),
         },
         Some(client_fwd.listen()),
         clock,
         stop_send.clone(),
         stop_receive.clone(),
+        secure(identities.as_ref().map(|i| &i.0), true),
     )
     .map_err(|e| format!("cannot start the synthetic browser: {e}"))?;
 
@@ -698,8 +880,9 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>, out: &mut dyn Write) -> Re
     }
     let api_base = format!("http://{}", api.local_addr);
     let banner = format!(
-        "rtp-middlebox demo: browser ⇄ [client leg: {:.1}% loss{}, {} ms ± {} ms] ⇄ proxy ({}) ⇄ [upstream leg: {} ms] ⇄ SFU (suppresses its RRs)\n\
+        "rtp-middlebox demo{}: browser ⇄ [client leg: {:.1}% loss{}, {} ms ± {} ms] ⇄ proxy ({}) ⇄ [upstream leg: {} ms] ⇄ SFU (suppresses its RRs)\n\
          stats stream: {api_base}/v1/stream   sessions: {api_base}/v1/sessions   metrics: {api_base}/metrics\n",
+        if opts.dtls { " (DTLS-SRTP on both legs, terminated by the proxy)" } else { "" },
         opts.loss * 100.0,
         if opts.burst { " + bursts" } else { "" },
         opts.delay_ms,
@@ -750,6 +933,32 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>, out: &mut dyn Write) -> Re
     let views = relay.sessions_blocking();
     let streams = stream_rows(&views, &browser, &sfu);
     let legs = leg_rows(&views, opts);
+    let dtls = proxy_fingerprint.map(|expected| {
+        let leg = |e: &Endpoint| {
+            let st = lock(&e.state);
+            let sec = st.secure.as_ref();
+            (
+                sec.and_then(|s| s.keyed.as_ref()).map(|k| k.suite),
+                sec.and_then(|s| s.peer_fingerprint) == Some(expected),
+            )
+        };
+        let ((suite, browser_ok), (_, sfu_ok)) = (leg(&browser), leg(&sfu));
+        DtlsSummary {
+            suite: suite.unwrap_or("none").to_string(),
+            browser_leg: views
+                .iter()
+                .find_map(|v| v.snapshot.dtls.as_ref())
+                .map_or("none", |d| d.client)
+                .to_string(),
+            sfu_leg: views
+                .iter()
+                .find_map(|v| v.snapshot.dtls.as_ref())
+                .map_or("none", |d| d.upstream)
+                .to_string(),
+            browser_saw_proxy_certificate: browser_ok,
+            sfu_saw_proxy_certificate: sfu_ok,
+        }
+    });
     let client_counters = client_fwd.stop();
     let _ = upstream_fwd.stop();
     api.stop();
@@ -771,8 +980,69 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>, out: &mut dyn Write) -> Re
         },
         streams,
         legs,
+        dtls,
         api: api_base,
     })
+}
+
+/// The ICE USERNAME of the demo browser's checks: the SFU's ufrag, then its
+/// own (RFC 8445 §7.2.2), matching the SDPs of [`set_up_call`].
+const DEMO_ICE_USERNAME: &[u8] = b"demoSfu:demoBrowser";
+
+/// A minimal WebRTC SDP for the demo's endpoints.
+fn demo_sdp(ufrag: &str, fingerprint: &str, setup: &str, at: SocketAddr) -> String {
+    format!(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
+         m=audio {port} UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 {ip}\r\na=mid:0\r\n\
+         a=ice-ufrag:{ufrag}\r\na=ice-pwd:demo-password-0123456789\r\na=fingerprint:{fingerprint}\r\n\
+         a=setup:{setup}\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\n\
+         m=video {port} UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 {ip}\r\na=mid:1\r\n\
+         a=ice-ufrag:{ufrag}\r\na=ice-pwd:demo-password-0123456789\r\na=fingerprint:{fingerprint}\r\n\
+         a=setup:{setup}\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n",
+        port = at.port(),
+        ip = at.ip(),
+    )
+}
+
+/// `--dtls`: the browser's offer and the SFU's answer through the calls
+/// API; returns the proxy's certificate fingerprint both SDPs came back
+/// with (each endpoint must then see that certificate in its handshake).
+fn set_up_call(
+    api: SocketAddr,
+    browser: &crate::dtls::DtlsIdentity,
+    sfu: &crate::dtls::DtlsIdentity,
+    sfu_at: SocketAddr,
+) -> Result<[u8; 32], String> {
+    let post = |path: &str, sdp: String, from: &str| -> Result<String, String> {
+        let body = serde_json::json!({ "sdp": sdp, "from": from }).to_string();
+        let mut resp = ureq::post(&format!("http://{api}{path}"))
+            .header("Content-Type", "application/json")
+            .send(body.as_bytes())
+            .map_err(|e| format!("calls API {path}: {e}"))?;
+        let text = resp.body_mut().read_to_string().map_err(|e| e.to_string())?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        v["sdp"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("calls API {path}: {text}"))
+    };
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 9));
+    let offer = demo_sdp("demoBrowser", &browser.fingerprint_sdp(), "actpass", loopback);
+    let to_sfu = post("/v1/calls/demo/offer", offer, "client")?;
+    let answer = demo_sdp("demoSfu", &sfu.fingerprint_sdp(), "passive", sfu_at);
+    let to_browser = post("/v1/calls/demo/answer", answer, "upstream")?;
+    let proxy = |sdp: &str| -> Result<[u8; 32], String> {
+        let d = crate::sdp::inspect(sdp).map_err(|e| e.to_string())?;
+        d.fingerprints
+            .first()
+            .and_then(|f| <[u8; 32]>::try_from(f.value.as_slice()).ok())
+            .ok_or_else(|| "no fingerprint in the rewritten SDP".to_string())
+    };
+    let (a, b) = (proxy(&to_sfu)?, proxy(&to_browser)?);
+    if a != b || a == browser.fingerprint() || a == sfu.fingerprint() {
+        return Err("the calls API did not put the proxy's fingerprint in both SDPs".into());
+    }
+    Ok(a)
 }
 
 fn source(views: &[SessionView], side: Side, ssrc: u32) -> Option<&SourceSnapshot> {
@@ -959,6 +1229,17 @@ pub fn render_summary(s: &DemoSummary) -> String {
             opt_ms(l.stun_ms),
             l.stun_samples,
             l.reports_generated,
+        );
+    }
+    if let Some(d) = &s.dtls {
+        t += &format!(
+            "\nDTLS-SRTP terminated on both legs ({}): browser leg {}, SFU leg {}; each endpoint got the proxy's certificate \
+             (the fingerprint the calls API wrote into its SDP): browser {}, SFU {}\n",
+            d.suite,
+            d.browser_leg,
+            d.sfu_leg,
+            if d.browser_saw_proxy_certificate { "yes" } else { "NO" },
+            if d.sfu_saw_proxy_certificate { "yes" } else { "NO" },
         );
     }
     t += "\n'truth' is the loss before the proxy, from the receiving endpoint's missing sequence numbers;\n\
