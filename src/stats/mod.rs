@@ -4,6 +4,7 @@
 //! from reports the proxy forwards.
 
 pub mod clock_rate;
+pub mod quality;
 pub mod receive;
 pub mod remote;
 pub mod rtt;
