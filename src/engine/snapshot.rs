@@ -4,6 +4,8 @@
 
 use super::session::{FeedbackCounts, Session, Source};
 use super::{KindCounts, RtcpMode, SessionId, Side};
+use crate::stats::burst::BurstMetrics;
+use crate::stats::quality::{stream_quality, Codec, StreamQuality};
 use crate::stats::{RttMethod, RttStats};
 use crate::time::MonoTime;
 use serde::Serialize;
@@ -106,6 +108,10 @@ pub struct SourceSnapshot {
     /// The RTX stream that retransmits this one, and what it carried.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtx: Option<RtxSnapshot>,
+    /// E-model rating of an audio stream on the leg it arrived over
+    /// (computed here, per snapshot, never per packet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<StreamQuality>,
 }
 
 /// The packets of a primary stream's RTX stream (W3C `rtxSsrc`,
@@ -145,6 +151,8 @@ pub struct RtpSnapshot {
     pub jitter_in_order: Option<f64>,
     pub first_arrival: f64,
     pub last_arrival: f64,
+    /// Burst/gap loss model on arrival (RFC 3611 §4.7.2, G.107 BurstR).
+    pub loss_model: BurstMetrics,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -197,7 +205,11 @@ impl SessionSnapshot {
                 sources: with_rtx(
                     st.sources
                         .iter()
-                        .map(|src| SourceSnapshot::of(src, side, s.mode))
+                        .map(|src| {
+                            let mut snap = SourceSnapshot::of(src, side, s.mode);
+                            snap.rate(leg_rtt(&st.rtcp.rtt.sr_rr, &st.rtcp.rtt.xr_dlrr, &st.rtcp.rtt.stun));
+                            snap
+                        })
                         .collect(),
                 ),
             }
@@ -246,6 +258,7 @@ impl SourceSnapshot {
                     jitter_in_order: st.jitter_in_order_secs(),
                     first_arrival: st.first_arrival.as_secs_f64(),
                     last_arrival: st.last_arrival.as_secs_f64(),
+                    loss_model: st.burst_metrics(),
                 }
             }),
             sender_report: src.sender_report.map(|r| SenderReportSnapshot {
@@ -276,8 +289,33 @@ impl SourceSnapshot {
             generating: src.rtp.is_some() && (mode == RtcpMode::Terminate || src.generating),
             rtx_of: src.rtx.map(|p| p.map(|s| s.0)),
             rtx: None,
+            quality: None,
         }
     }
+
+    /// Rates this source if it is audio (a known clock rate other than
+    /// video's 90 kHz, the rule of [`crate::stats::ClockRates`]) and not an
+    /// RTX stream, with `rtt` the round-trip time of the leg it came over.
+    fn rate(&mut self, rtt: Option<f64>) {
+        let Some(rtp) = &self.rtp else { return };
+        let audio = rtp.clock_rate.is_some_and(|hz| hz != 90_000);
+        if !audio || self.rtx_of.is_some() || rtp.packets_received == 0 {
+            return;
+        }
+        let codec = Codec::from_payload(rtp.payload_type, rtp.clock_rate);
+        let jitter = rtp.jitter_in_order.or(rtp.jitter);
+        self.quality = Some(stream_quality(codec, &rtp.loss_model, jitter, rtt));
+    }
+}
+
+/// The round-trip time of a leg for the E-model, seconds: the mean of its
+/// SR/RR samples, else of XR DLRR, else of STUN (the order of how directly
+/// each measures the media path).
+fn leg_rtt(sr_rr: &RttStats, xr: &RttStats, stun: &RttStats) -> Option<f64> {
+    [sr_rr, xr, stun]
+        .into_iter()
+        .find_map(|r| r.mean())
+        .map(|d| d.as_secs_f64())
 }
 
 /// Links each RTX stream to its primary: the primary's `rtx` carries the

@@ -138,6 +138,7 @@ fn source_objects(
     }
     inbound.insert("x-packetsDuplicated".into(), json!(rtp.duplicates));
     inbound.insert("x-packetsOutOfOrder".into(), json!(rtp.out_of_order));
+    insert_quality(&mut inbound, src);
     if let Some(sr) = &src.sender_report {
         let remote_id = format!("ROA-{s}-{}", src.ssrc);
         inbound.insert("remoteId".into(), json!(remote_id));
@@ -209,6 +210,55 @@ fn source_objects(
         out.push(Value::Object(ri));
     }
     out
+}
+
+/// Burst/gap loss (RFC 3611 §4.7.2, densities as 0..1 fractions), the
+/// E-model rating of an audio stream on the leg it arrived over, and where
+/// its loss happened.
+fn insert_quality(m: &mut Map<String, Value>, src: &SourceSnapshot) {
+    let Some(rtp) = &src.rtp else { return };
+    let lm = &rtp.loss_model;
+    m.insert("x-lossRateOnArrival".into(), json!(lm.loss_rate));
+    m.insert("x-burstDensity".into(), json!(lm.burst_density));
+    m.insert("x-gapDensity".into(), json!(lm.gap_density));
+    m.insert("x-burstDuration".into(), json!(lm.burst_duration_ms / 1e3));
+    m.insert("x-gapDuration".into(), json!(lm.gap_duration_ms / 1e3));
+    m.insert("x-burstR".into(), json!(lm.burst_r));
+    if let Some(q) = &src.quality {
+        m.insert("x-rFactor".into(), json!(q.r_factor));
+        m.insert("x-rFactorNarrowband".into(), json!(q.r_narrowband));
+        m.insert("x-mosLq".into(), json!(q.mos_lq));
+        if let Some(cq) = q.mos_cq {
+            m.insert("x-mosCq".into(), json!(cq));
+        }
+        m.insert("x-eModel".into(), json!(q.model));
+        m.insert("x-eModelCodec".into(), json!(q.codec.name()));
+        m.insert("x-jitterBufferDelayEstimate".into(), json!(q.jitter_buffer_ms / 1e3));
+        if let Some(d) = q.one_way_delay_ms {
+            m.insert("x-oneWayDelay".into(), json!(d / 1e3));
+        }
+    }
+    if let Some((client, upstream)) = leg_loss(src) {
+        m.insert("x-lossClientLeg".into(), json!(client));
+        m.insert("x-lossUpstreamLeg".into(), json!(upstream));
+    }
+}
+
+/// Where a stream's loss happened: packets lost before the proxy (what it
+/// found missing on arrival, RFC 3550 A.3 cumulative) and after it (the
+/// far receiver's RR cumulative lost minus what the proxy already saw
+/// missing, floored at 0: late packets the proxy counted may still be lost
+/// on the second leg). `(client leg, upstream leg)`; `None` until the far
+/// receiver reported.
+pub fn leg_loss(src: &SourceSnapshot) -> Option<(i64, i64)> {
+    let rtp = src.rtp.as_ref()?;
+    let remote = src.remote.as_ref()?;
+    let before = rtp.packets_lost.max(0);
+    let after = (i64::from(remote.cumulative_lost) - before).max(0);
+    Some(match src.side {
+        Side::Client => (before, after),
+        Side::Upstream => (after, before),
+    })
 }
 
 /// The members of every RTP stream's stats object (W3C RTCRtpStreamStats).

@@ -3,6 +3,7 @@
 //! streams in their report blocks (send side), and round-trip times matched
 //! from reports the proxy forwards.
 
+pub mod burst;
 pub mod clock_rate;
 pub mod quality;
 pub mod receive;

@@ -11,6 +11,8 @@
 //! loss) are the recommendation's defaults of Table 3, as every
 //! network-side E-model (RFC 3611 §4.7.5, G.1020) assumes.
 
+use serde::Serialize;
+
 /// G.107 Table 3 default values (the ones this module does not vary).
 mod defaults {
     /// Send / receive loudness ratings, dB.
@@ -47,7 +49,7 @@ pub const WIDEBAND_SCALE: f64 = 1.29;
 /// packet-loss robustness Bpl (G.113 Appendix I; G.113 Appendix IV for
 /// wideband `Ie,wb`), whether it is rated on the wideband scale, and the
 /// delay it adds at the sender (frame + look-ahead, ms).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Codec {
     /// G.711 (PCMU/PCMA, PT 0/8) with packet-loss concealment (G.711
@@ -139,7 +141,7 @@ pub struct EModelInput {
 }
 
 /// An E-model rating.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rating {
     /// R on the codec's own scale (0–100 narrowband, 0–129 wideband).
@@ -377,5 +379,77 @@ mod tests {
         assert_eq!(Codec::from_payload(111, None), Codec::Unknown);
         assert_eq!(Codec::from_payload(18, Some(8000)), Codec::Unknown);
         assert!(Codec::Opus.wideband() && !Codec::G711Plc.wideband());
+    }
+}
+
+/// One stream's quality as the proxy rates it, per leg: the leg the
+/// stream arrived on (loss, jitter and delay measured between its sender
+/// and the proxy).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamQuality {
+    pub codec: Codec,
+    /// "G.107" or "G.107.1" (wideband scale).
+    pub model: &'static str,
+    /// Ppl, percent, and BurstR the rating used (burst model on arrival).
+    pub loss_percent: f64,
+    pub burst_r: f64,
+    /// De-jitter buffer delay estimate, ms: twice the jitter.
+    pub jitter_buffer_ms: f64,
+    /// The leg's one-way delay (RTT/2), ms, when an RTT is known.
+    pub one_way_delay_ms: Option<f64>,
+    /// Ta the conversational rating used, ms.
+    pub ta_ms: f64,
+    /// Conversational R on the codec's scale (with delay; Ta without the
+    /// network part when the leg's RTT is unknown) and narrowband-scale R.
+    pub r_factor: f64,
+    pub r_narrowband: f64,
+    /// Listening quality: no delay impairment (RFC 3611 §4.7.5 MOS-LQ).
+    pub mos_lq: f64,
+    /// Conversational quality, with delay (MOS-CQ): only with a leg RTT.
+    pub mos_cq: Option<f64>,
+}
+
+/// Rates one audio stream. `jitter_secs` is its interarrival jitter (RFC
+/// 3550 A.8, seconds), `rtt_secs` the round-trip time of the leg it came
+/// over.
+///
+/// Choices, documented:
+/// * de-jitter buffer = 2 × jitter: an adaptive playout buffer (libwebrtc
+///   NetEq, SIP phones' adaptive buffers) holds about two mean deviations
+///   of arrival delay to keep late loss low;
+/// * Ta = RTT/2 + buffer + the codec's frame and look-ahead: the leg's
+///   share of mouth-to-ear delay as far as the proxy sees it (the other
+///   leg is rated on its own streams);
+/// * Ppl and BurstR from the loss model on arrival ([`crate::stats::burst`]).
+pub fn stream_quality(
+    codec: Codec,
+    loss: &crate::stats::burst::BurstMetrics,
+    jitter_secs: Option<f64>,
+    rtt_secs: Option<f64>,
+) -> StreamQuality {
+    let jitter_buffer_ms = 2.0 * jitter_secs.unwrap_or(0.0) * 1e3;
+    let one_way = rtt_secs.map(|r| r * 1e3 / 2.0);
+    let ta_ms = one_way.unwrap_or(0.0) + jitter_buffer_ms + codec.algorithmic_delay_ms();
+    let input = |ta_ms| EModelInput {
+        ta_ms,
+        ppl_percent: loss.loss_rate * 100.0,
+        burst_r: loss.burst_r,
+        codec,
+    };
+    let cq = rate(input(ta_ms));
+    let lq = rate(input(0.0));
+    StreamQuality {
+        codec,
+        model: if codec.wideband() { "G.107.1" } else { "G.107" },
+        loss_percent: loss.loss_rate * 100.0,
+        burst_r: loss.burst_r,
+        jitter_buffer_ms,
+        one_way_delay_ms: one_way,
+        ta_ms,
+        r_factor: cq.r,
+        r_narrowband: cq.r_narrowband,
+        mos_lq: lq.mos,
+        mos_cq: one_way.map(|_| cq.mos),
     }
 }

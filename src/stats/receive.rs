@@ -2,6 +2,7 @@
 //! extension and validation), A.3 (expected, lost, fraction lost) and A.8
 //! (interarrival jitter).
 
+use crate::stats::burst::{BurstMetrics, LossModel};
 use crate::time::MonoTime;
 use crate::wire::rtcp::clamp_lost_24;
 use crate::wire::rtp::RtpView;
@@ -186,6 +187,9 @@ pub struct ReceiveStats {
     pub invalid: u64,
     pub restarts: u64,
     pub(crate) first_arrival: MonoTime,
+    /// RFC 3611 §4.7.2 burst/gap and Gilbert loss model, fed once per gap
+    /// (see [`crate::stats::burst`]).
+    loss: LossModel,
 }
 
 impl ReceiveStats {
@@ -234,6 +238,7 @@ impl ReceiveStats {
             in_order_ts: RtpTs(0),
             jitter_in_order: 0.0,
             last_pt: None,
+            loss: LossModel::default(),
         }
     }
 
@@ -248,6 +253,9 @@ impl ReceiveStats {
         self.expected_prior = 0;
         self.seen = [0; (SEEN_BITS / 64) as usize];
         self.mark_seen(seq);
+        // The model's received count is this epoch's `received`: a new
+        // numbering starts the model over too.
+        self.loss = LossModel::default();
     }
 
     /// Word and bit of `seq` in the `seen` ring.
@@ -448,6 +456,11 @@ impl ReceiveStats {
             if seq < self.max_seq {
                 // Sequence number wrapped: count another 64K cycle.
                 self.cycles += 1;
+            }
+            if udelta > 1 {
+                // udelta − 1 numbers skipped: one gap for the loss model
+                // (O(1) whatever its length).
+                self.loss.on_gap(self.received, u64::from(udelta - 1));
             }
             self.advance_seen(udelta, seq);
             self.max_seq = seq;
@@ -781,6 +794,20 @@ impl ReceiveStats {
         self.clock_rate.map(|r| self.mean_jitter / f64::from(r))
     }
 
+    /// The burst/gap loss model so far (RFC 3611 §4.7.2, G.107 BurstR). One
+    /// packet's duration is the stream's mean spacing: elapsed time over
+    /// the sequence numbers it spanned (20 ms before two packets).
+    pub fn burst_metrics(&self) -> BurstMetrics {
+        let span = self.ext_highest_seq().0.saturating_sub(u64::from(self.base_seq));
+        let elapsed_ms = self.last_arrival.saturating_since(self.first_arrival).as_secs_f64() * 1e3;
+        let packet_ms = if span == 0 || self.restarts > 0 {
+            20.0
+        } else {
+            elapsed_ms / span as f64
+        };
+        self.loss.metrics(self.received, packet_ms)
+    }
+
     /// The jitter field of a report block: A.8 estimate truncated to an integer.
     pub fn wire_jitter(&self) -> u32 {
         self.jitter_units().map_or(0, |j| j as u32)
@@ -921,5 +948,31 @@ mod tests {
         // The run's packets are known: a copy of one is a duplicate.
         let t = MonoTime::from_millis(10_000);
         assert_eq!(s.on_packet(t, SeqNo(65_531), RtpTs(0), 12, 1), SeqOutcome::Duplicate);
+    }
+}
+
+#[cfg(test)]
+mod burst_tests {
+    use super::*;
+
+    #[test]
+    fn gaps_feed_the_loss_model() {
+        // 200 packets at 20 ms; 3 % lost either one at a time or in runs
+        // of three: same loss, different BurstR.
+        let run = |lost: &dyn Fn(u16) -> bool| {
+            let mut s = ReceiveStats::new(SeqNo(0), Some(8000), MonoTime::ZERO);
+            for q in (0..200u16).filter(|q| !lost(*q)) {
+                let t = MonoTime::from_millis(20 * u64::from(q));
+                s.on_packet(t, SeqNo(q), RtpTs(160 * u32::from(q)), 12, 160);
+            }
+            s.burst_metrics()
+        };
+        let random = run(&|q| q % 33 == 5);
+        let bursty = run(&|q| (q % 100) / 3 == 10);
+        assert_eq!((random.lost, bursty.lost), (6, 6));
+        assert!(random.burst_r < 1.1 && bursty.burst_r > 2.5, "{random:?} {bursty:?}");
+        // Packet duration from the arrivals: 20 ms, so a burst of three
+        // lasts 60 ms.
+        assert!((bursty.burst_duration_ms - 60.0).abs() < 1e-6, "{bursty:?}");
     }
 }
