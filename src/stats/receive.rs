@@ -69,6 +69,45 @@ const NO_REFERENCE: MonoTime = MonoTime::from_nanos(u64::MAX);
 const SEEN_BITS: u16 = 512;
 const _: () = assert!(MAX_MISORDER < SEEN_BITS && SEEN_BITS.is_power_of_two());
 
+/// Running min/max/mean/deviation of the A.8 |D| samples (RFC 3611 §4.6
+/// Statistics Summary: "relative transit time between two packets").
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TransitStats {
+    pub count: u64,
+    pub min: f64,
+    pub max: f64,
+    pub sum: f64,
+    pub sum_sq: f64,
+}
+
+impl TransitStats {
+    #[inline]
+    fn add(&mut self, d: f64) {
+        self.min = if self.count == 0 { d } else { self.min.min(d) };
+        self.max = self.max.max(d);
+        self.sum += d;
+        self.sum_sq += d * d;
+        self.count += 1;
+    }
+
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum / self.count as f64
+        }
+    }
+
+    /// Standard deviation (population), √(E[D²] − E[D]²).
+    pub fn dev(&self) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        let n = self.count as f64;
+        (self.sum_sq / n - (self.sum / n).powi(2)).max(0.0).sqrt()
+    }
+}
+
 /// What A.1 made of one packet's sequence number.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum SeqOutcome {
@@ -152,6 +191,9 @@ pub struct ReceiveStats {
     max_jitter: f64,
     mean_jitter: f64,
     jitter_in_order: f64,
+    /// |D| samples of A.8 (relative transit times, timestamp units): count,
+    /// min, max, sum, sum of squares, for RFC 3611 §4.6's jitter fields.
+    transit: TransitStats,
     /// Ring bitmap of the SEEN_BITS sequence numbers at and below the
     /// highest: bit `s % SEEN_BITS` set = `s` received. Detects duplicates
     /// within MAX_MISORDER without a per-packet allocation or shift.
@@ -237,6 +279,7 @@ impl ReceiveStats {
             in_order_at: NO_REFERENCE,
             in_order_ts: RtpTs(0),
             jitter_in_order: 0.0,
+            transit: TransitStats::default(),
             last_pt: None,
             loss: LossModel::default(),
         }
@@ -593,6 +636,7 @@ impl ReceiveStats {
             .filter(|d| d.abs() <= max_d)
         {
             self.jitter += (d.abs() - self.jitter) / 16.0;
+            self.transit.add(d.abs());
             if sample {
                 let n = self.packets.saturating_sub(1).max(1) as f64;
                 self.max_jitter = self.max_jitter.max(self.jitter);
@@ -806,6 +850,23 @@ impl ReceiveStats {
             elapsed_ms / span as f64
         };
         self.loss.metrics(self.received, packet_ms)
+    }
+
+    /// |D| samples so far (timestamp units), for RFC 3611 §4.6.
+    pub fn transit(&self) -> TransitStats {
+        self.transit
+    }
+
+    /// Sequence number the current numbering began at (RFC 3550 A.1
+    /// `base_seq`): RFC 3611 §4.6 `begin_seq`.
+    pub fn base_seq(&self) -> u16 {
+        self.base_seq
+    }
+
+    /// Packets counted toward A.3 in the current numbering (duplicates
+    /// included): what the loss model's received count is.
+    pub fn received_in_epoch(&self) -> u64 {
+        self.received
     }
 
     /// The jitter field of a report block: A.8 estimate truncated to an integer.
