@@ -121,3 +121,51 @@ fn loss_is_split_between_the_legs() {
     // The upstream's stream has no report about it: no split yet.
     assert!(inbound(&report, "upstream").get("x-lossClientLeg").is_none());
 }
+
+#[test]
+fn voip_metrics_from_the_far_receiver_are_read() {
+    use rtp_middlebox::wire::rtcp::{write_xr_blocks, VoipMetrics, VOIP_UNAVAILABLE};
+    let (mut d, id) = session_on(common::relay(RtcpMode::Forward), EngineConfig::default());
+    for seq in 0..100u16 {
+        d.handle_datagram(
+            ms(u64::from(seq) * 20),
+            Side::Client,
+            id,
+            &common::pcmu(seq, CLIENT_AUDIO),
+        );
+    }
+    // A SIP phone behind the upstream rates the client's stream.
+    let vm = VoipMetrics {
+        ssrc: Ssrc(CLIENT_AUDIO),
+        loss_rate: 13,
+        burst_density: 64,
+        gap_density: 3,
+        burst_duration: 80,
+        gap_duration: 4000,
+        round_trip_delay: 120,
+        gmin: 16,
+        r_factor: 78,
+        mos_lq: 39,
+        mos_cq: VOIP_UNAVAILABLE,
+        signal_level: VOIP_UNAVAILABLE,
+        noise_level: VOIP_UNAVAILABLE,
+        rerl: VOIP_UNAVAILABLE,
+        ext_r_factor: VOIP_UNAVAILABLE,
+        ..VoipMetrics::default()
+    };
+    let mut blocks = Vec::new();
+    vm.write(&mut blocks);
+    let mut xr = Vec::new();
+    write_xr_blocks(&mut xr, Ssrc(0x0e0e_0e0e), &blocks);
+    d.handle_datagram(ms(2000), Side::Upstream, id, &xr);
+    let report = session_report(&d.snapshot(ms(2000), id).unwrap(), &common::rates(), |t| t * 1000.0);
+    let out = report
+        .iter()
+        .find(|o| o["type"] == "outbound-rtp" && o["ssrc"] == CLIENT_AUDIO)
+        .unwrap();
+    assert_eq!(num(out, "x-xrLossRate"), 13.0 / 256.0);
+    assert_eq!(num(out, "x-xrMosLq"), 3.9);
+    assert_eq!(out["x-xrRFactor"], 78);
+    assert_eq!(num(out, "x-xrRoundTripDelay"), 0.12);
+    assert!(out.get("x-xrMosCq").is_none(), "127 is unavailable: {out:#}");
+}

@@ -112,6 +112,62 @@ pub struct SourceSnapshot {
     /// (computed here, per snapshot, never per packet).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quality: Option<StreamQuality>,
+    /// What the receiver on the other side said in RFC 3611 VoIP Metrics /
+    /// Statistics Summary blocks about this source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_xr: Option<RemoteXrSnapshot>,
+}
+
+/// RFC 3611 §4.6/§4.7 figures a receiver sent, in report units (fractions
+/// 0..1, seconds, MOS 1–5); `None` where the block said "unavailable"
+/// (127) or did not come.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteXrSnapshot {
+    pub loss_rate: Option<f64>,
+    pub discard_rate: Option<f64>,
+    pub burst_density: Option<f64>,
+    pub gap_density: Option<f64>,
+    pub burst_duration: Option<f64>,
+    pub gap_duration: Option<f64>,
+    pub round_trip_delay: Option<f64>,
+    pub r_factor: Option<u8>,
+    pub mos_lq: Option<f64>,
+    pub mos_cq: Option<f64>,
+    /// Statistics Summary: lost and duplicate packets.
+    pub lost_packets: Option<u32>,
+    pub dup_packets: Option<u32>,
+    pub received_at: f64,
+}
+
+impl RemoteXrSnapshot {
+    fn of(x: &super::session::RemoteXr) -> Self {
+        use crate::wire::rtcp::VOIP_UNAVAILABLE;
+        let known = |v: u8| (v != VOIP_UNAVAILABLE).then_some(v);
+        let mut out = RemoteXrSnapshot {
+            received_at: x.received_at.as_secs_f64(),
+            ..Default::default()
+        };
+        if let Some(v) = &x.voip_metrics {
+            // §4.7.1: rates and densities in 1/256; §4.7.2–3: ms; §4.7.5:
+            // R 0–100 and MOS ×10, 127 unavailable.
+            out.loss_rate = Some(f64::from(v.loss_rate) / 256.0);
+            out.discard_rate = Some(f64::from(v.discard_rate) / 256.0);
+            out.burst_density = Some(f64::from(v.burst_density) / 256.0);
+            out.gap_density = Some(f64::from(v.gap_density) / 256.0);
+            out.burst_duration = Some(f64::from(v.burst_duration) / 1e3);
+            out.gap_duration = Some(f64::from(v.gap_duration) / 1e3);
+            out.round_trip_delay = (v.round_trip_delay != 0).then(|| f64::from(v.round_trip_delay) / 1e3);
+            out.r_factor = known(v.r_factor);
+            out.mos_lq = known(v.mos_lq).map(|m| f64::from(m) / 10.0);
+            out.mos_cq = known(v.mos_cq).map(|m| f64::from(m) / 10.0);
+        }
+        if let Some(s) = &x.stats_summary {
+            out.lost_packets = s.loss.then_some(s.lost_packets);
+            out.dup_packets = s.dup.then_some(s.dup_packets);
+        }
+        out
+    }
 }
 
 /// The packets of a primary stream's RTX stream (W3C `rtxSsrc`,
@@ -290,6 +346,7 @@ impl SourceSnapshot {
             rtx_of: src.rtx.map(|p| p.map(|s| s.0)),
             rtx: None,
             quality: None,
+            remote_xr: src.remote_xr.as_deref().map(RemoteXrSnapshot::of),
         }
     }
 

@@ -183,6 +183,8 @@ fn source_objects(
     insert_feedback(&mut outbound, src, s);
     if src.remote.is_some() {
         outbound.insert("remoteId".into(), json!(format!("RIA-{s}-{}", src.ssrc)));
+    } else {
+        insert_remote_xr(&mut outbound, src);
     }
     out.push(Value::Object(outbound));
 
@@ -207,6 +209,7 @@ fn source_objects(
         ri.insert("roundTripTimeMeasurements".into(), json!(remote.rtt.measurements));
         ri.insert("x-leg".into(), json!(side_name(side.other())));
         ri.insert("x-rttMethod".into(), json!("sr-rr"));
+        insert_remote_xr(&mut ri, src);
         out.push(Value::Object(ri));
     }
     out
@@ -242,6 +245,29 @@ fn insert_quality(m: &mut Map<String, Value>, src: &SourceSnapshot) {
         m.insert("x-lossClientLeg".into(), json!(client));
         m.insert("x-lossUpstreamLeg".into(), json!(upstream));
     }
+}
+
+/// The far receiver's own RFC 3611 VoIP Metrics / Statistics Summary about
+/// the stream (on `remote-inbound-rtp`, else on `outbound-rtp`).
+fn insert_remote_xr(m: &mut Map<String, Value>, src: &SourceSnapshot) {
+    let Some(x) = &src.remote_xr else { return };
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            m.insert(k.into(), v);
+        }
+    };
+    put("x-xrLossRate", x.loss_rate.map(|v| json!(v)));
+    put("x-xrDiscardRate", x.discard_rate.map(|v| json!(v)));
+    put("x-xrBurstDensity", x.burst_density.map(|v| json!(v)));
+    put("x-xrGapDensity", x.gap_density.map(|v| json!(v)));
+    put("x-xrBurstDuration", x.burst_duration.map(|v| json!(v)));
+    put("x-xrGapDuration", x.gap_duration.map(|v| json!(v)));
+    put("x-xrRoundTripDelay", x.round_trip_delay.map(|v| json!(v)));
+    put("x-xrRFactor", x.r_factor.map(|v| json!(v)));
+    put("x-xrMosLq", x.mos_lq.map(|v| json!(v)));
+    put("x-xrMosCq", x.mos_cq.map(|v| json!(v)));
+    put("x-xrLostPackets", x.lost_packets.map(|v| json!(v)));
+    put("x-xrDupPackets", x.dup_packets.map(|v| json!(v)));
 }
 
 /// Where a stream's loss happened: packets lost before the proxy (what it
