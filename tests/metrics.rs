@@ -84,6 +84,16 @@ fn prometheus_endpoint_reports_traffic_drops_and_distributions() {
     let fractions_n = value(&body, "rtpmb_stream_fraction_lost_count{kind=\"audio\"}").unwrap();
     let mean = fractions_sum / fractions_n;
     assert!((0.04..0.15).contains(&mean), "mean interval fraction lost {mean}");
+    // The E-model per leg and kind: 1 in 11 lost on the client leg rates
+    // G.711+PLC at R ≈ 68, MOS ≈ 3.5; nothing arrived over the upstream leg.
+    let mos_n = value(&body, "rtpmb_stream_mos_count{leg=\"client\",kind=\"audio\"}")
+        .unwrap_or_else(|| panic!("no MOS histogram:\n{body}"));
+    let mos_mean = value(&body, "rtpmb_stream_mos_sum{leg=\"client\",kind=\"audio\"}").unwrap() / mos_n;
+    assert!((3.0..3.9).contains(&mos_mean), "mean MOS {mos_mean}");
+    let r_n = value(&body, "rtpmb_stream_r_factor_count{leg=\"client\",kind=\"audio\"}").unwrap();
+    assert!(
+        r_n >= 1.0 && value(&body, "rtpmb_stream_mos_count{leg=\"upstream\",kind=\"audio\"}").is_none_or(|n| n == 0.0)
+    );
     // No SSRC or address anywhere in the exposition.
     assert!(!body.contains("1364414800") && !body.contains("127.0.0.1"), "{body}");
     let session_id = body

@@ -169,3 +169,49 @@ fn voip_metrics_from_the_far_receiver_are_read() {
     assert_eq!(num(out, "x-xrRoundTripDelay"), 0.12);
     assert!(out.get("x-xrMosCq").is_none(), "127 is unavailable: {out:#}");
 }
+
+#[test]
+fn the_end_of_session_record_says_which_leg_lost_what() {
+    use rtp_middlebox::export::publish::quality;
+    use rtp_middlebox::runtime::SessionView;
+    // Client → upstream audio: 3 % lost on the client leg, 7 packets more
+    // after the proxy (the upstream receiver's RR); upstream → client
+    // audio arrives clean.
+    let (mut d, id) = session_on(common::relay(RtcpMode::Forward), EngineConfig::default());
+    for seq in 0..PACKETS {
+        let at = ms(u64::from(seq) * 20);
+        if !bursty_3(seq) {
+            d.handle_datagram(at, Side::Client, id, &common::pcmu(seq, CLIENT_AUDIO));
+        }
+        d.handle_datagram(at, Side::Upstream, id, &common::pcmu(seq, UPSTREAM_AUDIO));
+    }
+    let end = ms(u64::from(PACKETS) * 20);
+    let before = (0..PACKETS).filter(|q| bursty_3(*q)).count() as i32;
+    let block = common::report_block(
+        Ssrc(CLIENT_AUDIO),
+        (0, before + 7),
+        u32::from(PACKETS - 1),
+        0,
+        CompactNtp(0),
+        Duration::ZERO,
+    );
+    d.handle_datagram(end, Side::Upstream, id, &common::rr(Ssrc(0x0e0e_0e0e), &[block]));
+    let view = SessionView {
+        id: "0-test".into(),
+        worker: 0,
+        relay: 0,
+        upstream_local: common::addr(common::LOCAL),
+        upstream_rtcp_local: None,
+        upstream_refused: 0,
+        wall_offset_ms: 0.0,
+        snapshot: d.snapshot(end, id).unwrap(),
+    };
+    let q = quality(&view);
+    let (client, upstream) = (&q.legs[0], &q.legs[1]);
+    assert_eq!((client.leg, upstream.leg), ("client", "upstream"));
+    assert_eq!(client.lost_on_leg, i64::from(before));
+    assert_eq!(upstream.lost_on_leg, 7);
+    let (cw, uw) = (client.mos_worst.unwrap(), upstream.mos_worst.unwrap());
+    assert!(cw < uw - 0.02, "client leg {cw}, upstream leg {uw}");
+    assert_eq!(client.mos_mean, client.mos_worst, "one audio stream per leg");
+}
