@@ -155,30 +155,32 @@ pub fn tick(
 /// Appends RFC 3611 Statistics Summary (BT=6) and VoIP Metrics (BT=7)
 /// blocks about one audio stream, from the proxy's own measurements over
 /// the stream so far, rated on the leg it arrived over (RTT `leg_rtt`).
-fn quality_blocks(out: &mut Vec<u8>, ssrc: Ssrc, rtp: &RtpStream, leg_rtt: Option<Duration>) {
+fn quality_blocks(out: &mut Vec<u8>, ssrc: Ssrc, rtp: &mut RtpStream, leg_rtt: Option<Duration>) {
+    let jitter = rtp.stats.jitter_summary_for_report();
     let st = &rtp.stats;
     let sat8 = |x: f64| x.round().clamp(0.0, 255.0) as u8;
     let sat16 = |x: f64| x.round().clamp(0.0, 65_535.0) as u16;
     let sat32 = |x: f64| x.round().clamp(0.0, f64::from(u32::MAX)) as u32;
-    let transit = st.transit();
     // §4.6: the interval is the current numbering, begin_seq up to the
     // highest (end_seq exclusive, "last sequence number plus one");
-    // jitter fields are the A.8 |D| samples in timestamp units; the proxy
-    // reads no TTL, so ToH = 3 and the TTL fields are 0.
+    // jitter fields from the A.8 estimate in timestamp units
+    // ([`crate::stats::JitterSummary`]); the proxy reads no TTL, so ToH = 3
+    // and the TTL fields are 0.
+    let j = jitter.unwrap_or_default();
     StatsSummary {
         ssrc,
         loss: true,
         dup: true,
-        jitter: transit.count > 0,
+        jitter: jitter.is_some(),
         toh: 3,
         begin_seq: st.base_seq(),
         end_seq: (st.ext_highest_seq().wire() as u16).wrapping_add(1),
         lost_packets: u32::try_from(st.cumulative_lost().max(0)).unwrap_or(u32::MAX),
         dup_packets: u32::try_from(st.duplicates()).unwrap_or(u32::MAX),
-        min_jitter: sat32(transit.min),
-        max_jitter: sat32(transit.max),
-        mean_jitter: sat32(transit.mean()),
-        dev_jitter: sat32(transit.dev()),
+        min_jitter: sat32(j.min),
+        max_jitter: sat32(j.max),
+        mean_jitter: sat32(j.mean),
+        dev_jitter: sat32(j.dev),
         ttl: [0; 4],
     }
     .write(out);

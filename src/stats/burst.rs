@@ -76,7 +76,8 @@ impl LossModel {
     ///
     /// The first loss of the gap sees `pkt` received packets since the
     /// previous loss; the other k − 1 see `pkt = 0` (lost++, c33++ each).
-    #[inline]
+    /// Out of line: loss is rare, and the in-order path stays small.
+    #[inline(never)]
     pub fn on_gap(&mut self, received_before: u64, lost: u64) {
         let pkt = received_before.saturating_sub(self.received_mark);
         if pkt >= GMIN {

@@ -11,6 +11,6 @@ pub mod remote;
 pub mod rtt;
 
 pub use clock_rate::ClockRates;
-pub use receive::{IntervalLoss, ReceiveStats, SeqOutcome, TransitStats};
+pub use receive::{IntervalLoss, JitterSummary, ReceiveStats, SeqOutcome};
 pub use remote::{RemoteReport, SenderRecord};
 pub use rtt::{RttMethod, RttReject, RttStats, SentLog};

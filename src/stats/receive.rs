@@ -69,43 +69,17 @@ const NO_REFERENCE: MonoTime = MonoTime::from_nanos(u64::MAX);
 const SEEN_BITS: u16 = 512;
 const _: () = assert!(MAX_MISORDER < SEEN_BITS && SEEN_BITS.is_power_of_two());
 
-/// Running min/max/mean/deviation of the A.8 |D| samples (RFC 3611 §4.6
-/// Statistics Summary: "relative transit time between two packets").
+/// RFC 3611 §4.6 Statistics Summary jitter fields, in timestamp units,
+/// from the A.8 estimate J (as pjmedia's XR does): `max` and `mean` are
+/// the per-packet maximum and mean of J the receive path keeps anyway;
+/// `min` and `dev` are over the values of J at each generated report (one
+/// sample per report interval, so the packet path pays nothing).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct TransitStats {
-    pub count: u64,
+pub struct JitterSummary {
     pub min: f64,
     pub max: f64,
-    pub sum: f64,
-    pub sum_sq: f64,
-}
-
-impl TransitStats {
-    #[inline]
-    fn add(&mut self, d: f64) {
-        self.min = if self.count == 0 { d } else { self.min.min(d) };
-        self.max = self.max.max(d);
-        self.sum += d;
-        self.sum_sq += d * d;
-        self.count += 1;
-    }
-
-    pub fn mean(&self) -> f64 {
-        if self.count == 0 {
-            0.0
-        } else {
-            self.sum / self.count as f64
-        }
-    }
-
-    /// Standard deviation (population), √(E[D²] − E[D]²).
-    pub fn dev(&self) -> f64 {
-        if self.count == 0 {
-            return 0.0;
-        }
-        let n = self.count as f64;
-        (self.sum_sq / n - (self.sum / n).powi(2)).max(0.0).sqrt()
-    }
+    pub mean: f64,
+    pub dev: f64,
 }
 
 /// What A.1 made of one packet's sequence number.
@@ -191,9 +165,6 @@ pub struct ReceiveStats {
     max_jitter: f64,
     mean_jitter: f64,
     jitter_in_order: f64,
-    /// |D| samples of A.8 (relative transit times, timestamp units): count,
-    /// min, max, sum, sum of squares, for RFC 3611 §4.6's jitter fields.
-    transit: TransitStats,
     /// Ring bitmap of the SEEN_BITS sequence numbers at and below the
     /// highest: bit `s % SEEN_BITS` set = `s` received. Detects duplicates
     /// within MAX_MISORDER without a per-packet allocation or shift.
@@ -232,6 +203,9 @@ pub struct ReceiveStats {
     /// RFC 3611 §4.7.2 burst/gap and Gilbert loss model, fed once per gap
     /// (see [`crate::stats::burst`]).
     loss: LossModel,
+    /// J sampled at each generated report: count, min, sum, sum of squares
+    /// ([`JitterSummary`]).
+    report_jitter: (u64, f64, f64, f64),
 }
 
 impl ReceiveStats {
@@ -279,7 +253,7 @@ impl ReceiveStats {
             in_order_at: NO_REFERENCE,
             in_order_ts: RtpTs(0),
             jitter_in_order: 0.0,
-            transit: TransitStats::default(),
+            report_jitter: (0, 0.0, 0.0, 0.0),
             last_pt: None,
             loss: LossModel::default(),
         }
@@ -636,7 +610,6 @@ impl ReceiveStats {
             .filter(|d| d.abs() <= max_d)
         {
             self.jitter += (d.abs() - self.jitter) / 16.0;
-            self.transit.add(d.abs());
             if sample {
                 let n = self.packets.saturating_sub(1).max(1) as f64;
                 self.max_jitter = self.max_jitter.max(self.jitter);
@@ -852,9 +825,25 @@ impl ReceiveStats {
         self.loss.metrics(self.received, packet_ms)
     }
 
-    /// |D| samples so far (timestamp units), for RFC 3611 §4.6.
-    pub fn transit(&self) -> TransitStats {
-        self.transit
+    /// Samples J for a generated report and returns the RFC 3611 §4.6
+    /// jitter fields (see [`JitterSummary`]); `None` while the clock rate
+    /// is unknown.
+    pub(crate) fn jitter_summary_for_report(&mut self) -> Option<JitterSummary> {
+        self.clock_rate?;
+        let j = self.jitter;
+        let (n, min, sum, sum_sq) = &mut self.report_jitter;
+        *min = if *n == 0 { j } else { min.min(j) };
+        *sum += j;
+        *sum_sq += j * j;
+        *n += 1;
+        let k = *n as f64;
+        Some(JitterSummary {
+            min: *min,
+            max: self.max_jitter.max(j),
+            mean: self.mean_jitter,
+            // Population deviation of the report samples, √(E[J²] − E[J]²).
+            dev: (*sum_sq / k - (*sum / k).powi(2)).max(0.0).sqrt(),
+        })
     }
 
     /// Sequence number the current numbering began at (RFC 3550 A.1
@@ -1035,5 +1024,33 @@ mod burst_tests {
         // Packet duration from the arrivals: 20 ms, so a burst of three
         // lasts 60 ms.
         assert!((bursty.burst_duration_ms - 60.0).abs() < 1e-6, "{bursty:?}");
+    }
+}
+
+#[cfg(test)]
+mod report_jitter_tests {
+    use super::*;
+
+    #[test]
+    fn jitter_summary_samples_j_at_each_report() {
+        let mut s = ReceiveStats::new(SeqNo(0), Some(8000), MonoTime::ZERO);
+        let feed = |s: &mut ReceiveStats, from: u16, to: u16, late: u64| {
+            for q in from..to {
+                let t = MonoTime::from_millis(20 * u64::from(q) + if q % 2 == 1 { late } else { 0 });
+                s.on_packet(t, SeqNo(q), RtpTs(160 * u32::from(q)), 12, 160);
+            }
+        };
+        feed(&mut s, 0, 100, 0);
+        let quiet = s.jitter_summary_for_report().unwrap();
+        assert_eq!((quiet.min, quiet.max, quiet.dev), (0.0, 0.0, 0.0));
+        // Odd packets 4 ms late: |D| = 32 ticks, J → 32.
+        feed(&mut s, 100, 400, 4);
+        let busy = s.jitter_summary_for_report().unwrap();
+        assert_eq!(busy.min, 0.0, "the first report's J");
+        assert!((busy.max - 32.0).abs() < 1.0 && busy.mean > 0.0, "{busy:?}");
+        // Two report samples, 0 and ≈ 32: deviation ≈ 16.
+        assert!((busy.dev - 16.0).abs() < 0.5, "{busy:?}");
+        s.set_clock_rate(None);
+        assert_eq!(s.jitter_summary_for_report(), None);
     }
 }

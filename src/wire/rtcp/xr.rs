@@ -183,7 +183,8 @@ pub struct StatsSummary {
     pub end_seq: u16,
     pub lost_packets: u32,
     pub dup_packets: u32,
-    /// Relative transit times, RTP timestamp units.
+    /// Jitter, RTP timestamp units (see [`crate::stats::JitterSummary`]
+    /// for what the proxy writes).
     pub min_jitter: u32,
     pub max_jitter: u32,
     pub mean_jitter: u32,
