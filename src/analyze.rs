@@ -417,6 +417,14 @@ impl Analyzer {
                         sender_reports: src.sender_report.as_ref().map_or(0, |r| r.reports),
                         round_trip_time: rtt.map(|r| r.seconds),
                         round_trip_time_detail: rtt,
+                        burst_density: rtp.loss_model.burst_density,
+                        gap_density: rtp.loss_model.gap_density,
+                        burst_duration: rtp.loss_model.burst_duration_ms / 1e3,
+                        gap_duration: rtp.loss_model.gap_duration_ms / 1e3,
+                        burst_r: rtp.loss_model.burst_r,
+                        r_factor: src.quality.map(|q| q.r_narrowband),
+                        mos_lq: src.quality.map(|q| q.mos_lq),
+                        mos_cq: src.quality.and_then(|q| q.mos_cq),
                     });
                 }
             }
@@ -541,6 +549,19 @@ pub struct StreamResult {
     pub(crate) round_trip_time: Option<f64>,
     #[serde(rename = "roundTripTimeDetail")]
     pub(crate) round_trip_time_detail: Option<RttResult>,
+    /// Burst/gap loss on arrival (RFC 3611 §4.7.2, densities 0..1,
+    /// durations s) and G.107 BurstR.
+    pub burst_density: f64,
+    pub gap_density: f64,
+    pub burst_duration: f64,
+    pub gap_duration: f64,
+    pub burst_r: f64,
+    /// E-model of an audio stream on the leg it arrived over (absent for
+    /// video): R (narrowband scale), MOS-LQ, and MOS-CQ when that leg's
+    /// RTT is in the capture.
+    pub r_factor: Option<f64>,
+    pub mos_lq: Option<f64>,
+    pub mos_cq: Option<f64>,
 }
 
 /// Output of `analyze --format json`.
@@ -566,7 +587,7 @@ pub fn render_table(streams: &[StreamResult]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<10} {:<22} {:<22} {:>4} {:>6} {:>8} {:>8} {:>7} {:>6} {:>5} {:>9} {:>9} {:>9} {:>9}",
+        "{:<10} {:<22} {:<22} {:>4} {:>6} {:>8} {:>8} {:>7} {:>6} {:>5} {:>9} {:>9} {:>9} {:>9} {:>6} {:>5} {:>6} {:>6}",
         "SSRC",
         "SRC",
         "DST",
@@ -580,8 +601,13 @@ pub fn render_table(streams: &[StreamResult]) -> String {
         "JIT ms",
         "MAXJ ms",
         "MEANJ ms",
-        "RTT ms"
+        "RTT ms",
+        "BURSTR",
+        "R",
+        "MOS-LQ",
+        "MOS-CQ"
     );
+    let opt = |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |x| format!("{x:.digits$}"));
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |s| format!("{:.3}", s * 1000.0));
     for s in streams {
         let pct = if s.packets_expected > 0 {
@@ -591,7 +617,7 @@ pub fn render_table(streams: &[StreamResult]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<10} {:<22} {:<22} {:>4} {:>6} {:>8} {:>8} {:>7} {:>6} {:>5} {:>9} {:>9} {:>9} {:>9}",
+            "{:<10} {:<22} {:<22} {:>4} {:>6} {:>8} {:>8} {:>7} {:>6} {:>5} {:>9} {:>9} {:>9} {:>9} {:>6.2} {:>5} {:>6} {:>6}",
             s.ssrc,
             s.src.to_string(),
             s.dst.to_string(),
@@ -606,6 +632,10 @@ pub fn render_table(streams: &[StreamResult]) -> String {
             ms(s.max_jitter),
             ms(s.mean_jitter),
             ms(s.round_trip_time),
+            s.burst_r,
+            opt(s.r_factor, 0),
+            opt(s.mos_lq, 2),
+            opt(s.mos_cq, 2),
         );
     }
     out

@@ -195,6 +195,9 @@ pub struct RtcpSettings {
     pub(crate) suppression_intervals: u32,
     /// Add XR RRTR to generated reports (RTT of terminated legs via DLRR).
     pub(crate) xr_rrtr: bool,
+    /// Add XR Statistics Summary and VoIP Metrics (RFC 3611 §4.6–4.7)
+    /// about audio streams to generated reports.
+    pub(crate) xr_voip_metrics: bool,
 }
 
 impl Default for RtcpSettings {
@@ -204,6 +207,7 @@ impl Default for RtcpSettings {
             min_interval_audio_ms: 5000,
             suppression_intervals: 3,
             xr_rrtr: true,
+            xr_voip_metrics: true,
         }
     }
 }
@@ -506,6 +510,7 @@ impl Config {
             min_interval_audio: Duration::from_millis(self.rtcp.min_interval_audio_ms),
             suppression_intervals: self.rtcp.suppression_intervals,
             xr_rrtr: self.rtcp.xr_rrtr,
+            xr_voip_metrics: self.rtcp.xr_voip_metrics,
         }
     }
 

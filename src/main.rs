@@ -370,12 +370,15 @@ fn final_line(v: &rtp_middlebox::runtime::SessionView) -> String {
         .iter()
         .map(|l| {
             format!(
-                "{}: {} packets, {} lost, jitter {}, rtt {}",
+                "{}: {} packets, {} lost, jitter {}, rtt {}, {} lost on this leg, MOS worst {} mean {}",
                 l.leg,
                 l.packets_received,
                 l.packets_lost,
                 l.jitter_secs.map_or("-".into(), |j| format!("{:.1} ms", j * 1e3)),
                 l.rtt_secs.map_or("-".into(), |r| format!("{:.1} ms", r * 1e3)),
+                l.lost_on_leg,
+                l.mos_worst.map_or("-".into(), |m| format!("{m:.2}")),
+                l.mos_mean.map_or("-".into(), |m| format!("{m:.2}")),
             )
         })
         .collect();

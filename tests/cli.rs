@@ -73,6 +73,21 @@ fn json_has_the_pinned_fields() {
     let pcmu = streams.iter().find(|s| s["payloadType"] == 0).unwrap();
     assert_eq!(pcmu["clockRate"], 8000);
     assert!(pcmu["jitter"].as_f64().unwrap() > 0.0);
+    // Call quality: 22 of 500 PCMU packets lost (4.4 %) rates G.711+PLC at
+    // R ≈ 77, MOS-LQ ≈ 3.9; no RTT in the capture, so no MOS-CQ; video is
+    // not rated but has its loss model.
+    let mos = pcmu["mosLq"].as_f64().unwrap();
+    assert!((3.7..4.1).contains(&mos), "{pcmu}");
+    assert!(
+        pcmu["rFactor"].as_f64().unwrap() > 70.0 && pcmu["mosCq"].is_null(),
+        "{pcmu}"
+    );
+    assert!(
+        pcmu["burstR"].as_f64().unwrap() > 0.5 && pcmu["gapDensity"].is_f64(),
+        "{pcmu}"
+    );
+    let vp8 = streams.iter().find(|s| s["payloadType"] == 96).unwrap();
+    assert!(vp8["mosLq"].is_null() && vp8["burstDensity"].is_f64(), "{vp8}");
 }
 
 #[test]
@@ -124,6 +139,10 @@ fn w3c_and_table_formats() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.lines().count(), 4, "{text}");
     assert!(text.contains("0x11110000"));
+    assert!(
+        text.lines().next().unwrap().ends_with("BURSTR     R MOS-LQ MOS-CQ"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -85,6 +85,17 @@ fn auto_mode_measures_every_stream_and_fixes_the_missing_rrs() {
         assert_eq!(f(&st["proxyLost"]), 0.0, "{st:#}");
         assert_eq!(st["proxyGenerating"], false, "{st:#}");
     }
+    // Quality per leg: the browser's audio lost packets on the client leg,
+    // the SFU's crossed the clean upstream leg; video is not rated.
+    let (b, u) = (stream(&s, "browser audio"), stream(&s, "sfu audio"));
+    assert!(
+        f(&b["proxyMos"]) < f(&u["proxyMos"]) - 0.1,
+        "client-leg MOS {} vs upstream-leg MOS {}",
+        b["proxyMos"],
+        u["proxyMos"]
+    );
+    assert!(f(&u["proxyMos"]) > 4.0 && f(&u["proxyRFactor"]) > 80.0, "{u:#}");
+    assert!(stream(&s, "browser video")["proxyMos"].is_null());
     let client = leg(&s, "client");
     let rtt = f(&client["srRrMs"]);
     assert!(

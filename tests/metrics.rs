@@ -84,6 +84,26 @@ fn prometheus_endpoint_reports_traffic_drops_and_distributions() {
     let fractions_n = value(&body, "rtpmb_stream_fraction_lost_count{kind=\"audio\"}").unwrap();
     let mean = fractions_sum / fractions_n;
     assert!((0.04..0.15).contains(&mean), "mean interval fraction lost {mean}");
+    // The E-model per leg and kind: 1 in 11 lost on the client leg rates
+    // G.711+PLC at MOS-LQ ≈ 3.5 (R ≈ 68; no RTT on the leg, so the
+    // listening MOS) once every packet is counted (an
+    // earlier publication may have seen a stream without loss yet, MOS
+    // 4.4: hence a bucket, not the mean); nothing arrived over the upstream
+    // leg.
+    let mos_low = value(
+        &body,
+        "rtpmb_stream_mos_bucket{leg=\"client\",kind=\"audio\",le=\"3.8\"}",
+    )
+    .unwrap_or_else(|| panic!("no MOS histogram:\n{body}"));
+    let mos_fair = value(&body, "rtpmb_stream_mos_bucket{leg=\"client\",kind=\"audio\",le=\"3\"}").unwrap();
+    assert!(
+        mos_low >= 1.0 && mos_fair == 0.0,
+        "MOS buckets: ≤3.8 {mos_low}, ≤3 {mos_fair}:\n{body}"
+    );
+    let r_n = value(&body, "rtpmb_stream_r_factor_count{leg=\"client\",kind=\"audio\"}").unwrap();
+    assert!(
+        r_n >= 1.0 && value(&body, "rtpmb_stream_mos_count{leg=\"upstream\",kind=\"audio\"}").is_none_or(|n| n == 0.0)
+    );
     // No SSRC or address anywhere in the exposition.
     assert!(!body.contains("1364414800") && !body.contains("127.0.0.1"), "{body}");
     let session_id = body

@@ -237,6 +237,9 @@ fn session() -> SessionQuality {
                 loss_ratio: 0.01,
                 jitter_secs: Some(0.004),
                 rtt_secs: Some(0.05),
+                mos_worst: Some(4.1),
+                mos_mean: Some(4.25),
+                lost_on_leg: 6,
             },
             LegQuality {
                 leg: "upstream",
@@ -246,6 +249,9 @@ fn session() -> SessionQuality {
                 loss_ratio: 0.0,
                 jitter_secs: Some(0.001),
                 rtt_secs: None,
+                mos_worst: None,
+                mos_mean: None,
+                lost_on_leg: 0,
             },
         ],
     }
@@ -523,6 +529,10 @@ fn metrics_and_logs_decode_into_otlp_with_cumulative_histograms() {
     assert_eq!(attr_i64(a, "upstream.packets_lost"), Some(0));
     assert_eq!(attr_f64(a, "upstream.loss_ratio"), Some(0.0));
     assert_eq!(attr_f64(a, "upstream.jitter_secs"), Some(0.001));
+    assert_eq!(attr_f64(a, "client.mos_worst"), Some(4.1));
+    assert_eq!(attr_f64(a, "client.mos_mean"), Some(4.25));
+    assert_eq!(attr_i64(a, "client.lost_on_leg"), Some(6));
+    assert!(a.iter().all(|kv| kv.key != "upstream.mos_worst"));
     assert!(
         a.iter().all(|kv| kv.key != "upstream.rtt_secs"),
         "absent values are omitted"

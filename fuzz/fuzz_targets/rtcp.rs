@@ -5,7 +5,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use rtp_middlebox::wire::ntp::NtpTime;
-use rtp_middlebox::wire::rtcp::{self, DlrrItem, ReportBlock, RtcpPacket, Xr, XrBlock, MAX_REPORT_BLOCKS};
+use rtp_middlebox::wire::rtcp::{
+    self, DlrrItem, ReportBlock, RtcpPacket, StatsSummary, VoipMetrics, Xr, XrBlock, MAX_REPORT_BLOCKS,
+};
 
 /// An XR's last RRTR, all its DLRR items, and how many other blocks it has.
 fn xr_contents(xr: &Xr) -> (Option<NtpTime>, Vec<DlrrItem>, usize) {
@@ -14,10 +16,23 @@ fn xr_contents(xr: &Xr) -> (Option<NtpTime>, Vec<DlrrItem>, usize) {
         match block {
             XrBlock::Rrtr { ntp } => rrtr = Some(ntp),
             XrBlock::Dlrr(items) => dlrr.extend(items),
-            XrBlock::Other { .. } => others += 1,
+            XrBlock::StatsSummary(_) | XrBlock::VoipMetrics(_) | XrBlock::Other { .. } => others += 1,
         }
     }
     (rrtr, dlrr, others)
+}
+
+/// An XR's Statistics Summary and VoIP Metrics blocks, in order.
+fn quality_blocks(xr: &Xr) -> (Vec<StatsSummary>, Vec<VoipMetrics>) {
+    let (mut ss, mut vm) = (Vec::new(), Vec::new());
+    for block in xr.blocks() {
+        match block {
+            XrBlock::StatsSummary(b) => ss.push(b),
+            XrBlock::VoipMetrics(b) => vm.push(b),
+            _ => {}
+        }
+    }
+    (ss, vm)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -107,6 +122,17 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(others, 0, "builder wrote an unknown block");
                 assert_eq!(rrtr2, rrtr);
                 assert_eq!(dlrr2, dlrr);
+                // RFC 3611 §4.6/§4.7 blocks: written back, read the same.
+                let (ss, vm) = quality_blocks(&xr);
+                let mut blocks = Vec::new();
+                ss.iter().for_each(|b| b.write(&mut blocks));
+                vm.iter().for_each(|b| b.write(&mut blocks));
+                let mut out = Vec::new();
+                rtcp::write_xr_blocks(&mut out, xr.sender, &blocks);
+                let Some(Ok(RtcpPacket::Xr(again))) = rtcp::walk(&out).next() else {
+                    panic!("rewritten quality XR did not parse");
+                };
+                assert_eq!(quality_blocks(&again), (ss, vm));
             }
             RtcpPacket::Other { body, .. } => {
                 assert!(body.len() + 4 <= header.len);

@@ -64,6 +64,9 @@ pub struct ReportPolicy {
     /// Append XR RRTR to generated reports, so endpoints that answer with
     /// DLRR give the proxy the RTT of legs it terminates (RFC 3611 §4.4).
     pub xr_rrtr: bool,
+    /// Append XR Statistics Summary and VoIP Metrics blocks (RFC 3611
+    /// §4.6–4.7) about the audio streams a generated report covers.
+    pub xr_voip_metrics: bool,
 }
 
 impl Default for ReportPolicy {
@@ -73,6 +76,7 @@ impl Default for ReportPolicy {
             min_interval_audio: Duration::from_secs(5),
             suppression_intervals: 3,
             xr_rrtr: true,
+            xr_voip_metrics: true,
         }
     }
 }

@@ -13,13 +13,17 @@
 //! Reports are built here; the engine schedules them (RFC 3550 §6.2–6.3).
 
 use super::mode::{ReportPolicy, RtcpMode};
-use super::session::Session;
+use super::session::{RtpStream, Session};
 use super::Side;
+use crate::stats::burst::GMIN;
 use crate::stats::clock_rate::MediaKind;
+use crate::stats::quality::{stream_quality, Codec};
 use crate::stats::ClockRates;
 use crate::time::MonoTime;
 use crate::wire::ntp::{Delay16, NtpTime};
-use crate::wire::rtcp::{self, ReportBlock, RtcpPacket, MAX_REPORT_BLOCKS};
+use crate::wire::rtcp::{
+    self, ReportBlock, RtcpPacket, StatsSummary, VoipMetrics, MAX_REPORT_BLOCKS, VOIP_UNAVAILABLE,
+};
 use crate::wire::Ssrc;
 use std::time::Duration;
 
@@ -84,6 +88,11 @@ pub fn tick(
     let media = session.media.as_deref();
     let state = &mut session.sides[side.index()];
     let mut blocks: Vec<ReportBlock> = Vec::new();
+    // RFC 3611 §4.6/§4.7 blocks about the audio streams, one XR packet.
+    let mut xr_blocks: Vec<u8> = Vec::new();
+    let leg_rtt = [&state.rtcp.rtt.sr_rr, &state.rtcp.rtt.xr_dlrr, &state.rtcp.rtt.stun]
+        .into_iter()
+        .find_map(|r| r.mean());
     for src in &mut state.sources {
         let Some(rtp) = &mut src.rtp else { continue };
         if !rtp.stats.is_valid() || src.bye {
@@ -140,6 +149,9 @@ pub fn tick(
             lsr,
             dlsr,
         });
+        if policy.xr_voip_metrics && rtp.stats.clock_rate().is_some_and(|hz| hz != 90_000) && src.rtx.is_none() {
+            quality_blocks(&mut xr_blocks, src.ssrc, rtp, leg_rtt);
+        }
     }
     if blocks.is_empty() {
         return out;
@@ -155,9 +167,79 @@ pub fn tick(
         // The proxy's own RRTRs follow its report interval: never a flood.
         session.sides[side.index()].rtcp.own_rrtr_log.record(ntp.compact(), now);
     }
+    if !xr_blocks.is_empty() {
+        rtcp::write_xr_blocks(&mut pkt, own, &xr_blocks);
+    }
     out.blocks = blocks.len();
     out.report = Some(pkt);
     out
+}
+
+/// Appends RFC 3611 Statistics Summary (BT=6) and VoIP Metrics (BT=7)
+/// blocks about one audio stream, from the proxy's own measurements over
+/// the stream so far, rated on the leg it arrived over (RTT `leg_rtt`).
+fn quality_blocks(out: &mut Vec<u8>, ssrc: Ssrc, rtp: &mut RtpStream, leg_rtt: Option<Duration>) {
+    let jitter = rtp.stats.jitter_summary_for_report();
+    let st = &rtp.stats;
+    let sat8 = |x: f64| x.round().clamp(0.0, 255.0) as u8;
+    let sat16 = |x: f64| x.round().clamp(0.0, 65_535.0) as u16;
+    let sat32 = |x: f64| x.round().clamp(0.0, f64::from(u32::MAX)) as u32;
+    // §4.6: the interval is the current numbering, begin_seq up to the
+    // highest (end_seq exclusive, "last sequence number plus one");
+    // jitter fields from the A.8 estimate in timestamp units
+    // ([`crate::stats::JitterSummary`]); the proxy reads no TTL, so ToH = 3
+    // and the TTL fields are 0.
+    let j = jitter.unwrap_or_default();
+    StatsSummary {
+        ssrc,
+        loss: true,
+        dup: true,
+        jitter: jitter.is_some(),
+        toh: 3,
+        begin_seq: st.base_seq(),
+        end_seq: (st.ext_highest_seq().wire() as u16).wrapping_add(1),
+        lost_packets: u32::try_from(st.cumulative_lost().max(0)).unwrap_or(u32::MAX),
+        dup_packets: u32::try_from(st.duplicates()).unwrap_or(u32::MAX),
+        min_jitter: sat32(j.min),
+        max_jitter: sat32(j.max),
+        mean_jitter: sat32(j.mean),
+        dev_jitter: sat32(j.dev),
+        ttl: [0; 4],
+    }
+    .write(out);
+    let lm = st.burst_metrics();
+    let codec = Codec::from_payload(rtp.payload_type, st.clock_rate());
+    let rtt_secs = leg_rtt.map(|d| d.as_secs_f64());
+    let q = stream_quality(codec, &lm, st.jitter_in_order_secs(), rtt_secs);
+    // §4.7.1 rates and densities in 1/256, §4.7.2–3 ms, §4.7.5 R 0–100 and
+    // MOS ×10, 127 = unavailable; §4.7.6 RX config 0: PLC and jitter
+    // buffer unknown (the proxy has neither; the JB fields carry its
+    // estimate of the receiver's buffer).
+    let jb = sat16(q.jitter_buffer_ms);
+    VoipMetrics {
+        ssrc,
+        loss_rate: sat8(lm.loss_rate * 256.0),
+        discard_rate: 0,
+        burst_density: sat8(lm.burst_density * 256.0),
+        gap_density: sat8(lm.gap_density * 256.0),
+        burst_duration: sat16(lm.burst_duration_ms),
+        gap_duration: sat16(lm.gap_duration_ms),
+        round_trip_delay: rtt_secs.map_or(0, |r| sat16(r * 1e3)),
+        end_system_delay: 0,
+        signal_level: VOIP_UNAVAILABLE,
+        noise_level: VOIP_UNAVAILABLE,
+        rerl: VOIP_UNAVAILABLE,
+        gmin: GMIN as u8,
+        r_factor: q.r_narrowband.round().clamp(0.0, 100.0) as u8,
+        ext_r_factor: VOIP_UNAVAILABLE,
+        mos_lq: sat8(q.mos_lq * 10.0),
+        mos_cq: q.mos_cq.map_or(VOIP_UNAVAILABLE, |m| sat8(m * 10.0)),
+        rx_config: 0,
+        jb_nominal: jb,
+        jb_maximum: jb,
+        jb_abs_max: jb,
+    }
+    .write(out);
 }
 
 /// The `terminate` rewrite of a readable compound. Returns `None` when the

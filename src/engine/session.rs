@@ -6,7 +6,7 @@ use super::mode::RtcpMode;
 use super::{SessionId, Side};
 use crate::stats::{ReceiveStats, RemoteReport, RttMethod, RttReject, RttStats, SenderRecord, SentLog};
 use crate::time::MonoTime;
-use crate::wire::rtcp::{FeedbackKind, ReportBlock, RtcpPacket, XrBlock};
+use crate::wire::rtcp::{FeedbackKind, ReportBlock, RtcpPacket, StatsSummary, VoipMetrics, XrBlock};
 use crate::wire::rtp::RtpView;
 use crate::wire::stun::{StunClass, StunView, METHOD_BINDING};
 use crate::wire::Ssrc;
@@ -89,6 +89,18 @@ pub struct Source {
     /// reported inside its primary stream (`Some(primary)`) once that is
     /// known.
     pub rtx: Option<Option<Ssrc>>,
+    /// The latest RFC 3611 Statistics Summary and VoIP Metrics blocks the
+    /// receiver on the other side sent about this source (SIP phones do;
+    /// Chrome does not). Boxed: most sources never get one.
+    pub remote_xr: Option<Box<RemoteXr>>,
+}
+
+/// XR quality blocks about a source, as its receiver sent them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RemoteXr {
+    pub stats_summary: Option<StatsSummary>,
+    pub voip_metrics: Option<VoipMetrics>,
+    pub received_at: MonoTime,
 }
 
 /// Reads the SRTCP E flag and index without keys. The trailer's place
@@ -134,6 +146,7 @@ impl Source {
             srtcp_packets: 0,
             srtcp_last: None,
             rtx: None,
+            remote_xr: None,
         }
     }
 }
@@ -680,6 +693,12 @@ impl Session {
                                 }
                             }
                         }
+                        XrBlock::StatsSummary(b) => {
+                            self.remote_xr(other, b.ssrc, now, |x| x.stats_summary = Some(b));
+                        }
+                        XrBlock::VoipMetrics(b) => {
+                            self.remote_xr(other, b.ssrc, now, |x| x.voip_metrics = Some(b));
+                        }
                         XrBlock::Other { .. } => {}
                     }
                 }
@@ -721,6 +740,19 @@ impl Session {
     /// A block from a receiver on `side` about a source sent from the other
     /// side. Its RTT is the leg of `side`: SR forwarded toward `side`,
     /// report block back from `side`.
+    /// Records an XR quality block from the receiver on the far side about
+    /// `ssrc`, a source of `sender_side` (only a source the proxy already
+    /// knows: a block never creates one).
+    fn remote_xr(&mut self, sender_side: Side, ssrc: Ssrc, now: MonoTime, set: impl FnOnce(&mut RemoteXr)) {
+        if let Some(i) = self.sides[sender_side.index()].position(ssrc) {
+            let x = self.sides[sender_side.index()].sources[i]
+                .remote_xr
+                .get_or_insert_with(Box::default);
+            x.received_at = now;
+            set(x);
+        }
+    }
+
     fn on_report_block(
         &mut self,
         now: MonoTime,

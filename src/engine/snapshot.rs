@@ -5,6 +5,8 @@
 use super::session::{FeedbackCounts, Session, Source};
 use super::{KindCounts, RtcpMode, SessionId, Side};
 use crate::stats::clock_rate::{infer_kind, static_mime_type, MediaKind};
+use crate::stats::burst::BurstMetrics;
+use crate::stats::quality::{stream_quality, Codec, StreamQuality};
 use crate::stats::{RttMethod, RttStats};
 use crate::time::MonoTime;
 use serde::Serialize;
@@ -124,6 +126,66 @@ pub struct SourceSnapshot {
     /// The RTX stream that retransmits this one, and what it carried.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtx: Option<RtxSnapshot>,
+    /// E-model rating of an audio stream on the leg it arrived over
+    /// (computed here, per snapshot, never per packet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<StreamQuality>,
+    /// What the receiver on the other side said in RFC 3611 VoIP Metrics /
+    /// Statistics Summary blocks about this source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_xr: Option<RemoteXrSnapshot>,
+}
+
+/// RFC 3611 §4.6/§4.7 figures a receiver sent, in report units (fractions
+/// 0..1, seconds, MOS 1–5); `None` where the block said "unavailable"
+/// (127) or did not come.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteXrSnapshot {
+    pub loss_rate: Option<f64>,
+    pub discard_rate: Option<f64>,
+    pub burst_density: Option<f64>,
+    pub gap_density: Option<f64>,
+    pub burst_duration: Option<f64>,
+    pub gap_duration: Option<f64>,
+    pub round_trip_delay: Option<f64>,
+    pub r_factor: Option<u8>,
+    pub mos_lq: Option<f64>,
+    pub mos_cq: Option<f64>,
+    /// Statistics Summary: lost and duplicate packets.
+    pub lost_packets: Option<u32>,
+    pub dup_packets: Option<u32>,
+    pub received_at: f64,
+}
+
+impl RemoteXrSnapshot {
+    fn of(x: &super::session::RemoteXr) -> Self {
+        use crate::wire::rtcp::VOIP_UNAVAILABLE;
+        let known = |v: u8| (v != VOIP_UNAVAILABLE).then_some(v);
+        let mut out = RemoteXrSnapshot {
+            received_at: x.received_at.as_secs_f64(),
+            ..Default::default()
+        };
+        if let Some(v) = &x.voip_metrics {
+            // §4.7.1: rates and densities in 1/256; §4.7.2–3: ms; §4.7.5:
+            // R 0–100 and MOS ×10, 127 unavailable.
+            out.loss_rate = Some(f64::from(v.loss_rate) / 256.0);
+            out.discard_rate = Some(f64::from(v.discard_rate) / 256.0);
+            out.burst_density = Some(f64::from(v.burst_density) / 256.0);
+            out.gap_density = Some(f64::from(v.gap_density) / 256.0);
+            out.burst_duration = Some(f64::from(v.burst_duration) / 1e3);
+            out.gap_duration = Some(f64::from(v.gap_duration) / 1e3);
+            out.round_trip_delay = (v.round_trip_delay != 0).then(|| f64::from(v.round_trip_delay) / 1e3);
+            out.r_factor = known(v.r_factor);
+            out.mos_lq = known(v.mos_lq).map(|m| f64::from(m) / 10.0);
+            out.mos_cq = known(v.mos_cq).map(|m| f64::from(m) / 10.0);
+        }
+        if let Some(s) = &x.stats_summary {
+            out.lost_packets = s.loss.then_some(s.lost_packets);
+            out.dup_packets = s.dup.then_some(s.dup_packets);
+        }
+        out
+    }
 }
 
 /// The packets of a primary stream's RTX stream (W3C `rtxSsrc`,
@@ -171,6 +233,8 @@ pub struct RtpSnapshot {
     pub jitter_in_order: Option<f64>,
     pub first_arrival: f64,
     pub last_arrival: f64,
+    /// Burst/gap loss model on arrival (RFC 3611 §4.7.2, G.107 BurstR).
+    pub loss_model: BurstMetrics,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -223,7 +287,11 @@ impl SessionSnapshot {
                 sources: with_rtx(
                     st.sources
                         .iter()
-                        .map(|src| SourceSnapshot::of(src, side, s.mode, s.media.as_deref()))
+                        .map(|src| {
+                            let mut snap = SourceSnapshot::of(src, side, s.mode, s.media.as_deref());
+                            snap.rate(leg_rtt(&st.rtcp.rtt.sr_rr, &st.rtcp.rtt.xr_dlrr, &st.rtcp.rtt.stun));
+                            snap
+                        })
                         .collect(),
                 ),
             }
@@ -301,6 +369,7 @@ impl SourceSnapshot {
                     jitter_in_order: st.jitter_in_order_secs(),
                     first_arrival: st.first_arrival.as_secs_f64(),
                     last_arrival: st.last_arrival.as_secs_f64(),
+                    loss_model: st.burst_metrics(),
                 }
             }),
             sender_report: src.sender_report.map(|r| SenderReportSnapshot {
@@ -331,8 +400,34 @@ impl SourceSnapshot {
             generating: src.rtp.is_some() && (mode == RtcpMode::Terminate || src.generating),
             rtx_of: src.rtx.map(|p| p.map(|s| s.0)),
             rtx: None,
+            quality: None,
+            remote_xr: src.remote_xr.as_deref().map(RemoteXrSnapshot::of),
         }
     }
+
+    /// Rates this source if it is audio (a known clock rate other than
+    /// video's 90 kHz, the rule of [`crate::stats::ClockRates`]) and not an
+    /// RTX stream, with `rtt` the round-trip time of the leg it came over.
+    fn rate(&mut self, rtt: Option<f64>) {
+        let Some(rtp) = &self.rtp else { return };
+        let audio = rtp.clock_rate.is_some_and(|hz| hz != 90_000);
+        if !audio || self.rtx_of.is_some() || rtp.packets_received == 0 {
+            return;
+        }
+        let codec = Codec::from_payload(rtp.payload_type, rtp.clock_rate);
+        let jitter = rtp.jitter_in_order.or(rtp.jitter);
+        self.quality = Some(stream_quality(codec, &rtp.loss_model, jitter, rtt));
+    }
+}
+
+/// The round-trip time of a leg for the E-model, seconds: the mean of its
+/// SR/RR samples, else of XR DLRR, else of STUN (the order of how directly
+/// each measures the media path).
+fn leg_rtt(sr_rr: &RttStats, xr: &RttStats, stun: &RttStats) -> Option<f64> {
+    [sr_rr, xr, stun]
+        .into_iter()
+        .find_map(|r| r.mean())
+        .map(|d| d.as_secs_f64())
 }
 
 /// Links each RTX stream to its primary: the primary's `rtx` carries the

@@ -88,6 +88,10 @@ pub const RTT_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
 /// Jitter buckets, seconds: 0.5 ms … 500 ms.
 pub const JITTER_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5];
 /// Interval fraction-lost buckets, 0..1.
+/// MOS 1–4.5 (G.107 Annex B): the usual "poor / fair / good" boundaries.
+pub const MOS_BUCKETS: &[f64] = &[1.5, 2.0, 2.5, 3.0, 3.5, 3.8, 4.0, 4.2, 4.3, 4.4, 4.5];
+/// R 0–100 (G.109 categories at 50, 60, 70, 80, 90).
+pub const R_FACTOR_BUCKETS: &[f64] = &[30.0, 50.0, 60.0, 70.0, 80.0, 85.0, 90.0, 93.0, 100.0];
 pub const FRACTION_LOST_BUCKETS: &[f64] = &[0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0];
 
 /// A label name and value.
@@ -428,6 +432,12 @@ observed! {
         STREAM_FRACTION_LOST: histogram[FRACTION_LOST_BUCKETS]("rtpmb_stream_fraction_lost", "1",
             [kind = MEDIA_KINDS],
             "Per-stream fraction of packets lost in the interval at the proxy (RFC 3550 A.3)."),
+        STREAM_MOS: histogram[MOS_BUCKETS]("rtpmb_stream_mos", "1",
+            [leg = LEGS, kind = MEDIA_KINDS],
+            "Per-stream E-model MOS (G.107 Annex B; MOS-CQ once the leg has an RTT, else MOS-LQ) of audio on the leg it arrived over, one sample per stream per interval."),
+        STREAM_R_FACTOR: histogram[R_FACTOR_BUCKETS]("rtpmb_stream_r_factor", "1",
+            [leg = LEGS, kind = MEDIA_KINDS],
+            "Per-stream E-model R-factor (narrowband scale) of audio on the leg it arrived over, one sample per stream per interval."),
         SESSION_RTT_SECONDS: gauge("rtpmb_session_rtt_seconds", "s",
             [session = ANY_SESSION, leg = LEGS],
             "Optional ([metrics] per_session): latest RTT of a session's leg."),
@@ -603,6 +613,16 @@ pub struct LegQuality {
     pub jitter_secs: Option<f64>,
     /// Mean RTT of the leg (any method), seconds.
     pub rtt_secs: Option<f64>,
+    /// E-model MOS of the audio streams that arrived over this leg (MOS-CQ
+    /// where the leg had an RTT, else MOS-LQ), each rated over the whole
+    /// session: the worst stream's and the mean.
+    pub mos_worst: Option<f64>,
+    pub mos_mean: Option<f64>,
+    /// Packets lost on this leg, whichever direction: what the proxy found
+    /// missing from streams arriving over it, plus what far receivers
+    /// reported lost beyond the proxy on streams it carried onward
+    /// (`x-lossClientLeg` / `x-lossUpstreamLeg` summed).
+    pub lost_on_leg: i64,
 }
 
 /// Everything exporters get per interval.

@@ -821,8 +821,9 @@ fn new_metric(def: &MetricDef, data: metric::Data) -> Metric {
 /// One `session.quality` log record. Attributes: `session.id`,
 /// `client.address`, `upstream.address`, `duration_secs`, and per leg
 /// `{leg}.packets_received`, `{leg}.packets_lost` (int),
-/// `{leg}.loss_ratio`, `{leg}.jitter_secs`, `{leg}.rtt_secs` (double;
-/// absent values omitted), with `{leg}` = `client` / `upstream`.
+/// `{leg}.loss_ratio`, `{leg}.jitter_secs`, `{leg}.rtt_secs`,
+/// `{leg}.mos_worst`, `{leg}.mos_mean` (double; absent values omitted),
+/// `{leg}.lost_on_leg` (int), with `{leg}` = `client` / `upstream`.
 fn session_record(s: &SessionQuality, observed_unix_nanos: u64) -> LogRecord {
     let mut attrs = vec![
         kv_str("session.id", s.session.as_str()),
@@ -844,6 +845,13 @@ fn session_record(s: &SessionQuality, observed_unix_nanos: u64) -> LogRecord {
         if let Some(r) = leg.rtt_secs {
             attrs.push(kv_f64(format!("{l}.rtt_secs"), r));
         }
+        if let Some(m) = leg.mos_worst {
+            attrs.push(kv_f64(format!("{l}.mos_worst"), m));
+        }
+        if let Some(m) = leg.mos_mean {
+            attrs.push(kv_f64(format!("{l}.mos_mean"), m));
+        }
+        attrs.push(kv_i64(format!("{l}.lost_on_leg"), leg.lost_on_leg));
     }
     LogRecord {
         time_unix_nano: s.end_unix_nanos,

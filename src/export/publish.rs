@@ -267,6 +267,15 @@ impl Publisher {
                             .push(Sample::observed(Observed::STREAM_FRACTION_LOST, &[kind], fraction));
                     }
                 }
+                // Quality of an audio stream on the leg it arrived over.
+                if let (Some(q), Some(rtp)) = (&src.quality, &src.rtp) {
+                    let labels = [side_name(side), rtp.kind.name()];
+                    let mos = q.mos_cq.unwrap_or(q.mos_lq);
+                    p.observations
+                        .push(Sample::observed(Observed::STREAM_MOS, &labels, mos));
+                    p.observations
+                        .push(Sample::observed(Observed::STREAM_R_FACTOR, &labels, q.r_narrowband));
+                }
                 // Report blocks about this source come from the other side:
                 // their RTT is that leg's. DLRR this source sent measures its
                 // own leg.
@@ -370,10 +379,30 @@ pub fn quality(v: &SessionView) -> SessionQuality {
         .iter()
         .filter_map(|x| x.last_activity)
         .fold(s.opened_at, f64::max);
+    // Loss per leg over every stream (both directions cross both legs).
+    let mut lost_on = [0i64; 2];
+    for src in s.sides.iter().flat_map(|x| &x.sources) {
+        match crate::report::leg_loss(src) {
+            Some((client, upstream)) => {
+                lost_on[Side::Client.index()] += client;
+                lost_on[Side::Upstream.index()] += upstream;
+            }
+            None => {
+                if let Some(rtp) = &src.rtp {
+                    lost_on[src.side.index()] += rtp.packets_lost.max(0);
+                }
+            }
+        }
+    }
     let legs = Side::BOTH
         .into_iter()
         .map(|side| {
             let leg = s.side(side);
+            let mos: Vec<f64> = leg
+                .sources
+                .iter()
+                .filter_map(|x| x.quality.map(|q| q.mos_cq.unwrap_or(q.mos_lq)))
+                .collect();
             let rtps: Vec<_> = leg.sources.iter().filter_map(|x| x.rtp.as_ref()).collect();
             let received: u64 = rtps.iter().map(|r| r.packets_received).sum();
             let lost: i64 = rtps.iter().map(|r| r.packets_lost).sum();
@@ -391,6 +420,9 @@ pub fn quality(v: &SessionView) -> SessionQuality {
                 },
                 jitter_secs: jitter,
                 rtt_secs: leg.rtt_sr_rr.mean.or(leg.rtt_xr_dlrr.mean).or(leg.rtt_stun.mean),
+                mos_worst: mos.iter().copied().reduce(f64::min),
+                mos_mean: (!mos.is_empty()).then(|| mos.iter().sum::<f64>() / mos.len() as f64),
+                lost_on_leg: lost_on[side.index()],
             }
         })
         .collect();

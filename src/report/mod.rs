@@ -162,6 +162,7 @@ fn source_objects(
     }
     inbound.insert("x-packetsDuplicated".into(), json!(rtp.duplicates));
     inbound.insert("x-packetsOutOfOrder".into(), json!(rtp.out_of_order));
+    insert_quality(&mut inbound, src);
     if let Some(sr) = &src.sender_report {
         let remote_id = format!("ROA-{s}-{}", src.ssrc);
         inbound.insert("remoteId".into(), json!(remote_id));
@@ -206,6 +207,8 @@ fn source_objects(
     insert_feedback(&mut outbound, src, s, feedback_readable);
     if src.remote.is_some() {
         outbound.insert("remoteId".into(), json!(format!("RIA-{s}-{}", src.ssrc)));
+    } else {
+        insert_remote_xr(&mut outbound, src);
     }
     out.push(Value::Object(outbound));
 
@@ -230,9 +233,82 @@ fn source_objects(
         ri.insert("roundTripTimeMeasurements".into(), json!(remote.rtt.measurements));
         ri.insert("x-leg".into(), json!(side_name(side.other())));
         ri.insert("x-rttMethod".into(), json!("sr-rr"));
+        insert_remote_xr(&mut ri, src);
         out.push(Value::Object(ri));
     }
     out
+}
+
+/// Burst/gap loss (RFC 3611 §4.7.2, densities as 0..1 fractions), the
+/// E-model rating of an audio stream on the leg it arrived over, and where
+/// its loss happened.
+fn insert_quality(m: &mut Map<String, Value>, src: &SourceSnapshot) {
+    let Some(rtp) = &src.rtp else { return };
+    let lm = &rtp.loss_model;
+    m.insert("x-lossRateOnArrival".into(), json!(lm.loss_rate));
+    m.insert("x-burstDensity".into(), json!(lm.burst_density));
+    m.insert("x-gapDensity".into(), json!(lm.gap_density));
+    m.insert("x-burstDuration".into(), json!(lm.burst_duration_ms / 1e3));
+    m.insert("x-gapDuration".into(), json!(lm.gap_duration_ms / 1e3));
+    m.insert("x-burstR".into(), json!(lm.burst_r));
+    if let Some(q) = &src.quality {
+        m.insert("x-rFactor".into(), json!(q.r_factor));
+        m.insert("x-rFactorNarrowband".into(), json!(q.r_narrowband));
+        m.insert("x-mosLq".into(), json!(q.mos_lq));
+        if let Some(cq) = q.mos_cq {
+            m.insert("x-mosCq".into(), json!(cq));
+        }
+        m.insert("x-eModel".into(), json!(q.model));
+        m.insert("x-eModelCodec".into(), json!(q.codec.name()));
+        m.insert("x-jitterBufferDelayEstimate".into(), json!(q.jitter_buffer_ms / 1e3));
+        if let Some(d) = q.one_way_delay_ms {
+            m.insert("x-oneWayDelay".into(), json!(d / 1e3));
+        }
+    }
+    if let Some((client, upstream)) = leg_loss(src) {
+        m.insert("x-lossClientLeg".into(), json!(client));
+        m.insert("x-lossUpstreamLeg".into(), json!(upstream));
+    }
+}
+
+/// The far receiver's own RFC 3611 VoIP Metrics / Statistics Summary about
+/// the stream (on `remote-inbound-rtp`, else on `outbound-rtp`).
+fn insert_remote_xr(m: &mut Map<String, Value>, src: &SourceSnapshot) {
+    let Some(x) = &src.remote_xr else { return };
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            m.insert(k.into(), v);
+        }
+    };
+    put("x-xrLossRate", x.loss_rate.map(|v| json!(v)));
+    put("x-xrDiscardRate", x.discard_rate.map(|v| json!(v)));
+    put("x-xrBurstDensity", x.burst_density.map(|v| json!(v)));
+    put("x-xrGapDensity", x.gap_density.map(|v| json!(v)));
+    put("x-xrBurstDuration", x.burst_duration.map(|v| json!(v)));
+    put("x-xrGapDuration", x.gap_duration.map(|v| json!(v)));
+    put("x-xrRoundTripDelay", x.round_trip_delay.map(|v| json!(v)));
+    put("x-xrRFactor", x.r_factor.map(|v| json!(v)));
+    put("x-xrMosLq", x.mos_lq.map(|v| json!(v)));
+    put("x-xrMosCq", x.mos_cq.map(|v| json!(v)));
+    put("x-xrLostPackets", x.lost_packets.map(|v| json!(v)));
+    put("x-xrDupPackets", x.dup_packets.map(|v| json!(v)));
+}
+
+/// Where a stream's loss happened: packets lost before the proxy (what it
+/// found missing on arrival, RFC 3550 A.3 cumulative) and after it (the
+/// far receiver's RR cumulative lost minus what the proxy already saw
+/// missing, floored at 0: late packets the proxy counted may still be lost
+/// on the second leg). `(client leg, upstream leg)`; `None` until the far
+/// receiver reported.
+pub fn leg_loss(src: &SourceSnapshot) -> Option<(i64, i64)> {
+    let rtp = src.rtp.as_ref()?;
+    let remote = src.remote.as_ref()?;
+    let before = rtp.packets_lost.max(0);
+    let after = (i64::from(remote.cumulative_lost) - before).max(0);
+    Some(match src.side {
+        Side::Client => (before, after),
+        Side::Upstream => (after, before),
+    })
 }
 
 /// The members of every RTP stream's stats object (W3C RTCRtpStreamStats).

@@ -681,6 +681,12 @@ pub struct StreamSummary {
     pub(crate) proxy_loss_percent: f64,
     pub(crate) proxy_jitter_ms: Option<f64>,
     pub(crate) proxy_mean_jitter_ms: Option<f64>,
+    /// The proxy's E-model rating of an audio stream on the leg it arrived
+    /// over (MOS-CQ once the leg has an RTT, else MOS-LQ), its R-factor
+    /// (narrowband scale) and the BurstR of its loss.
+    pub(crate) proxy_mos: Option<f64>,
+    pub(crate) proxy_r_factor: Option<f64>,
+    pub(crate) proxy_burst_r: Option<f64>,
     /// Loss the impairment caused before the proxy: sequence numbers missing
     /// at the proxy's side, counted by the receiving endpoint (the proxy
     /// itself drops nothing on loopback).
@@ -1090,6 +1096,9 @@ fn stream_rows(views: &[SessionView], browser: &Endpoint, sfu: &Endpoint) -> Vec
                 },
                 proxy_jitter_ms: rtp.and_then(|r| r.jitter).map(|j| j * 1000.0),
                 proxy_mean_jitter_ms: rtp.and_then(|r| r.mean_jitter).map(|j| j * 1000.0),
+                proxy_mos: src.and_then(|x| x.quality).map(|q| q.mos_cq.unwrap_or(q.mos_lq)),
+                proxy_r_factor: src.and_then(|x| x.quality).map(|q| q.r_narrowband),
+                proxy_burst_r: rtp.map(|r| r.loss_model.burst_r),
                 truth_lost_before_proxy: truth_before_proxy,
                 receiver_packets: truth.map_or(0, |t| t.packets),
                 receiver_lost: truth.map_or(0, ReceivedTruth::lost),
@@ -1133,6 +1142,10 @@ fn leg_rows(views: &[SessionView], opts: &DemoOptions) -> Vec<LegSummary> {
     .collect()
 }
 
+fn opt_mos(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |x| format!("{x:.2}"))
+}
+
 fn opt_ms(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |x| format!("{x:.1}"))
 }
@@ -1148,22 +1161,33 @@ fn render_live(rows: &[StreamSummary], legs: &[LegSummary], mode: RtcpMode, elap
     let leg_rtt = |name: &str| opt_ms(legs.iter().find(|l| l.leg == name).and_then(LegSummary::best_ms));
     let (client_rtt, upstream_rtt) = (leg_rtt("client"), leg_rtt("upstream"));
     let mut t = format!(
-        "\n[{elapsed:5.1} s]\n{:<14} {:<12} {:>7} {:>5} {:>6} {:>6} {:>10} {:>10} {:<9} {:<10}\n",
-        "stream", "direction", "packets", "lost", "loss%", "jitter", "RTT client", "RTT upstr", "rtcp", "reports"
+        "\n[{elapsed:5.1} s]\n{:<14} {:<12} {:>7} {:>5} {:>6} {:>6} {:>5} {:>10} {:>10} {:<9} {:<10}\n",
+        "stream",
+        "direction",
+        "packets",
+        "lost",
+        "loss%",
+        "jitter",
+        "MOS",
+        "RTT client",
+        "RTT upstr",
+        "rtcp",
+        "reports"
     );
     t += &format!(
-        "{:<14} {:<12} {:>7} {:>5} {:>6} {:>6} {:>10} {:>10}\n",
-        "", "", "", "", "", "ms", "leg ms", "leg ms"
+        "{:<14} {:<12} {:>7} {:>5} {:>6} {:>6} {:>5} {:>10} {:>10}\n",
+        "", "", "", "", "", "ms", "", "leg ms", "leg ms"
     );
     for r in rows {
         t += &format!(
-            "{:<14} {:<12} {:>7} {:>5} {:>6.2} {:>6} {:>10} {:>10} {:<9} {:<10}\n",
+            "{:<14} {:<12} {:>7} {:>5} {:>6.2} {:>6} {:>5} {:>10} {:>10} {:<9} {:<10}\n",
             r.stream,
             r.direction,
             r.proxy_packets,
             r.proxy_lost,
             r.proxy_loss_percent,
             opt_ms(r.proxy_jitter_ms),
+            opt_mos(r.proxy_mos),
             client_rtt,
             upstream_rtt,
             mode.to_string(),
@@ -1192,20 +1216,32 @@ pub fn render_summary(s: &DemoSummary) -> String {
         i.upstream_delay_ms,
     );
     t += &format!(
-        "{:<14} {:>6} {:>7} {:>7} {:>7} {:>8} {:>8} {:>9} {:>8} {:>8}\n",
-        "stream", "sent", "proxy", "proxy", "truth", "proxy", "proxy", "receiver", "reports", "sender"
+        "{:<14} {:>6} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6} {:>5} {:>5} {:>9} {:>8} {:>8}\n",
+        "stream",
+        "sent",
+        "proxy",
+        "proxy",
+        "truth",
+        "proxy",
+        "proxy",
+        "proxy",
+        "proxy",
+        "proxy",
+        "receiver",
+        "reports",
+        "sender"
     );
     t += &format!(
-        "{:<14} {:>6} {:>7} {:>7} {:>7} {:>8} {:>8} {:>9} {:>8} {:>8}\n",
-        "", "", "lost", "loss%", "lost", "jitter", "mean jit", "jitter", "at", "RTT ms"
+        "{:<14} {:>6} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6} {:>5} {:>5} {:>9} {:>8} {:>8}\n",
+        "", "", "lost", "loss%", "lost", "jitter", "mean jit", "BurstR", "R", "MOS", "jitter", "at", "RTT ms"
     );
     t += &format!(
-        "{:<14} {:>6} {:>7} {:>7} {:>7} {:>8} {:>8} {:>9} {:>8} {:>8}\n",
-        "", "", "", "", "", "ms", "ms", "ms", "sender", ""
+        "{:<14} {:>6} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6} {:>5} {:>5} {:>9} {:>8} {:>8}\n",
+        "", "", "", "", "", "ms", "ms", "", "", "", "ms", "sender", ""
     );
     for r in &s.streams {
         t += &format!(
-            "{:<14} {:>6} {:>7} {:>7.2} {:>7} {:>8} {:>8} {:>9.1} {:>8} {:>8}\n",
+            "{:<14} {:>6} {:>7} {:>7.2} {:>7} {:>8} {:>8} {:>6} {:>5} {:>5} {:>9.1} {:>8} {:>8}\n",
             r.stream,
             r.sent,
             r.proxy_lost,
@@ -1213,6 +1249,9 @@ pub fn render_summary(s: &DemoSummary) -> String {
             r.truth_lost_before_proxy,
             opt_ms(r.proxy_jitter_ms),
             opt_ms(r.proxy_mean_jitter_ms),
+            r.proxy_burst_r.map_or_else(|| "-".into(), |b| format!("{b:.2}")),
+            r.proxy_r_factor.map_or_else(|| "-".into(), |x| format!("{x:.0}")),
+            opt_mos(r.proxy_mos),
             r.receiver_jitter_ms,
             r.reports_at_sender,
             opt_ms(r.sender_rtt_ms),
@@ -1242,6 +1281,8 @@ pub fn render_summary(s: &DemoSummary) -> String {
             if d.sfu_saw_proxy_certificate { "yes" } else { "NO" },
         );
     }
+    t += "\nMOS and R: the proxy's E-model (G.107 / G.107.1 for Opus) of each audio stream on the leg it arrived over,\n\
+          from its loss on arrival (BurstR: 1 random, > 1 bursty), jitter and the leg's RTT.\n";
     t += "\n'truth' is the loss before the proxy, from the receiving endpoint's missing sequence numbers;\n\
           'reports at sender' counts report blocks about the stream that reached its sender (the SFU sends none:\n\
           in `auto` and `terminate` they are the proxy's), and the RTT the sender computes from them.\n";

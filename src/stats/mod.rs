@@ -3,12 +3,14 @@
 //! streams in their report blocks (send side), and round-trip times matched
 //! from reports the proxy forwards.
 
+pub mod burst;
 pub mod clock_rate;
+pub mod quality;
 pub mod receive;
 pub mod remote;
 pub mod rtt;
 
 pub use clock_rate::ClockRates;
-pub use receive::{IntervalLoss, ReceiveStats, SeqOutcome};
+pub use receive::{IntervalLoss, JitterSummary, ReceiveStats, SeqOutcome};
 pub use remote::{RemoteReport, SenderRecord};
 pub use rtt::{RttMethod, RttReject, RttStats, SentLog};

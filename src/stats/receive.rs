@@ -2,6 +2,7 @@
 //! extension and validation), A.3 (expected, lost, fraction lost) and A.8
 //! (interarrival jitter).
 
+use crate::stats::burst::{BurstMetrics, LossModel};
 use crate::time::MonoTime;
 use crate::wire::rtcp::clamp_lost_24;
 use crate::wire::rtp::RtpView;
@@ -67,6 +68,19 @@ const NO_REFERENCE: MonoTime = MonoTime::from_nanos(u64::MAX);
 /// of two above MAX_MISORDER.
 const SEEN_BITS: u16 = 512;
 const _: () = assert!(MAX_MISORDER < SEEN_BITS && SEEN_BITS.is_power_of_two());
+
+/// RFC 3611 §4.6 Statistics Summary jitter fields, in timestamp units,
+/// from the A.8 estimate J (as pjmedia's XR does): `max` and `mean` are
+/// the per-packet maximum and mean of J the receive path keeps anyway;
+/// `min` and `dev` are over the values of J at each generated report (one
+/// sample per report interval, so the packet path pays nothing).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct JitterSummary {
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+    pub dev: f64,
+}
 
 /// What A.1 made of one packet's sequence number.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -186,6 +200,12 @@ pub struct ReceiveStats {
     pub invalid: u64,
     pub restarts: u64,
     pub(crate) first_arrival: MonoTime,
+    /// RFC 3611 §4.7.2 burst/gap and Gilbert loss model, fed once per gap
+    /// (see [`crate::stats::burst`]).
+    loss: LossModel,
+    /// J sampled at each generated report: count, min, sum, sum of squares
+    /// ([`JitterSummary`]).
+    report_jitter: (u64, f64, f64, f64),
 }
 
 impl ReceiveStats {
@@ -233,7 +253,9 @@ impl ReceiveStats {
             in_order_at: NO_REFERENCE,
             in_order_ts: RtpTs(0),
             jitter_in_order: 0.0,
+            report_jitter: (0, 0.0, 0.0, 0.0),
             last_pt: None,
+            loss: LossModel::default(),
         }
     }
 
@@ -248,6 +270,9 @@ impl ReceiveStats {
         self.expected_prior = 0;
         self.seen = [0; (SEEN_BITS / 64) as usize];
         self.mark_seen(seq);
+        // The model's received count is this epoch's `received`: a new
+        // numbering starts the model over too.
+        self.loss = LossModel::default();
     }
 
     /// Word and bit of `seq` in the `seen` ring.
@@ -448,6 +473,11 @@ impl ReceiveStats {
             if seq < self.max_seq {
                 // Sequence number wrapped: count another 64K cycle.
                 self.cycles += 1;
+            }
+            if udelta > 1 {
+                // udelta − 1 numbers skipped: one gap for the loss model
+                // (O(1) whatever its length).
+                self.loss.on_gap(self.received, u64::from(udelta - 1));
             }
             self.advance_seen(udelta, seq);
             self.max_seq = seq;
@@ -781,6 +811,53 @@ impl ReceiveStats {
         self.clock_rate.map(|r| self.mean_jitter / f64::from(r))
     }
 
+    /// The burst/gap loss model so far (RFC 3611 §4.7.2, G.107 BurstR). One
+    /// packet's duration is the stream's mean spacing: elapsed time over
+    /// the sequence numbers it spanned (20 ms before two packets).
+    pub fn burst_metrics(&self) -> BurstMetrics {
+        let span = self.ext_highest_seq().0.saturating_sub(u64::from(self.base_seq));
+        let elapsed_ms = self.last_arrival.saturating_since(self.first_arrival).as_secs_f64() * 1e3;
+        let packet_ms = if span == 0 || self.restarts > 0 {
+            20.0
+        } else {
+            elapsed_ms / span as f64
+        };
+        self.loss.metrics(self.received, packet_ms)
+    }
+
+    /// Samples J for a generated report and returns the RFC 3611 §4.6
+    /// jitter fields (see [`JitterSummary`]); `None` while the clock rate
+    /// is unknown.
+    pub(crate) fn jitter_summary_for_report(&mut self) -> Option<JitterSummary> {
+        self.clock_rate?;
+        let j = self.jitter;
+        let (n, min, sum, sum_sq) = &mut self.report_jitter;
+        *min = if *n == 0 { j } else { min.min(j) };
+        *sum += j;
+        *sum_sq += j * j;
+        *n += 1;
+        let k = *n as f64;
+        Some(JitterSummary {
+            min: *min,
+            max: self.max_jitter.max(j),
+            mean: self.mean_jitter,
+            // Population deviation of the report samples, √(E[J²] − E[J]²).
+            dev: (*sum_sq / k - (*sum / k).powi(2)).max(0.0).sqrt(),
+        })
+    }
+
+    /// Sequence number the current numbering began at (RFC 3550 A.1
+    /// `base_seq`): RFC 3611 §4.6 `begin_seq`.
+    pub fn base_seq(&self) -> u16 {
+        self.base_seq
+    }
+
+    /// Packets counted toward A.3 in the current numbering (duplicates
+    /// included): what the loss model's received count is.
+    pub fn received_in_epoch(&self) -> u64 {
+        self.received
+    }
+
     /// The jitter field of a report block: A.8 estimate truncated to an integer.
     pub fn wire_jitter(&self) -> u32 {
         self.jitter_units().map_or(0, |j| j as u32)
@@ -921,5 +998,59 @@ mod tests {
         // The run's packets are known: a copy of one is a duplicate.
         let t = MonoTime::from_millis(10_000);
         assert_eq!(s.on_packet(t, SeqNo(65_531), RtpTs(0), 12, 1), SeqOutcome::Duplicate);
+    }
+}
+
+#[cfg(test)]
+mod burst_tests {
+    use super::*;
+
+    #[test]
+    fn gaps_feed_the_loss_model() {
+        // 200 packets at 20 ms; 3 % lost either one at a time or in runs
+        // of three: same loss, different BurstR.
+        let run = |lost: &dyn Fn(u16) -> bool| {
+            let mut s = ReceiveStats::new(SeqNo(0), Some(8000), MonoTime::ZERO);
+            for q in (0..200u16).filter(|q| !lost(*q)) {
+                let t = MonoTime::from_millis(20 * u64::from(q));
+                s.on_packet(t, SeqNo(q), RtpTs(160 * u32::from(q)), 12, 160);
+            }
+            s.burst_metrics()
+        };
+        let random = run(&|q| q % 33 == 5);
+        let bursty = run(&|q| (q % 100) / 3 == 10);
+        assert_eq!((random.lost, bursty.lost), (6, 6));
+        assert!(random.burst_r < 1.1 && bursty.burst_r > 2.5, "{random:?} {bursty:?}");
+        // Packet duration from the arrivals: 20 ms, so a burst of three
+        // lasts 60 ms.
+        assert!((bursty.burst_duration_ms - 60.0).abs() < 1e-6, "{bursty:?}");
+    }
+}
+
+#[cfg(test)]
+mod report_jitter_tests {
+    use super::*;
+
+    #[test]
+    fn jitter_summary_samples_j_at_each_report() {
+        let mut s = ReceiveStats::new(SeqNo(0), Some(8000), MonoTime::ZERO);
+        let feed = |s: &mut ReceiveStats, from: u16, to: u16, late: u64| {
+            for q in from..to {
+                let t = MonoTime::from_millis(20 * u64::from(q) + if q % 2 == 1 { late } else { 0 });
+                s.on_packet(t, SeqNo(q), RtpTs(160 * u32::from(q)), 12, 160);
+            }
+        };
+        feed(&mut s, 0, 100, 0);
+        let quiet = s.jitter_summary_for_report().unwrap();
+        assert_eq!((quiet.min, quiet.max, quiet.dev), (0.0, 0.0, 0.0));
+        // Odd packets 4 ms late: |D| = 32 ticks, J → 32.
+        feed(&mut s, 100, 400, 4);
+        let busy = s.jitter_summary_for_report().unwrap();
+        assert_eq!(busy.min, 0.0, "the first report's J");
+        assert!((busy.max - 32.0).abs() < 1.0 && busy.mean > 0.0, "{busy:?}");
+        // Two report samples, 0 and ≈ 32: deviation ≈ 16.
+        assert!((busy.dev - 16.0).abs() < 0.5, "{busy:?}");
+        s.set_clock_rate(None);
+        assert_eq!(s.jitter_summary_for_report(), None);
     }
 }

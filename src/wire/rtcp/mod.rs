@@ -33,7 +33,10 @@ pub use rr::{
 };
 pub use sdes::{write_sdes_cname, Sdes, SdesChunks, SdesItem, SdesItems, SDES_CNAME};
 pub use sr::{write_sender_report, SenderInfo, SenderReport};
-pub use xr::{write_xr, DlrrItem, DlrrItems, Xr, XrBlock, XrBlocks, XR_DLRR, XR_RRTR};
+pub use xr::{
+    write_xr, write_xr_blocks, DlrrItem, DlrrItems, StatsSummary, VoipMetrics, Xr, XrBlock, XrBlocks, VOIP_UNAVAILABLE,
+    XR_DLRR, XR_RRTR, XR_STATS_SUMMARY, XR_VOIP_METRICS,
+};
 
 use super::bytes::{u16_at, u8_at};
 use thiserror::Error;
