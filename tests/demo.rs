@@ -40,7 +40,9 @@ fn f(v: &Value) -> f64 {
 
 #[test]
 fn auto_mode_measures_every_stream_and_fixes_the_missing_rrs() {
-    let s = run_demo(&["--seconds", "5"]);
+    // 7 s: `auto` needs 3 report intervals (1 s, randomised ×0.5–1.5)
+    // without a block before it generates, and one more to send it.
+    let s = run_demo(&["--seconds", "7"]);
     let expected_jitter = f(&s["impairment"]["expectedJitterMs"]);
     assert!(
         f(&s["impairment"]["droppedToProxy"]) > 0.0,
