@@ -65,8 +65,10 @@ fn with_sdp_rtx_is_folded_into_its_primary() {
         let folded = video.rtx.expect("the primary carries its RTX stream");
         assert_eq!((folded.ssrc, folded.packets_received), (RTX.0, 10));
         let v = video.rtp.as_ref().unwrap();
-        // 100 sent, 10 lost on the primary (repaired by RTX, not counted here).
+        // 100 sent, 10 lost on the primary on arrival, all 10 repaired by
+        // RTX (loss after repair 0).
         assert_eq!((v.packets_lost, v.out_of_order), (10, 0), "fid {fid}");
+        assert_eq!(v.packets_repaired, 10, "fid {fid}");
         assert_eq!(
             v.jitter,
             Some(0.0),
@@ -153,4 +155,45 @@ fn w3c_report_folds_rtx_and_keeps_ids_unique() {
         1,
         "VP8 once, for both of its streams"
     );
+}
+
+#[test]
+fn rtx_repairs_only_what_is_missing_and_only_once() {
+    let (mut e, id) = driver_and_session(RtcpMode::Forward, EngineConfig::default());
+    let sdp = offer(true);
+    assert!(e.set_session_media(id, MediaMap::from_sdp([sdp.as_str()])));
+    // 0..40 with 10, 11 and 20 lost.
+    for i in 0..40u16 {
+        if ![10, 11, 20].contains(&i) {
+            e.handle_datagram(
+                ms(u64::from(i) * 33),
+                Side::Client,
+                id,
+                &rtp(96, i, 2970 * u32::from(i), VIDEO, 900),
+            );
+        }
+    }
+    let mut rtx_seq = 900u16;
+    let mut retransmit = |e: &mut common::Driver, osn: u16| {
+        let mut p = rtp(97, rtx_seq, 2970 * u32::from(osn), RTX, 902);
+        p[12..14].copy_from_slice(&osn.to_be_bytes());
+        e.handle_datagram(ms(2_000), Side::Client, id, &p);
+        rtx_seq += 1;
+    };
+    retransmit(&mut e, 10); // repairs
+    retransmit(&mut e, 10); // a second retransmission of the same packet
+    retransmit(&mut e, 12); // a packet that arrived: nothing to repair
+    retransmit(&mut e, 20); // repairs
+    let snap = e.snapshot(ms(3_000), id).unwrap();
+    let v = source(&snap, Side::Client, VIDEO).rtp.clone().unwrap();
+    assert_eq!((v.packets_lost, v.packets_repaired), (3, 2));
+    let report = rtp_middlebox::report::session_report(&snap, &common::rates(), |t| t);
+    let inbound = report
+        .iter()
+        .find(|s| s["type"] == "inbound-rtp" && s["ssrc"] == VIDEO.0)
+        .unwrap()
+        .clone();
+    assert_eq!(inbound["packetsLost"], 3, "{inbound:#}");
+    assert_eq!(inbound["x-packetsRepaired"], 2, "{inbound:#}");
+    assert_eq!(inbound["x-packetsLostAfterRepair"], 1, "{inbound:#}");
 }

@@ -496,6 +496,20 @@ impl Session {
         let media = self.media.as_deref();
         let clock_rate = |pt: u8| media.and_then(|m| m.clock_rate(pt)).or_else(|| clock_rate(pt));
         let source = &mut self.sides[side.index()].sources[index];
+        if let Some(Some(primary)) = source.rtx {
+            // RFC 4588 §4: an RTX payload starts with the original sequence
+            // number; a packet its primary misses is repaired by it.
+            // Padding-only probes carry none.
+            if let Some(osn) = rtp.payload().get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) {
+                let state = &mut self.sides[side.index()];
+                if let Some(p) = state.position(primary) {
+                    if let Some(stream) = state.sources[p].rtp.as_mut() {
+                        stream.stats.repair(osn);
+                    }
+                }
+            }
+        }
+        let source = &mut self.sides[side.index()].sources[index];
         match &mut source.rtp {
             Some(stream) => {
                 if stream.payload_type != pt {

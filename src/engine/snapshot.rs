@@ -4,8 +4,8 @@
 
 use super::session::{FeedbackCounts, Session, Source};
 use super::{KindCounts, RtcpMode, SessionId, Side};
-use crate::stats::clock_rate::{infer_kind, static_mime_type, MediaKind};
 use crate::stats::burst::BurstMetrics;
+use crate::stats::clock_rate::{infer_kind, static_mime_type, MediaKind};
 use crate::stats::quality::{stream_quality, Codec, StreamQuality};
 use crate::stats::{RttMethod, RttStats};
 use crate::time::MonoTime;
@@ -216,6 +216,9 @@ pub struct RtpSnapshot {
     pub packets_received: u64,
     pub packets_expected: u64,
     pub packets_lost: i64,
+    /// Of the lost, repaired by RTX (RFC 4588) before reaching the proxy's
+    /// view of the primary; loss after repair is the difference.
+    pub packets_repaired: u64,
     pub duplicates: u64,
     pub out_of_order: u64,
     pub invalid: u64,
@@ -356,6 +359,7 @@ impl SourceSnapshot {
                     packets_received: st.packets,
                     packets_expected: st.expected(),
                     packets_lost: st.cumulative_lost(),
+                    packets_repaired: st.repaired,
                     duplicates: st.duplicates,
                     out_of_order: st.out_of_order,
                     invalid: st.invalid,

@@ -161,6 +161,16 @@ fn source_objects(
         inbound.insert("x-srtcpIndex".into(), json!(src.srtcp_index));
     }
     inbound.insert("x-packetsDuplicated".into(), json!(rtp.duplicates));
+    // Loss before the receiver repairs it (packetsLost, what arrived at the
+    // proxy) and after RTX filled the gaps: the loss a NACK/RTX receiver
+    // such as libwebrtc is left with.
+    if src.rtx.is_some() {
+        inbound.insert("x-packetsRepaired".into(), json!(rtp.packets_repaired));
+        inbound.insert(
+            "x-packetsLostAfterRepair".into(),
+            json!((rtp.packets_lost - rtp.packets_repaired as i64).max(0)),
+        );
+    }
     inbound.insert("x-packetsOutOfOrder".into(), json!(rtp.out_of_order));
     insert_quality(&mut inbound, src);
     if let Some(sr) = &src.sender_report {

@@ -196,6 +196,10 @@ pub struct ReceiveStats {
     lost_before_restart: i64,
     expected_before_restart: u64,
     pub duplicates: u64,
+    /// Missing packets that arrived inside an RTX packet (RFC 4588) of this
+    /// stream's RTX stream: loss repaired behind the proxy's measuring
+    /// point. Loss after repair is `cumulative_lost − repaired`.
+    pub repaired: u64,
     pub out_of_order: u64,
     pub invalid: u64,
     pub restarts: u64,
@@ -236,6 +240,7 @@ impl ReceiveStats {
             expected_before_restart: 0,
             packets: 0,
             duplicates: 0,
+            repaired: 0,
             out_of_order: 0,
             invalid: 0,
             restarts: 0,
@@ -740,6 +745,30 @@ impl ReceiveStats {
 
     /// Cumulative packets lost, signed: expected − received (A.3). Negative
     /// when duplicates outnumber losses. Unclamped; see [`Self::wire_cumulative_lost`].
+    /// An RTX packet (RFC 4588 §4) carried original sequence number `osn`
+    /// of this stream: when that packet is missing and still inside the
+    /// duplicate ring, it counts as repaired and is marked received (so a
+    /// second retransmission, or the original arriving later, is a
+    /// duplicate). Returns whether it repaired anything. The arrival
+    /// figures (`received`, cumulative lost) are unchanged: they are what
+    /// the proxy measured on the wire.
+    pub fn repair(&mut self, osn: u16) -> bool {
+        let back = self.max_seq.wrapping_sub(osn);
+        if self.probation > 0 || back == 0 || back >= SEEN_BITS || back >= MAX_MISORDER {
+            return false;
+        }
+        if self.test_and_mark_seen(osn) {
+            return false;
+        }
+        self.repaired += 1;
+        true
+    }
+
+    /// Cumulative loss after RTX repair, never below zero.
+    pub fn lost_after_repair(&self) -> i64 {
+        (self.cumulative_lost() - self.repaired as i64).max(0)
+    }
+
     pub fn cumulative_lost(&self) -> i64 {
         self.lost_before_restart + self.lost_in_epoch()
     }
