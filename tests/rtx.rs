@@ -80,13 +80,63 @@ fn with_sdp_rtx_is_folded_into_its_primary() {
 }
 
 #[test]
-fn without_sdp_rtx_is_a_stream_of_its_own() {
+fn without_sdp_rtx_is_a_stream_of_its_own_until_its_payloads_show_it() {
+    // Ten retransmissions: too few to tell.
     let (mut e, id) = driver_and_session(RtcpMode::Forward, EngineConfig::default());
     call(&mut e, id, 0);
     let snap = e.snapshot(ms(5_000), id).unwrap();
     let rtx = source(&snap, Side::Client, RTX);
     assert_eq!(rtx.rtx_of, None);
     assert!(source(&snap, Side::Client, VIDEO).rtx.is_none());
+}
+
+#[test]
+fn without_sdp_rtx_is_recognised_by_its_original_sequence_numbers() {
+    // A longer call with padding-only probes on the RTX SSRC first (as
+    // Chromium sends them), then retransmissions, and an audio stream whose
+    // payloads are arbitrary bytes.
+    let (mut e, id) = driver_and_session(RtcpMode::Forward, EngineConfig::default());
+    let audio = Ssrc(0x1111_0009);
+    let mut rtx_seq = 100u16;
+    for i in 0..400u16 {
+        let t = u64::from(i) * 33;
+        if i % 10 != 5 {
+            e.handle_datagram(ms(t), Side::Client, id, &rtp(96, i, 2970 * u32::from(i), VIDEO, 900));
+        }
+        let mut a = rtp(111, i, 960 * u32::from(i), audio, 80);
+        a[12..14].copy_from_slice(&(i.wrapping_mul(7919)).to_be_bytes());
+        e.handle_datagram(ms(t), Side::Client, id, &a);
+        if i < 20 {
+            // A padding-only probe: P bit, no payload, 255 bytes of padding.
+            let mut probe = rtp(97, rtx_seq, 0, RTX, 0);
+            probe[0] |= 0x20;
+            probe.extend(std::iter::repeat_n(0u8, 254));
+            probe.push(255);
+            e.handle_datagram(ms(t), Side::Client, id, &probe);
+            rtx_seq += 1;
+        }
+        if i >= 24 && (i - 4) % 10 == 5 {
+            let mut p = rtp(97, rtx_seq, 2970 * u32::from(i - 4), RTX, 902);
+            p[12..14].copy_from_slice(&(i - 4).to_be_bytes());
+            e.handle_datagram(ms(t + 1), Side::Client, id, &p);
+            rtx_seq += 1;
+        }
+    }
+    let snap = e.snapshot(ms(20_000), id).unwrap();
+    assert_eq!(source(&snap, Side::Client, RTX).rtx_of, Some(Some(VIDEO.0)));
+    assert_eq!(
+        source(&snap, Side::Client, audio).rtx_of,
+        None,
+        "arbitrary payloads are no RTX"
+    );
+    let v = source(&snap, Side::Client, VIDEO);
+    assert_eq!(v.rtx.as_ref().map(|r| r.ssrc), Some(RTX.0), "folded into its primary");
+    // Repairs count from the moment the stream is known as RTX: the 16th
+    // retransmission completes the evidence and already repairs.
+    let lost = v.rtp.as_ref().unwrap().packets_lost;
+    let repaired = v.rtp.as_ref().unwrap().packets_repaired;
+    assert_eq!(lost, 40);
+    assert_eq!(repaired, 38 - 15, "{repaired}");
 }
 
 #[test]

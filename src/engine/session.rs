@@ -89,11 +89,35 @@ pub struct Source {
     /// reported inside its primary stream (`Some(primary)`) once that is
     /// known.
     pub rtx: Option<Option<Ssrc>>,
+    /// Without SDP: what the stream's first payloads said about being an
+    /// RTX stream ([`RtxGuess`]).
+    pub rtx_guess: RtxGuess,
     /// The latest RFC 3611 Statistics Summary and VoIP Metrics blocks the
     /// receiver on the other side sent about this source (SIP phones do;
     /// Chrome does not). Boxed: most sources never get one.
     pub remote_xr: Option<Box<RemoteXr>>,
 }
+
+/// Recognising an RTX stream (RFC 4588) in a session without SDP: an RTX
+/// payload starts with the original sequence number (OSN) of a packet of
+/// its primary, so the OSNs of a real RTX stream fall just behind its
+/// primary's highest sequence number (within the misorder window), packet
+/// after packet. The first [`RTX_GUESS_PACKETS`] packets with a payload
+/// (padding-only probes say nothing) are checked against the other streams
+/// of the side; [`RTX_GUESS_HITS`] of them on one primary make the stream
+/// that primary's RTX. A stream that is not RTX hits a 450-number window
+/// of a 65 536 space by chance with p ≈ 0.007 per packet and stream, so 12
+/// of 16 by chance is about 1e-20; a real one hits nearly always. Checking
+/// stops after those packets: a stream pays nothing for it afterwards.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RtxGuess {
+    checked: u8,
+    hits: u8,
+    primary: Option<Ssrc>,
+}
+
+pub const RTX_GUESS_PACKETS: u8 = 16;
+pub const RTX_GUESS_HITS: u8 = 12;
 
 /// XR quality blocks about a source, as its receiver sent them.
 #[derive(Clone, Copy, Debug, Default)]
@@ -146,6 +170,7 @@ impl Source {
             srtcp_packets: 0,
             srtcp_last: None,
             rtx: None,
+            rtx_guess: RtxGuess::default(),
             remote_xr: None,
         }
     }
@@ -491,6 +516,9 @@ impl Session {
                 i
             }
         };
+        if self.media.is_none() {
+            self.guess_rtx(side, index, rtp);
+        }
         // The session's SDP (`a=rtpmap`) names the clock first; the relay's
         // table covers sessions without one.
         let media = self.media.as_deref();
@@ -532,6 +560,41 @@ impl Session {
                     stats,
                 });
                 RtpOutcome::NewSource(ssrc, pt)
+            }
+        }
+    }
+
+    /// One step of [`RtxGuess`] for the stream at `index` on `side`.
+    fn guess_rtx(&mut self, side: Side, index: usize, rtp: &RtpView<'_>) {
+        let state = &mut self.sides[side.index()];
+        let guess = state.sources[index].rtx_guess;
+        if state.sources[index].rtx.is_some() || guess.checked >= RTX_GUESS_PACKETS {
+            return;
+        }
+        let Some(osn) = rtp.payload().get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+            return;
+        };
+        let pt = rtp.payload_type();
+        let hit = state.sources.iter().enumerate().find_map(|(j, other)| {
+            let stream = other.rtp.as_ref()?;
+            (j != index && other.rtx.is_none() && stream.payload_type != pt && stream.stats.just_behind(osn))
+                .then_some(other.ssrc)
+        });
+        let g = &mut state.sources[index].rtx_guess;
+        g.checked += 1;
+        if let Some(primary) = hit {
+            if g.primary.is_none_or(|p| p == primary) {
+                g.primary = Some(primary);
+                g.hits += 1;
+            }
+        }
+        if g.checked == RTX_GUESS_PACKETS && g.hits >= RTX_GUESS_HITS {
+            let primary = g.primary;
+            let source = &mut state.sources[index];
+            source.rtx = Some(primary);
+            // Retransmitted timestamps are the original ones: no jitter.
+            if let Some(r) = source.rtp.as_mut() {
+                r.stats.set_clock_rate(None);
             }
         }
     }

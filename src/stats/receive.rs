@@ -764,6 +764,13 @@ impl ReceiveStats {
         true
     }
 
+    /// Whether `seq` lies at or just behind the highest sequence number
+    /// (within the misorder window) of a stream past probation: where the
+    /// original sequence numbers of its retransmissions fall.
+    pub fn just_behind(&self, seq: u16) -> bool {
+        self.probation == 0 && self.max_seq.wrapping_sub(seq) < MAX_MISORDER
+    }
+
     /// Cumulative loss after RTX repair, never below zero.
     pub fn lost_after_repair(&self) -> i64 {
         (self.cumulative_lost() - self.repaired as i64).max(0)
