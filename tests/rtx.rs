@@ -247,3 +247,51 @@ fn rtx_repairs_only_what_is_missing_and_only_once() {
     assert_eq!(inbound["x-packetsRepaired"], 2, "{inbound:#}");
     assert_eq!(inbound["x-packetsLostAfterRepair"], 1, "{inbound:#}");
 }
+
+#[test]
+fn fec_is_counted_in_its_primary() {
+    // RED with ULPFEC inside (RFC 2198, RFC 5109) on the video SSRC, and a
+    // FlexFEC stream of its own (RFC 8627) in a FEC-FR group.
+    const FLEX: Ssrc = Ssrc(0x1111_00fe);
+    let sdp = format!(
+        "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 97 98 99 100\r\na=rtpmap:96 VP8/90000\r\n\
+         a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\na=rtpmap:98 red/90000\r\n\
+         a=rtpmap:99 ulpfec/90000\r\na=rtpmap:100 flexfec-03/90000\r\n\
+         a=ssrc-group:FEC-FR {} {}\r\n",
+        VIDEO.0, FLEX.0
+    );
+    let (mut e, id) = driver_and_session(RtcpMode::Forward, EngineConfig::default());
+    assert!(e.set_session_media(id, MediaMap::from_sdp([sdp.as_str()])));
+    for i in 0..60u16 {
+        let t = u64::from(i) * 33;
+        // Every packet in RED; every sixth carries an ULPFEC block (a RED
+        // header with F set naming 99, then the last header naming 96).
+        let mut p = rtp(98, i, 2970 * u32::from(i), VIDEO, 900);
+        if i % 6 == 0 {
+            p[12..17].copy_from_slice(&[0x80 | 99, 0, 0, 10, 96]);
+        } else {
+            p[12] = 96;
+        }
+        e.handle_datagram(ms(t), Side::Client, id, &p);
+        if i % 10 == 0 {
+            e.handle_datagram(
+                ms(t),
+                Side::Client,
+                id,
+                &rtp(100, i / 10, 2970 * u32::from(i), FLEX, 300),
+            );
+        }
+    }
+    let snap = e.snapshot(ms(3_000), id).unwrap();
+    let v = source(&snap, Side::Client, VIDEO);
+    assert_eq!(v.ulpfec_packets, 10);
+    assert_eq!(v.fec.as_ref().map(|f| (f.ssrc, f.packets_received)), Some((FLEX.0, 6)));
+    let flex = source(&snap, Side::Client, FLEX);
+    assert_eq!(flex.fec_of, Some(Some(VIDEO.0)));
+    assert_eq!(flex.rtp.as_ref().unwrap().jitter, None, "no jitter of its own");
+    let report = rtp_middlebox::report::session_report(&snap, &common::rates(), |t| t);
+    let inbound: Vec<_> = report.iter().filter(|s| s["type"] == "inbound-rtp").collect();
+    assert_eq!(inbound.len(), 1, "the FlexFEC stream is folded: {inbound:#?}");
+    assert_eq!(inbound[0]["fecPacketsReceived"], 16);
+    assert_eq!(inbound[0]["fecSsrc"], FLEX.0);
+}

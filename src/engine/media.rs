@@ -49,6 +49,8 @@ pub struct MediaMap {
     fid: Vec<(Ssrc, Ssrc)>,
     /// Payload types named by `a=rtpmap` (the first document naming one wins).
     payload_types: Vec<PayloadInfo>,
+    /// `a=ssrc-group:FEC-FR primary fec` (RFC 5956 §4.3, FlexFEC).
+    fec_fr: Vec<(Ssrc, Ssrc)>,
 }
 
 impl MediaMap {
@@ -121,6 +123,11 @@ impl MediaMap {
                     {
                         apts.push((pt, apt));
                     }
+                } else if let Some(rest) = line.strip_prefix("a=ssrc-group:FEC-FR ") {
+                    let ssrcs: Vec<u32> = rest.split_whitespace().filter_map(|s| s.parse().ok()).collect();
+                    if let [primary, fec] = ssrcs[..] {
+                        push_bounded(&mut map.fec_fr, (Ssrc(primary), Ssrc(fec)));
+                    }
                 } else if let Some(rest) = line.strip_prefix("a=ssrc-group:FID ") {
                     let ssrcs: Vec<u32> = rest.split_whitespace().filter_map(|s| s.parse().ok()).collect();
                     if let [primary, rtx] = ssrcs[..] {
@@ -161,7 +168,35 @@ impl MediaMap {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rtx_payload_types.is_empty() && self.fid.is_empty() && self.payload_types.is_empty()
+        self.rtx_payload_types.is_empty()
+            && self.fid.is_empty()
+            && self.payload_types.is_empty()
+            && self.fec_fr.is_empty()
+    }
+
+    fn encoding_is(&self, payload_type: u8, names: &[&str]) -> bool {
+        self.payload(payload_type)
+            .is_some_and(|p| names.iter().any(|n| p.encoding.eq_ignore_ascii_case(n)))
+    }
+
+    /// `red/…` (RFC 2198): ULPFEC rides inside it on the media's SSRC.
+    pub fn is_red(&self, payload_type: u8) -> bool {
+        self.encoding_is(payload_type, &["red"])
+    }
+
+    /// `ulpfec/…` (RFC 5109).
+    pub fn is_ulpfec(&self, payload_type: u8) -> bool {
+        self.encoding_is(payload_type, &["ulpfec"])
+    }
+
+    /// `flexfec-03/…` or `flexfec/…` (RFC 8627): FEC on an SSRC of its own.
+    pub fn is_flexfec(&self, payload_type: u8) -> bool {
+        self.encoding_is(payload_type, &["flexfec-03", "flexfec"])
+    }
+
+    /// The primary SSRC a FlexFEC SSRC protects (FEC-FR group).
+    pub fn fec_primary_of(&self, fec: Ssrc) -> Option<Ssrc> {
+        self.fec_fr.iter().find(|(_, f)| *f == fec).map(|(p, _)| *p)
     }
 }
 

@@ -92,6 +92,12 @@ pub struct Source {
     /// Without SDP: what the stream's first payloads said about being an
     /// RTX stream ([`RtxGuess`]).
     pub rtx_guess: RtxGuess,
+    /// A FlexFEC stream (RFC 8627, known from the SDP): no jitter of its
+    /// own; reported inside the primary of its FEC-FR group when known.
+    pub fec: Option<Option<Ssrc>>,
+    /// ULPFEC packets (RFC 5109) inside RED (RFC 2198) on this stream's
+    /// own SSRC (W3C `fecPacketsReceived`).
+    pub ulpfec_packets: u64,
     /// The latest RFC 3611 Statistics Summary and VoIP Metrics blocks the
     /// receiver on the other side sent about this source (SIP phones do;
     /// Chrome does not). Boxed: most sources never get one.
@@ -171,6 +177,8 @@ impl Source {
             srtcp_last: None,
             rtx: None,
             rtx_guess: RtxGuess::default(),
+            fec: None,
+            ulpfec_packets: 0,
             remote_xr: None,
         }
     }
@@ -381,6 +389,31 @@ pub const SOURCE_IDLE: Duration = Duration::from_secs(10);
 /// type is an RTX one (`apt`) and exactly one stream on the side carries
 /// the payload type it retransmits (RFC 4588 §8: one RTX stream per
 /// original stream, session-multiplexed).
+/// Whether `ssrc` (first seen with payload type `pt`) is a FlexFEC stream,
+/// and which primary it protects (FEC-FR group; `Some(None)`: unknown).
+fn fec_role(media: &super::media::MediaMap, ssrc: Ssrc, pt: u8) -> Option<Option<Ssrc>> {
+    match media.fec_primary_of(ssrc) {
+        Some(primary) => Some(Some(primary)),
+        None => media.is_flexfec(pt).then_some(None),
+    }
+}
+
+/// Whether a RED payload (RFC 2198 §3: 4-byte headers with the F bit set,
+/// then a 1-byte last header) carries a block of an ULPFEC payload type.
+fn red_carries_ulpfec(media: &super::media::MediaMap, payload: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(&b) = payload.get(at) {
+        if media.is_ulpfec(b & 0x7f) {
+            return true;
+        }
+        if b & 0x80 == 0 {
+            return false;
+        }
+        at += 4;
+    }
+    false
+}
+
 fn rtx_role(media: &super::media::MediaMap, side: &SideState, ssrc: Ssrc, pt: u8) -> Option<Option<Ssrc>> {
     if let Some(primary) = media.primary_of(ssrc) {
         return Some(Some(primary));
@@ -508,11 +541,13 @@ impl Session {
             None => {
                 let state = &self.sides[side.index()];
                 let rtx = self.media.as_deref().and_then(|m| rtx_role(m, state, ssrc, pt));
+                let fec = self.media.as_deref().and_then(|m| fec_role(m, ssrc, pt));
                 let state = &mut self.sides[side.index()];
                 let Some(i) = state.new_media_source(ssrc, cap, now) else {
                     return RtpOutcome::SourceLimit;
                 };
                 state.sources[i].rtx = rtx;
+                state.sources[i].fec = fec;
                 i
             }
         };
@@ -523,6 +558,11 @@ impl Session {
         // table covers sessions without one.
         let media = self.media.as_deref();
         let clock_rate = |pt: u8| media.and_then(|m| m.clock_rate(pt)).or_else(|| clock_rate(pt));
+        if let Some(m) = self.media.as_deref().filter(|m| m.is_red(rtp.payload_type())) {
+            if red_carries_ulpfec(m, rtp.payload()) {
+                self.sides[side.index()].sources[index].ulpfec_packets += 1;
+            }
+        }
         let source = &mut self.sides[side.index()].sources[index];
         if let Some(Some(primary)) = source.rtx {
             // RFC 4588 §4: an RTX payload starts with the original sequence
@@ -551,8 +591,13 @@ impl Session {
                 RtpOutcome::Counted
             }
             None => {
-                // Retransmitted timestamps are the original ones: no jitter.
-                let rate = if source.rtx.is_some() { None } else { clock_rate(pt) };
+                // Retransmitted timestamps are the original ones, and FEC
+                // packets' are the protected packets': no jitter.
+                let rate = if source.rtx.is_some() || source.fec.is_some() {
+                    None
+                } else {
+                    clock_rate(pt)
+                };
                 let mut stats = ReceiveStats::new(rtp.seq(), rate, now);
                 stats.on_rtp(now, rtp);
                 source.rtp = Some(RtpStream {
@@ -613,6 +658,16 @@ impl Session {
                 })
                 .collect();
             for (src, role) in side.sources.iter_mut().zip(roles) {
+                src.fec = src
+                    .rtp
+                    .as_ref()
+                    .and_then(|r| fec_role(&media, src.ssrc, r.payload_type));
+                if src.fec.is_some() {
+                    if let Some(r) = src.rtp.as_mut() {
+                        r.stats.set_clock_rate(None);
+                    }
+                    continue;
+                }
                 src.rtx = role;
                 if let Some(r) = src.rtp.as_mut() {
                     if role.is_some() {

@@ -126,6 +126,15 @@ pub struct SourceSnapshot {
     /// The RTX stream that retransmits this one, and what it carried.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtx: Option<RtxSnapshot>,
+    /// A FlexFEC stream (RFC 8627): `Some(primary SSRC)` from its FEC-FR
+    /// group, `Some(None)` when unknown. Reported inside its primary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fec_of: Option<Option<u32>>,
+    /// The FlexFEC stream protecting this one (its SSRC and packets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fec: Option<RtxSnapshot>,
+    /// ULPFEC packets inside RED on this stream's own SSRC.
+    pub ulpfec_packets: u64,
     /// E-model rating of an audio stream on the leg it arrived over
     /// (computed here, per snapshot, never per packet).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -404,6 +413,9 @@ impl SourceSnapshot {
             generating: src.rtp.is_some() && (mode == RtcpMode::Terminate || src.generating),
             rtx_of: src.rtx.map(|p| p.map(|s| s.0)),
             rtx: None,
+            fec_of: src.fec.map(|p| p.map(|s| s.0)),
+            fec: None,
+            ulpfec_packets: src.ulpfec_packets,
             quality: None,
             remote_xr: src.remote_xr.as_deref().map(RemoteXrSnapshot::of),
         }
@@ -415,7 +427,7 @@ impl SourceSnapshot {
     fn rate(&mut self, rtt: Option<f64>) {
         let Some(rtp) = &self.rtp else { return };
         let audio = rtp.clock_rate.is_some_and(|hz| hz != 90_000);
-        if !audio || self.rtx_of.is_some() || rtp.packets_received == 0 {
+        if !audio || self.rtx_of.is_some() || self.fec_of.is_some() || rtp.packets_received == 0 {
             return;
         }
         let codec = Codec::from_payload(rtp.payload_type, rtp.clock_rate);
@@ -457,6 +469,28 @@ fn with_rtx(mut sources: Vec<SourceSnapshot>) -> Vec<SourceSnapshot> {
     for (primary, rtx) in links {
         if let Some(p) = sources.iter_mut().find(|s| s.ssrc == primary && s.rtx_of.is_none()) {
             p.rtx = Some(rtx);
+        }
+    }
+    // FlexFEC streams the same way (W3C fecSsrc, fecPacketsReceived).
+    let fec_links: Vec<(u32, RtxSnapshot)> = sources
+        .iter()
+        .filter_map(|s| {
+            let primary = s.fec_of??;
+            let rtp = s.rtp.as_ref()?;
+            Some((
+                primary,
+                RtxSnapshot {
+                    ssrc: s.ssrc,
+                    packets_received: rtp.packets_received,
+                    payload_bytes: rtp.payload_bytes,
+                    header_bytes: rtp.header_bytes,
+                },
+            ))
+        })
+        .collect();
+    for (primary, fec) in fec_links {
+        if let Some(p) = sources.iter_mut().find(|s| s.ssrc == primary && s.fec_of.is_none()) {
+            p.fec = Some(fec);
         }
     }
     sources

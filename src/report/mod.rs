@@ -60,6 +60,7 @@ pub fn session_report(snap: &SessionSnapshot, _rates: &ClockRates, wall_ms: impl
             let folded = src
                 .rtx_of
                 .flatten()
+                .or(src.fec_of.flatten())
                 .is_some_and(|p| leg.sources.iter().any(|s| s.ssrc == p));
             if !folded {
                 out.extend(source_objects(
@@ -146,6 +147,15 @@ fn source_objects(
     }
     inbound.insert("bytesReceived".into(), json!(rtp.payload_bytes + rtx_bytes));
     inbound.insert("headerBytesReceived".into(), json!(rtp.header_bytes + rtx_header));
+    // FEC (W3C fecPacketsReceived, fecSsrc): ULPFEC inside RED on this
+    // SSRC, and a FlexFEC stream of its own.
+    let fec = src.ulpfec_packets + src.fec.as_ref().map_or(0, |f| f.packets_received);
+    if fec > 0 || src.fec.is_some() {
+        inbound.insert("fecPacketsReceived".into(), json!(fec));
+    }
+    if let Some(f) = &src.fec {
+        inbound.insert("fecSsrc".into(), json!(f.ssrc));
+    }
     if let Some(r) = src.rtx {
         inbound.insert("rtxSsrc".into(), json!(r.ssrc));
         inbound.insert("retransmittedPacketsReceived".into(), json!(r.packets_received));
