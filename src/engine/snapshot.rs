@@ -446,14 +446,26 @@ fn leg_rtt(sr_rr: &RttStats, xr: &RttStats, stun: &RttStats) -> Option<f64> {
         .map(|d| d.as_secs_f64())
 }
 
-/// Links each RTX stream to its primary: the primary's `rtx` carries the
-/// RTX stream's counts. An RTX stream whose primary is not (yet) known
-/// stays as it is.
+/// Links each RTX and FlexFEC stream to its primary: the primary's `rtx`
+/// (`fec`) carries that stream's counts. A stream whose primary is not
+/// (yet) known stays as it is.
 fn with_rtx(mut sources: Vec<SourceSnapshot>) -> Vec<SourceSnapshot> {
+    link(&mut sources, |s| s.rtx_of, |p, r| p.rtx = Some(r));
+    link(&mut sources, |s| s.fec_of, |p, r| p.fec = Some(r));
+    sources
+}
+
+/// One kind of folding: `of` names a stream's primary, `set` hands the
+/// stream's counts to it.
+fn link(
+    sources: &mut [SourceSnapshot],
+    of: fn(&SourceSnapshot) -> Option<Option<u32>>,
+    set: fn(&mut SourceSnapshot, RtxSnapshot),
+) {
     let links: Vec<(u32, RtxSnapshot)> = sources
         .iter()
         .filter_map(|s| {
-            let primary = s.rtx_of??;
+            let primary = of(s)??;
             let rtp = s.rtp.as_ref()?;
             Some((
                 primary,
@@ -466,32 +478,9 @@ fn with_rtx(mut sources: Vec<SourceSnapshot>) -> Vec<SourceSnapshot> {
             ))
         })
         .collect();
-    for (primary, rtx) in links {
-        if let Some(p) = sources.iter_mut().find(|s| s.ssrc == primary && s.rtx_of.is_none()) {
-            p.rtx = Some(rtx);
+    for (primary, counts) in links {
+        if let Some(p) = sources.iter_mut().find(|s| s.ssrc == primary && of(s).is_none()) {
+            set(p, counts);
         }
     }
-    // FlexFEC streams the same way (W3C fecSsrc, fecPacketsReceived).
-    let fec_links: Vec<(u32, RtxSnapshot)> = sources
-        .iter()
-        .filter_map(|s| {
-            let primary = s.fec_of??;
-            let rtp = s.rtp.as_ref()?;
-            Some((
-                primary,
-                RtxSnapshot {
-                    ssrc: s.ssrc,
-                    packets_received: rtp.packets_received,
-                    payload_bytes: rtp.payload_bytes,
-                    header_bytes: rtp.header_bytes,
-                },
-            ))
-        })
-        .collect();
-    for (primary, fec) in fec_links {
-        if let Some(p) = sources.iter_mut().find(|s| s.ssrc == primary && s.fec_of.is_none()) {
-            p.fec = Some(fec);
-        }
-    }
-    sources
 }

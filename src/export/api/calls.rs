@@ -100,6 +100,18 @@ fn fail(status: StatusCode, reason: &'static str, message: impl Into<String>) ->
     Failure(status, reason, message.into())
 }
 
+/// 400 for a call id the API does not take.
+fn check_call_id(id: &str) -> Result<(), Failure> {
+    match well_formed_call_id(id) {
+        true => Ok(()),
+        false => Err(fail(
+            StatusCode::BAD_REQUEST,
+            "bad-call-id",
+            "call id: 1-128 of A-Z a-z 0-9 - _ .",
+        )),
+    }
+}
+
 fn well_formed_call_id(id: &str) -> bool {
     (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
@@ -165,12 +177,8 @@ pub(super) async fn post_offer(
     Path(call_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if !well_formed_call_id(&call_id) {
-        return failure(
-            StatusCode::BAD_REQUEST,
-            "bad-call-id",
-            "call id: 1-128 of A-Z a-z 0-9 - _ .",
-        );
+    if let Err(r) = check_call_id(&call_id) {
+        return r.into_response();
     }
     let (body, description) = match parse(&body) {
         Ok(v) => v,
@@ -258,12 +266,8 @@ pub(super) async fn post_answer(
     Path(call_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if !well_formed_call_id(&call_id) {
-        return failure(
-            StatusCode::BAD_REQUEST,
-            "bad-call-id",
-            "call id: 1-128 of A-Z a-z 0-9 - _ .",
-        );
+    if let Err(r) = check_call_id(&call_id) {
+        return r.into_response();
     }
     let (body, answer) = match parse(&body) {
         Ok(v) => v,
@@ -346,12 +350,8 @@ pub(super) async fn post_answer(
 
 /// `DELETE /v1/calls/{call_id}`.
 pub(super) async fn delete_call(State(state): State<Arc<ApiState>>, Path(call_id): Path<String>) -> Response {
-    if !well_formed_call_id(&call_id) {
-        return failure(
-            StatusCode::BAD_REQUEST,
-            "bad-call-id",
-            "call id: 1-128 of A-Z a-z 0-9 - _ .",
-        );
+    if let Err(r) = check_call_id(&call_id) {
+        return r.into_response();
     }
     let pending = state
         .calls
