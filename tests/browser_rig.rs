@@ -1286,7 +1286,10 @@ fn impaired_assertions(
     ));
     // The RTT the relay measured on the impaired leg.
     let p = fig.proxy_pair("client").cloned().unwrap_or(Value::Null);
-    let rtt = p["currentRoundTripTime"].as_f64().map(|r| r * 1e3);
+    // The smallest sample: each one also carries how long the endpoint took
+    // to answer, and at call set-up a starting Chromium can take 30 ms more
+    // (seen: 84 ms last against 50 ms injected, on a loaded CI machine).
+    let rtt = p["x-minRoundTripTime"].as_f64().map(|r| r * 1e3);
     // The truth is the injected delay plus whatever the userspace
     // forwarder itself added on this run: it is never early, but on a
     // loaded 2-core machine it delivers late by up to its measured
@@ -1298,9 +1301,10 @@ fn impaired_assertions(
         failures,
         rtt.is_some_and(|r| r >= CLIENT_RTT_MS - RTT_TOLERANCE_MS && r <= CLIENT_RTT_MS + RTT_TOLERANCE_MS + late_ms),
         format!(
-            "impaired: proxy STUN RTT on the client leg {rtt:?} ms within {CLIENT_RTT_MS} ms −{RTT_TOLERANCE_MS} / +{RTT_TOLERANCE_MS} \
-             + {late_ms:.1} ms of the forwarder's own lateness ({} responses)",
-            p["responsesReceived"]
+            "impaired: proxy STUN RTT on the client leg (smallest of {} samples; last {:?} s) {rtt:?} ms within {CLIENT_RTT_MS} ms \
+             −{RTT_TOLERANCE_MS} / +{RTT_TOLERANCE_MS} + {late_ms:.1} ms of the forwarder's own lateness",
+            p["responsesReceived"],
+            p["currentRoundTripTime"].as_f64()
         ),
     );
     // Janus's receiver reports (Chromium's remote-inbound-rtp) and the proxy.

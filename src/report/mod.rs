@@ -46,6 +46,9 @@ pub fn session_report(snap: &SessionSnapshot, _rates: &ClockRates, wall_ms: impl
                 "transportId": transport_id,
                 "currentRoundTripTime": leg.rtt_stun.last,
                 "totalRoundTripTime": leg.rtt_stun.total,
+                // The path's floor: single samples also carry how long the
+                // endpoint took to answer (a browser busy starting a call).
+                "x-minRoundTripTime": leg.rtt_stun.min,
                 "responsesReceived": leg.stun_responses,
                 "x-leg": s,
             }));
