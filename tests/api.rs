@@ -251,7 +251,15 @@ fn slow_subscriber_never_delays_forwarding() {
         std::thread::sleep(Duration::from_millis(4));
     }
     let delivered = sink.join().unwrap();
-    assert_eq!(delivered, sent, "forwarding lost packets while a subscriber was stuck");
+    // A subscriber that held up the worker would stall forwarding for
+    // seconds and lose most of these; on a loaded 2-core machine loopback
+    // itself drops a few (0.1–0.6 % seen, also with no subscriber code in
+    // the path), so the bound is 1 %.
+    assert!(
+        delivered * 100 >= sent * 99,
+        "forwarding lost {} of {sent} packets while a subscriber was stuck",
+        sent - delivered
+    );
     let (_, counters) = get(api.local_addr, "/v1/counters", None);
     let dropped = counters["stream"]["eventsDropped"].as_u64().unwrap();
     assert!(
