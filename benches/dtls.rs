@@ -25,8 +25,8 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 #[path = "../tests/common/mod.rs"]
 mod common;
 use common::dtls::call;
-use common::{addr, deliver, rtp, CLIENT};
-use rtp_middlebox::engine::{RtcpMode, Side, Verdict};
+use common::{addr, deliver, driver_and_session, ms, rtp, CLIENT};
+use rtp_middlebox::engine::{EngineConfig, RtcpMode, Side, Verdict};
 use rtp_middlebox::srtp::{media_context, CryptoSuite, SrtpKeys};
 use rtp_middlebox::wire::Ssrc;
 use std::hint::black_box;
@@ -43,22 +43,24 @@ fn dtls_packet(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     for payload in [160usize, 1200] {
         for terminate in [false, true] {
-            let mut call = call(RtcpMode::Auto, true);
-            if terminate {
+            // Terminate: a call whose two legs completed real handshakes.
+            // Pass-through: a session on a relay that leaves DTLS alone, so
+            // the SRTP it cannot open is forwarded as it is (any keys make
+            // realistic bytes).
+            let (mut driver, id, now, client_keys) = if terminate {
+                let mut call = call(RtcpMode::Auto, true);
                 call.pump();
                 assert!(call.client.connected && call.upstream.connected);
-            }
-            // Pass-through: the session relays SRTP it cannot open; any keys
-            // make realistic bytes.
-            let client_keys = match &call.client.keys {
-                Some(k) if terminate => k.own_write.clone(),
-                _ => keys(CryptoSuite::AeadAes256Gcm, 0x11),
+                let k = call.client.keys.clone().unwrap().own_write;
+                (call.driver, call.id, call.now, k)
+            } else {
+                let (d, id) = driver_and_session(RtcpMode::Auto, EngineConfig::default());
+                (d, id, ms(10), keys(CryptoSuite::AeadAes256Gcm, 0x11))
             };
             let mut protect = media_context(&client_keys).unwrap();
-            let (id, now) = (call.id, call.now);
             let mut seq = 0u16;
             let name = format!("{}/{payload}B", if terminate { "terminate" } else { "pass" });
-            let engine = &mut call.driver.engine;
+            let engine = &mut driver.engine;
             g.bench_function(name, |b| {
                 b.iter_batched(
                     || {
@@ -68,7 +70,8 @@ fn dtls_packet(c: &mut Criterion) {
                     },
                     |wire| {
                         let v = deliver(engine, now, Side::Client, id, addr(CLIENT), black_box(&wire));
-                        debug_assert!(matches!(v, Verdict::Forward(_) | Verdict::Rewritten(_)));
+                        // Forwarded (pass) or re-protected (terminate), never dropped.
+                        assert!(matches!(v, Verdict::Forward(_) | Verdict::Rewritten(_)), "{v:?}");
                         v
                     },
                     BatchSize::SmallInput,
