@@ -78,6 +78,13 @@ const SEED_TO_CLIENT: u64 = 12;
 /// tolerance.
 const CLIENT_RTT_MS: f64 = 2.0 * DELAY_MS;
 const RTT_TOLERANCE_MS: f64 = 3.0;
+/// The client leg's STUN samples are Janus's checks at call set-up (it
+/// sends no others), answered by a Chromium that is starting its media:
+/// on a loaded 2-core CI machine both samples came back 20–30 ms late
+/// (74 and 84 ms against 50 ms injected). The floor stays tight; the
+/// ceiling allows that much of the endpoint's answering time. The DTLS
+/// runs check the client leg's RTT tightly (±5 ms) from report blocks.
+const SETUP_ANSWER_MS: f64 = 30.0;
 /// "Within the packets in flight": the senders stop before the figures are
 /// read, so nothing is in flight; a few for a packet lost at a stream's
 /// edge, which no sequence gap reveals.
@@ -1299,10 +1306,13 @@ fn impaired_assertions(
     let late_ms = (c.late_max_us + counters.to_client.rtp.late_max_us) as f64 / 1e3;
     check(
         failures,
-        rtt.is_some_and(|r| r >= CLIENT_RTT_MS - RTT_TOLERANCE_MS && r <= CLIENT_RTT_MS + RTT_TOLERANCE_MS + late_ms),
+        rtt.is_some_and(|r| {
+            r >= CLIENT_RTT_MS - RTT_TOLERANCE_MS && r <= CLIENT_RTT_MS + RTT_TOLERANCE_MS + late_ms + SETUP_ANSWER_MS
+        }),
         format!(
             "impaired: proxy STUN RTT on the client leg (smallest of {} samples; last {:?} s) {rtt:?} ms within {CLIENT_RTT_MS} ms \
-             −{RTT_TOLERANCE_MS} / +{RTT_TOLERANCE_MS} + {late_ms:.1} ms of the forwarder's own lateness",
+             −{RTT_TOLERANCE_MS} / +{RTT_TOLERANCE_MS} + {late_ms:.1} ms of the forwarder's own lateness + {SETUP_ANSWER_MS} ms \
+             of Chromium answering at call set-up",
             p["responsesReceived"],
             p["currentRoundTripTime"].as_f64()
         ),
