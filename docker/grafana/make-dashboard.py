@@ -129,8 +129,14 @@ for title, metric, by, unit, desc in [
      "RFC 3550 interarrival jitter of the streams, in seconds."),
     ("Fraction lost by media kind (p50 / p95 / p99)", "rtpmb_stream_fraction_lost", "kind", "percentunit",
      "Fraction of packets lost per report interval (0-1)."),
+    ("MOS by leg (p1 / p5 / p50: the worst streams)", "rtpmb_stream_mos", "leg", "short",
+     "E-model (G.107) MOS of the audio streams on the leg they arrived over: conversational (with the leg's RTT) once known, else listening quality."),
+    ("R-factor by leg (p1 / p5 / p50: the worst streams)", "rtpmb_stream_r_factor", "leg", "short",
+     "E-model (G.107) transmission rating R of the audio streams, narrowband scale, by the leg they arrived over."),
 ]:
-    qs = [0.95] if by == "method" else [0.5, 0.95, 0.99]
+    # Quality is bad at the low end: its low quantiles are the ones to watch.
+    low = metric in ("rtpmb_stream_mos", "rtpmb_stream_r_factor")
+    qs = [0.95] if by == "method" else [0.01, 0.05, 0.5] if low else [0.5, 0.95, 0.99]
     panel(title,
           [(q(f'histogram_quantile({v}, sum by (le, {by}) (rate({metric}_bucket{{SEL}}[RI])))'),
             f"p{int(v*100)} {{{{{by}}}}}") for v in qs],
