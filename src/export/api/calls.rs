@@ -18,7 +18,9 @@
 use super::sdp::{Description, Descriptions};
 use super::{error, ApiState};
 use crate::engine::dtls::{CallSetup, DtlsRole, PeerDtls};
+use crate::runtime::clock::Clock;
 use crate::sdp::{self, DtlsDescription, Fingerprint, Rewrite, Setup};
+use crate::time::MonoTime;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -29,7 +31,6 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// Calls whose answer has not come yet, at most (each holds one SDP's facts).
 const MAX_PENDING_CALLS: usize = 10_000;
@@ -57,7 +58,7 @@ pub(super) struct Pending {
     /// The offer as its side sent it, and as the other side got it.
     original: String,
     sent: String,
-    at: Instant,
+    at: MonoTime,
 }
 
 /// Calls in progress, by call id.
@@ -66,7 +67,9 @@ pub(super) struct Calls {
     pending: HashMap<String, Pending>,
     /// Answered calls: the client's view of the exchange (its own SDP and
     /// the rewritten one it got), attached to the session once it binds.
-    answered: HashMap<String, (Descriptions, Instant)>,
+    answered: HashMap<String, (Descriptions, MonoTime)>,
+    /// Ages of pending and answered calls (the runtime's clock).
+    clock: Clock,
 }
 
 impl Calls {
@@ -191,7 +194,8 @@ pub(super) async fn post_offer(
     let Ok(mut calls) = state.calls.lock() else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
     };
-    calls.pending.retain(|_, p| p.at.elapsed() < PENDING_TTL);
+    let now = calls.clock.now();
+    calls.pending.retain(|_, p| now.saturating_since(p.at) < PENDING_TTL);
     if calls.pending.len() >= MAX_PENDING_CALLS && !calls.pending.contains_key(&call_id) {
         return failure(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -207,7 +211,7 @@ pub(super) async fn post_offer(
             description,
             original: body.sdp,
             sent: sdp_out.clone(),
-            at: Instant::now(),
+            at: now,
         },
     );
     Json(json!({ "sdp": sdp_out })).into_response()
@@ -340,9 +344,12 @@ pub(super) async fn post_answer(
         return failure(StatusCode::CONFLICT, "call-refused", &e);
     }
     if let Ok(mut calls) = state.calls.lock() {
-        calls.answered.retain(|_, (_, at)| at.elapsed() < PENDING_TTL);
+        let now = calls.clock.now();
+        calls
+            .answered
+            .retain(|_, (_, at)| now.saturating_since(*at) < PENDING_TTL);
         if calls.answered.len() < MAX_PENDING_CALLS {
-            calls.answered.insert(call_id, (view, Instant::now()));
+            calls.answered.insert(call_id, (view, now));
         }
     }
     Json(json!({ "sdp": sdp_out })).into_response()
