@@ -180,10 +180,7 @@ pub(super) async fn post_offer(
     Path(call_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = check_call_id(&call_id) {
-        return r.into_response();
-    }
-    let (body, description) = match parse(&body) {
+    let (body, description) = match check_call_id(&call_id).and_then(|()| parse(&body)) {
         Ok(v) => v,
         Err(r) => return r.into_response(),
     };
@@ -270,10 +267,7 @@ pub(super) async fn post_answer(
     Path(call_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = check_call_id(&call_id) {
-        return r.into_response();
-    }
-    let (body, answer) = match parse(&body) {
+    let (body, answer) = match check_call_id(&call_id).and_then(|()| parse(&body)) {
         Ok(v) => v,
         Err(r) => return r.into_response(),
     };
