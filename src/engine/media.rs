@@ -51,6 +51,9 @@ pub struct MediaMap {
     payload_types: Vec<PayloadInfo>,
     /// `a=ssrc-group:FEC-FR primary fec` (RFC 5956 §4.3, FlexFEC).
     fec_fr: Vec<(Ssrc, Ssrc)>,
+    /// `red/…` payload types, kept apart: every RTP packet of a session
+    /// with SDP asks about them ([`MediaMap::is_red`]).
+    red: Vec<u8>,
 }
 
 impl MediaMap {
@@ -135,6 +138,11 @@ impl MediaMap {
                     }
                 }
             }
+            for p in &map.payload_types {
+                if p.encoding.eq_ignore_ascii_case("red") && !map.red.contains(&p.payload_type) {
+                    map.red.push(p.payload_type);
+                }
+            }
             for (pt, apt) in apts {
                 if rtx_pts.contains(&pt) {
                     push_bounded(&mut map.rtx_payload_types, (pt, apt));
@@ -181,7 +189,7 @@ impl MediaMap {
 
     /// `red/…` (RFC 2198): ULPFEC rides inside it on the media's SSRC.
     pub fn is_red(&self, payload_type: u8) -> bool {
-        self.encoding_is(payload_type, &["red"])
+        self.red.contains(&payload_type)
     }
 
     /// `ulpfec/…` (RFC 5109).
