@@ -33,8 +33,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "support/floor_relay.rs"]
+mod floor_relay;
+
 const SSRC_BASE: u32 = 0x5000_0000;
-const PAYLOAD: usize = 160;
+/// Largest `--payload` (bytes of RTP payload per packet).
+const MAX_PAYLOAD: usize = 1400;
+
+/// RTP payload bytes per generated packet (`--payload`, default 160: 20 ms
+/// of G.711).
+static PAYLOAD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(160);
+
+fn payload_bytes() -> usize {
+    PAYLOAD.load(Ordering::Relaxed)
+}
 
 /// `srtp` runs: streams look like keyless SRTP (a DTLS record first, so the
 /// relay treats the session as encrypted; SRs carry an SRTCP trailer and are
@@ -115,39 +127,57 @@ fn median(v: &mut [f64]) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    let payload = arg(&args, "--payload", 160usize);
+    assert!(
+        (8..=MAX_PAYLOAD).contains(&payload),
+        "--payload: 8 to {MAX_PAYLOAD} bytes"
+    );
+    PAYLOAD.store(payload, Ordering::Relaxed);
     match args.get(1).map(String::as_str) {
+        Some("floor") => floor_relay::run(
+            arg(&args, "--listen", "127.0.0.1:0".parse().unwrap()),
+            arg(&args, "--upstream", "127.0.0.1:0".parse().unwrap()),
+            arg(&args, "--workers", 2usize),
+        ),
         Some("naive") => naive_relay(
             arg(&args, "--listen", "127.0.0.1:0".parse().unwrap()),
             arg(&args, "--upstream", "127.0.0.1:0".parse().unwrap()),
             arg(&args, "--workers", 2usize),
         ),
         Some("bench") => {
+            // Every relay of `--relays` on the same load, in alternating
+            // rounds of one run; medians compared with the first relay
+            // (by default the floor of the proxy's own design).
             let load = Load::from_args(&args, 2000, 10.0);
-            let only = arg_text(&args, "--only");
+            let rounds = arg(&args, "--rounds", 3usize);
+            let relays = arg_text(&args, "--relays").unwrap_or("floor,rtp-middlebox:auto,naive".into());
+            let limits_off = limits_off_config();
+            let kinds: Vec<String> = relays
+                .split(',')
+                .map(|k| match k.starts_with("rtp-middlebox") && !k.contains('@') {
+                    // Admission limits off, as for the floor: the generator is one address.
+                    true => format!("{k}@{}", limits_off.display()),
+                    false => k.to_string(),
+                })
+                .collect();
             println!(
-                "load: {} streams x {} packets/s for {} s ({} packets/s), {} relay workers",
+                "load: {} streams x {} packets/s for {} s ({} packets/s, {} B payload), {} relay workers, {rounds} rounds",
                 load.streams,
                 load.rate,
                 load.secs,
                 load.streams as f64 * load.rate,
+                payload_bytes(),
                 load.workers
             );
             print_header();
-            let mut results = Vec::new();
-            for kind in ["naive", "rtp-middlebox"] {
-                if only.as_deref().is_some_and(|o| o != kind) {
-                    continue;
+            let mut results: Vec<Vec<RunResult>> = kinds.iter().map(|_| Vec::new()).collect();
+            for _ in 0..rounds {
+                for (k, kind) in kinds.iter().enumerate() {
+                    results[k].push(load.run_as(kind, kind.split('@').next().unwrap_or(kind)));
                 }
-                results.push(load.run(kind));
             }
-            if let [naive, ours] = &results[..] {
-                println!(
-                    "ratio: rtp-middlebox CPU per packet = {:.2} x naive ({:.2} us vs {:.2} us)",
-                    ours.cpu_us_per_packet / naive.cpu_us_per_packet,
-                    ours.cpu_us_per_packet,
-                    naive.cpu_us_per_packet
-                );
-            }
+            print_medians(&kinds, &mut results);
+            let _ = std::fs::remove_file(&limits_off);
         }
         Some("modes") => {
             // The cost of RTCP termination: the same load through
@@ -242,7 +272,7 @@ fn main() {
             max_rate(&kind, workers, streams, secs);
         }
         _ => {
-            eprintln!("usage: relay_load bench [--streams K] [--rate R] [--seconds S] [--workers W] [--only naive|rtp-middlebox]\n       relay_load soak [--streams K] [--rate R] [--seconds S] [--workers W]\n       relay_load srtp [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load metrics [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load max-rate [--workers W] [--streams K] [--seconds S] [--relay naive|rtp-middlebox]\n       relay_load naive --listen ADDR --upstream ADDR [--workers W]");
+            eprintln!("usage: relay_load bench [--streams K] [--rate R] [--seconds S] [--workers W] [--payload B] [--rounds N] [--relays floor,rtp-middlebox:auto,naive]\n       relay_load soak [--streams K] [--rate R] [--seconds S] [--workers W]\n       relay_load srtp [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load metrics [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load max-rate [--workers W] [--streams K] [--seconds S] [--relay naive|rtp-middlebox]\n       relay_load naive|floor --listen ADDR --upstream ADDR [--workers W]");
             std::process::exit(2);
         }
     }
@@ -350,10 +380,10 @@ fn spawn_relay(kind: &str, listen: SocketAddr, upstream: SocketAddr, workers: us
     let (kind, mode) = kind.split_once(':').unwrap_or((kind, "forward"));
     let dir = exe_dir();
     let mut cmd = match kind {
-        "naive" => {
+        "naive" | "floor" => {
             let mut c = Command::new(dir.join("examples/relay_load"));
             c.args([
-                "naive",
+                kind,
                 "--listen",
                 &listen.to_string(),
                 "--upstream",
@@ -516,10 +546,10 @@ fn rtp(out: &mut Vec<u8>, seq: u16, ts: u32, ssrc: u32, sent_ns: u64) {
         ssrc: Ssrc(ssrc),
         ..RtpHeader::default()
     };
-    let mut payload = [0u8; PAYLOAD];
+    let mut payload = [0u8; MAX_PAYLOAD];
     payload[..8].copy_from_slice(&sent_ns.to_be_bytes());
     out.clear();
-    write_rtp(out, &header, &payload);
+    write_rtp(out, &header, &payload[..payload_bytes()]);
 }
 
 /// A 28-byte SR without report blocks.
@@ -528,7 +558,7 @@ fn sender_report(ssrc: u32, packets: u32) -> Vec<u8> {
         ntp: NtpTime(0xe000_0000_0000_0000),
         rtp_ts: 0,
         packet_count: packets,
-        octet_count: packets * PAYLOAD as u32,
+        octet_count: packets * payload_bytes() as u32,
     };
     let mut p = Vec::with_capacity(28 + 14);
     rtcp::write_sender_report(&mut p, Ssrc(ssrc), &info, &[]);
@@ -593,7 +623,7 @@ impl Senders {
                 let SocketAddr::V4(d) = dest else {
                     panic!("raw sender is IPv4 only")
                 };
-                let mut pkts = [[0u8; 28 + 12 + PAYLOAD + 28]; 32];
+                let mut pkts = [[0u8; 28 + 12 + MAX_PAYLOAD + 28]; 32];
                 for chunk in batch.chunks(32) {
                     let mut iov: [libc::iovec; 32] = unsafe { std::mem::zeroed() };
                     let mut hdrs: [libc::mmsghdr; 32] = unsafe { std::mem::zeroed() };
@@ -664,7 +694,7 @@ fn generate(relay: SocketAddr, streams: usize, rate: f64, secs: f64, epoch: Inst
     let mut next = 0usize;
     let end = Duration::from_secs_f64(secs);
     let mut last_sr = Instant::now();
-    let mut bufs: Vec<Vec<u8>> = (0..32).map(|_| Vec::with_capacity(12 + PAYLOAD)).collect();
+    let mut bufs: Vec<Vec<u8>> = (0..32).map(|_| Vec::with_capacity(12 + MAX_PAYLOAD)).collect();
     let srtp = SRTP_SHAPE.load(Ordering::Relaxed);
     if srtp {
         // A DTLS record (content type 22) from every stream's address.
@@ -829,6 +859,50 @@ fn max_rate(kind: &str, workers: usize, streams: usize, secs: f64) {
     match best {
         Some(b) => println!("highest rate with < 0.1% loss: {b:.0} packets/s"),
         None => println!("no step stayed under 0.1% loss"),
+    }
+}
+
+/// A config with the admission and rate limits off (the generator is one
+/// address, and the per-session cap is not what a load test measures) and
+/// no expiry of unanswered sessions (the sink does not answer).
+fn limits_off_config() -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("relay-load-limits-off-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:9\"\nupstream_bind = \"127.0.0.1\"\n\
+         [limits]\nnew_sessions_per_prefix_per_sec = 0\nmax_packets_per_session_per_sec = 0\nunanswered_timeout_secs = 0\n",
+    )
+    .unwrap();
+    path
+}
+
+/// Medians over rounds per relay, and each relay's ratio to the first.
+fn print_medians(kinds: &[String], results: &mut [Vec<RunResult>]) {
+    println!("medians of {} rounds:", results.first().map_or(0, Vec::len));
+    println!(
+        "{:<24} {:>7} {:>8} {:>8} {:>10} {:>9} {:>9}",
+        "relay", "loss%", "p50 us", "p99 us", "cpu us/pkt", "cpu ratio", "p99 ratio"
+    );
+    let mut first: Option<(f64, f64)> = None;
+    for (kind, runs) in kinds.iter().zip(results.iter_mut()) {
+        let col = |f: fn(&RunResult) -> f64| median(&mut runs.iter().map(f).collect::<Vec<_>>());
+        let (loss, p50, p99, cpu) = (
+            col(|r| r.loss_pct),
+            col(|r| r.p50_us),
+            col(|r| r.p99_us),
+            col(|r| r.cpu_us_per_packet),
+        );
+        let (cpu0, p990) = *first.get_or_insert((cpu, p99));
+        println!(
+            "{:<24} {:>7.3} {:>8.0} {:>8.0} {:>10.2} {:>9.2} {:>9.2}",
+            kind.split('@').next().unwrap_or(kind),
+            loss,
+            p50,
+            p99,
+            cpu,
+            cpu / cpu0,
+            p99 / p990
+        );
     }
 }
 

@@ -58,7 +58,7 @@ echo "== relay load smoke (bounded)"
 echo "   3 s at 10 000 packets/s on a shared machine: this checks that the tool and"
 echo "   the relay work end to end; the figures in README \"Performance\" come from"
 echo "   the full-length commands listed there."
-target/release/examples/relay_load bench --streams 200 --rate 50 --seconds 3
+target/release/examples/relay_load bench --streams 200 --rate 50 --seconds 3 --rounds 1
 target/release/examples/relay_load modes --streams 200 --rate 50 --seconds 3
 target/release/examples/relay_load metrics --streams 200 --rate 50 --seconds 3 --rounds 1
 target/release/examples/relay_load srtp --streams 200 --rate 50 --seconds 3 --rounds 1

@@ -14,9 +14,11 @@ use serde::Serialize;
 use socket::{udp_listen_socket, PortAllocator};
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::oneshot;
 
 counters! {
     /// Socket-level counters of one worker (summed for the process).
@@ -109,17 +111,17 @@ pub struct BoundRelay {
 }
 
 struct WorkerHandle {
-    control: mpsc::Sender<Control>,
+    control: ControlSender,
     thread: JoinHandle<io::Result<Vec<SessionView>>>,
 }
 
-use worker::Control;
+use worker::{Control, ControlSender};
 
 /// A running relay: its workers and how to reach them.
 pub struct RelayRuntime {
     workers: Vec<WorkerHandle>,
     bound: Vec<BoundRelay>,
-    shutdown: watch::Sender<bool>,
+    shutdown: Arc<AtomicBool>,
     calls: CallsFacts,
 }
 
@@ -189,7 +191,7 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
             });
         }
     }
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let shutdown = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     let identity = config
         .dtls_identity()
@@ -201,13 +203,13 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
         engine.dtls = identity
             .as_ref()
             .map(|id| config.dtls_settings(id, n, clock::Clock::new().instant_of(crate::time::MonoTime::ZERO)));
-        let (tx, rx) = mpsc::channel(16);
-        let shutdown = shutdown_rx.clone();
+        let (tx, rx) = worker::control_channel()?;
+        let stop = shutdown.clone();
         let buffer_bytes = opts.buffer_bytes;
         let log = opts.log_sessions;
         let thread = std::thread::Builder::new()
             .name(format!("relay-worker-{w}"))
-            .spawn(move || worker::run(w, sockets, engine, buffer_bytes, rx, shutdown, log))?;
+            .spawn(move || worker::run(w, sockets, engine, buffer_bytes, rx, stop, log))?;
         workers.push(WorkerHandle { control: tx, thread });
     }
     let calls = CallsFacts {
@@ -223,7 +225,7 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
     Ok(RelayRuntime {
         workers,
         bound,
-        shutdown: shutdown_tx,
+        shutdown,
         calls,
     })
 }
@@ -243,7 +245,7 @@ pub fn start_api(
 /// (the HTTP API holds one).
 #[derive(Clone)]
 pub struct RelayHandle {
-    controls: Vec<mpsc::Sender<Control>>,
+    controls: Vec<ControlSender>,
     calls: CallsFacts,
 }
 
@@ -435,7 +437,10 @@ impl RelayRuntime {
     /// statistics. Workers that do not finish within `bound` are left
     /// behind (their sessions are not reported) so shutdown never hangs.
     pub fn shutdown(self, bound: Duration) -> Vec<SessionView> {
-        let _ = self.shutdown.send(true);
+        self.shutdown.store(true, Ordering::Release);
+        for w in &self.workers {
+            w.control.wake();
+        }
         let clock = clock::Clock::new();
         let mut finals = Vec::new();
         for w in self.workers {

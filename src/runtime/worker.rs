@@ -1,15 +1,25 @@
-//! One worker: a thread with a single-threaded tokio runtime, its own
-//! engine, its own SO_REUSEPORT copy of every listening socket and the
-//! upstream sockets of the sessions its engine opened. Nothing on the
-//! packet path is shared with other workers, so there is no lock to take.
+//! One worker: a thread with one poll loop (mio's epoll), its own engine,
+//! its own SO_REUSEPORT copy of every listening socket and the upstream
+//! sockets of the sessions its engine opened. Nothing on the packet path is
+//! shared with other workers, so there is no lock to take.
 //!
-//! The packet path, in full ([`receive_loop`] → [`run_batch`] →
-//! [`Sender`]): receive a batch with recvmmsg; hand each datagram to
-//! `Engine::handle_input`; drain `Engine::poll_output`, which says what to
-//! send from which socket to where, which sockets to open and close, and
-//! what happened; send consecutive datagrams for one socket and address in
-//! one sendmmsg. The worker keeps no routing state: only the sockets the
-//! engine asked for, by session.
+//! The packet path, in full ([`run`] → [`receive`] → [`run_batch`] →
+//! [`Sender`]): wait for readiness of any of the worker's sockets, the
+//! engine's next deadline or a control message; drain every ready socket
+//! with recvmmsg batches; hand each datagram to `Engine::handle_input`;
+//! drain `Engine::poll_output`, which says what to send from which socket
+//! to where, which sockets to open and close, and what happened; send
+//! consecutive datagrams for one socket and address in one sendmmsg. The
+//! worker keeps no routing state: only the sockets the engine asked for, by
+//! session.
+//!
+//! Why one loop and not a task per socket: the relay's cost at 50 packets/s
+//! per session is dominated by wake-ups, not by the engine. One `epoll_wait`
+//! hands back every ready socket at once and they are all drained before
+//! the next wait; timers are the engine's one deadline as that wait's
+//! timeout, so no task, waker or timer wheel runs per datagram or per
+//! session (measured against a stats-free relay of the same design in
+//! `examples/relay_load.rs`; see README, Performance).
 
 use super::batch::{self, RecvBuffers, SendOutcome, BATCH};
 use super::clock::Clock;
@@ -19,30 +29,17 @@ use crate::engine::{
     CloseReason, DropReason, Engine, EngineConfig, Event, Input, KeysOutcome, Output, Payload, SessionId, SessionKeys,
     Side, SocketRef, Verdict,
 };
-use crate::time::MonoTime;
 use crate::view::{view_id, SessionView, WorkerStats};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
 use quinn_udp::UdpSocketState;
-use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
-use std::rc::Rc;
-use tokio::io::unix::AsyncFd;
-use tokio::sync::{mpsc, oneshot, watch, Notify};
-use tokio::task::AbortHandle;
-
-/// A non-blocking UDP socket registered with the worker's reactor. `AsyncFd`
-/// rather than tokio's `UdpSocket` so that a short recvmmsg batch can clear
-/// readiness without one more syscall to see `EAGAIN` (tokio keeps the
-/// readiness if an event arrived meanwhile, so no wake-up is lost).
-type UdpSocket = AsyncFd<std::net::UdpSocket>;
-
-/// Registers a socket with the worker's reactor for readability (the
-/// sockets are written with non-blocking sendmmsg and never await writability).
-fn register(sock: std::net::UdpSocket) -> io::Result<UdpSocket> {
-    // SAFETY: a `std::net::UdpSocket` owns its descriptor, which stays open
-    // and unchanged until the `AsyncFd` (which owns the socket) is dropped.
-    unsafe { AsyncFd::register_with_interest(sock, tokio::io::Interest::READABLE) }.map_err(|e| e.into_parts().1)
-}
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 
 /// What a worker needs to serve one `[[relay]]`: its client-facing
 /// socket(s) and the port range of its sessions' upstream sockets.
@@ -87,29 +84,85 @@ pub enum Control {
     RemoveCall(String, oneshot::Sender<bool>),
 }
 
+/// The way to a worker from other threads: its control queue, and the
+/// waker that interrupts its poll so the message is read now.
+#[derive(Clone)]
+pub struct ControlSender {
+    tx: mpsc::Sender<Control>,
+    waker: Arc<mio::Waker>,
+}
+
+/// The worker's end of [`ControlSender`], handed to [`run`].
+pub struct ControlReceiver {
+    poll: Poll,
+    rx: mpsc::Receiver<Control>,
+}
+
+/// A control channel to one worker (made before the worker's thread).
+pub fn control_channel() -> io::Result<(ControlSender, ControlReceiver)> {
+    let poll = Poll::new()?;
+    let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE)?);
+    // A few requests in flight per worker (API calls are answered in turn).
+    let (tx, rx) = mpsc::channel(16);
+    Ok((ControlSender { tx, waker }, ControlReceiver { poll, rx }))
+}
+
+/// The worker is gone.
+#[derive(Debug)]
+pub struct WorkerGone;
+
+impl ControlSender {
+    pub async fn send(&self, msg: Control) -> Result<(), WorkerGone> {
+        self.tx.send(msg).await.map_err(|_| WorkerGone)?;
+        self.wake();
+        Ok(())
+    }
+
+    /// [`Self::send`] from a thread outside any async runtime.
+    pub fn blocking_send(&self, msg: Control) -> Result<(), WorkerGone> {
+        self.tx.blocking_send(msg).map_err(|_| WorkerGone)?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Interrupts the worker's poll (it then reads its queue and the
+    /// shutdown flag).
+    pub fn wake(&self) {
+        // Fails only when the worker's poll is gone: nothing to wake then.
+        let _ = self.waker.wake();
+    }
+}
+
 /// Closed sessions kept for [`Control::TakeClosed`]; beyond this the oldest
 /// are dropped (and counted) so an absent exporter costs bounded memory.
 pub const MAX_CLOSED_KEPT: usize = 4096;
 
+/// The poll token of the control waker.
+const WAKE: Token = Token(usize::MAX);
+
 /// A socket with its quinn-udp receive state.
 struct Socket {
-    fd: UdpSocket,
+    fd: std::net::UdpSocket,
     state: UdpSocketState,
     local: SocketAddr,
 }
 
 impl Socket {
-    fn new(sock: std::net::UdpSocket) -> io::Result<Rc<Socket>> {
+    /// Takes a non-blocking socket and registers it for readability under
+    /// `token` (edge-triggered: a reader drains it, see [`receive`]).
+    fn new(sock: std::net::UdpSocket, registry: &mio::Registry, token: Token) -> io::Result<Socket> {
         let local = sock.local_addr()?;
-        let fd = register(sock)?;
-        let state = UdpSocketState::new(fd.get_ref().into())?;
-        Ok(Rc::new(Socket { fd, state, local }))
+        let state = UdpSocketState::new((&sock).into())?;
+        registry.register(&mut SourceFd(&sock.as_raw_fd()), token, Interest::READABLE)?;
+        // Closing the descriptor (dropping the socket) removes it from the
+        // epoll set: the worker never duplicates descriptors.
+        Ok(Socket { fd: sock, state, local })
     }
 }
 
 struct Relay {
-    listen: Rc<Socket>,
-    listen_rtcp: Option<Rc<Socket>>,
+    listen: Socket,
+    listen_rtcp: Option<Socket>,
     ports: PortAllocator,
 }
 
@@ -119,9 +172,8 @@ struct Upstream {
     /// The random half of the session's public id ([`view_id`]).
     tag: u64,
     relay: usize,
-    rtp: Rc<Socket>,
-    rtcp: Option<Rc<Socket>>,
-    tasks: Vec<AbortHandle>,
+    rtp: Socket,
+    rtcp: Option<Socket>,
     refused: u64,
 }
 
@@ -136,10 +188,21 @@ struct Closing {
     refused: u64,
 }
 
+/// Poll tokens: the listening sockets first (two per relay: RTP, RTCP),
+/// then two per session slot (RTP, RTCP upstream sockets).
+fn listen_token(relay: usize, rtcp: bool) -> Token {
+    Token(relay * 2 + usize::from(rtcp))
+}
+
+fn upstream_token(relays: usize, slot: usize, rtcp: bool) -> Token {
+    Token(relays * 2 + slot * 2 + usize::from(rtcp))
+}
+
 struct State {
     index: usize,
     engine: Engine,
     clock: Clock,
+    registry: mio::Registry,
     relays: Vec<Relay>,
     /// By session slot ([`SessionId::slot`]).
     upstreams: Vec<Option<Upstream>>,
@@ -153,210 +216,206 @@ struct State {
     log: bool,
 }
 
-struct Shared {
-    state: RefCell<State>,
-    bufs: RefCell<RecvBuffers>,
-    shutdown: watch::Receiver<bool>,
-    /// The engine's next deadline as the timer task last saw it; an
-    /// earlier one wakes the task.
-    timer_due: Cell<Option<MonoTime>>,
-    timer_changed: Notify,
-}
-
-/// Runs a worker to completion (until shutdown). Call on its own thread.
+/// Runs a worker to completion (until `shutdown` is set and the worker
+/// woken). Call on its own thread.
 pub fn run(
     index: usize,
     relays: Vec<RelaySockets>,
     engine: EngineConfig,
     buffer_bytes: usize,
-    control: mpsc::Receiver<Control>,
-    shutdown: watch::Receiver<bool>,
+    control: ControlReceiver,
+    shutdown: Arc<AtomicBool>,
     log: bool,
 ) -> io::Result<Vec<SessionView>> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async move {
-        let mut rs = Vec::new();
-        for r in relays {
-            rs.push(Relay {
-                listen: Socket::new(r.listen)?,
-                listen_rtcp: r.listen_rtcp.map(Socket::new).transpose()?,
-                ports: r.ports,
-            });
-        }
-        let clock = Clock::new();
-        let mut engine = engine;
-        if let Some(dtls) = engine.dtls.as_mut() {
-            // DTLS handshakes run on the engine's time (see engine::dtls).
-            dtls.epoch = clock.instant_of(crate::time::MonoTime::ZERO);
-        }
-        let mut engine = Engine::new(engine);
-        let map = clock.wall_to_mono();
-        engine.handle_input(Input::WallClock {
-            now: map.mono,
-            wall: map.wall,
+    let ControlReceiver {
+        mut poll,
+        rx: mut control,
+    } = control;
+    let registry = poll.registry().try_clone()?;
+    let mut rs = Vec::new();
+    for (i, r) in relays.into_iter().enumerate() {
+        rs.push(Relay {
+            listen: Socket::new(r.listen, &registry, listen_token(i, false))?,
+            listen_rtcp: r
+                .listen_rtcp
+                .map(|s| Socket::new(s, &registry, listen_token(i, true)))
+                .transpose()?,
+            ports: r.ports,
         });
-        let shared = Rc::new(Shared {
-            state: RefCell::new(State {
-                index,
-                engine,
-                clock,
-                relays: rs,
-                upstreams: Vec::new(),
-                live: 0,
-                closing: None,
-                io: IoCounters::default(),
-                buffer_bytes,
-                closed: std::collections::VecDeque::new(),
-                finals: None,
-                log,
-            }),
-            bufs: RefCell::new(RecvBuffers::new()),
-            shutdown: shutdown.clone(),
-            timer_due: Cell::new(None),
-            timer_changed: Notify::new(),
-        });
-        let listening: Vec<(usize, Rc<Socket>, bool)> = {
-            let st = shared.state.borrow();
-            st.relays
-                .iter()
-                .enumerate()
-                .flat_map(|(i, r)| {
-                    std::iter::once((i, r.listen.clone(), false)).chain(r.listen_rtcp.clone().map(|s| (i, s, true)))
-                })
-                .collect()
-        };
-        for (relay, sock, rtcp) in listening {
-            tokio::task::spawn_local(receive_loop(shared.clone(), SocketRef::Listen { relay, rtcp }, sock));
+    }
+    let clock = Clock::new();
+    let mut engine = engine;
+    if let Some(dtls) = engine.dtls.as_mut() {
+        // DTLS handshakes run on the engine's time (see engine::dtls).
+        dtls.epoch = clock.instant_of(crate::time::MonoTime::ZERO);
+    }
+    let mut engine = Engine::new(engine);
+    let map = clock.wall_to_mono();
+    engine.handle_input(Input::WallClock {
+        now: map.mono,
+        wall: map.wall,
+    });
+    let mut st = State {
+        index,
+        engine,
+        clock,
+        registry,
+        relays: rs,
+        upstreams: Vec::new(),
+        live: 0,
+        closing: None,
+        io: IoCounters::default(),
+        buffer_bytes,
+        closed: std::collections::VecDeque::new(),
+        finals: None,
+        log,
+    };
+    let mut bufs = RecvBuffers::new();
+    let mut events = Events::with_capacity(1024);
+    loop {
+        let timeout = st
+            .engine
+            .poll_timeout()
+            .map(|due| due.saturating_since(st.clock.now()))
+            // Nothing due: the control waker ends the wait when needed.
+            .unwrap_or(Duration::from_secs(1));
+        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
         }
-        tokio::task::spawn_local(timer_loop(shared.clone()));
-        control_loop(shared.clone(), control).await;
-        // Shutdown: close every session, reporting final statistics.
-        let mut st = shared.state.borrow_mut();
+        let mut woken = false;
+        for event in events.iter() {
+            if event.token() == WAKE {
+                woken = true;
+            } else if let Some(socket) = st.socket_of(event.token()) {
+                receive(&mut st, &mut bufs, socket);
+            }
+        }
+        if woken {
+            while let Ok(msg) = control.try_recv() {
+                on_control(&mut st, msg);
+            }
+            if shutdown.load(Ordering::Acquire) {
+                break;
+            }
+        }
         let now = st.clock.now();
-        st.finals = Some(Vec::new());
-        let ids: Vec<SessionId> = st.engine.sessions().map(|s| s.id).collect();
-        for id in ids {
-            st.engine.close_session(now, id);
+        if st.engine.poll_timeout().is_some_and(|due| due <= now) {
+            on_timeout(&mut st);
         }
-        drain_outputs(&shared, &mut st, &[], &mut Sender::default());
-        Ok(st.finals.take().unwrap_or_default())
-    })
+    }
+    // Shutdown: close every session, reporting final statistics.
+    let now = st.clock.now();
+    st.finals = Some(Vec::new());
+    let ids: Vec<SessionId> = st.engine.sessions().map(|s| s.id).collect();
+    for id in ids {
+        st.engine.close_session(now, id);
+    }
+    drain_outputs(&mut st, &[], &mut Sender::default());
+    Ok(st.finals.take().unwrap_or_default())
 }
 
-async fn control_loop(shared: Rc<Shared>, mut control: mpsc::Receiver<Control>) {
-    let mut shutdown = shared.shutdown.clone();
-    loop {
-        tokio::select! {
-            msg = control.recv() => match msg {
-                Some(Control::Sessions(reply)) => {
-                    let st = shared.state.borrow();
-                    let now = st.clock.now();
-                    let views = st
-                        .upstreams
-                        .iter()
-                        .flatten()
-                        .filter_map(|u| Some(make_view(&st, u.facts(), st.engine.snapshot(now, u.id)?)))
-                        .collect();
-                    let _ = reply.send(views);
-                }
-                Some(Control::Reload(config)) => {
-                    shared.state.borrow_mut().engine.reconfigure(|c| *c = *config);
-                }
-                Some(Control::StopAccepting) => shared.state.borrow_mut().engine.stop_accepting(),
-                Some(Control::SetKeys(id, tag, keys, reply)) => {
-                    let mut st = shared.state.borrow_mut();
-                    let result = if st.upstream(id).is_some_and(|u| u.tag == tag) {
-                        st.engine.set_session_keys(id, keys.as_deref())
-                    } else {
-                        Ok(KeysOutcome::UnknownSession)
-                    };
-                    let _ = reply.send(result.map_err(|e| e.to_string()));
-                }
-                Some(Control::SetMedia(id, tag, media, reply)) => {
-                    let mut st = shared.state.borrow_mut();
-                    let known = st.upstream(id).is_some_and(|u| u.tag == tag) && st.engine.set_session_media(id, *media);
-                    let _ = reply.send(known);
-                }
-                Some(Control::SetCall(setup, reply)) => {
-                    let mut st = shared.state.borrow_mut();
-                    let now = st.clock.now();
-                    let result = st.engine.set_call(now, *setup).map_err(|e| e.to_string());
-                    let _ = reply.send(result);
-                }
-                Some(Control::RemoveCall(call_id, reply)) => {
-                    let known = {
-                        let mut st = shared.state.borrow_mut();
-                        let now = st.clock.now();
-                        st.engine.remove_call(now, &call_id)
-                    };
-                    // A closed session's sockets and record follow.
-                    let mut st = shared.state.borrow_mut();
-                    let mut sender = Sender::default();
-                    drain_outputs(&shared, &mut st, &[], &mut sender);
-                    sender.flush(&mut st);
-                    let _ = reply.send(known);
-                }
-                Some(Control::TakeClosed(reply)) => {
-                    let closed = shared.state.borrow_mut().closed.drain(..).collect();
-                    let _ = reply.send(closed);
-                }
-                Some(Control::Stats(reply)) => {
-                    let st = shared.state.borrow();
-                    let _ = reply.send(WorkerStats {
-                        worker: st.index,
-                        sessions: st.live,
-                        io: st.io,
-                        engine: Some(st.engine.counters().clone()),
-                    });
-                }
-                None => return,
-            },
-            _ = shutdown.changed() => return,
+fn on_control(st: &mut State, msg: Control) {
+    match msg {
+        Control::Sessions(reply) => {
+            let now = st.clock.now();
+            let views = st
+                .upstreams
+                .iter()
+                .flatten()
+                .filter_map(|u| Some(make_view(st, u.facts(), st.engine.snapshot(now, u.id)?)))
+                .collect();
+            let _ = reply.send(views);
+        }
+        Control::Reload(config) => st.engine.reconfigure(|c| *c = *config),
+        Control::StopAccepting => st.engine.stop_accepting(),
+        Control::SetKeys(id, tag, keys, reply) => {
+            let result = if st.upstream(id).is_some_and(|u| u.tag == tag) {
+                st.engine.set_session_keys(id, keys.as_deref())
+            } else {
+                Ok(KeysOutcome::UnknownSession)
+            };
+            let _ = reply.send(result.map_err(|e| e.to_string()));
+        }
+        Control::SetMedia(id, tag, media, reply) => {
+            let known = st.upstream(id).is_some_and(|u| u.tag == tag) && st.engine.set_session_media(id, *media);
+            let _ = reply.send(known);
+        }
+        Control::SetCall(setup, reply) => {
+            let now = st.clock.now();
+            let result = st.engine.set_call(now, *setup).map_err(|e| e.to_string());
+            let _ = reply.send(result);
+        }
+        Control::RemoveCall(call_id, reply) => {
+            let now = st.clock.now();
+            let known = st.engine.remove_call(now, &call_id);
+            // A closed session's sockets and record follow.
+            let mut sender = Sender::default();
+            drain_outputs(st, &[], &mut sender);
+            sender.flush(st);
+            let _ = reply.send(known);
+        }
+        Control::TakeClosed(reply) => {
+            let _ = reply.send(st.closed.drain(..).collect());
+        }
+        Control::Stats(reply) => {
+            let _ = reply.send(WorkerStats {
+                worker: st.index,
+                sessions: st.live,
+                io: st.io,
+                engine: Some(st.engine.counters().clone()),
+            });
         }
     }
 }
 
-/// Receives on one socket until shutdown (or, for an upstream socket,
-/// until the session's task is aborted).
-async fn receive_loop(shared: Rc<Shared>, socket: SocketRef, sock: Rc<Socket>) {
-    let mut shutdown = shared.shutdown.clone();
+/// Hands the engine its timer expiries (with the wall clock, for the NTP
+/// times of generated reports) and does what follows.
+fn on_timeout(st: &mut State) {
+    let map = st.clock.wall_to_mono();
+    st.engine.handle_input(Input::WallClock {
+        now: map.mono,
+        wall: map.wall,
+    });
+    st.engine.handle_input(Input::Timeout(map.mono));
+    let mut sender = Sender::default();
+    drain_outputs(st, &[], &mut sender);
+    sender.flush(st);
+}
+
+/// Drains one ready socket: recvmmsg batches until a short one. With
+/// edge-triggered readiness a short batch is enough: a datagram queued
+/// after it raises a new edge, so nothing waits unseen.
+fn receive(st: &mut State, bufs: &mut RecvBuffers, socket: SocketRef) {
     loop {
-        let mut ready = tokio::select! {
-            r = sock.fd.readable() => match r { Ok(g) => g, Err(_) => return },
-            _ = shutdown.changed() => return,
+        let result = {
+            let Some(sock) = st.socket(socket) else { return };
+            bufs.recv(&sock.state, (&sock.fd).into()).map(|n| (n, sock.local))
         };
-        loop {
-            let mut bufs = shared.bufs.borrow_mut();
-            let batch_len = match ready.try_io(|inner| bufs.recv(&sock.state, inner.get_ref().into())) {
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => {
-                    // ICMP port unreachable from the upstream surfaces here
-                    // as ECONNREFUSED: count it, keep the session.
-                    let mut st = shared.state.borrow_mut();
-                    st.io.add_recv_error(&e);
-                    if let (SocketRef::Upstream { session, .. }, Some(libc::ECONNREFUSED)) = (socket, e.raw_os_error())
-                    {
-                        st.note_refused(session, 1);
-                    }
-                    continue;
+        match result {
+            Ok((n, local)) => {
+                run_batch(st, socket, local, bufs);
+                if n < BATCH {
+                    return;
                 }
-                Err(_would_block) => break,
-            };
-            run_batch(&shared, socket, sock.local, &bufs);
-            if batch_len < BATCH {
-                // The queue was drained: wait for the next readiness event.
-                ready.clear_ready();
-                break;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                // ICMP port unreachable from the upstream surfaces here as
+                // ECONNREFUSED: count it, keep the session, read on.
+                st.io.add_recv_error(&e);
+                if let (SocketRef::Upstream { session, .. }, Some(libc::ECONNREFUSED)) = (socket, e.raw_os_error()) {
+                    st.note_refused(session, 1);
+                }
             }
         }
     }
 }
 
 /// Every datagram of one received batch through the engine, and out.
-fn run_batch(shared: &Rc<Shared>, socket: SocketRef, local: SocketAddr, bufs: &RecvBuffers) {
-    let mut guard = shared.state.borrow_mut();
-    let st = &mut *guard;
+fn run_batch(st: &mut State, socket: SocketRef, local: SocketAddr, bufs: &RecvBuffers) {
     let map = st.clock.wall_to_mono();
     let mut sender = Sender::default();
     for (remote, kernel_ts, bytes) in bufs.datagrams() {
@@ -377,14 +436,14 @@ fn run_batch(shared: &Rc<Shared>, socket: SocketRef, local: SocketAddr, bufs: &R
             st.io.sessions_refused += 1;
             st.io.dropped_no_session += 1;
         }
-        drain_outputs(shared, st, bytes, &mut sender);
+        drain_outputs(st, bytes, &mut sender);
     }
     sender.flush(st);
 }
 
 /// Does what the engine says until it has nothing more for now.
 /// `received` is the datagram last handed in ([`Payload::Received`]).
-fn drain_outputs<'a>(shared: &Rc<Shared>, st: &mut State, received: &'a [u8], sender: &mut Sender<'a>) {
+fn drain_outputs<'a>(st: &mut State, received: &'a [u8], sender: &mut Sender<'a>) {
     while let Some(output) = st.engine.poll_output() {
         match output {
             Output::Transmit(t) => match &t.payload {
@@ -406,7 +465,7 @@ fn drain_outputs<'a>(shared: &Rc<Shared>, st: &mut State, received: &'a [u8], se
                 upstream_rtcp,
             } => {
                 sender.flush(st);
-                if open_upstream(shared, st, session, relay, upstream, upstream_rtcp).is_err() {
+                if open_upstream(st, session, relay, upstream, upstream_rtcp).is_err() {
                     st.io.upstream_bind_failures += 1;
                     let now = st.clock.now();
                     st.engine.handle_input(Input::UpstreamFailed { now, session });
@@ -417,13 +476,8 @@ fn drain_outputs<'a>(shared: &Rc<Shared>, st: &mut State, received: &'a [u8], se
                 st.close_upstream(session);
             }
             Output::Event(event) => on_event(st, event),
-            Output::Timeout(due) => {
-                if shared.timer_due.get().is_none_or(|t| due < t) {
-                    shared.timer_due.set(Some(due));
-                    shared.timer_changed.notify_one();
-                }
-                break;
-            }
+            // The poll loop reads the engine's deadline before each wait.
+            Output::Timeout(_) => break,
         }
     }
 }
@@ -458,26 +512,48 @@ impl<'a> Sender<'a> {
 }
 
 impl State {
+    /// The socket a poll token stands for (`None`: a session closed since).
+    fn socket_of(&self, token: Token) -> Option<SocketRef> {
+        let listening = self.relays.len() * 2;
+        let (index, rtcp) = (token.0 / 2, token.0 % 2 == 1);
+        if token.0 < listening {
+            return Some(SocketRef::Listen { relay: index, rtcp });
+        }
+        let u = self.upstreams.get(index - self.relays.len())?.as_ref()?;
+        Some(SocketRef::Upstream { session: u.id, rtcp })
+    }
+
+    /// The socket the engine names by `socket`.
+    fn socket(&self, socket: SocketRef) -> Option<&Socket> {
+        match socket {
+            SocketRef::Listen { relay, rtcp } => {
+                let r = self.relays.get(relay)?;
+                if rtcp {
+                    r.listen_rtcp.as_ref()
+                } else {
+                    Some(&r.listen)
+                }
+            }
+            SocketRef::Upstream { session, rtcp } => {
+                let u = self.upstream(session)?;
+                if rtcp {
+                    u.rtcp.as_ref()
+                } else {
+                    Some(&u.rtp)
+                }
+            }
+        }
+    }
+
     /// Sends on the socket the engine named; upstream sockets are
     /// connected, so they take no address.
     fn send(&mut self, socket: SocketRef, destination: SocketAddr, datagrams: &[&[u8]]) {
         if datagrams.is_empty() {
             return;
         }
-        let (sock, dest) = match socket {
-            SocketRef::Listen { relay, rtcp } => {
-                let Some(r) = self.relays.get(relay) else { return };
-                let s = if rtcp { r.listen_rtcp.as_ref() } else { Some(&r.listen) };
-                let Some(s) = s else { return };
-                (s.clone(), Some(destination))
-            }
-            SocketRef::Upstream { session, rtcp } => {
-                let Some(u) = self.upstream(session) else { return };
-                let s = if rtcp { u.rtcp.as_ref() } else { Some(&u.rtp) };
-                let Some(s) = s else { return };
-                (s.clone(), None)
-            }
-        };
+        let Some(sock) = self.socket(socket) else { return };
+        // Upstream sockets are connected: no address.
+        let dest = matches!(socket, SocketRef::Listen { .. }).then_some(destination);
         let out: SendOutcome = batch::send_batch(&sock.fd, dest, datagrams);
         if let SocketRef::Upstream { session, .. } = socket {
             self.note_refused(session, out.refused);
@@ -517,10 +593,8 @@ impl State {
         if slot.as_ref().is_none_or(|u| u.id != id) {
             return;
         }
+        // Dropping the sockets closes them (and takes them off the poll).
         let Some(u) = slot.take() else { return };
-        for t in &u.tasks {
-            t.abort();
-        }
         self.live -= 1;
         self.closing = Some(u.facts());
     }
@@ -542,7 +616,6 @@ impl Upstream {
 /// Opens a session's upstream socket(s), connected to the upstream so only
 /// its datagrams arrive there, and starts receiving on them.
 fn open_upstream(
-    shared: &Rc<Shared>,
     st: &mut State,
     session: SessionId,
     relay: usize,
@@ -550,6 +623,7 @@ fn open_upstream(
     upstream_rtcp: Option<SocketAddr>,
 ) -> io::Result<()> {
     let buffer_bytes = st.buffer_bytes;
+    let relays = st.relays.len();
     let r = st
         .relays
         .get_mut(relay)
@@ -559,31 +633,26 @@ fn open_upstream(
     if let (Some(s), Some(a)) = (&rtcp, upstream_rtcp) {
         s.connect(a)?;
     }
-    let rtp = Socket::new(rtp)?;
-    let rtcp = rtcp.map(Socket::new).transpose()?;
-    let mut tasks = Vec::new();
-    for (sock, is_rtcp) in std::iter::once((&rtp, false)).chain(rtcp.as_ref().map(|s| (s, true))) {
-        let socket = SocketRef::Upstream { session, rtcp: is_rtcp };
-        tasks.push(tokio::task::spawn_local(receive_loop(shared.clone(), socket, sock.clone())).abort_handle());
-    }
+    let tag = session_tag()?;
     let slot = session.slot();
     if st.upstreams.len() <= slot {
         st.upstreams.resize_with(slot + 1, || None);
     }
-    if let Some(old) = st.upstreams[slot].take() {
-        // A stale entry (never closed): its tasks stop here.
-        for t in &old.tasks {
-            t.abort();
-        }
+    if st.upstreams[slot].take().is_some() {
+        // A stale entry (never closed): its sockets close here, before
+        // the new ones take the slot's poll tokens.
         st.live -= 1;
     }
+    let rtp = Socket::new(rtp, &st.registry, upstream_token(relays, slot, false))?;
+    let rtcp = rtcp
+        .map(|s| Socket::new(s, &st.registry, upstream_token(relays, slot, true)))
+        .transpose()?;
     st.upstreams[slot] = Some(Upstream {
         id: session,
-        tag: session_tag()?,
+        tag,
         relay,
         rtp,
         rtcp,
-        tasks,
         refused: 0,
     });
     st.live += 1;
@@ -716,37 +785,5 @@ fn on_event(st: &mut State, event: Event) {
             );
         }
         _ => {}
-    }
-}
-
-/// Hands the engine its timer expiries (with the wall clock, for the NTP
-/// times of generated reports) and does what follows.
-async fn timer_loop(shared: Rc<Shared>) {
-    let mut shutdown = shared.shutdown.clone();
-    loop {
-        let wake = {
-            let st = shared.state.borrow();
-            let next = st
-                .engine
-                .poll_timeout()
-                .unwrap_or(st.clock.now() + std::time::Duration::from_secs(1));
-            shared.timer_due.set(Some(next));
-            st.clock.instant_of(next)
-        };
-        tokio::select! {
-            _ = tokio::time::sleep_until(wake.into()) => {}
-            _ = shared.timer_changed.notified() => continue,
-            _ = shutdown.changed() => return,
-        }
-        let mut st = shared.state.borrow_mut();
-        let map = st.clock.wall_to_mono();
-        st.engine.handle_input(Input::WallClock {
-            now: map.mono,
-            wall: map.wall,
-        });
-        st.engine.handle_input(Input::Timeout(map.mono));
-        let mut sender = Sender::default();
-        drain_outputs(&shared, &mut st, &[], &mut sender);
-        sender.flush(&mut st);
     }
 }
