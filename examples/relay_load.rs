@@ -134,10 +134,11 @@ fn main() {
     );
     PAYLOAD.store(payload, Ordering::Relaxed);
     match args.get(1).map(String::as_str) {
-        Some("floor") => floor_relay::run(
+        Some(kind @ ("floor" | "floor-uring")) => floor_relay::run(
             arg(&args, "--listen", "127.0.0.1:0".parse().unwrap()),
             arg(&args, "--upstream", "127.0.0.1:0".parse().unwrap()),
             arg(&args, "--workers", 2usize),
+            kind == "floor-uring",
         ),
         Some("naive") => naive_relay(
             arg(&args, "--listen", "127.0.0.1:0".parse().unwrap()),
@@ -152,14 +153,7 @@ fn main() {
             let rounds = arg(&args, "--rounds", 3usize);
             let relays = arg_text(&args, "--relays").unwrap_or("floor,rtp-middlebox:auto,naive".into());
             let limits_off = limits_off_config();
-            let kinds: Vec<String> = relays
-                .split(',')
-                .map(|k| match k.starts_with("rtp-middlebox") && !k.contains('@') {
-                    // Admission limits off, as for the floor: the generator is one address.
-                    true => format!("{k}@{}", limits_off.display()),
-                    false => k.to_string(),
-                })
-                .collect();
+            let kinds: Vec<String> = relays.split(',').map(|k| with_limits_off(k, &limits_off)).collect();
             println!(
                 "load: {} streams x {} packets/s for {} s ({} packets/s, {} B payload), {} relay workers, {rounds} rounds",
                 load.streams,
@@ -272,7 +266,7 @@ fn main() {
             max_rate(&kind, workers, streams, secs);
         }
         _ => {
-            eprintln!("usage: relay_load bench [--streams K] [--rate R] [--seconds S] [--workers W] [--payload B] [--rounds N] [--relays floor,rtp-middlebox:auto,naive]\n       relay_load soak [--streams K] [--rate R] [--seconds S] [--workers W]\n       relay_load srtp [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load metrics [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load max-rate [--workers W] [--streams K] [--seconds S] [--relay naive|rtp-middlebox]\n       relay_load naive|floor --listen ADDR --upstream ADDR [--workers W]");
+            eprintln!("usage: relay_load bench [--streams K] [--rate R] [--seconds S] [--workers W] [--payload B] [--rounds N] [--relays floor,rtp-middlebox:auto,naive]\n       relay_load soak [--streams K] [--rate R] [--seconds S] [--workers W]\n       relay_load srtp [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load metrics [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load max-rate [--workers W] [--streams K] [--seconds S] [--relay naive|rtp-middlebox]\n       relay_load naive|floor|floor-uring --listen ADDR --upstream ADDR [--workers W]");
             std::process::exit(2);
         }
     }
@@ -294,6 +288,9 @@ struct RunResult {
     /// Resident memory the relay gained per session (one stream each) once
     /// every session exists, kernel socket buffers excluded.
     rss_per_session: f64,
+    /// Resident memory at the end of the measured run against its start
+    /// (every session open at both), in per cent.
+    rss_growth_pct: f64,
 }
 
 fn print_header() {
@@ -380,7 +377,7 @@ fn spawn_relay(kind: &str, listen: SocketAddr, upstream: SocketAddr, workers: us
     let (kind, mode) = kind.split_once(':').unwrap_or((kind, "forward"));
     let dir = exe_dir();
     let mut cmd = match kind {
-        "naive" | "floor" => {
+        "naive" | "floor" | "floor-uring" => {
             let mut c = Command::new(dir.join("examples/relay_load"));
             c.args([
                 kind,
@@ -814,7 +811,8 @@ fn run_once(kind: &str, streams: usize, rate: f64, secs: f64, workers: usize) ->
     // Warm-up: create every session before measuring.
     generate(listen, streams, 2.0, 0.6, epoch);
     std::thread::sleep(Duration::from_millis(200));
-    let rss_per_session = rss_bytes(pid).saturating_sub(rss0) as f64 / streams as f64;
+    let rss_open = rss_bytes(pid);
+    let rss_per_session = rss_open.saturating_sub(rss0) as f64 / streams as f64;
     let base_recv = sink.received.load(Ordering::Relaxed);
     sink.latencies.lock().unwrap().clear();
     let cpu0 = cpu_ns(pid);
@@ -823,6 +821,7 @@ fn run_once(kind: &str, streams: usize, rate: f64, secs: f64, workers: usize) ->
     std::thread::sleep(Duration::from_millis(300));
     let cpu = cpu_ns(pid) - cpu0;
     let wall = t0.elapsed();
+    let rss_growth_pct = 100.0 * (rss_bytes(pid) as f64 / rss_open.max(1) as f64 - 1.0);
     let delivered = sink.received.load(Ordering::Relaxed) - base_recv;
     drop(relay);
     let mut lat = std::mem::take(&mut *sink.latencies.lock().unwrap());
@@ -839,10 +838,13 @@ fn run_once(kind: &str, streams: usize, rate: f64, secs: f64, workers: usize) ->
         cpu_us_per_packet: cpu as f64 / 1000.0 / delivered.max(1) as f64,
         relay_cpu_pct: 100.0 * cpu as f64 / wall.as_nanos() as f64,
         rss_per_session,
+        rss_growth_pct,
     }
 }
 
 fn max_rate(kind: &str, workers: usize, streams: usize, secs: f64) {
+    let limits_off = limits_off_config();
+    let kind = &with_limits_off(kind, &limits_off);
     println!("max-rate: {kind}, {workers} workers, {streams} streams, {secs} s per step, loss < 0.1%");
     print_header();
     let mut rate_pps = 20_000.0f64;
@@ -869,39 +871,53 @@ fn limits_off_config() -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("relay-load-limits-off-{}.toml", std::process::id()));
     std::fs::write(
         &path,
-        "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:9\"\nupstream_bind = \"127.0.0.1\"\n\
+        "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:9\"\nupstream_bind = \"127.0.0.1\"\nupstream_ports = \"40000-64999\"\n\
          [limits]\nnew_sessions_per_prefix_per_sec = 0\nmax_packets_per_session_per_sec = 0\nunanswered_timeout_secs = 0\n",
     )
     .unwrap();
     path
 }
 
+/// `kind` with [`limits_off_config`] when it is rtp-middlebox without a
+/// config of its own: admission limits off, as for the floor (the
+/// generator is one address).
+fn with_limits_off(kind: &str, config: &std::path::Path) -> String {
+    match kind.starts_with("rtp-middlebox") && !kind.contains('@') {
+        true => format!("{kind}@{}", config.display()),
+        false => kind.to_string(),
+    }
+}
+
 /// Medians over rounds per relay, and each relay's ratio to the first.
 fn print_medians(kinds: &[String], results: &mut [Vec<RunResult>]) {
     println!("medians of {} rounds:", results.first().map_or(0, Vec::len));
     println!(
-        "{:<24} {:>7} {:>8} {:>8} {:>10} {:>9} {:>9}",
-        "relay", "loss%", "p50 us", "p99 us", "cpu us/pkt", "cpu ratio", "p99 ratio"
+        "{:<24} {:>7} {:>8} {:>8} {:>10} {:>9} {:>9} {:>10} {:>8}",
+        "relay", "loss%", "p50 us", "p99 us", "cpu us/pkt", "cpu ratio", "p99 ratio", "rss B/sess", "rss +%"
     );
     let mut first: Option<(f64, f64)> = None;
     for (kind, runs) in kinds.iter().zip(results.iter_mut()) {
         let col = |f: fn(&RunResult) -> f64| median(&mut runs.iter().map(f).collect::<Vec<_>>());
-        let (loss, p50, p99, cpu) = (
+        let (loss, p50, p99, cpu, rss, growth) = (
             col(|r| r.loss_pct),
             col(|r| r.p50_us),
             col(|r| r.p99_us),
             col(|r| r.cpu_us_per_packet),
+            col(|r| r.rss_per_session),
+            col(|r| r.rss_growth_pct),
         );
         let (cpu0, p990) = *first.get_or_insert((cpu, p99));
         println!(
-            "{:<24} {:>7.3} {:>8.0} {:>8.0} {:>10.2} {:>9.2} {:>9.2}",
+            "{:<24} {:>7.3} {:>8.0} {:>8.0} {:>10.2} {:>9.2} {:>9.2} {:>10.0} {:>8.1}",
             kind.split('@').next().unwrap_or(kind),
             loss,
             p50,
             p99,
             cpu,
             cpu / cpu0,
-            p99 / p990
+            p99 / p990,
+            rss,
+            growth
         );
     }
 }

@@ -12,6 +12,11 @@
 //! - consecutive datagrams of one session (or, upstream to client, of one
 //!   socket) leave in one sendmmsg.
 //!
+//! With `uring`, the datagrams of one received batch that go to upstream
+//! sockets are sent as one io_uring submission (one `io_uring_enter` for
+//! every socket of the batch, instead of one sendmmsg per session): the
+//! measurement behind the choice of send path (README, Performance).
+//!
 //! What it does not do is everything the proxy is for: no parsing, no
 //! statistics, no RTCP, no timers, no admission limits, no session expiry.
 //! It is plain libc so that nothing of the proxy's runtime is in it.
@@ -26,7 +31,7 @@ const LISTEN_TOKEN: u64 = u64::MAX;
 
 /// Runs `workers` threads until the process is killed (SIGTERM's default
 /// action: the load tool stops its relays that way).
-pub fn run(listen: SocketAddr, upstream: SocketAddr, workers: usize) {
+pub fn run(listen: SocketAddr, upstream: SocketAddr, workers: usize, uring: bool) {
     let first = rtp_middlebox::runtime::socket::udp_listen_socket(
         listen,
         workers > 1,
@@ -45,7 +50,7 @@ pub fn run(listen: SocketAddr, upstream: SocketAddr, workers: usize) {
                 )
                 .expect("floor relay: bind a worker's listening socket")
             });
-            std::thread::spawn(move || Worker::new(sock, upstream).run())
+            std::thread::spawn(move || Worker::new(sock, upstream, uring).run())
         })
         .collect();
     for t in threads {
@@ -67,6 +72,7 @@ struct Worker {
     bufs: Vec<u8>,
     lens: [usize; BATCH],
     from: [SocketAddrV4; BATCH],
+    ring: Option<io_uring::IoUring>,
 }
 
 fn epoll_add(epoll: i32, fd: i32, token: u64) {
@@ -80,7 +86,7 @@ fn epoll_add(epoll: i32, fd: i32, token: u64) {
 }
 
 impl Worker {
-    fn new(listen: UdpSocket, upstream: SocketAddr) -> Worker {
+    fn new(listen: UdpSocket, upstream: SocketAddr, uring: bool) -> Worker {
         // SAFETY: plain syscall; the descriptor is checked below.
         let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         assert!(epoll >= 0, "floor relay: epoll_create1");
@@ -94,6 +100,7 @@ impl Worker {
             bufs: vec![0; BATCH * SLOT],
             lens: [0; BATCH],
             from: [SocketAddrV4::new([0, 0, 0, 0].into(), 0); BATCH],
+            ring: uring.then(|| io_uring::IoUring::new(2 * BATCH as u32).expect("floor relay: io_uring")),
         }
     }
 
@@ -213,10 +220,43 @@ impl Worker {
         index
     }
 
+    /// Sends datagram `i` of the batch on each `(i, fd)` in one io_uring
+    /// submission, and waits for every completion (the batch buffers are
+    /// reused by the next recvmmsg).
+    fn send_uring(&mut self, sends: &[(usize, i32)]) {
+        let Some(ring) = self.ring.as_mut() else { return };
+        for &(i, fd) in sends {
+            let entry = io_uring::opcode::Send::new(
+                io_uring::types::Fd(fd),
+                self.bufs[i * SLOT..].as_ptr(),
+                self.lens[i] as u32,
+            )
+            .flags(libc::MSG_DONTWAIT)
+            .build();
+            // SAFETY: the buffer outlives the submission (waited for below).
+            unsafe { ring.submission().push(&entry) }.expect("floor relay: submission queue full");
+        }
+        let _ = ring.submit_and_wait(sends.len());
+        ring.completion().for_each(drop);
+    }
+
     fn drain_listen(&mut self) {
         let fd = self.listen.as_raw_fd();
         loop {
             let n = self.recv(fd);
+            if self.ring.is_some() {
+                let sends: Vec<(usize, i32)> = (0..n)
+                    .map(|i| {
+                        let session = self.session_of(self.from[i]);
+                        (i, self.sessions[session].socket.as_raw_fd())
+                    })
+                    .collect();
+                self.send_uring(&sends);
+                if n < BATCH {
+                    return;
+                }
+                continue;
+            }
             let mut start = 0;
             while start < n {
                 let session = self.session_of(self.from[start]);
