@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need: tshark (golden values) and
 # GStreamer (RTP senders), the Python GObject bindings that drive rtpbin in
-# tests/gstreamer_rtcp.rs, Prometheus (tests/prometheus_server.rs starts
+# tests/gstreamer_rtcp.rs and dtlssrtpenc/dtlssrtpdec (plugins-bad) in
+# tests/gstreamer_dtls.rs, Prometheus (tests/prometheus_server.rs starts
 # its own server on loopback; the package's service is not used), and
 # Chromium and Janus for the real-browser rig (tests/browser_rig.rs starts
 # its own Janus in a network namespace), then the rig's node driver's

@@ -48,7 +48,10 @@ pub enum SdpError {
     /// terminate) or an unknown value, shortened and sanitised.
     #[error("unsupported a=setup value {0:?}")]
     UnsupportedSetup(String),
-    #[error("an m-line has no a=ice-ufrag (at media or session level)")]
+    /// Some accepted m-lines have an `a=ice-ufrag` and others none: a
+    /// transport is either ICE or not. An SDP without any ufrag is taken
+    /// (DTLS-SRTP without ICE, RFC 5763 §5; e.g. SIP trunks).
+    #[error("some m-lines have an a=ice-ufrag (at media or session level) and others none")]
     MissingIceUfrag,
     #[error("BUNDLEd m-lines (or one m-line) carry different a=ice-ufrag values")]
     ConflictingIceUfrag,
@@ -260,8 +263,14 @@ pub struct DtlsDescription {
     /// The ICE username fragment (media level, else session level). All
     /// m-lines of a BUNDLE group share one ([`SdpError::ConflictingIceUfrag`]);
     /// m-lines not bundled together may differ, and then the first
-    /// m-line's is given.
-    pub ice_ufrag: String,
+    /// m-line's is given. `None` when no m-line has one: DTLS-SRTP
+    /// without ICE (RFC 5763 §5 does not require ICE).
+    pub ice_ufrag: Option<String>,
+    /// Where the first accepted m-line's media is: its `c=` (media level,
+    /// else session level, RFC 8866 §5.7) and its m= port. `None` without a
+    /// `c=`, with an unspecified address (`0.0.0.0`/`::`, ICE's "no
+    /// candidate yet" placeholder, RFC 8839 §5.1) or an unparsable one.
+    pub media_address: Option<SocketAddr>,
     /// Whether every m-line with a ufrag has an `a=ice-pwd` too. The
     /// password itself is never copied out.
     pub ice_pwd_present: bool,
@@ -533,12 +542,14 @@ fn inspect_parsed(parsed: &Parsed<'_>) -> Result<DtlsDescription, SdpError> {
     let mut media = Vec::new();
     let mut effective: Vec<Effective> = Vec::new();
     let mut missing_ufrag = false;
+    let mut any_ufrag = false;
     for sec in parsed.sections.iter().filter(|s| !s.rejected()) {
         let level = read_level(&parsed.lines, sec.start + 1..sec.end, &mut fingerprints, &mut crypto)?;
         let ufrag = level.ufrag.or(session.ufrag);
         // A bundle-only m-line may leave the transport to the BUNDLE
         // group's tagged m-line (RFC 8843 §7.2.1), so it needs no ufrag.
         missing_ufrag |= ufrag.is_none() && !sec.bundle_only;
+        any_ufrag |= ufrag.is_some();
         let pwd = ufrag.is_none() || level.pwd || session.pwd;
         effective.push(Effective {
             mid: sec.mid,
@@ -561,7 +572,9 @@ fn inspect_parsed(parsed: &Parsed<'_>) -> Result<DtlsDescription, SdpError> {
     if fingerprints.is_empty() {
         return Err(SdpError::NoFingerprint);
     }
-    if missing_ufrag {
+    // All ICE or none: without ICE (no ufrag anywhere) the call binds by
+    // media address instead (see `media_address`).
+    if missing_ufrag && any_ufrag {
         return Err(SdpError::MissingIceUfrag);
     }
     // One BUNDLE group is one transport: one DTLS role, one ICE ufrag.
@@ -580,20 +593,43 @@ fn inspect_parsed(parsed: &Parsed<'_>) -> Result<DtlsDescription, SdpError> {
             }
         }
     }
-    let ice_ufrag = effective
-        .iter()
-        .find_map(|e| e.ufrag)
-        .ok_or(SdpError::MissingIceUfrag)?;
+    let ice_ufrag = effective.iter().find_map(|e| e.ufrag);
     // RFC 4145 §4: "If the attribute is not present, 'active' is assumed".
     let setup = effective.iter().find_map(|e| e.setup).unwrap_or(Setup::Active);
     Ok(DtlsDescription {
         fingerprints,
         setup,
-        ice_ufrag: ice_ufrag.to_owned(),
+        ice_ufrag: ice_ufrag.map(str::to_owned),
+        media_address: media_address(parsed),
         ice_pwd_present: effective.iter().all(|e| e.pwd),
         crypto_present: crypto,
         media,
     })
+}
+
+/// The first accepted m-line's `c=` address (media level, else session
+/// level) with its m= port; see [`DtlsDescription::media_address`].
+fn media_address(parsed: &Parsed<'_>) -> Option<SocketAddr> {
+    let sec = parsed.sections.iter().find(|s| !s.rejected() && s.port != 0)?;
+    let connection = |range: std::ops::Range<usize>| {
+        parsed.lines[range]
+            .iter()
+            .find_map(|l| l.text.strip_prefix("c="))
+            .map(str::to_owned)
+    };
+    let c = connection(sec.start + 1..sec.end).or_else(|| connection(0..parsed.session_end))?;
+    // `c=IN IP4 <address>[/<ttl>][/<count>]` (RFC 8866 §5.7).
+    let mut fields = c.split_ascii_whitespace();
+    let (Some("IN"), Some(family), Some(address)) = (fields.next(), fields.next(), fields.next()) else {
+        return None;
+    };
+    let address = address.split('/').next()?;
+    let ip: std::net::IpAddr = address.parse().ok()?;
+    let family_ok = matches!(
+        (family, ip),
+        ("IP4", std::net::IpAddr::V4(_)) | ("IP6", std::net::IpAddr::V6(_))
+    );
+    (family_ok && !ip.is_unspecified()).then(|| SocketAddr::new(ip, sec.port))
 }
 
 // ------------------------------------------------------------------ rewrite
@@ -888,7 +924,7 @@ mod tests {
             format!("m=audio 9 RTP/SAVPF 0\r\na=mid:{mid}\r\na=setup:{setup}\r\na=ice-ufrag:{ufrag}\r\na=ice-pwd:p\r\n")
         };
         let ok = sdp(&format!("{base}{}{}", m("a", "active", "u1"), m("b", "active", "u1")));
-        assert_eq!(inspect(&ok).unwrap().ice_ufrag, "u1");
+        assert_eq!(inspect(&ok).unwrap().ice_ufrag.as_deref(), Some("u1"));
         let setup = sdp(&format!("{base}{}{}", m("a", "active", "u1"), m("b", "passive", "u1")));
         assert_eq!(inspect(&setup), Err(SdpError::ConflictingSetup));
         let ufrag = sdp(&format!("{base}{}{}", m("a", "active", "u1"), m("b", "active", "u2")));
@@ -896,7 +932,7 @@ mod tests {
         // Not bundled together: each m-line is its own transport; the
         // first m-line's values are given.
         let unbundled = ufrag.replace("a=group:BUNDLE a b", "a=group:BUNDLE a");
-        assert_eq!(inspect(&unbundled).unwrap().ice_ufrag, "u1");
+        assert_eq!(inspect(&unbundled).unwrap().ice_ufrag.as_deref(), Some("u1"));
         let unbundled = setup.replace("a=group:BUNDLE a b\r\n", "");
         assert_eq!(inspect(&unbundled).unwrap().setup, Setup::Active);
         // Two different values at one level.
@@ -923,10 +959,13 @@ mod tests {
             inspect(&sdp(&format!("a=ice-ufrag:u\r\n{m}"))),
             Err(SdpError::NoFingerprint)
         );
-        assert_eq!(
-            inspect(&sdp(&format!("a=fingerprint:{FP}\r\n{m}"))),
-            Err(SdpError::MissingIceUfrag)
-        );
+        // No ICE at all: taken, with the media address.
+        let plain = inspect(&sdp(&format!("a=fingerprint:{FP}\r\n{m}"))).unwrap();
+        assert_eq!(plain.ice_ufrag, None);
+        assert_eq!(plain.media_address, None, "no c= line");
+        // Some m-lines with ICE, others without: refused.
+        let mixed = format!("a=fingerprint:{FP}\r\n{m}a=ice-ufrag:u1\r\n{m}");
+        assert_eq!(inspect(&sdp(&mixed)), Err(SdpError::MissingIceUfrag));
         // A rejected m-line does not count, nor do its attributes.
         let rejected = format!("a=ice-ufrag:u\r\nm=audio 0 RTP/SAVPF 0\r\na=fingerprint:{FP}\r\n");
         assert_eq!(inspect(&sdp(&rejected)), Err(SdpError::NoMediaLine));
@@ -935,6 +974,39 @@ mod tests {
         let d = inspect(&sdp(&format!("a=ice-ufrag:u\r\na=fingerprint:{FP}\r\n{m}"))).unwrap();
         assert!(!d.ice_pwd_present);
         assert!(!d.crypto_present);
+    }
+
+    #[test]
+    fn media_address_from_c_and_m_lines() {
+        let at = |body: &str| {
+            inspect(&sdp(&format!("a=fingerprint:{FP}\r\n{body}")))
+                .unwrap()
+                .media_address
+        };
+        let m = "m=audio 40000 UDP/TLS/RTP/SAVP 0\r\n";
+        // Session level c=, media level c= wins, TTL suffix, IPv6.
+        assert_eq!(
+            at(&format!("c=IN IP4 192.0.2.1\r\n{m}")),
+            Some("192.0.2.1:40000".parse().unwrap())
+        );
+        assert_eq!(
+            at(&format!("c=IN IP4 192.0.2.1\r\n{m}c=IN IP4 192.0.2.2/127\r\n")),
+            Some("192.0.2.2:40000".parse().unwrap())
+        );
+        assert_eq!(
+            at(&format!("{m}c=IN IP6 2001:db8::1\r\n")),
+            Some("[2001:db8::1]:40000".parse().unwrap())
+        );
+        // A rejected first m-line is skipped.
+        let rejected = "m=video 0 UDP/TLS/RTP/SAVP 96\r\n";
+        assert_eq!(
+            at(&format!("c=IN IP4 192.0.2.1\r\n{rejected}{m}")),
+            Some("192.0.2.1:40000".parse().unwrap())
+        );
+        // ICE's placeholder, a family mismatch, a host name: no address.
+        assert_eq!(at(&format!("c=IN IP4 0.0.0.0\r\n{m}")), None);
+        assert_eq!(at(&format!("c=IN IP6 192.0.2.1\r\n{m}")), None);
+        assert_eq!(at(&format!("c=IN IP4 host.example\r\n{m}")), None);
     }
 
     #[test]

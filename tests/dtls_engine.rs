@@ -220,6 +220,7 @@ fn handshakes_are_bounded() {
             call_id: format!("call-{i}"),
             client: client.description(&format!("c{i}")),
             upstream: upstream.description(&format!("u{i}")),
+            client_address: None,
         };
         driver.set_call(MonoTime::ZERO, setup).unwrap();
     }
@@ -239,4 +240,76 @@ fn handshakes_are_bounded() {
     assert!(driver.call_session("call-0").is_some());
     assert_eq!(driver.call_session("call-1"), None, "over the handshake budget");
     assert_eq!(driver.counters().dtls_refused, 1);
+}
+
+#[test]
+fn a_call_without_ice_binds_by_the_client_media_address() {
+    let mut c = call_without_ice(RtcpMode::Terminate);
+    c.pump();
+    assert!(c.client.connected && c.upstream.connected, "both peers connected");
+    assert_eq!(c.client.peer_fingerprint, Some(c.proxy.fingerprint()));
+    assert_eq!(c.upstream.peer_fingerprint, Some(c.proxy.fingerprint()));
+    let connected = c
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Event::DtlsConnected { .. }))
+        .count();
+    assert_eq!(connected, 2);
+    // Media crosses under each leg's keys.
+    let ck = c.client.keys.clone().unwrap();
+    let uk = c.upstream.keys.clone().unwrap();
+    let plain = rtp(0, 1, 160, Ssrc(0x2222), 160);
+    let v = c
+        .driver
+        .client_datagram(c.now, addr(CLIENT), &protect(&ck.own_write, &plain));
+    assert!(matches!(v, Verdict::Rewritten(_)), "{v:?}");
+    let sent = c.driver.last_sent[0].datagram.clone();
+    let mut open = media_context(&uk.peer_write).unwrap();
+    assert_eq!(open.decrypt_rtp(&sent).unwrap().to_vec(), plain);
+}
+
+#[test]
+fn a_call_without_ice_is_not_bound_from_another_address() {
+    let epoch = epoch();
+    let config = EngineConfig {
+        relays: vec![rtp_middlebox::engine::RelaySettings {
+            dtls_terminate: true,
+            ..relay(RtcpMode::Forward)
+        }],
+        dtls: Some(DtlsSettings::new(Arc::new(DtlsIdentity::generate().unwrap()), epoch)),
+        ..EngineConfig::default()
+    };
+    let mut driver = Driver::new(config);
+    let (client, upstream) = (Peer::new(true, epoch), Peer::new(false, epoch));
+    let no_ice = |p: &Peer| rtp_middlebox::engine::dtls::PeerDtls {
+        ufrag: None,
+        ..p.description("-")
+    };
+    let setup = CallSetup {
+        call_id: "sip-1".into(),
+        client: no_ice(&client),
+        upstream: no_ice(&upstream),
+        client_address: Some(addr(CLIENT)),
+    };
+    driver.set_call(MonoTime::ZERO, setup.clone()).unwrap();
+    // A second call waiting for the same address is refused.
+    let twin = CallSetup {
+        call_id: "sip-2".into(),
+        ..setup.clone()
+    };
+    assert!(driver.set_call(MonoTime::ZERO, twin).is_err());
+    // Half ICE, half not: nothing to bind by.
+    let mixed = CallSetup {
+        call_id: "sip-3".into(),
+        client: client.description("c"),
+        ..setup
+    };
+    assert!(driver.set_call(MonoTime::ZERO, mixed).is_err());
+    // A ClientHello from a stranger's address passes through unbound.
+    let mut stranger = Peer::new(true, epoch);
+    stranger.at(epoch);
+    let v = driver.client_datagram(ms(1), addr("192.0.2.99:4000"), &stranger.outbox.remove(0));
+    assert!(matches!(v, Verdict::Forward(_)), "{v:?}");
+    assert_eq!(driver.call_session("sip-1"), None);
+    assert_eq!(driver.counters().dtls_calls_bound, 0);
 }

@@ -298,3 +298,59 @@ fn a_fingerprint_that_does_not_match_the_sdp_fails_the_leg_visibly() {
         );
     }
 }
+
+#[test]
+fn calls_without_ice_need_a_client_media_address_and_no_ice_on_either_side() {
+    let (_relay, api, _upstream) = start_relay_and_api("dtls = \"terminate\"\n", |_| {});
+    let api = api.local_addr;
+    let fp = DtlsIdentity::generate().unwrap().fingerprint_sdp();
+    let no_ice = |c: &str, port: u16, setup: &str| {
+        format!(
+            "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n{c}t=0 0\r\nm=audio {port} UDP/TLS/RTP/SAVP 0\r\n\
+             a=rtcp-mux\r\na=fingerprint:{fp}\r\na=setup:{setup}\r\n"
+        )
+    };
+    let exchange = |call: &str, offer: String, answer: String| {
+        let r = post(
+            api,
+            &format!("/v1/calls/{call}/offer"),
+            &serde_json::json!({"sdp": offer, "from": "client"}),
+        );
+        assert_eq!(r.status(), 200, "{}", r.raw);
+        post(
+            api,
+            &format!("/v1/calls/{call}/answer"),
+            &serde_json::json!({"sdp": answer, "from": "upstream"}),
+        )
+    };
+    // One side with ICE, the other without: nothing to bind by.
+    let r = exchange(
+        "m1",
+        no_ice("c=IN IP4 127.0.0.1\r\n", 4000, "actpass"),
+        sdp("upsT", &fp, "passive", 5000),
+    );
+    assert_eq!(r.status(), 400, "{}", r.raw);
+    assert_eq!(r.json()["reason"], "mixed-ice");
+    // No ICE and the client's SDP names no address (ICE's placeholder).
+    let r = exchange(
+        "m2",
+        no_ice("c=IN IP4 0.0.0.0\r\n", 4000, "actpass"),
+        no_ice("c=IN IP4 127.0.0.1\r\n", 5000, "passive"),
+    );
+    assert_eq!(r.status(), 400, "{}", r.raw);
+    assert_eq!(r.json()["reason"], "no-media-address");
+    // With one: taken; a second call for the same client address is not.
+    let r = exchange(
+        "m3",
+        no_ice("c=IN IP4 127.0.0.1\r\n", 4000, "actpass"),
+        no_ice("c=IN IP4 127.0.0.1\r\n", 5000, "passive"),
+    );
+    assert_eq!(r.status(), 200, "{}", r.raw);
+    let r = exchange(
+        "m4",
+        no_ice("c=IN IP4 127.0.0.1\r\n", 4000, "actpass"),
+        no_ice("c=IN IP4 127.0.0.1\r\n", 5002, "passive"),
+    );
+    assert_eq!(r.status(), 409, "{}", r.raw);
+    assert!(r.raw.contains("client media address"), "{}", r.raw);
+}

@@ -58,7 +58,7 @@ fuzz_target!(|data: &[u8]| {
     });
     let client_is_dtls_client = setup & 1 == 1;
     let peer = |ufrag: &str, client_role: bool| PeerDtls {
-        ufrag: ufrag.into(),
+        ufrag: Some(ufrag.into()),
         fingerprints: vec![[7; 32]],
         role: if client_role { DtlsRole::Client } else { DtlsRole::Server },
     };
@@ -69,6 +69,7 @@ fuzz_target!(|data: &[u8]| {
                 call_id: "fuzz".into(),
                 client: peer("c", client_is_dtls_client),
                 upstream: peer("u", !client_is_dtls_client),
+                client_address: None,
             },
         )
         .unwrap();

@@ -7,6 +7,23 @@
 //! carries `USERNAME = <receiver's ufrag>:<sender's ufrag>` (RFC 8445
 //! §7.2.2), so a check from the client reads `upstream:client` and one from
 //! the upstream `client:upstream`; either binds the session it arrives on.
+//!
+//! A call without ICE (no `a=ice-ufrag` in either SDP: RFC 5763 §5 makes
+//! no use of ICE, and SIP trunks or GStreamer's dtlssrtpenc/dec do none)
+//! has no check to bind by. It binds by the client's media address from
+//! its SDP (`c=` + m= port): the first datagram, either way, of an unbound
+//! session of a terminating relay whose client address is exactly that
+//! binds it, so the client's first ClientHello (or the first record the
+//! upstream sends toward it) is already the proxy's. Symmetric RTP (RFC
+//! 4961), which DTLS-SRTP needs anyway since both directions share one
+//! association (RFC 5764 §4.1), makes that the session's address.
+//! Why not "the first DTLS record on the relay": any datagram from anyone
+//! would then capture the call; the address at least comes from the
+//! signalling, and a spoofed one only wins a handshake that the peer's
+//! fingerprint check then fails (no media can be read or injected). A
+//! client behind a NAT whose SDP shows its private address never matches:
+//! such a call is not bound and its session passes through (with ICE, the
+//! ufrags bind it wherever the client appears).
 
 use super::counters::DropReason;
 use super::dtls::{BackToBack, CallSetup, LegOutput};
@@ -16,6 +33,7 @@ use crate::time::MonoTime;
 use crate::wire::stun::{StunView, ATTR_USERNAME};
 use foldhash::HashMap;
 use std::cmp::Reverse;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 struct Entry {
@@ -25,11 +43,22 @@ struct Entry {
     session: Option<SessionId>,
 }
 
-/// Calls by id, and by (upstream ufrag, client ufrag).
+/// Calls by id, and by (upstream ufrag, client ufrag) or, without ICE,
+/// by the client's media address.
 #[derive(Default)]
 pub(super) struct Calls {
     by_id: HashMap<String, Entry>,
     by_ufrags: HashMap<(String, String), String>,
+    by_address: HashMap<SocketAddr, String>,
+}
+
+/// How a call finds its session.
+#[derive(Clone, PartialEq, Eq, Debug)]
+enum Key {
+    /// (upstream ufrag, client ufrag), seen in STUN USERNAME.
+    Ufrags(String, String),
+    /// The client's media address, for calls without ICE.
+    Address(SocketAddr),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
@@ -40,15 +69,22 @@ pub enum CallError {
     TooManyCalls,
     #[error("another call already uses these ICE username fragments")]
     UfragsInUse,
+    #[error("another call without ICE already waits for this client media address")]
+    AddressInUse,
+    #[error(
+        "the call cannot be bound: ICE needs a=ice-ufrag in both SDPs; without ICE the client's SDP needs \
+         a c= address and an m= port"
+    )]
+    NoBinding,
 }
 
 impl Calls {
     fn expire(&mut self, now: MonoTime) {
-        let by_ufrags = &mut self.by_ufrags;
+        let (by_ufrags, by_address) = (&mut self.by_ufrags, &mut self.by_address);
         self.by_id.retain(|_, e| {
             let keep = e.expires.is_none_or(|t| t > now);
             if !keep {
-                by_ufrags.remove(&ufrag_key(&e.setup));
+                forget_key(by_ufrags, by_address, key_of(&e.setup));
             }
             keep
         });
@@ -56,8 +92,22 @@ impl Calls {
 
     fn remove(&mut self, call_id: &str) -> Option<Option<SessionId>> {
         let e = self.by_id.remove(call_id)?;
-        self.by_ufrags.remove(&ufrag_key(&e.setup));
+        forget_key(&mut self.by_ufrags, &mut self.by_address, key_of(&e.setup));
         Some(e.session)
+    }
+
+    /// The call id a key names, if any.
+    fn owner(&self, key: &Key) -> Option<&String> {
+        match key {
+            Key::Ufrags(u, c) => self.by_ufrags.get(&(u.clone(), c.clone())),
+            Key::Address(a) => self.by_address.get(a),
+        }
+    }
+
+    /// The unbound call without ICE whose client media address is `client`.
+    fn find_by_address(&self, client: SocketAddr) -> Option<&Entry> {
+        let id = self.by_address.get(&client)?;
+        self.by_id.get(id).filter(|e| e.session.is_none())
     }
 
     /// The unbound call a check's USERNAME names, from `from`'s endpoint.
@@ -77,14 +127,37 @@ impl Calls {
     }
 }
 
-fn ufrag_key(setup: &CallSetup) -> (String, String) {
-    (setup.upstream.ufrag.clone(), setup.client.ufrag.clone())
+/// ICE when both peers have a ufrag; else the client's media address when
+/// neither has one (a call half ICE, half not, has no binding).
+fn key_of(setup: &CallSetup) -> Option<Key> {
+    match (&setup.upstream.ufrag, &setup.client.ufrag, setup.client_address) {
+        (Some(u), Some(c), _) => Some(Key::Ufrags(u.clone(), c.clone())),
+        (None, None, Some(a)) => Some(Key::Address(a)),
+        _ => None,
+    }
+}
+
+fn forget_key(
+    by_ufrags: &mut HashMap<(String, String), String>,
+    by_address: &mut HashMap<SocketAddr, String>,
+    key: Option<Key>,
+) {
+    match key {
+        Some(Key::Ufrags(u, c)) => {
+            by_ufrags.remove(&(u, c));
+        }
+        Some(Key::Address(a)) => {
+            by_address.remove(&a);
+        }
+        None => {}
+    }
 }
 
 impl Engine {
     /// Registers a call whose offer and answer passed through the calls
-    /// API; the session whose ICE checks carry its ufrags terminates DTLS
-    /// on both legs. Setting a known call id again replaces it (a
+    /// API; the session whose ICE checks carry its ufrags (without ICE:
+    /// whose client address is the client's media address) terminates
+    /// DTLS on both legs. Setting a known call id again replaces it (a
     /// re-offer), unless it is already bound.
     pub fn set_call(&mut self, now: MonoTime, setup: CallSetup) -> Result<(), CallError> {
         let Some(settings) = self.config.dtls.as_ref() else {
@@ -92,22 +165,32 @@ impl Engine {
         };
         let (ttl, max) = (settings.unbound_call_ttl, settings.max_calls);
         self.calls.expire(now);
-        let key = ufrag_key(&setup);
-        if let Some(owner) = self.calls.by_ufrags.get(&key) {
+        let key = key_of(&setup).ok_or(CallError::NoBinding)?;
+        if let Some(owner) = self.calls.owner(&key) {
             if *owner != setup.call_id {
-                return Err(CallError::UfragsInUse);
+                return Err(match key {
+                    Key::Ufrags(..) => CallError::UfragsInUse,
+                    Key::Address(_) => CallError::AddressInUse,
+                });
             }
         }
         if let Some(old) = self.calls.by_id.get(&setup.call_id) {
             if old.session.is_some() {
                 return Err(CallError::UfragsInUse);
             }
-            let old_key = ufrag_key(&old.setup);
-            self.calls.by_ufrags.remove(&old_key);
+            let old_key = key_of(&old.setup);
+            forget_key(&mut self.calls.by_ufrags, &mut self.calls.by_address, old_key);
         } else if self.calls.len() >= max {
             return Err(CallError::TooManyCalls);
         }
-        self.calls.by_ufrags.insert(key, setup.call_id.clone());
+        match key {
+            Key::Ufrags(u, c) => {
+                self.calls.by_ufrags.insert((u, c), setup.call_id.clone());
+            }
+            Key::Address(a) => {
+                self.calls.by_address.insert(a, setup.call_id.clone());
+            }
+        }
         let id = setup.call_id.clone();
         self.calls.by_id.insert(
             id,
@@ -157,6 +240,29 @@ impl Engine {
             return;
         };
         let setup = entry.setup.clone();
+        self.bind_call(now, id, setup);
+    }
+
+    /// Before a datagram on a `dtls = "terminate"` relay's unbound
+    /// session: binds it to the call without ICE whose client media
+    /// address is the session's client address (see the module docs).
+    pub(super) fn try_bind_call_by_address(&mut self, now: MonoTime, id: SessionId) {
+        if self.calls.by_address.is_empty() || !self.binds_calls(id) {
+            return;
+        }
+        let Some(client) = self.session(id).map(|s| s.info.client) else {
+            return;
+        };
+        let Some(entry) = self.calls.find_by_address(client) else {
+            return;
+        };
+        let setup = entry.setup.clone();
+        self.bind_call(now, id, setup);
+    }
+
+    /// Gives session `id` the call's two DTLS legs, within the handshake
+    /// budget.
+    fn bind_call(&mut self, now: MonoTime, id: SessionId, setup: Arc<CallSetup>) {
         let Some(settings) = self.config.dtls.as_ref() else {
             return;
         };

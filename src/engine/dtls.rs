@@ -10,7 +10,9 @@
 //!
 //! ICE stays end to end: STUN passes through unchanged, and a session binds
 //! to its call by the ICE ufrags in a Binding request's USERNAME
-//! (`remote:local`, RFC 8445 §7.2.2).
+//! (`remote:local`, RFC 8445 §7.2.2). A call without ICE (RFC 5763 allows
+//! DTLS-SRTP without it: SIP trunks, GStreamer's dtlssrtpenc/dec) binds by
+//! the client's media address instead (see `engine::calls`).
 //!
 //! DTLS is `dimpl`'s, a sans-IO state machine driven like the engine: it
 //! gets datagrams and times and answers with records and a next timeout.
@@ -37,7 +39,8 @@ pub enum DtlsRole {
 /// What the calls API learned about one peer from its SDP.
 #[derive(Clone, Debug)]
 pub struct PeerDtls {
-    pub ufrag: String,
+    /// `None` when the peer's SDP has no ICE (no `a=ice-ufrag`).
+    pub ufrag: Option<String>,
     /// SHA-256 certificate fingerprints the peer announced (RFC 8122).
     pub fingerprints: Vec<[u8; 32]>,
     pub role: DtlsRole,
@@ -49,6 +52,10 @@ pub struct CallSetup {
     pub call_id: String,
     pub client: PeerDtls,
     pub upstream: PeerDtls,
+    /// For a call without ICE (neither peer has a ufrag): where the client
+    /// sends its media from, per its SDP (`c=` and m= port; symmetric RTP,
+    /// RFC 4961). The session whose client address this is binds the call.
+    pub client_address: Option<std::net::SocketAddr>,
 }
 
 /// Engine-wide DTLS settings (present when some relay terminates DTLS).

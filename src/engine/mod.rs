@@ -407,6 +407,11 @@ impl Engine {
             SocketRef::Upstream { session, .. } => Ok(demux::Routed::Session(session)),
             SocketRef::Listen { relay, rtcp } => self.route_client(now, relay, rtcp, remote, local, kind, bytes),
         };
+        if let Ok(demux::Routed::Session(id)) = routed {
+            // A call without ICE binds before its first datagram is handled,
+            // so a ClientHello that opens the session is already the proxy's.
+            self.try_bind_call_by_address(now, id);
+        }
         let verdict = match routed {
             Ok(demux::Routed::Session(id)) if kind == PacketKind::Dtls && self.terminates_dtls(id) => {
                 self.on_dtls_record(now, id, side, bytes)
@@ -444,7 +449,7 @@ impl Engine {
     }
 
     /// A session of a `dtls = "terminate"` relay not yet bound to a call.
-    fn binds_calls(&self, id: SessionId) -> bool {
+    pub(super) fn binds_calls(&self, id: SessionId) -> bool {
         self.session(id).is_some_and(|s| {
             s.dtls.is_none()
                 && self

@@ -43,7 +43,7 @@ impl Peer {
 
     pub fn description(&self, ufrag: &str) -> PeerDtls {
         PeerDtls {
-            ufrag: ufrag.into(),
+            ufrag: Some(ufrag.into()),
             fingerprints: vec![self.identity.fingerprint()],
             role: if self.active {
                 DtlsRole::Client
@@ -177,6 +177,7 @@ pub fn call(mode: RtcpMode, client_fingerprint_ok: bool) -> Call {
                 call_id: "call-1".into(),
                 client: client_desc,
                 upstream: upstream.description(UPSTREAM_UFRAG),
+                client_address: None,
             },
         )
         .unwrap();
@@ -199,6 +200,63 @@ pub fn call(mode: RtcpMode, client_fingerprint_ok: bool) -> Call {
         now,
         id,
     }
+}
+
+/// A call without ICE (RFC 5763 with no ICE, as SIP trunks or GStreamer's
+/// dtlssrtpenc/dec): neither peer has a ufrag, and the call names the
+/// client's media address. The client's first ClientHello opens the
+/// session, binds it and is the proxy's at once.
+pub fn call_without_ice(mode: RtcpMode) -> Call {
+    let epoch = epoch();
+    let proxy = DtlsIdentity::generate().unwrap();
+    let config = EngineConfig {
+        relays: vec![rtp_middlebox::engine::RelaySettings {
+            dtls_terminate: true,
+            ..relay(mode)
+        }],
+        dtls: Some(DtlsSettings::new(Arc::new(proxy.clone()), epoch)),
+        idle_timeout: None,
+        ..EngineConfig::default()
+    };
+    let mut driver = Driver::new(config);
+    let mut client = Peer::new(true, epoch);
+    let upstream = Peer::new(false, epoch);
+    let no_ice = |p: &Peer| PeerDtls {
+        ufrag: None,
+        ..p.description("-")
+    };
+    driver
+        .set_call(
+            MonoTime::ZERO,
+            CallSetup {
+                call_id: "call-1".into(),
+                client: no_ice(&client),
+                upstream: no_ice(&upstream),
+                client_address: Some(addr(CLIENT)),
+            },
+        )
+        .unwrap();
+    let now = ms(10);
+    client.at(epoch + Duration::from_millis(10));
+    let hello = client.outbox.remove(0);
+    let verdict = driver.client_datagram(now, addr(CLIENT), &hello);
+    assert!(
+        matches!(verdict, Verdict::Consumed),
+        "the ClientHello is the proxy's: {verdict:?}"
+    );
+    let id = driver.sessions().next().unwrap().id;
+    assert_eq!(driver.call_session("call-1"), Some(id));
+    let mut c = Call {
+        driver,
+        client,
+        upstream,
+        proxy,
+        epoch,
+        now,
+        id,
+    };
+    c.route();
+    c
 }
 
 /// The `Instant` standing for virtual time zero: any will do, since dimpl

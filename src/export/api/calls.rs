@@ -4,7 +4,9 @@
 //! candidate toward the client), so each endpoint's DTLS handshake ends at
 //! the proxy (RFC 5763 §5, RFC 8842). Once offer and answer are both known
 //! the call goes to the engine, which binds it to the session whose ICE
-//! checks carry the two ufrags.
+//! checks carry the two ufrags, or, when neither SDP has ICE, to the
+//! session whose client address is the client SDP's `c=` address and m=
+//! port.
 //!
 //! * `POST /v1/calls/{call_id}/offer`, `POST /v1/calls/{call_id}/answer`:
 //!   `{"sdp": "...", "from": "client" | "upstream"}` → `{"sdp": "..."}`,
@@ -12,7 +14,8 @@
 //! * `DELETE /v1/calls/{call_id}`: forget the call (its session closes).
 //!
 //! Errors are JSON with a stable `reason` (`no-media-line`,
-//! `no-fingerprint`, `unsupported-setup`, `call-unknown`, …) and never
+//! `no-fingerprint`, `unsupported-setup`, `call-unknown`, `mixed-ice`,
+//! `no-media-address`, …) and never
 //! echo SDP lines (they carry ICE passwords and possibly SDES keys).
 
 use super::sdp::{Description, Descriptions};
@@ -248,6 +251,36 @@ fn roles(offer: Setup, answer: Setup) -> Result<(DtlsRole, DtlsRole), Failure> {
     Ok((offerer, answerer))
 }
 
+/// How the engine will find the call's session: by the ICE ufrags when
+/// both SDPs have them (`None` here), else (DTLS-SRTP without ICE, RFC
+/// 5763 §5) by the client's media address from its own SDP; an SDP pair
+/// half ICE, half not, cannot be bound.
+fn binding_address(
+    offer: &DtlsDescription,
+    answer: &DtlsDescription,
+    answer_from: From,
+) -> Result<Option<std::net::SocketAddr>, Failure> {
+    let client = match answer_from {
+        From::Client => answer,
+        From::Upstream => offer,
+    };
+    match (offer.ice_ufrag.is_some(), answer.ice_ufrag.is_some()) {
+        (true, true) => Ok(None),
+        (false, false) => client.media_address.map(Some).ok_or_else(|| {
+            fail(
+                StatusCode::BAD_REQUEST,
+                "no-media-address",
+                "without ICE the client's SDP needs a c= address and an m= port: the call binds by them",
+            )
+        }),
+        _ => Err(fail(
+            StatusCode::BAD_REQUEST,
+            "mixed-ice",
+            "one SDP has a=ice-ufrag and the other none",
+        )),
+    }
+}
+
 fn peer(d: &DtlsDescription, role: DtlsRole) -> PeerDtls {
     PeerDtls {
         ufrag: d.ice_ufrag.clone(),
@@ -309,6 +342,10 @@ pub(super) async fn post_answer(
         From::Upstream => (peer(&offer.description, offerer), peer(&answer, answerer)),
         From::Client => (peer(&answer, answerer), peer(&offer.description, offerer)),
     };
+    let client_address = match binding_address(&offer.description, &answer, body.from) {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
     // The client's view, for the stream and the shim: what it sent, and
     // what it got (rewritten).
     let kind = |k: &str| {
@@ -333,6 +370,7 @@ pub(super) async fn post_answer(
         call_id: call_id.clone(),
         client,
         upstream,
+        client_address,
     };
     if let Err(e) = state.relay.set_call(setup).await {
         return failure(StatusCode::CONFLICT, "call-refused", &e);
