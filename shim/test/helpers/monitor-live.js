@@ -85,4 +85,5 @@ export async function assertMonitorShows(extract, expected, { timeoutMs = 5000, 
   } catch {
     assert.deepEqual(extract(), expected, `${what} shows the proxy's figures`);
   }
+  if (process.env.SHIM_TEST_VERBOSE === '1') console.log(`${what} = proxy: ${JSON.stringify(expected)}`);
 }
