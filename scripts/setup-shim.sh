@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the JavaScript shim's tests (shim/) need: Node.js >= 18 with
-# npm, and shim/'s devDependencies (callstats-js) from shim/package-lock.json.
+# npm, and shim/'s devDependencies from shim/package-lock.json: callstats-js
+# and today's monitors (@jitsi/rtcstats, @peermetrics/webrtc-stats,
+# @observertc/client-monitor-js, ws for rtcstats' WebSocket).
 #
 # Idempotent: installs Debian's nodejs/npm only when no node >= 18 is on PATH
 # (apt-get update only then); runs `npm ci` only when shim/node_modules is
@@ -37,7 +39,13 @@ fi
 stamp=shim/node_modules/.setup-shim-lock.sha256
 want=$(sha256sum shim/package-lock.json | cut -d' ' -f1)
 have=$(cat "$stamp" 2>/dev/null || true)
-if [ "$want" = "$have" ] && [ -f shim/node_modules/callstats-js/package.json ]; then
+installed() {
+  local p
+  for p in callstats-js @jitsi/rtcstats @peermetrics/webrtc-stats @observertc/client-monitor-js ws; do
+    [ -f "shim/node_modules/$p/package.json" ] || return 1
+  done
+}
+if [ "$want" = "$have" ] && installed; then
   echo "setup-shim.sh: node $(node --version), shim/node_modules up to date"
   exit 0
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests of the JavaScript RTCPeerConnection shim (shim/): unit tests against a
 # fake proxy stream, live tests against the rtp-middlebox binary, and
-# callstats-js driven through the shim.
+# callstats-js, @jitsi/rtcstats, @peermetrics/webrtc-stats and
+# @observertc/client-monitor-js driven through the shim.
 #
 #   bash scripts/test-shim.sh
 #   RTP_MIDDLEBOX_BIN=/path/to/rtp-middlebox bash scripts/test-shim.sh   # no cargo build

@@ -101,6 +101,8 @@ fn scripted_session_report_follows_the_spec() {
     let inbound = inbound[0];
     assert_eq!(inbound["ssrc"], SENDER.0);
     assert_eq!(inbound["kind"], "audio");
+    // Required by the spec (a monitor drops the entry without it).
+    assert_eq!(inbound["trackIdentifier"], inbound["id"]);
     assert_eq!(inbound["packetsReceived"], sent);
     assert_eq!(inbound["packetsLost"], 19); // 0..=198 expected, 19 missing
     let jitter = inbound["jitter"].as_f64().unwrap();

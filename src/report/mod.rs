@@ -132,6 +132,12 @@ fn source_objects(
         rtp_stream_stats(id, stats_type, timestamp, src.ssrc, kind, transport_id)
     };
     let mut inbound = stream(&inbound_id, "inbound-rtp", now_ms);
+    // trackIdentifier is a required member of RTCInboundRtpStreamStats
+    // (W3C webrtc-stats, the receiving MediaStreamTrack's id);
+    // spec-strict monitors (observertc's client-monitor-js) drop an
+    // inbound-rtp without it. The proxy has no track: the stream's own id
+    // names it, unique in the report and stable for the stream's life.
+    inbound.insert("trackIdentifier".into(), json!(inbound_id));
     inbound.insert("codecId".into(), json!(codec_id));
     // Retransmissions (RTX) are a subset of packetsReceived/bytesReceived.
     let (rtx_packets, rtx_bytes, rtx_header) = src
