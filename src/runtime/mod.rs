@@ -1,5 +1,6 @@
-//! The tokio shell around the engine: sockets, workers, timers, the clock,
-//! signals and graceful shutdown. See `worker.rs` for the packet path.
+//! The shell around the engine: sockets, workers (one mio poll loop each),
+//! timers, the clock, signals and graceful shutdown. See `worker.rs` for the
+//! packet path.
 
 pub mod batch;
 pub mod clock;
