@@ -60,6 +60,35 @@ impl RecvBuffers {
     }
 }
 
+/// Turns off the ancillary data quinn-udp asks for that the worker never
+/// reads (the TOS/ECN byte and the destination address: a socket's local
+/// address is known, ECN is not measured). The kernel then writes one
+/// control message per datagram (the receive timestamp, which jitter and
+/// arrival times need) instead of three, and the batch parser walks one.
+/// Call after `UdpSocketState::new`, which turned them on. Best effort: an
+/// option the socket's family lacks stays as it was.
+pub fn drop_unread_control_messages<S: AsRawFd>(socket: &S) {
+    let off: libc::c_int = 0;
+    for (level, name) in [
+        (libc::IPPROTO_IP, libc::IP_RECVTOS),
+        (libc::IPPROTO_IP, libc::IP_PKTINFO),
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS),
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO),
+    ] {
+        // SAFETY: setsockopt on an open socket with a c_int value and its
+        // size; an unsupported option fails with no effect.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                level,
+                name,
+                std::ptr::addr_of!(off).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+}
+
 /// Outcome of a send batch, for counters.
 #[derive(Default, Debug, Clone, Copy)]
 pub struct SendOutcome {

@@ -153,6 +153,7 @@ impl Socket {
     fn new(sock: std::net::UdpSocket, registry: &mio::Registry, token: Token) -> io::Result<Socket> {
         let local = sock.local_addr()?;
         let state = UdpSocketState::new((&sock).into())?;
+        batch::drop_unread_control_messages(&sock);
         registry.register(&mut SourceFd(&sock.as_raw_fd()), token, Interest::READABLE)?;
         // Closing the descriptor (dropping the socket) removes it from the
         // epoll set: the worker never duplicates descriptors.
