@@ -323,6 +323,9 @@ fn run(path: Option<&std::path::Path>, o: Overrides, workers: usize, quiet: bool
             relay.workers()
         );
     }
+    if let Some(warning) = relay.descriptor_warning() {
+        eprintln!("{warning}");
+    }
     let rates = config.relay.first().map(|r| r.clock_rates()).unwrap_or_default();
     let api = rtp_middlebox::runtime::start_api(
         rtp_middlebox::export::api::ApiOptions::from_config(&config),

@@ -32,6 +32,8 @@ const LISTEN_TOKEN: u64 = u64::MAX;
 /// Runs `workers` threads until the process is killed (SIGTERM's default
 /// action: the load tool stops its relays that way).
 pub fn run(listen: SocketAddr, upstream: SocketAddr, workers: usize, uring: bool) {
+    // One descriptor per session, as the proxy raises its own limit.
+    rtp_middlebox::runtime::socket::raise_descriptor_limit(200_000);
     let first = rtp_middlebox::runtime::socket::udp_listen_socket(
         listen,
         workers > 1,

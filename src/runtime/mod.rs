@@ -124,6 +124,7 @@ pub struct RelayRuntime {
     bound: Vec<BoundRelay>,
     shutdown: Arc<AtomicBool>,
     calls: CallsFacts,
+    descriptor_warning: Option<String>,
 }
 
 /// What the calls API needs to rewrite SDP: the proxy's DTLS identity and,
@@ -147,6 +148,25 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
     if config.relay.is_empty() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "no [[relay]] configured"));
     }
+    // Descriptors: one upstream socket per session, two for non-mux
+    // relays, the listening sockets of every worker, and room for the API,
+    // logs and certificates.
+    let per_session: u64 = if config.relay.iter().any(|r| r.upstream_rtcp.is_some()) {
+        2
+    } else {
+        1
+    };
+    let wanted = config.limits.max_sessions as u64 * per_session + 1024;
+    let limit = socket::raise_descriptor_limit(wanted);
+    let descriptor_warning = (limit < wanted).then(|| {
+        format!(
+            "warning: the open-file limit is {limit} descriptors; limits.max_sessions = {} needs about {wanted}: \
+             sessions beyond about {} will fail to open (counted as upstream_bind_failures). \
+             Raise it (ulimit -n, LimitNOFILE= in systemd) or lower limits.max_sessions.",
+            config.limits.max_sessions,
+            limit.saturating_sub(1024) / per_session
+        )
+    });
     let n = if opts.workers == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
@@ -228,6 +248,7 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
         bound,
         shutdown,
         calls,
+        descriptor_warning,
     })
 }
 
@@ -361,6 +382,13 @@ impl RelayRuntime {
 
     pub fn workers(&self) -> usize {
         self.workers.len()
+    }
+
+    /// Why the relay may not reach `limits.max_sessions`: the process's
+    /// open-file limit stayed below what that many sessions need, even
+    /// after [`start`] raised it as far as it may.
+    pub fn descriptor_warning(&self) -> Option<&str> {
+        self.descriptor_warning.as_deref()
     }
 
     /// Every live session with its statistics.

@@ -56,6 +56,43 @@ fn force_buffers(s: &UdpSocket, bytes: usize) {
     }
 }
 
+/// Raises the process's open-descriptor limit (RLIMIT_NOFILE) toward
+/// `wanted`: the soft limit up to the hard one, and past it when the
+/// process may (CAP_SYS_RESOURCE, up to `fs.nr_open`). Every session holds
+/// one or two upstream sockets, and a common default soft limit of 1 024
+/// would refuse sessions long before `limits.max_sessions`. Returns the
+/// limit now in force.
+pub fn raise_descriptor_limit(wanted: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid struct; failure changes nothing.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur >= wanted {
+            return lim.rlim_cur;
+        }
+        let raised = libc::rlimit {
+            rlim_cur: wanted,
+            rlim_max: lim.rlim_max.max(wanted),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+            return wanted;
+        }
+        let within = libc::rlimit {
+            rlim_cur: lim.rlim_max.min(wanted),
+            rlim_max: lim.rlim_max,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &within) == 0 {
+            return within.rlim_cur;
+        }
+    }
+    lim.rlim_cur
+}
+
 /// Cycles through a port range to bind per-session upstream sockets.
 #[derive(Debug)]
 pub struct PortAllocator {
