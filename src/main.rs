@@ -377,28 +377,11 @@ fn run(path: Option<&std::path::Path>, o: Overrides, workers: usize, quiet: bool
 /// One line of final statistics per session closed by the drain.
 fn final_line(v: &rtp_middlebox::runtime::SessionView) -> String {
     let q = rtp_middlebox::export::publish::quality(v);
-    let legs: Vec<String> = q
-        .legs
-        .iter()
-        .map(|l| {
-            format!(
-                "{}: {} packets, {} lost, jitter {}, rtt {}, {} lost on this leg, MOS worst {} mean {}",
-                l.leg,
-                l.packets_received,
-                l.packets_lost,
-                l.jitter_secs.map_or("-".into(), |j| format!("{:.1} ms", j * 1e3)),
-                l.rtt_secs.map_or("-".into(), |r| format!("{:.1} ms", r * 1e3)),
-                l.lost_on_leg,
-                l.mos_worst.map_or("-".into(), |m| format!("{m:.2}")),
-                l.mos_mean.map_or("-".into(), |m| format!("{m:.2}")),
-            )
-        })
-        .collect();
     format!(
         "session {} closed (shutdown) after {:.1} s: {}",
         q.session,
         q.duration_secs,
-        legs.join("; ")
+        rtp_middlebox::export::publish::legs_line(&q)
     )
 }
 
