@@ -1477,6 +1477,41 @@ fn dtls_assertions(
     }
 }
 
+/// The proxy's rating of Janus's reports on Chromium's audio
+/// (remote-inbound-rtp, the `dtls` call: RTCP terminated, Janus's reports
+/// read in the clear): the stream after both legs.
+fn remote_rating_assertions(fig: &Figures, failures: &mut Vec<String>) {
+    let audio_in = fig
+        .proxy
+        .iter()
+        .find(|s| s["type"] == "inbound-rtp" && s["x-leg"] == "client" && s["kind"] == "audio");
+    let (Some(audio), Some(ssrc)) = (audio_mos(fig, "client"), audio_in.and_then(|s| s["ssrc"].as_u64())) else {
+        check(failures, false, "dtls: the proxy rated Chromium's audio".to_string());
+        return;
+    };
+    let ri = fig
+        .proxy
+        .iter()
+        .find(|s| s["type"] == "remote-inbound-rtp" && s["ssrc"].as_u64() == Some(ssrc))
+        .cloned()
+        .unwrap_or(Value::Null);
+    // The upstream leg lost nothing, so the loss Janus reports is what
+    // the proxy found missing on arrival (±0.3 %: report timing).
+    let (rate, lq) = (ri["x-eModelLossRate"].as_f64(), ri["x-mosLq"].as_f64());
+    check(
+        failures,
+        rate.is_some_and(|r| (r * 100.0 - audio.loss_percent).abs() <= 0.3) && lq.is_some(),
+        format!(
+            "dtls: the proxy rates Janus's reports on the audio: loss {:?} % (on arrival {:.2} %), \
+             MOS-LQ {lq:?} (on arrival {:.3}), MOS-CQ {:?}",
+            rate.map(|r| r * 100.0),
+            audio.loss_percent,
+            audio.lq,
+            ri["x-mosCq"].as_f64()
+        ),
+    );
+}
+
 /// What reached Janus in a DTLS run: in `terminate` every receiver report
 /// Janus gets is the proxy's (one SSRC, none of Chromium's); in `auto` the
 /// shuttle dropped Janus's RTCP, so the proxy had to generate.
@@ -1908,6 +1943,9 @@ fn chromium_through_the_relay_to_janus() {
                 impaired_assertions(&fig, &counters, &to_sfu, &to_client, &up_cfg, &mut found, &mut notes);
                 if calls.is_some() {
                     dtls_assertions(&fig, &result, &counters, &to_sfu, &up_cfg, &mut found);
+                }
+                if keys == DTLS_TERMINATE {
+                    remote_rating_assertions(&fig, &mut found);
                 }
                 if let Some((to_janus, dropped)) = &upstream_leg {
                     upstream_leg_assertions(label, &fig, to_janus, *dropped, &mut found);
