@@ -1598,14 +1598,63 @@ struct CallQuality {
     client: Option<AudioMos>,
     upstream: Option<AudioMos>,
     record: Option<(RecordLeg, RecordLeg)>,
-    /// Sum of `packetsLost` over the streams that arrived over the client leg.
+    /// Sum of `packetsLost` over the streams that arrived over the client
+    /// leg, when the relay was told to drain.
     client_leg_lost: i64,
+}
+
+/// The proxy's `inbound-rtp` objects of every session, read from its API
+/// now.
+fn proxy_inbound_now(api: &str) -> Vec<Value> {
+    let Some(addr) = api.strip_prefix("http://").and_then(|a| a.parse::<SocketAddr>().ok()) else {
+        return Vec::new();
+    };
+    let body = |path: &str| -> Option<Value> {
+        let text = http_get(addr, path).ok()?;
+        serde_json::from_str(text.split_once("\r\n\r\n")?.1).ok()
+    };
+    let Some(sessions) = body("/v1/sessions") else {
+        return Vec::new();
+    };
+    let list = sessions
+        .as_array()
+        .cloned()
+        .or_else(|| sessions["sessions"].as_array().cloned())
+        .unwrap_or_default();
+    list.iter()
+        .filter_map(|s| s["id"].as_str())
+        .filter_map(|id| body(&format!("/v1/sessions/{id}/stats")))
+        .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+        .filter(|s| s["type"] == "inbound-rtp")
+        .collect()
 }
 
 /// SIGTERM: the relay drains and closes the call's session; its close line
 /// carries the end-of-session record (`… || client: …, N lost on this leg,
-/// MOS worst W mean M; upstream: …`).
-fn drain(relay: &mut Relay) -> Option<String> {
+/// MOS worst W mean M; upstream: …`). Also the sum of `packetsLost` over
+/// the streams that arrived over the client leg, read from the API just
+/// before (the driver's figures are a few seconds older: Chromium may
+/// still have sent packets after them).
+fn drain(relay: &mut Relay) -> (Option<String>, i64) {
+    let inbound = proxy_inbound_now(&relay.api);
+    let client_leg_lost = inbound
+        .iter()
+        .filter(|s| s["x-leg"] == "client")
+        .map(|s| i(&s["packetsLost"]).max(0))
+        .sum();
+    report(&format!(
+        "drain: client-leg streams before SIGTERM (ssrc, kind, packetsReceived, packetsLost): {:?}",
+        inbound
+            .iter()
+            .filter(|s| s["x-leg"] == "client")
+            .map(|s| (
+                s["ssrc"].clone(),
+                s["kind"].clone(),
+                i(&s["packetsReceived"]),
+                i(&s["packetsLost"])
+            ))
+            .collect::<Vec<_>>()
+    ));
     // SAFETY: kill(2) on the test's own child.
     unsafe {
         libc::kill(relay.proc.child.id() as i32, libc::SIGTERM);
@@ -1617,9 +1666,11 @@ fn drain(relay: &mut Relay) -> Option<String> {
     // The reader thread has the last lines once the pipe closed.
     sleep_ms(300);
     let log = relay.log.lock().unwrap_or_else(|e| e.into_inner());
-    log.iter()
+    let line = log
+        .iter()
         .find(|l| l.contains(" closed (") && l.contains(" || "))
-        .cloned()
+        .cloned();
+    (line, client_leg_lost)
 }
 
 fn parse_record(line: &str) -> Option<(RecordLeg, RecordLeg)> {
@@ -1642,13 +1693,8 @@ fn parse_record(line: &str) -> Option<(RecordLeg, RecordLeg)> {
     Some((leg("client")?, leg("upstream")?))
 }
 
-fn call_quality(label: &'static str, fig: &Figures, record: Option<&str>) -> CallQuality {
-    let client_leg_lost = fig
-        .proxy
-        .iter()
-        .filter(|s| s["type"] == "inbound-rtp" && s["x-leg"] == "client")
-        .map(|s| i(&s["packetsLost"]).max(0))
-        .sum();
+fn call_quality(label: &'static str, fig: &Figures, drained: (Option<String>, i64)) -> CallQuality {
+    let (record, client_leg_lost) = (drained.0.as_deref(), drained.1);
     let q = CallQuality {
         label,
         client: audio_mos(fig, "client"),
@@ -1837,8 +1883,8 @@ fn chromium_through_the_relay_to_janus() {
                 compare("clean", &fig, &mut notes);
                 field_diffs("clean", &fig, &mut notes);
                 clean_assertions(&fig, &mut failures);
-                let record = drain(&mut relay);
-                quality.push(call_quality("clean", &fig, record.as_deref()));
+                let drained = drain(&mut relay);
+                quality.push(call_quality("clean", &fig, drained));
             }
             Err(e) => failures.push(format!(
                 "clean: {e}\nrelay: {:?}\njanus: {}",
@@ -1951,8 +1997,8 @@ fn chromium_through_the_relay_to_janus() {
                     upstream_leg_assertions(label, &fig, to_janus, *dropped, &mut found);
                 }
                 if calls.is_none() && relay.proc.exited().is_none() {
-                    let record = drain(&mut relay);
-                    quality.push(call_quality(label, &fig, record.as_deref()));
+                    let drained = drain(&mut relay);
+                    quality.push(call_quality(label, &fig, drained));
                 }
                 failures.extend(found.into_iter().map(|f| format!("[{label}] {f}")));
             }
