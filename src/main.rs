@@ -90,6 +90,12 @@ enum Command {
         /// No burst loss (Gilbert-Elliott) on top of --loss.
         #[arg(long)]
         no_burst: bool,
+        /// Loss in Gilbert bursts (4 packets on average) on the client leg,
+        /// percent, each direction; replaces the default burst chain. With
+        /// `--loss 0` it is the same loss rate as `--loss N --no-burst`,
+        /// only burstier.
+        #[arg(long, default_value_t = 0.0)]
+        burst_loss: f64,
         /// One-way delay of the client leg, ms.
         #[arg(long, default_value_t = 20.0)]
         delay_ms: f64,
@@ -208,6 +214,7 @@ fn main() -> ExitCode {
             rtcp,
             loss,
             no_burst,
+            burst_loss,
             delay_ms,
             jitter_ms,
             upstream_delay_ms,
@@ -222,6 +229,7 @@ fn main() -> ExitCode {
                 rtcp: rtcp.parse().unwrap_or_default(),
                 loss: loss / 100.0,
                 burst: !no_burst,
+                burst_loss: burst_loss / 100.0,
                 delay_ms,
                 jitter_ms,
                 upstream_delay_ms,
@@ -239,6 +247,10 @@ fn main() -> ExitCode {
             };
             if !(0.0..=100.0).contains(&loss) {
                 eprintln!("rtp-middlebox demo: --loss {loss} must be a percentage in 0..=100");
+                return ExitCode::from(2);
+            }
+            if !(0.0..100.0).contains(&burst_loss) {
+                eprintln!("rtp-middlebox demo: --burst-loss {burst_loss} must be a percentage in 0..100");
                 return ExitCode::from(2);
             }
             match demo(&opts, json) {
@@ -368,28 +380,11 @@ fn run(path: Option<&std::path::Path>, o: Overrides, workers: usize, quiet: bool
 /// One line of final statistics per session closed by the drain.
 fn final_line(v: &rtp_middlebox::runtime::SessionView) -> String {
     let q = rtp_middlebox::export::publish::quality(v);
-    let legs: Vec<String> = q
-        .legs
-        .iter()
-        .map(|l| {
-            format!(
-                "{}: {} packets, {} lost, jitter {}, rtt {}, {} lost on this leg, MOS worst {} mean {}",
-                l.leg,
-                l.packets_received,
-                l.packets_lost,
-                l.jitter_secs.map_or("-".into(), |j| format!("{:.1} ms", j * 1e3)),
-                l.rtt_secs.map_or("-".into(), |r| format!("{:.1} ms", r * 1e3)),
-                l.lost_on_leg,
-                l.mos_worst.map_or("-".into(), |m| format!("{m:.2}")),
-                l.mos_mean.map_or("-".into(), |m| format!("{m:.2}")),
-            )
-        })
-        .collect();
     format!(
         "session {} closed (shutdown) after {:.1} s: {}",
         q.session,
         q.duration_secs,
-        legs.join("; ")
+        rtp_middlebox::export::publish::legs_line(&q)
     )
 }
 

@@ -215,3 +215,41 @@ fn the_end_of_session_record_says_which_leg_lost_what() {
     assert!(cw < uw - 0.02, "client leg {cw}, upstream leg {uw}");
     assert_eq!(client.mos_mean, client.mos_worst, "one audio stream per leg");
 }
+
+/// `remote-inbound-rtp` carries the proxy's rating of what the far receiver
+/// reported: both legs' loss (its RR cumulative lost over what it
+/// expected), BurstR 1 (an RR has no loss pattern), the RR's jitter.
+#[test]
+fn the_far_receivers_report_is_rated_on_remote_inbound_rtp() {
+    use rtp_middlebox::stats::burst::BurstMetrics;
+    use rtp_middlebox::stats::quality::{stream_quality, Codec};
+    let report = call(random_3, Some(60));
+    let ri = report
+        .iter()
+        .find(|o| o["type"] == "remote-inbound-rtp" && o["ssrc"] == CLIENT_AUDIO)
+        .expect("the upstream receiver's report");
+    // The proxy's first packet of the stream to the RR's highest (2999).
+    let first = (0..PACKETS).find(|q| !random_3(*q)).unwrap();
+    let expected = f64::from(PACKETS - first);
+    let missing = (0..PACKETS).filter(|q| random_3(*q)).count() as f64;
+    let ppl = (missing + 60.0) / expected;
+    assert!((num(ri, "x-eModelLossRate") - ppl).abs() < 1e-12, "{ri:#}");
+    let want = stream_quality(
+        Codec::G711Plc,
+        &BurstMetrics {
+            loss_rate: ppl,
+            burst_r: 1.0,
+            ..Default::default()
+        },
+        Some(0.0),
+        None,
+    );
+    assert!((num(ri, "x-mosLq") - want.mos_lq).abs() < 1e-12, "{ri:#}");
+    assert!((num(ri, "x-rFactor") - want.r_factor).abs() < 1e-12, "{ri:#}");
+    // After both legs the stream rates below what reached the proxy.
+    assert!(num(ri, "x-mosLq") < num(inbound(&report, "client"), "x-mosLq") - 0.05);
+    // No report about the upstream's stream: no rating of its far end.
+    assert!(report
+        .iter()
+        .all(|o| o["type"] != "remote-inbound-rtp" || o["ssrc"] == CLIENT_AUDIO));
+}

@@ -436,6 +436,30 @@ pub fn quality(v: &SessionView) -> SessionQuality {
     }
 }
 
+/// The per-leg part of an end-of-session record as one log line: what
+/// arrived over each leg, what was lost on it (either direction) and the
+/// MOS of its audio.
+pub fn legs_line(q: &SessionQuality) -> String {
+    let legs: Vec<String> = q
+        .legs
+        .iter()
+        .map(|l| {
+            format!(
+                "{}: {} packets, {} lost, jitter {}, rtt {}, {} lost on this leg, MOS worst {} mean {}",
+                l.leg,
+                l.packets_received,
+                l.packets_lost,
+                l.jitter_secs.map_or("-".into(), |j| format!("{:.1} ms", j * 1e3)),
+                l.rtt_secs.map_or("-".into(), |r| format!("{:.1} ms", r * 1e3)),
+                l.lost_on_leg,
+                l.mos_worst.map_or("-".into(), |m| format!("{m:.2}")),
+                l.mos_mean.map_or("-".into(), |m| format!("{m:.2}")),
+            )
+        })
+        .collect();
+    legs.join("; ")
+}
+
 /// A Prometheus recorder with the table's descriptions and fixed buckets;
 /// gauges not updated for `gauge_expiry` disappear (per-session series of
 /// ended sessions).

@@ -263,6 +263,7 @@ fn source_objects(
         ri.insert("x-leg".into(), json!(side_name(side.other())));
         ri.insert("x-rttMethod".into(), json!("sr-rr"));
         insert_remote_xr(&mut ri, src);
+        insert_remote_quality(&mut ri, src);
         out.push(Value::Object(ri));
     }
     out
@@ -298,6 +299,51 @@ fn insert_quality(m: &mut Map<String, Value>, src: &SourceSnapshot) {
         m.insert("x-lossClientLeg".into(), json!(client));
         m.insert("x-lossUpstreamLeg".into(), json!(upstream));
     }
+}
+
+/// The proxy's E-model rating of what the far receiver reported about an
+/// audio stream (its RR), on `remote-inbound-rtp`: the stream as it reached
+/// the far end, after both legs. Ppl = the RR's cumulative lost over the
+/// packets the far receiver expected (its extended highest sequence number
+/// less the stream's first, RFC 3550 §6.4.1 / A.3), BurstR = 1 (an RR
+/// carries counts, not the loss pattern: G.107 §7.5's random case), the
+/// RR's jitter, and the RTT of the leg the report came over.
+fn insert_remote_quality(m: &mut Map<String, Value>, src: &SourceSnapshot) {
+    let (Some(q), Some(remote)) = (&src.quality, &src.remote) else {
+        return;
+    };
+    let Some(ppl) = remote_loss_rate(src) else {
+        return;
+    };
+    let loss = crate::stats::burst::BurstMetrics {
+        loss_rate: ppl,
+        burst_r: 1.0,
+        ..Default::default()
+    };
+    let r = crate::stats::quality::stream_quality(q.codec, &loss, remote.jitter, remote.rtt.last);
+    m.insert("x-eModelLossRate".into(), json!(ppl));
+    m.insert("x-rFactor".into(), json!(r.r_factor));
+    m.insert("x-rFactorNarrowband".into(), json!(r.r_narrowband));
+    m.insert("x-mosLq".into(), json!(r.mos_lq));
+    if let Some(cq) = r.mos_cq {
+        m.insert("x-mosCq".into(), json!(cq));
+    }
+}
+
+/// Loss fraction the far receiver's RR implies: cumulative lost over the
+/// packets it expected, `ext_highest − first + 1` with the stream's first
+/// sequence number as the proxy saw it (the proxy forwards from there).
+/// Compared on 32 bits, as the RR carries them; `None` when the report is
+/// about nothing the proxy recognises.
+fn remote_loss_rate(src: &SourceSnapshot) -> Option<f64> {
+    let (rtp, remote) = (src.rtp.as_ref()?, src.remote.as_ref()?);
+    let first = rtp.ext_highest_seq.checked_sub(rtp.packets_expected.checked_sub(1)?)?;
+    let expected = u64::from(remote.ext_highest_seq.wrapping_sub(first as u32)) + 1;
+    // A report from before the stream's start, or a wrapped difference.
+    if expected > rtp.packets_expected + (1 << 15) {
+        return None;
+    }
+    Some((f64::from(remote.cumulative_lost.max(0)) / expected as f64).clamp(0.0, 1.0))
 }
 
 /// The far receiver's own RFC 3611 VoIP Metrics / Statistics Summary about

@@ -709,6 +709,10 @@ fn log_close(v: &SessionView, reason: CloseReason, shutdown: bool) {
             }
         }
     }
+    // The end-of-session record (the OTLP `session.quality` log record's
+    // figures): which leg lost what, and each leg's MOS.
+    line.push_str(" || ");
+    line.push_str(&crate::export::publish::legs_line(&crate::export::publish::quality(v)));
     eprintln!("{line}");
 }
 

@@ -51,6 +51,11 @@ pub struct DemoOptions {
     pub loss: f64,
     /// Add Gilbert-Elliott burst loss on top of `loss`.
     pub burst: bool,
+    /// Loss in Gilbert bursts on the client leg, each direction, 0..1: a
+    /// chain with this long-run rate in bursts of [`BURST_MEAN_PACKETS`]
+    /// (replaces `burst`'s chain when > 0). With `loss` = 0 it compares
+    /// with `loss` alone at the same rate: same loss, burstier.
+    pub burst_loss: f64,
     /// One-way delay of the client leg, ms.
     pub delay_ms: f64,
     /// Delay variation of the client leg, ± ms (uniform).
@@ -96,6 +101,7 @@ impl Default for DemoOptions {
             rtcp: RtcpMode::Auto,
             loss: 0.02,
             burst: true,
+            burst_loss: 0.0,
             delay_ms: 20.0,
             jitter_ms: 5.0,
             upstream_delay_ms: 5.0,
@@ -117,6 +123,10 @@ const BURST: GilbertElliott = GilbertElliott {
     loss_in_bad: 0.5,
     loss_in_good: 0.0,
 };
+
+/// Mean burst length of `--burst-loss`, packets (an 80 ms gap of 20 ms
+/// audio): G.107 §7.5 BurstR = 1 / (p + q) ≈ 3.9 at 3 % loss.
+pub const BURST_MEAN_PACKETS: f64 = 4.0;
 
 /// One synthetic RTP stream.
 #[derive(Clone, Copy, Debug)]
@@ -727,6 +737,9 @@ pub struct DemoSummary {
     pub(crate) impairment: ImpairmentSummary,
     pub streams: Vec<StreamSummary>,
     pub(crate) legs: Vec<LegSummary>,
+    /// The end-of-session record of the call (what the OTLP log record
+    /// carries): per leg, the packets lost on it and its MOS.
+    pub sessions: Vec<crate::export::metrics::SessionQuality>,
     /// `--dtls`: how both DTLS legs ended up.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dtls: Option<DtlsSummary>,
@@ -763,18 +776,26 @@ pub struct ImpairmentSummary {
     pub(crate) upstream_delay_ms: f64,
 }
 
-fn client_leg(opts: &DemoOptions, seed: u64) -> ImpairConfig {
-    ImpairConfig {
+fn client_leg(opts: &DemoOptions, seed: u64) -> Result<ImpairConfig, String> {
+    let burst = if opts.burst_loss > 0.0 {
+        Some(
+            GilbertElliott::with_rate(opts.burst_loss, BURST_MEAN_PACKETS)
+                .ok_or_else(|| format!("burst loss {} is not a rate in 0..1", opts.burst_loss))?,
+        )
+    } else {
+        opts.burst.then_some(BURST)
+    };
+    Ok(ImpairConfig {
         seed,
         loss: opts.loss,
-        burst: opts.burst.then_some(BURST),
+        burst,
         delay_ms: opts.delay_ms,
         jitter_ms: opts.jitter_ms,
         // Independent per-packet delays: no head-of-line holding across the
         // BUNDLE's streams, so the expected jitter is exactly 2J/3.
         preserve_order: false,
         ..Default::default()
-    }
+    })
 }
 
 fn upstream_leg(opts: &DemoOptions, seed: u64) -> ImpairConfig {
@@ -787,7 +808,7 @@ fn upstream_leg(opts: &DemoOptions, seed: u64) -> ImpairConfig {
 
 /// Runs the demo; prints the live table to `out` and returns the summary.
 pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>, out: &mut dyn Write) -> Result<DemoSummary, String> {
-    client_leg(opts, 0).validate().map_err(|e| e.to_string())?;
+    client_leg(opts, 0)?.validate().map_err(|e| e.to_string())?;
     upstream_leg(opts, 0).validate().map_err(|e| e.to_string())?;
     let clock = Clock::new();
     let stop_send = Arc::new(AtomicBool::new(false));
@@ -853,8 +874,12 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>, out: &mut dyn Write) -> Re
         .map_err(|e| format!("cannot start the HTTP API on {}: {e}", config.api.listen))?;
 
     let mut client_cfg = ForwarderConfig::new(proxy_listen);
-    client_cfg.to_target = client_leg(opts, opts.seed);
-    client_cfg.to_client = client_leg(opts, opts.seed.wrapping_add(1));
+    client_cfg.to_target = client_leg(opts, opts.seed)?;
+    client_cfg.to_client = client_leg(opts, opts.seed.wrapping_add(1))?;
+    // Each stream's losses depend on the seed and its own packet count,
+    // not on how the threads interleaved audio, video and RTCP: the same
+    // seed loses the same share of the audio run after run.
+    client_cfg.per_stream = true;
     let client_fwd = Forwarder::start(client_cfg).map_err(|e| format!("cannot start the client leg: {e}"))?;
     // `--dtls`: the call's SDPs pass through the calls API, as the
     // application's signalling would hand them over.
@@ -890,7 +915,16 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>, out: &mut dyn Write) -> Re
          stats stream: {api_base}/v1/stream   sessions: {api_base}/v1/sessions   metrics: {api_base}/metrics\n",
         if opts.dtls { " (DTLS-SRTP on both legs, terminated by the proxy)" } else { "" },
         opts.loss * 100.0,
-        if opts.burst { " + bursts" } else { "" },
+        if opts.burst_loss > 0.0 {
+            format!(
+                " + {:.1}% in bursts of {BURST_MEAN_PACKETS} packets",
+                opts.burst_loss * 100.0
+            )
+        } else if opts.burst {
+            " + bursts".to_string()
+        } else {
+            String::new()
+        },
         opts.delay_ms,
         opts.jitter_ms,
         opts.rtcp,
@@ -968,9 +1002,14 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>, out: &mut dyn Write) -> Re
     let client_counters = client_fwd.stop();
     let _ = upstream_fwd.stop();
     api.stop();
-    let _ = relay.shutdown(Duration::from_secs(2));
+    // The end-of-session record of each session the drain closed.
+    let sessions = relay
+        .shutdown(Duration::from_secs(2))
+        .iter()
+        .map(crate::export::publish::quality)
+        .collect();
 
-    let model = crate::sim::impair::Impairment::new(client_leg(opts, 0)).map_err(|e| e.to_string())?;
+    let model = crate::sim::impair::Impairment::new(client_leg(opts, 0)?).map_err(|e| e.to_string())?;
     Ok(DemoSummary {
         seconds: elapsed,
         rtcp: opts.rtcp.to_string(),
@@ -986,6 +1025,7 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>, out: &mut dyn Write) -> Re
         },
         streams,
         legs,
+        sessions,
         dtls,
         api: api_base,
     })
@@ -1269,6 +1309,18 @@ pub fn render_summary(s: &DemoSummary) -> String {
             l.stun_samples,
             l.reports_generated,
         );
+    }
+    for q in &s.sessions {
+        t += &format!("\nend-of-session record of {} (as exported over OTLP):\n", q.session);
+        for l in &q.legs {
+            t += &format!(
+                "  {:<8} lost on this leg {:>5} (either direction)   MOS worst {:>5} mean {:>5}\n",
+                l.leg,
+                l.lost_on_leg,
+                opt_mos(l.mos_worst),
+                opt_mos(l.mos_mean),
+            );
+        }
     }
     if let Some(d) = &s.dtls {
         t += &format!(

@@ -81,6 +81,27 @@ impl Default for GilbertElliott {
 }
 
 impl GilbertElliott {
+    /// The simple Gilbert chain (every packet lost in the bad state, none in
+    /// the good one) with long-run loss `rate` in bursts of
+    /// `mean_burst_packets` on average: `p_bad_to_good = 1 / mean`, and
+    /// `p_good_to_bad` from the stationary share of the bad state,
+    /// `π_bad = p / (p + q) = rate` ⇒ `p = rate · q / (1 − rate)`.
+    /// Its G.107 §7.5 BurstR = 1 / (p + q) (> 1: bursty), so at equal
+    /// `rate` it rates lower than independent loss. `None` unless
+    /// `0 ≤ rate < 1` and `mean_burst_packets ≥ 1`.
+    pub fn with_rate(rate: f64, mean_burst_packets: f64) -> Option<GilbertElliott> {
+        if !((0.0..1.0).contains(&rate) && mean_burst_packets >= 1.0 && mean_burst_packets.is_finite()) {
+            return None;
+        }
+        let q = 1.0 / mean_burst_packets;
+        Some(GilbertElliott {
+            p_good_to_bad: (rate * q / (1.0 - rate)).min(1.0),
+            p_bad_to_good: q,
+            loss_in_bad: 1.0,
+            loss_in_good: 0.0,
+        })
+    }
+
     /// Long-run loss probability of this chain alone.
     pub(crate) fn expected_loss_rate(&self) -> f64 {
         let s = self.p_good_to_bad + self.p_bad_to_good;
@@ -546,6 +567,39 @@ mod tests {
         let c = c.unwrap();
         assert_eq!(c.dropped, c.dropped_burst);
         assert_eq!(c.dropped_random, 0);
+    }
+
+    #[test]
+    fn gilbert_chain_with_a_given_rate_and_burst_length() {
+        let ge = GilbertElliott::with_rate(0.03, 4.0).unwrap();
+        assert!((ge.expected_loss_rate() - 0.03).abs() < 1e-12);
+        assert_eq!(ge.p_bad_to_good, 0.25);
+        // 0.03 · 0.25 / 0.97
+        assert!((ge.p_good_to_bad - 0.007_731_958_762_886_598).abs() < 1e-15);
+        let cfg = ImpairConfig {
+            seed: 9,
+            burst: Some(ge),
+            ..Default::default()
+        };
+        let n = 400_000u64;
+        let fates = run(&cfg, n, MS);
+        let dropped = fates.iter().filter(|f| f.is_dropped()).count() as f64;
+        assert!((dropped / n as f64 - 0.03).abs() < 0.003, "{}", dropped / n as f64);
+        let runs = fates
+            .windows(2)
+            .filter(|w| w[0].is_dropped() && !w[1].is_dropped())
+            .count() as f64;
+        assert!((dropped / runs - 4.0).abs() < 0.3, "mean burst {}", dropped / runs);
+        assert_eq!(GilbertElliott::with_rate(0.0, 4.0).unwrap().expected_loss_rate(), 0.0);
+        for (rate, mean) in [
+            (1.0, 4.0),
+            (-0.1, 4.0),
+            (0.03, 0.5),
+            (f64::NAN, 4.0),
+            (0.03, f64::INFINITY),
+        ] {
+            assert_eq!(GilbertElliott::with_rate(rate, mean), None, "{rate} {mean}");
+        }
     }
 
     #[test]

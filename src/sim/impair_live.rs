@@ -12,6 +12,9 @@
 //! Each direction has its own [`ImpairConfig`] (loss, delay, jitter, …) and its
 //! own seeded [`Impairment`] instance, so a run is reproducible: the fate of
 //! the k-th datagram of a direction depends only on the seed and k.
+//! With [`ForwarderConfig::per_stream`] each RTP payload type has an
+//! instance of its own, so the fate of a stream's k-th packet depends only
+//! on the seed, its payload type and k, however the streams interleaved.
 //!
 //! **Non-mux pairs.** With [`ForwarderConfig::pair`] the forwarder carries an
 //! RTP/RTCP pair: it binds an even/odd port pair (P, P+1) on the client side
@@ -55,7 +58,7 @@ use crate::runtime::clock::Clock;
 use crate::sim::impair::{derive_seed, ImpairConfig, Impairment};
 use serde::Serialize;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -98,6 +101,19 @@ pub struct ForwarderConfig {
     pub to_client: ImpairConfig,
     /// Bound on the datagrams queued per direction.
     pub(crate) queue_limit: usize,
+    /// Per-stream fates: the RTP of each payload type (RFC 7983 first byte
+    /// 128–191, not an RTCP packet type, RFC 5761 §4) gets an
+    /// [`Impairment`] of its own, seeded [`stream_seed`]`(seed, pt)`, so
+    /// the fate of a stream's k-th packet depends only on the seed, its
+    /// payload type and k, not on how the other streams' datagrams
+    /// interleaved with it. Two runs of a real call then lose the same
+    /// packets of its audio even though its video and RTCP came in
+    /// different numbers. Keyed by payload type, not SSRC: a browser picks
+    /// new SSRCs for every call, the payload types are the SDP's (in a
+    /// WebRTC call, one per stream and direction short of simulcast).
+    /// Everything else (RTCP, STUN, DTLS) goes through the direction's own
+    /// instance as before.
+    pub per_stream: bool,
 }
 
 fn loopback_like(addr: SocketAddr) -> IpAddr {
@@ -121,6 +137,7 @@ impl ForwarderConfig {
             to_target: ImpairConfig::default(),
             to_client: ImpairConfig::default(),
             queue_limit: DEFAULT_QUEUE_LIMIT,
+            per_stream: false,
         }
     }
 
@@ -250,6 +267,9 @@ impl Ord for Queued {
 struct DirState {
     /// One impairment per channel.
     impair: Vec<Impairment>,
+    /// `per_stream`: one impairment per RTP payload type, made on its
+    /// first packet.
+    streams: Option<HashMap<u8, Impairment>>,
     heap: BinaryHeap<Reverse<Queued>>,
     next_order: u64,
     counters: [ChannelCounters; 2],
@@ -290,8 +310,30 @@ impl Shared {
     fn enqueue(&self, dir: usize, channel: usize, bytes: &[u8]) {
         let now = self.clock.now().as_nanos();
         let d = &self.dirs[dir];
-        let mut st = lock(&d.state);
-        let fate = st.impair[channel].offer(now, bytes.len());
+        let mut guard = lock(&d.state);
+        let st = &mut *guard;
+        let per_stream = st
+            .streams
+            .as_mut()
+            .filter(|_| channel == Channel::Rtp as usize)
+            .and_then(|streams| Some((streams, rtp_payload_type(bytes)?)));
+        let stream = match per_stream {
+            Some((streams, pt)) => {
+                let cfg = st.impair[channel].config();
+                let own = ImpairConfig {
+                    seed: stream_seed(cfg.seed, pt),
+                    ..cfg.clone()
+                };
+                // Validated with the direction's configuration already.
+                Some(
+                    streams
+                        .entry(pt)
+                        .or_insert_with(|| Impairment::new(own).expect("valid")),
+                )
+            }
+            _ => None,
+        };
+        let fate = stream.unwrap_or(&mut st.impair[channel]).offer(now, bytes.len());
         st.counters[channel].offered += 1;
         if fate.is_dropped() {
             st.counters[channel].dropped += 1;
@@ -318,7 +360,7 @@ impl Shared {
             st.counters[channel].duplicated += 1;
         }
         let head_after = st.heap.peek().map(|q| q.0.at_ns);
-        drop(st);
+        drop(guard);
         if head_after != head_before {
             d.wake.notify_one();
         }
@@ -417,6 +459,24 @@ impl Shared {
     }
 }
 
+/// The payload type of an RTP datagram (SRTP too: its header is clear),
+/// `None` for anything else: RFC 7983 §7 puts RTP/RTCP at first bytes
+/// 128–191, and RFC 5761 §4 tells RTCP by its packet type 192–223 in the
+/// second (RTP's marker bit and 7-bit payload type).
+pub fn rtp_payload_type(b: &[u8]) -> Option<u8> {
+    match b {
+        [128..=191, m_pt, ..] if b.len() >= 12 && !(192..=223).contains(m_pt) => Some(m_pt & 0x7f),
+        _ => None,
+    }
+}
+
+/// Seed of the per-stream impairment of payload type `pt`
+/// ([`ForwarderConfig::per_stream`]); kept apart from
+/// [`derive_seed`]`(seed, 1)` of a pair's RTCP channel.
+pub fn stream_seed(seed: u64, pt: u8) -> u64 {
+    derive_seed(seed, (1 << 32) | u64::from(pt))
+}
+
 /// A running forwarder. Dropping it stops and joins its threads.
 pub struct Forwarder {
     shared: Arc<Shared>,
@@ -503,6 +563,7 @@ impl Forwarder {
             Ok(Direction {
                 state: Mutex::new(DirState {
                     impair,
+                    streams: cfg.per_stream.then(HashMap::new),
                     heap: BinaryHeap::new(),
                     next_order: 0,
                     counters: Default::default(),
@@ -787,6 +848,73 @@ mod tests {
         assert!(collect(&target, &clock, 1, Duration::from_millis(50)).is_empty());
         let c = fwd.stop().to_target.rtp;
         assert_eq!((c.offered, c.dropped, c.delivered), (N, dropped, N - dropped));
+    }
+
+    #[test]
+    fn per_stream_fates_depend_on_the_stream_alone() {
+        const N: u16 = 300;
+        const A: u8 = 111;
+        let imp = ImpairConfig {
+            seed: 5,
+            burst: crate::sim::impair::GilbertElliott::with_rate(0.1, 3.0),
+            ..Default::default()
+        };
+        // The stream's own instance decides its packets, whatever else
+        // passes: replay it alone.
+        let mut model = Impairment::new(ImpairConfig {
+            seed: stream_seed(5, A),
+            ..imp.clone()
+        })
+        .unwrap();
+        let kept: Vec<u16> = (0..N).filter(|_| !model.offer(0, 20).is_dropped()).collect();
+        assert!(kept.len() < N as usize - 10, "{}", kept.len());
+        let rtp = |pt: u8, seq: u16| {
+            // Marker bit set on some: not part of the payload type.
+            let mut b = vec![0x80, pt | if seq % 7 == 0 { 0x80 } else { 0 }];
+            b.extend_from_slice(&seq.to_be_bytes());
+            b.extend_from_slice(&[0; 8]);
+            b
+        };
+        assert_eq!(rtp_payload_type(&rtp(A, 7)), Some(A));
+        // An RTCP RR (PT 201) and a STUN header are not streams.
+        assert_eq!(rtp_payload_type(&[0x81, 201, 0, 7, 0, 0, 0, 1, 0, 0, 0, 2]), None);
+        assert_eq!(
+            rtp_payload_type(&[0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 0, 0, 0, 0]),
+            None
+        );
+
+        for interleave in [0u16, 2] {
+            let target = receiver();
+            let mut cfg = ForwarderConfig::new(target.local_addr().unwrap());
+            cfg.to_target = imp.clone();
+            cfg.per_stream = true;
+            let fwd = Forwarder::start(cfg).unwrap();
+            let clock = Clock::new();
+            // Everything that arrives within the window (a loaded machine
+            // is slow; nothing here depends on timing).
+            let got = collect_in_background(&target, clock, usize::MAX, Duration::from_secs(3));
+            let client = receiver();
+            for seq in 0..N {
+                // Other streams and RTCP in between, a varying number.
+                for k in 0..(seq % 3) * interleave {
+                    client.send_to(&rtp(96 + (k % 2) as u8, seq), fwd.listen()).unwrap();
+                    client.send_to(&[0x81, 201, 0, 1, 0, 0, 0, 1], fwd.listen()).unwrap();
+                }
+                client.send_to(&rtp(A, seq), fwd.listen()).unwrap();
+                // Paced: the target's socket buffer must not overflow.
+                if seq % 10 == 9 {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            let seqs: Vec<u16> = got
+                .join()
+                .unwrap()
+                .iter()
+                .filter(|(_, _, b)| rtp_payload_type(b) == Some(A))
+                .map(|(_, _, b)| u16::from_be_bytes([b[2], b[3]]))
+                .collect();
+            assert_eq!(seqs, kept, "interleave {interleave}");
+        }
     }
 
     #[test]
