@@ -285,7 +285,7 @@ pub struct Engine {
     check_answer: Option<CheckAnswer>,
     /// (relay, client address) → session, for live relays (keyed by
     /// [`demux::route_key`]).
-    routes: HashMap<(u128, u64), SessionId>,
+    routes: HashMap<demux::RouteKey, SessionId>,
     /// (client, local) → session, for tap relays (ports folded to pairs).
     taps: HashMap<(usize, SocketAddr, SocketAddr), SessionId>,
     /// What the crypto contexts of sessions whose keys were removed kept

@@ -38,19 +38,33 @@ pub struct FeedbackCounts {
 
 /// RTP stream state of a source.
 #[derive(Clone, Debug)]
+/// `repr(C)` with the payload type (compared on every packet) ahead of the
+/// receive state's hot fields, not behind its cold ones.
 #[repr(C)]
 pub struct RtpStream {
-    pub stats: ReceiveStats,
     pub payload_type: u8,
+    pub stats: ReceiveStats,
 }
 
-/// Everything known about one SSRC sent from one side. `repr(C)` puts the
-/// per-packet receive state first, in the entry's leading cache lines.
+/// Everything known about one SSRC sent from one side. `repr(C)` puts what
+/// every packet reads first: the SSRC and RTX/FEC roles (a few bytes), then
+/// the per-packet receive state, in the entry's leading cache lines.
 #[derive(Clone, Debug)]
 #[repr(C)]
 pub struct Source {
-    pub rtp: Option<RtpStream>,
     pub ssrc: Ssrc,
+    /// Without SDP: what the stream's first payloads said about being an
+    /// RTX stream ([`RtxGuess`]).
+    pub rtx_guess: RtxGuess,
+    /// An RTX stream (RFC 4588, known from the session's SDP): its packets
+    /// are retransmissions, it gets no jitter of its own, and it is
+    /// reported inside its primary stream (`Some(primary)`) once that is
+    /// known.
+    pub rtx: Option<Option<Ssrc>>,
+    /// A FlexFEC stream (RFC 8627, known from the SDP): no jitter of its
+    /// own; reported inside the primary of its FEC-FR group when known.
+    pub fec: Option<Option<Ssrc>>,
+    pub rtp: Option<RtpStream>,
     /// Latest SR from this source.
     pub sender_report: Option<SenderRecord>,
     /// SRs from this source that the proxy forwarded (for LSR matching).
@@ -84,17 +98,6 @@ pub struct Source {
     /// Keyless: the E flag and 31-bit index of its last SRTCP compound, read
     /// from the clear trailer (see [`srtcp_trailer_guess`]).
     pub srtcp_last: Option<(bool, u32)>,
-    /// An RTX stream (RFC 4588, known from the session's SDP): its packets
-    /// are retransmissions, it gets no jitter of its own, and it is
-    /// reported inside its primary stream (`Some(primary)`) once that is
-    /// known.
-    pub rtx: Option<Option<Ssrc>>,
-    /// Without SDP: what the stream's first payloads said about being an
-    /// RTX stream ([`RtxGuess`]).
-    pub rtx_guess: RtxGuess,
-    /// A FlexFEC stream (RFC 8627, known from the SDP): no jitter of its
-    /// own; reported inside the primary of its FEC-FR group when known.
-    pub fec: Option<Option<Ssrc>>,
     /// ULPFEC packets (RFC 5109) inside RED (RFC 2198) on this stream's
     /// own SSRC (W3C `fecPacketsReceived`).
     pub ulpfec_packets: u64,
@@ -437,26 +440,36 @@ pub struct NonMux {
     pub upstream_rtcp: SocketAddr,
 }
 
+/// `repr(C)` with what every datagram reads first (identity, addresses,
+/// relay, the flags and the pointers a packet is checked against), so the
+/// packet path reads one header line and the sending side's counters and
+/// SSRC index, not fields strewn behind both sides.
 #[repr(C)]
 pub struct Session {
-    pub sides: [SideState; 2],
     pub id: SessionId,
-    /// Where the client and the upstream are: the one record of it (the
-    /// engine's route map indexes it, NAT rebinding moves it).
-    pub info: SessionInfo,
-    /// RTCP's own ports on a non-mux relay (boxed: most sessions are
-    /// rtcp-mux and pay one pointer).
-    pub non_mux: Option<Box<NonMux>>,
-    pub opened_at: MonoTime,
+    /// The `[[relay]]` the session belongs to (index in config order;
+    /// 16 bits fill padding beside the flags).
+    pub relay: u16,
     /// DTLS was seen: RTCP here is SRTCP and its bodies are ciphertext.
     pub encrypted: bool,
     /// The SRTP suite when known (the DTLS ServerHello's `use_srtp`, or
     /// provisioned keys): RTP payload counts then leave its tag out.
     pub srtp_suite: Option<crate::srtp::CryptoSuite>,
+    /// Sides whose rate limit has bitten (bit = side index): announced once.
+    pub rate_limited: u8,
     pub mode: RtcpMode,
-    /// The `[[relay]]` the session belongs to (index in config order;
-    /// 16 bits fill padding beside the flags).
-    pub relay: u16,
+    /// Where the client and the upstream are: the one record of it (the
+    /// engine's route map indexes it, NAT rebinding moves it).
+    pub info: SessionInfo,
+    /// Back-to-back DTLS-SRTP, once bound to a call (`dtls = "terminate"`).
+    pub dtls: Option<Box<super::dtls::BackToBack>>,
+    /// RTX payload types and SSRC groups from the session's SDP.
+    pub media: Option<Box<super::media::MediaMap>>,
+    /// RTCP's own ports on a non-mux relay (boxed: most sessions are
+    /// rtcp-mux and pay one pointer).
+    pub non_mux: Option<Box<NonMux>>,
+    pub sides: [SideState; 2],
+    pub opened_at: MonoTime,
     /// The proxy's own SSRC and CNAME in this session's generated reports.
     pub own_ssrc: Ssrc,
     /// The proxy's CNAME in this session is `rtp-middlebox-` and these 64
@@ -467,12 +480,6 @@ pub struct Session {
     pub crypto: Option<Box<super::crypto::SessionCrypto>>,
     /// Per-side packet rate buckets (`[limits] max_packets_per_session_per_sec`).
     pub buckets: [super::admission::Bucket; 2],
-    /// Sides whose rate limit has bitten (bit = side index): announced once.
-    pub rate_limited: u8,
-    /// RTX payload types and SSRC groups from the session's SDP.
-    pub media: Option<Box<super::media::MediaMap>>,
-    /// Back-to-back DTLS-SRTP, once bound to a call (`dtls = "terminate"`).
-    pub dtls: Option<Box<super::dtls::BackToBack>>,
 }
 
 /// What the RTP path tells the engine after accounting a packet.
