@@ -1153,7 +1153,10 @@ fn dtls_run(load: &Load, mode: &str, suite: DtlsSuite, payload: usize, dir: &std
     // send from the same addresses after the handshakes.
     let base_port = 20_000u16;
     let fixed: Option<Vec<UdpSocket>> = (0..streams)
-        .map(|i| UdpSocket::bind(("127.0.0.1", base_port + i as u16)).ok())
+        .map(|i| {
+            let port = u16::try_from(usize::from(base_port) + i).ok()?;
+            UdpSocket::bind(("127.0.0.1", port)).ok()
+        })
         .collect();
     let clients: Vec<UdpSocket> =
         fixed.unwrap_or_else(|| (0..streams).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect());
