@@ -1297,25 +1297,43 @@ fn dtls_run(load: &Load, mode: &str, suite: DtlsSuite, payload: usize, dir: &std
         sink.set_nonblocking(false).unwrap();
         sink.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
         std::thread::spawn(move || {
-            let mut buf = vec![0u8; 2048];
+            // Batched receive (recvmmsg, GRO segments split by stride), so
+            // the sink keeps up on a shared machine.
+            let state = quinn_udp::UdpSocketState::new((&sink).into()).unwrap();
+            let mut bufs = vec![[0u8; 64 * 1024]; 8];
+            let mut meta = [quinn_udp::RecvMeta::default(); 8];
             let mut local = Vec::with_capacity(1 << 16);
             while !stop.load(Ordering::Relaxed) {
-                let Ok((n, from)) = sink.recv_from(&mut buf) else {
+                let mut slices: Vec<std::io::IoSliceMut> =
+                    bufs.iter_mut().map(|b| std::io::IoSliceMut::new(&mut b[..])).collect();
+                let Ok(n) = state.recv((&sink).into(), &mut slices, &mut meta) else {
                     continue;
                 };
-                // SRTP only (RFC 7983 §7: 128..=191; not RTCP 192..=223).
-                if !(128..=191).contains(&buf[0]) || (192..=223).contains(&buf[1]) {
-                    continue;
-                }
-                match contexts.get_mut(&from).map(|c| c.decrypt_rtp(&buf[..n])) {
-                    Some(Ok(plain)) if plain.len() >= 20 => {
-                        received.fetch_add(1, Ordering::Relaxed);
-                        let sent = u64::from_be_bytes(plain[12..20].try_into().unwrap());
-                        let now = epoch.elapsed().as_nanos() as u64;
-                        local.push((now.saturating_sub(sent) / 1000) as u32);
-                    }
-                    _ => {
-                        bad.fetch_add(1, Ordering::Relaxed);
+                for (m, b) in meta[..n].iter().zip(&bufs) {
+                    // An IPv4 socket may report IPv4-mapped addresses.
+                    let from = match m.addr {
+                        SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
+                            Some(ip) => SocketAddr::new(ip.into(), a.port()),
+                            None => m.addr,
+                        },
+                        a => a,
+                    };
+                    for d in b[..m.len].chunks(m.stride.max(1)) {
+                        // SRTP only (RFC 7983 §7: 128..=191; not RTCP 192..=223).
+                        if d.len() < 2 || !(128..=191).contains(&d[0]) || (192..=223).contains(&d[1]) {
+                            continue;
+                        }
+                        match contexts.get_mut(&from).map(|c| c.decrypt_rtp(d)) {
+                            Some(Ok(plain)) if plain.len() >= 20 => {
+                                received.fetch_add(1, Ordering::Relaxed);
+                                let sent = u64::from_be_bytes(plain[12..20].try_into().unwrap());
+                                let now = epoch.elapsed().as_nanos() as u64;
+                                local.push((now.saturating_sub(sent) / 1000) as u32);
+                            }
+                            _ => {
+                                bad.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
                     }
                 }
             }
