@@ -1092,7 +1092,6 @@ struct DtlsRun {
     row: RunResult,
     /// Relay CPU (ns) from the first offer to the last connected endpoint.
     setup_cpu_ns: u64,
-    setup_secs: f64,
 }
 
 fn dtls_run(load: &Load, mode: &str, suite: DtlsSuite, payload: usize, dir: &std::path::Path) -> DtlsRun {
@@ -1172,7 +1171,6 @@ fn dtls_run(load: &Load, mode: &str, suite: DtlsSuite, payload: usize, dir: &std
     // retransmission timers (OpenSSL's need its datagram BIO), so the
     // set-up stays well within socket buffers.
     let cpu0 = cpu_ns(pid);
-    let t0 = Instant::now();
     let window = 32usize;
     let mut next = 0usize;
     let deadline = Instant::now() + Duration::from_secs(30 + streams as u64 / 10);
@@ -1280,7 +1278,6 @@ fn dtls_run(load: &Load, mode: &str, suite: DtlsSuite, payload: usize, dir: &std
         "dtls {mode}: a leg negotiated another profile than {}",
         suite.name
     );
-    let setup_secs = t0.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(200));
     let rss_per_session = rss_bytes(pid).saturating_sub(rss0) as f64 / streams as f64;
 
@@ -1435,11 +1432,7 @@ fn dtls_run(load: &Load, mode: &str, suite: DtlsSuite, payload: usize, dir: &std
         rss_per_session,
     };
     print_row(&row);
-    DtlsRun {
-        row,
-        setup_cpu_ns,
-        setup_secs,
-    }
+    DtlsRun { row, setup_cpu_ns }
 }
 
 /// `relay_load dtls`: the cost of terminating DTLS-SRTP against passing it
@@ -1493,7 +1486,6 @@ fn dtls_cost(args: &[String]) {
                         .entry(mode)
                         .or_default()
                         .push(r.setup_cpu_ns as f64 / load.streams as f64);
-                    let _ = r.setup_secs;
                 }
             }
         }
