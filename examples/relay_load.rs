@@ -243,7 +243,7 @@ fn main() {
             max_rate(&kind, workers, streams, secs);
         }
         _ => {
-            eprintln!("usage: relay_load bench [--streams K] [--rate R] [--seconds S] [--workers W] [--only naive|rtp-middlebox]\n       relay_load soak [--streams K] [--rate R] [--seconds S] [--workers W]\n       relay_load srtp [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load metrics [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load dtls [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N] [--sizes 160,1200] [--suites AES_128_GCM,AES_CM_128_HMAC_SHA1_80,AES_256_GCM]\n       relay_load max-rate [--workers W] [--streams K] [--seconds S] [--relay naive|rtp-middlebox]\n       relay_load naive --listen ADDR --upstream ADDR [--workers W]");
+            eprintln!("usage: relay_load bench [--streams K] [--rate R] [--seconds S] [--workers W] [--only naive|rtp-middlebox]\n       relay_load soak [--streams K] [--rate R] [--seconds S] [--workers W]\n       relay_load srtp [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load metrics [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load max-rate [--workers W] [--streams K] [--seconds S] [--relay naive|rtp-middlebox]\n       relay_load naive --listen ADDR --upstream ADDR [--workers W]");
             std::process::exit(2);
         }
     }
@@ -1435,7 +1435,9 @@ fn dtls_run(load: &Load, mode: &str, suite: DtlsSuite, payload: usize, dir: &std
     DtlsRun { row, setup_cpu_ns }
 }
 
-/// `relay_load dtls`: the cost of terminating DTLS-SRTP against passing it
+/// `relay_load dtls [--streams K] [--rate R] [--seconds S] [--workers W]
+/// [--rounds N] [--sizes 160,1200] [--suites AES_128_GCM,AES_CM_128_HMAC_SHA1_80,AES_256_GCM]`:
+/// the cost of terminating DTLS-SRTP against passing it
 /// through, in one run: for each suite and payload size, alternating
 /// rounds of `pass` and `terminate` with the same streams and rate; medians
 /// of relay CPU per delivered packet, and the relay CPU of the set-up phase
