@@ -258,6 +258,7 @@ fn main() {
             let load = Load::from_args(&args, 1000, 600.0);
             soak(load.streams, load.rate, load.secs, load.workers);
         }
+        Some("dtls") => dtls_cost(&args),
         Some("max-rate") => {
             let workers = arg(&args, "--workers", 1usize);
             let secs = arg(&args, "--seconds", 3.0f64);
@@ -620,7 +621,9 @@ impl Senders {
                 let SocketAddr::V4(d) = dest else {
                     panic!("raw sender is IPv4 only")
                 };
-                let mut pkts = [[0u8; 28 + 12 + MAX_PAYLOAD + 28]; 32];
+                // IP + UDP + RTP (+ SRTP tag) + `--payload` up to MAX_PAYLOAD:
+                // `dtls` runs send SRTP with 1200-byte payloads.
+                let mut pkts = [[0u8; 1500]; 32];
                 for chunk in batch.chunks(32) {
                     let mut iov: [libc::iovec; 32] = unsafe { std::mem::zeroed() };
                     let mut hdrs: [libc::mmsghdr; 32] = unsafe { std::mem::zeroed() };
@@ -967,4 +970,663 @@ fn naive_relay(listen: SocketAddr, upstream: SocketAddr, workers: usize) {
             let _ = up.send(&buf[..n]).await;
         }
     });
+}
+
+// --------------------------------------------------------------- DTLS-SRTP
+
+/// One SRTP suite of a `dtls` run: the tool's endpoints offer only its
+/// DTLS-SRTP profile (RFC 5764 §4.1.2), so the proxy's dimpl, which picks
+/// from what the peer offers, negotiates it on both legs.
+#[derive(Clone, Copy)]
+struct DtlsSuite {
+    name: &'static str,
+    /// OpenSSL's name of the profile (`SSL_CTX_set_tlsext_use_srtp`).
+    openssl: &'static str,
+    suite: rtp_middlebox::srtp::CryptoSuite,
+}
+
+const DTLS_SUITES: [DtlsSuite; 3] = [
+    DtlsSuite {
+        name: "AES_128_GCM",
+        openssl: "SRTP_AEAD_AES_128_GCM",
+        suite: rtp_middlebox::srtp::CryptoSuite::AeadAes128Gcm,
+    },
+    DtlsSuite {
+        name: "AES_CM_128_HMAC_SHA1_80",
+        openssl: "SRTP_AES128_CM_SHA1_80",
+        suite: rtp_middlebox::srtp::CryptoSuite::AesCm128HmacSha1_80,
+    },
+    DtlsSuite {
+        name: "AES_256_GCM",
+        openssl: "SRTP_AEAD_AES_256_GCM",
+        suite: rtp_middlebox::srtp::CryptoSuite::AeadAes256Gcm,
+    },
+];
+
+/// Datagrams in and out of one OpenSSL DTLS endpoint: OpenSSL reads one
+/// datagram per read and writes one per write (its record layer packs a
+/// flight into datagrams of at most the MTU it is given).
+#[derive(Default, Debug)]
+struct Datagrams {
+    inbox: std::collections::VecDeque<Vec<u8>>,
+    outbox: Vec<Vec<u8>>,
+}
+
+impl std::io::Read for Datagrams {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.inbox.pop_front() {
+            Some(d) => {
+                let n = d.len().min(buf.len());
+                buf[..n].copy_from_slice(&d[..n]);
+                Ok(n)
+            }
+            None => Err(std::io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+impl std::io::Write for Datagrams {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.outbox.push(buf.to_vec());
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+enum Handshake {
+    Running(openssl::ssl::MidHandshakeSslStream<Datagrams>),
+    Done(openssl::ssl::SslStream<Datagrams>),
+    Failed(String),
+}
+
+/// A browser's or an SFU's DTLS-SRTP endpoint (OpenSSL, sans-IO): the
+/// caller hands it datagrams and sends what it wants sent.
+struct DtlsEnd {
+    state: Handshake,
+    client: bool,
+    /// This endpoint's SRTP keys once the handshake is done.
+    keys: Option<rtp_middlebox::dtls::LegKeys>,
+}
+
+impl DtlsEnd {
+    /// A context offering only `suite`'s profile, with `identity`'s
+    /// certificate; it asks for the peer's certificate (as WebRTC does) and
+    /// takes any: the proxy's fingerprint check is what the run exercises.
+    fn context(identity: &rtp_middlebox::dtls::DtlsIdentity, suite: DtlsSuite) -> openssl::ssl::SslContext {
+        use openssl::ssl::{SslContextBuilder, SslMethod, SslOptions, SslVerifyMode};
+        let cert = identity.dimpl_certificate();
+        let mut b = SslContextBuilder::new(SslMethod::dtls()).unwrap();
+        b.set_certificate(&openssl::x509::X509::from_der(&cert.certificate).unwrap())
+            .unwrap();
+        b.set_private_key(&openssl::pkey::PKey::private_key_from_pkcs8(&cert.private_key).unwrap())
+            .unwrap();
+        b.set_tlsext_use_srtp(suite.openssl).unwrap();
+        b.set_verify_callback(SslVerifyMode::PEER, |_, _| true);
+        // The MTU is set per connection (the datagram "BIO" has none to query).
+        b.set_options(SslOptions::NO_QUERY_MTU);
+        b.build()
+    }
+
+    fn new(ctx: &openssl::ssl::SslContext, client: bool) -> DtlsEnd {
+        let mut ssl = openssl::ssl::Ssl::new(ctx).unwrap();
+        ssl.set_mtu(1200).unwrap();
+        let r = if client {
+            ssl.connect(Datagrams::default())
+        } else {
+            ssl.accept(Datagrams::default())
+        };
+        let mut end = DtlsEnd {
+            state: Handshake::Failed(String::new()),
+            client,
+            keys: None,
+        };
+        end.settle(r);
+        end
+    }
+
+    fn settle(&mut self, r: Result<openssl::ssl::SslStream<Datagrams>, openssl::ssl::HandshakeError<Datagrams>>) {
+        self.state = match r {
+            Ok(s) => {
+                // RFC 5764 §4.2: 2 × (key + salt) from the exporter.
+                let profile = s.ssl().selected_srtp_profile().map(|p| p.name().to_owned());
+                let suite = DTLS_SUITES
+                    .iter()
+                    .find(|d| Some(d.openssl) == profile.as_deref())
+                    .map(|d| d.suite);
+                match suite {
+                    Some(suite) => {
+                        let mut m = vec![0u8; suite.key_material_len() * 2];
+                        s.ssl()
+                            .export_keying_material(&mut m, "EXTRACTOR-dtls_srtp", None)
+                            .unwrap();
+                        self.keys = rtp_middlebox::dtls::srtp_keys_from_export(&m, suite, self.client);
+                        Handshake::Done(s)
+                    }
+                    None => Handshake::Failed(format!("no SRTP profile negotiated ({profile:?})")),
+                }
+            }
+            Err(openssl::ssl::HandshakeError::WouldBlock(m)) => Handshake::Running(m),
+            Err(e) => Handshake::Failed(e.to_string()),
+        };
+    }
+
+    /// A datagram from the peer.
+    fn feed(&mut self, datagram: &[u8]) {
+        let state = std::mem::replace(&mut self.state, Handshake::Failed(String::new()));
+        match state {
+            Handshake::Running(mut m) => {
+                m.get_mut().inbox.push_back(datagram.to_vec());
+                let r = m.handshake();
+                self.settle(r);
+            }
+            other => self.state = other,
+        }
+    }
+
+    /// What to send to the peer.
+    fn take_out(&mut self) -> Vec<Vec<u8>> {
+        match &mut self.state {
+            Handshake::Running(m) => std::mem::take(&mut m.get_mut().outbox),
+            Handshake::Done(s) => std::mem::take(&mut s.get_mut().outbox),
+            Handshake::Failed(_) => Vec::new(),
+        }
+    }
+
+    fn connected(&self) -> bool {
+        self.keys.is_some()
+    }
+
+    fn failure(&self) -> Option<&str> {
+        match &self.state {
+            Handshake::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 POST of a JSON body (the relay's API on loopback);
+/// returns status and body.
+fn http_post(api: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(api).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = resp.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    (status, body)
+}
+
+/// A WebRTC-shaped SDP: one audio m-line, ICE ufrag, fingerprint, role.
+fn dtls_sdp(ufrag: &str, fingerprint: &str, setup: &str, port: u16) -> String {
+    format!(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+         m=audio {port} UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 127.0.0.1\r\na=mid:0\r\n\
+         a=ice-ufrag:{ufrag}\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
+         a=fingerprint:{fingerprint}\r\na=setup:{setup}\r\na=rtcp-mux\r\n\
+         a=rtpmap:111 opus/48000/2\r\na=candidate:1 1 udp 2130706431 127.0.0.1 {port} typ host\r\n"
+    )
+}
+
+/// The sink's side of one session: its DTLS endpoint (the relay's upstream
+/// socket is its peer) and, once connected, the SRTP context it opens with.
+struct DtlsSinkStream {
+    end: DtlsEnd,
+    open: Option<rtc_srtp::context::Context>,
+}
+
+/// One `dtls` run: a relay with `dtls = mode` (`pass` or `terminate`), K
+/// streams set up (calls API, ICE check, both handshakes), then SRTP of
+/// `payload` bytes at R packets/s each for S seconds.
+struct DtlsRun {
+    row: RunResult,
+    /// Relay CPU (ns) from the first offer to the last connected endpoint.
+    setup_cpu_ns: u64,
+}
+
+fn dtls_run(load: &Load, mode: &str, suite: DtlsSuite, payload: usize, dir: &std::path::Path) -> DtlsRun {
+    use rtp_middlebox::dtls::DtlsIdentity;
+    let streams = load.streams;
+    let epoch = Instant::now();
+    // The sink: one socket for every session's upstream socket, as an SFU's
+    // one port with ICE-lite would be.
+    let sink_addr = free_port();
+    let raw = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    raw.set_recv_buffer_size(32 << 20).unwrap();
+    raw.bind(&sink_addr.into()).unwrap();
+    let sink: UdpSocket = raw.into();
+    sink.set_nonblocking(true).unwrap();
+    let listen = free_port();
+    let api = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = dir.join(format!("{mode}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[[relay]]\nlisten = \"{listen}\"\nupstream = \"{sink_addr}\"\nupstream_bind = \"127.0.0.1\"\n\
+             rtcp = \"forward\"\ndtls = \"{mode}\"\n\
+             [api]\nlisten = \"{api}\"\n\
+             [limits]\nnew_sessions_per_prefix_per_sec = 0\n\
+             [dtls]\nmax_handshakes = {}\n",
+            (4 * streams).max(1024)
+        ),
+    )
+    .unwrap();
+    let child = Command::new(exe_dir().join("rtp-middlebox"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .args(["--workers", &load.workers.to_string(), "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start rtp-middlebox: {e} (build with `cargo build --release --examples --bins`)")
+        });
+    let relay = ChildGuard(child);
+    let pid = relay.0.id();
+    let up = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(api).is_err() {
+        assert!(Instant::now() < up, "the relay's API did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let rss0 = rss_bytes(pid);
+
+    // The endpoints: one certificate for the clients, one for the sink.
+    let client_id = DtlsIdentity::generate().unwrap();
+    let sink_id = DtlsIdentity::generate().unwrap();
+    let client_ctx = DtlsEnd::context(&client_id, suite);
+    let sink_ctx = DtlsEnd::context(&sink_id, suite);
+    // Client sockets on fixed ports, so the raw sender (when allowed) can
+    // send from the same addresses after the handshakes.
+    let base_port = 20_000u16;
+    let fixed: Option<Vec<UdpSocket>> = (0..streams)
+        .map(|i| {
+            let port = u16::try_from(usize::from(base_port) + i).ok()?;
+            UdpSocket::bind(("127.0.0.1", port)).ok()
+        })
+        .collect();
+    let clients: Vec<UdpSocket> =
+        fixed.unwrap_or_else(|| (0..streams).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect());
+    for c in &clients {
+        c.connect(listen).unwrap();
+        c.set_nonblocking(true).unwrap();
+    }
+    let mut ends: Vec<Option<DtlsEnd>> = (0..streams).map(|_| None).collect();
+    let mut sinks: HashMap<SocketAddr, DtlsSinkStream> = HashMap::new();
+    let mut buf = vec![0u8; 2048];
+
+    // Set-up, at most `window` streams in flight: the endpoints have no
+    // retransmission timers (OpenSSL's need its datagram BIO), so the
+    // set-up stays well within socket buffers.
+    let cpu0 = cpu_ns(pid);
+    let window = 32usize;
+    let mut next = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(30 + streams as u64 / 10);
+    let sink_pump = |sinks: &mut HashMap<SocketAddr, DtlsSinkStream>, buf: &mut [u8]| {
+        while let Ok((n, from)) = sink.recv_from(buf) {
+            // DTLS records only (RFC 7983 §7: first byte 20..=63).
+            if !(20..=63).contains(&buf[0]) {
+                continue;
+            }
+            let s = sinks.entry(from).or_insert_with(|| DtlsSinkStream {
+                end: DtlsEnd::new(&sink_ctx, false),
+                open: None,
+            });
+            s.end.feed(&buf[..n]);
+            for d in s.end.take_out() {
+                let _ = sink.send_to(&d, from);
+            }
+            if let (None, Some(k)) = (&s.open, &s.end.keys) {
+                s.open = Some(rtp_middlebox::srtp::media_context(&k.peer_write).unwrap());
+            }
+        }
+    };
+    loop {
+        let done = ends
+            .iter()
+            .filter(|e| e.as_ref().is_some_and(DtlsEnd::connected))
+            .count();
+        let sinks_done = sinks.values().filter(|s| s.open.is_some()).count();
+        if done == streams && sinks_done == streams {
+            break;
+        }
+        if Instant::now() > deadline {
+            let failed: Vec<&str> = ends.iter().flatten().filter_map(DtlsEnd::failure).take(3).collect();
+            panic!("dtls {mode}: {done}/{streams} clients and {sinks_done} sink ends connected in time; failures: {failed:?}");
+        }
+        // Start new streams while fewer than `window` are handshaking.
+        let started = next;
+        while next < streams && next - done.min(next) < window && next < started + 8 {
+            let i = next;
+            next += 1;
+            let (cu, uu) = (format!("c{i}"), format!("u{i}"));
+            if mode == "terminate" {
+                let port = clients[i].local_addr().unwrap().port();
+                let offer = dtls_sdp(&cu, &client_id.fingerprint_sdp(), "actpass", port);
+                let (s, b) = http_post(
+                    api,
+                    &format!("/v1/calls/call-{i}/offer"),
+                    &serde_json::json!({"sdp": offer, "from": "client"}).to_string(),
+                );
+                assert_eq!(s, 200, "offer: {b}");
+                let answer = dtls_sdp(&uu, &sink_id.fingerprint_sdp(), "passive", sink_addr.port());
+                let (s, b) = http_post(
+                    api,
+                    &format!("/v1/calls/call-{i}/answer"),
+                    &serde_json::json!({"sdp": answer, "from": "upstream"}).to_string(),
+                );
+                assert_eq!(s, 200, "answer: {b}");
+            }
+            // ICE: the client's binding request carries "upstream:client"
+            // ufrags (RFC 8445 §7.2.2), which binds the call to the session.
+            let mut check = Vec::new();
+            rtp_middlebox::wire::stun::StunWriter::new(
+                &mut check,
+                rtp_middlebox::wire::stun::StunClass::Request,
+                rtp_middlebox::wire::stun::METHOD_BINDING,
+                [i as u8; 12],
+            )
+            .username(format!("{uu}:{cu}").as_bytes());
+            let _ = clients[i].send(&check);
+            // The client is the DTLS client (it answered actpass with active).
+            let mut end = DtlsEnd::new(&client_ctx, true);
+            for d in end.take_out() {
+                let _ = clients[i].send(&d);
+            }
+            ends[i] = Some(end);
+        }
+        let mut moved = false;
+        for i in 0..next {
+            let Some(end) = ends[i].as_mut() else { continue };
+            while let Ok(n) = clients[i].recv(&mut buf) {
+                moved = true;
+                if (20..=63).contains(&buf[0]) {
+                    end.feed(&buf[..n]);
+                    for d in end.take_out() {
+                        let _ = clients[i].send(&d);
+                    }
+                }
+            }
+        }
+        sink_pump(&mut sinks, &mut buf);
+        if !moved {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    let setup_cpu_ns = cpu_ns(pid) - cpu0;
+    // Each side negotiated the one profile offered.
+    let negotiated = ends
+        .iter()
+        .flatten()
+        .filter_map(|e| e.keys.as_ref())
+        .chain(sinks.values().filter_map(|s| s.end.keys.as_ref()))
+        .all(|k| k.own_write.suite() == suite.suite);
+    assert!(
+        negotiated,
+        "dtls {mode}: a leg negotiated another profile than {}",
+        suite.name
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let rss_per_session = rss_bytes(pid).saturating_sub(rss0) as f64 / streams as f64;
+
+    // Media: the sink opens every packet with its leg's keys in a thread
+    // of its own; the generator protects with each client's keys.
+    let received = Arc::new(AtomicU64::new(0));
+    let bad = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let sink_thread = {
+        let (received, bad, stop, latencies) = (received.clone(), bad.clone(), stop.clone(), latencies.clone());
+        let mut contexts: HashMap<SocketAddr, rtc_srtp::context::Context> =
+            sinks.into_iter().filter_map(|(a, s)| Some((a, s.open?))).collect();
+        sink.set_nonblocking(false).unwrap();
+        sink.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        std::thread::spawn(move || {
+            // Batched receive (recvmmsg, GRO segments split by stride), so
+            // the sink keeps up on a shared machine.
+            let state = quinn_udp::UdpSocketState::new((&sink).into()).unwrap();
+            let mut bufs = vec![[0u8; 64 * 1024]; 8];
+            let mut meta = [quinn_udp::RecvMeta::default(); 8];
+            let mut local = Vec::with_capacity(1 << 16);
+            while !stop.load(Ordering::Relaxed) {
+                let mut slices: Vec<std::io::IoSliceMut> =
+                    bufs.iter_mut().map(|b| std::io::IoSliceMut::new(&mut b[..])).collect();
+                let Ok(n) = state.recv((&sink).into(), &mut slices, &mut meta) else {
+                    continue;
+                };
+                for (m, b) in meta[..n].iter().zip(&bufs) {
+                    // An IPv4 socket may report IPv4-mapped addresses.
+                    let from = match m.addr {
+                        SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
+                            Some(ip) => SocketAddr::new(ip.into(), a.port()),
+                            None => m.addr,
+                        },
+                        a => a,
+                    };
+                    for d in b[..m.len].chunks(m.stride.max(1)) {
+                        // SRTP only (RFC 7983 §7: 128..=191; not RTCP 192..=223).
+                        if d.len() < 2 || !(128..=191).contains(&d[0]) || (192..=223).contains(&d[1]) {
+                            continue;
+                        }
+                        match contexts.get_mut(&from).map(|c| c.decrypt_rtp(d)) {
+                            Some(Ok(plain)) if plain.len() >= 20 => {
+                                received.fetch_add(1, Ordering::Relaxed);
+                                let sent = u64::from_be_bytes(plain[12..20].try_into().unwrap());
+                                let now = epoch.elapsed().as_nanos() as u64;
+                                local.push((now.saturating_sub(sent) / 1000) as u32);
+                            }
+                            _ => {
+                                bad.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+            }
+            latencies.lock().unwrap().append(&mut local);
+        })
+    };
+    let mut protect: Vec<rtc_srtp::context::Context> = ends
+        .iter()
+        .map(|e| rtp_middlebox::srtp::media_context(&e.as_ref().unwrap().keys.as_ref().unwrap().own_write).unwrap())
+        .collect();
+    // The raw sender when allowed and the client ports are the fixed ones;
+    // otherwise the clients' own sockets (a syscall per packet).
+    let mut senders = Senders::new(listen, 0);
+    match &mut senders {
+        Senders::Raw { base_port: b, .. } if clients[0].local_addr().unwrap().port() == base_port => {
+            *b = base_port;
+            // The handshake sockets stay bound: nothing else takes the ports.
+        }
+        _ => senders = Senders::Sockets(clients.iter().map(|c| c.try_clone().unwrap()).collect()),
+    }
+    let cpu0 = cpu_ns(pid);
+    let t0 = Instant::now();
+    let total_rate = streams as f64 * load.rate;
+    let mut seq = vec![0u16; streams];
+    let mut sent = 0u64;
+    let mut next = 0usize;
+    let end = Duration::from_secs_f64(load.secs);
+    let mut plain = Vec::with_capacity(12 + payload);
+    let mut wires: Vec<Vec<u8>> = Vec::with_capacity(32);
+    loop {
+        let elapsed = t0.elapsed();
+        if elapsed >= end {
+            break;
+        }
+        let target = (elapsed.as_secs_f64() * total_rate) as u64;
+        while sent < target {
+            let n = (target - sent).min(32) as usize;
+            wires.clear();
+            let mut idx = [0usize; 32];
+            for slot in idx.iter_mut().take(n) {
+                let i = next;
+                next = (next + 1) % streams;
+                let s = seq[i];
+                seq[i] = s.wrapping_add(1);
+                let header = RtpHeader {
+                    payload_type: 111,
+                    seq: SeqNo(s),
+                    timestamp: RtpTs(u32::from(s) * 960),
+                    ssrc: Ssrc(SSRC_BASE + i as u32),
+                    ..RtpHeader::default()
+                };
+                let mut body = vec![0u8; payload];
+                body[..8].copy_from_slice(&(epoch.elapsed().as_nanos() as u64).to_be_bytes());
+                plain.clear();
+                write_rtp(&mut plain, &header, &body);
+                wires.push(protect[i].encrypt_rtp(&plain).unwrap().to_vec());
+                *slot = i;
+            }
+            let batch: Vec<(usize, &[u8])> = (0..n).map(|k| (idx[k], &wires[k][..])).collect();
+            senders.send(&batch);
+            sent += n as u64;
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let cpu = cpu_ns(pid) - cpu0;
+    let wall = t0.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let _ = sink_thread.join();
+    drop(senders);
+    drop(clients);
+    drop(relay);
+    let delivered = received.load(Ordering::Relaxed);
+    let undecryptable = bad.load(Ordering::Relaxed);
+    // Every packet that arrives opens under the sink's keys: with
+    // `terminate` the relay re-protected it under the upstream leg's.
+    assert!(
+        undecryptable == 0 && delivered > 0,
+        "dtls {mode}: {delivered} packets opened at the sink, {undecryptable} did not"
+    );
+    let mut lat = std::mem::take(&mut *latencies.lock().unwrap());
+    lat.sort_unstable();
+    let short = match suite.suite {
+        rtp_middlebox::srtp::CryptoSuite::AeadAes128Gcm => "gcm128",
+        rtp_middlebox::srtp::CryptoSuite::AeadAes256Gcm => "gcm256",
+        _ => "cm80",
+    };
+    let row = RunResult {
+        kind: format!("{} {short} {payload}B", if mode == "pass" { "pass" } else { "term" }),
+        offered_pps: total_rate,
+        sent,
+        delivered,
+        loss_pct: 100.0 * sent.saturating_sub(delivered) as f64 / sent.max(1) as f64,
+        p50_us: percentile(&lat, 0.5),
+        p99_us: percentile(&lat, 0.99),
+        p999_us: percentile(&lat, 0.999),
+        cpu_us_per_packet: cpu as f64 / 1000.0 / delivered.max(1) as f64,
+        relay_cpu_pct: 100.0 * cpu as f64 / wall.as_nanos() as f64,
+        rss_per_session,
+        rss_growth_pct: f64::NAN, // not sampled in `dtls` runs
+    };
+    print_row(&row);
+    DtlsRun { row, setup_cpu_ns }
+}
+
+/// `relay_load dtls [--streams K] [--rate R] [--seconds S] [--workers W]
+/// [--rounds N] [--sizes 160,1200] [--suites AES_128_GCM,AES_CM_128_HMAC_SHA1_80,AES_256_GCM]`:
+/// the cost of terminating DTLS-SRTP against passing it
+/// through, in one run: for each suite and payload size, alternating
+/// rounds of `pass` and `terminate` with the same streams and rate; medians
+/// of relay CPU per delivered packet, and the relay CPU of the set-up phase
+/// (calls API, ICE check, two handshakes per call when terminating).
+fn dtls_cost(args: &[String]) {
+    let load = Load::from_args(args, 200, 8.0);
+    let rounds = arg(args, "--rounds", 3usize);
+    let sizes: Vec<usize> = arg_text(args, "--sizes")
+        .unwrap_or("160,1200".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("--sizes: payload bytes, comma-separated"))
+        .collect();
+    let suites: Vec<DtlsSuite> = arg_text(args, "--suites")
+        .unwrap_or("AES_128_GCM,AES_CM_128_HMAC_SHA1_80".into())
+        .split(',')
+        .map(|n| {
+            *DTLS_SUITES
+                .iter()
+                .find(|d| d.name.eq_ignore_ascii_case(n.trim()))
+                .unwrap_or_else(|| panic!("--suites: one of AES_128_GCM, AES_CM_128_HMAC_SHA1_80, AES_256_GCM"))
+        })
+        .collect();
+    assert!(
+        sizes.iter().all(|&s| (8..=1400).contains(&s)),
+        "--sizes: 8..=1400 bytes"
+    );
+    let dir = std::env::temp_dir().join(format!("relay-load-dtls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    println!("dtls: {load}, {rounds} rounds; SRTP payloads {sizes:?} B");
+    print_header();
+    // (suite, size) → per-mode samples of CPU per packet; set-up CPU per call.
+    let mut cpu: HashMap<(usize, usize, &str), Vec<f64>> = HashMap::new();
+    let mut setup: HashMap<&str, Vec<f64>> = HashMap::new();
+    for round in 0..rounds {
+        for (si, suite) in suites.iter().enumerate() {
+            for &size in &sizes {
+                // Alternate which mode goes first, so drift in the machine's
+                // load does not favour one.
+                let order = if round % 2 == 0 {
+                    ["pass", "terminate"]
+                } else {
+                    ["terminate", "pass"]
+                };
+                for mode in order {
+                    let r = dtls_run(&load, mode, *suite, size, &dir);
+                    cpu.entry((si, size, mode)).or_default().push(r.row.cpu_us_per_packet);
+                    setup
+                        .entry(mode)
+                        .or_default()
+                        .push(r.setup_cpu_ns as f64 / load.streams as f64);
+                }
+            }
+        }
+    }
+    println!();
+    println!(
+        "{:<26} {:>7} {:>14} {:>14} {:>9}",
+        "suite", "payload", "pass us/pkt", "term us/pkt", "term/pass"
+    );
+    for (si, suite) in suites.iter().enumerate() {
+        for &size in &sizes {
+            let p = median(cpu.get_mut(&(si, size, "pass")).unwrap());
+            let t = median(cpu.get_mut(&(si, size, "terminate")).unwrap());
+            println!(
+                "{:<26} {:>5} B {:>14.2} {:>14.2} {:>8.2}x ({:+.1}%, medians of {rounds})",
+                suite.name,
+                size,
+                p,
+                t,
+                t / p,
+                100.0 * (t / p - 1.0)
+            );
+        }
+    }
+    let p = median(setup.get_mut("pass").unwrap());
+    let t = median(setup.get_mut("terminate").unwrap());
+    // The relay's CPU for one call's set-up when terminating, less what the
+    // same set-up costs it passing through (forwarding the records and the
+    // ICE check): the two handshakes and the calls API.
+    let extra = (t - p).max(1.0);
+    println!(
+        "set-up: relay CPU per call {:.2} ms terminating (2 handshakes + 2 API calls + ICE check), {:.2} ms passing through",
+        t / 1e6,
+        p / 1e6
+    );
+    println!(
+        "handshakes per second on one core: {:.0} (2 per call / {:.2} ms of relay CPU per terminated call beyond pass-through; {:.0} counting all of it)",
+        2e9 / extra,
+        extra / 1e6,
+        2e9 / t
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

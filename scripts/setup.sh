@@ -6,7 +6,8 @@
 # its own server on loopback; the package's service is not used), and
 # Chromium and Janus for the real-browser rig (tests/browser_rig.rs starts
 # its own Janus in a network namespace), then the rig's node driver's
-# playwright-core (tests/browser/setup.sh).
+# playwright-core (tests/browser/setup.sh). libssl-dev and pkg-config build
+# the `openssl` crate of the load tool's DTLS endpoints (relay_load dtls).
 #
 # Idempotent: does nothing when every package is already installed; runs
 # `apt-get update` only when something is missing. Needs root (or sudo).
@@ -24,6 +25,8 @@ PACKAGES=(
   prometheus
   chromium
   janus
+  libssl-dev
+  pkg-config
 )
 
 missing=()

@@ -62,4 +62,5 @@ target/release/examples/relay_load bench --streams 200 --rate 50 --seconds 3 --r
 target/release/examples/relay_load modes --streams 200 --rate 50 --seconds 3
 target/release/examples/relay_load metrics --streams 200 --rate 50 --seconds 3 --rounds 1
 target/release/examples/relay_load srtp --streams 200 --rate 50 --seconds 3 --rounds 1
+target/release/examples/relay_load dtls --streams 20 --rate 50 --seconds 2 --rounds 1 --sizes 1200
 target/release/examples/relay_load soak --streams 200 --rate 50 --seconds 5
