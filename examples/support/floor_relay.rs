@@ -200,9 +200,12 @@ impl Worker {
         }
     }
 
-    fn session_of(&mut self, client: SocketAddrV4) -> usize {
+    /// The client's session, opened on its first datagram; `None` when no
+    /// socket can be opened (descriptors or ports exhausted: the datagram is
+    /// dropped, as the proxy drops it).
+    fn session_of(&mut self, client: SocketAddrV4) -> Option<usize> {
         if let Some(&i) = self.by_client.get(&client) {
-            return i as usize;
+            return Some(i as usize);
         }
         let bind: SocketAddr = match self.upstream {
             SocketAddr::V4(_) => "0.0.0.0:0".parse().unwrap(),
@@ -213,13 +216,13 @@ impl Worker {
             false,
             rtp_middlebox::runtime::socket::DEFAULT_BUFFER_BYTES,
         )
-        .expect("floor relay: bind an upstream socket");
-        socket.connect(self.upstream).expect("floor relay: connect upstream");
+        .ok()?;
+        socket.connect(self.upstream).ok()?;
         let index = self.sessions.len();
         epoll_add(self.epoll, socket.as_raw_fd(), index as u64);
         self.sessions.push(Session { socket, client });
         self.by_client.insert(client, index as u32);
-        index
+        Some(index)
     }
 
     /// Sends datagram `i` of the batch on each `(i, fd)` in one io_uring
@@ -248,9 +251,9 @@ impl Worker {
             let n = self.recv(fd);
             if self.ring.is_some() {
                 let sends: Vec<(usize, i32)> = (0..n)
-                    .map(|i| {
-                        let session = self.session_of(self.from[i]);
-                        (i, self.sessions[session].socket.as_raw_fd())
+                    .filter_map(|i| {
+                        let session = self.session_of(self.from[i])?;
+                        Some((i, self.sessions[session].socket.as_raw_fd()))
                     })
                     .collect();
                 self.send_uring(&sends);
@@ -266,7 +269,9 @@ impl Worker {
                 while end < n && self.from[end] == self.from[start] {
                     end += 1;
                 }
-                self.send(self.sessions[session].socket.as_raw_fd(), None, start..end);
+                if let Some(session) = session {
+                    self.send(self.sessions[session].socket.as_raw_fd(), None, start..end);
+                }
                 start = end;
             }
             if n < BATCH {
