@@ -135,3 +135,78 @@ fn steady_state_packet_path_allocates_nothing() {
         "allocations on the packet path"
     );
 }
+
+/// A long quiet call in `auto` (what `relay_load bench --streams 18000
+/// --rate 5` runs): each session's client sends 5 packets/s and an SR every
+/// 5 s, the upstream never answers, so the engine generates receiver
+/// reports on its timers. Once every session is in its steady state (a
+/// minute in) the engine's memory must stay where it is for the next nine
+/// minutes: nothing kept per packet, per report or per timer tick.
+#[test]
+fn memory_stays_flat_over_a_long_quiet_call() {
+    const N: usize = 200;
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut e = Engine::new(EngineConfig {
+        relays: vec![common::relay(RtcpMode::Auto)],
+        idle_timeout: None,
+        ..EngineConfig::default()
+    });
+    let clients: Vec<SocketAddr> = (0..N as u32).map(client).collect();
+    let ids: Vec<_> = clients
+        .iter()
+        .map(|c| e.open_session(MonoTime::ZERO, 0, info(*c)).unwrap())
+        .collect();
+    let drain = |e: &mut Engine| {
+        while e
+            .poll_output()
+            .is_some_and(|o| !matches!(o, rtp_middlebox::engine::Output::Timeout(_)))
+        {}
+    };
+    let mut settled = 0;
+    for step in 0..3000u32 {
+        // 200 ms steps: one packet per stream, an SR every 25th step.
+        let now = MonoTime::from_millis(u64::from(step) * 200);
+        while let Some(due) = e.poll_timeout().filter(|d| *d <= now) {
+            e.handle_input(rtp_middlebox::engine::Input::Timeout(due));
+            drain(&mut e);
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let ssrc = rtp_middlebox::wire::Ssrc(i as u32);
+            deliver(&mut e, now, Side::Client, *id, clients[i], &rtp(step as u16, i as u32));
+            if step % 25 == 0 {
+                let info = common::sender_info(
+                    rtp_middlebox::wire::ntp::NtpTime(0xe000_0000_0000_0000 + (u64::from(step) << 30)),
+                    step * 1600,
+                    step,
+                    step * 160,
+                );
+                deliver(
+                    &mut e,
+                    now,
+                    Side::Client,
+                    *id,
+                    clients[i],
+                    &common::sr(ssrc, &info, &[], None),
+                );
+            }
+        }
+        if step == 300 {
+            settled = LIVE.load(Ordering::Relaxed) - before;
+        }
+    }
+    let end = LIVE.load(Ordering::Relaxed) - before;
+    let generated = e.counters().reports_generated;
+    println!(
+        "engine state over a quiet call: {:.0} B per session a minute in, {:.0} B after ten ({generated} reports generated)",
+        settled as f64 / N as f64,
+        end as f64 / N as f64
+    );
+    assert!(
+        generated > N as u64 * 100,
+        "the engine generated only {generated} reports"
+    );
+    assert!(
+        end <= settled + settled / 50,
+        "engine memory grew from {settled} B to {end} B between minute 1 and minute 10"
+    );
+}
