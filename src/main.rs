@@ -335,9 +335,6 @@ fn run(path: Option<&std::path::Path>, o: Overrides, workers: usize, quiet: bool
             relay.workers()
         );
     }
-    if let Some(warning) = relay.descriptor_warning() {
-        eprintln!("{warning}");
-    }
     let rates = config.relay.first().map(|r| r.clock_rates()).unwrap_or_default();
     let api = rtp_middlebox::runtime::start_api(
         rtp_middlebox::export::api::ApiOptions::from_config(&config),
@@ -346,6 +343,11 @@ fn run(path: Option<&std::path::Path>, o: Overrides, workers: usize, quiet: bool
     )
     .map_err(|e| format!("cannot start the HTTP API on {}: {e}", config.api.listen))?;
     eprintln!("api listening on http://{}/v1/sessions", api.local_addr);
+    // After the two lines that say where the proxy listens (scripts and
+    // supervisors read them first).
+    if let Some(warning) = relay.descriptor_warning() {
+        eprintln!("{warning}");
+    }
     while let Signal::Reload = signals.next() {
         // The file is read again; flags given at start still win.
         match load_with_overrides(path, &o).and_then(|new| {
