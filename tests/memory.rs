@@ -43,12 +43,21 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The tests that read the process-wide live-bytes count run one at a time
+/// (the test harness runs tests on parallel threads).
+static LIVE_BYTES_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    LIVE_BYTES_TESTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn client(n: u32) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::from(0x0a00_0000 | n), 5000))
 }
 
 #[test]
 fn state_per_session_and_per_stream_stays_under_2_kib() {
+    let _serial = one_at_a_time();
     const N: usize = 100_000;
     let before = LIVE.load(Ordering::Relaxed);
     let mut e = Engine::new(EngineConfig {
@@ -100,6 +109,7 @@ fn state_per_session_and_per_stream_stays_under_2_kib() {
 
 #[test]
 fn steady_state_packet_path_allocates_nothing() {
+    let _serial = one_at_a_time();
     let mut e = Engine::new(EngineConfig {
         relays: vec![common::relay(RtcpMode::Forward)],
         ..EngineConfig::default()
@@ -144,6 +154,7 @@ fn steady_state_packet_path_allocates_nothing() {
 /// minutes: nothing kept per packet, per report or per timer tick.
 #[test]
 fn memory_stays_flat_over_a_long_quiet_call() {
+    let _serial = one_at_a_time();
     const N: usize = 200;
     let before = LIVE.load(Ordering::Relaxed);
     let mut e = Engine::new(EngineConfig {
