@@ -1556,14 +1556,6 @@ fn upstream_leg_assertions(
     }
 }
 
-/// Gaps the end-of-session record may count on a leg beyond its streams'
-/// `inbound-rtp`: the RTX streams' (retransmissions the impairment
-/// dropped). Chromium also sends its bandwidth probes as padding on the RTX
-/// SSRC, so on a 3 % lossy leg a 15 s call's few hundred RTX packets lose
-/// up to about 15 (CI saw 12); the record counting the other leg's loss, or
-/// less than the streams', still fails.
-const RTX_GAPS: i64 = 20;
-
 /// The proxy's E-model rating of the audio (Opus) that arrived over one
 /// leg: `x-mosLq`, `x-mosCq`, its loss on arrival and BurstR.
 #[derive(Clone, Copy, Debug)]
@@ -1823,21 +1815,28 @@ fn quality_assertions(calls: &[CallQuality], failures: &mut Vec<String>) {
             ),
         );
     }
-    // The end-of-session record: the client leg's losses, its MOS.
+    // The end-of-session record: the client leg's losses, its MOS. The
+    // record is taken at SIGTERM, after the driver read the streams'
+    // figures; packets keep crossing the lossy leg in between (Chromium's
+    // padding probes on the RTX and video SSRCs after its senders stop:
+    // CI saw the record 12 to 72 above the streams), so the streams' loss
+    // is a floor, not an exact count. The record must not put less loss on
+    // the client leg, nor more on the upstream leg, whose own loss is only
+    // the echo of the client leg's gaps.
     for (c, audio, rec) in [(clean, c0, r0), (random, cr, rr), (bursty, cb, rb)] {
         let worst = rec.0.mos_worst.unwrap_or(0.0);
         check(
             failures,
-            // The record also counts the RTX streams' gaps (a dropped
-            // retransmission), which have no inbound-rtp of their own.
-            (0..=RTX_GAPS).contains(&(rec.0.lost_on_leg - c.client_leg_lost))
+            rec.0.lost_on_leg >= c.client_leg_lost
+                && rec.1.lost_on_leg <= rec.0.lost_on_leg
                 && (c.label == "clean") == (rec.0.lost_on_leg == 0)
                 && (worst - audio.cq.unwrap_or(audio.lq)).abs() <= 0.006,
             format!(
-                "quality: {}: the end-of-session record puts {} lost on the client leg (its streams lost {}, +0..{RTX_GAPS} of RTX), MOS worst {worst:.2} (audio {:.3})",
+                "quality: {}: the end-of-session record puts {} lost on the client leg (its streams lost {} when read) and {} on the upstream leg, MOS worst {worst:.2} (audio {:.3})",
                 c.label,
                 rec.0.lost_on_leg,
                 c.client_leg_lost,
+                rec.1.lost_on_leg,
                 audio.cq.unwrap_or(audio.lq)
             ),
         );
