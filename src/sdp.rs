@@ -372,8 +372,12 @@ fn parse(sdp: &str) -> Result<Parsed<'_>, SdpError> {
             return Err(SdpError::TooLarge);
         }
         let terminated = raw.ends_with('\n');
-        let text = raw.strip_suffix('\n').unwrap_or(raw);
-        let text = text.strip_suffix('\r').unwrap_or(text);
+        // Only a CR before the LF is the line ending: an unterminated last
+        // line keeps its bytes, so a rewrite of a rewrite changes nothing.
+        let text = match raw.strip_suffix('\n') {
+            Some(t) => t.strip_suffix('\r').unwrap_or(t),
+            None => raw,
+        };
         let n = lines.len() + 1;
         // RFC 8866 §5: <type>=<value>, type one lowercase letter. Blank
         // lines (some SIP stacks end with one) are kept and ignored.
