@@ -11,6 +11,8 @@
 //!   session lookup, SSRC scan, RFC 3550 A.1/A.8 update, counters), with
 //!   `idle_timeout: None` and `max_sessions` large:
 //!   `1k_streams` is 1 000 sessions × 1 SSRC (client PCMU audio);
+//!   `1k_streams_3pct_loss` the same streams each skipping one sequence
+//!   number in 33 (a gap per lost packet: the loss model's per-gap work);
 //!   `100k_streams` is 25 000 sessions × 4 SSRCs (audio + video from the
 //!   client, audio + video from the upstream: a two-way WebRTC call per
 //!   session). Streams are visited round-robin in a fixed shuffled order, so
@@ -225,6 +227,10 @@ struct Fleet {
     now_ns: u64,
     step_ns: u64,
     cursor: usize,
+    /// Every stream skips a sequence number after each `gap_every`-th one
+    /// (0: never): one lost packet in `gap_every + 1`, each a gap the
+    /// receive path (and the loss model it feeds) sees.
+    gap_every: u16,
 }
 
 impl Fleet {
@@ -259,6 +265,7 @@ impl Fleet {
             now_ns: t0.as_nanos(),
             step_ns,
             cursor: 0,
+            gap_every: 0,
         };
         // Three rounds: every source is created and out of probation (A.1).
         for _ in 0..3 * fleet.streams.len() {
@@ -285,6 +292,10 @@ impl Fleet {
         patch(buf, s.ssrc, s.seq, s.ts);
         s.seq = s.seq.wrapping_add(1);
         s.ts = s.ts.wrapping_add(ts_step);
+        if self.gap_every != 0 && s.seq % self.gap_every == 0 {
+            s.seq = s.seq.wrapping_add(1);
+            s.ts = s.ts.wrapping_add(ts_step);
+        }
         self.now_ns += self.step_ns;
         deliver(
             &mut self.engine,
@@ -343,6 +354,11 @@ fn bench_observe(c: &mut Criterion) {
         g.bench_function("1k_streams", |b| b.iter(|| fleet.next_packet()));
         let c = fleet.engine.counters();
         assert_eq!(c.total_drops(), 0, "every packet was forwarded");
+        // The same streams losing 3 % (one in 33, each its own gap): what
+        // the gap path and the loss model it feeds add per packet.
+        fleet.gap_every = 32;
+        g.bench_function("1k_streams_3pct_loss", |b| b.iter(|| fleet.next_packet()));
+        assert_eq!(fleet.engine.counters().total_drops(), 0);
     }
     {
         let kinds = [

@@ -1512,6 +1512,47 @@ fn remote_rating_assertions(fig: &Figures, failures: &mut Vec<String>) {
     );
 }
 
+/// The `dtls` call (DTLS and RTCP terminated, 3 % loss on the client leg
+/// only): the proxy reads Janus's SRs, whose packet counts say which of the
+/// echoed audio's sequence gaps Janus never sent (the client leg's losses,
+/// echoed). The upstream leg is then rated on its own loss, none: its MOS
+/// stays at the clean call's while the client leg's drops.
+fn forwarded_gaps_assertions(fig: &Figures, clean_upstream_lq: Option<f64>, failures: &mut Vec<String>) {
+    let echoed = fig
+        .proxy
+        .iter()
+        .find(|s| s["type"] == "inbound-rtp" && s["x-leg"] == "upstream" && s["kind"] == "audio");
+    let (Some(echoed), Some(client), Some(upstream), Some(clean)) = (
+        echoed,
+        audio_mos(fig, "client"),
+        audio_mos(fig, "upstream"),
+        clean_upstream_lq,
+    ) else {
+        check(
+            failures,
+            false,
+            "dtls: the echoed audio is rated and the clean call ran first".to_string(),
+        );
+        return;
+    };
+    let not_sent = i(&echoed["x-lossNotSent"]);
+    // Gaps of the first second (before Janus's first SR) stay counted.
+    let first_second = (client.loss_percent / 100.0 * 50.0).ceil() as i64 + IN_FLIGHT;
+    check(
+        failures,
+        not_sent > 0
+            && upstream.lost - not_sent <= first_second
+            && upstream.lq >= clean - 0.05
+            && client.lq < clean - 0.1,
+        format!(
+            "dtls: Janus's SR counts take the echoed gaps off the upstream leg: {} of {} gaps never sent \
+             (≤ {first_second} left to the leg); upstream-leg MOS-LQ {:.3} (clean call {clean:.3}), \
+             client leg {:.3} at {:.2} % loss",
+            not_sent, upstream.lost, upstream.lq, client.lq, client.loss_percent
+        ),
+    );
+}
+
 /// What reached Janus in a DTLS run: in `terminate` every receiver report
 /// Janus gets is the proxy's (one SSRC, none of Chromium's); in `auto` the
 /// shuttle dropped Janus's RTCP, so the proxy had to generate.
@@ -1795,8 +1836,11 @@ fn quality_assertions(calls: &[CallQuality], failures: &mut Vec<String>) {
     // The upstream leg (proxy ⇄ Janus) loses nothing. Janus's EchoTest
     // sends back what it got with the sequence numbers' gaps kept, so the
     // echoed audio arrives over the upstream leg with the client leg's
-    // gaps in it and rates exactly as the client leg's audio: the upstream
-    // leg added no loss and no MOS drop of its own.
+    // gaps in it. In these calls DTLS passes through: the proxy cannot
+    // read Janus's SRs, whose counts would tell the unsent gaps apart
+    // (the `dtls` call shows that, `forwarded_gaps_assertions`), so the
+    // echo rates as the client leg's audio: no loss and no MOS drop of
+    // the upstream leg's own.
     check(
         failures,
         u0.lost == 0 && (u0.lq - c0.lq).abs() < 0.01,
@@ -2001,6 +2045,8 @@ fn chromium_through_the_relay_to_janus() {
                 }
                 if keys == DTLS_TERMINATE {
                     remote_rating_assertions(&fig, &mut found);
+                    let clean = quality.iter().find(|q| q.label == "clean").and_then(|q| q.upstream);
+                    forwarded_gaps_assertions(&fig, clean.map(|m| m.lq), &mut found);
                 }
                 if let Some((to_janus, dropped)) = &upstream_leg {
                     upstream_leg_assertions(label, &fig, to_janus, *dropped, &mut found);

@@ -253,3 +253,69 @@ fn the_far_receivers_report_is_rated_on_remote_inbound_rtp() {
         .iter()
         .all(|o| o["type"] != "remote-inbound-rtp" || o["ssrc"] == CLIENT_AUDIO));
 }
+
+/// The upstream forwards a stream with 3 % of its sequence numbers missing
+/// (an SFU or Janus's EchoTest passing on a publisher's loss) and sends an
+/// SR every second with its own packet count; the proxy ⇄ upstream leg
+/// additionally drops the packets for which `leg_drops(seq)`. Returns the
+/// report objects at the end.
+fn forwarded(leg_drops: impl Fn(u16) -> bool) -> Vec<Value> {
+    use rtp_middlebox::wire::ntp::NtpTime;
+    use rtp_middlebox::wire::rtcp::SenderInfo;
+    let (mut d, id) = session_on(common::relay(RtcpMode::Forward), EngineConfig::default());
+    let mut sent = 0u32;
+    for seq in 0..PACKETS {
+        let at = ms(u64::from(seq) * 20);
+        d.handle_datagram(at, Side::Client, id, &common::pcmu(seq, CLIENT_AUDIO));
+        if !random_3(seq) {
+            sent += 1;
+            if !leg_drops(seq) {
+                d.handle_datagram(at, Side::Upstream, id, &common::pcmu(seq, UPSTREAM_AUDIO));
+            }
+        }
+        if seq % 50 == 49 {
+            let info = SenderInfo {
+                ntp: NtpTime(u64::from(seq) << 32),
+                rtp_ts: u32::from(seq) * 160,
+                packet_count: sent,
+                octet_count: sent * 160,
+            };
+            let sr = common::sr(Ssrc(UPSTREAM_AUDIO), &info, &[], None);
+            d.handle_datagram(at, Side::Upstream, id, &sr);
+        }
+    }
+    let end = ms(u64::from(PACKETS) * 20);
+    session_report(&d.snapshot(end, id).unwrap(), &common::rates(), |t| t * 1000.0)
+}
+
+#[test]
+fn a_forwarders_gaps_are_not_charged_to_the_leg_it_sends_over() {
+    // Clean leg: every gap is one the forwarder never sent.
+    let clean = forwarded(|_| false);
+    let u = inbound(&clean, "upstream");
+    let gaps = (0..PACKETS).filter(|q| random_3(*q)).count() as u64;
+    // The W3C figure keeps its meaning: every sequence gap counts.
+    assert_eq!(u["packetsLost"], gaps);
+    // Gaps before the first SR (the first second) are not told apart.
+    let early = (0..50).filter(|q| random_3(*q)).count() as u64;
+    assert_eq!(num(u, "x-lossNotSent") as u64, gaps - early, "{u:#}");
+    // The leg is rated as lossless as the clean client leg (within what
+    // the first second's gaps cost).
+    let unsent_mos = num(u, "x-mosLq");
+    let clean_client = num(inbound(&clean, "client"), "x-mosLq");
+    assert!(unsent_mos > clean_client - 0.05, "{unsent_mos} vs {clean_client}");
+
+    // Without the SRs the same stream rates as 3 % loss: far lower.
+    let lossy = call(random_3, None);
+    assert!(num(inbound(&lossy, "client"), "x-mosLq") < unsent_mos - 0.2);
+
+    // The leg itself drops 1 in 100 of what was sent: that is its loss,
+    // and the unsent gaps still are not.
+    let dropping = forwarded(|seq| seq % 100 == 37);
+    let u = inbound(&dropping, "upstream");
+    let dropped = (0..PACKETS).filter(|q| q % 100 == 37 && !random_3(*q)).count() as u64;
+    assert_eq!(u["packetsLost"], gaps + dropped);
+    assert_eq!(num(u, "x-lossNotSent") as u64, gaps - early, "{u:#}");
+    let leg_mos = num(u, "x-mosLq");
+    assert!(leg_mos < unsent_mos - 0.05 && leg_mos > num(inbound(&lossy, "client"), "x-mosLq"));
+}

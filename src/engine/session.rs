@@ -4,7 +4,7 @@
 use super::counters::{Counters, KindCounts};
 use super::mode::RtcpMode;
 use super::{SessionId, Side};
-use crate::stats::{ReceiveStats, RemoteReport, RttMethod, RttReject, RttStats, SenderRecord, SentLog};
+use crate::stats::{Arrivals, ReceiveStats, RemoteReport, RttMethod, RttReject, RttStats, SenderRecord, SentLog};
 use crate::time::MonoTime;
 use crate::wire::rtcp::{FeedbackKind, ReportBlock, RtcpPacket, StatsSummary, VoipMetrics, XrBlock};
 use crate::wire::rtp::RtpView;
@@ -764,12 +764,11 @@ impl Session {
             RtcpPacket::SenderReport(sr) => {
                 self.sides[side.index()].rtcp.reports += 1;
                 if let Some(src) = self.sides[side.index()].source_mut(sr.sender, cap) {
-                    let reports = src.sender_report.map_or(0, |r| r.reports) + 1;
-                    src.sender_report = Some(SenderRecord {
-                        info: sr.info,
-                        received_at: now,
-                        reports,
+                    let arrivals = src.rtp.as_ref().map(|r| Arrivals {
+                        packets: r.stats.packets(),
+                        gaps: r.stats.cumulative_lost(),
                     });
+                    src.sender_report = Some(SenderRecord::next(src.sender_report, sr.info, now, arrivals));
                     if src.sr_log.record(sr.info.ntp.compact(), now) {
                         counters.caps_hit.hit(super::Cap::RttReportLog);
                     }

@@ -258,6 +258,21 @@ pub struct SenderReportSnapshot {
     pub octet_count: u32,
     pub received_at: f64,
     pub reports: u64,
+    /// From the first SR that found the stream flowing to this one: packets
+    /// the sender counted as sent, packets that arrived at the proxy, what
+    /// the leg lost (sent − arrived) and the sequence gaps the sender never
+    /// sent (a forwarder passing on earlier loss). See
+    /// [`crate::stats::SenderWindow`].
+    pub window: Option<SenderWindowSnapshot>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SenderWindowSnapshot {
+    pub sent: u64,
+    pub arrived: u64,
+    pub lost_on_leg: u64,
+    pub not_sent: u64,
 }
 
 /// What the receiver on the other side reported about this source.
@@ -392,6 +407,12 @@ impl SourceSnapshot {
                 octet_count: r.info.octet_count,
                 received_at: r.received_at.as_secs_f64(),
                 reports: r.reports,
+                window: r.window().map(|w| SenderWindowSnapshot {
+                    sent: w.sent,
+                    arrived: w.arrived,
+                    lost_on_leg: w.lost_on_leg(),
+                    not_sent: w.not_sent(),
+                }),
             }),
             remote: src.remote.as_ref().map(|r| RemoteSnapshot {
                 reporter: r.reporter.0,
@@ -432,7 +453,31 @@ impl SourceSnapshot {
         }
         let codec = Codec::from_payload(rtp.payload_type, rtp.clock_rate);
         let jitter = rtp.jitter_in_order.or(rtp.jitter);
-        self.quality = Some(stream_quality(codec, &rtp.loss_model, jitter, rtt));
+        // The leg is rated on what it lost: sequence numbers the sender
+        // never sent (it forwards earlier loss) are not the leg's. Ppl is
+        // then (lost − not sent) / (expected − not sent); BurstR stays the
+        // arrival pattern's (which gaps were whose is not known).
+        let mut loss = rtp.loss_model;
+        let not_sent = self.not_sent();
+        if not_sent > 0 {
+            let expected = rtp.packets_expected.saturating_sub(not_sent);
+            let lost = (rtp.packets_lost - not_sent as i64).max(0);
+            loss.loss_rate = if expected == 0 {
+                0.0
+            } else {
+                lost as f64 / expected as f64
+            };
+        }
+        self.quality = Some(stream_quality(codec, &loss, jitter, rtt));
+    }
+
+    /// Sequence gaps of this stream that its sender's SR count says it never
+    /// sent: not lost on the leg it arrived over (0 without SRs).
+    pub fn not_sent(&self) -> u64 {
+        self.sender_report
+            .as_ref()
+            .and_then(|r| r.window)
+            .map_or(0, |w| w.not_sent)
     }
 }
 

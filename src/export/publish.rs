@@ -387,11 +387,7 @@ pub fn quality(v: &SessionView) -> SessionQuality {
                 lost_on[Side::Client.index()] += client;
                 lost_on[Side::Upstream.index()] += upstream;
             }
-            None => {
-                if let Some(rtp) = &src.rtp {
-                    lost_on[src.side.index()] += rtp.packets_lost.max(0);
-                }
-            }
+            None => lost_on[src.side.index()] += crate::report::lost_on_arrival_leg(src),
         }
     }
     let legs = Side::BOTH

@@ -295,6 +295,9 @@ fn insert_quality(m: &mut Map<String, Value>, src: &SourceSnapshot) {
             m.insert("x-oneWayDelay".into(), json!(d / 1e3));
         }
     }
+    if let Some(w) = src.sender_report.as_ref().and_then(|r| r.window) {
+        m.insert("x-lossNotSent".into(), json!(w.not_sent));
+    }
     if let Some((client, upstream)) = leg_loss(src) {
         m.insert("x-lossClientLeg".into(), json!(client));
         m.insert("x-lossUpstreamLeg".into(), json!(upstream));
@@ -373,17 +376,26 @@ fn insert_remote_xr(m: &mut Map<String, Value>, src: &SourceSnapshot) {
 /// found missing on arrival, RFC 3550 A.3 cumulative) and after it (the
 /// far receiver's RR cumulative lost minus what the proxy already saw
 /// missing, floored at 0: late packets the proxy counted may still be lost
-/// on the second leg). `(client leg, upstream leg)`; `None` until the far
-/// receiver reported.
+/// on the second leg). Sequence numbers the sender's SRs say it never
+/// sent (a forwarder passing on earlier loss) are neither leg's.
+/// `(client leg, upstream leg)`; `None` until the far receiver reported.
 pub fn leg_loss(src: &SourceSnapshot) -> Option<(i64, i64)> {
     let rtp = src.rtp.as_ref()?;
     let remote = src.remote.as_ref()?;
-    let before = rtp.packets_lost.max(0);
-    let after = (i64::from(remote.cumulative_lost) - before).max(0);
+    let before = lost_on_arrival_leg(src);
+    // The far receiver counts every gap, the unsent ones included.
+    let after = (i64::from(remote.cumulative_lost) - rtp.packets_lost.max(0)).max(0);
     Some(match src.side {
         Side::Client => (before, after),
         Side::Upstream => (after, before),
     })
+}
+
+/// Packets of a stream lost on the leg it arrived over: its sequence gaps
+/// on arrival (RFC 3550 A.3 cumulative) less those its sender never sent.
+pub fn lost_on_arrival_leg(src: &SourceSnapshot) -> i64 {
+    let Some(rtp) = &src.rtp else { return 0 };
+    (rtp.packets_lost - src.not_sent() as i64).max(0)
 }
 
 /// The members of every RTP stream's stats object (W3C RTCRtpStreamStats).

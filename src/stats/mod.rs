@@ -12,5 +12,5 @@ pub mod rtt;
 
 pub use clock_rate::ClockRates;
 pub use receive::{IntervalLoss, JitterSummary, ReceiveStats, SeqOutcome};
-pub use remote::{RemoteReport, SenderRecord};
+pub use remote::{Arrivals, RemoteReport, SenderRecord, SenderWindow};
 pub use rtt::{RttMethod, RttReject, RttStats, SentLog};
