@@ -746,7 +746,16 @@ impl Drop for Shuttle {
 }
 
 /// Runs the node driver for one call; its JSON result.
-fn run_driver(net: &Net, dir: &Path, label: &str, api: &str, calls: Option<&str>) -> Result<Value, String> {
+/// Runs one call through `rig.mjs`; `wrong_fingerprint` alters the offer's
+/// fingerprint on its way through the calls API (the call must fail).
+fn run_driver(
+    net: &Net,
+    dir: &Path,
+    label: &str,
+    api: &str,
+    calls: Option<&str>,
+    wrong_fingerprint: bool,
+) -> Result<Value, String> {
     let wrapper = dir.join(format!("chromium-{label}.sh"));
     std::fs::write(
         &wrapper,
@@ -769,6 +778,7 @@ fn run_driver(net: &Net, dir: &Path, label: &str, api: &str, calls: Option<&str>
         "settleSeconds": SETTLE_SECONDS,
         "timeoutSeconds": DRIVER_TIMEOUT_SECONDS,
         "calls": calls,
+        "wrongFingerprint": wrong_fingerprint,
     });
     let cfg_path = dir.join(format!("driver-{label}.json"));
     std::fs::write(&cfg_path, cfg.to_string()).map_err(|e| e.to_string())?;
@@ -1553,6 +1563,73 @@ fn forwarded_gaps_assertions(fig: &Figures, clean_upstream_lq: Option<f64>, fail
     );
 }
 
+/// The offer reached the calls API with a fingerprint that is not
+/// Chromium's certificate's: the proxy refuses the client leg's handshake
+/// (`dtls-failure`), Chromium never connects, and no media passes either
+/// way.
+fn wrong_fingerprint_assertions(result: &Value, relay_log: &[String], failures: &mut Vec<String>) {
+    let states: Vec<&str> = result["states"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
+        .unwrap_or_default();
+    check(
+        failures,
+        !states.contains(&"connected") && result["connectionState"] != "connected",
+        format!(
+            "Chromium never connects: connectionState {} ({})",
+            result["connectionState"],
+            states.join(" → ")
+        ),
+    );
+    let sessions = result["proxy"]["sessions"].as_array().cloned().unwrap_or_default();
+    let failed = sessions.iter().find(|s| s["dtls"]["callId"] == "rig-call-3");
+    check(
+        failures,
+        failed.is_some_and(|s| {
+            s["dtls"]["client"] == "failed"
+                && s["dtls"]["failure"] == "fingerprint_mismatch"
+                && s["iceConnectionState"] == "failed"
+        }),
+        format!(
+            "the proxy's session for the call: client leg failed on the fingerprint, state failed ({:?})",
+            failed.map(|s| (&s["dtls"], &s["iceConnectionState"]))
+        ),
+    );
+    let line = relay_log.iter().find(|l| l.contains("Client leg: DTLS failed"));
+    check(
+        failures,
+        line.is_some_and(|l| l.contains("fingerprint_mismatch") && l.contains("no media passes")),
+        format!("the relay logs the failed leg: {line:?}"),
+    );
+    // No media: the proxy saw no RTP from either side, and Chromium
+    // received none.
+    let proxy_rtp = result["proxy"]["stats"]
+        .as_object()
+        .map(|m| {
+            m.values()
+                .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+                .filter(|s| s["type"] == "inbound-rtp")
+                .count()
+        })
+        .unwrap_or(0);
+    let chromium_received: i64 = result["chromium"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|s| s["type"] == "inbound-rtp")
+                .map(|s| i(&s["packetsReceived"]))
+                .sum()
+        })
+        .unwrap_or(0);
+    check(
+        failures,
+        proxy_rtp == 0 && chromium_received == 0,
+        format!(
+            "no media passes: {proxy_rtp} RTP streams at the proxy, {chromium_received} packets received by Chromium"
+        ),
+    );
+}
+
 /// What reached Janus in a DTLS run: in `terminate` every receiver report
 /// Janus gets is the proxy's (one SSRC, none of Chromium's); in `auto` the
 /// shuttle dropped Janus's RTCP, so the proxy had to generate.
@@ -1930,7 +2007,7 @@ fn chromium_through_the_relay_to_janus() {
         let mut relay =
             start_relay(&net, &dir, "clean", listen, PASS_THROUGH, None).unwrap_or_else(|e| panic!("relay: {e}"));
         let started = clock.now().as_secs_f64();
-        match run_driver(&net, &dir, "clean", &relay.api, None) {
+        match run_driver(&net, &dir, "clean", &relay.api, None, false) {
             Ok(result) => {
                 let fig = Figures::new(&result);
                 compare("clean", &fig, &mut notes);
@@ -2025,7 +2102,7 @@ fn chromium_through_the_relay_to_janus() {
             down_seed
         ));
         let started = clock.now().as_secs_f64();
-        let result = run_driver(&net, &dir, label, &relay.api, calls);
+        let result = run_driver(&net, &dir, label, &relay.api, calls, false);
         let (to_sfu, to_client) = shuttle.stop();
         let upstream_leg = upstream_shuttle.map(|(s, _)| {
             let dropped = s.rtcp_dropped.load(Ordering::Relaxed);
@@ -2066,6 +2143,31 @@ fn chromium_through_the_relay_to_janus() {
         let drained = quality.iter().any(|q| q.label == label);
         if let Some(why) = relay.proc.exited().filter(|_| !drained) {
             failures.push(format!("{label}: {why}"));
+        }
+        report(&format!(
+            "browser_rig: {label} run took {:.1} s",
+            clock.now().as_secs_f64() - started
+        ));
+    }
+
+    // (5) A tampered offer: its fingerprint is not Chromium's certificate's.
+    {
+        let label = "wrong-fingerprint";
+        let listen = SocketAddr::V4(SocketAddrV4::new(net.client_facing(), RTP_PORT));
+        let relay =
+            start_relay(&net, &dir, label, listen, DTLS_TERMINATE, None).unwrap_or_else(|e| panic!("relay: {e}"));
+        let started = clock.now().as_secs_f64();
+        match run_driver(&net, &dir, label, &relay.api, Some("rig-call-3"), true) {
+            Ok(result) => {
+                let log = relay.log.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let mut found = Vec::new();
+                wrong_fingerprint_assertions(&result, &log, &mut found);
+                failures.extend(found.into_iter().map(|f| format!("[{label}] {f}")));
+            }
+            Err(e) => failures.push(format!(
+                "{label}: {e}\nrelay: {:?}",
+                relay.log.lock().unwrap_or_else(|e| e.into_inner())
+            )),
         }
         report(&format!(
             "browser_rig: {label} run took {:.1} s",

@@ -25,6 +25,7 @@ use super::Side;
 use crate::dtls::{srtp_keys_from_export, suite_of, LegKeys, SharedIdentity};
 use crate::srtp::{CryptoSuite, SrtpError};
 use crate::time::MonoTime;
+use rtc_shared::marshal::Unmarshal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -441,17 +442,25 @@ impl MediaCrypto {
         })
     }
 
-    /// Authenticates and decrypts SRTP the peer on `side` sent.
-    pub fn open(&mut self, side: Side, packet: &[u8]) -> Result<bytes::BytesMut, SrtpError> {
-        self.open[side.index()]
-            .decrypt_rtp(packet)
-            .map_err(|_| SrtpError::AuthFailed)
+    /// Authenticates and decrypts SRTP the peer on `side` sent: the plain
+    /// packet and its parsed header, which [`Self::protect`] takes again
+    /// (an RTP header is sent in the clear and SRTP leaves it unchanged,
+    /// RFC 3711 §3.1: one parse serves both legs).
+    pub fn open(&mut self, side: Side, packet: &[u8]) -> Result<(bytes::BytesMut, rtp::Header), SrtpError> {
+        let header = rtp::Header::unmarshal(&mut &packet[..]).map_err(|_| SrtpError::AuthFailed)?;
+        let plain = self.open[side.index()]
+            .decrypt_rtp_with_header(packet, &header)
+            .map_err(|_| SrtpError::AuthFailed)?;
+        Ok((plain, header))
     }
 
-    /// Protects plain RTP toward the peer on `toward`.
-    pub fn protect(&mut self, toward: Side, plain: &[u8]) -> Result<bytes::BytesMut, SrtpError> {
+    /// Protects plain RTP (with its header from [`Self::open`]) toward the
+    /// peer on `toward`; the protected packet's buffer becomes the
+    /// transmit's, uncopied.
+    pub fn protect(&mut self, toward: Side, plain: &[u8], header: &rtp::Header) -> Result<Vec<u8>, SrtpError> {
         self.protect[toward.index()]
-            .encrypt_rtp(plain)
+            .encrypt_rtp_with_header(plain, header)
+            .map(Vec::from)
             .map_err(|_| SrtpError::Crypto)
     }
 }

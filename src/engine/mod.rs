@@ -754,7 +754,7 @@ impl Engine {
                 // fit is read the same way: the receiver, not the proxy,
                 // decides what such a packet is. Opened SRTP is plain RTP.
                 let parsed = match (&opened, session.encrypted, session.srtp_suite) {
-                    (Some(plain), ..) => RtpView::parse(plain),
+                    (Some((plain, _)), ..) => RtpView::parse(plain),
                     (None, true, suite) => RtpView::parse_srtp(datagram, suite.map_or(0, |s| s.srtp_overhead())),
                     (None, false, _) => match RtpView::parse(datagram) {
                         Err(RtpError::BadPadding) => RtpView::parse_srtp(datagram, 0),
@@ -784,16 +784,16 @@ impl Engine {
                         counters.caps_hit.hit(Cap::SourcesPerSide);
                     }
                 }
-                if let Some(plain) = opened {
+                if let Some((plain, header)) = opened {
                     let protected = session
                         .dtls
                         .as_deref_mut()
                         .and_then(|b| b.media.as_mut())
-                        .map(|m| m.protect(side.other(), &plain));
+                        .map(|m| m.protect(side.other(), &plain, &header));
                     return match protected {
                         Some(Ok(wire)) => {
-                            rewritten.clear();
-                            rewritten.extend_from_slice(&wire);
+                            // The transmit takes `rewritten` (see send_on).
+                            *rewritten = wire;
                             Verdict::Rewritten(kind)
                         }
                         _ => Verdict::Drop(DropReason::SrtpRejected),

@@ -20,6 +20,12 @@
 //                  through the proxy's calls API (POST /v1/calls/{id}/offer
 //                  from the client, /answer from the upstream), so both
 //                  DTLS handshakes end at the proxy (dtls = "terminate")
+//   wrongFingerprint (optional, with calls) the offer reaches the calls API
+//                  with its a=fingerprint altered, as a tampered signalling
+//                  path would deliver it: the call is expected to fail. The
+//                  driver waits for Chromium's connectionState to settle
+//                  (failed, or 20 s), reads both sides' figures and exits
+//                  0 without sending media.
 //
 // Prints progress to stderr and one JSON object to stdout:
 //   { ok, error?, timings, offer, answer, sdpAttached: [proxy session ids],
@@ -203,6 +209,18 @@ async function pageAnswer(answer) {
   return pc.connectionState;
 }
 
+// Runs in the page: the answer applied, the connection state once it
+// failed or 20 s passed (a call that must not connect).
+async function pageSettle(answer) {
+  const { pc } = window.rig;
+  await pc.setRemoteDescription(answer);
+  const deadline = Date.now() + 20000;
+  while (pc.connectionState !== 'failed' && pc.connectionState !== 'connected' && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return pc.connectionState;
+}
+
 async function pageStats() {
   const out = [];
   (await window.rig.pc.getStats()).forEach((s) => out.push(s));
@@ -252,7 +270,13 @@ async function main() {
   // their way, as the application's signalling would send them.
   let toJanus = offer;
   if (cfg.calls) {
-    const r = await http('POST', `${cfg.api}/v1/calls/${cfg.calls}/offer`, { sdp: offer.sdp, from: 'client' });
+    // A tampered fingerprint: the first byte of the digest inverted.
+    const posted = cfg.wrongFingerprint
+      ? offer.sdp.replace(/(a=fingerprint:\S+ )([0-9A-Fa-f]{2})/g, (_, head, b) =>
+          head + (0xff ^ parseInt(b, 16)).toString(16).padStart(2, '0').toUpperCase())
+      : offer.sdp;
+    if (cfg.wrongFingerprint && posted === offer.sdp) throw new Error('the offer has no fingerprint to alter');
+    const r = await http('POST', `${cfg.api}/v1/calls/${cfg.calls}/offer`, { sdp: posted, from: 'client' });
     toJanus = { type: offer.type, sdp: r.sdp };
     result.offerToJanus = r.sdp;
   }
@@ -266,6 +290,17 @@ async function main() {
   log('answer candidates:', janus.answer.sdp.split('\r\n').filter((l) => l.startsWith('a=candidate')).join(' | '));
   result.offer = offer.sdp;
   result.answer = janus.answer.sdp;
+  if (cfg.wrongFingerprint) {
+    result.connectionState = await withTimeout(page.evaluate(pageSettle, janus.answer), 30000, 'settle');
+    log(`connection state ${result.connectionState}`);
+    await sleep(2000);
+    result.chromium = await withTimeout(page.evaluate(pageStats), 10000, 'getStats');
+    result.proxy = await proxyFigures();
+    result.states = await page.evaluate(() => window.rig.states);
+    result.ok = true;
+    await hangUp(janus);
+    return;
+  }
   await withTimeout(page.evaluate(pageAnswer, { type: janus.answer.type, sdp: janus.answer.sdp }), 25000, 'connect');
   mark('connected');
   try {
@@ -297,7 +332,11 @@ async function main() {
   mark('proxy-stats');
   result.states = await page.evaluate(() => window.rig.states);
   result.ok = true;
-  // Hang up politely so Janus does not wait for its own timeouts.
+  await hangUp(janus);
+}
+
+// Hang up politely so Janus does not wait for its own timeouts.
+async function hangUp(janus) {
   try {
     await http('POST', janus.handle, { janus: 'detach', transaction: tx() });
     await http('POST', janus.session, { janus: 'destroy', transaction: tx() });
