@@ -16,7 +16,7 @@
 # rebuilt). Each revision runs its own benches/packet_path.rs: compare
 # revisions whose bench file defines the same workload (`git diff BASE HEAD
 # -- benches/packet_path.rs`), or set BENCH_FROM_HEAD=1 to build HEAD's bench
-# file (and tests/common) against BASE, when BASE still compiles them.
+# file (with BASE's tests/common) against BASE, when BASE still compiles it.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,7 +34,6 @@ build() { # rev name → path of the bench binary
     git archive "$rev" | tar -x -C "$dir"
     if [[ "${BENCH_FROM_HEAD:-0}" == 1 ]]; then
         git show "$HEAD_REV:benches/packet_path.rs" >"$dir/benches/packet_path.rs"
-        git show "$HEAD_REV:tests/common/mod.rs" >"$dir/tests/common/mod.rs"
     fi
     (cd "$dir" && CARGO_TARGET_DIR="$WORK/target" cargo bench --bench packet_path --no-run \
         --message-format=json 2>/dev/null) |
