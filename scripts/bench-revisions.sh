@@ -15,8 +15,8 @@
 # and built with a shared target directory (only the crate itself is
 # rebuilt). Each revision runs its own benches/packet_path.rs: compare
 # revisions whose bench file defines the same workload (`git diff BASE HEAD
-# -- benches/packet_path.rs`), or set BENCH_FROM_HEAD=1 to build HEAD's bench
-# file (with BASE's tests/common) against BASE, when BASE still compiles it.
+# -- benches/packet_path.rs`), or set BENCH_FROM=REV to build REV's bench
+# file (with each revision's tests/common) at both, when both compile it.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,11 +32,11 @@ build() { # rev name → path of the bench binary
     local rev="$1" name="$2" dir="$WORK/$2"
     rm -rf "$dir" && mkdir -p "$dir"
     git archive "$rev" | tar -x -C "$dir"
-    if [[ "${BENCH_FROM_HEAD:-0}" == 1 ]]; then
-        git show "$HEAD_REV:benches/packet_path.rs" >"$dir/benches/packet_path.rs"
+    if [[ -n "${BENCH_FROM:-}" ]]; then
+        git show "$BENCH_FROM:benches/packet_path.rs" >"$dir/benches/packet_path.rs"
     fi
     (cd "$dir" && CARGO_TARGET_DIR="$WORK/target" cargo bench --bench packet_path --no-run \
-        --message-format=json 2>/dev/null) |
+        --message-format=json 2>"$WORK/build-$name.log") |
         python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)
@@ -45,9 +45,18 @@ for l in sys.stdin:
 }
 
 echo "building $BASE and $HEAD_REV …" >&2
+built() { # name path: fail with the build's log when there is no binary
+    if [[ -z "$2" || ! -x "$2" ]]; then
+        echo "building $1 failed:" >&2
+        tail -30 "$WORK/build-$1.log" >&2
+        exit 1
+    fi
+}
 base_bin="$(build "$BASE" base)"
+built base "$base_bin"
 cp "$base_bin" "$WORK/base.bin"
 head_bin="$(build "$HEAD_REV" head)"
+built head "$head_bin"
 cp "$head_bin" "$WORK/head.bin"
 
 args=(--bench "$FILTER" --noplot)
@@ -66,6 +75,10 @@ for round in $(seq 1 "$ROUNDS"); do
               if (u == "ms") return v * 1e6
               return v
             }
+            # criterion comparing with its previous run: "change:" and a
+            # time line of percentages; not a measurement
+            $1 == "change:" { skip = 1; next }
+            /time:/ && skip { skip = 0; next }
             /time:/ {
               if ($1 != "time:") name = $1
               for (i = 1; i <= NF; i++) if ($i ~ /^\[/) { v = substr($(i+2), 1); u = $(i+3); break }
