@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The per-packet benchmarks (benches/packet_path.rs) of two revisions in
-# one run: both are built, then run in alternating rounds on the same
+# One criterion benchmark target (BENCH, default packet_path: the per-packet
+# benchmarks of benches/packet_path.rs) of two revisions in one run: both
+# are built, then run in alternating rounds on the same
 # machine state, and the medians and their ratio are printed. This is how
 # "the per-packet path did not grow" is measured: a single run's noise is a
 # few percent, and two runs minutes apart differ by more than that.
@@ -9,13 +10,14 @@
 #     BASE, HEAD   git revisions (HEAD defaults to the work tree's HEAD)
 #     FILTER       criterion filter (default: observe)
 #   ROUNDS=3       alternating rounds (median of each side)
-#   BENCH_QUICK=1  criterion's shortest measurement (the CI smoke)
+#   BENCH=dtls     another target of benches/ (default packet_path)
+#   BENCH_QUICK=1  criterion's shortest measurement (a quick look)
 #
 # Each revision is exported with `git archive` under target/bench-revisions/
 # and built with a shared target directory (only the crate itself is
-# rebuilt). Each revision runs its own benches/packet_path.rs: compare
+# rebuilt). Each revision runs its own benches/$BENCH.rs: compare
 # revisions whose bench file defines the same workload (`git diff BASE HEAD
-# -- benches/packet_path.rs`), or set BENCH_FROM=REV to build REV's bench
+# -- benches/$BENCH.rs`), or set BENCH_FROM=REV to build REV's bench
 # file (with each revision's tests/common) at both, when both compile it.
 set -euo pipefail
 
@@ -24,6 +26,7 @@ cd "$ROOT"
 BASE="${1:?usage: scripts/bench-revisions.sh BASE [HEAD] [FILTER]}"
 HEAD_REV="${2:-HEAD}"
 FILTER="${3:-observe}"
+BENCH="${BENCH:-packet_path}"
 ROUNDS="${ROUNDS:-3}"
 WORK="$ROOT/target/bench-revisions"
 mkdir -p "$WORK"
@@ -33,14 +36,14 @@ build() { # rev name → path of the bench binary
     rm -rf "$dir" && mkdir -p "$dir"
     git archive "$rev" | tar -x -C "$dir"
     if [[ -n "${BENCH_FROM:-}" ]]; then
-        git show "$BENCH_FROM:benches/packet_path.rs" >"$dir/benches/packet_path.rs"
+        git show "$BENCH_FROM:benches/$BENCH.rs" >"$dir/benches/$BENCH.rs"
     fi
-    (cd "$dir" && CARGO_TARGET_DIR="$WORK/target" cargo bench --bench packet_path --no-run \
+    (cd "$dir" && CARGO_TARGET_DIR="$WORK/target" cargo bench --bench "$BENCH" --no-run \
         --message-format=json 2>"$WORK/build-$name.log") |
-        python3 -c 'import json,sys
+        BENCH="$BENCH" python3 -c 'import json, os, sys
 for l in sys.stdin:
     m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "packet_path":
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == os.environ["BENCH"]:
         print(m["executable"])' | tail -1
 }
 
