@@ -2119,6 +2119,15 @@ fn chromium_through_the_relay_to_janus() {
                 impaired_assertions(&fig, &counters, &to_sfu, &to_client, &up_cfg, &mut found, &mut notes);
                 if calls.is_some() {
                     dtls_assertions(&fig, &result, &counters, &to_sfu, &up_cfg, &mut found);
+                    let transport = result["chromium"]
+                        .as_array()
+                        .and_then(|a| a.iter().find(|s| s["type"] == "transport"));
+                    report(&format!(
+                        "[{label}] Chromium's transport with the proxy: {} / {} ({})",
+                        transport.map_or(Value::Null, |t| t["dtlsCipher"].clone()),
+                        transport.map_or(Value::Null, |t| t["srtpCipher"].clone()),
+                        transport.map_or(Value::Null, |t| t["tlsVersion"].clone()),
+                    ));
                 }
                 if keys == DTLS_TERMINATE {
                     remote_rating_assertions(&fig, &mut found);
