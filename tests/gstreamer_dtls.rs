@@ -31,11 +31,11 @@ use rtp_middlebox::dtls::sha256;
 use rtp_middlebox::engine::Side;
 use rtp_middlebox::runtime::{self, WorkerStats};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{mpsc, OnceLock};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gst/dtls_endpoint.py");
@@ -120,85 +120,27 @@ fn sdp(port: u16, fingerprint: &str, setup: &str) -> String {
     )
 }
 
-/// One `dtls_endpoint.py` process.
+/// One `dtls_endpoint.py` process (waits for `go` before its pipeline
+/// starts).
 struct Endpoint {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
+    script: common::script::Script,
     port: u16,
 }
 
 impl Endpoint {
     fn spawn(py: &Path, args: &[String]) -> Endpoint {
-        let mut child = Command::new(py)
-            .arg(SCRIPT)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", py.display()));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        let mut ep = Endpoint {
-            child,
-            stdin,
-            lines,
-            port: 0,
-        };
-        let ready = ep.next_event(Duration::from_secs(15), "ready");
-        ep.port = ready["port"].as_u64().unwrap() as u16;
-        ep
-    }
-
-    fn next_event(&mut self, within: Duration, event: &str) -> Value {
-        match self.lines.recv_timeout(within) {
-            Ok(line) => {
-                let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
-                assert_eq!(v["event"], event, "{v}");
-                v
-            }
-            Err(_) => {
-                let _ = self.child.kill();
-                let mut err = String::new();
-                if let Some(mut e) = self.child.stderr.take() {
-                    let _ = e.read_to_string(&mut err);
-                }
-                panic!("dtls_endpoint.py gave no {event:?} line; stderr:\n{err}");
-            }
-        }
+        let script = common::script::Script::spawn(py, SCRIPT, args, true);
+        let port = script.ready["port"].as_u64().unwrap() as u16;
+        Endpoint { script, port }
     }
 
     /// Lets the pipeline start.
     fn go(&mut self) {
-        let mut stdin = self.stdin.take().unwrap();
-        stdin.write_all(b"go\n").unwrap();
+        self.script.go();
     }
 
-    fn finish(mut self, within: Duration) -> Value {
-        let done = self.next_event(within, "done");
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "dtls_endpoint.py failed: {done}");
-        assert!(done["error"].is_null(), "{}", done["error"]);
-        done
-    }
-}
-
-impl Drop for Endpoint {
-    fn drop(&mut self) {
-        // A failed assertion must not leave the pipeline running.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+    fn finish(self, within: Duration) -> Value {
+        self.script.finish(within)
     }
 }
 

@@ -39,12 +39,12 @@ use rtp_middlebox::runtime::{self, RelayRuntime, SessionView, WorkerStats};
 use rtp_middlebox::sim::impair::{Fate, ImpairConfig, Impairment};
 use rtp_middlebox::sim::impair_live::{bind_pair, Forwarder, ForwarderConfig, ForwarderCounters};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -177,78 +177,20 @@ impl Drop for Sink {
 }
 
 /// A running `rtpbin_sender.py`; killed if dropped before it finished.
-struct Endpoint {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    ready: Value,
-}
+struct Endpoint(common::script::Script);
 
 impl Endpoint {
-    fn spawn(py: &PathBuf, args: &[String]) -> Endpoint {
-        let mut child = Command::new(py)
-            .arg(SCRIPT)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", py.display()));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut ep = Endpoint {
-            child,
-            lines,
-            ready: Value::Null,
-        };
-        ep.ready = ep.next_event(Duration::from_secs(15), "ready");
-        ep
-    }
-
-    fn next_event(&mut self, within: Duration, event: &str) -> Value {
-        match self.lines.recv_timeout(within) {
-            Ok(line) => {
-                let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
-                assert_eq!(v["event"], event, "{v}");
-                v
-            }
-            Err(_) => {
-                let _ = self.child.kill();
-                let mut err = String::new();
-                if let Some(mut e) = self.child.stderr.take() {
-                    let _ = e.read_to_string(&mut err);
-                }
-                panic!("rtpbin_sender.py gave no {event:?} line; stderr:\n{err}");
-            }
-        }
+    fn spawn(py: &std::path::Path, args: &[String]) -> Endpoint {
+        Endpoint(common::script::Script::spawn(py, SCRIPT, args, false))
     }
 
     fn port(&self) -> u16 {
-        self.ready["rtp_port"].as_u64().unwrap() as u16
+        self.0.ready["rtp_port"].as_u64().unwrap() as u16
     }
 
     /// Waits for the final report and the exit.
-    fn finish(mut self, within: Duration) -> Value {
-        let done = self.next_event(within, "done");
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "rtpbin_sender.py failed: {done}");
-        assert!(done["error"].is_null(), "{}", done["error"]);
-        done
-    }
-}
-
-impl Drop for Endpoint {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+    fn finish(self, within: Duration) -> Value {
+        self.0.finish(within)
     }
 }
 

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod dtls;
+pub mod script;
 
 use rtp_middlebox::config::Config;
 use rtp_middlebox::engine::{
