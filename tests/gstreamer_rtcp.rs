@@ -41,7 +41,7 @@ use rtp_middlebox::sim::impair_live::{bind_pair, Forwarder, ForwarderConfig, For
 use serde_json::Value;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -180,7 +180,7 @@ impl Drop for Sink {
 struct Endpoint(common::script::Script);
 
 impl Endpoint {
-    fn spawn(py: &std::path::Path, args: &[String]) -> Endpoint {
+    fn spawn(py: &Path, args: &[String]) -> Endpoint {
         Endpoint(common::script::Script::spawn(py, SCRIPT, args, false))
     }
 
@@ -290,7 +290,7 @@ impl Run {
 }
 
 /// Sender → leg A → relay(`mode`) → suppressing sink, for `seconds`.
-fn run_with_sink(py: &PathBuf, mode: &str, seconds: f64, seed: u64) -> Run {
+fn run_with_sink(py: &Path, mode: &str, seconds: f64, seed: u64) -> Run {
     let clock = Clock::new();
     let sink = Sink::start();
     let relay = start_relay(mode, sink.rtp, sink.rtcp);
@@ -626,7 +626,7 @@ fn post(api: SocketAddr, path: &str, body: &str) -> (u16, String) {
 /// GStreamer `srtpenc`/`srtpdec` (libsrtp2) endpoints through the relay in
 /// `auto`, keys provisioned through `POST /v1/sessions/{id}/srtp` as soon as
 /// the session appears; the receiver's SRTCP goes nowhere (suppressed).
-fn srtp_run(py: &PathBuf, seed: u64, client_key: &[u8; 30]) -> (Run, Value) {
+fn srtp_run(py: &Path, seed: u64, client_key: &[u8; 30]) -> (Run, Value) {
     let clock = Clock::new();
     let discard = common::loopback();
     let receiver_args = vec![
@@ -769,7 +769,7 @@ struct SipRun {
     elapsed: f64,
 }
 
-fn sip_run(py: &PathBuf, mode: &'static str, seed: u64) -> SipRun {
+fn sip_run(py: &Path, mode: &'static str, seed: u64) -> SipRun {
     let clock = Clock::new();
     let discard = common::loopback();
     let media = [("audio", 8000.0), ("video", 90_000.0)];
