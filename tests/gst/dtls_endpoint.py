@@ -47,7 +47,7 @@ gi.require_version("GLib", "2.0")
 from gi.repository import Gio, GLib, Gst, GstNet  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rtpbin_sender import PCMU_CAPS, RB_FIELDS, make, report_blocks, to_plain  # noqa: E402
+from rtpbin_sender import PCMU_CAPS, RB_FIELDS, RtpbinEndpoint, make  # noqa: E402
 
 
 def parse_args():
@@ -72,7 +72,9 @@ def fingerprint(pem):
     return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
 
 
-class Endpoint:
+class Endpoint(RtpbinEndpoint):
+    parse_args = staticmethod(parse_args)
+
     def __init__(self, args):
         self.args = args
         self.error = None
@@ -112,12 +114,6 @@ class Endpoint:
         self.session = self.rtpbin.emit("get-internal-session", 0)
         self.session.set_property("rtcp-min-interval", args.rtcp_interval_ms * Gst.MSECOND)
         self.session.connect("on-receiving-rtcp", self.on_receiving_rtcp)
-
-    def request(self, name):
-        pad = self.rtpbin.request_pad_simple(name)
-        if pad is None:
-            raise RuntimeError(f"rtpbin refused pad {name}")
-        return pad
 
     def count(self, _pad, _info, name):
         self.counts[name] += 1
@@ -177,27 +173,8 @@ class Endpoint:
         pad.link(depay.get_static_pad("sink"))
 
     def on_receiving_rtcp(self, _session, buf):
-        ok, info = buf.map(Gst.MapFlags.READ)
-        if not ok:
-            return
-        try:
-            blocks = report_blocks(bytes(info.data))
-        finally:
-            buf.unmap(info)
-        own = {s["ssrc"] for s in self.source_stats() if s.get("internal")}
-        for reporter, rb in blocks:
-            if rb["ssrc"] in own:
-                self.rb_log.append({"mono": time.monotonic(), "reporter": reporter, **rb})
-
-    def source_stats(self):
-        return [to_plain(s.get_property("stats")) for s in self.session.get_property("sources")]
-
-    def on_message(self, _bus, msg, loop):
-        if msg.type == Gst.MessageType.ERROR:
-            err, dbg = msg.parse_error()
-            self.error = f"{err.message} ({dbg})"
-            loop.quit()
-        return True
+        for reporter, rb in self.own_report_blocks(buf):
+            self.rb_log.append({"mono": time.monotonic(), "reporter": reporter, **rb})
 
     def run(self):
         print(json.dumps({"event": "ready", "port": self.port}), flush=True)
@@ -241,19 +218,5 @@ class Endpoint:
         return 2 if self.error else 0
 
 
-def main():
-    args = parse_args()
-    Gst.init(None)
-    try:
-        endpoint = Endpoint(args)
-    except (RuntimeError, OSError, GLib.Error) as e:
-        print(f"dtls_endpoint.py: {e}", file=sys.stderr)
-        return 2
-    code = endpoint.run()
-    if endpoint.error:
-        print(f"dtls_endpoint.py: {endpoint.error}", file=sys.stderr)
-    return code
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(Endpoint.main("dtls_endpoint.py", errors=(RuntimeError, OSError, GLib.Error)))

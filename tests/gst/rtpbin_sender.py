@@ -204,7 +204,63 @@ def srtp_caps(media, hex_key, extra=""):
     return Gst.Caps.from_string(f"{media}, srtp-key=(buffer){hex_key}, {SRTP_PARAMS}{extra}")
 
 
-class Endpoint:
+class RtpbinEndpoint:
+    """What every rtpbin endpoint of the tests does alike (this script's and
+    dtls_endpoint.py's): pads, the session's source stats, the report
+    blocks about its own SSRCs in received RTCP, errors, and main()."""
+
+    def request(self, name):
+        pad = self.rtpbin.request_pad_simple(name)
+        if pad is None:
+            raise RuntimeError(f"rtpbin refused pad {name}")
+        return pad
+
+    def source_stats(self):
+        return [to_plain(s.get_property("stats")) for s in self.session.get_property("sources")]
+
+    def own_report_blocks(self, buf):
+        """(reporter, block) for every report block of an RTCP buffer that
+        is about one of this endpoint's own SSRCs."""
+        ok, info = buf.map(Gst.MapFlags.READ)
+        if not ok:
+            return []
+        try:
+            blocks = report_blocks(bytes(info.data))
+        finally:
+            buf.unmap(info)
+        own = {s["ssrc"] for s in self.source_stats() if s.get("internal")}
+        return [(reporter, rb) for reporter, rb in blocks if rb["ssrc"] in own]
+
+    def on_message(self, _bus, msg, loop):
+        if msg.type == Gst.MessageType.ERROR:
+            err, dbg = msg.parse_error()
+            self.error = f"{err.message} ({dbg})"
+            loop.quit()
+        elif msg.type == Gst.MessageType.EOS:
+            loop.quit()
+        return True
+
+    @classmethod
+    def main(cls, name, errors=(RuntimeError, OSError)):
+        """Builds the endpoint from the command line (the subclass's
+        `parse_args`) and runs it; exit 2 on a set-up or pipeline error
+        (reported on stderr)."""
+        args = cls.parse_args()
+        Gst.init(None)
+        try:
+            endpoint = cls(args)
+        except errors as e:
+            print(f"{name}: {e}", file=sys.stderr)
+            return 2
+        code = endpoint.run()
+        if endpoint.error:
+            print(f"{name}: {endpoint.error}", file=sys.stderr)
+        return code
+
+
+class Endpoint(RtpbinEndpoint):
+    parse_args = staticmethod(parse_args)
+
     def __init__(self, args):
         self.args = args
         self.error = None
@@ -238,12 +294,6 @@ class Endpoint:
         # No Python handler on "on-sending-rtcp": it runs after rtpbin has
         # stamped an SR's NTP time / an RR's DLSR and before the packet
         # leaves, so waiting for the GIL there would inflate every RTT.
-
-    def request(self, name):
-        pad = self.rtpbin.request_pad_simple(name)
-        if pad is None:
-            raise RuntimeError(f"rtpbin refused pad {name}")
-        return pad
 
     def add(self, *elements):
         for e in elements:
@@ -354,22 +404,10 @@ class Endpoint:
 
     def on_receiving_rtcp(self, _session, buf):
         self.rtcp_received += 1
-        ok, info = buf.map(Gst.MapFlags.READ)
-        if not ok:
-            return
-        try:
-            blocks = report_blocks(bytes(info.data))
-        finally:
-            buf.unmap(info)
-        own = {s["ssrc"] for s in self.source_stats() if s.get("internal")}
         t = round(time.monotonic() - self.t0, 4)
         mono = time.monotonic()
-        for reporter, rb in blocks:
-            if rb["ssrc"] in own:
-                self.rb_log.append({"t": t, "mono": mono, "reporter": reporter, **rb})
-
-    def source_stats(self):
-        return [to_plain(s.get_property("stats")) for s in self.session.get_property("sources")]
+        for reporter, rb in self.own_report_blocks(buf):
+            self.rb_log.append({"t": t, "mono": mono, "reporter": reporter, **rb})
 
     def sample(self):
         for s in self.source_stats():
@@ -393,15 +431,6 @@ class Endpoint:
                         "rtt_ms": rtt * 1000.0 / 65536.0,
                     }
                 )
-        return True
-
-    def on_message(self, _bus, msg, loop):
-        if msg.type == Gst.MessageType.ERROR:
-            err, dbg = msg.parse_error()
-            self.error = f"{err.message} ({dbg})"
-            loop.quit()
-        elif msg.type == Gst.MessageType.EOS:
-            loop.quit()
         return True
 
     def run(self):
@@ -450,19 +479,5 @@ class Endpoint:
         return 2 if self.error else 0
 
 
-def main():
-    args = parse_args()
-    Gst.init(None)
-    try:
-        endpoint = Endpoint(args)
-    except (RuntimeError, OSError) as e:
-        print(f"rtpbin_sender.py: {e}", file=sys.stderr)
-        return 2
-    code = endpoint.run()
-    if endpoint.error:
-        print(f"rtpbin_sender.py: {endpoint.error}", file=sys.stderr)
-    return code
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(Endpoint.main("rtpbin_sender.py"))
