@@ -201,9 +201,11 @@ export async function startUpstream({ ssrc = 0x5eed0001, clockRate = 8000, holdM
 
 /**
  * The client: PCMU (PT 0, 8000 Hz) in 20 ms packets of 160 timestamp units.
- * Slot i is skipped when `skip(i)` (a deterministic loss pattern) and is sent
- * `offsetMs(i)` late (a deterministic arrival-jitter pattern). SRs go out at
- * the given times (ms after start).
+ * Slot i is lost on the client leg when `skip(i)` (a deterministic loss
+ * pattern: the sender sends it, the network drops it, so the SRs' packet
+ * count includes it, RFC 3550 §6.4.1) and is sent `offsetMs(i)` late (a
+ * deterministic arrival-jitter pattern). SRs go out at the given times (ms
+ * after start).
  */
 export async function startSender({
   port,
@@ -237,12 +239,13 @@ export async function startSender({
   let lastSlot = slots - 1;
   while (lastSlot > 0 && skip(lastSlot)) lastSlot -= 1;
   for (let i = 0; i < slots; i++) {
-    if (skip(i)) continue;
     later(i * 20 + offsetMs(i), () => {
-      const pkt = rtpPacket({ seq: seq0 + i, timestamp: ts0 + 160 * i, ssrc, marker: i === 0 });
-      sock.send(pkt, port, '127.0.0.1');
+      // Counted as sent either way; a skipped slot is dropped on the wire.
       sentPackets += 1;
       sentOctets += 160;
+      if (skip(i)) return;
+      const pkt = rtpPacket({ seq: seq0 + i, timestamp: ts0 + 160 * i, ssrc, marker: i === 0 });
+      sock.send(pkt, port, '127.0.0.1');
       lastSentAt = Date.now();
       firstSentAt ??= lastSentAt;
       if (i === lastSlot) resolveDone();
