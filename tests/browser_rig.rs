@@ -42,8 +42,13 @@
 //! with loss, more with bursts at an equal rate; the upstream leg adds
 //! none; the record puts the loss on the client leg). Janus's EchoTest
 //! keeps the sequence gaps of what it echoes, so its audio reaches the
-//! proxy over the upstream leg with the client leg's gaps in it and rates
-//! the same: the rig checks that the upstream leg adds nothing to them.
+//! proxy over the upstream leg with the client leg's gaps in it: in the
+//! pass-through calls the rig checks that the upstream leg adds nothing to
+//! them; in the DTLS calls (random and bursty loss) the proxy reads
+//! Janus's SRs, whose packet counts take the echoed gaps off the upstream
+//! leg, so its MOS stays at the clean call's while the client leg's drops.
+//! A last call alters the offer's fingerprint on its way through the calls
+//! API: the client leg fails (`dtls-failure`) and no media passes.
 //! Without them the test prints why and passes,
 //! unless `REQUIRE_CHROMIUM=1` (CI), which makes it fail. The figures are
 //! written to stderr as they come (`cargo test --test browser_rig`).
@@ -2044,6 +2049,9 @@ fn chromium_through_the_relay_to_janus() {
         ("bursty", PASS_THROUGH, None, true),
         ("dtls", DTLS_TERMINATE, Some("rig-call-1"), false),
         ("dtls-auto", DTLS_AUTO, Some("rig-call-2"), false),
+        // (4b) The DTLS call again with the client leg's loss in bursts:
+        // Janus's SRs take the echoed bursts off the upstream leg too.
+        ("dtls-bursty", DTLS_TERMINATE, Some("rig-call-4"), true),
     ] {
         // Every DTLS run watches the upstream leg through a shuttle of its
         // own; `auto` drops Janus's RTCP there.
