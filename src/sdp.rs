@@ -372,13 +372,22 @@ fn parse(sdp: &str) -> Result<Parsed<'_>, SdpError> {
             return Err(SdpError::TooLarge);
         }
         let terminated = raw.ends_with('\n');
-        // Only a CR before the LF is the line ending: an unterminated last
-        // line keeps its bytes, so a rewrite of a rewrite changes nothing.
+        // Only a CR before the LF is the line ending (any other CR is
+        // refused below).
         let text = match raw.strip_suffix('\n') {
             Some(t) => t.strip_suffix('\r').unwrap_or(t),
             None => raw,
         };
         let n = lines.len() + 1;
+        // RFC 8866 §9: text never holds a CR; the only CR is the one of the
+        // CRLF ending a line. A stray one would end a line once a rewrite
+        // appends after it (a CR closing the last, unterminated line).
+        if text.contains('\r') {
+            return Err(SdpError::Malformed {
+                line: n,
+                reason: "a CR that does not end the line",
+            });
+        }
         // RFC 8866 §5: <type>=<value>, type one lowercase letter. Blank
         // lines (some SIP stacks end with one) are kept and ignored.
         if !text.is_empty() {
@@ -1095,6 +1104,32 @@ mod tests {
         // RFC 8445 §5.1.2.1 with host (126), local preference 65535.
         assert_eq!(host_priority(1), 2130706431);
         assert_eq!(host_priority(2), 2130706430);
+    }
+
+    #[test]
+    fn a_cr_that_does_not_end_a_line_is_refused() {
+        // The last, unterminated line ends in a CR (fuzz: sdp_rewrite; a
+        // rewrite that appends candidates after it would make it a CRLF),
+        // and a CR inside a line.
+        let base = format!("v=0\no=- 1 1 IN IP4 0.0.0.0\ns=-\nt=0 0\nm=audio 9 RTP/SAVP 0\na=fingerprint:{FP}\n");
+        for (input, line) in [(format!("{base}a=mid:0\r"), 7), (format!("{base}a=mid:\r0\r\n"), 7)] {
+            let err = inspect(&input).unwrap_err();
+            assert_eq!(
+                err,
+                SdpError::Malformed {
+                    line,
+                    reason: "a CR that does not end the line"
+                },
+                "{input:?}"
+            );
+            let fp = proxy();
+            let rw = Rewrite {
+                fingerprint: &fp,
+                setup: None,
+                announce: Some("192.0.2.9:3478".parse().unwrap()),
+            };
+            assert_eq!(rewrite(&input, &rw).unwrap_err(), err);
+        }
     }
 
     #[test]
