@@ -22,6 +22,7 @@
 // Outside the engine: a load tool measures real time.
 #![allow(clippy::disallowed_methods)]
 
+use rtp_middlebox::sim::sdp::webrtc_sdp;
 use rtp_middlebox::wire::ntp::NtpTime;
 use rtp_middlebox::wire::rtcp::{self, SenderInfo};
 use rtp_middlebox::wire::rtp::{write_rtp, RtpHeader};
@@ -267,7 +268,7 @@ fn main() {
             max_rate(&kind, workers, streams, secs);
         }
         _ => {
-            eprintln!("usage: relay_load bench [--streams K] [--rate R] [--seconds S] [--workers W] [--payload B] [--rounds N] [--relays floor,rtp-middlebox:auto,naive]\n       relay_load soak [--streams K] [--rate R] [--seconds S] [--workers W]\n       relay_load srtp [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load metrics [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load max-rate [--workers W] [--streams K] [--seconds S] [--relay naive|rtp-middlebox]\n       relay_load naive|floor|floor-uring --listen ADDR --upstream ADDR [--workers W]");
+            eprintln!("usage: relay_load bench [--streams K] [--rate R] [--seconds S] [--workers W] [--payload B] [--rounds N] [--relays floor,rtp-middlebox:auto,naive,rtp-middlebox:auto=BINARY]\n       relay_load soak [--streams K] [--rate R] [--seconds S] [--workers W]\n       relay_load srtp [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load metrics [--streams K] [--rate R] [--seconds S] [--workers W] [--rounds N]\n       relay_load max-rate [--workers W] [--streams K] [--seconds S] [--relay naive|rtp-middlebox]\n       relay_load naive|floor|floor-uring --listen ADDR --upstream ADDR [--workers W]");
             std::process::exit(2);
         }
     }
@@ -292,6 +293,38 @@ struct RunResult {
     /// Resident memory at the end of the measured run against a third of
     /// the way in, in per cent.
     rss_growth_pct: f64,
+}
+
+/// What one measured run counted: packets offered (per second), sent and
+/// delivered, and the relay's CPU time over the run's wall time.
+struct Measured {
+    offered_pps: f64,
+    sent: u64,
+    delivered: u64,
+    cpu_ns: u64,
+    wall: Duration,
+}
+
+impl RunResult {
+    /// The row of a run from its counts and its one-way latencies (µs, in
+    /// any order); memory not sampled (NaN) until the caller sets it.
+    fn new(kind: String, m: &Measured, mut lat: Vec<u32>) -> RunResult {
+        lat.sort_unstable();
+        RunResult {
+            kind,
+            offered_pps: m.offered_pps,
+            sent: m.sent,
+            delivered: m.delivered,
+            loss_pct: 100.0 * m.sent.saturating_sub(m.delivered) as f64 / m.sent.max(1) as f64,
+            p50_us: percentile(&lat, 0.5),
+            p99_us: percentile(&lat, 0.99),
+            p999_us: percentile(&lat, 0.999),
+            cpu_us_per_packet: m.cpu_ns as f64 / 1000.0 / m.delivered.max(1) as f64,
+            relay_cpu_pct: 100.0 * m.cpu_ns as f64 / m.wall.as_nanos() as f64,
+            rss_per_session: f64::NAN,
+            rss_growth_pct: f64::NAN,
+        }
+    }
 }
 
 fn print_header() {
@@ -370,9 +403,15 @@ impl Drop for ChildGuard {
 
 fn spawn_relay(kind: &str, listen: SocketAddr, upstream: SocketAddr, workers: usize) -> ChildGuard {
     // "rtp-middlebox:terminate" selects the RTCP mode (default forward);
-    // "rtp-middlebox:forward@FILE" also passes --config FILE.
+    // "rtp-middlebox:forward@FILE" also passes --config FILE;
+    // "rtp-middlebox:forward=BINARY" runs another build of the relay (an
+    // older revision's, for a same-run comparison).
     let (kind, config) = match kind.split_once('@') {
         Some((k, c)) => (k, Some(c)),
+        None => (kind, None),
+    };
+    let (kind, binary) = match kind.split_once('=') {
+        Some((k, b)) => (k, Some(std::path::PathBuf::from(b))),
         None => (kind, None),
     };
     let (kind, mode) = kind.split_once(':').unwrap_or((kind, "forward"));
@@ -392,7 +431,7 @@ fn spawn_relay(kind: &str, listen: SocketAddr, upstream: SocketAddr, workers: us
             c
         }
         _ => {
-            let mut c = Command::new(dir.join("rtp-middlebox"));
+            let mut c = Command::new(binary.unwrap_or_else(|| dir.join("rtp-middlebox")));
             c.args([
                 "run",
                 "--listen",
@@ -687,12 +726,8 @@ impl Drop for Senders {
 /// Sends `streams` × `rate` packets/s for `secs` to `relay`; returns packets sent.
 fn generate(relay: SocketAddr, streams: usize, rate: f64, secs: f64, epoch: Instant) -> u64 {
     let senders = Senders::new(relay, streams);
-    let total_rate = streams as f64 * rate;
-    let mut seq = vec![0u16; streams];
-    let start = Instant::now();
-    let mut sent = 0u64;
-    let mut next = 0usize;
-    let end = Duration::from_secs_f64(secs);
+    let mut pacer = Pacer::new(streams, rate, secs);
+    let mut due = Vec::with_capacity(32);
     let mut last_sr = Instant::now();
     let mut bufs: Vec<Vec<u8>> = (0..32).map(|_| Vec::with_capacity(12 + MAX_PAYLOAD)).collect();
     let srtp = SRTP_SHAPE.load(Ordering::Relaxed);
@@ -702,38 +737,25 @@ fn generate(relay: SocketAddr, streams: usize, rate: f64, secs: f64, epoch: Inst
         let batch: Vec<(usize, &[u8])> = (0..streams).map(|i| (i, &dtls[..])).collect();
         senders.send(&batch);
     }
-    loop {
-        let elapsed = start.elapsed();
-        if elapsed >= end {
-            break;
-        }
-        let target = (elapsed.as_secs_f64() * total_rate) as u64;
-        while sent < target {
-            let n = (target - sent).min(32) as usize;
-            let mut idx = [0usize; 32];
-            for k in 0..n {
-                let i = next;
-                next = (next + 1) % streams;
-                let s = seq[i];
-                seq[i] = s.wrapping_add(1);
+    while pacer.running() {
+        while pacer.due(&mut due) {
+            for (buf, &(i, s)) in bufs.iter_mut().zip(&due) {
                 rtp(
-                    &mut bufs[k],
+                    buf,
                     s,
                     u32::from(s) * 160,
                     SSRC_BASE + i as u32,
                     epoch.elapsed().as_nanos() as u64,
                 );
-                idx[k] = i;
             }
-            let batch: Vec<(usize, &[u8])> = (0..n).map(|k| (idx[k], &bufs[k][..])).collect();
+            let batch: Vec<(usize, &[u8])> = due.iter().zip(&bufs).map(|(&(i, _), b)| (i, &b[..])).collect();
             senders.send(&batch);
-            sent += n as u64;
         }
         if last_sr.elapsed() >= Duration::from_secs(5) {
             last_sr = Instant::now();
             let srs: Vec<Vec<u8>> = (0..streams)
                 .map(|i| {
-                    let mut sr = sender_report(SSRC_BASE + i as u32, u32::from(seq[i]));
+                    let mut sr = sender_report(SSRC_BASE + i as u32, u32::from(pacer.seq[i]));
                     if srtp {
                         // SRTCP: E flag + index, 80-bit tag (contents opaque without keys).
                         sr.extend_from_slice(&[0x80, 0, 0, 1]);
@@ -747,7 +769,54 @@ fn generate(relay: SocketAddr, streams: usize, rate: f64, secs: f64, epoch: Inst
         }
         std::thread::sleep(Duration::from_micros(500));
     }
-    sent
+    pacer.sent
+}
+
+/// Paces `streams` × `rate` packets/s, round-robin over the streams, for
+/// `secs` from its creation: what is due is handed out in batches of 32 at
+/// most (a sendmmsg's worth).
+struct Pacer {
+    start: Instant,
+    end: Duration,
+    total_rate: f64,
+    /// Each stream's next sequence number.
+    seq: Vec<u16>,
+    /// Packets handed out so far.
+    sent: u64,
+    next: usize,
+}
+
+impl Pacer {
+    fn new(streams: usize, rate: f64, secs: f64) -> Pacer {
+        Pacer {
+            start: Instant::now(),
+            end: Duration::from_secs_f64(secs),
+            total_rate: streams as f64 * rate,
+            seq: vec![0; streams],
+            sent: 0,
+            next: 0,
+        }
+    }
+
+    fn running(&self) -> bool {
+        self.start.elapsed() < self.end
+    }
+
+    /// Fills `due` with the next (stream, sequence number) pairs that are
+    /// due by now (32 at most); false when none is.
+    fn due(&mut self, due: &mut Vec<(usize, u16)>) -> bool {
+        due.clear();
+        let target = (self.start.elapsed().as_secs_f64() * self.total_rate) as u64;
+        let n = target.saturating_sub(self.sent).min(32);
+        for _ in 0..n {
+            let i = self.next;
+            self.next = (self.next + 1) % self.seq.len();
+            due.push((i, self.seq[i]));
+            self.seq[i] = self.seq[i].wrapping_add(1);
+        }
+        self.sent += n;
+        n > 0
+    }
 }
 
 fn soak(streams: usize, rate: f64, secs: f64, workers: usize) {
@@ -834,21 +903,18 @@ fn run_once(kind: &str, streams: usize, rate: f64, secs: f64, workers: usize) ->
     let rss_growth_pct = 100.0 * (rss_bytes(pid) as f64 / rss_settled.max(1) as f64 - 1.0);
     let delivered = sink.received.load(Ordering::Relaxed) - base_recv;
     drop(relay);
-    let mut lat = std::mem::take(&mut *sink.latencies.lock().unwrap());
-    lat.sort_unstable();
-    RunResult {
-        kind: kind.into(),
+    let lat = std::mem::take(&mut *sink.latencies.lock().unwrap());
+    let measured = Measured {
         offered_pps: streams as f64 * rate,
         sent,
         delivered,
-        loss_pct: 100.0 * (sent.saturating_sub(delivered)) as f64 / sent.max(1) as f64,
-        p50_us: percentile(&lat, 0.5),
-        p99_us: percentile(&lat, 0.99),
-        p999_us: percentile(&lat, 0.999),
-        cpu_us_per_packet: cpu as f64 / 1000.0 / delivered.max(1) as f64,
-        relay_cpu_pct: 100.0 * cpu as f64 / wall.as_nanos() as f64,
+        cpu_ns: cpu,
+        wall,
+    };
+    RunResult {
         rss_per_session,
         rss_growth_pct,
+        ..RunResult::new(kind.into(), &measured, lat)
     }
 }
 
@@ -1165,17 +1231,6 @@ fn http_post(api: SocketAddr, path: &str, body: &str) -> (u16, String) {
     (status, body)
 }
 
-/// A WebRTC-shaped SDP: one audio m-line, ICE ufrag, fingerprint, role.
-fn dtls_sdp(ufrag: &str, fingerprint: &str, setup: &str, port: u16) -> String {
-    format!(
-        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
-         m=audio {port} UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 127.0.0.1\r\na=mid:0\r\n\
-         a=ice-ufrag:{ufrag}\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
-         a=fingerprint:{fingerprint}\r\na=setup:{setup}\r\na=rtcp-mux\r\n\
-         a=rtpmap:111 opus/48000/2\r\na=candidate:1 1 udp 2130706431 127.0.0.1 {port} typ host\r\n"
-    )
-}
-
 /// The sink's side of one session: its DTLS endpoint (the relay's upstream
 /// socket is its peer) and, once connected, the SRTP context it opens with.
 struct DtlsSinkStream {
@@ -1312,14 +1367,20 @@ fn dtls_run(load: &Load, mode: &str, suite: DtlsSuite, payload: usize, dir: &std
             let (cu, uu) = (format!("c{i}"), format!("u{i}"));
             if mode == "terminate" {
                 let port = clients[i].local_addr().unwrap().port();
-                let offer = dtls_sdp(&cu, &client_id.fingerprint_sdp(), "actpass", port);
+                let offer = webrtc_sdp(
+                    &cu,
+                    &client_id.fingerprint_sdp(),
+                    "actpass",
+                    SocketAddr::from(([127, 0, 0, 1], port)),
+                    false,
+                );
                 let (s, b) = http_post(
                     api,
                     &format!("/v1/calls/call-{i}/offer"),
                     &serde_json::json!({"sdp": offer, "from": "client"}).to_string(),
                 );
                 assert_eq!(s, 200, "offer: {b}");
-                let answer = dtls_sdp(&uu, &sink_id.fingerprint_sdp(), "passive", sink_addr.port());
+                let answer = webrtc_sdp(&uu, &sink_id.fingerprint_sdp(), "passive", sink_addr, false);
                 let (s, b) = http_post(
                     api,
                     &format!("/v1/calls/call-{i}/answer"),
@@ -1450,29 +1511,14 @@ fn dtls_run(load: &Load, mode: &str, suite: DtlsSuite, payload: usize, dir: &std
         _ => senders = Senders::Sockets(clients.iter().map(|c| c.try_clone().unwrap()).collect()),
     }
     let cpu0 = cpu_ns(pid);
-    let t0 = Instant::now();
-    let total_rate = streams as f64 * load.rate;
-    let mut seq = vec![0u16; streams];
-    let mut sent = 0u64;
-    let mut next = 0usize;
-    let end = Duration::from_secs_f64(load.secs);
+    let mut pacer = Pacer::new(streams, load.rate, load.secs);
+    let mut due = Vec::with_capacity(32);
     let mut plain = Vec::with_capacity(12 + payload);
     let mut wires: Vec<Vec<u8>> = Vec::with_capacity(32);
-    loop {
-        let elapsed = t0.elapsed();
-        if elapsed >= end {
-            break;
-        }
-        let target = (elapsed.as_secs_f64() * total_rate) as u64;
-        while sent < target {
-            let n = (target - sent).min(32) as usize;
+    while pacer.running() {
+        while pacer.due(&mut due) {
             wires.clear();
-            let mut idx = [0usize; 32];
-            for slot in idx.iter_mut().take(n) {
-                let i = next;
-                next = (next + 1) % streams;
-                let s = seq[i];
-                seq[i] = s.wrapping_add(1);
+            for &(i, s) in &due {
                 let header = RtpHeader {
                     payload_type: 111,
                     seq: SeqNo(s),
@@ -1485,17 +1531,15 @@ fn dtls_run(load: &Load, mode: &str, suite: DtlsSuite, payload: usize, dir: &std
                 plain.clear();
                 write_rtp(&mut plain, &header, &body);
                 wires.push(protect[i].encrypt_rtp(&plain).unwrap().to_vec());
-                *slot = i;
             }
-            let batch: Vec<(usize, &[u8])> = (0..n).map(|k| (idx[k], &wires[k][..])).collect();
+            let batch: Vec<(usize, &[u8])> = due.iter().zip(&wires).map(|(&(i, _), w)| (i, &w[..])).collect();
             senders.send(&batch);
-            sent += n as u64;
         }
         std::thread::sleep(Duration::from_micros(500));
     }
     std::thread::sleep(Duration::from_millis(300));
     let cpu = cpu_ns(pid) - cpu0;
-    let wall = t0.elapsed();
+    let wall = pacer.start.elapsed();
     stop.store(true, Ordering::Relaxed);
     let _ = sink_thread.join();
     drop(senders);
@@ -1509,26 +1553,23 @@ fn dtls_run(load: &Load, mode: &str, suite: DtlsSuite, payload: usize, dir: &std
         undecryptable == 0 && delivered > 0,
         "dtls {mode}: {delivered} packets opened at the sink, {undecryptable} did not"
     );
-    let mut lat = std::mem::take(&mut *latencies.lock().unwrap());
-    lat.sort_unstable();
+    let lat = std::mem::take(&mut *latencies.lock().unwrap());
     let short = match suite.suite {
         rtp_middlebox::srtp::CryptoSuite::AeadAes128Gcm => "gcm128",
         rtp_middlebox::srtp::CryptoSuite::AeadAes256Gcm => "gcm256",
         _ => "cm80",
     };
-    let row = RunResult {
-        kind: format!("{} {short} {payload}B", if mode == "pass" { "pass" } else { "term" }),
-        offered_pps: total_rate,
-        sent,
+    let measured = Measured {
+        offered_pps: pacer.total_rate,
+        sent: pacer.sent,
         delivered,
-        loss_pct: 100.0 * sent.saturating_sub(delivered) as f64 / sent.max(1) as f64,
-        p50_us: percentile(&lat, 0.5),
-        p99_us: percentile(&lat, 0.99),
-        p999_us: percentile(&lat, 0.999),
-        cpu_us_per_packet: cpu as f64 / 1000.0 / delivered.max(1) as f64,
-        relay_cpu_pct: 100.0 * cpu as f64 / wall.as_nanos() as f64,
+        cpu_ns: cpu,
+        wall,
+    };
+    let kind = format!("{} {short} {payload}B", if mode == "pass" { "pass" } else { "term" });
+    let row = RunResult {
         rss_per_session,
-        rss_growth_pct: f64::NAN, // not sampled in `dtls` runs
+        ..RunResult::new(kind, &measured, lat)
     };
     print_row(&row);
     DtlsRun { row, setup_cpu_ns }

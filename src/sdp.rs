@@ -825,6 +825,18 @@ mod tests {
         }
     }
 
+    /// The proxy's fingerprint in, the roles kept, `announce` as the
+    /// candidate.
+    fn rewrite_announcing(input: &str, announce: &str) -> Result<String, SdpError> {
+        let fp = proxy();
+        let rw = Rewrite {
+            fingerprint: &fp,
+            setup: None,
+            announce: Some(announce.parse().unwrap()),
+        };
+        rewrite(input, &rw)
+    }
+
     fn sdp(body: &str) -> String {
         format!("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n{body}")
     }
@@ -1089,13 +1101,7 @@ mod tests {
         ));
         let d = inspect(&input).unwrap();
         assert!(!d.media[0].rtcp_mux && !d.media[0].rtcp_component());
-        let fp = proxy();
-        let rw = Rewrite {
-            fingerprint: &fp,
-            setup: None,
-            announce: Some("192.0.2.1:65535".parse().unwrap()),
-        };
-        let out = rewrite(&input, &rw).unwrap();
+        let out = rewrite_announcing(&input, "192.0.2.1:65535").unwrap();
         assert_eq!(out.matches("a=candidate:").count(), 1);
     }
 
@@ -1141,13 +1147,7 @@ mod tests {
             ["00"; 20].join(":")
         );
         assert_eq!(inspect(&input).unwrap().fingerprints.len(), 2);
-        let fp = proxy();
-        let rw = Rewrite {
-            fingerprint: &fp,
-            setup: None,
-            announce: Some("192.0.2.9:3478".parse().unwrap()),
-        };
-        let out = rewrite(&input, &rw).unwrap();
+        let out = rewrite_announcing(&input, "192.0.2.9:3478").unwrap();
         assert!(!out.contains('\r'));
         assert!(
             out.ends_with("a=candidate:1 2 udp 2130706430 192.0.2.9 3479 typ host"),
@@ -1155,12 +1155,12 @@ mod tests {
         );
         assert_eq!(out.matches("a=fingerprint:").count(), 1);
         let d = inspect(&out).unwrap();
-        assert_eq!(d.fingerprints, std::slice::from_ref(&fp));
+        assert_eq!(d.fingerprints, [proxy()]);
         assert_eq!(d.media[0].port, 3478);
-        assert_eq!(rewrite(&out, &rw).unwrap(), out);
+        assert_eq!(rewrite_announcing(&out, "192.0.2.9:3478").unwrap(), out);
         // Any CRLF makes the output CRLF throughout.
         let mixed = input.replacen('\n', "\r\n", 1);
-        let out = rewrite(&mixed, &rw).unwrap();
+        let out = rewrite_announcing(&mixed, "192.0.2.9:3478").unwrap();
         assert_eq!(out.matches('\n').count(), out.matches("\r\n").count());
     }
 
@@ -1175,13 +1175,7 @@ mod tests {
         let d = inspect(&input).unwrap();
         assert_eq!(d.media.len(), 2, "the rejected third m-line is skipped");
         assert!(d.media[1].bundle_only);
-        let fp = proxy();
-        let rw = Rewrite {
-            fingerprint: &fp,
-            setup: None,
-            announce: Some("192.0.2.9:3478".parse().unwrap()),
-        };
-        let out = rewrite(&input, &rw).unwrap();
+        let out = rewrite_announcing(&input, "192.0.2.9:3478").unwrap();
         assert!(out.contains(
             "m=audio 3478 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 192.0.2.9\r\na=mid:0\r\na=rtcp-mux\r\n\
              a=candidate:1 1 udp 2130706431 192.0.2.9 3478 typ host\r\na=end-of-candidates\r\n"
@@ -1195,7 +1189,7 @@ mod tests {
             "m=video 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1",
             "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1",
         );
-        let out = rewrite(&odd, &rw).unwrap();
+        let out = rewrite_announcing(&odd, "192.0.2.9:3478").unwrap();
         assert!(out.contains("m=video 3478 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 192.0.2.9\r\na=mid:1\r\na=bundle-only\r\n"));
         assert_eq!(out.matches("a=candidate").count(), 1);
     }

@@ -438,15 +438,5 @@ fn http_with_host(
     headers: &str,
     body: &str,
 ) -> common::Response {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    common::Response { raw }
+    common::raw_http(addr, method, path, &format!("Host: {host}\r\n{headers}"), body)
 }

@@ -153,16 +153,7 @@ fn a_wrong_fingerprint_fails_the_leg_and_no_media_passes() {
 
 #[test]
 fn sessions_without_a_call_pass_dtls_through() {
-    let epoch = epoch();
-    let config = EngineConfig {
-        relays: vec![rtp_middlebox::engine::RelaySettings {
-            dtls_terminate: true,
-            ..relay(RtcpMode::Forward)
-        }],
-        dtls: Some(DtlsSettings::new(Arc::new(DtlsIdentity::generate().unwrap()), epoch)),
-        ..EngineConfig::default()
-    };
-    let mut driver = Driver::new(config);
+    let (epoch, _, mut driver) = terminating_driver(RtcpMode::Forward);
     let mut client = Peer::new(true, epoch);
     client.at(epoch);
     let hello = client.outbox.remove(0);
@@ -270,16 +261,7 @@ fn a_call_without_ice_binds_by_the_client_media_address() {
 
 #[test]
 fn a_call_without_ice_is_not_bound_from_another_address() {
-    let epoch = epoch();
-    let config = EngineConfig {
-        relays: vec![rtp_middlebox::engine::RelaySettings {
-            dtls_terminate: true,
-            ..relay(RtcpMode::Forward)
-        }],
-        dtls: Some(DtlsSettings::new(Arc::new(DtlsIdentity::generate().unwrap()), epoch)),
-        ..EngineConfig::default()
-    };
-    let mut driver = Driver::new(config);
+    let (epoch, _, mut driver) = terminating_driver(RtcpMode::Forward);
     let (client, upstream) = (Peer::new(true, epoch), Peer::new(false, epoch));
     let no_ice = |p: &Peer| rtp_middlebox::engine::dtls::PeerDtls {
         ufrag: None,

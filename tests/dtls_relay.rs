@@ -8,6 +8,7 @@ mod common;
 
 use common::*;
 use rtp_middlebox::dtls::{sha256, srtp_keys_from_export, suite_of, DtlsIdentity, LegKeys};
+use rtp_middlebox::sim::sdp::webrtc_sdp;
 use rtp_middlebox::srtp::media_context;
 use rtp_middlebox::wire::stun::{StunClass, ATTR_USERNAME};
 use rtp_middlebox::wire::Ssrc;
@@ -82,12 +83,12 @@ impl Endpoint {
 }
 
 fn sdp(ufrag: &str, fingerprint: &str, setup: &str, port: u16) -> String {
-    format!(
-        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
-         m=audio {port} UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 127.0.0.1\r\na=mid:0\r\n\
-         a=ice-ufrag:{ufrag}\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
-         a=fingerprint:{fingerprint}\r\na=setup:{setup}\r\na=rtcp-mux\r\n\
-         a=rtpmap:111 opus/48000/2\r\na=candidate:1 1 udp 2130706431 127.0.0.1 {port} typ host\r\n"
+    webrtc_sdp(
+        ufrag,
+        fingerprint,
+        setup,
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        false,
     )
 }
 

@@ -31,10 +31,8 @@ use rtp_middlebox::dtls::sha256;
 use rtp_middlebox::engine::Side;
 use rtp_middlebox::runtime::{self, WorkerStats};
 use serde_json::{json, Value};
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -48,42 +46,23 @@ const SECONDS: f64 = 8.0;
 /// elements, or `None` (after a notice) when missing and not required.
 fn gstreamer() -> Option<PathBuf> {
     static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match FOUND.get_or_init(probe) {
-        Ok(py) => Some(py.clone()),
-        Err(why) if std::env::var("REQUIRE_GSTREAMER").as_deref() == Ok("1") => {
-            panic!("REQUIRE_GSTREAMER=1 but {why} (run scripts/setup.sh)")
-        }
-        Err(why) => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: {why}; install with scripts/setup.sh (REQUIRE_GSTREAMER=1 makes this a failure)"
-            );
-            None
-        }
-    }
+    common::script::gstreamer_or_skip(FOUND.get_or_init(probe))
 }
 
 fn probe() -> Result<PathBuf, String> {
-    let check = "import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstNet', '1.0'); \
-                 from gi.repository import Gst, GstNet; Gst.init(None); \
-                 missing = [e for e in ('rtpbin', 'udpsrc', 'udpsink', 'multiudpsink', 'dtlssrtpenc', \
-                 'dtlssrtpdec', 'audiotestsrc', 'mulawenc', 'rtppcmupay', 'rtppcmudepay', 'mulawdec') \
-                 if Gst.ElementFactory.find(e) is None]; assert not missing, missing";
-    // Debian's python3-gi belongs to /usr/bin/python3, which a version
-    // manager's `python3` on PATH may shadow.
-    let mut candidates: Vec<PathBuf> = std::env::var_os("GST_PYTHON").map(PathBuf::from).into_iter().collect();
-    candidates.extend(["/usr/bin/python3", "python3"].map(PathBuf::from));
-    for py in candidates {
-        let ok = Command::new(&py)
-            .args(["-c", check])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return Ok(py);
-        }
-    }
-    Err("no python3 with the GStreamer GObject bindings and dtlssrtpenc/dtlssrtpdec (gstreamer1.0-plugins-bad)".into())
+    common::script::gst_python(&[
+        "rtpbin",
+        "udpsrc",
+        "udpsink",
+        "multiudpsink",
+        "dtlssrtpenc",
+        "dtlssrtpdec",
+        "audiotestsrc",
+        "mulawenc",
+        "rtppcmupay",
+        "rtppcmudepay",
+        "mulawdec",
+    ])
 }
 
 // ---------------------------------------------------------------- helpers

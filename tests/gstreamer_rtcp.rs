@@ -39,10 +39,9 @@ use rtp_middlebox::runtime::{self, RelayRuntime, SessionView, WorkerStats};
 use rtp_middlebox::sim::impair::{Fate, ImpairConfig, Impairment};
 use rtp_middlebox::sim::impair_live::{bind_pair, Forwarder, ForwarderConfig, ForwarderCounters};
 use serde_json::Value;
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -71,22 +70,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// (after a notice) when GStreamer is not installed and not required.
 fn gstreamer() -> Option<PathBuf> {
     static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let found = FOUND.get_or_init(probe);
-    match found {
-        Ok(py) => Some(py.clone()),
-        Err(why) if std::env::var("REQUIRE_GSTREAMER").as_deref() == Ok("1") => {
-            panic!("REQUIRE_GSTREAMER=1 but {why} (run scripts/setup.sh)")
-        }
-        Err(why) => {
-            // Straight to the stderr handle: libtest captures `eprintln!`
-            // of passing tests, and a skip should be seen.
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: {why}; install with scripts/setup.sh (REQUIRE_GSTREAMER=1 makes this a failure)"
-            );
-            None
-        }
-    }
+    common::script::gstreamer_or_skip(FOUND.get_or_init(probe))
 }
 
 fn probe() -> Result<PathBuf, String> {
@@ -94,25 +78,17 @@ fn probe() -> Result<PathBuf, String> {
     if !launch.is_ok_and(|o| o.status.success()) {
         return Err("gst-launch-1.0 is not installed".into());
     }
-    let check = "import gi; gi.require_version('Gst', '1.0'); from gi.repository import Gst; Gst.init(None); \
-                 missing = [e for e in ('rtpbin', 'udpsrc', 'udpsink', 'audiotestsrc', 'mulawenc', 'rtppcmupay', \
-                 'videotestsrc', 'vp8enc', 'rtpvp8pay') \
-                 if Gst.ElementFactory.find(e) is None]; assert not missing, missing";
-    // Debian's python3-gi belongs to /usr/bin/python3, which a version
-    // manager's `python3` on PATH may shadow.
-    let mut candidates: Vec<PathBuf> = std::env::var_os("GST_PYTHON").map(PathBuf::from).into_iter().collect();
-    candidates.extend(["/usr/bin/python3", "python3"].map(PathBuf::from));
-    for py in candidates {
-        let ok = Command::new(&py)
-            .args(["-c", check])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return Ok(py);
-        }
-    }
-    Err("no python3 with the GStreamer GObject bindings (python3-gi, gir1.2-gstreamer-1.0) and rtpbin".into())
+    common::script::gst_python(&[
+        "rtpbin",
+        "udpsrc",
+        "udpsink",
+        "audiotestsrc",
+        "mulawenc",
+        "rtppcmupay",
+        "videotestsrc",
+        "vp8enc",
+        "rtpvp8pay",
+    ])
 }
 
 // ---------------------------------------------------------------- helpers

@@ -5,7 +5,7 @@
 
 mod common;
 use common::{deliver, info, pcmu as rtp};
-use rtp_middlebox::engine::{Engine, EngineConfig, RtcpMode, Side};
+use rtp_middlebox::engine::{Engine, EngineConfig, RtcpMode, SessionId, Side};
 use rtp_middlebox::time::MonoTime;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -55,23 +55,35 @@ fn client(n: u32) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::from(0x0a00_0000 | n), 5000))
 }
 
+/// An engine (no idle expiry) with `n` sessions open, one per client
+/// address: the engine, the clients and the sessions' ids.
+fn engine_with_sessions(n: usize, config: EngineConfig) -> (Engine, Vec<SocketAddr>, Vec<SessionId>) {
+    let mut e = Engine::new(EngineConfig {
+        idle_timeout: None,
+        ..config
+    });
+    let clients: Vec<SocketAddr> = (0..n as u32).map(client).collect();
+    let ids = clients
+        .iter()
+        .map(|c| e.open_session(MonoTime::ZERO, 0, info(*c)).unwrap())
+        .collect();
+    (e, clients, ids)
+}
+
 #[test]
 fn state_per_session_and_per_stream_stays_under_2_kib() {
     let _serial = one_at_a_time();
     const N: usize = 100_000;
     let before = LIVE.load(Ordering::Relaxed);
-    let mut e = Engine::new(EngineConfig {
-        relays: vec![common::relay(RtcpMode::Forward)],
-        max_sessions: N,
-        idle_timeout: None,
-        max_queued_events: 16,
-        ..EngineConfig::default()
-    });
-    let clients: Vec<SocketAddr> = (0..N as u32).map(client).collect();
-    let ids: Vec<_> = clients
-        .iter()
-        .map(|c| e.open_session(MonoTime::ZERO, 0, info(*c)).unwrap())
-        .collect();
+    let (mut e, clients, ids) = engine_with_sessions(
+        N,
+        EngineConfig {
+            relays: vec![common::relay(RtcpMode::Forward)],
+            max_sessions: N,
+            max_queued_events: 16,
+            ..EngineConfig::default()
+        },
+    );
     let idle = LIVE.load(Ordering::Relaxed) - before;
     // One audio stream each way per session: two streams per session.
     for (i, id) in ids.iter().enumerate() {
@@ -157,16 +169,13 @@ fn memory_stays_flat_over_a_long_quiet_call() {
     let _serial = one_at_a_time();
     const N: usize = 200;
     let before = LIVE.load(Ordering::Relaxed);
-    let mut e = Engine::new(EngineConfig {
-        relays: vec![common::relay(RtcpMode::Auto)],
-        idle_timeout: None,
-        ..EngineConfig::default()
-    });
-    let clients: Vec<SocketAddr> = (0..N as u32).map(client).collect();
-    let ids: Vec<_> = clients
-        .iter()
-        .map(|c| e.open_session(MonoTime::ZERO, 0, info(*c)).unwrap())
-        .collect();
+    let (mut e, clients, ids) = engine_with_sessions(
+        N,
+        EngineConfig {
+            relays: vec![common::relay(RtcpMode::Auto)],
+            ..EngineConfig::default()
+        },
+    );
     let drain = |e: &mut Engine| {
         while e
             .poll_output()

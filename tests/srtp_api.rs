@@ -7,8 +7,9 @@
 
 mod common;
 use common::{pcmu_filled, start_relay_and_api};
+use rtp_middlebox::runtime::RelayRuntime;
 use rtp_middlebox::srtp::{CryptoSuite, SrtpKeys};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::Duration;
 
@@ -26,9 +27,10 @@ fn rtp(seq: u16) -> Vec<u8> {
     pcmu_filled(seq, 0x0102_0304, 170, 0)
 }
 
-#[test]
-fn the_api_validates_keys_and_never_echoes_them() {
-    let (relay, api, upstream) = start_relay_and_api("[metrics]\ninterval_secs = 1\nper_session = true\n", |_| {});
+/// Opens a session with one RTP packet from a new client (waits until the
+/// upstream got it): the client's socket, the session's id and the path
+/// of its SRTP keys.
+fn open_session(relay: &RelayRuntime, upstream: &UdpSocket) -> (UdpSocket, String, String) {
     let client = common::loopback();
     client.send_to(&rtp(0), relay.bound()[0].listen).unwrap();
     let mut b = [0u8; 2048];
@@ -36,6 +38,13 @@ fn the_api_validates_keys_and_never_echoes_them() {
     upstream.recv_from(&mut b).unwrap();
     let id = relay.sessions_blocking()[0].id.clone();
     let path = format!("/v1/sessions/{id}/srtp");
+    (client, id, path)
+}
+
+#[test]
+fn the_api_validates_keys_and_never_echoes_them() {
+    let (relay, api, upstream) = start_relay_and_api("[metrics]\ninterval_secs = 1\nper_session = true\n", |_| {});
+    let (client, id, path) = open_session(&relay, &upstream);
 
     let (kc, ku) = (keys(3), keys(5));
     let (sc, su) = (kc.expose_inline_secret(), ku.expose_inline_secret());
@@ -196,33 +205,13 @@ fn static_keys_stay_out_of_logs_and_config_errors() {
 #[test]
 fn cross_site_and_guessed_requests_change_nothing() {
     let (relay, api, upstream) = start_relay_and_api("rtcp = \"terminate\"\n", |_| {});
-    let client = common::loopback();
-    client.send_to(&rtp(0), relay.bound()[0].listen).unwrap();
-    let mut b = [0u8; 2048];
-    upstream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    upstream.recv_from(&mut b).unwrap();
-    let id = relay.sessions_blocking()[0].id.clone();
-    let path = format!("/v1/sessions/{id}/srtp");
+    let (client, id, path) = open_session(&relay, &upstream);
     let (kc, ku) = (keys(3), keys(5));
     let (sc, su) = (kc.expose_inline_secret(), ku.expose_inline_secret());
     let body = format!("{{\"suite\":\"AES_CM_128_HMAC_SHA1_80\",\"client\":\"{sc}\",\"upstream\":\"{su}\"}}");
     let raw = |method: &str, path: &str, headers: &str, body: &str| {
-        let mut s = std::net::TcpStream::connect(api.local_addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        use std::io::{Read, Write};
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        let status: u16 = out.split_whitespace().nth(1).unwrap().parse().unwrap();
-        (
-            status,
-            out.split_once("\r\n\r\n").map_or(String::new(), |x| x.1.to_string()),
-        )
+        let r = common::raw_http(api.local_addr, method, path, headers, body);
+        (r.status(), r.body().to_string())
     };
     let host = format!("Host: {}\r\n", api.local_addr);
     let attempts = [

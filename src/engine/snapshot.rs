@@ -461,7 +461,7 @@ impl SourceSnapshot {
         let not_sent = self.not_sent();
         if not_sent > 0 {
             let expected = rtp.packets_expected.saturating_sub(not_sent);
-            let lost = (rtp.packets_lost - not_sent as i64).max(0);
+            let lost = self.lost_on_arrival_leg();
             loss.loss_rate = if expected == 0 {
                 0.0
             } else {
@@ -478,6 +478,14 @@ impl SourceSnapshot {
             .as_ref()
             .and_then(|r| r.window)
             .map_or(0, |w| w.not_sent)
+    }
+
+    /// Packets of this stream lost on the leg it arrived over: its sequence
+    /// gaps on arrival (RFC 3550 A.3 cumulative) less those its sender never
+    /// sent (0 for a stream without RTP).
+    pub fn lost_on_arrival_leg(&self) -> i64 {
+        let Some(rtp) = &self.rtp else { return 0 };
+        (rtp.packets_lost - self.not_sent() as i64).max(0)
     }
 }
 

@@ -387,7 +387,7 @@ pub fn quality(v: &SessionView) -> SessionQuality {
                 lost_on[Side::Client.index()] += client;
                 lost_on[Side::Upstream.index()] += upstream;
             }
-            None => lost_on[src.side.index()] += crate::report::lost_on_arrival_leg(src),
+            None => lost_on[src.side.index()] += src.lost_on_arrival_leg(),
         }
     }
     let legs = Side::BOTH

@@ -382,20 +382,13 @@ fn insert_remote_xr(m: &mut Map<String, Value>, src: &SourceSnapshot) {
 pub fn leg_loss(src: &SourceSnapshot) -> Option<(i64, i64)> {
     let rtp = src.rtp.as_ref()?;
     let remote = src.remote.as_ref()?;
-    let before = lost_on_arrival_leg(src);
+    let before = src.lost_on_arrival_leg();
     // The far receiver counts every gap, the unsent ones included.
     let after = (i64::from(remote.cumulative_lost) - rtp.packets_lost.max(0)).max(0);
     Some(match src.side {
         Side::Client => (before, after),
         Side::Upstream => (after, before),
     })
-}
-
-/// Packets of a stream lost on the leg it arrived over: its sequence gaps
-/// on arrival (RFC 3550 A.3 cumulative) less those its sender never sent.
-pub fn lost_on_arrival_leg(src: &SourceSnapshot) -> i64 {
-    let Some(rtp) = &src.rtp else { return 0 };
-    (rtp.packets_lost - src.not_sent() as i64).max(0)
 }
 
 /// The members of every RTP stream's stats object (W3C RTCRtpStreamStats).

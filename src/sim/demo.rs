@@ -27,6 +27,7 @@ use crate::runtime::SessionView;
 use crate::sim::impair::{GilbertElliott, ImpairConfig};
 use crate::sim::impair_live::{Forwarder, ForwarderConfig};
 use crate::sim::loopback;
+use crate::sim::sdp::webrtc_sdp;
 use crate::wire::ntp::{CompactNtp, Delay16, NtpTime};
 use crate::wire::rtcp::{self, ReportBlock, RtcpPacket, SenderInfo, CUMULATIVE_LOST_MAX, CUMULATIVE_LOST_MIN};
 use crate::wire::rtp::{write_rtp, RtpHeader, RtpView};
@@ -1035,21 +1036,6 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>, out: &mut dyn Write) -> Re
 /// own (RFC 8445 §7.2.2), matching the SDPs of [`set_up_call`].
 const DEMO_ICE_USERNAME: &[u8] = b"demoSfu:demoBrowser";
 
-/// A minimal WebRTC SDP for the demo's endpoints.
-fn demo_sdp(ufrag: &str, fingerprint: &str, setup: &str, at: SocketAddr) -> String {
-    format!(
-        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
-         m=audio {port} UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 {ip}\r\na=mid:0\r\n\
-         a=ice-ufrag:{ufrag}\r\na=ice-pwd:demo-password-0123456789\r\na=fingerprint:{fingerprint}\r\n\
-         a=setup:{setup}\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\n\
-         m=video {port} UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 {ip}\r\na=mid:1\r\n\
-         a=ice-ufrag:{ufrag}\r\na=ice-pwd:demo-password-0123456789\r\na=fingerprint:{fingerprint}\r\n\
-         a=setup:{setup}\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n",
-        port = at.port(),
-        ip = at.ip(),
-    )
-}
-
 /// `--dtls`: the browser's offer and the SFU's answer through the calls
 /// API; returns the proxy's certificate fingerprint both SDPs came back
 /// with (each endpoint must then see that certificate in its handshake).
@@ -1073,9 +1059,9 @@ fn set_up_call(
             .ok_or_else(|| format!("calls API {path}: {text}"))
     };
     let loopback = SocketAddr::from(([127, 0, 0, 1], 9));
-    let offer = demo_sdp("demoBrowser", &browser.fingerprint_sdp(), "actpass", loopback);
+    let offer = webrtc_sdp("demoBrowser", &browser.fingerprint_sdp(), "actpass", loopback, true);
     let to_sfu = post("/v1/calls/demo/offer", offer, "client")?;
-    let answer = demo_sdp("demoSfu", &sfu.fingerprint_sdp(), "passive", sfu_at);
+    let answer = webrtc_sdp("demoSfu", &sfu.fingerprint_sdp(), "passive", sfu_at, true);
     let to_browser = post("/v1/calls/demo/answer", answer, "upstream")?;
     let proxy = |sdp: &str| -> Result<[u8; 32], String> {
         let d = crate::sdp::inspect(sdp).map_err(|e| e.to_string())?;

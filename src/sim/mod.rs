@@ -9,7 +9,8 @@
 //! - [`demo`]: the embedded `rtp-middlebox demo` call on loopback (browser,
 //!   impaired leg, relay, SFU), with its own ground truth;
 //! - [`loopback`]: the relay and its HTTP API started in-process, as the
-//!   demo and the integration tests run them.
+//!   demo and the integration tests run them;
+//! - [`sdp`]: WebRTC-shaped SDPs for the synthetic DTLS endpoints.
 //!
 //! They are used by the `demo` subcommand, the integration tests and
 //! `examples/capture_gen.rs` (which makes the captures in `tests/data/`).
@@ -28,3 +29,4 @@ pub mod demo;
 pub mod impair;
 pub mod impair_live;
 pub mod loopback;
+pub mod sdp;

@@ -27,34 +27,14 @@
 // read, detail }] }. `read` is true when the page got at API data (or the
 // WebSocket opened). Exits 0 when every page ran, 1 otherwise.
 
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { chromium } from 'playwright-core';
+import { CHROMIUM_ARGS, start } from './run.mjs';
 
-const cfg = JSON.parse(readFileSync(process.argv[2], 'utf8'));
-const t0 = Date.now();
-const log = (...a) => console.error(`[attacker ${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-let browser;
-let server;
 const result = { ok: false, attempts: [] };
-let printed = false;
-function finish(code) {
-  if (!printed) {
-    printed = true;
-    process.stdout.write(JSON.stringify(result) + '\n');
-  }
-  if (server) server.close();
-  const close = browser ? browser.close().catch(() => {}) : Promise.resolve();
-  Promise.race([close, sleep(5000)]).then(() => process.exit(code));
-}
-const overall = setTimeout(() => {
-  result.error = `timed out after ${cfg.timeoutSeconds} s`;
-  log(result.error);
-  finish(1);
-}, cfg.timeoutSeconds * 1000);
-overall.unref();
+const run = start('attacker', result);
+const { cfg, log } = run;
+const finish = (code) => run.finish(code);
 
 const PAGE = '<!doctype html><title>definitely not an attacker</title><body>hello</body>';
 
@@ -223,31 +203,26 @@ async function pageControl({ base, wsBase, session }) {
 
 async function main() {
   // The cross-site attacker's own server, on another loopback address.
-  server = createServer((req, res) => {
+  const server = createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'text/html' });
     res.end(PAGE);
   });
   await new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.2', resolve);
+    run.closers.push(() => server.close());
   });
   const attackerOrigin = `http://127.0.0.2:${server.address().port}`;
   const api = new URL(cfg.api);
   const apiPort = api.port;
   log('launching chromium; attacker page at', attackerOrigin);
-  browser = await chromium.launchPersistentContext(cfg.userDataDir, {
+  run.browser = await chromium.launchPersistentContext(cfg.userDataDir, {
     executablePath: cfg.chromium,
     headless: true,
     timeout: 30000,
     args: [
       '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
+      ...CHROMIUM_ARGS,
       // The rebinding: evil.test now resolves to the API's address (and
       // good.test, the control, is in [api] allowed_hosts).
       '--host-resolver-rules=MAP evil.test 127.0.0.1, MAP good.test 127.0.0.1',
@@ -259,7 +234,7 @@ async function main() {
       '--disable-features=LocalNetworkAccessChecks,PrivateNetworkAccessSendPreflights,PrivateNetworkAccessRespectPreflightResults,BlockInsecurePrivateNetworkRequests',
     ],
   });
-  const page = browser.pages()[0] || (await browser.newPage());
+  const page = run.browser.pages()[0] || (await run.browser.newPage());
   page.on('console', (m) => log('page:', m.text()));
   const args = {
     session: cfg.session,

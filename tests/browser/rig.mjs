@@ -35,37 +35,16 @@
 // Exits 0 when the call was set up and the figures were read (whatever
 // they say), 1 otherwise.
 
-import { readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
+import { CHROMIUM_ARGS, sleep, start } from './run.mjs';
 
-const cfg = JSON.parse(readFileSync(process.argv[2], 'utf8'));
-const t0 = Date.now();
-const log = (...a) => console.error(`[rig ${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const run = start('rig', { ok: false });
+const { cfg, log, t0, result } = run;
+const finish = (code) => run.finish(code);
 const timings = {};
 const mark = (name) => {
   timings[name] = (Date.now() - t0) / 1000;
 };
-
-let browser; // a persistent context (its own fresh profile directory)
-let result = { ok: false };
-let printed = false;
-function finish(code) {
-  if (!printed) {
-    printed = true;
-    process.stdout.write(JSON.stringify(result) + '\n');
-  }
-  const close = browser ? browser.close().catch(() => {}) : Promise.resolve();
-  // Closing is bounded too: exit regardless after 5 s.
-  Promise.race([close, sleep(5000)]).then(() => process.exit(code));
-}
-
-const overall = setTimeout(() => {
-  result.error = `timed out after ${cfg.timeoutSeconds} s`;
-  log(result.error);
-  finish(1);
-}, cfg.timeoutSeconds * 1000);
-overall.unref();
 
 async function withTimeout(promise, ms, what) {
   let timer;
@@ -233,19 +212,13 @@ async function pageStopSenders() {
 
 async function main() {
   log('launching chromium');
-  browser = await withTimeout(
+  run.browser = await withTimeout(
     chromium.launchPersistentContext(cfg.userDataDir, {
       executablePath: cfg.chromium,
       headless: true,
       timeout: 30000,
       args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
+        ...CHROMIUM_ARGS,
         '--use-fake-device-for-media-stream',
         '--use-fake-ui-for-media-stream',
         '--autoplay-policy=no-user-gesture-required',
@@ -255,7 +228,7 @@ async function main() {
     'chromium launch',
   );
   mark('launched');
-  const page = browser.pages()[0] || (await browser.newPage());
+  const page = run.browser.pages()[0] || (await run.browser.newPage());
   page.on('console', (m) => log('page:', m.text()));
   // getUserMedia needs a secure context: serve the (empty) page as
   // http://localhost/ from playwright's request interception, no server.

@@ -149,9 +149,26 @@ impl Call {
     }
 }
 
-/// A call where the client is the DTLS client (Chromium answering an SFU's
-/// offer with `a=setup:active`) and the upstream the server.
-pub fn call(mode: RtcpMode, client_fingerprint_ok: bool) -> Call {
+impl Call {
+    /// The call "call-1" once its one session is open and bound to it.
+    fn bound(driver: Driver, client: Peer, upstream: Peer, proxy: DtlsIdentity, epoch: Instant, now: MonoTime) -> Call {
+        let id = driver.sessions().next().unwrap().id;
+        assert_eq!(driver.call_session("call-1"), Some(id));
+        Call {
+            driver,
+            client,
+            upstream,
+            proxy,
+            epoch,
+            now,
+            id,
+        }
+    }
+}
+
+/// An engine driver whose one relay terminates DTLS with a fresh proxy
+/// identity; the epoch its virtual time starts from.
+pub fn terminating_driver(mode: RtcpMode) -> (Instant, DtlsIdentity, Driver) {
     let epoch = epoch();
     let proxy = DtlsIdentity::generate().unwrap();
     let config = EngineConfig {
@@ -163,7 +180,13 @@ pub fn call(mode: RtcpMode, client_fingerprint_ok: bool) -> Call {
         idle_timeout: None,
         ..EngineConfig::default()
     };
-    let mut driver = Driver::new(config);
+    (epoch, proxy, Driver::new(config))
+}
+
+/// A call where the client is the DTLS client (Chromium answering an SFU's
+/// offer with `a=setup:active`) and the upstream the server.
+pub fn call(mode: RtcpMode, client_fingerprint_ok: bool) -> Call {
+    let (epoch, proxy, mut driver) = terminating_driver(mode);
     let client = Peer::new(true, epoch);
     let upstream = Peer::new(false, epoch);
     let mut client_desc = client.description(CLIENT_UFRAG);
@@ -189,17 +212,7 @@ pub fn call(mode: RtcpMode, client_fingerprint_ok: bool) -> Call {
         driver.client_datagram(now, addr(CLIENT), &check),
         Verdict::Forward(_)
     ));
-    let id = driver.sessions().next().unwrap().id;
-    assert_eq!(driver.call_session("call-1"), Some(id));
-    Call {
-        driver,
-        client,
-        upstream,
-        proxy,
-        epoch,
-        now,
-        id,
-    }
+    Call::bound(driver, client, upstream, proxy, epoch, now)
 }
 
 /// A call without ICE (RFC 5763 with no ICE, as SIP trunks or GStreamer's
@@ -207,18 +220,7 @@ pub fn call(mode: RtcpMode, client_fingerprint_ok: bool) -> Call {
 /// client's media address. The client's first ClientHello opens the
 /// session, binds it and is the proxy's at once.
 pub fn call_without_ice(mode: RtcpMode) -> Call {
-    let epoch = epoch();
-    let proxy = DtlsIdentity::generate().unwrap();
-    let config = EngineConfig {
-        relays: vec![rtp_middlebox::engine::RelaySettings {
-            dtls_terminate: true,
-            ..relay(mode)
-        }],
-        dtls: Some(DtlsSettings::new(Arc::new(proxy.clone()), epoch)),
-        idle_timeout: None,
-        ..EngineConfig::default()
-    };
-    let mut driver = Driver::new(config);
+    let (epoch, proxy, mut driver) = terminating_driver(mode);
     let mut client = Peer::new(true, epoch);
     let upstream = Peer::new(false, epoch);
     let no_ice = |p: &Peer| PeerDtls {
@@ -244,17 +246,7 @@ pub fn call_without_ice(mode: RtcpMode) -> Call {
         matches!(verdict, Verdict::Consumed),
         "the ClientHello is the proxy's: {verdict:?}"
     );
-    let id = driver.sessions().next().unwrap().id;
-    assert_eq!(driver.call_session("call-1"), Some(id));
-    let mut c = Call {
-        driver,
-        client,
-        upstream,
-        proxy,
-        epoch,
-        now,
-        id,
-    };
+    let mut c = Call::bound(driver, client, upstream, proxy, epoch, now);
     c.route();
     c
 }

@@ -587,15 +587,26 @@ impl Response {
 /// end: `headers` are extra header lines, each ending in CRLF; a body goes
 /// as JSON with its length.
 pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &str, body: &str) -> Response {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let content = match (method, body) {
         ("GET", "") => String::new(),
-        _ => format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()),
+        _ => "Content-Type: application/json\r\n".to_string(),
+    };
+    raw_http(addr, method, path, &format!("Host: {addr}\r\n{headers}{content}"), body)
+}
+
+/// One request with exactly `headers` (each ending in CRLF; no `Host`
+/// unless given) beside its Content-Length (for a body) and
+/// `Connection: close`, as a hostile page or client would shape it.
+pub fn raw_http(addr: SocketAddr, method: &str, path: &str, headers: &str, body: &str) -> Response {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let length = match (method, body) {
+        ("GET", "") => String::new(),
+        _ => format!("Content-Length: {}\r\n", body.len()),
     };
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}{content}Connection: close\r\n\r\n{body}"
+        "{method} {path} HTTP/1.1\r\n{headers}{length}Connection: close\r\n\r\n{body}"
     )
     .unwrap();
     let mut raw = String::new();

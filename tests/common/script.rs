@@ -99,3 +99,53 @@ impl Drop for Script {
         }
     }
 }
+
+/// A python3 with the GStreamer GObject bindings in which every element of
+/// `elements` exists (`GST_PYTHON` first, then Debian's `/usr/bin/python3`,
+/// whose python3-gi a version manager's `python3` on PATH may shadow).
+pub fn gst_python(elements: &[&str]) -> Result<std::path::PathBuf, String> {
+    let names = elements.iter().map(|e| format!("'{e}'")).collect::<Vec<_>>().join(", ");
+    let check = format!(
+        "import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstNet', '1.0'); \
+         from gi.repository import Gst, GstNet; Gst.init(None); \
+         missing = [e for e in ({names},) if Gst.ElementFactory.find(e) is None]; \
+         assert not missing, missing"
+    );
+    let mut candidates: Vec<std::path::PathBuf> = std::env::var_os("GST_PYTHON").map(Into::into).into_iter().collect();
+    candidates.extend(["/usr/bin/python3", "python3"].map(Into::into));
+    for py in candidates {
+        let ok = Command::new(&py)
+            .args(["-c", &check])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Ok(py);
+        }
+    }
+    Err(format!(
+        "no python3 with the GStreamer GObject bindings (python3-gi, gir1.2-gstreamer-1.0) and the elements {}",
+        elements.join(", ")
+    ))
+}
+
+/// What a GStreamer test does with [`gst_python`]'s answer: the python, or
+/// `None` after a notice on stderr when GStreamer is missing, a failure
+/// instead when `REQUIRE_GSTREAMER=1` (as CI sets it).
+pub fn gstreamer_or_skip(found: &Result<std::path::PathBuf, String>) -> Option<std::path::PathBuf> {
+    match found {
+        Ok(py) => Some(py.clone()),
+        Err(why) if std::env::var("REQUIRE_GSTREAMER").as_deref() == Ok("1") => {
+            panic!("REQUIRE_GSTREAMER=1 but {why} (run scripts/setup.sh)")
+        }
+        Err(why) => {
+            // Straight to the stderr handle: libtest captures `eprintln!`
+            // of passing tests, and a skip should be seen.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: {why}; install with scripts/setup.sh (REQUIRE_GSTREAMER=1 makes this a failure)"
+            );
+            None
+        }
+    }
+}

@@ -176,46 +176,21 @@ class Endpoint(RtpbinEndpoint):
         for reporter, rb in self.own_report_blocks(buf):
             self.rb_log.append({"mono": time.monotonic(), "reporter": reporter, **rb})
 
-    def run(self):
-        print(json.dumps({"event": "ready", "port": self.port}), flush=True)
-        sys.stdin.readline()
-        loop = GLib.MainLoop()
-        bus = self.pipeline.get_bus()
-        bus.add_signal_watch()
-        bus.connect("message", self.on_message, loop)
-        if self.pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
-            self.error = "pipeline refused to start"
-            return self.finish()
-        t0 = time.monotonic()
-        GLib.timeout_add(int(self.args.seconds * 1000), lambda: loop.quit() or False)
-        loop.run()
-        self.seconds = time.monotonic() - t0
-        return self.finish()
+    def ready_fields(self):
+        return {"port": self.port}
 
-    def finish(self):
-        sources = self.source_stats()
-        internal = [s for s in sources if s.get("internal")]
-        remote = [s for s in sources if not s.get("internal")]
-        out = {
-            "event": "done",
-            "mode": "receive" if self.args.receive else "send",
-            "seconds": round(getattr(self, "seconds", 0.0), 3),
-            "port": self.port,
-            "ssrc": internal[0]["ssrc"] if internal else None,
-            "sender": internal[0] if internal else None,
-            "reports": [{"ssrc": s["ssrc"], **{f: s.get(f) for f in RB_FIELDS}} for s in remote if s.get("have-rb")],
-            "remote_sources": remote,
-            "rb_log": self.rb_log,
+    def before_playing(self):
+        # The test says go once both endpoints and the call are set up.
+        sys.stdin.readline()
+
+    def done_fields(self):
+        return {
             "connection_state": self.enc.get_property("connection-state").value_nick,
             "peer_fingerprint": fingerprint(self.dec.get_property("peer-pem")),
             "own_fingerprint": fingerprint(self.dec.get_property("pem")),
             "peer": self.peer_added,
             **self.counts,
-            "error": self.error,
         }
-        self.pipeline.set_state(Gst.State.NULL)
-        print(json.dumps(out), flush=True)
-        return 2 if self.error else 0
 
 
 if __name__ == "__main__":

@@ -231,6 +231,63 @@ class RtpbinEndpoint:
         own = {s["ssrc"] for s in self.source_stats() if s.get("internal")}
         return [(reporter, rb) for reporter, rb in blocks if rb["ssrc"] in own]
 
+    # What a subclass adds: the ready line's ports, a wait before playing
+    # (dtls_endpoint.py waits for the test's go), timers once playing, and
+    # the done line's own fields.
+    def ready_fields(self):
+        return {}
+
+    def before_playing(self):
+        pass
+
+    def on_playing(self):
+        pass
+
+    def done_fields(self):
+        return {}
+
+    def run(self):
+        """Prints `ready`, plays the pipeline for --seconds (or until an
+        error or EOS), then prints `done` (see `finish`)."""
+        print(json.dumps({"event": "ready", **self.ready_fields()}), flush=True)
+        self.before_playing()
+        loop = GLib.MainLoop()
+        bus = self.pipeline.get_bus()
+        bus.add_signal_watch()
+        bus.connect("message", self.on_message, loop)
+        if self.pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
+            self.error = "pipeline refused to start"
+            return self.finish()
+        self.t0 = time.monotonic()
+        self.on_playing()
+        GLib.timeout_add(int(self.args.seconds * 1000), lambda: loop.quit() or False)
+        loop.run()
+        return self.finish()
+
+    def finish(self):
+        """The `done` line: the session's own and remote sources, the report
+        blocks about its own SSRCs, the subclass's fields and any error."""
+        sources = self.source_stats()
+        internal = [s for s in sources if s.get("internal")]
+        remote = [s for s in sources if not s.get("internal")]
+        t0 = getattr(self, "t0", None)
+        out = {
+            "event": "done",
+            "mode": "receive" if self.args.receive else "send",
+            "seconds": round(time.monotonic() - t0, 3) if t0 is not None else 0.0,
+            **self.ready_fields(),
+            "ssrc": internal[0]["ssrc"] if internal else None,
+            "sender": internal[0] if internal else None,
+            "reports": [{"ssrc": s["ssrc"], **{f: s.get(f) for f in RB_FIELDS}} for s in remote if s.get("have-rb")],
+            "remote_sources": remote,
+            "rb_log": self.rb_log,
+            **self.done_fields(),
+            "error": self.error,
+        }
+        self.pipeline.set_state(Gst.State.NULL)
+        print(json.dumps(out), flush=True)
+        return 2 if self.error else 0
+
     def on_message(self, _bus, msg, loop):
         if msg.type == Gst.MessageType.ERROR:
             err, dbg = msg.parse_error()
@@ -433,50 +490,28 @@ class Endpoint(RtpbinEndpoint):
                 )
         return True
 
-    def run(self):
-        print(json.dumps({"event": "ready", "rtp_port": self.rtp_port, "rtcp_port": self.rtcp_port}), flush=True)
-        loop = GLib.MainLoop()
-        bus = self.pipeline.get_bus()
-        bus.add_signal_watch()
-        bus.connect("message", self.on_message, loop)
-        if self.pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
-            self.error = "pipeline refused to start"
-            return self.finish()
-        self.t0 = time.monotonic()
+    def ready_fields(self):
+        return {"rtp_port": self.rtp_port, "rtcp_port": self.rtcp_port}
+
+    def on_playing(self):
         GLib.timeout_add(self.args.sample_ms, self.sample)
-        GLib.timeout_add(int(self.args.seconds * 1000), lambda: loop.quit() or False)
-        loop.run()
-        return self.finish()
 
     def finish(self):
         self.sample()
-        sources = self.source_stats()
-        internal = [s for s in sources if s.get("internal")]
-        remote = [s for s in sources if not s.get("internal")]
+        return super().finish()
+
+    def done_fields(self):
         out = {
-            "event": "done",
-            "mode": "receive" if self.args.receive else "send",
-            "seconds": round(time.monotonic() - self.t0, 3),
-            "rtp_port": self.rtp_port,
-            "rtcp_port": self.rtcp_port,
-            "ssrc": internal[0]["ssrc"] if internal else None,
-            "sender": internal[0] if internal else None,
-            "reports": [{"ssrc": s["ssrc"], **{f: s.get(f) for f in RB_FIELDS}} for s in remote if s.get("have-rb")],
-            "remote_sources": remote,
-            "rb_log": self.rb_log,
             "rtt_log": self.rtt_log,
             "jitter_log": self.jitter_log,
             "rtcp_received": self.rtcp_received,
             **self.srtp_counts,
             "session": to_plain(self.session.get_property("stats")),
-            "error": self.error,
         }
         if self.pay is not None:
             out["seqnum_offset"] = self.pay.get_property("seqnum-offset")
             out["last_seqnum"] = self.pay.get_property("seqnum")
-        self.pipeline.set_state(Gst.State.NULL)
-        print(json.dumps(out), flush=True)
-        return 2 if self.error else 0
+        return out
 
 
 if __name__ == "__main__":
