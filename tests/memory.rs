@@ -55,13 +55,21 @@ fn client(n: u32) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::from(0x0a00_0000 | n), 5000))
 }
 
-/// An engine (no idle expiry) with `n` sessions open, one per client
-/// address: the engine, the clients and the sessions' ids.
-fn engine_with_sessions(n: usize, config: EngineConfig) -> (Engine, Vec<SocketAddr>, Vec<SessionId>) {
-    let mut e = Engine::new(EngineConfig {
+/// An engine of one relay in `mode` (no idle expiry, then `adjust`) with
+/// `n` sessions open, one per client address: the engine, the clients and
+/// the sessions' ids.
+fn engine_with_sessions(
+    n: usize,
+    mode: RtcpMode,
+    adjust: impl FnOnce(&mut EngineConfig),
+) -> (Engine, Vec<SocketAddr>, Vec<SessionId>) {
+    let mut config = EngineConfig {
+        relays: vec![common::relay(mode)],
         idle_timeout: None,
-        ..config
-    });
+        ..EngineConfig::default()
+    };
+    adjust(&mut config);
+    let mut e = Engine::new(config);
     let clients: Vec<SocketAddr> = (0..n as u32).map(client).collect();
     let ids = clients
         .iter()
@@ -75,15 +83,10 @@ fn state_per_session_and_per_stream_stays_under_2_kib() {
     let _serial = one_at_a_time();
     const N: usize = 100_000;
     let before = LIVE.load(Ordering::Relaxed);
-    let (mut e, clients, ids) = engine_with_sessions(
-        N,
-        EngineConfig {
-            relays: vec![common::relay(RtcpMode::Forward)],
-            max_sessions: N,
-            max_queued_events: 16,
-            ..EngineConfig::default()
-        },
-    );
+    let (mut e, clients, ids) = engine_with_sessions(N, RtcpMode::Forward, |c| {
+        c.max_sessions = N;
+        c.max_queued_events = 16;
+    });
     let idle = LIVE.load(Ordering::Relaxed) - before;
     // One audio stream each way per session: two streams per session.
     for (i, id) in ids.iter().enumerate() {
@@ -169,13 +172,7 @@ fn memory_stays_flat_over_a_long_quiet_call() {
     let _serial = one_at_a_time();
     const N: usize = 200;
     let before = LIVE.load(Ordering::Relaxed);
-    let (mut e, clients, ids) = engine_with_sessions(
-        N,
-        EngineConfig {
-            relays: vec![common::relay(RtcpMode::Auto)],
-            ..EngineConfig::default()
-        },
-    );
+    let (mut e, clients, ids) = engine_with_sessions(N, RtcpMode::Auto, |_| {});
     let drain = |e: &mut Engine| {
         while e
             .poll_output()

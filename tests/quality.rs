@@ -3,10 +3,11 @@
 //! and where a stream's loss happened.
 
 mod common;
-use common::{ms, session_on};
+use common::{ms, session_on, Driver};
 
-use rtp_middlebox::engine::{EngineConfig, RtcpMode, Side};
+use rtp_middlebox::engine::{EngineConfig, RtcpMode, SessionId, Side};
 use rtp_middlebox::report::session_report;
+use rtp_middlebox::time::MonoTime;
 use rtp_middlebox::wire::ntp::CompactNtp;
 use rtp_middlebox::wire::Ssrc;
 use serde_json::Value;
@@ -19,6 +20,13 @@ const PACKETS: u16 = 3000;
 /// 60 s of PCMU each way; the client's packets for which `lost(seq)` are
 /// dropped before the proxy (client leg). Returns the report objects.
 fn call(lost: impl Fn(u16) -> bool, far_end_extra_loss: Option<i32>) -> Vec<Value> {
+    let (d, id, end) = call_snapshot(lost, far_end_extra_loss);
+    session_report(&d.snapshot(end, id).unwrap(), &common::rates(), |t| t * 1000.0)
+}
+
+/// [`call`]'s engine, session and end time, for a test that reads the
+/// snapshot itself.
+fn call_snapshot(lost: impl Fn(u16) -> bool, far_end_extra_loss: Option<i32>) -> (Driver, SessionId, MonoTime) {
     let (mut d, id) = session_on(common::relay(RtcpMode::Forward), EngineConfig::default());
     for seq in 0..PACKETS {
         let at = ms(u64::from(seq) * 20);
@@ -42,7 +50,7 @@ fn call(lost: impl Fn(u16) -> bool, far_end_extra_loss: Option<i32>) -> Vec<Valu
         );
         d.handle_datagram(end, Side::Upstream, id, &common::rr(Ssrc(0x0e0e_0e0e), &[block]));
     }
-    session_report(&d.snapshot(end, id).unwrap(), &common::rates(), |t| t * 1000.0)
+    (d, id, end)
 }
 
 fn inbound<'a>(report: &'a [Value], leg: &str) -> &'a Value {
@@ -177,25 +185,8 @@ fn the_end_of_session_record_says_which_leg_lost_what() {
     // Client → upstream audio: 3 % lost on the client leg, 7 packets more
     // after the proxy (the upstream receiver's RR); upstream → client
     // audio arrives clean.
-    let (mut d, id) = session_on(common::relay(RtcpMode::Forward), EngineConfig::default());
-    for seq in 0..PACKETS {
-        let at = ms(u64::from(seq) * 20);
-        if !bursty_3(seq) {
-            d.handle_datagram(at, Side::Client, id, &common::pcmu(seq, CLIENT_AUDIO));
-        }
-        d.handle_datagram(at, Side::Upstream, id, &common::pcmu(seq, UPSTREAM_AUDIO));
-    }
-    let end = ms(u64::from(PACKETS) * 20);
+    let (d, id, end) = call_snapshot(bursty_3, Some(7));
     let before = (0..PACKETS).filter(|q| bursty_3(*q)).count() as i32;
-    let block = common::report_block(
-        Ssrc(CLIENT_AUDIO),
-        (0, before + 7),
-        u32::from(PACKETS - 1),
-        0,
-        CompactNtp(0),
-        Duration::ZERO,
-    );
-    d.handle_datagram(end, Side::Upstream, id, &common::rr(Ssrc(0x0e0e_0e0e), &[block]));
     let view = SessionView {
         id: "0-test".into(),
         worker: 0,

@@ -38,6 +38,44 @@ const finish = (code) => run.finish(code);
 
 const PAGE = '<!doctype html><title>definitely not an attacker</title><body>hello</body>';
 
+// Runs in every page before its own scripts (page.addInitScript): the one
+// WebSocket probe of the attack and the control. It resolves when the
+// socket closes, when `done(data)` says a message is enough, or after 3 s.
+function installProbe() {
+  window.probeWebSocket = (url, done = () => false) =>
+    new Promise((resolve) => {
+      const r = { opened: false, messages: 0, first: '' };
+      let sock;
+      try {
+        sock = new WebSocket(url);
+      } catch (e) {
+        resolve({ ...r, error: String(e) });
+        return;
+      }
+      let timer;
+      const finish = () => {
+        clearTimeout(timer);
+        try {
+          sock.close();
+        } catch {}
+        resolve(r);
+      };
+      timer = setTimeout(finish, 3000);
+      sock.onopen = () => {
+        r.opened = true;
+      };
+      sock.onmessage = (e) => {
+        r.messages += 1;
+        if (!r.first) r.first = String(e.data).slice(0, 120);
+        if (done(String(e.data))) finish();
+      };
+      sock.onclose = (e) => {
+        r.code = e.code;
+        finish();
+      };
+    });
+}
+
 // Runs inside the page: every attempt, with what it could read. `base` is
 // the API as the page names it ('' for same-origin relative URLs).
 async function pageAttack({ base, wsBase, session, keysBody, guessedIds }) {
@@ -47,34 +85,7 @@ async function pageAttack({ base, wsBase, session, keysBody, guessedIds }) {
     typeof text === 'string' && (text.includes(session) || text.includes('"ssrcs"') || text.includes('"event"'));
 
   // (a) WebSocket: browsers send Origin; a WebSocket has no CORS of its own.
-  const ws = await new Promise((resolve) => {
-    const r = { opened: false, messages: 0, first: '' };
-    let sock;
-    try {
-      sock = new WebSocket(`${wsBase}/v1/stream/ws`);
-    } catch (e) {
-      resolve({ ...r, error: String(e) });
-      return;
-    }
-    const timer = setTimeout(() => {
-      try {
-        sock.close();
-      } catch {}
-      resolve(r);
-    }, 3000);
-    sock.onopen = () => {
-      r.opened = true;
-    };
-    sock.onmessage = (e) => {
-      r.messages += 1;
-      if (!r.first) r.first = String(e.data).slice(0, 120);
-    };
-    sock.onclose = (e) => {
-      clearTimeout(timer);
-      r.code = e.code;
-      resolve(r);
-    };
-  });
+  const ws = await window.probeWebSocket(`${wsBase}/v1/stream/ws`);
   note('websocket /v1/stream/ws', ws.opened || ws.messages > 0, ws);
 
   // Server-Sent Events.
@@ -174,29 +185,7 @@ async function pageControl({ base, wsBase, session }) {
   } catch (e) {
     out.push({ name: 'control fetch /v1/sessions', read: false, detail: { error: String(e) } });
   }
-  const ws = await new Promise((resolve) => {
-    const r = { opened: false, messages: 0 };
-    const sock = new WebSocket(`${wsBase}/v1/stream/ws`);
-    const timer = setTimeout(() => {
-      sock.close();
-      resolve(r);
-    }, 3000);
-    sock.onopen = () => {
-      r.opened = true;
-    };
-    sock.onmessage = (e) => {
-      r.messages += 1;
-      if (String(e.data).includes(session)) {
-        clearTimeout(timer);
-        sock.close();
-        resolve(r);
-      }
-    };
-    sock.onclose = () => {
-      clearTimeout(timer);
-      resolve(r);
-    };
-  });
+  const ws = await window.probeWebSocket(`${wsBase}/v1/stream/ws`, (data) => data.includes(session));
   out.push({ name: 'control websocket', read: ws.opened && ws.messages > 0, detail: ws });
   return out;
 }
@@ -235,6 +224,7 @@ async function main() {
     ],
   });
   const page = run.browser.pages()[0] || (await run.browser.newPage());
+  await page.addInitScript(installProbe);
   page.on('console', (m) => log('page:', m.text()));
   const args = {
     session: cfg.session,
