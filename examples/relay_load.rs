@@ -737,7 +737,7 @@ fn generate(relay: SocketAddr, streams: usize, rate: f64, secs: f64, epoch: Inst
         let batch: Vec<(usize, &[u8])> = (0..streams).map(|i| (i, &dtls[..])).collect();
         senders.send(&batch);
     }
-    while pacer.running() {
+    while pacer.next_round() {
         while pacer.due(&mut due) {
             for (buf, &(i, s)) in bufs.iter_mut().zip(&due) {
                 rtp(
@@ -773,16 +773,19 @@ fn generate(relay: SocketAddr, streams: usize, rate: f64, secs: f64, epoch: Inst
 }
 
 /// Paces `streams` × `rate` packets/s, round-robin over the streams, for
-/// `secs` from its creation: what is due is handed out in batches of 32 at
-/// most (a sendmmsg's worth).
+/// `secs` from its creation: each round ([`Pacer::next_round`]) makes what
+/// is due by then available, handed out in batches of 32 at most (a
+/// sendmmsg's worth). A generator that falls behind catches up to the
+/// round's target, never beyond it, so a run ends on time.
 struct Pacer {
     start: Instant,
     end: Duration,
     total_rate: f64,
     /// Each stream's next sequence number.
     seq: Vec<u16>,
-    /// Packets handed out so far.
+    /// Packets handed out so far, and due by the current round.
     sent: u64,
+    target: u64,
     next: usize,
 }
 
@@ -794,20 +797,23 @@ impl Pacer {
             total_rate: streams as f64 * rate,
             seq: vec![0; streams],
             sent: 0,
+            target: 0,
             next: 0,
         }
     }
 
-    fn running(&self) -> bool {
-        self.start.elapsed() < self.end
+    /// Starts a round: false once the run's time is over.
+    fn next_round(&mut self) -> bool {
+        let elapsed = self.start.elapsed();
+        self.target = (elapsed.as_secs_f64() * self.total_rate) as u64;
+        elapsed < self.end
     }
 
-    /// Fills `due` with the next (stream, sequence number) pairs that are
-    /// due by now (32 at most); false when none is.
+    /// Fills `due` with the next (stream, sequence number) pairs due in
+    /// this round (32 at most); false when none is left.
     fn due(&mut self, due: &mut Vec<(usize, u16)>) -> bool {
         due.clear();
-        let target = (self.start.elapsed().as_secs_f64() * self.total_rate) as u64;
-        let n = target.saturating_sub(self.sent).min(32);
+        let n = self.target.saturating_sub(self.sent).min(32);
         for _ in 0..n {
             let i = self.next;
             self.next = (self.next + 1) % self.seq.len();
@@ -1515,7 +1521,7 @@ fn dtls_run(load: &Load, mode: &str, suite: DtlsSuite, payload: usize, dir: &std
     let mut due = Vec::with_capacity(32);
     let mut plain = Vec::with_capacity(12 + payload);
     let mut wires: Vec<Vec<u8>> = Vec::with_capacity(32);
-    while pacer.running() {
+    while pacer.next_round() {
         while pacer.due(&mut due) {
             wires.clear();
             for &(i, s) in &due {
