@@ -280,26 +280,7 @@ fn without_keys_srtcp_is_forwarded_unread_and_rtp_stats_still_work() {
 /// A DTLS 1.2 server flight's ServerHello record choosing SRTP protection
 /// profile `profile` in `use_srtp` (RFC 5764 §4.1.1), as Janus sends it.
 fn server_hello(profile: u16) -> Vec<u8> {
-    let mut hello = vec![0xfe, 0xfd];
-    hello.extend_from_slice(&[0x42; 32]);
-    hello.extend_from_slice(&[0, 0xc0, 0x2b, 0]); // no session id, suite, no compression
-    let exts = [
-        &[0xff, 0x01, 0, 1, 0][..],
-        &[0, 14, 0, 5, 0, 2],
-        &profile.to_be_bytes(),
-        &[0],
-    ]
-    .concat();
-    hello.extend_from_slice(&(exts.len() as u16).to_be_bytes());
-    hello.extend_from_slice(&exts);
-    let len = &(hello.len() as u32).to_be_bytes()[1..];
-    let handshake = [&[2u8][..], len, &[0, 0, 0, 0, 0], len, &hello].concat();
-    let record = [
-        &[22u8, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1][..],
-        &(handshake.len() as u16).to_be_bytes(),
-    ]
-    .concat();
-    [record, handshake].concat()
+    rtp_middlebox::sim::dtls::server_hello_record(profile, &[])
 }
 
 /// Chrome's bandwidth probe: an RTP packet whose payload is nothing but

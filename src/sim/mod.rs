@@ -10,7 +10,9 @@
 //!   impaired leg, relay, SFU), with its own ground truth;
 //! - [`loopback`]: the relay and its HTTP API started in-process, as the
 //!   demo and the integration tests run them;
-//! - [`sdp`]: WebRTC-shaped SDPs for the synthetic DTLS endpoints.
+//! - [`sdp`]: WebRTC-shaped SDPs for the synthetic DTLS endpoints;
+//! - [`dtls`]: DTLS records of a server's flight, for tests of what the
+//!   proxy reads from a handshake it passes through.
 //!
 //! They are used by the `demo` subcommand, the integration tests and
 //! `examples/capture_gen.rs` (which makes the captures in `tests/data/`).
@@ -26,6 +28,7 @@
 //! from `sim`; the dependency goes one way only.
 
 pub mod demo;
+pub mod dtls;
 pub mod impair;
 pub mod impair_live;
 pub mod loopback;

@@ -76,37 +76,12 @@ fn use_srtp(hello: &[u8]) -> Option<u16> {
 mod tests {
     use super::*;
 
+    use crate::sim::dtls::{record, server_hello_record};
+
     /// A ServerHello record choosing `profile`, after a first record of
-    /// another kind, as a server's flight packs them.
+    /// another kind (an alert), as a server's flight packs them.
     fn flight(profile: u16, session_id: &[u8]) -> Vec<u8> {
-        let mut hello = vec![0xfe, 0xfd];
-        hello.extend_from_slice(&[7; 32]);
-        hello.push(session_id.len() as u8);
-        hello.extend_from_slice(session_id);
-        hello.extend_from_slice(&[0xc0, 0x2b, 0]);
-        // extended_master_secret (empty), then use_srtp with one profile and no MKI.
-        let exts = [
-            &[0x00, 0x17, 0, 0][..],
-            &[0, 14, 0, 5, 0, 2],
-            &profile.to_be_bytes(),
-            &[0],
-        ]
-        .concat();
-        hello.extend_from_slice(&(exts.len() as u16).to_be_bytes());
-        hello.extend_from_slice(&exts);
-        let mut hs = vec![SERVER_HELLO];
-        let l = (hello.len() as u32).to_be_bytes();
-        hs.extend_from_slice(&l[1..]);
-        hs.extend_from_slice(&[0, 0, 0, 0, 0]);
-        hs.extend_from_slice(&l[1..]);
-        hs.extend_from_slice(&hello);
-        let record = |kind: u8, body: &[u8]| {
-            let mut r = vec![kind, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1];
-            r.extend_from_slice(&(body.len() as u16).to_be_bytes());
-            r.extend_from_slice(body);
-            r
-        };
-        [record(21, &[1, 0]), record(CONTENT_HANDSHAKE, &hs)].concat()
+        [record(21, &[1, 0]), server_hello_record(profile, session_id)].concat()
     }
 
     #[test]
