@@ -168,7 +168,7 @@ fn main() {
             let mut results: Vec<Vec<RunResult>> = kinds.iter().map(|_| Vec::new()).collect();
             for _ in 0..rounds {
                 for (k, kind) in kinds.iter().enumerate() {
-                    results[k].push(load.run_as(kind, kind.split('@').next().unwrap_or(kind)));
+                    results[k].push(load.run_as(kind, &relay_label(kind)));
                 }
             }
             print_medians(&kinds, &mut results);
@@ -970,6 +970,21 @@ fn with_limits_off(kind: &str, config: &std::path::Path) -> String {
     }
 }
 
+/// A relay's name in tables: without the config file, and with another
+/// build named by its file name ("rtp-middlebox:forward=rtpmb-46ded79").
+fn relay_label(kind: &str) -> String {
+    let kind = kind.split('@').next().unwrap_or(kind);
+    match kind.split_once('=') {
+        Some((k, binary)) => {
+            let name = std::path::Path::new(binary)
+                .file_name()
+                .map_or(binary.into(), |n| n.to_string_lossy());
+            format!("{k}={name}")
+        }
+        None => kind.to_string(),
+    }
+}
+
 /// Medians over rounds per relay, and each relay's ratio to the first.
 fn print_medians(kinds: &[String], results: &mut [Vec<RunResult>]) {
     println!("medians of {} rounds:", results.first().map_or(0, Vec::len));
@@ -991,7 +1006,7 @@ fn print_medians(kinds: &[String], results: &mut [Vec<RunResult>]) {
         let (cpu0, p990) = *first.get_or_insert((cpu, p99));
         println!(
             "{:<24} {:>7.3} {:>8.0} {:>8.0} {:>10.2} {:>9.2} {:>9.2} {:>10.0} {:>8.1}",
-            kind.split('@').next().unwrap_or(kind),
+            relay_label(kind),
             loss,
             p50,
             p99,

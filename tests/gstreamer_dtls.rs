@@ -63,6 +63,7 @@ fn probe() -> Result<PathBuf, String> {
         "rtppcmudepay",
         "mulawdec",
     ])
+    .map_err(|why| format!("{why} (dtlssrtpenc/dtlssrtpdec come with gstreamer1.0-plugins-bad)"))
 }
 
 // ---------------------------------------------------------------- helpers
