@@ -510,7 +510,11 @@ fn send_loop(socket: &UdpSocket, state: &Mutex<EndpointState>, stop: &AtomicBool
             stun::write_binding_request(&mut buf, txid, role.ice_username);
             lock(state).stun_pending.insert(txid, clock.wall());
             let _ = socket.send_to(&buf, peer);
-            next_stun += Duration::from_millis(2000);
+            // Once a second, more often than a browser's consent checks
+            // (RFC 7675 §5.1: every 4–6 s): a short demo then has enough
+            // STUN RTT samples on the upstream leg that one late thread
+            // wake-up does not move their mean much.
+            next_stun += Duration::from_millis(1000);
         }
         std::thread::sleep(Duration::from_millis(1));
     }
