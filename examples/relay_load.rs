@@ -402,19 +402,12 @@ impl Drop for ChildGuard {
 }
 
 fn spawn_relay(kind: &str, listen: SocketAddr, upstream: SocketAddr, workers: usize) -> ChildGuard {
-    // "rtp-middlebox:terminate" selects the RTCP mode (default forward);
-    // "rtp-middlebox:forward@FILE" also passes --config FILE;
-    // "rtp-middlebox:forward=BINARY" runs another build of the relay (an
-    // older revision's, for a same-run comparison).
-    let (kind, config) = match kind.split_once('@') {
-        Some((k, c)) => (k, Some(c)),
-        None => (kind, None),
-    };
-    let (kind, binary) = match kind.split_once('=') {
-        Some((k, b)) => (k, Some(std::path::PathBuf::from(b))),
-        None => (kind, None),
-    };
-    let (kind, mode) = kind.split_once(':').unwrap_or((kind, "forward"));
+    let RelayKind {
+        name: kind,
+        mode,
+        binary,
+        config,
+    } = RelayKind::parse(kind);
     let dir = exe_dir();
     let mut cmd = match kind {
         "naive" | "floor" | "floor-uring" => {
@@ -431,7 +424,7 @@ fn spawn_relay(kind: &str, listen: SocketAddr, upstream: SocketAddr, workers: us
             c
         }
         _ => {
-            let mut c = Command::new(binary.unwrap_or_else(|| dir.join("rtp-middlebox")));
+            let mut c = Command::new(binary.map_or_else(|| dir.join("rtp-middlebox"), Into::into));
             c.args([
                 "run",
                 "--listen",
@@ -970,18 +963,44 @@ fn with_limits_off(kind: &str, config: &std::path::Path) -> String {
     }
 }
 
-/// A relay's name in tables: without the config file, and with another
-/// build named by its file name ("rtp-middlebox:forward=rtpmb-46ded79").
+/// One entry of `--relays`: "rtp-middlebox:terminate" selects the RTCP
+/// mode (default forward); "…@FILE" also passes --config FILE;
+/// "rtp-middlebox:forward=BINARY" runs another build of the relay (an
+/// older revision's, for a same-run comparison).
+struct RelayKind<'a> {
+    name: &'a str,
+    mode: &'a str,
+    binary: Option<&'a str>,
+    config: Option<&'a str>,
+}
+
+impl<'a> RelayKind<'a> {
+    fn parse(kind: &'a str) -> RelayKind<'a> {
+        let (kind, config) = kind.split_once('@').map_or((kind, None), |(k, c)| (k, Some(c)));
+        let (kind, binary) = kind.split_once('=').map_or((kind, None), |(k, b)| (k, Some(b)));
+        let (name, mode) = kind.split_once(':').unwrap_or((kind, "forward"));
+        RelayKind {
+            name,
+            mode,
+            binary,
+            config,
+        }
+    }
+}
+
+/// A relay's name in tables: its `--relays` entry without the config
+/// file, another build named by its file name
+/// ("rtp-middlebox:forward=rtpmb-46ded79").
 fn relay_label(kind: &str) -> String {
-    let kind = kind.split('@').next().unwrap_or(kind);
-    match kind.split_once('=') {
-        Some((k, binary)) => {
-            let name = std::path::Path::new(binary)
+    let shown = kind.split('@').next().unwrap_or(kind);
+    match RelayKind::parse(kind).binary {
+        Some(binary) => {
+            let file = std::path::Path::new(binary)
                 .file_name()
                 .map_or(binary.into(), |n| n.to_string_lossy());
-            format!("{k}={name}")
+            shown.replace(binary, &file)
         }
-        None => kind.to_string(),
+        None => shown.to_string(),
     }
 }
 

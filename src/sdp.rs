@@ -1128,13 +1128,7 @@ mod tests {
                 },
                 "{input:?}"
             );
-            let fp = proxy();
-            let rw = Rewrite {
-                fingerprint: &fp,
-                setup: None,
-                announce: Some("192.0.2.9:3478".parse().unwrap()),
-            };
-            assert_eq!(rewrite(&input, &rw).unwrap_err(), err);
+            assert_eq!(rewrite_announcing(&input, "192.0.2.9:3478").unwrap_err(), err);
         }
     }
 

@@ -56,10 +56,6 @@ fn report(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-fn required() -> bool {
-    std::env::var("REQUIRE_CHROMIUM").as_deref() == Ok("1")
-}
-
 /// What the driver needs; `Err` says what is missing.
 fn probe() -> Result<(), String> {
     if !Path::new(CHROMIUM).exists() {
@@ -106,12 +102,7 @@ fn keys_body(c: &SrtpKeys, u: &SrtpKeys) -> String {
 #[test]
 fn a_web_page_can_neither_read_nor_change_a_live_session() {
     if let Err(why) = probe() {
-        if required() {
-            panic!("REQUIRE_CHROMIUM=1 but {why} (run scripts/setup.sh as root)");
-        }
-        report(&format!(
-            "SKIPPED: {why}; install with scripts/setup.sh as root (REQUIRE_CHROMIUM=1 makes this a failure)"
-        ));
+        common::missing_program("CHROMIUM", &why, "install with scripts/setup.sh as root");
         return;
     }
     let started = Instant::now();

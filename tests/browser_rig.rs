@@ -53,6 +53,7 @@
 //! unless `REQUIRE_CHROMIUM=1` (CI), which makes it fail. The figures are
 //! written to stderr as they come (`cargo test --test browser_rig`).
 
+mod common;
 use rtp_middlebox::runtime::clock::Clock;
 use rtp_middlebox::sim::impair::{GilbertElliott, ImpairConfig, Impairment};
 use rtp_middlebox::sim::impair_live::{stream_seed, Forwarder, ForwarderConfig, ForwarderCounters};
@@ -128,17 +129,8 @@ fn report(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-fn required() -> bool {
-    std::env::var("REQUIRE_CHROMIUM").as_deref() == Ok("1")
-}
-
 fn unavailable(why: &str) {
-    if required() {
-        panic!("REQUIRE_CHROMIUM=1 but {why} (run scripts/setup.sh as root)");
-    }
-    report(&format!(
-        "SKIPPED: {why}; install with scripts/setup.sh as root (REQUIRE_CHROMIUM=1 makes this a failure)"
-    ));
+    common::missing_program("CHROMIUM", why, "install with scripts/setup.sh as root");
 }
 
 fn sleep_ms(ms: u64) {

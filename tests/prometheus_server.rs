@@ -88,11 +88,11 @@ fn free_port() -> u16 {
 #[test]
 fn prometheus_scrapes_rates_drops_and_quality_distributions() {
     if Command::new("prometheus").arg("--version").output().is_err() {
-        assert!(
-            std::env::var("REQUIRE_PROMETHEUS").is_err(),
-            "REQUIRE_PROMETHEUS is set but `prometheus` is not installed"
+        common::missing_program(
+            "PROMETHEUS",
+            "`prometheus` is not installed",
+            "install with scripts/setup.sh (Debian package prometheus)",
         );
-        eprintln!("skipped: `prometheus` not installed (apt-get install prometheus)");
         return;
     }
     // The demo's call: 10 % random loss each way on the client leg,

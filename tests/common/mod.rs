@@ -621,6 +621,22 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
 
 // ---------------------------------------------------------------- processes
 
+/// What a test does when an outside program it drives is missing (`why`):
+/// with `REQUIRE_{program}=1` (scripts/test.sh and CI set each) it fails,
+/// naming `install`; otherwise it prints a notice and the caller skips.
+/// The notice goes straight to the stderr handle: libtest captures
+/// `eprintln!` of passing tests, and a skip should be seen.
+pub fn missing_program(program: &str, why: &str, install: &str) {
+    let var = format!("REQUIRE_{program}");
+    if std::env::var(&var).as_deref() == Ok("1") {
+        panic!("{var}=1 but {why} ({install})");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {why}; {install} ({var}=1 makes this a failure)"
+    );
+}
+
 /// The `rtp-middlebox` binary.
 pub const BIN: &str = env!("CARGO_BIN_EXE_rtp-middlebox");
 

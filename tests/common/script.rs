@@ -129,22 +129,14 @@ pub fn gst_python(elements: &[&str]) -> Result<std::path::PathBuf, String> {
     ))
 }
 
-/// What a GStreamer test does with [`gst_python`]'s answer: the python, or
-/// `None` after a notice on stderr when GStreamer is missing, a failure
-/// instead when `REQUIRE_GSTREAMER=1` (as CI sets it).
+/// What a GStreamer test does with [`gst_python`]'s answer: the python,
+/// or `None` after [`super::missing_program`]'s notice (a failure with
+/// `REQUIRE_GSTREAMER=1`).
 pub fn gstreamer_or_skip(found: &Result<std::path::PathBuf, String>) -> Option<std::path::PathBuf> {
     match found {
         Ok(py) => Some(py.clone()),
-        Err(why) if std::env::var("REQUIRE_GSTREAMER").as_deref() == Ok("1") => {
-            panic!("REQUIRE_GSTREAMER=1 but {why} (run scripts/setup.sh)")
-        }
         Err(why) => {
-            // Straight to the stderr handle: libtest captures `eprintln!`
-            // of passing tests, and a skip should be seen.
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: {why}; install with scripts/setup.sh (REQUIRE_GSTREAMER=1 makes this a failure)"
-            );
+            super::missing_program("GSTREAMER", why, "install with scripts/setup.sh");
             None
         }
     }
