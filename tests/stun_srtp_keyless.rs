@@ -241,8 +241,12 @@ fn stun_rtt_per_leg_and_srtp_stats_equal_plain_rtp() {
         up.measurements >= 38 && cl.measurements >= 38,
         "40 checks each way on clean legs"
     );
-    assert!((up_ms - 2.0 * UPSTREAM_ONE_WAY).abs() <= 2.0, "upstream leg {up_ms} ms");
-    assert!((cl_ms - 2.0 * CLIENT_ONE_WAY).abs() <= 2.0, "client leg {cl_ms} ms");
+    // Within 2 ms below the injected delay, 4 ms above: the forwarders'
+    // and endpoints' late thread wake-ups only ever add delay (once seen
+    // on a loaded 2-core CI machine: a 40-check mean 2.6 ms high).
+    let within = |measured: f64, injected: f64| (-2.0..=4.0).contains(&(measured - injected));
+    assert!(within(up_ms, 2.0 * UPSTREAM_ONE_WAY), "upstream leg {up_ms} ms");
+    assert!(within(cl_ms, 2.0 * CLIENT_ONE_WAY), "client leg {cl_ms} ms");
 
     // SRTP vs plain RTP through identical impairment: same loss, jitter
     // within the scheduling noise of two sender loops.
