@@ -414,17 +414,34 @@ fn check_reports(label: &str, run: &Run, reporter: u64, rtt_expected_ms: f64) {
         "{label}: fraction lost disagrees with the cumulative counts (ext, got, want): {fraction_mismatch:?}"
     );
     assert!(!rtts.is_empty(), "{label}: rtpbin computed no round trip");
-    // Single samples can catch a scheduling hiccup on a loaded machine: the
-    // median must be within 5 ms, and so must two thirds of the samples.
-    let within = rtts.iter().filter(|r| (**r - rtt_expected_ms).abs() <= 5.0).count();
+    let within = rtts
+        .iter()
+        .filter(|r| rtpbin_rtt_plausible(**r, rtt_expected_ms))
+        .count();
     assert!(
-        (median(&rtts) - rtt_expected_ms).abs() <= 5.0 && 3 * within >= 2 * rtts.len(),
+        rtpbin_rtt_plausible(median(&rtts), rtt_expected_ms) && 3 * within >= 2 * rtts.len(),
         "{label}: rb-round-trip {rtts:?} ms vs configured {rtt_expected_ms} ms"
     );
     assert!(
         (lost - exact as i64).abs() <= 1,
         "{label}: cumulative lost {lost} vs the model's {exact} drops"
     );
+}
+
+/// rtpbin's round trip includes its own scheduling: the SR's NTP time is
+/// taken before the packet leaves the pipeline and the RR's arrival is
+/// stamped when rtpsession processes it, so on a loaded machine it reads
+/// high (CI saw medians 4-5 ms and samples up to 8.7 ms over, while the
+/// relay's own SR/RR RTT of the same leg was within 1 ms). Those delays
+/// only add; an error in the reporter's LSR/DLSR (RFC 3550 6.4.1) moves
+/// the value either way, and the mistakes that matter (units, a stale
+/// SR, DLSR missing) move it by hundreds of ms. So the window is
+/// asymmetric: at most 2 ms under, at most 10 ms over, for the median
+/// (and, in `check_reports`, two thirds of the samples). The DLSR
+/// arithmetic itself is checked exactly in virtual time
+/// (tests/rtcp_modes.rs).
+fn rtpbin_rtt_plausible(rtt_ms: f64, expected_ms: f64) -> bool {
+    rtt_ms >= expected_ms - 2.0 && rtt_ms <= expected_ms + 10.0
 }
 
 /// The one SSRC that sent report blocks about the sender.
@@ -967,7 +984,7 @@ fn check_sip(run: &SipRun, failures: &mut Vec<String>) {
         check(u(last, "lsr") != 0, "LSR 0 although the sender sends SRs".into());
         check(rtts.len() >= 3, format!("RTT samples {rtts:?}"));
         check(
-            !rtts.is_empty() && (median(&rtts) - rtt_truth).abs() <= 5.0,
+            !rtts.is_empty() && rtpbin_rtt_plausible(median(&rtts), rtt_truth),
             "RTT".into(),
         );
     }
