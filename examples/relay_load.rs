@@ -522,7 +522,15 @@ fn start_sink(epoch: Instant, answer_every: Option<u32>) -> Sink {
                 bufs.iter_mut().map(|b| std::io::IoSliceMut::new(&mut b[..])).collect();
             let n = match state.recv((&sock).into(), &mut slices, &mut meta) {
                 Ok(n) => n,
-                Err(_) => continue,
+                Err(_) => {
+                    // Idle for the read timeout: hand over what was measured,
+                    // so a run that ends (or a warm-up whose samples are
+                    // cleared) leaves no samples behind in `local`.
+                    if !local.is_empty() {
+                        l2.lock().unwrap().append(&mut local);
+                    }
+                    continue;
+                }
             };
             let now = epoch.elapsed().as_nanos() as u64;
             for (i, m) in meta[..n].iter().enumerate() {
@@ -1007,8 +1015,10 @@ fn relay_label(kind: &str) -> String {
 /// Medians over rounds per relay, and each relay's ratio to the first.
 fn print_medians(kinds: &[String], results: &mut [Vec<RunResult>]) {
     println!("medians of {} rounds:", results.first().map_or(0, Vec::len));
+    // Wide enough for the longest label (another build's is its file name).
+    let w = kinds.iter().map(|k| relay_label(k).len()).max().unwrap_or(0).max(24);
     println!(
-        "{:<24} {:>7} {:>8} {:>8} {:>10} {:>9} {:>9} {:>10} {:>8}",
+        "{:<w$} {:>7} {:>8} {:>8} {:>10} {:>9} {:>9} {:>10} {:>8}",
         "relay", "loss%", "p50 us", "p99 us", "cpu us/pkt", "cpu ratio", "p99 ratio", "rss B/sess", "rss +%"
     );
     let mut first: Option<(f64, f64)> = None;
@@ -1024,7 +1034,7 @@ fn print_medians(kinds: &[String], results: &mut [Vec<RunResult>]) {
         );
         let (cpu0, p990) = *first.get_or_insert((cpu, p99));
         println!(
-            "{:<24} {:>7.3} {:>8.0} {:>8.0} {:>10.2} {:>9.2} {:>9.2} {:>10.0} {:>8.1}",
+            "{:<w$} {:>7.3} {:>8.0} {:>8.0} {:>10.2} {:>9.2} {:>9.2} {:>10.0} {:>8.1}",
             relay_label(kind),
             loss,
             p50,
