@@ -440,3 +440,36 @@ fn http_with_host(
 ) -> common::Response {
     common::raw_http(addr, method, path, &format!("Host: {host}\r\n{headers}"), body)
 }
+
+/// A worker builds a sessions answer a chunk of sessions per loop turn
+/// (forwarding in between): the answer still holds every session once,
+/// here 700 sessions, nearly three chunks of 256.
+#[test]
+fn sessions_answer_holds_every_session_across_snapshot_chunks() {
+    const CLIENTS: usize = 700;
+    let (relay, api, upstream) = start_relay_and_api(
+        "rtcp = \"forward\"\n[limits]\nnew_sessions_per_prefix_per_sec = 0\n",
+        |o| o.otlp = None,
+    );
+    let listen = relay.bound()[0].listen;
+    let clients: Vec<UdpSocket> = (0..CLIENTS).map(|_| common::loopback()).collect();
+    for (i, c) in clients.iter().enumerate() {
+        c.send_to(&pcmu(1, 0x1000_0000 + i as u32), listen).unwrap();
+    }
+    upstream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 2048];
+    for _ in 0..CLIENTS {
+        upstream.recv_from(&mut buf).unwrap();
+    }
+    // Both doors: the runtime's own and the API's.
+    let views = relay.sessions_blocking();
+    let mut clients_seen: Vec<_> = views.iter().map(|v| v.snapshot.client).collect();
+    clients_seen.sort();
+    clients_seen.dedup();
+    assert_eq!((views.len(), clients_seen.len()), (CLIENTS, CLIENTS));
+    let (status, sessions) = get(api.local_addr, "/v1/sessions", None);
+    assert_eq!(status, 200);
+    assert_eq!(sessions.as_array().unwrap().len(), CLIENTS);
+    api.stop();
+    relay.shutdown(Duration::from_secs(5));
+}

@@ -214,7 +214,26 @@ struct State {
     closed: std::collections::VecDeque<SessionView>,
     /// Shutdown: closed sessions' views go here instead of `closed`.
     finals: Option<Vec<SessionView>>,
+    /// Answers to `Control::Sessions` still being built, oldest first.
+    snapshots: std::collections::VecDeque<SnapshotJob>,
     log: bool,
+}
+
+/// Sessions snapshotted per loop turn while a [`Control::Sessions`] answer
+/// is built. A snapshot costs microseconds per session (every source's
+/// statistics, quality ratings, views): all of a worker's 10 000 sessions
+/// at once would stop forwarding for tens of milliseconds at every metrics
+/// publication, the tail latency of a relay with many quiet sessions. In
+/// chunks, packets wait at most one chunk's work; each session's snapshot
+/// is still of one instant, the answer spans the turns it took.
+const SNAPSHOT_CHUNK: usize = 256;
+
+/// A `Control::Sessions` answer being built, `SNAPSHOT_CHUNK` sessions a
+/// turn: `next` is the next session slot to visit.
+struct SnapshotJob {
+    reply: oneshot::Sender<Vec<SessionView>>,
+    next: usize,
+    views: Vec<SessionView>,
 }
 
 /// Runs a worker to completion (until `shutdown` is set and the worker
@@ -269,6 +288,7 @@ pub fn run(
         buffer_bytes,
         closed: std::collections::VecDeque::new(),
         finals: None,
+        snapshots: std::collections::VecDeque::new(),
         log,
     };
     let mut bufs = RecvBuffers::new();
@@ -280,6 +300,12 @@ pub fn run(
             .map(|due| due.saturating_since(st.clock.now()))
             // Nothing due: the control waker ends the wait when needed.
             .unwrap_or(Duration::from_secs(1));
+        // A snapshot answer in progress: look at the sockets, do not sleep.
+        let timeout = if st.snapshots.is_empty() {
+            timeout
+        } else {
+            Duration::ZERO
+        };
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() != io::ErrorKind::Interrupted {
                 return Err(e);
@@ -298,6 +324,10 @@ pub fn run(
                 on_control(&mut st, msg);
             }
             if shutdown.load(Ordering::Acquire) {
+                // Answer what was asked before the shutdown.
+                while !st.snapshots.is_empty() {
+                    snapshot_chunk(&mut st);
+                }
                 break;
             }
         }
@@ -305,6 +335,7 @@ pub fn run(
         if st.engine.poll_timeout().is_some_and(|due| due <= now) {
             on_timeout(&mut st);
         }
+        snapshot_chunk(&mut st);
     }
     // Shutdown: close every session, reporting final statistics.
     let now = st.clock.now();
@@ -317,18 +348,38 @@ pub fn run(
     Ok(st.finals.take().unwrap_or_default())
 }
 
+/// Snapshots the next [`SNAPSHOT_CHUNK`] sessions of the oldest pending
+/// `Control::Sessions` answer, and sends it once every slot was visited
+/// (sessions opened meanwhile are in it, closed ones are not).
+fn snapshot_chunk(st: &mut State) {
+    let Some(mut job) = st.snapshots.pop_front() else {
+        return;
+    };
+    let now = st.clock.now();
+    let mut taken = 0;
+    while taken < SNAPSHOT_CHUNK && job.next < st.upstreams.len() {
+        if let Some(u) = &st.upstreams[job.next] {
+            if let Some(snapshot) = st.engine.snapshot(now, u.id) {
+                job.views.push(make_view(st, u.facts(), snapshot));
+            }
+            taken += 1;
+        }
+        job.next += 1;
+    }
+    if job.next < st.upstreams.len() {
+        st.snapshots.push_front(job);
+    } else {
+        let _ = job.reply.send(job.views);
+    }
+}
+
 fn on_control(st: &mut State, msg: Control) {
     match msg {
-        Control::Sessions(reply) => {
-            let now = st.clock.now();
-            let views = st
-                .upstreams
-                .iter()
-                .flatten()
-                .filter_map(|u| Some(make_view(st, u.facts(), st.engine.snapshot(now, u.id)?)))
-                .collect();
-            let _ = reply.send(views);
-        }
+        Control::Sessions(reply) => st.snapshots.push_back(SnapshotJob {
+            reply,
+            next: 0,
+            views: Vec::with_capacity(st.live),
+        }),
         Control::Reload(config) => st.engine.reconfigure(|c| *c = *config),
         Control::StopAccepting => st.engine.stop_accepting(),
         Control::SetKeys(id, tag, keys, reply) => {
