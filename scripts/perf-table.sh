@@ -3,7 +3,7 @@
 # every scenario of the table in one invocation of the project's load tool
 # per row, the relays alternating within it, medians of ROUNDS.
 #
-#   bash scripts/perf-table.sh             # about 15 minutes, on a quiet machine
+#   bash scripts/perf-table.sh             # 7 to 15 minutes, on a quiet machine
 #   ROUNDS=1 SECONDS_PER_RUN=3 bash scripts/perf-table.sh   # a quick look
 #
 # Run as root: the generator writes through a raw socket (cheap on 2 cores).
