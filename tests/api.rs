@@ -443,7 +443,7 @@ fn http_with_host(
 
 /// A worker builds a sessions answer a chunk of sessions per loop turn
 /// (forwarding in between): the answer still holds every session once,
-/// here 700 sessions, nearly three chunks of 256.
+/// here 700 sessions, eleven chunks of 64.
 #[test]
 fn sessions_answer_holds_every_session_across_snapshot_chunks() {
     const CLIENTS: usize = 700;
