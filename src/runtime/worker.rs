@@ -769,6 +769,11 @@ fn log_close(v: &SessionView, reason: CloseReason, shutdown: bool) {
     eprintln!("{line}");
 }
 
+/// One line of the session log: `session <public id> <what>`.
+fn log_session(st: &State, session: SessionId, what: std::fmt::Arguments) {
+    eprintln!("session {} {what}", st.public_id(session));
+}
+
 fn on_event(st: &mut State, event: Event) {
     match event {
         Event::SessionClosed { id, snapshot, reason } => {
@@ -802,46 +807,40 @@ fn on_event(st: &mut State, event: Event) {
                 );
             }
         }
-        Event::SuppressionDetected { session, side, ssrc } if st.log => {
-            eprintln!(
-                "session {} {side:?} stream {ssrc}: no reports from its receiver, generating RRs",
-                st.public_id(session)
-            );
-        }
-        Event::SuppressionCleared { session, side, ssrc } if st.log => {
-            eprintln!(
-                "session {} {side:?} stream {ssrc}: receiver reports again, generation stopped",
-                st.public_id(session)
-            );
-        }
-        Event::RateLimited { session, side, per_sec } => {
-            // Logged whatever the session log setting: a limit that bites
-            // on a real call loses media.
-            eprintln!(
-                "session {} {side:?}: over {per_sec} datagrams/s, dropping the excess \
-                 (limits.max_packets_per_session_per_sec; counted as rate_limited)",
-                st.public_id(session)
-            );
-        }
+        Event::SuppressionDetected { session, side, ssrc } if st.log => log_session(
+            st,
+            session,
+            format_args!("{side:?} stream {ssrc}: no reports from its receiver, generating RRs"),
+        ),
+        Event::SuppressionCleared { session, side, ssrc } if st.log => log_session(
+            st,
+            session,
+            format_args!("{side:?} stream {ssrc}: receiver reports again, generation stopped"),
+        ),
+        // Logged whatever the session log setting: a limit that bites on a
+        // real call loses media.
+        Event::RateLimited { session, side, per_sec } => log_session(
+            st,
+            session,
+            format_args!(
+                "{side:?}: over {per_sec} datagrams/s, dropping the excess \
+                 (limits.max_packets_per_session_per_sec; counted as rate_limited)"
+            ),
+        ),
         Event::DtlsConnected { session, side, suite } if st.log => {
-            eprintln!(
-                "session {} {side:?} leg: DTLS connected ({suite})",
-                st.public_id(session)
-            );
+            log_session(st, session, format_args!("{side:?} leg: DTLS connected ({suite})"))
         }
-        Event::DtlsFailed { session, side, reason } => {
-            // Logged always: the call has no media on this session.
-            eprintln!(
-                "session {} {side:?} leg: DTLS failed ({reason}); no media passes",
-                st.public_id(session)
-            );
-        }
-        Event::SessionRebound { session, from, to } if st.log => {
-            eprintln!(
-                "session {} rebound: client {from} -> {to} (the upstream accepted an ICE check from it)",
-                st.public_id(session)
-            );
-        }
+        // Logged always: the call has no media on this session.
+        Event::DtlsFailed { session, side, reason } => log_session(
+            st,
+            session,
+            format_args!("{side:?} leg: DTLS failed ({reason}); no media passes"),
+        ),
+        Event::SessionRebound { session, from, to } if st.log => log_session(
+            st,
+            session,
+            format_args!("rebound: client {from} -> {to} (the upstream accepted an ICE check from it)"),
+        ),
         _ => {}
     }
 }
