@@ -326,3 +326,118 @@ fn unreachable_upstream_is_counted_and_the_worker_survives() {
     );
     relay.shutdown(Duration::from_secs(5));
 }
+
+/// `n` consecutive loopback ports above both the OS's ephemeral range
+/// (32768-60999) and the other tests' `upstream_ports` (20000-59999), held:
+/// a relay of another test scanning into them would hit the bounded scan.
+/// The lowest and the sockets.
+fn hold_port_run(n: u16) -> (u16, Vec<UdpSocket>) {
+    'base: for base in (61_000u16..64_800).step_by(700) {
+        let mut held = Vec::new();
+        for p in base..base + n {
+            match UdpSocket::bind(("127.0.0.1", p)) {
+                Ok(s) => held.push(s),
+                Err(_) => continue 'base,
+            }
+        }
+        return (base, held);
+    }
+    panic!("no {n} consecutive free loopback ports")
+}
+
+#[test]
+fn a_full_upstream_port_range_refuses_new_clients_and_established_calls_flow() {
+    // 600 upstream ports, all but the first 4 held by someone else (this
+    // test): the relay opens the calls it has ports for; then 200 new
+    // clients arrive while the range is full. Each is refused (counted),
+    // and the established calls keep every datagram.
+    const PORTS: u16 = 600;
+    const FREE: usize = 4;
+    let echo = Echo::start("127.0.0.1:0");
+    let (low, mut held) = hold_port_run(PORTS);
+    held.drain(..FREE);
+    let cfg = Config::from_toml(&format!(
+        "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"{}\"\nrtcp = \"forward\"\nupstream_bind = \"127.0.0.1\"\n\
+         upstream_ports = \"{low}-{}\"\n[limits]\nnew_sessions_per_prefix_per_sec = 0\n",
+        echo.addr,
+        low + PORTS - 1
+    ))
+    .unwrap();
+    let relay = start(&cfg, 1);
+    let listen = relay.bound()[0].listen;
+    let calls: Vec<UdpSocket> = (0..FREE)
+        .map(|_| {
+            let s = common::loopback();
+            s.connect(listen).unwrap();
+            s
+        })
+        .collect();
+    // Open the calls: those that got a port echo (another test may have
+    // taken one of the free ports meanwhile).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let established: Vec<&UdpSocket> = calls
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| {
+            c.send(&rtp(0, 0x2000 + *i as u32)).unwrap();
+            drain(c, 1, deadline).len() == 1
+        })
+        .map(|(_, c)| c)
+        .collect();
+    assert!(!established.is_empty(), "no call found a free upstream port");
+    let newcomers: Vec<UdpSocket> = (0..200)
+        .map(|_| {
+            let s = common::loopback();
+            s.connect(listen).unwrap();
+            s
+        })
+        .collect();
+    const PACKETS: u16 = 100;
+    for seq in 1..=PACKETS {
+        for (k, n) in newcomers.iter().enumerate() {
+            let _ = n.send(&rtp(seq, 0x3000 + k as u32));
+        }
+        for (i, c) in established.iter().enumerate() {
+            c.send(&rtp(seq, 0x2000 + i as u32)).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for (i, c) in established.iter().enumerate() {
+        let got = drain(c, usize::from(PACKETS), deadline);
+        assert_eq!(got.len(), usize::from(PACKETS), "established call {i} lost echoes");
+    }
+    let io = relay.stats_blocking()[0].io;
+    assert!(io.upstream_bind_failures > 0, "the full range was counted: {io:?}");
+    assert!(relay.sessions_blocking().len() <= FREE, "no newcomer got a held port");
+    drop(held);
+    relay.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn a_full_range_costs_a_bounded_scan_then_nothing_until_a_port_is_released() {
+    // 300 ports, every one held: the first bind gives up after
+    // MAX_BIND_ATTEMPTS tries, the next ones make no system call until a
+    // release (or the back-off) says a port may be free.
+    use rtp_middlebox::runtime::socket::{PortAllocator, EXHAUSTED_BACKOFF, MAX_BIND_ATTEMPTS};
+    use rtp_middlebox::time::MonoTime;
+    let (low, held) = hold_port_run(300);
+    let mut alloc = PortAllocator::new("127.0.0.1".parse().unwrap(), (low, low + 299), 0);
+    let refused = alloc.bind(MonoTime::ZERO, false, 1 << 16).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::AddrInUse);
+    assert_eq!(alloc.attempts(), u64::from(MAX_BIND_ATTEMPTS));
+    let in_backoff = MonoTime::ZERO + EXHAUSTED_BACKOFF / 2;
+    for _ in 0..1000 {
+        assert!(alloc.bind(in_backoff, false, 1 << 16).is_err());
+    }
+    assert_eq!(alloc.attempts(), u64::from(MAX_BIND_ATTEMPTS), "refused without a bind");
+    // The back-off over, one more bounded scan.
+    let after = MonoTime::ZERO + EXHAUSTED_BACKOFF;
+    assert!(alloc.bind(after, false, 1 << 16).is_err());
+    assert_eq!(alloc.attempts(), 2 * u64::from(MAX_BIND_ATTEMPTS));
+    // Ports come free and this worker says so: the next bind finds one.
+    drop(held);
+    alloc.release();
+    let (s, _) = alloc.bind(after, false, 1 << 16).expect("a released range binds again");
+    assert!((low..=low + 299).contains(&s.local_addr().unwrap().port()));
+}

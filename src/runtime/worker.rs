@@ -650,6 +650,10 @@ impl State {
         // Dropping the sockets closes them (and takes them off the poll).
         let Some(u) = slot.take() else { return };
         self.live -= 1;
+        // Its port is free again: a full range may bind now.
+        if let Some(r) = self.relays.get_mut(u.relay) {
+            r.ports.release();
+        }
         self.closing = Some(u.facts());
     }
 }
@@ -678,11 +682,12 @@ fn open_upstream(
 ) -> io::Result<()> {
     let buffer_bytes = st.buffer_bytes;
     let relays = st.relays.len();
+    let now = st.clock.now();
     let r = st
         .relays
         .get_mut(relay)
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such relay"))?;
-    let (rtp, rtcp) = r.ports.bind(upstream_rtcp.is_some(), buffer_bytes)?;
+    let (rtp, rtcp) = r.ports.bind(now, upstream_rtcp.is_some(), buffer_bytes)?;
     rtp.connect(upstream)?;
     if let (Some(s), Some(a)) = (&rtcp, upstream_rtcp) {
         s.connect(a)?;
