@@ -1545,16 +1545,22 @@ fn forwarded_gaps_assertions(fig: &Figures, clean_upstream_lq: Option<f64>, fail
     let not_sent = i(&echoed["x-lossNotSent"]);
     // Gaps of the first second (before Janus's first SR) stay counted.
     let first_second = (client.loss_percent / 100.0 * 50.0).ceil() as i64 + IN_FLIGHT;
+    let left = upstream.lost - not_sent;
+    // The gaps left to the leg lower its MOS a little: 5 of ~750 packets
+    // (0.7 %) took 4.337 to 4.281 in one run. Allow that much per gap left,
+    // and the leg must still rate above the client leg it was spared.
+    let allowance = 0.05 + 0.015 * left.max(0) as f64;
     check(
         failures,
         not_sent > 0
-            && upstream.lost - not_sent <= first_second
-            && upstream.lq >= clean - 0.05
+            && left <= first_second
+            && upstream.lq >= clean - allowance
+            && upstream.lq > client.lq + 0.1
             && client.lq < clean - 0.1,
         format!(
             "dtls: Janus's SR counts take the echoed gaps off the upstream leg: {} of {} gaps never sent \
-             (≤ {first_second} left to the leg); upstream-leg MOS-LQ {:.3} (clean call {clean:.3}), \
-             client leg {:.3} at {:.2} % loss",
+             (≤ {first_second} left to the leg); upstream-leg MOS-LQ {:.3} (clean call {clean:.3}, \
+             allowed {allowance:.3} below for the gaps left), client leg {:.3} at {:.2} % loss",
             not_sent, upstream.lost, upstream.lq, client.lq, client.loss_percent
         ),
     );

@@ -409,6 +409,10 @@ fn a_full_upstream_port_range_refuses_new_clients_and_established_calls_flow() {
     }
     let io = relay.stats_blocking()[0].io;
     assert!(io.upstream_bind_failures > 0, "the full range was counted: {io:?}");
+    assert!(
+        io.sessions_refused >= io.upstream_bind_failures,
+        "exported as refused sessions: {io:?}"
+    );
     assert!(relay.sessions_blocking().len() <= FREE, "no newcomer got a held port");
     drop(held);
     relay.shutdown(Duration::from_secs(5));

@@ -520,7 +520,10 @@ fn drain_outputs<'a>(st: &mut State, received: &'a [u8], sender: &mut Sender<'a>
             } => {
                 sender.flush(st);
                 if open_upstream(st, session, relay, upstream, upstream_rtcp).is_err() {
+                    // A full port range refuses the client: the exported
+                    // count says so ("no upstream port").
                     st.io.upstream_bind_failures += 1;
+                    st.io.sessions_refused += 1;
                     let now = st.clock.now();
                     st.engine.handle_input(Input::UpstreamFailed { now, session });
                 }
