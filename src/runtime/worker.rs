@@ -653,10 +653,6 @@ impl State {
         // Dropping the sockets closes them (and takes them off the poll).
         let Some(u) = slot.take() else { return };
         self.live -= 1;
-        // Its port is free again: a full range may bind now.
-        if let Some(r) = self.relays.get_mut(u.relay) {
-            r.ports.release();
-        }
         self.closing = Some(u.facts());
     }
 }
