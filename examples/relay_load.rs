@@ -505,9 +505,9 @@ fn start_sink(epoch: Instant, answer_every: Option<u32>) -> Sink {
     // As root, past net.core.rmem_max: the sink shares 2 cores with the
     // relay and the generator, and a datagram it drops while descheduled
     // would be counted against the relay.
-    force_receive_buffer(&raw, 32 << 20);
     raw.bind(&addr.into()).unwrap();
     let sock: UdpSocket = raw.into();
+    rtp_middlebox::runtime::socket::force_buffers(&sock, 32 << 20);
     sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     let received = Arc::new(AtomicU64::new(0));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(1 << 20)));
@@ -566,21 +566,6 @@ fn start_sink(epoch: Instant, answer_every: Option<u32>) -> Sink {
         latencies,
         stop,
         thread: Some(thread),
-    }
-}
-
-/// SO_RCVBUFFORCE, best effort (needs CAP_NET_ADMIN).
-fn force_receive_buffer(socket: &socket2::Socket, bytes: libc::c_int) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: setsockopt on an open socket with a c_int value and its size.
-    unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            std::ptr::addr_of!(bytes).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
     }
 }
 

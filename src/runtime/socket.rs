@@ -43,7 +43,7 @@ pub fn udp_listen_socket(addr: SocketAddr, reuse_port: bool, buffer_bytes: usize
 }
 
 /// Best effort: without the capability the ordinary (clamped) size stays.
-fn force_buffers(s: &UdpSocket, bytes: usize) {
+pub fn force_buffers(s: &UdpSocket, bytes: usize) {
     use std::os::fd::AsRawFd;
     let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
     for option in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
