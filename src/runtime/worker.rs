@@ -35,7 +35,7 @@ use mio::{Events, Interest, Poll, Token};
 use quinn_udp::UdpSocketState;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -178,6 +178,15 @@ struct Upstream {
     refused: u64,
 }
 
+/// A slot's upstream descriptors ([`State::send_fds`]); `rtp < 0`: vacant.
+#[derive(Clone, Copy)]
+struct SendFds {
+    id: SessionId,
+    rtp: RawFd,
+    /// Negative without an RTCP socket.
+    rtcp: RawFd,
+}
+
 /// A session's socket facts, kept from its `CloseUpstream` for the
 /// `SessionClosed` event that follows it.
 struct Closing {
@@ -207,6 +216,12 @@ struct State {
     relays: Vec<Relay>,
     /// By session slot ([`SessionId::slot`]).
     upstreams: Vec<Option<Upstream>>,
+    /// The same sessions' descriptors, by slot, for the send path alone:
+    /// 16 bytes a session, so a worker's table stays in cache where the
+    /// `Upstream` entries (200 bytes, id and descriptor on different cache
+    /// lines) cost two misses per datagram at 1 000 sessions (perf annotate
+    /// of `State::send`: three quarters of its samples).
+    send_fds: Vec<SendFds>,
     live: usize,
     closing: Option<Closing>,
     io: IoCounters,
@@ -284,6 +299,7 @@ pub fn run(
         registry,
         relays: rs,
         upstreams: Vec::new(),
+        send_fds: Vec::new(),
         live: 0,
         closing: None,
         io: IoCounters::default(),
@@ -608,13 +624,29 @@ impl State {
         if datagrams.is_empty() {
             return;
         }
-        let Some(sock) = self.socket(socket) else { return };
-        // Upstream sockets are connected: no address.
-        let dest = matches!(socket, SocketRef::Listen { .. }).then_some(destination);
-        let out: SendOutcome = batch::send_batch(&sock.fd, dest, datagrams);
-        if let SocketRef::Upstream { session, .. } = socket {
-            self.note_refused(session, out.refused);
-        }
+        let out: SendOutcome = match socket {
+            SocketRef::Listen { .. } => {
+                let Some(sock) = self.socket(socket) else { return };
+                batch::send_batch(&sock.fd, Some(destination), datagrams)
+            }
+            // Upstream sockets are connected: no address.
+            SocketRef::Upstream { session, rtcp } => {
+                let Some(fds) = self
+                    .send_fds
+                    .get(session.slot())
+                    .filter(|f| f.id == session && f.rtp >= 0)
+                else {
+                    return;
+                };
+                let fd = if rtcp { fds.rtcp } else { fds.rtp };
+                if fd < 0 {
+                    return;
+                }
+                let out = batch::send_batch(&fd, None, datagrams);
+                self.note_refused(session, out.refused);
+                out
+            }
+        };
         self.io.add_send(out);
     }
 
@@ -650,8 +682,10 @@ impl State {
         if slot.as_ref().is_none_or(|u| u.id != id) {
             return;
         }
-        // Dropping the sockets closes them (and takes them off the poll).
+        // Dropping the sockets closes them (and takes them off the poll);
+        // the send table lets go of their descriptors first.
         let Some(u) = slot.take() else { return };
+        self.send_fds[id.slot()].rtp = -1;
         self.live -= 1;
         self.closing = Some(u.facts());
     }
@@ -695,7 +729,14 @@ fn open_upstream(
     let slot = session.slot();
     if st.upstreams.len() <= slot {
         st.upstreams.resize_with(slot + 1, || None);
+        let vacant = SendFds {
+            id: session,
+            rtp: -1,
+            rtcp: -1,
+        };
+        st.send_fds.resize(slot + 1, vacant);
     }
+    st.send_fds[slot].rtp = -1;
     if st.upstreams[slot].take().is_some() {
         // A stale entry (never closed): its sockets close here, before
         // the new ones take the slot's poll tokens.
@@ -705,6 +746,11 @@ fn open_upstream(
     let rtcp = rtcp
         .map(|s| Socket::new(s, &st.registry, upstream_token(relays, slot, true)))
         .transpose()?;
+    st.send_fds[slot] = SendFds {
+        id: session,
+        rtp: rtp.fd.as_raw_fd(),
+        rtcp: rtcp.as_ref().map_or(-1, |s| s.fd.as_raw_fd()),
+    };
     st.upstreams[slot] = Some(Upstream {
         id: session,
         tag,
