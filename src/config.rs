@@ -620,6 +620,22 @@ impl RelayConfig {
 }
 
 /// Parses `"LOW-HIGH"` into an inclusive port range.
+/// Sessions a port range holds: one port each, or an even/odd pair each
+/// when `pairs` (a non-mux relay: RTP on the even port, RTCP on the next,
+/// as the allocator in `runtime/socket.rs` takes them).
+pub(crate) fn range_sessions((low, high): (u16, u16), pairs: bool) -> usize {
+    let (low, high) = (u32::from(low), u32::from(high));
+    if !pairs {
+        return (high + 1).saturating_sub(low) as usize;
+    }
+    // Even ports p with low <= p and p + 1 <= high.
+    let first_even = low.next_multiple_of(2);
+    match first_even < high {
+        true => ((high - 1 - first_even) / 2 + 1) as usize,
+        false => 0,
+    }
+}
+
 pub(crate) fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
     let (lo, hi) = s
         .split_once('-')
@@ -635,6 +651,17 @@ pub(crate) fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_range_holds_a_session_per_port_or_per_even_odd_pair() {
+        assert_eq!(range_sessions((40000, 49999), false), 10_000);
+        assert_eq!(range_sessions((40000, 49999), true), 5_000);
+        assert_eq!(range_sessions((40001, 40004), true), 1, "40002/40003 only");
+        assert_eq!(range_sessions((40001, 40005), true), 2);
+        assert_eq!(range_sessions((40000, 40000), true), 0);
+        assert_eq!(range_sessions((65535, 65535), false), 1);
+        assert_eq!(range_sessions((65534, 65535), true), 1);
+    }
 
     #[test]
     fn embedded_default_is_valid() {

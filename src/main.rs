@@ -328,11 +328,12 @@ fn run(path: Option<&std::path::Path>, o: Overrides, workers: usize, quiet: bool
     let relay = rtp_middlebox::runtime::start(&config, &opts).map_err(|e| format!("cannot start: {e}"))?;
     for b in relay.bound() {
         eprintln!(
-            "relay listening on {}{} -> upstream {} ({} workers)",
+            "relay listening on {}{} -> upstream {} ({} workers; sessions up to {})",
             b.listen,
             b.listen_rtcp.map_or(String::new(), |r| format!(" (rtcp {r})")),
             b.upstream,
-            relay.workers()
+            relay.workers(),
+            b.session_capacity
         );
     }
     let rates = config.relay.first().map(|r| r.clock_rates()).unwrap_or_default();

@@ -250,3 +250,43 @@ fn run_refuses_a_tokenless_api_beyond_loopback() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `run` says at start how many sessions each relay can hold: the smaller
+/// of `limits.max_sessions` and what its upstream port range holds (a port
+/// a session, an even/odd pair on a non-mux relay). A range smaller than
+/// `max_sessions` is the real cap, and an operator should see it before
+/// clients are refused.
+#[test]
+fn run_states_each_relays_session_cap_from_its_port_range() {
+    let config = |ports: &str, non_mux: bool, max: usize| {
+        let rtcp = match non_mux {
+            true => "listen_rtcp = \"127.0.0.1:0\"\nupstream_rtcp = \"127.0.0.1:10\"\n",
+            false => "",
+        };
+        format!(
+            "[[relay]]\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:9\"\nupstream_ports = \"{ports}\"\n{rtcp}\
+             [api]\nlisten = \"127.0.0.1:0\"\n[limits]\nmax_sessions = {max}\n"
+        )
+    };
+    for (ports, non_mux, max, cap) in [
+        ("41000-41099", false, 1000, 100),
+        ("41000-41099", true, 1000, 50),
+        ("41001-41004", true, 1000, 1),
+        ("41000-41099", false, 30, 30),
+    ] {
+        let path = tmp(&format!("cap-{cap}.toml"), config(ports, non_mux, max).as_bytes());
+        let mut child = Command::new(common::BIN)
+            .args(["run", "--workers", "1", "--config", path.to_str().unwrap()])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+        let first = lines.next().unwrap().unwrap();
+        common::terminate(&child);
+        let _ = child.wait();
+        assert!(
+            first.starts_with("relay listening on ") && first.ends_with(&format!("sessions up to {cap})")),
+            "{ports} non_mux={non_mux} max_sessions={max}: {first}"
+        );
+    }
+}

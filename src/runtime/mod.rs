@@ -7,7 +7,7 @@ pub mod clock;
 pub mod socket;
 pub mod worker;
 
-use crate::config::{parse_port_range, Config};
+use crate::config::{parse_port_range, range_sessions, Config};
 use crate::export::metrics::{counters, MetricDef};
 pub use crate::view::{parse_view_id, SessionView, WorkerStats};
 use batch::SendOutcome;
@@ -109,6 +109,9 @@ pub struct BoundRelay {
     pub listen: SocketAddr,
     pub listen_rtcp: Option<SocketAddr>,
     pub upstream: SocketAddr,
+    /// Sessions it can hold: `limits.max_sessions`, or fewer when its
+    /// upstream port range holds fewer; past them new clients are refused.
+    pub session_capacity: usize,
 }
 
 struct WorkerHandle {
@@ -156,14 +159,27 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
     } else {
         1
     };
-    let wanted = config.limits.max_sessions as u64 * per_session + 1024;
+    // The sessions the relays can open at all: the upstream port ranges cap
+    // them below `max_sessions` unless they are widened (10 000 ports by
+    // default against 100 000), so the descriptors asked for follow the
+    // smaller of the two, and a default config on a 20 000-descriptor
+    // system starts without a warning that does not apply.
+    let sessions_in_ranges: usize = config
+        .relay
+        .iter()
+        .map(|r| {
+            parse_port_range(&r.upstream_ports).map_or(0, |range| range_sessions(range, r.upstream_rtcp.is_some()))
+        })
+        .sum();
+    let sessions = config.limits.max_sessions.min(sessions_in_ranges);
+    let wanted = sessions as u64 * per_session + 1024;
     let limit = socket::raise_descriptor_limit(wanted);
     let descriptor_warning = (limit < wanted).then(|| {
         format!(
-            "warning: the open-file limit is {limit} descriptors; limits.max_sessions = {} needs about {wanted}: \
-             sessions beyond about {} will fail to open (counted as upstream_bind_failures). \
+            "warning: the open-file limit is {limit} descriptors; {sessions} sessions \
+             (limits.max_sessions, or the upstream port ranges when they hold fewer) need about {wanted}: \
+             sessions beyond about {} will be refused (rtpmb_sessions_refused_total). \
              Raise it (ulimit -n, LimitNOFILE= in systemd) or lower limits.max_sessions.",
-            config.limits.max_sessions,
             limit.saturating_sub(1024) / per_session
         )
     });
@@ -190,6 +206,7 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
             listen,
             listen_rtcp,
             upstream: relay.upstream,
+            session_capacity: range_sessions(ports, relay.upstream_rtcp.is_some()).min(config.limits.max_sessions),
         });
         let mut first = Some((first, first_rtcp));
         for (w, sockets) in per_worker.iter_mut().enumerate() {
