@@ -132,6 +132,8 @@ export interface ProxyPeerConnectionEventMap {
 }
 
 type Handler<E> = ((this: ProxyPeerConnection, ev: E) => unknown) | null;
+/** A typed listener for the connection's event `K`. */
+type Listener<K extends keyof ProxyPeerConnectionEventMap> = (this: ProxyPeerConnection, ev: ProxyPeerConnectionEventMap[K]) => unknown;
 
 export declare class ProxyPeerConnection extends EventTarget {
   constructor(options: ProxyPeerConnectionOptions);
@@ -195,17 +197,9 @@ export declare class ProxyPeerConnection extends EventTarget {
   };
   close(): void;
 
-  addEventListener<K extends keyof ProxyPeerConnectionEventMap>(
-    type: K,
-    listener: (this: ProxyPeerConnection, ev: ProxyPeerConnectionEventMap[K]) => unknown,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
+  addEventListener<K extends keyof ProxyPeerConnectionEventMap>(type: K, listener: Listener<K>, options?: boolean | AddEventListenerOptions): void;
   addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
-  removeEventListener<K extends keyof ProxyPeerConnectionEventMap>(
-    type: K,
-    listener: (this: ProxyPeerConnection, ev: ProxyPeerConnectionEventMap[K]) => unknown,
-    options?: boolean | EventListenerOptions,
-  ): void;
+  removeEventListener<K extends keyof ProxyPeerConnectionEventMap>(type: K, listener: Listener<K>, options?: boolean | EventListenerOptions): void;
   removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
 }
 

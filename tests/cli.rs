@@ -235,7 +235,7 @@ fn run_refuses_a_tokenless_api_beyond_loopback() {
         "--api-listen",
         "0.0.0.0:0",
     ];
-    let out = Command::new(common::BIN).args(base).output().unwrap();
+    let out = common::run_bin(&base);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(
@@ -243,11 +243,7 @@ fn run_refuses_a_tokenless_api_beyond_loopback() {
         "{stderr}"
     );
     assert!(!stderr.contains("relay listening"), "it started: {stderr}");
-    let out = Command::new(common::BIN)
-        .args(base)
-        .args(["--api-allow-tokenless", "--check-config"])
-        .output()
-        .unwrap();
+    let out = common::run_bin(&[&base[..], &["--api-allow-tokenless", "--check-config"]].concat());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 

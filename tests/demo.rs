@@ -46,6 +46,19 @@ fn leg<'a>(summary: &'a Value, name: &str) -> &'a Value {
     entry(summary, "legs", "leg", name)
 }
 
+/// The demo's four streams, and the two the browser sends over the
+/// impaired client leg.
+const ALL_STREAMS: [&str; 4] = ["browser audio", "browser video", "sfu audio", "sfu video"];
+const BROWSER_STREAMS: [&str; 2] = ["browser audio", "browser video"];
+
+/// The proxy measured more than 100 packets of each of the demo's streams.
+fn assert_every_stream_measured(s: &Value) {
+    for name in ALL_STREAMS {
+        let st = stream(s, name);
+        assert!(f(&st["proxyPackets"]) > 100.0, "{name} not measured: {st:#}");
+    }
+}
+
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
@@ -60,11 +73,8 @@ fn auto_mode_measures_every_stream_and_fixes_the_missing_rrs() {
         f(&s["impairment"]["droppedToProxy"]) > 0.0,
         "the impairment dropped nothing: {s:#}"
     );
-    for name in ["browser audio", "browser video", "sfu audio", "sfu video"] {
-        let st = stream(&s, name);
-        assert!(f(&st["proxyPackets"]) > 100.0, "{name} not measured: {st:#}");
-    }
-    for name in ["browser audio", "browser video"] {
+    assert_every_stream_measured(&s);
+    for name in BROWSER_STREAMS {
         let st = stream(&s, name);
         // Loss: the proxy's RFC 3550 count equals the sequence numbers that
         // really went missing on the client leg, exactly.
@@ -128,7 +138,7 @@ fn auto_mode_measures_every_stream_and_fixes_the_missing_rrs() {
 #[test]
 fn terminate_mode_reports_on_both_legs() {
     let s = run_demo(&["--seconds", "4", "--rtcp", "terminate", "--seed", "11"]);
-    for name in ["browser audio", "browser video", "sfu audio", "sfu video"] {
+    for name in ALL_STREAMS {
         let st = stream(&s, name);
         assert_eq!(st["proxyGenerating"], true, "{name}: {st:#}");
         assert!(f(&st["reportsAtSender"]) > 0.0, "{name}: {st:#}");
@@ -144,14 +154,14 @@ fn dtls_mode_terminates_both_legs_and_reports_reach_the_browser_inside_srtcp() {
     assert_eq!(d["sfuLeg"], "connected", "{s:#}");
     assert_eq!(d["browserSawProxyCertificate"], true, "{s:#}");
     assert_eq!(d["sfuSawProxyCertificate"], true, "{s:#}");
-    for name in ["browser audio", "browser video", "sfu audio", "sfu video"] {
+    // Measured in the clear after opening SRTP, and delivered: the
+    // receiver decrypted what the proxy re-protected.
+    assert_every_stream_measured(&s);
+    for name in ALL_STREAMS {
         let st = stream(&s, name);
-        // Measured in the clear after opening SRTP, and delivered: the
-        // receiver decrypted what the proxy re-protected.
-        assert!(f(&st["proxyPackets"]) > 100.0, "{name} not measured: {st:#}");
         assert!(f(&st["receiverPackets"]) > 100.0, "{name} not delivered: {st:#}");
     }
-    for name in ["browser audio", "browser video"] {
+    for name in BROWSER_STREAMS {
         let st = stream(&s, name);
         assert_eq!(st["proxyLost"], st["truthLostBeforeProxy"], "{name}: {st:#}");
         // The proxy's receiver reports reached the browser inside SRTCP
@@ -165,10 +175,7 @@ fn dtls_mode_terminates_both_legs_and_reports_reach_the_browser_inside_srtcp() {
 #[test]
 fn plain_output_shows_the_urls_the_table_and_the_summary() {
     let _alone = one_demo_at_a_time();
-    let out = Command::new(common::BIN)
-        .args(["demo", "--seconds", "2", "--rtcp", "forward"])
-        .output()
-        .unwrap();
+    let out = common::run_bin(&["demo", "--seconds", "2", "--rtcp", "forward"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for needle in ["/v1/stream", "/metrics", "browser audio", "== summary", "RTT per leg"] {
@@ -180,10 +187,7 @@ fn plain_output_shows_the_urls_the_table_and_the_summary() {
 
 #[test]
 fn bad_options_are_refused_with_a_message() {
-    let out = Command::new(common::BIN)
-        .args(["demo", "--loss", "150"])
-        .output()
-        .unwrap();
+    let out = common::run_bin(&["demo", "--loss", "150"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("loss"));
 }

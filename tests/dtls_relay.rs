@@ -6,26 +6,23 @@
 
 mod common;
 
+use common::dtls::Peer;
 use common::*;
-use rtp_middlebox::dtls::{sha256, srtp_keys_from_export, suite_of, DtlsIdentity, LegKeys};
+use rtp_middlebox::dtls::DtlsIdentity;
 use rtp_middlebox::sim::sdp::webrtc_sdp;
 use rtp_middlebox::srtp::media_context;
 use rtp_middlebox::wire::stun::{StunClass, ATTR_USERNAME};
 use rtp_middlebox::wire::Ssrc;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A real-socket DTLS endpoint driven by the test thread.
+/// A real-socket DTLS endpoint driven by the test thread: the tests' DTLS
+/// peer (`common::dtls::Peer`) behind a UDP socket.
 struct Endpoint {
     socket: UdpSocket,
-    dtls: dimpl::Dtls,
-    identity: DtlsIdentity,
-    active: bool,
+    dtls: Peer,
+    /// Where to send: the last address heard from, at first the relay.
     peer: SocketAddr,
-    keys: Option<LegKeys>,
-    connected: bool,
-    peer_fingerprint: Option<[u8; 32]>,
 }
 
 #[allow(clippy::disallowed_methods)] // a real endpoint on real time
@@ -35,21 +32,11 @@ fn now() -> Instant {
 
 impl Endpoint {
     fn new(socket: UdpSocket, active: bool, peer: SocketAddr) -> Endpoint {
-        let identity = DtlsIdentity::generate().unwrap();
-        let mut dtls = dimpl::Dtls::new_auto(Arc::new(dimpl::Config::default()), identity.dimpl_certificate(), now());
-        if active {
-            dtls.set_active(true);
-        }
         socket.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
         Endpoint {
             socket,
-            dtls,
-            identity,
-            active,
+            dtls: Peer::new(active, now()),
             peer,
-            keys: None,
-            connected: false,
-            peer_fingerprint: None,
         }
     }
 
@@ -57,29 +44,35 @@ impl Endpoint {
     /// and sends what DTLS wants sent.
     fn step(&mut self) {
         let mut buf = [0u8; 2048];
-        self.dtls.handle_timeout(now()).unwrap();
+        self.dtls.at(now());
         while let Ok((n, from)) = self.socket.recv_from(&mut buf) {
             self.peer = from;
             if (20..64).contains(&buf[0]) {
-                let _ = self.dtls.handle_packet(&buf[..n]);
+                self.dtls.feed(now(), &buf[..n]);
             }
         }
-        let mut out = vec![0u8; 2048];
-        loop {
-            match self.dtls.poll_output(&mut out) {
-                dimpl::Output::Packet(p) => {
-                    self.socket.send_to(p, self.peer).unwrap();
-                }
-                dimpl::Output::Timeout(_) => break,
-                dimpl::Output::Connected => self.connected = true,
-                dimpl::Output::PeerCert(der) => self.peer_fingerprint = Some(sha256(der)),
-                dimpl::Output::KeyingMaterial(m, p) => {
-                    self.keys = srtp_keys_from_export(&m, suite_of(p).unwrap(), self.active);
-                }
-                _ => {}
-            }
+        for record in self.dtls.outbox.drain(..) {
+            self.socket.send_to(&record, self.peer).unwrap();
         }
     }
+}
+
+/// Posts `sdp` to the calls API as call `call`'s offer from the client.
+fn post_offer(api: SocketAddr, call: &str, sdp: &str) -> Response {
+    post(
+        api,
+        &format!("/v1/calls/{call}/offer"),
+        &serde_json::json!({"sdp": sdp, "from": "client"}),
+    )
+}
+
+/// Posts `sdp` to the calls API as call `call`'s answer from the upstream.
+fn post_answer(api: SocketAddr, call: &str, sdp: &str) -> Response {
+    post(
+        api,
+        &format!("/v1/calls/{call}/answer"),
+        &serde_json::json!({"sdp": sdp, "from": "upstream"}),
+    )
 }
 
 fn sdp(ufrag: &str, fingerprint: &str, setup: &str, port: u16) -> String {
@@ -112,44 +105,32 @@ fn a_call_through_the_calls_api_terminates_dtls_on_both_legs() {
     // Errors first: no fingerprint, unknown call.
     let plain_sip =
         "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\nc=IN IP4 127.0.0.1\r\n";
-    let r = post(
-        api,
-        "/v1/calls/c1/offer",
-        &serde_json::json!({"sdp": plain_sip, "from": "client"}),
-    );
+    let r = post_offer(api, "c1", plain_sip);
     assert_eq!(r.status(), 400, "{}", r.raw);
     assert_eq!(r.json()["reason"], "no-fingerprint");
-    let r = post(
+    let r = post_answer(
         api,
-        "/v1/calls/nope/answer",
-        &serde_json::json!({"sdp": sdp("u", &upstream.identity.fingerprint_sdp(), "passive", 1), "from": "upstream"}),
+        "nope",
+        &sdp("u", &upstream.dtls.identity.fingerprint_sdp(), "passive", 1),
     );
     assert_eq!(r.status(), 404, "{}", r.raw);
     assert_eq!(r.json()["reason"], "call-unknown");
 
-    let offer = sdp("cliE", &client.identity.fingerprint_sdp(), "actpass", client_port);
-    let r = post(
-        api,
-        "/v1/calls/c1/offer",
-        &serde_json::json!({"sdp": offer, "from": "client"}),
-    );
+    let offer = sdp("cliE", &client.dtls.identity.fingerprint_sdp(), "actpass", client_port);
+    let r = post_offer(api, "c1", &offer);
     assert_eq!(r.status(), 200, "{}", r.raw);
     let to_upstream = r.json()["sdp"].as_str().unwrap().to_owned();
-    assert!(!to_upstream.contains(&client.identity.fingerprint_sdp()[8..]));
+    assert!(!to_upstream.contains(&client.dtls.identity.fingerprint_sdp()[8..]));
     let answer = sdp(
         "upsT",
-        &upstream.identity.fingerprint_sdp(),
+        &upstream.dtls.identity.fingerprint_sdp(),
         "passive",
         upstream_addr.port(),
     );
-    let r = post(
-        api,
-        "/v1/calls/c1/answer",
-        &serde_json::json!({"sdp": answer, "from": "upstream"}),
-    );
+    let r = post_answer(api, "c1", &answer);
     assert_eq!(r.status(), 200, "{}", r.raw);
     let to_client = r.json()["sdp"].as_str().unwrap().to_owned();
-    assert!(!to_client.contains(&upstream.identity.fingerprint_sdp()[8..]));
+    assert!(!to_client.contains(&upstream.dtls.identity.fingerprint_sdp()[8..]));
     assert_eq!(
         rtp_middlebox::sdp::inspect(&to_client).unwrap().fingerprints[0].value,
         rtp_middlebox::sdp::inspect(&to_upstream).unwrap().fingerprints[0].value,
@@ -160,7 +141,11 @@ fn a_call_through_the_calls_api_terminates_dtls_on_both_legs() {
     let check = stun(StunClass::Request, [9; 12], &[(ATTR_USERNAME, b"upsT:cliE")]);
     client.socket.send_to(&check, listen).unwrap();
     let deadline = now() + Duration::from_secs(10);
-    while !(client.connected && upstream.connected && client.keys.is_some() && upstream.keys.is_some()) {
+    while !(client.dtls.connected
+        && upstream.dtls.connected
+        && client.dtls.keys.is_some()
+        && upstream.dtls.keys.is_some())
+    {
         assert!(now() < deadline, "handshakes did not complete");
         client.step();
         upstream.step();
@@ -168,13 +153,13 @@ fn a_call_through_the_calls_api_terminates_dtls_on_both_legs() {
     let proxy_fp = rtp_middlebox::sdp::inspect(&to_client).unwrap().fingerprints[0]
         .value
         .clone();
-    assert_eq!(client.peer_fingerprint.map(|f| f.to_vec()), Some(proxy_fp.clone()));
-    assert_eq!(upstream.peer_fingerprint.map(|f| f.to_vec()), Some(proxy_fp));
+    assert_eq!(client.dtls.peer_fingerprint.map(|f| f.to_vec()), Some(proxy_fp.clone()));
+    assert_eq!(upstream.dtls.peer_fingerprint.map(|f| f.to_vec()), Some(proxy_fp));
 
     // Media: the client's SRTP reaches the upstream under the upstream
     // leg's keys.
-    let ck = client.keys.clone().unwrap();
-    let uk = upstream.keys.clone().unwrap();
+    let ck = client.dtls.keys.clone().unwrap();
+    let uk = upstream.dtls.keys.clone().unwrap();
     let mut protect = media_context(&ck.own_write).unwrap();
     let mut open = media_context(&uk.peer_write).unwrap();
     let mut got = 0;
@@ -245,18 +230,10 @@ fn a_fingerprint_that_does_not_match_the_sdp_fails_the_leg_visibly() {
     // The signalling carries somebody else's certificate for the client.
     let impostor = DtlsIdentity::generate().unwrap();
     let offer = sdp("cliE", &impostor.fingerprint_sdp(), "actpass", 9);
-    let r = post(
-        api,
-        "/v1/calls/c2/offer",
-        &serde_json::json!({"sdp": offer, "from": "client"}),
-    );
+    let r = post_offer(api, "c2", &offer);
     assert_eq!(r.status(), 200, "{}", r.raw);
-    let answer = sdp("upsT", &upstream.identity.fingerprint_sdp(), "passive", 9);
-    let r = post(
-        api,
-        "/v1/calls/c2/answer",
-        &serde_json::json!({"sdp": answer, "from": "upstream"}),
-    );
+    let answer = sdp("upsT", &upstream.dtls.identity.fingerprint_sdp(), "passive", 9);
+    let r = post_answer(api, "c2", &answer);
     assert_eq!(r.status(), 200, "{}", r.raw);
     let check = stun(StunClass::Request, [9; 12], &[(ATTR_USERNAME, b"upsT:cliE")]);
     client.socket.send_to(&check, listen).unwrap();
@@ -279,9 +256,14 @@ fn a_fingerprint_that_does_not_match_the_sdp_fails_the_leg_visibly() {
     // proxy's verdict: the leg is failed and nothing is relayed.)
     // No media passes to the upstream.
     // Under the client's own keys when its side of the handshake finished.
-    let keys = client.keys.as_ref().map(|k| k.own_write.clone()).unwrap_or_else(|| {
-        rtp_middlebox::srtp::SrtpKeys::generate(rtp_middlebox::srtp::CryptoSuite::AesCm128HmacSha1_80).unwrap()
-    });
+    let keys = client
+        .dtls
+        .keys
+        .as_ref()
+        .map(|k| k.own_write.clone())
+        .unwrap_or_else(|| {
+            rtp_middlebox::srtp::SrtpKeys::generate(rtp_middlebox::srtp::CryptoSuite::AesCm128HmacSha1_80).unwrap()
+        });
     let wire = media_context(&keys)
         .unwrap()
         .encrypt_rtp(&rtp(111, 1, 0, Ssrc(5), 60))
@@ -312,45 +294,45 @@ fn calls_without_ice_need_a_client_media_address_and_no_ice_on_either_side() {
         )
     };
     let exchange = |call: &str, offer: String, answer: String| {
-        let r = post(
-            api,
-            &format!("/v1/calls/{call}/offer"),
-            &serde_json::json!({"sdp": offer, "from": "client"}),
-        );
+        let r = post_offer(api, call, &offer);
         assert_eq!(r.status(), 200, "{}", r.raw);
-        post(
-            api,
-            &format!("/v1/calls/{call}/answer"),
-            &serde_json::json!({"sdp": answer, "from": "upstream"}),
-        )
+        post_answer(api, call, &answer)
     };
-    // One side with ICE, the other without: nothing to bind by.
-    let r = exchange(
-        "m1",
-        no_ice("c=IN IP4 127.0.0.1\r\n", 4000, "actpass"),
-        sdp("upsT", &fp, "passive", 5000),
-    );
-    assert_eq!(r.status(), 400, "{}", r.raw);
-    assert_eq!(r.json()["reason"], "mixed-ice");
-    // No ICE and the client's SDP names no address (ICE's placeholder).
-    let r = exchange(
-        "m2",
-        no_ice("c=IN IP4 0.0.0.0\r\n", 4000, "actpass"),
-        no_ice("c=IN IP4 127.0.0.1\r\n", 5000, "passive"),
-    );
-    assert_eq!(r.status(), 400, "{}", r.raw);
-    assert_eq!(r.json()["reason"], "no-media-address");
-    // With one: taken; a second call for the same client address is not.
-    let r = exchange(
-        "m3",
-        no_ice("c=IN IP4 127.0.0.1\r\n", 4000, "actpass"),
-        no_ice("c=IN IP4 127.0.0.1\r\n", 5000, "passive"),
-    );
-    assert_eq!(r.status(), 200, "{}", r.raw);
+    let loopback_c = "c=IN IP4 127.0.0.1\r\n";
+    // (call, the c= line of the client's offer, the upstream's answer, the
+    // status, the refusal's reason)
+    let cases = [
+        // One side with ICE, the other without: nothing to bind by.
+        (
+            "m1",
+            loopback_c,
+            sdp("upsT", &fp, "passive", 5000),
+            400,
+            Some("mixed-ice"),
+        ),
+        // No ICE and the client's SDP names no address (ICE's placeholder).
+        (
+            "m2",
+            "c=IN IP4 0.0.0.0\r\n",
+            no_ice(loopback_c, 5000, "passive"),
+            400,
+            Some("no-media-address"),
+        ),
+        // With one: taken.
+        ("m3", loopback_c, no_ice(loopback_c, 5000, "passive"), 200, None),
+    ];
+    for (call, client_c, answer, status, reason) in cases {
+        let r = exchange(call, no_ice(client_c, 4000, "actpass"), answer);
+        assert_eq!(r.status(), status, "{call}: {}", r.raw);
+        if let Some(reason) = reason {
+            assert_eq!(r.json()["reason"], reason, "{call}");
+        }
+    }
+    // A second call for the same client address is not taken.
     let r = exchange(
         "m4",
-        no_ice("c=IN IP4 127.0.0.1\r\n", 4000, "actpass"),
-        no_ice("c=IN IP4 127.0.0.1\r\n", 5002, "passive"),
+        no_ice(loopback_c, 4000, "actpass"),
+        no_ice(loopback_c, 5002, "passive"),
     );
     assert_eq!(r.status(), 409, "{}", r.raw);
     assert!(r.raw.contains("client media address"), "{}", r.raw);

@@ -30,6 +30,13 @@ fn waiting() -> UdpSocket {
     s
 }
 
+/// Sends `first` from `client` to the relay at `listen`: the session's
+/// upstream address, which the SFU receives it from.
+fn open_session(sfu: &UdpSocket, client: &UdpSocket, listen: SocketAddr, first: &[u8]) -> SocketAddr {
+    client.send_to(first, listen).unwrap();
+    sfu.recv_from(&mut [0u8; 2048]).unwrap().1
+}
+
 fn io_sum(relay: &RelayRuntime, f: impl Fn(&runtime::IoCounters) -> u64) -> u64 {
     relay.stats_blocking().iter().map(|w| f(&w.io)).sum()
 }
@@ -105,9 +112,8 @@ fn upstream_restart_mid_stream_errors_are_counted_and_forwarding_resumes() {
 fn a_third_party_cannot_take_over_or_receive_a_sessions_media() {
     let (sfu, relay, listen) = sfu_and_relay("");
     let (victim, attacker) = (waiting(), waiting());
+    let victim_up = open_session(&sfu, &victim, listen, &rtp(0, 0x71c7));
     let mut buf = [0u8; 2048];
-    victim.send_to(&rtp(0, 0x71c7), listen).unwrap();
-    let (_, victim_up) = sfu.recv_from(&mut buf).unwrap();
 
     // The attacker sends to the relay's client port with the victim's SSRC:
     // it gets a session of its own (its own upstream socket), nothing more.
@@ -277,11 +283,10 @@ fn nat_rebinding_moves_a_session_only_after_the_sfu_accepts_a_check_and_the_new_
 fn by_default_a_new_address_gets_its_own_session_even_with_the_username() {
     let (sfu, relay, listen) = sfu_and_relay("");
     let (old, new) = (waiting(), waiting());
-    let mut buf = [0u8; 2048];
-    old.send_to(&check(1, true), listen).unwrap();
-    let (_, session_up) = sfu.recv_from(&mut buf).unwrap();
+    let session_up = open_session(&sfu, &old, listen, &check(1, true));
     std::thread::sleep(Duration::from_millis(1_100));
     new.send_to(&check(2, true), listen).unwrap();
+    let mut buf = [0u8; 2048];
     let (n, from) = sfu.recv_from(&mut buf).unwrap();
     assert_ne!(
         from, session_up,

@@ -212,10 +212,7 @@ fn sighup_reloads_without_dropping_sessions_and_sigterm_drains() {
 #[test]
 fn health_fails_when_nothing_listens() {
     let port = loopback().local_addr().unwrap().port();
-    let out = Command::new(BIN)
-        .args(["health", "--api", &format!("127.0.0.1:{port}"), "--timeout", "1"])
-        .output()
-        .unwrap();
+    let out = common::run_bin(&["health", "--api", &format!("127.0.0.1:{port}"), "--timeout", "1"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rtp-middlebox health"));
 }
@@ -228,10 +225,7 @@ fn check_config_accepts_the_examples_and_names_the_bad_key() {
         "config/sip-trunk.toml",
         "config/webrtc-dtls.toml",
     ] {
-        let out = Command::new(BIN)
-            .args(["run", "--check-config", "--config", example])
-            .output()
-            .unwrap();
+        let out = common::run_bin(&["run", "--check-config", "--config", example]);
         common::assert_success(&out, example);
     }
     let dir = common::scratch_dir("check");
@@ -255,11 +249,7 @@ fn check_config_accepts_the_examples_and_names_the_bad_key() {
     ] {
         let path = dir.join("bad.toml");
         std::fs::write(&path, text).unwrap();
-        let out = Command::new(BIN)
-            .args(["run", "--check-config", "--config"])
-            .arg(&path)
-            .output()
-            .unwrap();
+        let out = common::run_bin(&["run", "--check-config", "--config", path.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(2), "{text}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(key), "{text}: {err}");

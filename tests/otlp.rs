@@ -14,7 +14,7 @@ use prost::Message;
 use rtp_middlebox::export::metrics::{
     def, LegQuality, MetricKind, Publication, Sample, SessionQuality, JITTER_BUCKETS, RTT_BUCKETS,
 };
-use rtp_middlebox::export::otlp::{OtlpConfig, OtlpExporter};
+use rtp_middlebox::export::otlp::{OtlpConfig, OtlpCounters, OtlpExporter};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -273,22 +273,38 @@ fn simple_publication(t: u64, packets: f64) -> Publication {
     publication(t, vec![sample("rtpmb_packets_total", &client_rtp, packets)], vec![])
 }
 
+/// [`simple_publication`] carrying one ended session, so that both the
+/// metrics and the logs signal have something to send.
+fn publication_with_ended_session(t: u64, packets: f64) -> Publication {
+    let mut p = simple_publication(t, packets);
+    p.ended_sessions.push(session());
+    p
+}
+
+/// An exporter with the test [`config`], sending to `collector`.
+fn exporter_for(collector: &Collector) -> OtlpExporter {
+    OtlpExporter::start(config(collector.endpoint())).unwrap()
+}
+
+/// Waits up to `limit` for the exporter's counters to satisfy `cond`.
+fn wait_for_counters(exporter: &OtlpExporter, limit: Duration, cond: impl Fn(&OtlpCounters) -> bool) -> bool {
+    wait_until(limit, || cond(&exporter.counters()))
+}
+
+/// The value of attribute `key`, of whatever kind.
+fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
+    attrs.iter().find(|kv| kv.key == key)?.value.as_ref()?.value.as_ref()
+}
+
 fn attr_str<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    match attrs.iter().find(|kv| kv.key == key)?.value.as_ref()?.value.as_ref()? {
+    match attr(attrs, key)? {
         any_value::Value::StringValue(s) => Some(s),
         _ => None,
     }
 }
 
-fn attr_f64(attrs: &[KeyValue], key: &str) -> Option<f64> {
-    match attrs.iter().find(|kv| kv.key == key)?.value.as_ref()?.value.as_ref()? {
-        any_value::Value::DoubleValue(v) => Some(*v),
-        _ => None,
-    }
-}
-
 fn attr_i64(attrs: &[KeyValue], key: &str) -> Option<i64> {
-    match attrs.iter().find(|kv| kv.key == key)?.value.as_ref()?.value.as_ref()? {
+    match attr(attrs, key)? {
         any_value::Value::IntValue(v) => Some(*v),
         _ => None,
     }
@@ -333,21 +349,25 @@ fn counter_value(req: &ExportMetricsServiceRequest, name: &str, labels: &[(&str,
 #[test]
 fn metrics_and_logs_decode_into_otlp_with_cumulative_histograms() {
     let collector = Collector::ok();
-    let exporter = OtlpExporter::start(config(collector.endpoint())).unwrap();
+    let exporter = exporter_for(&collector);
 
     let client_rtp = [("direction", "from_client"), ("kind", "rtp")];
     let upstream_rtp = [("direction", "from_upstream"), ("kind", "rtp")];
     let rtt_client = [("leg", "client"), ("method", "sr_rr")];
     let rtt_upstream = [("leg", "upstream"), ("method", "stun")];
     let jitter_audio = [("kind", "audio")];
+    // Both publications set the same counters and gauge, to other values.
+    let counters_and_gauge = |client_packets, upstream_packets, sessions_active| {
+        vec![
+            sample("rtpmb_packets_total", &client_rtp, client_packets),
+            sample("rtpmb_packets_total", &upstream_rtp, upstream_packets),
+            sample("rtpmb_sessions_active", &[], sessions_active),
+        ]
+    };
 
     let mut p1 = publication(
         10,
-        vec![
-            sample("rtpmb_packets_total", &client_rtp, 100.0),
-            sample("rtpmb_packets_total", &upstream_rtp, 50.0),
-            sample("rtpmb_sessions_active", &[], 3.0),
-        ],
+        counters_and_gauge(100.0, 50.0, 3.0),
         vec![
             sample("rtpmb_stream_rtt_seconds", &rtt_client, 0.004),
             sample("rtpmb_stream_rtt_seconds", &rtt_client, 0.02),
@@ -362,11 +382,7 @@ fn metrics_and_logs_decode_into_otlp_with_cumulative_histograms() {
 
     let p2 = publication(
         20,
-        vec![
-            sample("rtpmb_packets_total", &client_rtp, 250.0),
-            sample("rtpmb_packets_total", &upstream_rtp, 50.0),
-            sample("rtpmb_sessions_active", &[], 1.0),
-        ],
+        counters_and_gauge(250.0, 50.0, 1.0),
         vec![
             sample("rtpmb_stream_rtt_seconds", &rtt_client, 3.0), // above the last bound
             sample("rtpmb_stream_rtt_seconds", &rtt_upstream, 0.001), // on a bound: upper-inclusive
@@ -517,21 +533,26 @@ fn metrics_and_logs_decode_into_otlp_with_cumulative_histograms() {
     assert_eq!(rec.time_unix_nano, START + 9 * SEC);
     assert_eq!(rec.observed_time_unix_nano, START + 10 * SEC);
     let a = &rec.attributes;
-    assert_eq!(attr_str(a, "session.id"), Some("s-42"));
-    assert_eq!(attr_str(a, "client.address"), Some("192.0.2.1:5000"));
-    assert_eq!(attr_str(a, "upstream.address"), Some("198.51.100.1:3478"));
-    assert_eq!(attr_f64(a, "duration_secs"), Some(12.5));
-    assert_eq!(attr_i64(a, "client.packets_received"), Some(600));
-    assert_eq!(attr_i64(a, "client.packets_lost"), Some(6));
-    assert_eq!(attr_f64(a, "client.loss_ratio"), Some(0.01));
-    assert_eq!(attr_f64(a, "client.jitter_secs"), Some(0.004));
-    assert_eq!(attr_f64(a, "client.rtt_secs"), Some(0.05));
-    assert_eq!(attr_i64(a, "upstream.packets_lost"), Some(0));
-    assert_eq!(attr_f64(a, "upstream.loss_ratio"), Some(0.0));
-    assert_eq!(attr_f64(a, "upstream.jitter_secs"), Some(0.001));
-    assert_eq!(attr_f64(a, "client.mos_worst"), Some(4.1));
-    assert_eq!(attr_f64(a, "client.mos_mean"), Some(4.25));
-    assert_eq!(attr_i64(a, "client.lost_on_leg"), Some(6));
+    use any_value::Value::{DoubleValue, IntValue, StringValue};
+    for (key, want) in [
+        ("session.id", StringValue("s-42".into())),
+        ("client.address", StringValue("192.0.2.1:5000".into())),
+        ("upstream.address", StringValue("198.51.100.1:3478".into())),
+        ("duration_secs", DoubleValue(12.5)),
+        ("client.packets_received", IntValue(600)),
+        ("client.packets_lost", IntValue(6)),
+        ("client.loss_ratio", DoubleValue(0.01)),
+        ("client.jitter_secs", DoubleValue(0.004)),
+        ("client.rtt_secs", DoubleValue(0.05)),
+        ("upstream.packets_lost", IntValue(0)),
+        ("upstream.loss_ratio", DoubleValue(0.0)),
+        ("upstream.jitter_secs", DoubleValue(0.001)),
+        ("client.mos_worst", DoubleValue(4.1)),
+        ("client.mos_mean", DoubleValue(4.25)),
+        ("client.lost_on_leg", IntValue(6)),
+    ] {
+        assert_eq!(attr(a, key), Some(&want), "{key}");
+    }
     assert!(a.iter().all(|kv| kv.key != "upstream.mos_worst"));
     assert!(
         a.iter().all(|kv| kv.key != "upstream.rtt_secs"),
@@ -550,13 +571,10 @@ fn collector_down_counts_errors_and_retries_and_stop_returns() {
         ..config(format!("http://127.0.0.1:{port}"))
     };
     let exporter = OtlpExporter::start(cfg).unwrap();
-    let mut p = simple_publication(10, 1.0);
-    p.ended_sessions.push(session());
-    exporter.offer(p);
+    exporter.offer(publication_with_ended_session(10, 1.0));
 
     // 1 attempt + 2 retries per signal, then both batches are given up.
-    let done = wait_until(Duration::from_secs(10), || {
-        let c = exporter.counters();
+    let done = wait_for_counters(&exporter, Duration::from_secs(10), |c| {
         c.metrics_error == 3 && c.logs_error == 3 && c.dropped == 2
     });
     let c = exporter.counters();
@@ -567,8 +585,7 @@ fn collector_down_counts_errors_and_retries_and_stop_returns() {
     for t in 0..5 {
         exporter.offer(simple_publication(20 + t, 2.0));
     }
-    assert!(wait_until(Duration::from_secs(10), || exporter
-        .counters()
+    assert!(wait_for_counters(&exporter, Duration::from_secs(10), |c| c
         .metrics_error
         > 3));
     stops_within(exporter, Duration::from_secs(3));
@@ -605,12 +622,9 @@ fn retryable_statuses_are_retried_until_delivered() {
         ("/v1/logs", 0) => (429, Duration::ZERO),
         _ => (200, Duration::ZERO),
     }));
-    let exporter = OtlpExporter::start(config(collector.endpoint())).unwrap();
-    let mut p = simple_publication(10, 77.0);
-    p.ended_sessions.push(session());
-    exporter.offer(p);
-    assert!(wait_until(Duration::from_secs(10), || {
-        let c = exporter.counters();
+    let exporter = exporter_for(&collector);
+    exporter.offer(publication_with_ended_session(10, 77.0));
+    assert!(wait_for_counters(&exporter, Duration::from_secs(10), |c| {
         c.metrics_ok == 1 && c.logs_ok == 1
     }));
     let c = exporter.counters();
@@ -653,7 +667,7 @@ fn a_newer_publication_supersedes_a_metrics_batch_being_retried() {
         ("/v1/metrics", 0..=2) => (503, Duration::ZERO),
         _ => (200, Duration::ZERO),
     }));
-    let exporter = OtlpExporter::start(config(collector.endpoint())).unwrap();
+    let exporter = exporter_for(&collector);
     let client_rtp = [("direction", "from_client"), ("kind", "rtp")];
     let mut p1 = simple_publication(10, 10.0);
     p1.observations
@@ -664,7 +678,7 @@ fn a_newer_publication_supersedes_a_metrics_batch_being_retried() {
     p2.observations
         .push(sample("rtpmb_stream_fraction_lost", &[("kind", "audio")], 0.5));
     exporter.offer(p2);
-    assert!(wait_until(Duration::from_secs(10), || exporter.counters().metrics_ok == 1));
+    assert!(wait_for_counters(&exporter, Duration::from_secs(10), |c| c.metrics_ok == 1));
     let c = exporter.counters();
     // p2 replaced p1 after its first refusal: p2's first request is a new
     // batch, its two resends are retries; superseding is not dropping.
@@ -701,12 +715,9 @@ fn other_error_statuses_are_not_retried() {
         "/v1/metrics" => (500, Duration::ZERO),
         _ => (400, Duration::ZERO),
     }));
-    let exporter = OtlpExporter::start(config(collector.endpoint())).unwrap();
-    let mut p = simple_publication(10, 1.0);
-    p.ended_sessions.push(session());
-    exporter.offer(p);
-    assert!(wait_until(Duration::from_secs(5), || {
-        let c = exporter.counters();
+    let exporter = exporter_for(&collector);
+    exporter.offer(publication_with_ended_session(10, 1.0));
+    assert!(wait_for_counters(&exporter, Duration::from_secs(5), |c| {
         c.metrics_error == 1 && c.logs_error == 1
     }));
     // Longer than the first backoff (≤ 200 ms): a retry would have happened.
@@ -724,10 +735,8 @@ fn other_error_statuses_are_not_retried() {
 #[test]
 fn stop_flushes_what_is_pending() {
     let collector = Collector::ok();
-    let exporter = OtlpExporter::start(config(collector.endpoint())).unwrap();
-    let mut p = simple_publication(10, 5.0);
-    p.ended_sessions.push(session());
-    exporter.offer(p);
+    let exporter = exporter_for(&collector);
+    exporter.offer(publication_with_ended_session(10, 5.0));
     exporter.stop();
     assert_eq!(collector.count("/v1/metrics"), 1);
     assert_eq!(collector.count("/v1/logs"), 1);

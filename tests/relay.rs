@@ -118,6 +118,18 @@ fn until<T>(deadline: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     None
 }
 
+/// A loopback socket connected to the relay at `listen`.
+fn client_of(listen: SocketAddr) -> UdpSocket {
+    let s = common::loopback();
+    s.connect(listen).unwrap();
+    s
+}
+
+/// `n` loopback sockets connected to the relay at `listen`.
+fn clients_of(listen: SocketAddr, n: usize) -> Vec<UdpSocket> {
+    (0..n).map(|_| client_of(listen)).collect()
+}
+
 #[test]
 fn hundred_clients_echo_through_the_relay() {
     const CLIENTS: usize = 100;
@@ -125,13 +137,7 @@ fn hundred_clients_echo_through_the_relay() {
     let echo = Echo::start("127.0.0.1:0");
     let relay = start(&config("127.0.0.1:0", echo.addr, ""), 2);
     let listen = relay.bound()[0].listen;
-    let clients: Vec<UdpSocket> = (0..CLIENTS)
-        .map(|_| {
-            let s = common::loopback();
-            s.connect(listen).unwrap();
-            s
-        })
-        .collect();
+    let clients: Vec<UdpSocket> = clients_of(listen, CLIENTS);
     // STUN and DTLS-looking datagrams pass untouched, then RTP.
     for c in &clients {
         c.send(&stun_binding()).unwrap();
@@ -203,8 +209,7 @@ fn hundred_clients_echo_through_the_relay() {
 fn idle_sessions_expire_and_new_ones_start() {
     let echo = Echo::start("127.0.0.1:0");
     let relay = start(&config("127.0.0.1:0", echo.addr, ""), 1);
-    let c = common::loopback();
-    c.connect(relay.bound()[0].listen).unwrap();
+    let c = client_of(relay.bound()[0].listen);
     c.send(&rtp(1, 7)).unwrap();
     assert_eq!(drain(&c, 1, Instant::now() + Duration::from_secs(5)).len(), 1);
     assert_eq!(relay.sessions_blocking().len(), 1);
@@ -302,8 +307,7 @@ fn unreachable_upstream_is_counted_and_the_worker_survives() {
     let dead_addr = dead.local_addr().unwrap();
     drop(dead);
     let relay = start(&config("127.0.0.1:0", dead_addr, ""), 1);
-    let c = common::loopback();
-    c.connect(relay.bound()[0].listen).unwrap();
+    let c = client_of(relay.bound()[0].listen);
     for seq in 0..20 {
         c.send(&rtp(seq, 5)).unwrap();
         std::thread::sleep(Duration::from_millis(2));
@@ -365,13 +369,7 @@ fn a_full_upstream_port_range_refuses_new_clients_and_established_calls_flow() {
     .unwrap();
     let relay = start(&cfg, 1);
     let listen = relay.bound()[0].listen;
-    let calls: Vec<UdpSocket> = (0..FREE)
-        .map(|_| {
-            let s = common::loopback();
-            s.connect(listen).unwrap();
-            s
-        })
-        .collect();
+    let calls: Vec<UdpSocket> = clients_of(listen, FREE);
     // Open the calls: those that got a port echo (another test may have
     // taken one of the free ports meanwhile).
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -385,13 +383,7 @@ fn a_full_upstream_port_range_refuses_new_clients_and_established_calls_flow() {
         .map(|(_, c)| c)
         .collect();
     assert!(!established.is_empty(), "no call found a free upstream port");
-    let newcomers: Vec<UdpSocket> = (0..200)
-        .map(|_| {
-            let s = common::loopback();
-            s.connect(listen).unwrap();
-            s
-        })
-        .collect();
+    let newcomers: Vec<UdpSocket> = clients_of(listen, 200);
     const PACKETS: u16 = 100;
     for seq in 1..=PACKETS {
         for (k, n) in newcomers.iter().enumerate() {

@@ -88,6 +88,27 @@ fn drive(
     (tx, ev)
 }
 
+/// A fresh `engine(mode)` driven from 0 to `until` ms by `drive` (audio and
+/// video from upstream, sequence numbers going on from `seq`): the engine,
+/// its session, and the transmits and events `drive` returned.
+fn driven_engine(
+    mode: RtcpMode,
+    until: u64,
+    seq: &mut u16,
+) -> (Driver, SessionId, Vec<(MonoTime, Transmit)>, Vec<Event>) {
+    let (mut e, id) = engine(mode);
+    let (tx, ev) = drive(&mut e, id, 0, until, true, seq);
+    (e, id, tx, ev)
+}
+
+/// When each transmit toward the upstream was sent.
+fn upstream_send_times(tx: &[(MonoTime, Transmit)]) -> Vec<MonoTime> {
+    tx.iter()
+        .filter(|(_, t)| t.toward == Side::Upstream)
+        .map(|(at, _)| *at)
+        .collect()
+}
+
 fn blocks_of(datagram: &[u8]) -> Vec<ReportBlock> {
     rtcp::walk(datagram)
         .filter_map(|p| match p.unwrap() {
@@ -118,11 +139,10 @@ fn next_upstream_report(e: &mut Driver, mut t: u64) -> (u64, Transmit) {
 
 #[test]
 fn auto_detects_suppression_on_time_and_stops_when_reports_return() {
-    let (mut e, id) = engine(RtcpMode::Auto);
     let mut seq = 1000;
     // Video from upstream; the client never reports. Video interval 1 s,
     // suppression after 3 intervals: detection between 3.0 and ~4.5 s.
-    let (tx, ev) = drive(&mut e, id, 0, 6_000, true, &mut seq);
+    let (mut e, id, tx, ev) = driven_engine(RtcpMode::Auto, 6_000, &mut seq);
     let detected: Vec<_> = ev
         .iter()
         .filter(|x| matches!(x, Event::SuppressionDetected { .. }))
@@ -188,14 +208,8 @@ fn auto_detects_suppression_on_time_and_stops_when_reports_return() {
 
 #[test]
 fn intervals_stay_within_rfc_bounds() {
-    let (mut e, id) = engine(RtcpMode::Terminate);
-    let mut seq = 1;
-    let (tx, _) = drive(&mut e, id, 0, 60_000, true, &mut seq);
-    let upstream: Vec<MonoTime> = tx
-        .iter()
-        .filter(|(_, t)| t.toward == Side::Upstream)
-        .map(|(at, _)| *at)
-        .collect();
+    let (_, _, tx, _) = driven_engine(RtcpMode::Terminate, 60_000, &mut 1);
+    let upstream = upstream_send_times(&tx);
     assert!(upstream.len() > 30);
     for w in upstream.windows(2) {
         let gap = w[1].saturating_since(w[0]);
@@ -353,26 +367,18 @@ fn terminate_strips_blocks_keeps_valid_compounds_and_feedback_bytes() {
 #[test]
 fn terminate_reports_every_ssrc_on_each_leg_and_splits_past_31_blocks() {
     let (mut e, id) = engine(RtcpMode::Terminate);
-    // 40 audio SSRCs from the client, 2 from upstream.
-    for k in 0..40u32 {
-        for seq in 0..3u16 {
-            e.handle_datagram(
-                ms(u64::from(seq) * 20),
-                Side::Client,
-                id,
-                &rtp(0, seq, u32::from(seq) * 160, Ssrc(0x1000 + k)),
-            );
-        }
-    }
-    // The engine's per-side cap defaults to 64 SSRCs.
-    for k in 0..2u32 {
-        for seq in 0..3u16 {
-            e.handle_datagram(
-                ms(u64::from(seq) * 20),
-                Side::Upstream,
-                id,
-                &rtp(0, seq, u32::from(seq) * 160, Ssrc(0x9000 + k)),
-            );
+    // 40 audio SSRCs from the client, 2 from upstream (the engine's
+    // per-side cap defaults to 64 SSRCs).
+    for (side, first_ssrc, sources) in [(Side::Client, 0x1000, 40u32), (Side::Upstream, 0x9000, 2)] {
+        for k in 0..sources {
+            for seq in 0..3u16 {
+                e.handle_datagram(
+                    ms(u64::from(seq) * 20),
+                    side,
+                    id,
+                    &rtp(0, seq, u32::from(seq) * 160, Ssrc(first_ssrc + k)),
+                );
+            }
         }
     }
     let mut got = BTreeMap::new();
@@ -397,9 +403,7 @@ fn terminate_reports_every_ssrc_on_each_leg_and_splits_past_31_blocks() {
 
 #[test]
 fn dlrr_answering_the_proxys_rrtr_gives_the_terminated_legs_rtt() {
-    let (mut e, id) = engine(RtcpMode::Terminate);
-    let mut seq = 1;
-    let (tx, _) = drive(&mut e, id, 0, 3_000, true, &mut seq);
+    let (mut e, id, tx, _) = driven_engine(RtcpMode::Terminate, 3_000, &mut 1);
     let (sent_at, report) = tx.iter().find(|(_, t)| t.toward == Side::Upstream).unwrap();
     let (own, rrtr) = rtcp::walk(&report.datagram)
         .find_map(|p| match p.unwrap() {
@@ -424,9 +428,8 @@ fn dlrr_answering_the_proxys_rrtr_gives_the_terminated_legs_rtt() {
 
 #[test]
 fn forward_mode_generates_nothing_and_encrypted_sessions_are_skipped() {
-    let (mut e, id) = engine(RtcpMode::Forward);
     let mut seq = 1;
-    let (tx, ev) = drive(&mut e, id, 0, 20_000, true, &mut seq);
+    let (_, _, tx, ev) = driven_engine(RtcpMode::Forward, 20_000, &mut seq);
     assert!(tx.is_empty());
     assert!(!ev.iter().any(|x| matches!(x, Event::SuppressionDetected { .. })));
 

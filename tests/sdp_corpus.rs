@@ -20,60 +20,31 @@ struct Case {
     media: &'static [(&'static str, u16, &'static str)],
 }
 
+/// One corpus case: the SDP is `file` in tests/data/sdp/, read at build time.
+macro_rules! case {
+    ($file:literal, $setup:ident, $ufrag:literal, $fingerprint:literal, $media:expr) => {
+        Case {
+            file: $file,
+            sdp: include_str!(concat!("data/sdp/", $file)),
+            setup: Setup::$setup,
+            ufrag: $ufrag,
+            fingerprint: $fingerprint,
+            media: &$media,
+        }
+    };
+}
+
+#[rustfmt::skip]
 const CASES: &[Case] = &[
-    Case {
-        file: "chromium-offer.sdp",
-        sdp: include_str!("data/sdp/chromium-offer.sdp"),
-        setup: Setup::Actpass,
-        ufrag: "uXT1",
-        fingerprint: "sha-256 9A:24:A4:0A:",
-        media: &[("audio", 51942, "0"), ("video", 45465, "1")],
-    },
-    Case {
-        file: "chromium-answer.sdp",
-        sdp: include_str!("data/sdp/chromium-answer.sdp"),
-        setup: Setup::Active,
-        ufrag: "fC5R",
-        fingerprint: "sha-256 1E:8A:BA:FC:",
-        media: &[("audio", 52367, "0"), ("video", 9, "1")],
-    },
-    Case {
-        file: "chromium-answer-passive.sdp",
-        sdp: include_str!("data/sdp/chromium-answer-passive.sdp"),
-        setup: Setup::Passive,
-        ufrag: "v0bm",
-        fingerprint: "sha-256 22:5D:D3:0C:",
-        media: &[("audio", 33479, "0"), ("video", 9, "1")],
-    },
-    Case {
-        file: "janus-echotest-answer.sdp",
-        sdp: include_str!("data/sdp/janus-echotest-answer.sdp"),
-        setup: Setup::Active,
-        ufrag: "6ruK",
-        fingerprint: "sha-256 DF:B7:D1:AD:",
-        media: &[("audio", 9, "0"), ("video", 9, "1")],
-    },
-    Case {
-        file: "firefox-offer.sdp",
-        sdp: include_str!("data/sdp/firefox-offer.sdp"),
-        setup: Setup::Actpass,
-        ufrag: "6c0579ea",
-        fingerprint: "sha-256 75:4F:CA:8F:",
-        media: &[("audio", 9, "0"), ("video", 9, "1")],
-    },
-    Case {
-        file: "mediasoup-recv-offer.sdp",
-        sdp: include_str!("data/sdp/mediasoup-recv-offer.sdp"),
-        setup: Setup::Actpass,
-        ufrag: "d7it3k20q92fgfz3",
-        fingerprint: "sha-512 45:DA:1C:EC:",
-        media: &[
-            ("application", 7, "datachannel"),
-            ("video", 7, "0"),
-            ("video", 7, "probator"),
-            ("video", 7, "1"),
-        ],
-    },
+    //    file                           setup     ufrag               fingerprint             (kind, port, mid) of each m-line
+    case!("chromium-offer.sdp",          Actpass,  "uXT1",             "sha-256 9A:24:A4:0A:", [("audio", 51942, "0"), ("video", 45465, "1")]),
+    case!("chromium-answer.sdp",         Active,   "fC5R",             "sha-256 1E:8A:BA:FC:", [("audio", 52367, "0"), ("video", 9, "1")]),
+    case!("chromium-answer-passive.sdp", Passive,  "v0bm",             "sha-256 22:5D:D3:0C:", [("audio", 33479, "0"), ("video", 9, "1")]),
+    case!("janus-echotest-answer.sdp",   Active,   "6ruK",             "sha-256 DF:B7:D1:AD:", [("audio", 9, "0"), ("video", 9, "1")]),
+    case!("firefox-offer.sdp",           Actpass,  "6c0579ea",         "sha-256 75:4F:CA:8F:", [("audio", 9, "0"), ("video", 9, "1")]),
+    case!("mediasoup-recv-offer.sdp",    Actpass,  "d7it3k20q92fgfz3", "sha-512 45:DA:1C:EC:", [
+        ("application", 7, "datachannel"), ("video", 7, "0"), ("video", 7, "probator"), ("video", 7, "1"),
+    ]),
 ];
 
 const SIP: &str = include_str!("data/sdp/freeswitch-sip-offer.sdp");

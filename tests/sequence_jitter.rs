@@ -219,17 +219,27 @@ fn before_restart() -> (Vec<Arrival>, usize) {
     video_with_resends(30_000, 0, 0, 6_000, 40, Resend::Interleaved { behind: 600 })
 }
 
+/// [`before_restart`], then the sender restarts at `new_seq` and carries on
+/// with 3 000 packets at 6 000 packets/s, fed at 90 kHz: the statistics,
+/// every packet's outcome, where the new run starts among them, and how
+/// many old packets were resent.
+fn fed_with_restart_to(new_seq: u16) -> (ReceiveStats, Vec<SeqOutcome>, usize, usize) {
+    let (mut arrivals, resent) = before_restart();
+    let new = video_with_resends(new_seq, 0x4000_0000, 6_000, 3_000, 0, Resend::Interleaved { behind: 0 }).0;
+    arrivals.extend(&new);
+    let (s, outcomes) = feed(90_000, &arrivals);
+    let new_run = outcomes.len() - new.len();
+    (s, outcomes, new_run, resent)
+}
+
 /// A sender that restarts its sequence *below* the highest (to 25 000,
 /// within the reach of late packets: 10 999 back) and
 /// carries on at 6 000 packets/s while the old numbers stop: re-synced
 /// once, and every packet of the new run counts (none of it is loss).
 #[test]
 fn backward_restart_at_6000_pps_resyncs_once_old_numbers_stop() {
-    let (mut arrivals, resent) = before_restart();
-    let new = video_with_resends(25_000, 0x4000_0000, 6_000, 3_000, 0, Resend::Interleaved { behind: 0 }).0;
-    arrivals.extend(&new);
-    let (s, outcomes) = feed(90_000, &arrivals);
-    let tail = &outcomes[outcomes.len() - new.len()..];
+    let (s, outcomes, new_run, resent) = fed_with_restart_to(25_000);
+    let tail = &outcomes[new_run..];
     assert_eq!(count(&outcomes, SeqOutcome::Restarted), 1);
     let at = tail.iter().position(|o| *o == SeqOutcome::Restarted).unwrap();
     // Confirmed within half a second, every later packet in order.
@@ -254,11 +264,8 @@ fn backward_restart_at_6000_pps_resyncs_once_old_numbers_stop() {
 /// re-sync, as in RFC 3550 A.1; the first of them is not counted.
 #[test]
 fn forward_restart_at_6000_pps_resyncs_after_two_packets() {
-    let (mut arrivals, _) = before_restart();
-    let new = video_with_resends(50_000, 0x4000_0000, 6_000, 3_000, 0, Resend::Interleaved { behind: 0 }).0;
-    arrivals.extend(&new);
-    let (s, outcomes) = feed(90_000, &arrivals);
-    let tail = &outcomes[outcomes.len() - new.len()..];
+    let (s, outcomes, new_run, _) = fed_with_restart_to(50_000);
+    let tail = &outcomes[new_run..];
     assert_eq!((tail[0], tail[1]), (SeqOutcome::Invalid, SeqOutcome::Restarted));
     assert!(tail[2..].iter().all(|o| *o == SeqOutcome::InOrder));
     assert_eq!((s.restarts, s.invalid), (1, 401));

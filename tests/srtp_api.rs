@@ -10,7 +10,6 @@ use common::{pcmu_filled, start_relay_and_api};
 use rtp_middlebox::runtime::RelayRuntime;
 use rtp_middlebox::srtp::{CryptoSuite, SrtpKeys};
 use std::net::{SocketAddr, UdpSocket};
-use std::process::Command;
 use std::time::Duration;
 
 fn request(api: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
@@ -21,6 +20,14 @@ fn request(api: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Strin
 fn keys(seed: u8) -> SrtpKeys {
     let m: Vec<u8> = (0..30u8).map(|i| i.wrapping_mul(seed) ^ 0x77).collect();
     SrtpKeys::new(CryptoSuite::AesCm128HmacSha1_80, &m[..16], &m[16..]).unwrap()
+}
+
+/// The client's and the upstream's keys from these seeds, and the inline
+/// secret of each.
+fn keys_and_secrets(client_seed: u8, upstream_seed: u8) -> (SrtpKeys, SrtpKeys, String, String) {
+    let (kc, ku) = (keys(client_seed), keys(upstream_seed));
+    let (sc, su) = (kc.expose_inline_secret(), ku.expose_inline_secret());
+    (kc, ku, sc, su)
 }
 
 fn rtp(seq: u16) -> Vec<u8> {
@@ -46,8 +53,7 @@ fn the_api_validates_keys_and_never_echoes_them() {
     let (relay, api, upstream) = start_relay_and_api("[metrics]\ninterval_secs = 1\nper_session = true\n", |_| {});
     let (client, id, path) = open_session(&relay, &upstream);
 
-    let (kc, ku) = (keys(3), keys(5));
-    let (sc, su) = (kc.expose_inline_secret(), ku.expose_inline_secret());
+    let (kc, ku, sc, su) = keys_and_secrets(3, 5);
     let secret_parts = [sc[7..].to_string(), su[7..].to_string()];
     let no_secrets = |what: &str, body: &str| {
         for s in &secret_parts {
@@ -141,8 +147,7 @@ fn the_api_validates_keys_and_never_echoes_them() {
 
 #[test]
 fn static_keys_stay_out_of_logs_and_config_errors() {
-    let (kc, ku) = (keys(7), keys(11));
-    let (sc, su) = (kc.expose_inline_secret(), ku.expose_inline_secret());
+    let (_, _, sc, su) = keys_and_secrets(7, 11);
     let upstream = common::loopback();
     let dir = common::scratch_dir("srtp");
     let path = dir.join("relay.toml");
@@ -185,11 +190,7 @@ fn static_keys_stay_out_of_logs_and_config_errors() {
         format!("[[srtp]]\nclient = \"127.0.0.1\"\nsuite = \"AES_CM_128_HMAC_SHA1_80\"\nclient_key = \"{bad}\"\n"),
     )
     .unwrap();
-    let out = Command::new(common::BIN)
-        .args(["run", "--check-config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = common::run_bin(&["run", "--check-config", "--config", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("srtp[0].client_key"), "{err}");
@@ -206,8 +207,7 @@ fn static_keys_stay_out_of_logs_and_config_errors() {
 fn cross_site_and_guessed_requests_change_nothing() {
     let (relay, api, upstream) = start_relay_and_api("rtcp = \"terminate\"\n", |_| {});
     let (client, id, path) = open_session(&relay, &upstream);
-    let (kc, ku) = (keys(3), keys(5));
-    let (sc, su) = (kc.expose_inline_secret(), ku.expose_inline_secret());
+    let (kc, _, sc, su) = keys_and_secrets(3, 5);
     let body = format!("{{\"suite\":\"AES_CM_128_HMAC_SHA1_80\",\"client\":\"{sc}\",\"upstream\":\"{su}\"}}");
     let raw = |method: &str, path: &str, headers: &str, body: &str| {
         let r = common::raw_http(api.local_addr, method, path, headers, body);

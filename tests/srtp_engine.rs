@@ -56,6 +56,19 @@ fn sr(sender: Ssrc, ntp: NtpTime, blocks: &[ReportBlock]) -> Vec<u8> {
     common::sr(sender, &sender_info(ntp, 8000, 50, 8000), blocks, Some(b"endpoint"))
 }
 
+/// `plain` protected by `writer`, at its SSRC's next index.
+fn protect(writer: &mut SrtcpWriter, plain: &[u8]) -> Vec<u8> {
+    let mut wire = Vec::new();
+    writer.encrypt(plain, &mut wire).unwrap();
+    wire
+}
+
+/// `plain` protected by a new SRTCP writer under `keys`: its SSRC's first
+/// index.
+fn protected_by_new_writer(keys: &SrtpKeys, plain: &[u8]) -> Vec<u8> {
+    protect(&mut SrtcpWriter::new(keys).unwrap(), plain)
+}
+
 fn block(about: Ssrc, lsr: NtpTime, dlsr_ms: u64) -> ReportBlock {
     report_block(about, (12, 3), 49, 40, lsr.compact(), Duration::from_millis(dlsr_ms))
 }
@@ -73,18 +86,15 @@ fn reports_inside_srtcp_are_read_and_rtt_measured_for_every_suite() {
             e.handle_datagram(ms(u64::from(seq) * 20), Side::Client, id, &rtp(seq, CLIENT_AUDIO));
         }
         // The client's SRTCP SR (its own key), forwarded as is.
-        let mut client_w = SrtcpWriter::new(&kc).unwrap();
-        let mut wire = Vec::new();
-        client_w.encrypt(&sr(CLIENT_AUDIO, wall(1000), &[]), &mut wire).unwrap();
+        let wire = protected_by_new_writer(&kc, &sr(CLIENT_AUDIO, wall(1000), &[]));
         assert_eq!(
             e.handle_datagram(ms(1000), Side::Client, id, &wire),
             Verdict::Forward(rtp_middlebox::wire::PacketKind::Rtcp)
         );
         // The SFU's SRTCP RR about it, 60 ms later, held 20 ms: RTT 40 ms.
-        let mut sfu_w = SrtcpWriter::new(&ku).unwrap();
         let mut rr = Vec::new();
         rtcp::write_receiver_report(&mut rr, SFU_AUDIO, &[block(CLIENT_AUDIO, wall(1000), 20)]);
-        sfu_w.encrypt(&rr, &mut wire).unwrap();
+        let wire = protected_by_new_writer(&ku, &rr);
         e.handle_datagram(ms(1060), Side::Upstream, id, &wire);
 
         let snap = e.snapshot(ms(1100), id).unwrap();
@@ -108,9 +118,7 @@ fn reports_inside_srtcp_are_read_and_rtt_measured_for_every_suite() {
 fn tampered_srtcp_is_dropped_and_counted_never_forwarded() {
     let suite = CryptoSuite::AesCm128HmacSha1_80;
     let (mut e, id, [kc, _], _) = keyed(suite, RtcpMode::Forward);
-    let mut w = SrtcpWriter::new(&kc).unwrap();
-    let mut wire = Vec::new();
-    w.encrypt(&sr(CLIENT_AUDIO, wall(0), &[]), &mut wire).unwrap();
+    let wire = protected_by_new_writer(&kc, &sr(CLIENT_AUDIO, wall(0), &[]));
     let mut bad = wire.clone();
     bad[12] ^= 0x01;
     assert_eq!(
@@ -118,8 +126,7 @@ fn tampered_srtcp_is_dropped_and_counted_never_forwarded() {
         Verdict::Drop(DropReason::Srtcp(SrtpError::AuthFailed))
     );
     // Wrong key (the upstream's) for the client's SRTCP: also refused.
-    let mut other = SrtcpWriter::new(&keys(suite, 99)).unwrap();
-    other.encrypt(&sr(CLIENT_AUDIO, wall(0), &[]), &mut bad).unwrap();
+    let bad = protected_by_new_writer(&keys(suite, 99), &sr(CLIENT_AUDIO, wall(0), &[]));
     assert_eq!(
         e.handle_datagram(ms(20), Side::Client, id, &bad),
         Verdict::Drop(DropReason::Srtcp(SrtpError::AuthFailed))
@@ -145,7 +152,6 @@ fn auto_protects_generated_reports_with_the_key_the_receiver_expects() {
     for suite in CryptoSuite::ALL {
         let (mut e, id, [kc, ku], _) = keyed(suite, RtcpMode::Auto);
         let mut client_w = SrtcpWriter::new(&kc).unwrap();
-        let mut wire = Vec::new();
         // 40 s of client audio with SRs, and the SFU never reports (auto
         // calls an audio stream suppressed after 3 × 5 s).
         let mut out = Vec::new();
@@ -153,7 +159,7 @@ fn auto_protects_generated_reports_with_the_key_the_receiver_expects() {
             let t = u64::from(seq) * 20;
             e.handle_datagram(ms(t), Side::Client, id, &rtp(seq, CLIENT_AUDIO));
             if seq % 100 == 50 {
-                client_w.encrypt(&sr(CLIENT_AUDIO, wall(t), &[]), &mut wire).unwrap();
+                let wire = protect(&mut client_w, &sr(CLIENT_AUDIO, wall(t), &[]));
                 e.handle_datagram(ms(t), Side::Client, id, &wire);
             }
             e.set_wall_clock(ms(t), Duration::from_millis(1_795_000_000_000 + t));
@@ -190,12 +196,12 @@ fn terminate_reprotects_at_the_mapped_index() {
     let suite = CryptoSuite::AeadAes128Gcm;
     let (mut e, id, [kc, _], _) = keyed(suite, RtcpMode::Terminate);
     let mut client_w = SrtcpWriter::new(&kc).unwrap();
-    let mut wire = Vec::new();
     // The client's SR carries a block about the SFU's stream: terminate
     // removes it and re-protects the rest toward the upstream.
-    client_w
-        .encrypt(&sr(CLIENT_AUDIO, wall(0), &[block(SFU_AUDIO, wall(0), 5)]), &mut wire)
-        .unwrap();
+    let wire = protect(
+        &mut client_w,
+        &sr(CLIENT_AUDIO, wall(0), &[block(SFU_AUDIO, wall(0), 5)]),
+    );
     let original_index = srtcp_trailer(&wire, suite.srtcp_tag_len()).unwrap().1;
     let v = e.handle_datagram(ms(0), Side::Client, id, &wire);
     assert_eq!(v, Verdict::Rewritten(rtp_middlebox::wire::PacketKind::Rtcp));
@@ -217,7 +223,7 @@ fn terminate_reprotects_at_the_mapped_index() {
     }
     // A second compound without report blocks is re-protected too (one
     // index sequence for the receiver), at its mapped index.
-    client_w.encrypt(&sr(CLIENT_AUDIO, wall(1000), &[]), &mut wire).unwrap();
+    let wire = protect(&mut client_w, &sr(CLIENT_AUDIO, wall(1000), &[]));
     let second = srtcp_trailer(&wire, suite.srtcp_tag_len()).unwrap().1;
     assert!(matches!(
         e.handle_datagram(ms(1000), Side::Client, id, &wire),
@@ -252,11 +258,7 @@ fn without_keys_srtcp_is_forwarded_unread_and_rtp_stats_still_work() {
         srtp_id,
         &[22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
     );
-    let mut wire = Vec::new();
-    SrtcpWriter::new(&keys(suite, 5))
-        .unwrap()
-        .encrypt(&sr(CLIENT_AUDIO, wall(0), &[]), &mut wire)
-        .unwrap();
+    let wire = protected_by_new_writer(&keys(suite, 5), &sr(CLIENT_AUDIO, wall(0), &[]));
     assert!(matches!(
         srtp_e.handle_datagram(ms(6001), Side::Client, srtp_id, &wire),
         Verdict::Forward(_)
@@ -518,8 +520,7 @@ fn a_packet_captured_before_rekeying_is_refused_after_it() {
     for suite in CryptoSuite::ALL {
         let (mut e, id, [kc, ku], _) = keyed(suite, RtcpMode::Forward);
         let mut w = SrtcpWriter::new(&kc).unwrap();
-        let mut captured = Vec::new();
-        w.encrypt(&sr(CLIENT_AUDIO, wall(0), &[]), &mut captured).unwrap();
+        let captured = protect(&mut w, &sr(CLIENT_AUDIO, wall(0), &[]));
         assert!(matches!(
             e.handle_datagram(ms(10), Side::Client, id, &captured),
             Verdict::Forward(_)
@@ -562,7 +563,7 @@ fn a_packet_captured_before_rekeying_is_refused_after_it() {
             "{suite}: reflected from the other side"
         );
         // New packets still pass.
-        w.encrypt(&sr(CLIENT_AUDIO, wall(1000), &[]), &mut captured).unwrap();
+        let captured = protect(&mut w, &sr(CLIENT_AUDIO, wall(1000), &[]));
         assert!(matches!(
             e.handle_datagram(ms(t + 10), Side::Client, id, &captured),
             Verdict::Forward(_)

@@ -73,6 +73,27 @@ fn protect(keys: &SrtpKeys, plain: &[u8]) -> Vec<u8> {
     wire
 }
 
+/// Random keys of `suite` and a random [`compound`] from `ssrc` protected
+/// with them (SRTCP index 1).
+fn keys_and_protected_compound(rng: &mut Rng, suite: CryptoSuite, ssrc: u32, blocks: u8) -> (SrtpKeys, Vec<u8>) {
+    let keys = rng.keys(suite);
+    let wire = protect(&keys, &compound(ssrc, blocks, rng));
+    (keys, wire)
+}
+
+/// `n` random compounds from `ssrc`, each with one report block, protected
+/// by one writer for `keys` (SRTCP indices 1 to `n`).
+fn protected_run(keys: &SrtpKeys, n: usize, ssrc: u32, rng: &mut Rng) -> Vec<Vec<u8>> {
+    let mut writer = SrtcpWriter::new(keys).unwrap();
+    (0..n)
+        .map(|_| {
+            let mut wire = Vec::new();
+            writer.encrypt(&compound(ssrc, 1, rng), &mut wire).unwrap();
+            wire
+        })
+        .collect()
+}
+
 /// A plain RTCP compound from `ssrc`: RR with `blocks` report blocks, then
 /// an SDES CNAME chunk, padded to 32-bit words as RFC 3550 §6.5 requires.
 fn compound(ssrc: u32, blocks: u8, rng: &mut Rng) -> Vec<u8> {
@@ -537,8 +558,7 @@ fn wrong_keys_fail_authentication() {
 fn any_single_bit_flip_is_refused() {
     let mut rng = Rng(3);
     for suite in CryptoSuite::ALL {
-        let keys = rng.keys(suite);
-        let wire = protect(&keys, &compound(0x1234_5678, 2, &mut rng));
+        let (keys, wire) = keys_and_protected_compound(&mut rng, suite, 0x1234_5678, 2);
         let word_at = wire.len() - suite.srtcp_tag_len() - 4;
         let mut reader = SrtcpReader::new(&keys).unwrap();
         let mut out = Vec::new();
@@ -565,14 +585,7 @@ fn replays_and_stale_indices_are_refused() {
     let mut rng = Rng(4);
     for suite in CryptoSuite::ALL {
         let keys = rng.keys(suite);
-        let mut writer = SrtcpWriter::new(&keys).unwrap();
-        let packets: Vec<Vec<u8>> = (0..300)
-            .map(|_| {
-                let mut w = Vec::new();
-                writer.encrypt(&compound(77, 1, &mut rng), &mut w).unwrap();
-                w
-            })
-            .collect();
+        let packets = protected_run(&keys, 300, 77, &mut rng);
         let mut reader = SrtcpReader::new(&keys).unwrap();
         let mut out = Vec::new();
         reader.decrypt(&packets[0], &mut out).unwrap();
@@ -629,8 +642,7 @@ fn unencrypted_srtcp_is_refused() {
 fn truncations_error_without_panicking() {
     let mut rng = Rng(6);
     for suite in CryptoSuite::ALL {
-        let keys = rng.keys(suite);
-        let wire = protect(&keys, &compound(3, 1, &mut rng));
+        let (keys, wire) = keys_and_protected_compound(&mut rng, suite, 3, 1);
         let mut reader = SrtcpReader::new(&keys).unwrap();
         let mut out = Vec::new();
         for len in 0..wire.len() {

@@ -65,20 +65,28 @@ def panel(title, targets, unit="short", desc="", w=12, h=8, kind="timeseries", s
 def q(expr):
     return expr.replace("SEL", SEL).replace("RI", RI)
 
+def rate_by(metric, by, agg="sum"):
+    """The per-second rate of counter `metric` on the selected relays, `agg` by labels `by`."""
+    return q(f"{agg} by ({by}) (rate({metric}{{SEL}}[RI]))")
+
+def total_rate(metric):
+    """The per-second rate of counter `metric`, summed over the selected relays."""
+    return q(f"sum(rate({metric}{{SEL}}[RI]))")
+
 row("Traffic")
 panel("Packets/s by direction and kind",
-      [(q('sum by (direction, kind) (rate(rtpmb_packets_total{SEL}[RI]))'), "{{direction}} {{kind}}")],
+      [(rate_by("rtpmb_packets_total", "direction, kind"), "{{direction}} {{kind}}")],
       unit="pps", desc="Datagrams the relay received, by side (from_client, from_upstream) and classification (RTP, RTCP, STUN, DTLS, other).")
 panel("Bit rate by direction and kind",
       [(q('8 * sum by (direction, kind) (rate(rtpmb_bytes_total{SEL}[RI]))'), "{{direction}} {{kind}}")],
       unit="bps", desc="UDP payload bytes received, as bits per second.")
 panel("Dropped packets/s by reason",
-      [(q('sum by (reason) (rate(rtpmb_dropped_packets_total{SEL}[RI]))'), "{{reason}}")],
+      [(rate_by("rtpmb_dropped_packets_total", "reason"), "{{reason}}")],
       unit="pps", stack=True, desc="Datagrams the relay did not forward, by reason.")
 panel("Socket errors/s by reason",
-      [(q('sum by (reason) (rate(rtpmb_send_errors_total{SEL}[RI]))'), "send {{reason}}"),
-       (q('sum by (reason) (rate(rtpmb_receive_errors_total{SEL}[RI]))'), "receive {{reason}}"),
-       (q('max by (counter) (rate(rtpmb_kernel_udp_errors_total{SEL}[RI]))'), "kernel {{counter}}")],
+      [(rate_by("rtpmb_send_errors_total", "reason"), "send {{reason}}"),
+       (rate_by("rtpmb_receive_errors_total", "reason"), "receive {{reason}}"),
+       (rate_by("rtpmb_kernel_udp_errors_total", "counter", agg="max"), "kernel {{counter}}")],
       unit="pps", desc="Datagrams the kernel refused to send, receive errors (refused: ICMP unreachable from the upstream), and the machine's kernel UDP drops (buffer overflow before any read; no port: e.g. strangers writing to a session's upstream socket).")
 
 row("Sessions")
@@ -88,79 +96,80 @@ panel("Sessions active by instance",
       [(q('sum by (instance) (rtpmb_sessions_active{SEL})'), "{{instance}}")], w=9,
       desc="Sessions are per node: each relay only knows the clients that reach it.")
 panel("Sessions created / expired / refused per second",
-      [(q('sum(rate(rtpmb_sessions_created_total{SEL}[RI]))'), "created"),
-       (q('sum(rate(rtpmb_sessions_expired_total{SEL}[RI]))'), "expired"),
-       (q('sum(rate(rtpmb_sessions_refused_total{SEL}[RI]))'), "refused"),
-       (q('sum(rate(rtpmb_sessions_rate_limited_total{SEL}[RI]))'), "rate-limited (flood)"),
-       (q('sum(rate(rtpmb_sessions_unanswered_total{SEL}[RI]))'), "never answered")], w=9, unit="ops",
+      [(total_rate("rtpmb_sessions_created_total"), "created"),
+       (total_rate("rtpmb_sessions_expired_total"), "expired"),
+       (total_rate("rtpmb_sessions_refused_total"), "refused"),
+       (total_rate("rtpmb_sessions_rate_limited_total"), "rate-limited (flood)"),
+       (total_rate("rtpmb_sessions_unanswered_total"), "never answered")], w=9, unit="ops",
       desc="Refused: new client addresses turned away (session limit, per-prefix rate, no free upstream port). Never answered: closed early because the upstream sent nothing.")
 panel("Hard caps hit per second",
-      [(q('sum by (cap) (rate(rtpmb_caps_hit_total{SEL}[RI]))'), "{{cap}}")], w=6, unit="ops",
+      [(rate_by("rtpmb_caps_hit_total", "cap"), "{{cap}}")], w=6, unit="ops",
       desc="A bounded table refused or evicted something: which bound a flood presses on.")
 panel("NAT rebinding per second",
-      [(q('sum by (outcome) (rate(rtpmb_nat_rebinding_total{SEL}[RI]))'), "{{outcome}}")], w=6, unit="ops",
+      [(rate_by("rtpmb_nat_rebinding_total", "outcome"), "{{outcome}}")], w=6, unit="ops",
       desc="Rebound: a client's new address passed an ICE check with the upstream and the session moved. Rejected: the upstream refused or ignored the check (a hijack attempt or a stale path).")
 panel("DTLS handshakes per second",
-      [(q('sum by (outcome) (rate(rtpmb_dtls_handshakes_total{SEL}[RI]))'), "{{outcome}}")], w=6, unit="ops",
+      [(rate_by("rtpmb_dtls_handshakes_total", "outcome"), "{{outcome}}")], w=6, unit="ops",
       desc="DTLS termination (relay dtls = \"terminate\"): per-leg handshakes that completed, and that failed (fingerprint mismatch, timeout, protocol error; the call has no media).")
 
 row("RTCP")
 panel("RTCP reports/s by mode",
-      [(q('sum by (mode) (rate(rtpmb_rtcp_reports_generated_total{SEL}[RI]))'), "generated {{mode}}"),
-       (q('sum by (mode) (rate(rtpmb_rtcp_reports_consumed_total{SEL}[RI]))'), "consumed {{mode}}"),
-       (q('sum by (mode) (rate(rtpmb_rtcp_reports_forwarded_total{SEL}[RI]))'), "forwarded {{mode}}")],
+      [(rate_by("rtpmb_rtcp_reports_generated_total", "mode"), "generated {{mode}}"),
+       (rate_by("rtpmb_rtcp_reports_consumed_total", "mode"), "consumed {{mode}}"),
+       (rate_by("rtpmb_rtcp_reports_forwarded_total", "mode"), "forwarded {{mode}}")],
       unit="ops", desc="Reports the relay generated (terminate/auto), consumed (did not pass on) and forwarded, by the relay's RTCP mode.")
 panel("RTCP suppression detected",
       [(q('sum by (instance) (increase(rtpmb_rtcp_suppression_detected_total{SEL}[RI]))'), "{{instance}}")],
       w=6, unit="short", desc="Streams whose receiver stopped reporting (auto mode takes over generating RRs).",
       extra={})
 panel("SRTCP auth failures / unreadable RTCP per second",
-      [(q('sum(rate(rtpmb_srtcp_auth_failures_total{SEL}[RI]))'), "SRTCP auth failures"),
-       (q('sum(rate(rtpmb_rtcp_unreadable_total{SEL}[RI]))'), "forwarded unread (SRTCP without keys)")],
+      [(total_rate("rtpmb_srtcp_auth_failures_total"), "SRTCP auth failures"),
+       (total_rate("rtpmb_rtcp_unreadable_total"), "forwarded unread (SRTCP without keys)")],
       w=6, unit="pps", desc="SRTCP compounds failing authentication with provisioned keys (dropped), and RTCP the relay could not read (encrypted, no keys) and forwarded as is.")
 
 row("Stream quality")
-for title, metric, by, unit, desc in [
-    ("RTT by leg (p50 / p95 / p99)", "rtpmb_stream_rtt_seconds", "leg", "s",
+# The quantiles a histogram panel shows: the usual spread, or for quality
+# scores (bad at the low end) the worst streams.
+SPREAD = [0.5, 0.95, 0.99]
+WORST = [0.01, 0.05, 0.5]
+for title, metric, by, qs, unit, desc in [
+    ("RTT by leg (p50 / p95 / p99)", "rtpmb_stream_rtt_seconds", "leg", SPREAD, "s",
      "Round-trip time of each leg: client (relay <-> client) and upstream (relay <-> SFU)."),
-    ("RTT by method (p95)", "rtpmb_stream_rtt_seconds", "method", "s",
+    ("RTT by method (p95)", "rtpmb_stream_rtt_seconds", "method", [0.95], "s",
      "Where RTT samples come from: SR/RR (LSR/DLSR), XR DLRR, or STUN transactions."),
-    ("Interarrival jitter by media kind (p50 / p95 / p99)", "rtpmb_stream_jitter_seconds", "kind", "s",
+    ("Interarrival jitter by media kind (p50 / p95 / p99)", "rtpmb_stream_jitter_seconds", "kind", SPREAD, "s",
      "RFC 3550 interarrival jitter of the streams, in seconds."),
-    ("Fraction lost by media kind (p50 / p95 / p99)", "rtpmb_stream_fraction_lost", "kind", "percentunit",
+    ("Fraction lost by media kind (p50 / p95 / p99)", "rtpmb_stream_fraction_lost", "kind", SPREAD, "percentunit",
      "Fraction of packets lost per report interval (0-1)."),
-    ("MOS by leg (p1 / p5 / p50: the worst streams)", "rtpmb_stream_mos", "leg", "short",
+    ("MOS by leg (p1 / p5 / p50: the worst streams)", "rtpmb_stream_mos", "leg", WORST, "short",
      "E-model (G.107) MOS of the audio streams on the leg they arrived over: conversational (with the leg's RTT) once known, else listening quality."),
-    ("R-factor by leg (p1 / p5 / p50: the worst streams)", "rtpmb_stream_r_factor", "leg", "short",
+    ("R-factor by leg (p1 / p5 / p50: the worst streams)", "rtpmb_stream_r_factor", "leg", WORST, "short",
      "E-model (G.107) transmission rating R of the audio streams, narrowband scale, by the leg they arrived over."),
 ]:
-    # Quality is bad at the low end: its low quantiles are the ones to watch.
-    low = metric in ("rtpmb_stream_mos", "rtpmb_stream_r_factor")
-    qs = [0.95] if by == "method" else [0.01, 0.05, 0.5] if low else [0.5, 0.95, 0.99]
     panel(title,
           [(q(f'histogram_quantile({v}, sum by (le, {by}) (rate({metric}_bucket{{SEL}}[RI])))'),
             f"p{int(v*100)} {{{{{by}}}}}") for v in qs],
           unit=unit, desc=desc + " Quantiles from the histogram buckets.")
 
 panel("RTT samples/s",
-      [(q('sum by (instance) (rate(rtpmb_rtt_samples_total{SEL}[RI]))'), "{{instance}}")],
+      [(rate_by("rtpmb_rtt_samples_total", "instance"), "{{instance}}")],
       unit="ops", desc="Valid RTT samples (report blocks, XR DLRR, STUN). Zero means the RTT panels have nothing to show.")
 
 row("Exporters")
 panel("Stats stream: events dropped/s and subscribers",
-      [(q('sum(rate(rtpmb_stats_events_dropped_total{SEL}[RI]))'), "events dropped/s"),
+      [(total_rate("rtpmb_stats_events_dropped_total"), "events dropped/s"),
        (q('sum(rtpmb_stats_stream_subscribers{SEL})'), "subscribers")],
       desc="Events dropped because a /v1/stream subscriber read too slowly; subscribers connected.")
 panel("Metrics publication lag",
       [(q('max by (instance) (rtpmb_publish_lag_seconds{SEL})'), "{{instance}}")],
       unit="s", desc="How late the last metrics publication ran against its schedule.")
 panel("OTLP exports/s by signal and result",
-      [(q('sum by (signal, result) (rate(rtpmb_otlp_exports_total{SEL}[RI]))'), "{{signal}} {{result}}")],
+      [(rate_by("rtpmb_otlp_exports_total", "signal, result"), "{{signal}} {{result}}")],
       unit="ops", desc="Export requests to [collector] otlp_endpoint; errors mean the collector is unreachable or refused them.")
 panel("OTLP errors, retries and dropped batches per second",
       [(q('sum(rate(rtpmb_otlp_exports_total{SEL,result="error"}[RI]))'), "export errors"),
-       (q('sum(rate(rtpmb_otlp_retries_total{SEL}[RI]))'), "retries"),
-       (q('sum(rate(rtpmb_otlp_dropped_total{SEL}[RI]))'), "batches dropped")],
+       (total_rate("rtpmb_otlp_retries_total"), "retries"),
+       (total_rate("rtpmb_otlp_dropped_total"), "batches dropped")],
       unit="ops", desc="Dropped: batches given up (exporter queue full or retries exhausted): data lost to the collector.")
 
 row("Per-session (needs [metrics] per_session = true)")

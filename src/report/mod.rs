@@ -358,18 +358,28 @@ fn insert_remote_xr(m: &mut Map<String, Value>, src: &SourceSnapshot) {
             m.insert(k.into(), v);
         }
     };
-    put("x-xrLossRate", x.loss_rate.map(|v| json!(v)));
-    put("x-xrDiscardRate", x.discard_rate.map(|v| json!(v)));
-    put("x-xrBurstDensity", x.burst_density.map(|v| json!(v)));
-    put("x-xrGapDensity", x.gap_density.map(|v| json!(v)));
-    put("x-xrBurstDuration", x.burst_duration.map(|v| json!(v)));
-    put("x-xrGapDuration", x.gap_duration.map(|v| json!(v)));
-    put("x-xrRoundTripDelay", x.round_trip_delay.map(|v| json!(v)));
-    put("x-xrRFactor", x.r_factor.map(|v| json!(v)));
-    put("x-xrMosLq", x.mos_lq.map(|v| json!(v)));
-    put("x-xrMosCq", x.mos_cq.map(|v| json!(v)));
-    put("x-xrLostPackets", x.lost_packets.map(|v| json!(v)));
-    put("x-xrDupPackets", x.dup_packets.map(|v| json!(v)));
+    let decimals = [
+        ("x-xrLossRate", x.loss_rate),
+        ("x-xrDiscardRate", x.discard_rate),
+        ("x-xrBurstDensity", x.burst_density),
+        ("x-xrGapDensity", x.gap_density),
+        ("x-xrBurstDuration", x.burst_duration),
+        ("x-xrGapDuration", x.gap_duration),
+        ("x-xrRoundTripDelay", x.round_trip_delay),
+        ("x-xrMosLq", x.mos_lq),
+        ("x-xrMosCq", x.mos_cq),
+    ];
+    for (k, v) in decimals {
+        put(k, v.map(|v| json!(v)));
+    }
+    let integers = [
+        ("x-xrRFactor", x.r_factor.map(u32::from)),
+        ("x-xrLostPackets", x.lost_packets),
+        ("x-xrDupPackets", x.dup_packets),
+    ];
+    for (k, v) in integers {
+        put(k, v.map(|v| json!(v)));
+    }
 }
 
 /// Where a stream's loss happened: packets lost before the proxy (what it

@@ -440,6 +440,20 @@ mod tests {
         (0..n).map(|i| imp.offer(i * spacing_ns, 160)).collect()
     }
 
+    /// How many of `fates` are drops.
+    fn count_dropped(fates: &[Fate]) -> f64 {
+        fates.iter().filter(|f| f.is_dropped()).count() as f64
+    }
+
+    /// Burst loss `ge` alone, seeded with `seed`.
+    fn burst_only(ge: GilbertElliott, seed: u64) -> ImpairConfig {
+        ImpairConfig {
+            seed,
+            burst: Some(ge),
+            ..Default::default()
+        }
+    }
+
     fn busy() -> ImpairConfig {
         ImpairConfig {
             seed: 42,
@@ -514,8 +528,7 @@ mod tests {
                 ..Default::default()
             };
             let n = 200_000;
-            let dropped = run(&cfg, n, MS).iter().filter(|f| f.is_dropped()).count() as f64;
-            let rate = dropped / n as f64;
+            let rate = count_dropped(&run(&cfg, n, MS)) / n as f64;
             // 5 standard deviations of a binomial proportion.
             let tol = 5.0 * (p * (1.0 - p) / n as f64).sqrt();
             assert!((rate - p).abs() < tol, "p={p} rate={rate}");
@@ -530,21 +543,13 @@ mod tests {
             loss_in_bad: 1.0,
             loss_in_good: 0.0,
         };
-        let cfg = ImpairConfig {
-            seed: 5,
-            burst: Some(ge),
-            ..Default::default()
-        };
+        let cfg = burst_only(ge, 5);
         let n = 400_000u64;
         let fates = run(&cfg, n, MS);
-        let dropped = fates.iter().filter(|f| f.is_dropped()).count() as f64;
+        let rate = count_dropped(&fates) / n as f64;
         let expected = cfg.expected_loss_rate();
         assert!((expected - 0.02 / 0.27).abs() < 1e-12);
-        assert!(
-            (dropped / n as f64 - expected).abs() < 0.01,
-            "{} vs {expected}",
-            dropped / n as f64
-        );
+        assert!((rate - expected).abs() < 0.01, "{rate} vs {expected}");
         // Mean run of consecutive losses ≈ 1 / p_bad_to_good = 4.
         let mut runs = Vec::new();
         let mut cur = 0u32;
@@ -576,14 +581,10 @@ mod tests {
         assert_eq!(ge.p_bad_to_good, 0.25);
         // 0.03 · 0.25 / 0.97
         assert!((ge.p_good_to_bad - 0.007_731_958_762_886_598).abs() < 1e-15);
-        let cfg = ImpairConfig {
-            seed: 9,
-            burst: Some(ge),
-            ..Default::default()
-        };
+        let cfg = burst_only(ge, 9);
         let n = 400_000u64;
         let fates = run(&cfg, n, MS);
-        let dropped = fates.iter().filter(|f| f.is_dropped()).count() as f64;
+        let dropped = count_dropped(&fates);
         assert!((dropped / n as f64 - 0.03).abs() < 0.003, "{}", dropped / n as f64);
         let runs = fates
             .windows(2)
@@ -606,8 +607,7 @@ mod tests {
     fn combined_loss_matches_expectation() {
         let cfg = busy();
         let n = 300_000u64;
-        let dropped = run(&cfg, n, MS).iter().filter(|f| f.is_dropped()).count() as f64;
-        assert!((dropped / n as f64 - cfg.expected_loss_rate()).abs() < 0.005);
+        assert!((count_dropped(&run(&cfg, n, MS)) / n as f64 - cfg.expected_loss_rate()).abs() < 0.005);
     }
 
     #[test]

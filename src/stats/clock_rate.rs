@@ -3,32 +3,36 @@
 
 use std::collections::BTreeMap;
 
-/// Static payload types of RFC 3551 Table 4 and 5 with their clock rates.
-const STATIC: [(u8, u32); 20] = [
-    (0, 8000),   // PCMU
-    (3, 8000),   // GSM
-    (4, 8000),   // G723
-    (5, 8000),   // DVI4/8000
-    (6, 16000),  // DVI4/16000
-    (7, 8000),   // LPC
-    (8, 8000),   // PCMA
-    (9, 8000),   // G722 (clock rate 8000 by RFC 3551's historical error)
-    (10, 44100), // L16 stereo
-    (11, 44100), // L16 mono
-    (12, 8000),  // QCELP
-    (13, 8000),  // CN
-    (14, 90000), // MPA
-    (15, 8000),  // G728
-    (16, 11025), // DVI4/11025
-    (17, 22050), // DVI4/22050
-    (18, 8000),  // G729
-    (25, 90000), // CelB
-    (26, 90000), // JPEG
-    (31, 90000), // H261
+/// The assigned static payload types (RFC 3551 Tables 4 and 5): the
+/// encoding name (the MIME subtype of `mimeType`) and the clock rate
+/// (`None`: reserved, no rate of its own).
+const STATIC: [(u8, &str, Option<u32>); 25] = [
+    (0, "PCMU", Some(8000)),
+    (3, "GSM", Some(8000)),
+    (4, "G723", Some(8000)),
+    (5, "DVI4", Some(8000)),  // DVI4/8000
+    (6, "DVI4", Some(16000)), // DVI4/16000
+    (7, "LPC", Some(8000)),
+    (8, "PCMA", Some(8000)),
+    (9, "G722", Some(8000)),  // clock rate 8000 by RFC 3551's historical error
+    (10, "L16", Some(44100)), // stereo
+    (11, "L16", Some(44100)), // mono
+    (12, "QCELP", Some(8000)),
+    (13, "CN", Some(8000)),
+    (14, "MPA", Some(90000)),
+    (15, "G728", Some(8000)),
+    (16, "DVI4", Some(11025)), // DVI4/11025
+    (17, "DVI4", Some(22050)), // DVI4/22050
+    (18, "G729", Some(8000)),
+    (19, "CN", None), // reserved, once comfort noise
+    (25, "CelB", Some(90000)),
+    (26, "JPEG", Some(90000)),
+    (28, "nv", Some(90000)),
+    (31, "H261", Some(90000)),
+    (32, "MPV", Some(90000)),
+    (33, "MP2T", Some(90000)),
+    (34, "H263", Some(90000)),
 ];
-/// Remaining static video types (RFC 3551 Table 5).
-const STATIC_VIDEO_90K: [u8; 3] = [28, 32, 33]; // nv, MPV, MP2T
-const STATIC_H263: u8 = 34;
 
 /// Media kind as far as the payload type tells.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize)]
@@ -48,36 +52,6 @@ impl MediaKind {
     }
 }
 
-/// Encoding names of the assigned static payload types (RFC 3551 Tables 4
-/// and 5), as the MIME subtype of `mimeType`.
-const STATIC_NAMES: [(u8, &str); 25] = [
-    (0, "PCMU"),
-    (3, "GSM"),
-    (4, "G723"),
-    (5, "DVI4"),
-    (6, "DVI4"),
-    (7, "LPC"),
-    (8, "PCMA"),
-    (9, "G722"),
-    (10, "L16"),
-    (11, "L16"),
-    (12, "QCELP"),
-    (13, "CN"),
-    (14, "MPA"),
-    (15, "G728"),
-    (16, "DVI4"),
-    (17, "DVI4"),
-    (18, "G729"),
-    (19, "CN"), // reserved, once comfort noise
-    (25, "CelB"),
-    (26, "JPEG"),
-    (28, "nv"),
-    (31, "H261"),
-    (32, "MPV"),
-    (33, "MP2T"),
-    (34, "H263"),
-];
-
 /// The kind of a static payload type (RFC 3551 §6): 0–23 are audio (MPA,
 /// PT 14, is audio on a 90 kHz clock), 24–34 video; `None` above.
 pub fn static_kind(pt: u8) -> Option<MediaKind> {
@@ -90,7 +64,7 @@ pub fn static_kind(pt: u8) -> Option<MediaKind> {
 
 /// `mimeType` of an assigned static payload type, e.g. `audio/PCMU`.
 pub fn static_mime_type(pt: u8) -> Option<String> {
-    let (_, name) = STATIC_NAMES.iter().find(|(p, _)| *p == pt)?;
+    let (_, name, _) = STATIC.iter().find(|(p, _, _)| *p == pt)?;
     Some(format!("{}/{name}", static_kind(pt)?.name()))
 }
 
@@ -138,11 +112,10 @@ impl ClockRates {
             rates: [0; 128],
             kinds: [None; 128],
         };
-        for (pt, rate) in STATIC {
-            table.set(pt, rate);
-        }
-        for pt in STATIC_VIDEO_90K.into_iter().chain([STATIC_H263]) {
-            table.set(pt, 90000);
+        for (pt, _, rate) in STATIC {
+            if let Some(rate) = rate {
+                table.set(pt, rate);
+            }
         }
         for (&pt, &rate) in overrides {
             table.set(pt, rate);

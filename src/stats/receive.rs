@@ -212,6 +212,16 @@ pub struct ReceiveStats {
     report_jitter: (u64, f64, f64, f64),
 }
 
+/// One packet as [`ReceiveStats::account`] takes it.
+struct Accounted {
+    seq: SeqNo,
+    ts: RtpTs,
+    header_len: usize,
+    payload_len: usize,
+    /// Whether the packet is a sample of the interarrival jitter estimate.
+    jitter_sample: bool,
+}
+
 impl ReceiveStats {
     /// Starts a stream at its first packet (A.1 `init_seq` then probation).
     pub fn new(seq: SeqNo, clock_rate: Option<u32>, now: MonoTime) -> Self {
@@ -334,11 +344,13 @@ impl ReceiveStats {
         self.last_pt = Some(pt);
         self.account(
             now,
-            rtp.seq(),
-            rtp.timestamp(),
-            rtp.header_len(),
-            rtp.payload_len(),
-            sample,
+            Accounted {
+                seq: rtp.seq(),
+                ts: rtp.timestamp(),
+                header_len: rtp.header_len(),
+                payload_len: rtp.payload_len(),
+                jitter_sample: sample,
+            },
         )
     }
 
@@ -352,38 +364,39 @@ impl ReceiveStats {
         header_len: usize,
         payload_len: usize,
     ) -> SeqOutcome {
-        self.account(now, seq, ts, header_len, payload_len, true)
+        self.account(
+            now,
+            Accounted {
+                seq,
+                ts,
+                header_len,
+                payload_len,
+                jitter_sample: true,
+            },
+        )
     }
 
-    fn account(
-        &mut self,
-        now: MonoTime,
-        seq: SeqNo,
-        ts: RtpTs,
-        header_len: usize,
-        payload_len: usize,
-        sample: bool,
-    ) -> SeqOutcome {
+    fn account(&mut self, now: MonoTime, packet: Accounted) -> SeqOutcome {
         self.last_arrival = now;
-        let outcome = self.update_seq(seq.0, now);
+        let outcome = self.update_seq(packet.seq.0, now);
         if matches!(outcome, SeqOutcome::Invalid) {
             // Every invalid packet is in a restart candidate run (see
             // `jump`), which counts its bytes if it re-syncs.
             self.invalid += 1;
-            self.run_header_bytes += header_len as u64;
-            self.run_payload_bytes += payload_len as u64;
+            self.run_header_bytes += packet.header_len as u64;
+            self.run_payload_bytes += packet.payload_len as u64;
             return outcome;
         }
         self.packets += 1;
-        self.header_bytes += header_len as u64;
-        self.payload_bytes += payload_len as u64;
+        self.header_bytes += packet.header_len as u64;
+        self.payload_bytes += packet.payload_len as u64;
         match outcome {
             SeqOutcome::Duplicate => self.duplicates += 1,
             SeqOutcome::OutOfOrder => self.out_of_order += 1,
             SeqOutcome::Restarted => self.restarts += 1,
             _ => {}
         }
-        self.update_jitter(now, ts, sample, outcome);
+        self.update_jitter(now, packet.ts, packet.jitter_sample, outcome);
         outcome
     }
 

@@ -640,6 +640,12 @@ pub fn missing_program(program: &str, why: &str, install: &str) {
 /// The `rtp-middlebox` binary.
 pub const BIN: &str = env!("CARGO_BIN_EXE_rtp-middlebox");
 
+/// Runs the `rtp-middlebox` binary with `args` to its end: its status and
+/// what it wrote.
+pub fn run_bin(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
 /// A directory of this test process's own, `rtpmb-{name}-{pid}` under the
 /// system's temporary directory, created.
 pub fn scratch_dir(name: &str) -> PathBuf {

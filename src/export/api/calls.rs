@@ -88,18 +88,15 @@ impl Calls {
     }
 }
 
-/// A refused request: status, stable reason label, message.
-struct Failure(StatusCode, &'static str, String);
+/// A refused request: status, stable reason label, message. The handlers
+/// return it as their `Err`, so `?` answers with it.
+pub(super) struct Failure(StatusCode, &'static str, String);
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         let Failure(status, reason, message) = self;
         (status, Json(json!({ "error": message, "reason": reason }))).into_response()
     }
-}
-
-fn failure(status: StatusCode, reason: &'static str, message: &str) -> Response {
-    Failure(status, reason, message.to_owned()).into_response()
 }
 
 fn fail(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Failure {
@@ -182,26 +179,21 @@ pub(super) async fn post_offer(
     State(state): State<Arc<ApiState>>,
     Path(call_id): Path<String>,
     body: Bytes,
-) -> Response {
-    let (body, description) = match check_call_id(&call_id).and_then(|()| parse(&body)) {
-        Ok(v) => v,
-        Err(r) => return r.into_response(),
-    };
-    let sdp_out = match rewritten(&state, &body.sdp, other(body.from)) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
+) -> Result<Response, Failure> {
+    check_call_id(&call_id)?;
+    let (body, description) = parse(&body)?;
+    let sdp_out = rewritten(&state, &body.sdp, other(body.from))?;
     let Ok(mut calls) = state.calls.lock() else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        return Ok(error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
     };
     let now = calls.clock.now();
     calls.pending.retain(|_, p| now.saturating_since(p.at) < PENDING_TTL);
     if calls.pending.len() >= MAX_PENDING_CALLS && !calls.pending.contains_key(&call_id) {
-        return failure(
+        return Err(fail(
             StatusCode::SERVICE_UNAVAILABLE,
             "too-many-calls",
             "too many calls waiting for an answer",
-        );
+        ));
     }
     // A re-offer replaces the pending one.
     calls.pending.insert(
@@ -214,7 +206,7 @@ pub(super) async fn post_offer(
             at: now,
         },
     );
-    Json(json!({ "sdp": sdp_out })).into_response()
+    Ok(Json(json!({ "sdp": sdp_out })).into_response())
 }
 
 /// The DTLS roles once the answer is known (RFC 5763 §5): the answerer
@@ -299,53 +291,42 @@ pub(super) async fn post_answer(
     State(state): State<Arc<ApiState>>,
     Path(call_id): Path<String>,
     body: Bytes,
-) -> Response {
-    let (body, answer) = match check_call_id(&call_id).and_then(|()| parse(&body)) {
-        Ok(v) => v,
-        Err(r) => return r.into_response(),
-    };
+) -> Result<Response, Failure> {
+    check_call_id(&call_id)?;
+    let (body, answer) = parse(&body)?;
     let offer = {
         let Ok(mut calls) = state.calls.lock() else {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+            return Ok(error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
         };
         match calls.pending.get(&call_id) {
             None => {
-                return failure(
+                return Err(fail(
                     StatusCode::NOT_FOUND,
                     "call-unknown",
                     "no offer for this call (or it expired)",
-                )
+                ))
             }
             Some(p) if p.from == body.from => {
-                return failure(
+                return Err(fail(
                     StatusCode::CONFLICT,
                     "same-side",
                     "the answer must come from the other side than the offer",
-                )
+                ))
             }
             Some(_) => {}
         }
         match calls.pending.remove(&call_id) {
             Some(p) => p,
-            None => return failure(StatusCode::NOT_FOUND, "call-unknown", "no offer for this call"),
+            None => return Err(fail(StatusCode::NOT_FOUND, "call-unknown", "no offer for this call")),
         }
     };
-    let (offerer, answerer) = match roles(offer.description.setup, answer.setup) {
-        Ok(r) => r,
-        Err(r) => return r.into_response(),
-    };
-    let sdp_out = match rewritten(&state, &body.sdp, other(body.from)) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
+    let (offerer, answerer) = roles(offer.description.setup, answer.setup)?;
+    let sdp_out = rewritten(&state, &body.sdp, other(body.from))?;
     let (client, upstream) = match body.from {
         From::Upstream => (peer(&offer.description, offerer), peer(&answer, answerer)),
         From::Client => (peer(&answer, answerer), peer(&offer.description, offerer)),
     };
-    let client_address = match binding_address(&offer.description, &answer, body.from) {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
+    let client_address = binding_address(&offer.description, &answer, body.from)?;
     // The client's view, for the stream and the shim: what it sent, and
     // what it got (rewritten).
     let kind = |k: &str| {
@@ -373,7 +354,7 @@ pub(super) async fn post_answer(
         client_address,
     };
     if let Err(e) = state.relay.set_call(setup).await {
-        return failure(StatusCode::CONFLICT, "call-refused", &e);
+        return Err(fail(StatusCode::CONFLICT, "call-refused", e));
     }
     if let Ok(mut calls) = state.calls.lock() {
         let now = calls.clock.now();
@@ -384,14 +365,15 @@ pub(super) async fn post_answer(
             calls.answered.insert(call_id, (view, now));
         }
     }
-    Json(json!({ "sdp": sdp_out })).into_response()
+    Ok(Json(json!({ "sdp": sdp_out })).into_response())
 }
 
 /// `DELETE /v1/calls/{call_id}`.
-pub(super) async fn delete_call(State(state): State<Arc<ApiState>>, Path(call_id): Path<String>) -> Response {
-    if let Err(r) = check_call_id(&call_id) {
-        return r.into_response();
-    }
+pub(super) async fn delete_call(
+    State(state): State<Arc<ApiState>>,
+    Path(call_id): Path<String>,
+) -> Result<Response, Failure> {
+    check_call_id(&call_id)?;
     let pending = state
         .calls
         .lock()
@@ -399,9 +381,9 @@ pub(super) async fn delete_call(State(state): State<Arc<ApiState>>, Path(call_id
         .unwrap_or(false);
     let bound = state.relay.remove_call(&call_id).await;
     if pending || bound {
-        StatusCode::NO_CONTENT.into_response()
+        Ok(StatusCode::NO_CONTENT.into_response())
     } else {
-        failure(StatusCode::NOT_FOUND, "call-unknown", "no such call")
+        Err(fail(StatusCode::NOT_FOUND, "call-unknown", "no such call"))
     }
 }
 
