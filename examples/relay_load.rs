@@ -300,6 +300,10 @@ struct RunResult {
     /// Resident memory at the end of the measured run against a third of
     /// the way in, in per cent.
     rss_growth_pct: f64,
+    /// Packets the generator sent against the offer over the run (1.0: all
+    /// of it); below [`GENERATOR_SHORTFALL`] the round carried less load
+    /// than its row says, and its row is marked.
+    offer_share: f64,
 }
 
 /// What one measured run counted: packets offered (per second), sent and
@@ -330,6 +334,7 @@ impl RunResult {
             relay_cpu_pct: 100.0 * m.cpu_ns as f64 / m.wall.as_nanos() as f64,
             rss_per_session: f64::NAN,
             rss_growth_pct: f64::NAN,
+            offer_share: 1.0,
         }
     }
 }
@@ -375,6 +380,13 @@ fn print_row(r: &RunResult) {
         r.relay_cpu_pct,
         r.rss_per_session
     );
+    if r.offer_share < GENERATOR_SHORTFALL {
+        println!(
+            "{:<24} ^ the generator sent {:.1}% of the offer: this round carried less load than its row says",
+            "",
+            100.0 * r.offer_share
+        );
+    }
 }
 
 // --------------------------------------------------------------- processes
@@ -986,6 +998,7 @@ fn run_once(kind: &str, streams: usize, rate: f64, secs: f64, workers: usize) ->
     RunResult {
         rss_per_session,
         rss_growth_pct,
+        offer_share: sent as f64 / (measured.offered_pps * secs).max(1.0),
         ..RunResult::new(kind.into(), &measured, lat)
     }
 }
@@ -1010,7 +1023,7 @@ fn max_rate(kind: &str, workers: usize, streams: usize, secs: f64) {
     for _ in 0..12 {
         let r = run_once(kind, streams, rate_pps / streams as f64, secs, workers);
         print_row(&r);
-        if let Some(reason) = step_fails(&r, secs) {
+        if let Some(reason) = step_fails(&r) {
             (failed, why) = (Some(rate_pps), reason);
             break;
         }
@@ -1022,7 +1035,7 @@ fn max_rate(kind: &str, workers: usize, streams: usize, secs: f64) {
         while rate_pps < failed * 0.99 {
             let r = run_once(kind, streams, rate_pps / streams as f64, secs, workers);
             print_row(&r);
-            if let Some(reason) = step_fails(&r, secs) {
+            if let Some(reason) = step_fails(&r) {
                 why = reason;
                 break;
             }
@@ -1065,15 +1078,16 @@ fn set_cpu(cpu: usize) -> std::io::Result<()> {
     }
 }
 
-/// `max-rate`: the generator must send at least this share of the offer
-/// for a step to measure the relay. A generator starved of CPU (it shares
+/// The generator must send at least this share of the offer for a run to
+/// measure the relay at the load it names (`max-rate` steps; marked rows
+/// elsewhere). A generator starved of CPU (it shares
 /// the 2 cores with the relay and the sink) sends fewer, and the relay then
 /// looks lossless at a rate it never saw: a step once passed at "133 000
 /// packets/s" with 76 000 a second sent.
 const GENERATOR_SHORTFALL: f64 = 0.98;
 /// Why a `max-rate` step does not hold, if it does not.
-fn step_fails(r: &RunResult, secs: f64) -> Option<&'static str> {
-    if (r.sent as f64) < r.offered_pps * secs * GENERATOR_SHORTFALL {
+fn step_fails(r: &RunResult) -> Option<&'static str> {
+    if r.offer_share < GENERATOR_SHORTFALL {
         Some("the generator fell short of the offer: the load tool's ceiling, not the relay's")
     } else if r.loss_pct >= 0.1 {
         Some("loss >= 0.1%")
