@@ -776,6 +776,9 @@ fn run_driver(
         "timeoutSeconds": DRIVER_TIMEOUT_SECONDS,
         "calls": calls,
         "wrongFingerprint": wrong_fingerprint,
+        // The terminated call is renegotiated mid-media through the calls
+        // API (a later offer/answer must keep the live legs).
+        "renegotiate": label == "dtls",
     });
     let cfg_path = dir.join(format!("driver-{label}.json"));
     std::fs::write(&cfg_path, cfg.to_string()).map_err(|e| e.to_string())?;
@@ -2125,6 +2128,17 @@ fn chromium_through_the_relay_to_janus() {
                 impaired_assertions(&fig, &counters, &to_sfu, &to_client, &up_cfg, &mut found, &mut notes);
                 if calls.is_some() {
                     dtls_assertions(&fig, &result, &counters, &to_sfu, &up_cfg, &mut found);
+                    if label == "dtls" {
+                        let r = &result["renegotiation"];
+                        check(
+                            &mut found,
+                            r["ok"] == true && r["connectionState"] == "connected" && r["signalingState"] == "stable",
+                            format!(
+                                "dtls: renegotiated after 5 s of media (Chromium re-offers, Janus re-answers, \
+                                 both through the calls API) and the call stayed up: {r}"
+                            ),
+                        );
+                    }
                     let transport = result["chromium"]
                         .as_array()
                         .and_then(|a| a.iter().find(|s| s["type"] == "transport"));

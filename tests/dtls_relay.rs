@@ -214,6 +214,126 @@ fn a_call_through_the_calls_api_terminates_dtls_on_both_legs() {
     assert_eq!(described["remoteDescription"]["sdp"], to_client);
     assert_eq!(described["remoteDescription"]["type"], "answer");
 
+    // A renegotiation, offered by the upstream as Janus does when a track
+    // is added (RFC 3264 §8): same certificates, same DTLS roles (the
+    // upstream stays the server, so the client answers `active`). Both
+    // requests succeed, each SDP handed on carries the proxy's
+    // fingerprint, and the live legs go on with their keys.
+    let call = |what: &str, from: &str, sdp: &str| {
+        post(
+            api,
+            &format!("/v1/calls/c1/{what}"),
+            &serde_json::json!({"sdp": sdp, "from": from}),
+        )
+    };
+    let proxy_fp = rtp_middlebox::sdp::inspect(&to_client).unwrap().fingerprints[0]
+        .value
+        .clone();
+    let re_offer = sdp(
+        "upsT",
+        &upstream.dtls.identity.fingerprint_sdp(),
+        "actpass",
+        upstream_addr.port(),
+    );
+    let r = call("offer", "upstream", &re_offer);
+    assert_eq!(r.status(), 200, "{}", r.raw);
+    let re_offer_out = r.json()["sdp"].as_str().unwrap().to_owned();
+    assert_eq!(
+        rtp_middlebox::sdp::inspect(&re_offer_out).unwrap().fingerprints[0].value,
+        proxy_fp
+    );
+    let re_answer = sdp("cliE", &client.dtls.identity.fingerprint_sdp(), "active", client_port);
+    let r = call("answer", "client", &re_answer);
+    assert_eq!(r.status(), 200, "renegotiation refused: {}", r.raw);
+    assert_eq!(
+        rtp_middlebox::sdp::inspect(r.json()["sdp"].as_str().unwrap())
+            .unwrap()
+            .fingerprints[0]
+            .value,
+        proxy_fp
+    );
+    // An ICE restart keeps the DTLS association: new ufrags, same
+    // certificates (client offers this time).
+    let r = call(
+        "offer",
+        "client",
+        &sdp("cliR", &client.dtls.identity.fingerprint_sdp(), "actpass", client_port),
+    );
+    assert_eq!(r.status(), 200, "{}", r.raw);
+    let r = call(
+        "answer",
+        "upstream",
+        &sdp(
+            "upsR",
+            &upstream.dtls.identity.fingerprint_sdp(),
+            "passive",
+            upstream_addr.port(),
+        ),
+    );
+    assert_eq!(r.status(), 200, "ICE restart refused: {}", r.raw);
+    // A changed certificate is a new DTLS association: refused, and the
+    // session goes on untouched.
+    let stranger = rtp_middlebox::dtls::DtlsIdentity::generate().unwrap();
+    let r = call(
+        "offer",
+        "client",
+        &sdp("cliR", &stranger.fingerprint_sdp(), "actpass", client_port),
+    );
+    assert_eq!(r.status(), 200, "{}", r.raw);
+    let r = call(
+        "answer",
+        "upstream",
+        &sdp(
+            "upsR",
+            &upstream.dtls.identity.fingerprint_sdp(),
+            "passive",
+            upstream_addr.port(),
+        ),
+    );
+    assert_eq!(r.status(), 409, "{}", r.raw);
+    assert_eq!(r.json()["reason"], "call-refused");
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("new DTLS association"),
+        "{}",
+        r.raw
+    );
+    assert_eq!(relay.sessions_blocking().len(), 1);
+    for seq in 20..25u16 {
+        let plain = rtp(111, seq, u32::from(seq) * 960, Ssrc(0xabc), 60);
+        client
+            .socket
+            .send_to(&protect.encrypt_rtp(&plain).unwrap(), listen)
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        loop {
+            let (n, _) = upstream.socket.recv_from(&mut buf).unwrap();
+            if buf[0] >> 6 == 2 && !(200..=206).contains(&buf[1]) {
+                assert_eq!(
+                    open.decrypt_rtp(&buf[..n]).unwrap().to_vec(),
+                    plain,
+                    "media after the renegotiations, same keys"
+                );
+                break;
+            }
+        }
+    }
+
+    // The last renegotiation that went through (the ICE restart) became
+    // the session's descriptions.
+    let deadline = now() + Duration::from_secs(5);
+    loop {
+        let d = get(api, &format!("/v1/sessions/{id}/sdp")).json();
+        if d["localDescription"]["sdp"]
+            .as_str()
+            .is_some_and(|s| s.contains("cliR"))
+        {
+            assert!(d["remoteDescription"]["sdp"].as_str().unwrap().contains("upsR"), "{d}");
+            break;
+        }
+        assert!(now() < deadline, "descriptions not updated: {d}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     let r = http(api, "DELETE", "/v1/calls/c1", "", "");
     assert_eq!(r.status(), 204, "{}", r.raw);
     let r = http(api, "DELETE", "/v1/calls/c1", "", "");

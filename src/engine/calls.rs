@@ -72,6 +72,11 @@ pub enum CallError {
     #[error("another call without ICE already waits for this client media address")]
     AddressInUse,
     #[error(
+        "the call's session is live and this offer/answer changes a peer's certificate fingerprint or DTLS \
+         role (a new DTLS association, RFC 8842 §5.5): delete the call and set it up again"
+    )]
+    NewDtlsAssociation,
+    #[error(
         "the call cannot be bound: ICE needs a=ice-ufrag in both SDPs; without ICE the client's SDP needs \
          a c= address and an m= port"
     )]
@@ -158,7 +163,8 @@ impl Engine {
     /// API; the session whose ICE checks carry its ufrags (without ICE:
     /// whose client address is the client's media address) terminates
     /// DTLS on both legs. Setting a known call id again replaces it (a
-    /// re-offer), unless it is already bound.
+    /// re-offer); once it is bound, that is a renegotiation
+    /// ([`Self::renegotiate`]).
     pub fn set_call(&mut self, now: MonoTime, setup: CallSetup) -> Result<(), CallError> {
         let Some(settings) = self.config.dtls.as_ref() else {
             return Err(CallError::NotTerminating);
@@ -175,8 +181,8 @@ impl Engine {
             }
         }
         if let Some(old) = self.calls.by_id.get(&setup.call_id) {
-            if old.session.is_some() {
-                return Err(CallError::UfragsInUse);
+            if let Some(session) = old.session {
+                return self.renegotiate(setup, session, key);
             }
             let old_key = key_of(&old.setup);
             forget_key(&mut self.calls.by_ufrags, &mut self.calls.by_address, old_key);
@@ -200,6 +206,41 @@ impl Engine {
                 session: None,
             },
         );
+        Ok(())
+    }
+
+    /// A later offer/answer of a call whose session is bound (RFC 3264
+    /// §8: a track added, a codec changed, an ICE restart). The same DTLS
+    /// association goes on when both peers keep their certificates and
+    /// roles (RFC 8842 §5.5: a changed fingerprint or role means a new
+    /// association): the legs stay as they are and an ICE restart's new
+    /// ufrags now name the call. Anything else would need new handshakes
+    /// on a live session, which the proxy does not do: refused, the call
+    /// is deleted and set up again.
+    fn renegotiate(&mut self, setup: CallSetup, session: SessionId, key: Key) -> Result<(), CallError> {
+        let Some(entry) = self.calls.by_id.get_mut(&setup.call_id) else {
+            return Err(CallError::NoBinding);
+        };
+        let same_peer =
+            |a: &super::dtls::PeerDtls, b: &super::dtls::PeerDtls| a.role == b.role && a.fingerprints == b.fingerprints;
+        if !(same_peer(&entry.setup.client, &setup.client) && same_peer(&entry.setup.upstream, &setup.upstream)) {
+            return Err(CallError::NewDtlsAssociation);
+        }
+        let old_key = key_of(&entry.setup);
+        entry.setup = Arc::new(setup);
+        debug_assert_eq!(entry.session, Some(session));
+        if old_key.as_ref() != Some(&key) {
+            let id = entry.setup.call_id.clone();
+            forget_key(&mut self.calls.by_ufrags, &mut self.calls.by_address, old_key);
+            match key {
+                Key::Ufrags(u, c) => {
+                    self.calls.by_ufrags.insert((u, c), id);
+                }
+                Key::Address(a) => {
+                    self.calls.by_address.insert(a, id);
+                }
+            }
+        }
         Ok(())
     }
 

@@ -31,7 +31,12 @@
 //   { ok, error?, timings, offer, answer, sdpAttached: [proxy session ids],
 //     states, chromium: [W3C stats...],
 //     proxy: { sessions: [...], stats: { id: [W3C stats...] } },
-//     samples: [{ t, chromium: [...] }] }
+//     samples: [{ t, chromium: [...] }],
+//     renegotiation?: { ok, error?, connectionState, signalingState,
+//                       chromiumSetup, janusSetup } }
+// With `renegotiate` (DTLS calls) the call is renegotiated after the first
+// 5 s of media: Chromium re-offers, Janus re-answers, both SDPs through the
+// calls API.
 // Exits 0 when the call was set up and the figures were read (whatever
 // they say), 1 otherwise.
 
@@ -98,18 +103,44 @@ async function janusCall(offer) {
   if (sent.janus !== 'ack' && sent.janus !== 'event') {
     throw new Error(`janus message: ${JSON.stringify(sent)}`);
   }
-  if (sent.jsep) return { session, handle, answer: sent.jsep };
+  return { session, handle, answer: await janusAnswer(session, sent) };
+}
+
+// The answer to an offer just sent in a message: in the message's reply,
+// or later from the session's long poll.
+async function janusAnswer(session, sent) {
+  if (sent.jsep) return sent.jsep;
   const deadline = Date.now() + 20000;
   while (Date.now() < deadline) {
     const evs = await http('GET', `${session}?maxev=5&rid=${Date.now()}`);
     for (const ev of Array.isArray(evs) ? evs : [evs]) {
-      if (ev.janus === 'event' && ev.jsep) return { session, handle, answer: ev.jsep };
+      if (ev.janus === 'event' && ev.jsep) return ev.jsep;
       if (ev.janus === 'event' && ev.plugindata?.data?.error) {
         throw new Error(`echotest: ${ev.plugindata.data.error}`);
       }
     }
   }
   throw new Error('no answer from janus within 20 s');
+}
+
+// A renegotiation of the live call (RFC 3264 §8), as an application does
+// when a track changes: Chromium's subsequent offer and Janus's answer,
+// each through the calls API with the same call id.
+async function renegotiate(page, janus) {
+  const offer = await page.evaluate(pageReoffer);
+  const toJanus = await http('POST', `${cfg.api}/v1/calls/${cfg.calls}/offer`, { sdp: offer.sdp, from: 'client' });
+  const sent = await http('POST', janus.handle, {
+    janus: 'message',
+    transaction: tx(),
+    body: { audio: true, video: true },
+    jsep: { type: 'offer', sdp: toJanus.sdp, trickle: false },
+  });
+  if (sent.janus !== 'ack' && sent.janus !== 'event') throw new Error(`janus message: ${JSON.stringify(sent)}`);
+  const answer = await janusAnswer(janus.session, sent);
+  const toChromium = await http('POST', `${cfg.api}/v1/calls/${cfg.calls}/answer`, { sdp: answer.sdp, from: 'upstream' });
+  const setup = (sdp) => (sdp.match(/a=setup:(\w+)/) || [])[1];
+  const state = await page.evaluate(pageReanswer, { type: 'answer', sdp: toChromium.sdp });
+  return { ok: true, ...state, chromiumSetup: setup(offer.sdp), janusSetup: setup(answer.sdp) };
 }
 
 // Attaches the call's SDP to the proxy's session (as an application that
@@ -198,6 +229,22 @@ async function pageSettle(answer) {
     await new Promise((r) => setTimeout(r, 100));
   }
   return pc.connectionState;
+}
+
+// Runs in the page: a subsequent offer on the connected call.
+async function pageReoffer() {
+  const { pc } = window.rig;
+  await pc.setLocalDescription(await pc.createOffer());
+  return { type: 'offer', sdp: pc.localDescription.sdp };
+}
+
+// Runs in the page: the subsequent answer applied; the call's states a
+// second later.
+async function pageReanswer(answer) {
+  const { pc } = window.rig;
+  await pc.setRemoteDescription(answer);
+  await new Promise((r) => setTimeout(r, 1000));
+  return { connectionState: pc.connectionState, signalingState: pc.signalingState };
 }
 
 async function pageStats() {
@@ -294,6 +341,14 @@ async function main() {
       .join(', ');
     log(brief);
     result.samples.push({ t: (Date.now() - t0) / 1000, chromium: s });
+    if (t === 0 && cfg.renegotiate) {
+      try {
+        result.renegotiation = await withTimeout(renegotiate(page, janus), 30000, 'renegotiation');
+      } catch (e) {
+        result.renegotiation = { ok: false, error: e.message };
+      }
+      log('renegotiation:', JSON.stringify(result.renegotiation));
+    }
   }
   await withTimeout(page.evaluate(pageStopSenders), 10000, 'stop senders');
   mark('senders-stopped');
