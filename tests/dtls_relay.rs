@@ -162,25 +162,25 @@ fn a_call_through_the_calls_api_terminates_dtls_on_both_legs() {
     let uk = upstream.dtls.keys.clone().unwrap();
     let mut protect = media_context(&ck.own_write).unwrap();
     let mut open = media_context(&uk.peer_write).unwrap();
-    let mut got = 0;
-    for seq in 0..20u16 {
-        let plain = rtp(111, seq, u32::from(seq) * 960, Ssrc(0xabc), 60);
-        client
-            .socket
-            .send_to(&protect.encrypt_rtp(&plain).unwrap(), listen)
-            .unwrap();
-        let mut buf = [0u8; 2048];
-        upstream.socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        loop {
-            let (n, _) = upstream.socket.recv_from(&mut buf).unwrap();
-            if buf[0] >> 6 == 2 && !(200..=206).contains(&buf[1]) {
-                assert_eq!(open.decrypt_rtp(&buf[..n]).unwrap().to_vec(), plain);
-                got += 1;
-                break;
+    upstream.socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut media = |seqs: std::ops::Range<u16>| {
+        for seq in seqs {
+            let plain = rtp(111, seq, u32::from(seq) * 960, Ssrc(0xabc), 60);
+            client
+                .socket
+                .send_to(&protect.encrypt_rtp(&plain).unwrap(), listen)
+                .unwrap();
+            let mut buf = [0u8; 2048];
+            loop {
+                let (n, _) = upstream.socket.recv_from(&mut buf).unwrap();
+                if buf[0] >> 6 == 2 && !(200..=206).contains(&buf[1]) {
+                    assert_eq!(open.decrypt_rtp(&buf[..n]).unwrap().to_vec(), plain, "packet {seq}");
+                    break;
+                }
             }
         }
-    }
-    assert_eq!(got, 20);
+    };
+    media(0..20);
 
     // The legs' keys came from DTLS: SDES keys through the API can neither
     // replace nor remove them (409), and the fingerprints stay.
@@ -253,43 +253,23 @@ fn a_call_through_the_calls_api_terminates_dtls_on_both_legs() {
         proxy_fp
     );
     // An ICE restart keeps the DTLS association: new ufrags, same
-    // certificates (client offers this time).
-    let r = call(
-        "offer",
-        "client",
-        &sdp("cliR", &client.dtls.identity.fingerprint_sdp(), "actpass", client_port),
-    );
-    assert_eq!(r.status(), 200, "{}", r.raw);
-    let r = call(
-        "answer",
-        "upstream",
-        &sdp(
-            "upsR",
-            &upstream.dtls.identity.fingerprint_sdp(),
-            "passive",
-            upstream_addr.port(),
-        ),
-    );
+    // certificates (client offers this time). A changed certificate is a
+    // new DTLS association: refused, and the session goes on untouched.
+    let restart = |client_fingerprint: &str| {
+        let r = call(
+            "offer",
+            "client",
+            &sdp("cliR", client_fingerprint, "actpass", client_port),
+        );
+        assert_eq!(r.status(), 200, "{}", r.raw);
+        let upstream_fingerprint = upstream.dtls.identity.fingerprint_sdp();
+        let answer = sdp("upsR", &upstream_fingerprint, "passive", upstream_addr.port());
+        call("answer", "upstream", &answer)
+    };
+    let r = restart(&client.dtls.identity.fingerprint_sdp());
     assert_eq!(r.status(), 200, "ICE restart refused: {}", r.raw);
-    // A changed certificate is a new DTLS association: refused, and the
-    // session goes on untouched.
     let stranger = rtp_middlebox::dtls::DtlsIdentity::generate().unwrap();
-    let r = call(
-        "offer",
-        "client",
-        &sdp("cliR", &stranger.fingerprint_sdp(), "actpass", client_port),
-    );
-    assert_eq!(r.status(), 200, "{}", r.raw);
-    let r = call(
-        "answer",
-        "upstream",
-        &sdp(
-            "upsR",
-            &upstream.dtls.identity.fingerprint_sdp(),
-            "passive",
-            upstream_addr.port(),
-        ),
-    );
+    let r = restart(&stranger.fingerprint_sdp());
     assert_eq!(r.status(), 409, "{}", r.raw);
     assert_eq!(r.json()["reason"], "call-refused");
     assert!(
@@ -298,25 +278,8 @@ fn a_call_through_the_calls_api_terminates_dtls_on_both_legs() {
         r.raw
     );
     assert_eq!(relay.sessions_blocking().len(), 1);
-    for seq in 20..25u16 {
-        let plain = rtp(111, seq, u32::from(seq) * 960, Ssrc(0xabc), 60);
-        client
-            .socket
-            .send_to(&protect.encrypt_rtp(&plain).unwrap(), listen)
-            .unwrap();
-        let mut buf = [0u8; 2048];
-        loop {
-            let (n, _) = upstream.socket.recv_from(&mut buf).unwrap();
-            if buf[0] >> 6 == 2 && !(200..=206).contains(&buf[1]) {
-                assert_eq!(
-                    open.decrypt_rtp(&buf[..n]).unwrap().to_vec(),
-                    plain,
-                    "media after the renegotiations, same keys"
-                );
-                break;
-            }
-        }
-    }
+    // Media after the renegotiations, under the same keys.
+    media(20..25);
 
     // The last renegotiation that went through (the ICE restart) became
     // the session's descriptions.
