@@ -295,3 +295,89 @@ fn a_call_without_ice_is_not_bound_from_another_address() {
     assert_eq!(driver.call_session("sip-1"), None);
     assert_eq!(driver.counters().dtls_calls_bound, 0);
 }
+
+/// A client that restarts ICE from a new address (a network change): the
+/// renegotiation through the calls API keeps the call's DTLS association
+/// and names the new ufrags; with `nat_rebinding = "stun"` the first check
+/// from the new address, carrying them, is a rebinding check of the bound
+/// session, so once the upstream accepts it and the new address answers
+/// the proxy's probe the session (and both DTLS legs in it) moves there,
+/// and media from the new address crosses under the same keys.
+#[test]
+fn an_ice_restart_from_a_new_address_takes_the_dtls_session_along() {
+    let mut c = call(RtcpMode::Forward, true);
+    c.pump();
+    assert!(c.client.connected && c.upstream.connected);
+    c.driver
+        .reconfigure(|cfg| cfg.nat_rebinding = rtp_middlebox::engine::NatRebinding::Stun);
+    let (ck, uk) = (c.client.keys.clone().unwrap(), c.upstream.keys.clone().unwrap());
+    let mut client_ctx = media_context(&ck.own_write).unwrap();
+    let mut upstream_open = media_context(&uk.peer_write).unwrap();
+    let mut media = |c: &mut Call, from: &str, seq: u16| {
+        let plain = rtp(111, seq, u32::from(seq) * 960, Ssrc(0x1111), 80);
+        let wire = client_ctx.encrypt_rtp(&plain).unwrap();
+        let v = c.driver.client_datagram(c.now, addr(from), &wire);
+        let opened = c
+            .driver
+            .last_sent
+            .first()
+            .and_then(|s| upstream_open.decrypt_rtp(&s.datagram).ok());
+        (v, opened.map(|p| p.to_vec() == plain))
+    };
+    for seq in 0..5 {
+        assert_eq!(media(&mut c, CLIENT, seq).1, Some(true));
+        c.now = c.now + Duration::from_millis(20);
+    }
+
+    // The renegotiation: same certificates and roles, new ufrags.
+    let restarted = CallSetup {
+        call_id: "call-1".into(),
+        client: c.client.description("cLiR"),
+        upstream: c.upstream.description("uPsR"),
+        client_address: None,
+    };
+    c.driver
+        .set_call(c.now, restarted)
+        .expect("a renegotiation of the bound call");
+    assert_eq!(c.driver.call_session("call-1"), Some(c.id));
+
+    // Two seconds later (the old address silent), the client's first check
+    // with the new ufrags arrives from its new address.
+    const NEW: &str = "192.0.2.77:61000";
+    c.now = c.now + Duration::from_secs(2);
+    let check = stun(StunClass::Request, [0x51; 12], &[(ATTR_USERNAME, b"uPsR:cLiR")]);
+    c.driver.client_datagram(c.now, addr(NEW), &check);
+    assert_eq!(c.driver.sessions().count(), 1, "no second session for the new address");
+    assert!(
+        c.driver
+            .last_sent
+            .iter()
+            .any(|s| s.toward == Side::Upstream && s.datagram == check),
+        "the check went to the upstream on the bound session"
+    );
+    let success = stun(StunClass::SuccessResponse, [0x51; 12], &[]);
+    c.driver.handle_datagram(c.now, Side::Upstream, c.id, &success);
+    let probe = c
+        .driver
+        .last_sent
+        .iter()
+        .find(|s| s.datagram.len() == 20 && s.datagram[..2] == [0, 1])
+        .map(|s| s.datagram.clone())
+        .expect("the proxy's probe to the new address");
+    let answer = stun(StunClass::ErrorResponse, probe[8..20].try_into().unwrap(), &[]);
+    assert_eq!(c.driver.client_datagram(c.now, addr(NEW), &answer), Verdict::Consumed);
+    assert_eq!(
+        c.driver.session(c.id).unwrap().info.client,
+        addr(NEW),
+        "the session moved"
+    );
+
+    // Media from the new address: opened and re-protected by the same legs.
+    for seq in 5..10 {
+        let (v, opened) = media(&mut c, NEW, seq);
+        assert!(matches!(v, Verdict::Rewritten(_)), "{v:?}");
+        assert_eq!(opened, Some(true));
+        c.now = c.now + Duration::from_millis(20);
+    }
+    assert_eq!(c.driver.sessions().count(), 1);
+}

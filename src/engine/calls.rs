@@ -216,7 +216,10 @@ impl Engine {
     /// association): the legs stay as they are and an ICE restart's new
     /// ufrags now name the call. Anything else would need new handshakes
     /// on a live session, which the proxy does not do: refused, the call
-    /// is deleted and set up again.
+    /// is deleted and set up again. With `nat_rebinding = "stun"` the new
+    /// ufrags' USERNAME also finds the session as a rebinding check, so a
+    /// client that restarts ICE from a new address (a network change)
+    /// takes its session, and the DTLS legs in it, along.
     fn renegotiate(&mut self, setup: CallSetup, session: SessionId, key: Key) -> Result<(), CallError> {
         let Some(entry) = self.calls.by_id.get_mut(&setup.call_id) else {
             return Err(CallError::NoBinding);
@@ -227,10 +230,18 @@ impl Engine {
             return Err(CallError::NewDtlsAssociation);
         }
         let old_key = key_of(&entry.setup);
+        let id = setup.call_id.clone();
         entry.setup = Arc::new(setup);
         debug_assert_eq!(entry.session, Some(session));
         if old_key.as_ref() != Some(&key) {
-            let id = entry.setup.call_id.clone();
+            if let Key::Ufrags(upstream_ufrag, client_ufrag) = &key {
+                // The client's checks toward the upstream read
+                // `<upstream ufrag>:<client ufrag>` (RFC 8445 §7.2.2).
+                let name = format!("{upstream_ufrag}:{client_ufrag}");
+                if let Some(upstream) = self.session(session).map(|s| s.info.upstream) {
+                    self.rebinding.note_username(session, upstream, name.as_bytes());
+                }
+            }
             forget_key(&mut self.calls.by_ufrags, &mut self.calls.by_address, old_key);
             match key {
                 Key::Ufrags(u, c) => {

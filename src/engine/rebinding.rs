@@ -149,6 +149,17 @@ impl Rebinding {
             return;
         }
         let Some(name) = username(stun) else { return };
+        self.note_username(session, upstream, name);
+    }
+
+    /// Makes `name` (a client's binding-request USERNAME toward `upstream`)
+    /// find `session`, as if its client had sent it: the signalled ufrags
+    /// of an ICE restart (RFC 8445 §9), whose first checks may come from a
+    /// new address before any came from the old one.
+    pub fn note_username(&mut self, session: SessionId, upstream: SocketAddr, name: &[u8]) {
+        if name.is_empty() || name.len() > MAX_USERNAME_LEN {
+            return;
+        }
         index_key(&mut self.scratch, upstream, name);
         if self.by_username.get(self.scratch.as_slice()) == Some(&session) {
             return;
