@@ -501,6 +501,71 @@ struct Relay {
     log: Arc<Mutex<Vec<String>>>,
 }
 
+/// Datagrams from Chromium before the rebinding run's shuttle changes its
+/// source port: about 3 s of the call's audio and video.
+const REBIND_AFTER: usize = 600;
+
+/// The rebinding run: the relay moved the session from the shuttle's first
+/// port to its second, the move came from the ICE check (the log's
+/// `rebound` line), the call stayed connected, and Chromium kept getting
+/// Janus's echo of its own media in the last 5 s, which Janus can only
+/// send if the moved session kept opening Chromium's SRTP with the client
+/// leg's keys and re-protecting it for Janus.
+fn rebinding_assertions(
+    result: &Value,
+    log: &[String],
+    (old, new): (SocketAddr, SocketAddr),
+    failures: &mut Vec<String>,
+) {
+    let rebound = format!("rebound: client {old} -> {new}");
+    let moved = log.iter().any(|l| l.contains(&rebound));
+    check(failures, moved, format!("the relay logged `{rebound}`"));
+    if !moved {
+        for l in log.iter().filter(|l| l.contains("session")) {
+            report(&format!("    relay: {l}"));
+        }
+        let sessions = result["proxy"]["sessions"].as_array().cloned().unwrap_or_default();
+        for v in sessions {
+            report(&format!(
+                "    session: {} client {} state {}",
+                v["id"], v["client"], v["state"]
+            ));
+        }
+    }
+    let states: Vec<String> = result["states"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    check(
+        failures,
+        states.last().is_some_and(|s| s == "connected") && !states.iter().any(|s| s == "failed"),
+        format!("Chromium's connection stayed up ({})", states.join(" → ")),
+    );
+    let received = |stats: &Value| {
+        stats
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|s| s["type"] == "inbound-rtp" && s["kind"] == "audio")
+                    .map(|s| i(&s["packetsReceived"]))
+            })
+            .unwrap_or(0)
+    };
+    let samples = result["samples"].as_array().cloned().unwrap_or_default();
+    let (at_10, at_15) = match samples.as_slice() {
+        [_, b, c, ..] => (received(&b["chromium"]), received(&c["chromium"])),
+        _ => (0, 0),
+    };
+    check(
+        failures,
+        at_15 - at_10 >= 150,
+        format!(
+            "Janus's echo of Chromium's audio kept coming after the move: {} packets between 10 s and 15 s of media (≥ 150)",
+            at_15 - at_10
+        ),
+    );
+}
+
 /// The relay keys of the plain runs: RTCP passes, DTLS passes.
 const PASS_THROUGH: &str = "rtcp = \"forward\"\n";
 /// The DTLS run: the proxy terminates DTLS on both legs and RTCP too, so
@@ -517,10 +582,11 @@ fn start_relay(
     listen: SocketAddr,
     keys: &str,
     upstream: Option<SocketAddr>,
+    tables: &str,
 ) -> Result<Relay, String> {
     let upstream = upstream.unwrap_or(SocketAddr::V4(SocketAddrV4::new(net.janus(), RTP_PORT)));
     let config = format!(
-        "[[relay]]\nlisten = \"{listen}\"\nupstream = \"{upstream}\"\n{keys}upstream_bind = \"{bind}\"\n\n{CLOCK_RATES}\n[api]\nlisten = \"127.0.0.1:0\"\n",
+        "[[relay]]\nlisten = \"{listen}\"\nupstream = \"{upstream}\"\n{keys}upstream_bind = \"{bind}\"\n\n{CLOCK_RATES}\n{tables}[api]\nlisten = \"127.0.0.1:0\"\n",
         bind = net.sfu_facing(),
     );
     let path = dir.join(format!("relay-{label}.toml"));
@@ -649,51 +715,71 @@ struct Shuttle {
 
 impl Shuttle {
     fn start(outer: SocketAddr, forwarder: SocketAddr) -> Result<Shuttle, String> {
-        Self::start_on(outer, "127.0.0.1:0".parse().unwrap_or(outer), forwarder, false)
+        Self::start_on(outer, "127.0.0.1:0".parse().unwrap_or(outer), forwarder, false, None).map(|(s, _)| s)
     }
 
     /// `inner`: where the inner socket binds; `drop_rtcp_out`: RTCP coming
     /// back from `forwarder` is dropped (an endpoint whose reports never
-    /// arrive).
+    /// arrive); `rebind_after`: after that many datagrams from the client
+    /// the shuttle sends from a second inner socket, as a NAT whose mapping
+    /// changed mid-call (both inner sockets keep carrying what comes back).
+    /// Returns the inner sockets' addresses, the first one first.
     fn start_on(
         outer: SocketAddr,
         inner: SocketAddr,
         forwarder: SocketAddr,
         drop_rtcp_out: bool,
-    ) -> Result<Shuttle, String> {
+        rebind_after: Option<usize>,
+    ) -> Result<(Shuttle, Vec<SocketAddr>), String> {
         let outer = UdpSocket::bind(outer).map_err(|e| format!("bind {outer}: {e}"))?;
-        let inner = UdpSocket::bind(inner).map_err(|e| format!("bind {inner}: {e}"))?;
+        let mut inners = vec![UdpSocket::bind(inner).map_err(|e| format!("bind {inner}: {e}"))?];
+        if rebind_after.is_some() {
+            let again = SocketAddr::new(inner.ip(), 0);
+            inners.push(UdpSocket::bind(again).map_err(|e| format!("bind {again}: {e}"))?);
+        }
         let rtcp_dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        for s in [&outer, &inner] {
+        for s in inners.iter().chain([&outer]) {
             s.set_read_timeout(Some(Duration::from_millis(50)))
                 .map_err(|e| e.to_string())?;
         }
+        let addresses = inners
+            .iter()
+            .map(|s| s.local_addr().map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
         let stop = Arc::new(AtomicBool::new(false));
         let client: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
         let (to_sfu, to_client) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
         let clone = |s: &UdpSocket| s.try_clone().map_err(|e| e.to_string());
         let mut threads = Vec::new();
         {
-            let (rx, tx, stop, client, log) = (
+            let (rx, stop, client, log) = (
                 clone(&outer)?,
-                clone(&inner)?,
                 Arc::clone(&stop),
                 Arc::clone(&client),
                 Arc::clone(&to_sfu),
             );
+            let tx = inners.iter().map(clone).collect::<Result<Vec<_>, _>>()?;
             threads.push(std::thread::spawn(move || {
                 let mut buf = vec![0u8; 65_536];
+                let mut carried = 0usize;
                 while !stop.load(Ordering::Relaxed) {
                     if let Ok((n, from)) = rx.recv_from(&mut buf) {
                         *client.lock().unwrap_or_else(|e| e.into_inner()) = Some(from);
                         log.lock().unwrap_or_else(|e| e.into_inner()).push(classify(&buf[..n]));
-                        let _ = tx.send_to(&buf[..n], forwarder);
+                        let moved = rebind_after.is_some_and(|after| carried >= after);
+                        let _ = tx[usize::from(moved)].send_to(&buf[..n], forwarder);
+                        carried += 1;
                     }
                 }
             }));
         }
-        {
-            let (rx, tx, stop, client, log) = (inner, outer, Arc::clone(&stop), client, Arc::clone(&to_client));
+        for rx in inners {
+            let (tx, stop, client, log) = (
+                clone(&outer)?,
+                Arc::clone(&stop),
+                Arc::clone(&client),
+                Arc::clone(&to_client),
+            );
             let dropped = Arc::clone(&rtcp_dropped);
             threads.push(std::thread::spawn(move || {
                 let mut buf = vec![0u8; 65_536];
@@ -712,13 +798,14 @@ impl Shuttle {
                 }
             }));
         }
-        Ok(Shuttle {
+        let shuttle = Shuttle {
             stop,
             threads,
             to_sfu,
             to_client,
             rtcp_dropped,
-        })
+        };
+        Ok((shuttle, addresses))
     }
 
     /// Stops and returns what was carried (to the SFU, to the client).
@@ -2011,7 +2098,7 @@ fn chromium_through_the_relay_to_janus() {
     {
         let listen = SocketAddr::V4(SocketAddrV4::new(net.client_facing(), RTP_PORT));
         let mut relay =
-            start_relay(&net, &dir, "clean", listen, PASS_THROUGH, None).unwrap_or_else(|e| panic!("relay: {e}"));
+            start_relay(&net, &dir, "clean", listen, PASS_THROUGH, None, "").unwrap_or_else(|e| panic!("relay: {e}"));
         let started = clock.now().as_secs_f64();
         match run_driver(&net, &dir, "clean", &relay.api, None, false) {
             Ok(result) => {
@@ -2061,7 +2148,7 @@ fn chromium_through_the_relay_to_janus() {
                 let outer = SocketAddr::V4(SocketAddrV4::new(net.sfu_facing(), RTP_PORT + 1));
                 let inner = SocketAddr::V4(SocketAddrV4::new(net.sfu_facing(), 0));
                 let janus = SocketAddr::V4(SocketAddrV4::new(net.janus(), RTP_PORT));
-                Shuttle::start_on(outer, inner, janus, keys == DTLS_AUTO).map(|s| (s, outer))
+                Shuttle::start_on(outer, inner, janus, keys == DTLS_AUTO, None).map(|(s, _)| (s, outer))
             })
             .transpose()
             .unwrap_or_else(|e| panic!("upstream shuttle: {e}"));
@@ -2072,6 +2159,7 @@ fn chromium_through_the_relay_to_janus() {
             "127.0.0.1:0".parse().unwrap(),
             keys,
             upstream_shuttle.as_ref().map(|(_, outer)| *outer),
+            "",
         )
         .unwrap_or_else(|e| panic!("relay: {e}"));
         let leg = |seed| match bursty {
@@ -2184,13 +2272,78 @@ fn chromium_through_the_relay_to_janus() {
         let label = "wrong-fingerprint";
         let listen = SocketAddr::V4(SocketAddrV4::new(net.client_facing(), RTP_PORT));
         let relay =
-            start_relay(&net, &dir, label, listen, DTLS_TERMINATE, None).unwrap_or_else(|e| panic!("relay: {e}"));
+            start_relay(&net, &dir, label, listen, DTLS_TERMINATE, None, "").unwrap_or_else(|e| panic!("relay: {e}"));
         let started = clock.now().as_secs_f64();
         match run_driver(&net, &dir, label, &relay.api, Some("rig-call-3"), true) {
             Ok(result) => {
                 let log = relay.log.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 let mut found = Vec::new();
                 wrong_fingerprint_assertions(&result, &log, &mut found);
+                failures.extend(found.into_iter().map(|f| format!("[{label}] {f}")));
+            }
+            Err(e) => failures.push(format!(
+                "{label}: {e}\nrelay: {:?}",
+                relay.log.lock().unwrap_or_else(|e| e.into_inner())
+            )),
+        }
+        report(&format!(
+            "browser_rig: {label} run took {:.1} s",
+            clock.now().as_secs_f64() - started
+        ));
+    }
+
+    // (6) NAT rebinding of a DTLS-terminated call: after REBIND_AFTER
+    // datagrams from Chromium the shuttle in front of the relay sends from
+    // a new port, as a NAT whose mapping changed. With nat_rebinding =
+    // "stun" Chromium's next consent check moves the session (and its DTLS
+    // legs) to the new address, and the echo from Janus resumes.
+    {
+        let label = "dtls-rebind";
+        let relay = start_relay(
+            &net,
+            &dir,
+            label,
+            "127.0.0.1:0".parse().unwrap(),
+            DTLS_TERMINATE,
+            None,
+            "[limits]\nnat_rebinding = \"stun\"\n",
+        )
+        .unwrap_or_else(|e| panic!("relay: {e}"));
+        let outer = SocketAddr::V4(SocketAddrV4::new(net.client_facing(), RTP_PORT));
+        let (shuttle, inner) = Shuttle::start_on(
+            outer,
+            "127.0.0.1:0".parse().unwrap(),
+            relay.listen,
+            false,
+            Some(REBIND_AFTER),
+        )
+        .unwrap_or_else(|e| panic!("shuttle: {e}"));
+        report(&format!(
+            "browser_rig: {label} leg: {outer} → {} (after {REBIND_AFTER} datagrams: {}) → relay {}",
+            inner[0], inner[1], relay.listen
+        ));
+        let started = clock.now().as_secs_f64();
+        let result = run_driver(&net, &dir, label, &relay.api, Some("rig-call-5"), false);
+        let (to_relay, from_relay) = shuttle.stop();
+        let stun = |v: &[Datagram]| v.iter().filter(|d| d.kind == Kind::Stun).count();
+        report(&format!(
+            "[{label}] STUN through the shuttle: {} toward the relay ({} after the switch), {} back",
+            stun(&to_relay),
+            stun(to_relay.get(REBIND_AFTER..).unwrap_or_default()),
+            stun(&from_relay)
+        ));
+        if let Some(api) = relay.api.strip_prefix("http://").and_then(|a| a.parse().ok()) {
+            if let Ok(m) = http_get(api, "/metrics") {
+                for l in m.lines().filter(|l| !l.starts_with('#') && l.contains("rebind")) {
+                    report(&format!("    metrics: {l}"));
+                }
+            }
+        }
+        match result {
+            Ok(result) => {
+                let log = relay.log.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let mut found = Vec::new();
+                rebinding_assertions(&result, &log, (inner[0], inner[1]), &mut found);
                 failures.extend(found.into_iter().map(|f| format!("[{label}] {f}")));
             }
             Err(e) => failures.push(format!(

@@ -361,7 +361,7 @@ fn an_ice_restart_from_a_new_address_takes_the_dtls_session_along() {
         .driver
         .last_sent
         .iter()
-        .find(|s| s.datagram.len() == 20 && s.datagram[..2] == [0, 1])
+        .find(|s| s.datagram.len() == 28 && s.datagram[..2] == [0, 1])
         .map(|s| s.datagram.clone())
         .expect("the proxy's probe to the new address");
     let answer = stun(StunClass::ErrorResponse, probe[8..20].try_into().unwrap(), &[]);

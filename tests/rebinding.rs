@@ -43,7 +43,7 @@ fn unauthenticated(txid: u8) -> Vec<u8> {
 #[derive(Debug, PartialEq, Eq)]
 struct CheckAnswer {
     to: SocketAddr,
-    probe: Option<[u8; 20]>,
+    probe: Option<[u8; 28]>,
 }
 
 /// Two relays: relay 0 toward the call's upstream, relay 1 toward another.
@@ -147,7 +147,7 @@ const NEW: &str = "203.0.113.10:61000";
 
 /// The new address's answer to the proxy's probe (400: the probe carries
 /// no credentials, which an ICE agent answers all the same).
-fn probe_answer(probe: &[u8; 20]) -> Vec<u8> {
+fn probe_answer(probe: &[u8; 28]) -> Vec<u8> {
     stun(StunClass::ErrorResponse, probe[8..20].try_into().unwrap(), &[])
 }
 
@@ -367,4 +367,75 @@ fn a_live_flow_sharing_the_username_is_not_a_rebinding() {
         )
         .unwrap();
     assert_eq!(c.check(20_000, Some(interim), NEW, &request(9, USERNAME)), Some(c.id));
+}
+
+/// A NAT that changes its mapping mid-call: media from the new address
+/// comes first (an interim session), and the client's next ICE check may
+/// come before the old address has been silent for a second. That check is
+/// held (dropped and counted, not forwarded on the interim session, where
+/// the upstream's answer would make the interim session established for
+/// good), and the next check, a second later, moves the session. A flow
+/// that overlaps the old one (it opened while the old address still sent)
+/// is another flow: its check goes through on its own session.
+#[test]
+fn an_early_check_after_the_media_moved_is_held_until_the_old_address_is_silent() {
+    let mut c = call(NatRebinding::Stun);
+    let upstream = c.upstream;
+    // The old address's last media at 4 000 ms; from 4 020 ms everything
+    // comes from NEW, media first.
+    c.engine
+        .handle_datagram(ms(4_000), Side::Client, c.id, &request(4, USERNAME));
+    let interim = c
+        .engine
+        .open_session(
+            ms(4_020),
+            SessionInfo {
+                client: addr(NEW),
+                upstream,
+            },
+        )
+        .unwrap();
+    let held_before = c.engine.counters().drops[rtp_middlebox::engine::DropReason::RebindingHeld.index()];
+    let v = c.engine.client_datagram(ms(4_300), addr(NEW), &request(5, USERNAME));
+    assert_eq!(v, Verdict::Drop(rtp_middlebox::engine::DropReason::RebindingHeld));
+    assert!(c.engine.last_sent.is_empty(), "held: sent nowhere");
+    assert_eq!(
+        c.engine.counters().drops[rtp_middlebox::engine::DropReason::RebindingHeld.index()],
+        held_before + 1
+    );
+    // The next check, 1.3 s after the old address's last datagram, moves it.
+    let answer = c
+        .checked(5_300, NEW, 6, &success(6))
+        .expect("taken as a rebinding check");
+    let probe = answer.probe.expect("probe");
+    assert_eq!(c.probe_answer(5_350, NEW, &probe_answer(&probe)), Some(c.id));
+    assert_eq!(c.client(), addr(NEW));
+    assert!(
+        c.engine.session(interim).is_none(),
+        "the interim session was the moved one's flow"
+    );
+
+    // Overlapping flows: the second address opened while the first still
+    // sent; its early check is its own session's, not held.
+    let mut c = call(NatRebinding::Stun);
+    let second = "203.0.113.10:50002";
+    let other = c
+        .engine
+        .open_session(
+            ms(4_000),
+            SessionInfo {
+                client: addr(second),
+                upstream,
+            },
+        )
+        .unwrap();
+    c.engine
+        .handle_datagram(ms(4_100), Side::Client, c.id, &request(4, USERNAME));
+    let v = c.engine.client_datagram(ms(4_300), addr(second), &request(5, USERNAME));
+    assert!(matches!(v, Verdict::Forward(_)), "{v:?}");
+    assert!(c
+        .engine
+        .last_sent
+        .iter()
+        .any(|s| matches!(s.socket, SocketRef::Upstream { session, .. } if session == other)));
 }

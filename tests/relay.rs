@@ -73,9 +73,14 @@ impl Drop for Echo {
 }
 
 fn config(listen: &str, upstream: SocketAddr, extra: &str) -> Config {
+    config_with_limits(listen, upstream, extra, "")
+}
+
+/// [`config`] with more `[limits]` keys.
+fn config_with_limits(listen: &str, upstream: SocketAddr, extra: &str, limits: &str) -> Config {
     let bind = if upstream.is_ipv6() { "::1" } else { "127.0.0.1" };
     let text = format!(
-        "[[relay]]\nlisten = \"{listen}\"\nupstream = \"{upstream}\"\nrtcp = \"forward\"\nupstream_bind = \"{bind}\"\nupstream_ports = \"20000-59999\"\n{extra}\n[limits]\nidle_timeout_secs = 2\n"
+        "[[relay]]\nlisten = \"{listen}\"\nupstream = \"{upstream}\"\nrtcp = \"forward\"\nupstream_bind = \"{bind}\"\nupstream_ports = \"20000-59999\"\n{extra}\n[limits]\nidle_timeout_secs = 2\n{limits}"
     );
     Config::from_toml(&text).unwrap()
 }
@@ -436,4 +441,91 @@ fn a_full_range_is_scanned_once_then_refused_without_a_bind_for_the_back_off() {
         .bind(after + EXHAUSTED_BACKOFF, false, 1 << 16)
         .expect("a freed range binds again");
     assert!((low..=low + 299).contains(&s.local_addr().unwrap().port()));
+}
+
+/// With several workers a non-mux client's RTP (port P) and RTCP (P + 1)
+/// reach the same worker, so each pair is one session: the listening
+/// groups are steered by the client's address and port pair, where the
+/// kernel's own 4-tuple hash would split about half of the pairs.
+#[test]
+fn non_mux_pairs_stay_together_across_workers() {
+    let echo_rtp = Echo::start("127.0.0.1:0");
+    let echo_rtcp = Echo::start("127.0.0.1:0");
+    let extra = format!(
+        "listen_rtcp = \"127.0.0.1:0\"\nupstream_rtcp = \"{}\"\n",
+        echo_rtcp.addr
+    );
+    let relay = start(&config("127.0.0.1:0", echo_rtp.addr, &extra), 2);
+    let b = relay.bound()[0].clone();
+    const PAIRS: u32 = 16;
+    let mut clients = Vec::new();
+    for k in 0..PAIRS {
+        let (c_rtp, c_rtcp) = bind_pair("127.0.0.1");
+        c_rtp.connect(b.listen).unwrap();
+        c_rtcp.connect(b.listen_rtcp.unwrap()).unwrap();
+        c_rtp.send(&rtp(1, 0x100 + k)).unwrap();
+        clients.push((c_rtp, c_rtcp));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for (k, (c_rtp, c_rtcp)) in clients.iter().enumerate() {
+        assert_eq!(drain(c_rtp, 1, deadline).len(), 1);
+        let rr = common::rr(Ssrc(0x100 + k as u32), &[]);
+        c_rtcp.send(&rr).unwrap();
+        assert_eq!(
+            drain(c_rtcp, 1, deadline),
+            vec![rr],
+            "pair {k}: RTCP echoed to its RTCP port"
+        );
+    }
+    let sessions = relay.sessions_blocking();
+    assert_eq!(
+        sessions.len(),
+        PAIRS as usize,
+        "one session per pair, none for a lone RTCP port"
+    );
+    for s in &sessions {
+        let client_side = s.snapshot.side(Side::Client);
+        assert_eq!(client_side.received.packets(rtp_middlebox::wire::PacketKind::Rtcp), 1);
+    }
+    let per_worker: Vec<usize> = relay.stats_blocking().iter().map(|w| w.sessions).collect();
+    assert!(per_worker.iter().all(|&n| n > 0), "pairs still spread: {per_worker:?}");
+    relay.shutdown(Duration::from_secs(5));
+}
+
+/// `nat_rebinding = "stun"`: clients are steered by address alone, so a
+/// client that comes back on a new port reaches the worker that holds its
+/// session (the only one that can move it). Every port of 127.0.0.1 goes
+/// to one worker; after a reload back to "never" they spread again.
+#[test]
+fn rebinding_steers_a_clients_ports_to_one_worker() {
+    let echo = Echo::start("127.0.0.1:0");
+    let cfg = config_with_limits("127.0.0.1:0", echo.addr, "", "nat_rebinding = \"stun\"\n");
+    let relay = start(&cfg, 2);
+    let listen = relay.bound()[0].listen;
+    let send_from_new_ports = |count: u32, ssrc: u32| {
+        let clients: Vec<UdpSocket> = (0..count).map(|_| client_of(listen)).collect();
+        for (k, c) in clients.iter().enumerate() {
+            c.send(&rtp(1, ssrc + k as u32)).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for c in &clients {
+            assert_eq!(drain(c, 1, deadline).len(), 1);
+        }
+    };
+    send_from_new_ports(16, 0x200);
+    let per_worker: Vec<usize> = relay.stats_blocking().iter().map(|w| w.sessions).collect();
+    assert_eq!(
+        per_worker.iter().filter(|&&n| n > 0).count(),
+        1,
+        "every port of one address on one worker: {per_worker:?}"
+    );
+    let back = config_with_limits("127.0.0.1:0", echo.addr, "", "nat_rebinding = \"never\"\n");
+    relay.reload(&cfg, &back).unwrap();
+    send_from_new_ports(16, 0x300);
+    let per_worker: Vec<usize> = relay.stats_blocking().iter().map(|w| w.sessions).collect();
+    assert!(
+        per_worker.iter().all(|&n| n > 0),
+        "spread again after the reload: {per_worker:?}"
+    );
+    relay.shutdown(Duration::from_secs(5));
 }

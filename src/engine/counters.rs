@@ -36,10 +36,14 @@ pub enum DropReason {
     /// DTLS termination: SRTP that did not open with its leg's keys
     /// (authentication, replay) or could not be protected for the other.
     SrtpRejected,
+    /// NAT rebinding: an ICE check from a client's new address that came
+    /// before its old address had been silent for a second; held so the
+    /// next check can move the session (`Engine::rebinding_check`).
+    RebindingHeld,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 28] = [
+    pub const ALL: [DropReason; 29] = [
         DropReason::Empty,
         DropReason::UnknownProtocol,
         DropReason::UnknownSession,
@@ -68,6 +72,7 @@ impl DropReason {
         DropReason::DtlsPending,
         DropReason::DtlsFailed,
         DropReason::SrtpRejected,
+        DropReason::RebindingHeld,
     ];
 
     /// Index into [`Counters::drops`].
@@ -89,6 +94,7 @@ impl DropReason {
             DropReason::DtlsPending => "dtls_pending",
             DropReason::DtlsFailed => "dtls_failed",
             DropReason::SrtpRejected => "srtp_rejected",
+            DropReason::RebindingHeld => "rebinding_held",
             DropReason::Srtcp(e) => match e {
                 SrtpError::TooShort => "srtcp_too_short",
                 SrtpError::BadVersion => "srtcp_bad_version",

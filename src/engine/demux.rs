@@ -78,6 +78,16 @@ fn pair_of(a: SocketAddr) -> SocketAddr {
     SocketAddr::new(a.ip(), a.port() & !1)
 }
 
+/// What [`Engine::rebinding_check`] made of a client datagram.
+enum RebindingCheck {
+    /// Not a rebinding check: routed as usual.
+    No,
+    /// A check for this session: forwarded on it.
+    Check(SessionId),
+    /// A check that comes too early: dropped (see the method).
+    Hold,
+}
+
 impl Engine {
     /// Finds (or opens) the session of a datagram that arrived on a relay's
     /// client-facing socket. `Err` carries the verdict of a datagram that
@@ -121,8 +131,10 @@ impl Engine {
             if self.rebinding_probe_answer(now, relay, from, bytes) {
                 return Err(Verdict::Consumed);
             }
-            if let Some(target) = self.rebinding_check(now, relay, known, from, bytes) {
-                return Ok(Routed::Check(target));
+            match self.rebinding_check(now, relay, known, from, bytes) {
+                RebindingCheck::Check(target) => return Ok(Routed::Check(target)),
+                RebindingCheck::Hold => return Err(Verdict::Drop(DropReason::RebindingHeld)),
+                RebindingCheck::No => {}
             }
         }
         let id = match known {
@@ -296,6 +308,15 @@ impl Engine {
     /// session: opened within [`rebinding::CHECK_MAX_AGE`] and never
     /// answered by the upstream (media from the new address that came
     /// before its check).
+    ///
+    /// A check that comes before that second of silence, from an interim
+    /// session whose first datagram came after the target's client last
+    /// sent (the flows do not overlap: a NAT rebinding, not a second
+    /// flow), is held: dropped, so that the upstream does not answer it on
+    /// the interim session, which would make that session established and
+    /// the move impossible. ICE checks are repeated (RFC 8445 §14; a
+    /// browser checks its selected pair every few seconds), and the next
+    /// one finds the old address silent.
     fn rebinding_check(
         &mut self,
         now: MonoTime,
@@ -303,29 +324,46 @@ impl Engine {
         current: Option<SessionId>,
         from: SocketAddr,
         datagram: &[u8],
-    ) -> Option<SessionId> {
-        let stun = StunView::parse(datagram).ok()?;
-        let upstream = self.config.relays.get(relay)?.upstream?;
-        let target = self.rebinding.owner(upstream, &stun).filter(|t| Some(*t) != current)?;
-        let target_session = self.session(target).filter(|s| usize::from(s.relay) == relay)?;
-        let silent = target_session.sides[Side::Client.index()]
-            .last_activity
-            .is_none_or(|t| now.saturating_since(t) >= rebinding::MIN_SILENCE);
+    ) -> RebindingCheck {
+        let Ok(stun) = StunView::parse(datagram) else {
+            return RebindingCheck::No;
+        };
+        let Some(upstream) = self.config.relays.get(relay).and_then(|r| r.upstream) else {
+            return RebindingCheck::No;
+        };
+        let Some(target) = self.rebinding.owner(upstream, &stun).filter(|t| Some(*t) != current) else {
+            return RebindingCheck::No;
+        };
+        let Some(target_session) = self.session(target).filter(|s| usize::from(s.relay) == relay) else {
+            return RebindingCheck::No;
+        };
+        let last_heard = target_session.sides[Side::Client.index()].last_activity;
+        let silent = last_heard.is_none_or(|t| now.saturating_since(t) >= rebinding::MIN_SILENCE);
         let interim = |s: &Session| {
             now.saturating_since(s.opened_at) <= rebinding::CHECK_MAX_AGE
                 && s.sides[Side::Upstream.index()].last_activity.is_none()
         };
-        if current.and_then(|c| self.session(c)).is_some_and(|s| !interim(s)) || !silent {
-            return None;
+        let current = current.and_then(|c| self.session(c));
+        if current.is_some_and(|s| !interim(s)) {
+            return RebindingCheck::No;
+        }
+        if !silent {
+            // Held only when the new flow began after the old one's last
+            // datagram; overlapping flows are two flows.
+            let after = current.is_some_and(|s| last_heard.is_none_or(|t| s.opened_at >= t));
+            return match after {
+                true => RebindingCheck::Hold,
+                false => RebindingCheck::No,
+            };
         }
         let mut expired = 0;
         let result = self.rebinding.remember(now, target, from, &stun, &mut expired);
         self.counters.rebinds_rejected += expired;
         match result {
-            Ok(()) => Some(target),
+            Ok(()) => RebindingCheck::Check(target),
             Err(_) => {
                 self.counters.caps_hit.hit(Cap::RebindChecks);
-                None
+                RebindingCheck::No
             }
         }
     }

@@ -485,9 +485,9 @@ impl Engine {
             };
             push(payload);
             if let Some(txid) = answer.probe {
-                // A binding request with no attributes (RFC 8489 §5).
-                let mut probe = Vec::with_capacity(20);
-                crate::wire::stun::write_binding_request(&mut probe, txid, None);
+                // A binding request with FINGERPRINT only (see write_probe).
+                let mut probe = Vec::with_capacity(28);
+                crate::wire::stun::write_probe(&mut probe, txid);
                 push(Payload::Owned(probe));
             }
             return;

@@ -20,7 +20,9 @@
 //! 2. *The probe*: after a success answer the proxy sends its own binding
 //!    request (random transaction id) to the new address, and moves the
 //!    session only when a response with that id comes back from there
-//!    (ICE agents answer even an unauthenticated request, with 400). This
+//!    (ICE agents answer even an unauthenticated request, with 400, as
+//!    long as it carries FINGERPRINT: libwebrtc takes a STUN message
+//!    without one for media and drops it, which the browser rig showed). This
 //!    stands in for ICE's triggered check (RFC 8445 §7.3.1.4): a check
 //!    with a spoofed source address, or replayed from where the real
 //!    client is not, cannot pull a call's media toward an address that did

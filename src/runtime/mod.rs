@@ -124,10 +124,32 @@ use worker::{Control, ControlSender};
 /// A running relay: its workers and how to reach them.
 pub struct RelayRuntime {
     workers: Vec<WorkerHandle>,
+    steering: Steering,
     bound: Vec<BoundRelay>,
     shutdown: Arc<AtomicBool>,
     calls: CallsFacts,
     descriptor_warning: Option<String>,
+}
+
+/// How client datagrams reach workers: every listening group steered by
+/// the client's address and port pair, or, for `nat_rebinding = "stun"`,
+/// by its address alone (see [`socket::Steering`]).
+struct Steering {
+    sockets: Vec<(std::net::UdpSocket, SocketAddr)>,
+    workers: usize,
+}
+
+impl Steering {
+    fn apply(&self, policy: crate::engine::NatRebinding) -> io::Result<()> {
+        let by = match policy {
+            crate::engine::NatRebinding::Stun => socket::Steering::Address,
+            crate::engine::NatRebinding::Never => socket::Steering::PortPair,
+        };
+        for (s, local) in &self.sockets {
+            socket::steer(s, *local, self.workers, by)?;
+        }
+        Ok(())
+    }
 }
 
 /// What the calls API needs to rewrite SDP: the proxy's DTLS identity and,
@@ -192,6 +214,8 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
     // that every other worker then shares through SO_REUSEPORT.
     let mut per_worker: Vec<Vec<worker::RelaySockets>> = (0..n).map(|_| Vec::new()).collect();
     let mut bound = Vec::new();
+    // One socket of each listening group, to steer it (now and on reload).
+    let mut steered = Vec::new();
     for relay in &config.relay {
         let ports =
             parse_port_range(&relay.upstream_ports).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -208,6 +232,9 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
             upstream: relay.upstream,
             session_capacity: range_sessions(ports, relay.upstream_rtcp.is_some()).min(config.limits.max_sessions),
         });
+        for s in std::iter::once(&first).chain(first_rtcp.as_ref()) {
+            steered.push((s.try_clone()?, s.local_addr()?));
+        }
         let mut first = Some((first, first_rtcp));
         for (w, sockets) in per_worker.iter_mut().enumerate() {
             let (l, lr) = match first.take() {
@@ -229,6 +256,11 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
             });
         }
     }
+    let steering = Steering {
+        sockets: steered,
+        workers: n,
+    };
+    steering.apply(config.limits.nat_rebinding)?;
     let shutdown = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     let identity = config
@@ -262,6 +294,7 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
     };
     Ok(RelayRuntime {
         workers,
+        steering,
         bound,
         shutdown,
         calls,
@@ -458,6 +491,11 @@ impl RelayRuntime {
         }
         // Each worker keeps its own seed and DTLS identity (the engine
         // ignores new ones).
+        if old.limits.nat_rebinding != new.limits.nat_rebinding {
+            self.steering
+                .apply(new.limits.nat_rebinding)
+                .map_err(|e| format!("steering client datagrams to workers: {e}"))?;
+        }
         let reload = new.engine_config(self.workers.len(), 0);
         for w in &self.workers {
             w.control

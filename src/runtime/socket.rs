@@ -229,3 +229,87 @@ mod tests {
         );
     }
 }
+
+/// Which worker's listening socket (of a SO_REUSEPORT group, one per
+/// worker, joined in worker order) receives a client's datagrams. The
+/// kernel's own choice hashes the whole 4-tuple, so a client's second port
+/// lands on any worker, and a worker's engine only knows its own sessions.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Steering {
+    /// By the client's address and port pair (port / 2): the RTP port P
+    /// and RTCP port P + 1 of a non-mux client (RFC 3550 §11) reach the
+    /// same worker, and many clients behind one address still spread.
+    PortPair,
+    /// By the client's address alone: a client whose NAT mapping moves to
+    /// a new port stays on its worker, where `nat_rebinding = "stun"` can
+    /// move its session. Clients behind one address share a worker.
+    Address,
+}
+
+/// `SO_ATTACH_REUSEPORT_CBPF` (asm-generic/socket.h; libc lacks it on Linux).
+const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
+
+/// Steers the SO_REUSEPORT group of `socket` (whose local address is
+/// `local`) over `workers` sockets with a classic BPF program: a hash of
+/// the source address (and port pair), modulo the group size. It replaces
+/// any earlier program, so a reload can change it.
+///
+/// The program runs with the packet's data at the UDP payload; it reads
+/// the IP header through `SKF_NET_OFF` (IPv4: source at 12, UDP source
+/// port at 20 when the header has no options; IPv6: the source's last
+/// word at 20, the port at 40 when there are no extension headers). A
+/// packet with IP options or extension headers gets a hash of other bytes
+/// of its header, the same for every packet of its flow.
+pub fn steer(socket: &UdpSocket, local: SocketAddr, workers: usize, by: Steering) -> io::Result<()> {
+    use libc::{sock_filter, sock_fprog, BPF_A, BPF_ABS, BPF_ALU, BPF_H, BPF_K, BPF_LD, BPF_MISC};
+    use libc::{BPF_MOD, BPF_MUL, BPF_RET, BPF_RSH, BPF_TAX, BPF_W, BPF_X, BPF_XOR};
+    use std::os::fd::AsRawFd;
+    if workers < 2 {
+        return Ok(());
+    }
+    let net = |offset: i32| (libc::SKF_NET_OFF + offset) as u32;
+    let (address_word, source_port) = match local {
+        SocketAddr::V4(_) => (net(12), net(20)),
+        SocketAddr::V6(_) => (net(20), net(40)),
+    };
+    let op = |code: u32, k: u32| sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let mut program = Vec::with_capacity(9);
+    if by == Steering::PortPair {
+        program.push(op(BPF_LD | BPF_H | BPF_ABS, source_port));
+        program.push(op(BPF_ALU | BPF_RSH | BPF_K, 1));
+        program.push(op(BPF_MISC | BPF_TAX, 0));
+    }
+    program.push(op(BPF_LD | BPF_W | BPF_ABS, address_word));
+    if by == Steering::PortPair {
+        program.push(op(BPF_ALU | BPF_XOR | BPF_X, 0));
+    }
+    // Fibonacci hashing: the high half of A × 2^32/φ mixes every input bit.
+    program.push(op(BPF_ALU | BPF_MUL | BPF_K, 0x9e37_79b1));
+    program.push(op(BPF_ALU | BPF_RSH | BPF_K, 16));
+    program.push(op(BPF_ALU | BPF_MOD | BPF_K, workers as u32));
+    program.push(op(BPF_RET | BPF_A, 0));
+    let fprog = sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_mut_ptr(),
+    };
+    // SAFETY: setsockopt on an open socket with a sock_fprog that points at
+    // `program`, alive for the call; the kernel copies the program.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_ATTACH_REUSEPORT_CBPF,
+            std::ptr::addr_of!(fprog).cast(),
+            std::mem::size_of::<sock_fprog>() as libc::socklen_t,
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}

@@ -182,8 +182,9 @@ pub fn message_type(class: StunClass, method: u16) -> u16 {
 /// |       value …, zero-padded to a 32-bit boundary (§14)         |
 /// ```
 ///
-/// MESSAGE-INTEGRITY and FINGERPRINT are not computed here; callers that
-/// need their bytes (placeholders included) add them with [`Self::attribute`].
+/// MESSAGE-INTEGRITY is not computed here; callers that need its bytes
+/// (placeholders included) add them with [`Self::attribute`].
+/// [`Self::fingerprint`] ends a message with FINGERPRINT.
 pub struct StunWriter<'a> {
     out: &'a mut Vec<u8>,
     at: usize,
@@ -218,6 +219,19 @@ impl<'a> StunWriter<'a> {
         let body = u16::try_from(self.out.len() - self.at - HEADER_LEN).unwrap_or(u16::MAX);
         self.out[self.at + 2..self.at + 4].copy_from_slice(&body.to_be_bytes());
         self
+    }
+
+    /// FINGERPRINT (RFC 8489 §14.7), the last attribute: CRC-32 of the
+    /// message before it, whose length field already counts it, XOR
+    /// 0x5354554e. ICE agents use it to tell STUN from media (RFC 8445
+    /// §7.2.2: every check carries it); libwebrtc takes a message without
+    /// it for media and never answers it.
+    pub fn fingerprint(&mut self) -> &mut Self {
+        let body = self.out.len() - self.at - HEADER_LEN + 8;
+        let body = u16::try_from(body).unwrap_or(u16::MAX);
+        self.out[self.at + 2..self.at + 4].copy_from_slice(&body.to_be_bytes());
+        let crc = fingerprint_crc(&self.out[self.at..]);
+        self.attribute(ATTR_FINGERPRINT, &crc.to_be_bytes())
     }
 
     /// USERNAME (RFC 8489 §14.3).
@@ -271,6 +285,21 @@ pub fn write_binding_request(out: &mut Vec<u8>, transaction_id: [u8; 12], userna
     if let Some(name) = username {
         w.username(name);
     }
+}
+
+/// The FINGERPRINT value of a message (RFC 8489 §14.7) given its bytes up
+/// to the attribute, length field included.
+pub fn fingerprint_crc(message: &[u8]) -> u32 {
+    crc32fast::hash(message) ^ 0x5354_554e
+}
+
+/// Appends the proxy's own ICE probe (NAT rebinding): a Binding request
+/// with FINGERPRINT and nothing else. Without credentials an ICE agent
+/// answers it with an error (400, RFC 8445 §7.3: the request has no
+/// USERNAME), from the address the probe reached, which is all the proxy
+/// needs to know.
+pub fn write_probe(out: &mut Vec<u8>, transaction_id: [u8; 12]) {
+    StunWriter::new(out, StunClass::Request, METHOD_BINDING, transaction_id).fingerprint();
 }
 
 /// Appends a Binding success response, with XOR-MAPPED-ADDRESS when given.
@@ -396,6 +425,39 @@ mod tests {
         assert_eq!(v.attribute(ATTR_ICE_CONTROLLED), None);
         // USERNAME 11 bytes → 12 padded: 4+12 + 4+4 + 4+8 + 4 + 4+20.
         assert_eq!(v.attributes.len(), 64);
+    }
+
+    /// RFC 5769 §2.1's sample request: its FINGERPRINT over the bytes
+    /// before it (length field 0x58, counting the attribute).
+    #[test]
+    fn fingerprint_matches_rfc5769() {
+        #[rustfmt::skip]
+        let sample: [u8; 108] = [
+            0x00, 0x01, 0x00, 0x58, 0x21, 0x12, 0xa4, 0x42,
+            0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae,
+            0x80, 0x22, 0x00, 0x10, 0x53, 0x54, 0x55, 0x4e, 0x20, 0x74, 0x65, 0x73,
+            0x74, 0x20, 0x63, 0x6c, 0x69, 0x65, 0x6e, 0x74,
+            0x00, 0x24, 0x00, 0x04, 0x6e, 0x00, 0x01, 0xff,
+            0x80, 0x29, 0x00, 0x08, 0x93, 0x2f, 0xf9, 0xb1, 0x51, 0x26, 0x3b, 0x36,
+            0x00, 0x06, 0x00, 0x09, 0x65, 0x76, 0x74, 0x6a, 0x3a, 0x68, 0x36, 0x76,
+            0x59, 0x20, 0x20, 0x20,
+            0x00, 0x08, 0x00, 0x14, 0x9a, 0xea, 0xa7, 0x0c, 0xbf, 0xd8, 0xcb, 0x56,
+            0x78, 0x1e, 0xf2, 0xb5, 0xb2, 0xd3, 0xf2, 0x49, 0xc1, 0xb5, 0x71, 0xa2,
+            0x80, 0x28, 0x00, 0x04, 0xe5, 0x7a, 0x3b, 0xcf,
+        ];
+        assert_eq!(fingerprint_crc(&sample[..100]), 0xe57a_3bcf);
+    }
+
+    #[test]
+    fn the_probe_ends_with_its_fingerprint() {
+        let mut out = Vec::new();
+        write_probe(&mut out, [9; 12]);
+        assert_eq!(out.len(), HEADER_LEN + 8);
+        assert_eq!(&out[2..4], &[0, 8], "the length counts the attribute");
+        let v = StunView::parse(&out).unwrap();
+        assert_eq!((v.class, v.method), (StunClass::Request, METHOD_BINDING));
+        let crc = v.attribute(ATTR_FINGERPRINT).expect("FINGERPRINT");
+        assert_eq!(crc, fingerprint_crc(&out[..HEADER_LEN]).to_be_bytes());
     }
 
     #[test]
