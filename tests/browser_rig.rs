@@ -566,6 +566,28 @@ fn rebinding_assertions(
     );
 }
 
+impl Relay {
+    /// Runs `assertions` on a driver's result and the relay's log, or
+    /// records why there is no result; each failure names the run.
+    fn judge(
+        &self,
+        label: &str,
+        result: Result<Value, String>,
+        failures: &mut Vec<String>,
+        assertions: impl FnOnce(&Value, &[String], &mut Vec<String>),
+    ) {
+        let log = self.log.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match result {
+            Ok(result) => {
+                let mut found = Vec::new();
+                assertions(&result, &log, &mut found);
+                failures.extend(found.into_iter().map(|f| format!("[{label}] {f}")));
+            }
+            Err(e) => failures.push(format!("{label}: {e}\nrelay: {log:?}")),
+        }
+    }
+}
+
 /// The relay keys of the plain runs: RTCP passes, DTLS passes.
 const PASS_THROUGH: &str = "rtcp = \"forward\"\n";
 /// The DTLS run: the proxy terminates DTLS on both legs and RTCP too, so
@@ -2274,18 +2296,8 @@ fn chromium_through_the_relay_to_janus() {
         let relay =
             start_relay(&net, &dir, label, listen, DTLS_TERMINATE, None, "").unwrap_or_else(|e| panic!("relay: {e}"));
         let started = clock.now().as_secs_f64();
-        match run_driver(&net, &dir, label, &relay.api, Some("rig-call-3"), true) {
-            Ok(result) => {
-                let log = relay.log.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                let mut found = Vec::new();
-                wrong_fingerprint_assertions(&result, &log, &mut found);
-                failures.extend(found.into_iter().map(|f| format!("[{label}] {f}")));
-            }
-            Err(e) => failures.push(format!(
-                "{label}: {e}\nrelay: {:?}",
-                relay.log.lock().unwrap_or_else(|e| e.into_inner())
-            )),
-        }
+        let result = run_driver(&net, &dir, label, &relay.api, Some("rig-call-3"), true);
+        relay.judge(label, result, &mut failures, wrong_fingerprint_assertions);
         report(&format!(
             "browser_rig: {label} run took {:.1} s",
             clock.now().as_secs_f64() - started
@@ -2339,18 +2351,9 @@ fn chromium_through_the_relay_to_janus() {
                 }
             }
         }
-        match result {
-            Ok(result) => {
-                let log = relay.log.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                let mut found = Vec::new();
-                rebinding_assertions(&result, &log, (inner[0], inner[1]), &mut found);
-                failures.extend(found.into_iter().map(|f| format!("[{label}] {f}")));
-            }
-            Err(e) => failures.push(format!(
-                "{label}: {e}\nrelay: {:?}",
-                relay.log.lock().unwrap_or_else(|e| e.into_inner())
-            )),
-        }
+        relay.judge(label, result, &mut failures, |result, log, found| {
+            rebinding_assertions(result, log, (inner[0], inner[1]), found)
+        });
         report(&format!(
             "browser_rig: {label} run took {:.1} s",
             clock.now().as_secs_f64() - started

@@ -247,15 +247,22 @@ fn bind_pair(ip: &str) -> (UdpSocket, UdpSocket) {
     panic!("no adjacent port pair")
 }
 
-#[test]
-fn non_mux_rtp_and_rtcp_pairs_share_a_session() {
+/// A non-mux relay (RTP and RTCP on their own ports each side) with
+/// `workers` workers, and the upstream's RTP and RTCP echoes.
+fn non_mux_relay(workers: usize) -> (RelayRuntime, Echo, Echo) {
     let echo_rtp = Echo::start("127.0.0.1:0");
     let echo_rtcp = Echo::start("127.0.0.1:0");
     let extra = format!(
         "listen_rtcp = \"127.0.0.1:0\"\nupstream_rtcp = \"{}\"\n",
         echo_rtcp.addr
     );
-    let relay = start(&config("127.0.0.1:0", echo_rtp.addr, &extra), 1);
+    let relay = start(&config("127.0.0.1:0", echo_rtp.addr, &extra), workers);
+    (relay, echo_rtp, echo_rtcp)
+}
+
+#[test]
+fn non_mux_rtp_and_rtcp_pairs_share_a_session() {
+    let (relay, echo_rtp, echo_rtcp) = non_mux_relay(1);
     let b = relay.bound()[0].clone();
     let (c_rtp, c_rtcp) = bind_pair("127.0.0.1");
     c_rtp.connect(b.listen).unwrap();
@@ -449,13 +456,7 @@ fn a_full_range_is_scanned_once_then_refused_without_a_bind_for_the_back_off() {
 /// kernel's own 4-tuple hash would split about half of the pairs.
 #[test]
 fn non_mux_pairs_stay_together_across_workers() {
-    let echo_rtp = Echo::start("127.0.0.1:0");
-    let echo_rtcp = Echo::start("127.0.0.1:0");
-    let extra = format!(
-        "listen_rtcp = \"127.0.0.1:0\"\nupstream_rtcp = \"{}\"\n",
-        echo_rtcp.addr
-    );
-    let relay = start(&config("127.0.0.1:0", echo_rtp.addr, &extra), 2);
+    let (relay, _echo_rtp, _echo_rtcp) = non_mux_relay(2);
     let b = relay.bound()[0].clone();
     const PAIRS: u32 = 16;
     let mut clients = Vec::new();
