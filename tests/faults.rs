@@ -239,10 +239,12 @@ fn nat_rebinding_moves_a_session_only_after_the_sfu_accepts_a_check_and_the_new_
     );
     assert_eq!(new.recv_from(&mut buf).unwrap().0, 20, "the new address got the answer");
     // The proxy then checks the new address is really there: its own
-    // binding request, which the client's ICE agent answers (400: no
+    // binding request with FINGERPRINT (without it libwebrtc takes STUN
+    // for media), which the client's ICE agent answers (400: no
     // credentials). Until then nothing has moved.
     let (n, from) = new.recv_from(&mut buf).expect("the proxy's probe");
-    assert_eq!((n, from, &buf[..2]), (20, listen, &[0x00, 0x01][..]));
+    assert_eq!((n, from, &buf[..2]), (28, listen, &[0x00, 0x01][..]));
+    assert_eq!(&buf[20..24], &[0x80, 0x28, 0x00, 0x04], "FINGERPRINT");
     let mut bad_request = vec![0x01, 0x11, 0, 0];
     bad_request.extend_from_slice(&buf[4..20]);
     sfu.send_to(&rtp(2, 0x5f00), session_up).unwrap();
