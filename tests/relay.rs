@@ -495,38 +495,49 @@ fn non_mux_pairs_stay_together_across_workers() {
 
 /// `nat_rebinding = "stun"`: clients are steered by address alone, so a
 /// client that comes back on a new port reaches the worker that holds its
-/// session (the only one that can move it). Every port of 127.0.0.1 goes
-/// to one worker; after a reload back to "never" they spread again.
+/// session (the only one that can move it). Every port of the loopback
+/// address goes to one worker; after a reload back to "never" (address and
+/// port pair) they spread again, over IPv4 and IPv6 alike (the steering
+/// program reads each family's header at its own offsets).
 #[test]
 fn rebinding_steers_a_clients_ports_to_one_worker() {
-    let echo = Echo::start("127.0.0.1:0");
-    let cfg = config_with_limits("127.0.0.1:0", echo.addr, "", "nat_rebinding = \"stun\"\n");
-    let relay = start(&cfg, 2);
-    let listen = relay.bound()[0].listen;
-    let send_from_new_ports = |count: u32, ssrc: u32| {
-        let clients: Vec<UdpSocket> = (0..count).map(|_| client_of(listen)).collect();
-        for (k, c) in clients.iter().enumerate() {
-            c.send(&rtp(1, ssrc + k as u32)).unwrap();
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        for c in &clients {
-            assert_eq!(drain(c, 1, deadline).len(), 1);
-        }
-    };
-    send_from_new_ports(16, 0x200);
-    let per_worker: Vec<usize> = relay.stats_blocking().iter().map(|w| w.sessions).collect();
-    assert_eq!(
-        per_worker.iter().filter(|&&n| n > 0).count(),
-        1,
-        "every port of one address on one worker: {per_worker:?}"
-    );
-    let back = config_with_limits("127.0.0.1:0", echo.addr, "", "nat_rebinding = \"never\"\n");
-    relay.reload(&cfg, &back).unwrap();
-    send_from_new_ports(16, 0x300);
-    let per_worker: Vec<usize> = relay.stats_blocking().iter().map(|w| w.sessions).collect();
-    assert!(
-        per_worker.iter().all(|&n| n > 0),
-        "spread again after the reload: {per_worker:?}"
-    );
-    relay.shutdown(Duration::from_secs(5));
+    for ip in ["127.0.0.1", "[::1]"] {
+        let any = format!("{ip}:0");
+        let echo = Echo::start(&any);
+        let cfg = config_with_limits(&any, echo.addr, "", "nat_rebinding = \"stun\"\n");
+        let relay = start(&cfg, 2);
+        let listen = relay.bound()[0].listen;
+        let send_from_new_ports = |count: u32, ssrc: u32| {
+            let clients: Vec<UdpSocket> = (0..count)
+                .map(|_| {
+                    let c = UdpSocket::bind(&any).unwrap();
+                    c.connect(listen).unwrap();
+                    c
+                })
+                .collect();
+            for (k, c) in clients.iter().enumerate() {
+                c.send(&rtp(1, ssrc + k as u32)).unwrap();
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            for c in &clients {
+                assert_eq!(drain(c, 1, deadline).len(), 1);
+            }
+        };
+        send_from_new_ports(16, 0x200);
+        let per_worker: Vec<usize> = relay.stats_blocking().iter().map(|w| w.sessions).collect();
+        assert_eq!(
+            per_worker.iter().filter(|&&n| n > 0).count(),
+            1,
+            "{ip}: every port of one address on one worker: {per_worker:?}"
+        );
+        let back = config_with_limits(&any, echo.addr, "", "nat_rebinding = \"never\"\n");
+        relay.reload(&cfg, &back).unwrap();
+        send_from_new_ports(16, 0x300);
+        let per_worker: Vec<usize> = relay.stats_blocking().iter().map(|w| w.sessions).collect();
+        assert!(
+            per_worker.iter().all(|&n| n > 0),
+            "{ip}: spread again after the reload: {per_worker:?}"
+        );
+        relay.shutdown(Duration::from_secs(5));
+    }
 }
