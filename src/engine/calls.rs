@@ -109,6 +109,18 @@ impl Calls {
         }
     }
 
+    /// Makes `key` name call `id`.
+    fn index(&mut self, key: Key, id: String) {
+        match key {
+            Key::Ufrags(u, c) => {
+                self.by_ufrags.insert((u, c), id);
+            }
+            Key::Address(a) => {
+                self.by_address.insert(a, id);
+            }
+        }
+    }
+
     /// The unbound call without ICE whose client media address is `client`.
     fn find_by_address(&self, client: SocketAddr) -> Option<&Entry> {
         let id = self.by_address.get(&client)?;
@@ -189,14 +201,7 @@ impl Engine {
         } else if self.calls.len() >= max {
             return Err(CallError::TooManyCalls);
         }
-        match key {
-            Key::Ufrags(u, c) => {
-                self.calls.by_ufrags.insert((u, c), setup.call_id.clone());
-            }
-            Key::Address(a) => {
-                self.calls.by_address.insert(a, setup.call_id.clone());
-            }
-        }
+        self.calls.index(key, setup.call_id.clone());
         let id = setup.call_id.clone();
         self.calls.by_id.insert(
             id,
@@ -243,14 +248,7 @@ impl Engine {
                 }
             }
             forget_key(&mut self.calls.by_ufrags, &mut self.calls.by_address, old_key);
-            match key {
-                Key::Ufrags(u, c) => {
-                    self.calls.by_ufrags.insert((u, c), id);
-                }
-                Key::Address(a) => {
-                    self.calls.by_address.insert(a, id);
-                }
-            }
+            self.calls.index(key, id);
         }
         Ok(())
     }

@@ -351,9 +351,10 @@ impl Engine {
             // Held only when the new flow began after the old one's last
             // datagram; overlapping flows are two flows.
             let after = current.is_some_and(|s| last_heard.is_none_or(|t| s.opened_at >= t));
-            return match after {
-                true => RebindingCheck::Hold,
-                false => RebindingCheck::No,
+            return if after {
+                RebindingCheck::Hold
+            } else {
+                RebindingCheck::No
             };
         }
         let mut expired = 0;

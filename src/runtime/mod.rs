@@ -124,7 +124,7 @@ use worker::{Control, ControlSender};
 /// A running relay: its workers and how to reach them.
 pub struct RelayRuntime {
     workers: Vec<WorkerHandle>,
-    steering: Steering,
+    steering: SteeredGroups,
     bound: Vec<BoundRelay>,
     shutdown: Arc<AtomicBool>,
     calls: CallsFacts,
@@ -134,12 +134,12 @@ pub struct RelayRuntime {
 /// How client datagrams reach workers: every listening group steered by
 /// the client's address and port pair, or, for `nat_rebinding = "stun"`,
 /// by its address alone (see [`socket::Steering`]).
-struct Steering {
+struct SteeredGroups {
     sockets: Vec<(std::net::UdpSocket, SocketAddr)>,
     workers: usize,
 }
 
-impl Steering {
+impl SteeredGroups {
     fn apply(&self, policy: crate::engine::NatRebinding) -> io::Result<()> {
         let by = match policy {
             crate::engine::NatRebinding::Stun => socket::Steering::Address,
@@ -256,7 +256,7 @@ pub fn start(config: &Config, opts: &RunOptions) -> io::Result<RelayRuntime> {
             });
         }
     }
-    let steering = Steering {
+    let steering = SteeredGroups {
         sockets: steered,
         workers: n,
     };

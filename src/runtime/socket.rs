@@ -195,41 +195,6 @@ impl PortAllocator {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::time::MonoTime;
-
-    #[test]
-    fn binds_in_range_and_pairs_even_odd() {
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        // Find a free even base port pair region by asking the OS first.
-        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let base = probe.local_addr().unwrap().port() & !1;
-        drop(probe);
-        let mut alloc = PortAllocator::new(ip, (base, base.saturating_add(21)), 0);
-        let (a, none) = alloc.bind(MonoTime::ZERO, false, 1 << 16).unwrap();
-        assert!(none.is_none());
-        let p = a.local_addr().unwrap().port();
-        assert!((base..=base + 21).contains(&p));
-        let (rtp, rtcp) = alloc.bind(MonoTime::ZERO, true, 1 << 16).unwrap();
-        let rtp_port = rtp.local_addr().unwrap().port();
-        assert_eq!(rtp_port % 2, 0);
-        assert_eq!(rtcp.unwrap().local_addr().unwrap().port(), rtp_port + 1);
-    }
-
-    #[test]
-    fn exhausted_range_is_an_error_not_a_hang() {
-        let held = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = held.local_addr().unwrap().port();
-        let mut alloc = PortAllocator::new("127.0.0.1".parse().unwrap(), (port, port), 0);
-        assert_eq!(
-            alloc.bind(MonoTime::ZERO, false, 1 << 16).unwrap_err().kind(),
-            io::ErrorKind::AddrInUse
-        );
-    }
-}
-
 /// Which worker's listening socket (of a SO_REUSEPORT group, one per
 /// worker, joined in worker order) receives a client's datagrams. The
 /// kernel's own choice hashes the whole 4-tuple, so a client's second port
@@ -311,5 +276,40 @@ pub fn steer(socket: &UdpSocket, local: SocketAddr, workers: usize, by: Steering
     match rc {
         0 => Ok(()),
         _ => Err(io::Error::last_os_error()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::MonoTime;
+
+    #[test]
+    fn binds_in_range_and_pairs_even_odd() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        // Find a free even base port pair region by asking the OS first.
+        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let base = probe.local_addr().unwrap().port() & !1;
+        drop(probe);
+        let mut alloc = PortAllocator::new(ip, (base, base.saturating_add(21)), 0);
+        let (a, none) = alloc.bind(MonoTime::ZERO, false, 1 << 16).unwrap();
+        assert!(none.is_none());
+        let p = a.local_addr().unwrap().port();
+        assert!((base..=base + 21).contains(&p));
+        let (rtp, rtcp) = alloc.bind(MonoTime::ZERO, true, 1 << 16).unwrap();
+        let rtp_port = rtp.local_addr().unwrap().port();
+        assert_eq!(rtp_port % 2, 0);
+        assert_eq!(rtcp.unwrap().local_addr().unwrap().port(), rtp_port + 1);
+    }
+
+    #[test]
+    fn exhausted_range_is_an_error_not_a_hang() {
+        let held = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        let mut alloc = PortAllocator::new("127.0.0.1".parse().unwrap(), (port, port), 0);
+        assert_eq!(
+            alloc.bind(MonoTime::ZERO, false, 1 << 16).unwrap_err().kind(),
+            io::ErrorKind::AddrInUse
+        );
     }
 }
