@@ -21,9 +21,10 @@
 //! * SIP style (`sip_style_…`): PCMU and VP8 senders on non-mux pairs, one
 //!   `[[relay]]` per medium with its own clock table, 1 % loss toward the
 //!   proxy, rtpbin receivers whose RTCP is dropped; `auto` and `terminate`
-//!   at once for 22 s (past the 20 s unanswered timeout): the senders'
-//!   report blocks carry the loss, the receivers' own jitter and leg A's
-//!   RTT, and no session closes.
+//!   at once for 22 s (past the 20 s unanswered timeout), two workers: the
+//!   senders' report blocks carry the loss, the receivers' own jitter and
+//!   leg A's RTT, each sender's RTCP port reaches the worker of its RTP
+//!   session, and no session closes.
 //!
 //! Needs GStreamer (gst-launch-1.0, rtpbin) and Python's GObject bindings
 //! (scripts/setup.sh installs both). Without them each test prints a notice
@@ -744,6 +745,7 @@ fn srtp_wrong_keys_count_auth_failures_and_media_keeps_flowing() {
 const SIP_SECONDS: f64 = 22.0;
 const SIP_LOSS: f64 = 0.01;
 const SIP_JITTER_MS: f64 = 4.0;
+const SIP_WORKERS: usize = 2;
 
 /// One medium of a SIP-style run.
 struct SipMedium {
@@ -798,7 +800,12 @@ fn sip_run(py: &Path, mode: &'static str, seed: u64) -> SipRun {
         relay_section(0, "96 = 8000"),
         relay_section(1, "96 = 90000")
     );
-    let relay = common::start_relay(&toml);
+    // Two workers, as deployed: each non-mux pair's RTCP port must reach
+    // the worker that holds its RTP session (the listening sockets'
+    // steering, `runtime::socket::steer`); a split opens a second session
+    // on the other worker, which `check_sip`'s session count catches.
+    let config = Config::from_toml(&toml).unwrap();
+    let relay = runtime::start(&config, &common::quiet(SIP_WORKERS)).unwrap();
     let legs: Vec<Forwarder> = relay
         .bound()
         .iter()
@@ -897,6 +904,21 @@ fn check_sip(run: &SipRun, failures: &mut Vec<String>) {
             .iter()
             .find(|v| v.relay == relay)
             .unwrap_or_else(|| panic!("{label}: no session on relay {relay}"));
+        // The sender's RTCP (port P + 1) reached the worker of its RTP
+        // session (port P).
+        let client_rtcp = session
+            .snapshot
+            .side(Side::Client)
+            .received
+            .packets(rtp_middlebox::wire::PacketKind::Rtcp);
+        println!(
+            "[{label}] session on worker {} of {SIP_WORKERS}, {client_rtcp} RTCP compounds from the sender's RTCP port",
+            session.worker
+        );
+        assert!(
+            client_rtcp >= 5,
+            "{label}: the sender's RTCP did not reach its session ({client_rtcp})"
+        );
         let sender_ssrc = u(&m.sender, "ssrc");
         let src = session
             .snapshot
