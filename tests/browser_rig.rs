@@ -567,6 +567,31 @@ fn rebinding_assertions(
 }
 
 impl Relay {
+    /// Chromium's and Janus's RTCP is never malformed, so the relay drops
+    /// none of it as such (`rtpmb_dropped_packets_total{reason="rtcp_…"}`).
+    /// libwebrtc pads its transport-wide feedback with P = 1, and in SRTCP
+    /// the count is ciphertext: the relay once dropped most of those
+    /// compounds as `rtcp_bad_padding` or `rtcp_body_too_short`.
+    fn no_rtcp_dropped_as_malformed(&self, found: &mut Vec<String>) {
+        let Some(api) = self.api.strip_prefix("http://").and_then(|a| a.parse().ok()) else {
+            found.push(format!("no API address ({})", self.api));
+            return;
+        };
+        let metrics = match http_get(api, "/metrics") {
+            Ok(m) => m,
+            Err(e) => return found.push(format!("GET /metrics: {e}")),
+        };
+        for l in metrics.lines().filter(|l| {
+            l.starts_with("rtpmb_dropped_packets_total{reason=\"rtcp_") || l.starts_with("rtpmb_rtcp_unreadable_total")
+        }) {
+            report(&format!("    metrics: {l}"));
+            let n: f64 = l.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            if l.starts_with("rtpmb_dropped_packets_total") && n > 0.0 {
+                found.push(format!("the relay dropped endpoints' RTCP as malformed: {l}"));
+            }
+        }
+    }
+
     /// Runs `assertions` on a driver's result and the relay's log, or
     /// records why there is no result; each failure names the run.
     fn judge(
@@ -580,6 +605,7 @@ impl Relay {
         match result {
             Ok(result) => {
                 let mut found = Vec::new();
+                self.no_rtcp_dropped_as_malformed(&mut found);
                 assertions(&result, &log, &mut found);
                 failures.extend(found.into_iter().map(|f| format!("[{label}] {f}")));
             }
@@ -2128,6 +2154,9 @@ fn chromium_through_the_relay_to_janus() {
                 compare("clean", &fig, &mut notes);
                 field_diffs("clean", &fig, &mut notes);
                 clean_assertions(&fig, &mut failures);
+                let mut found = Vec::new();
+                relay.no_rtcp_dropped_as_malformed(&mut found);
+                failures.extend(found.into_iter().map(|f| format!("[clean] {f}")));
                 let drained = drain(&mut relay);
                 quality.push(call_quality("clean", &fig, drained));
             }
@@ -2235,6 +2264,7 @@ fn chromium_through_the_relay_to_janus() {
                 let fig = Figures::new(&result);
                 compare(label, &fig, &mut notes);
                 let mut found = Vec::new();
+                relay.no_rtcp_dropped_as_malformed(&mut found);
                 impaired_assertions(&fig, &counters, &to_sfu, &to_client, &up_cfg, &mut found, &mut notes);
                 if calls.is_some() {
                     dtls_assertions(&fig, &result, &counters, &to_sfu, &up_cfg, &mut found);

@@ -570,3 +570,73 @@ fn a_packet_captured_before_rekeying_is_refused_after_it() {
         ));
     }
 }
+
+/// Chromium's transport-wide feedback (RTPFB FMT 15) as libwebrtc writes
+/// it: padded to a word with P = 1 and the count in its last octet. Over
+/// SRTCP that octet is ciphertext (RFC 3711 §3.4 encrypts from octet 8),
+/// so it reads as any count. `n` varies the feedback sequence.
+fn padded_twcc(sender: Ssrc, media: Ssrc, n: u16) -> Vec<u8> {
+    let mut p = vec![0xa0 | 15, 205, 0, 5];
+    p.extend_from_slice(&sender.0.to_be_bytes());
+    p.extend_from_slice(&media.0.to_be_bytes());
+    p.extend_from_slice(&n.to_be_bytes()); // base sequence number
+    p.extend_from_slice(&1u16.to_be_bytes()); // packet status count
+    p.extend_from_slice(&[0, 0, 1, n as u8]); // reference time, feedback count
+    p.extend_from_slice(&[0x20, 0x01, 0x14]); // one run "received, small delta", its delta
+    p.push(0x01); // … padding to the word: one octet, the count
+                  // The walker reads it as RTCP in the clear.
+    assert!(rtcp::walk(&p).all(|r| r.is_ok()));
+    p
+}
+
+/// Padded RTCP inside SRTCP is never judged by its encrypted padding
+/// count: forwarded unread without keys (whether or not the session saw
+/// DTLS: a client's new address after a NAT rebinding never does), opened
+/// and read with them.
+#[test]
+fn padded_srtcp_is_never_dropped_for_its_encrypted_padding_count() {
+    let suite = CryptoSuite::AesCm128HmacSha1_80;
+    let kc = keys(suite, 7);
+    for how in ["no dtls seen", "dtls seen, no keys", "keys"] {
+        let (mut e, id) = engine(RtcpMode::Auto);
+        match how {
+            "keys" => {
+                let k = SessionKeys {
+                    client: Some(kc.clone()),
+                    upstream: None,
+                };
+                assert_eq!(
+                    e.set_session_keys(id, Some(&k)).unwrap(),
+                    rtp_middlebox::engine::KeysOutcome::Done
+                );
+            }
+            "dtls seen, no keys" => {
+                e.handle_datagram(
+                    ms(0),
+                    Side::Client,
+                    id,
+                    &[22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+                );
+            }
+            _ => {}
+        }
+        let mut writer = SrtcpWriter::new(&kc).unwrap();
+        let (mut bad_count, n) = (0, 200u16);
+        for i in 0..n {
+            let wire = protect(&mut writer, &padded_twcc(CLIENT_AUDIO, SFU_AUDIO, i));
+            bad_count += usize::from(rtcp::walk(&wire).next().unwrap().is_err());
+            let v = e.handle_datagram(ms(10 + u64::from(i) * 50), Side::Client, id, &wire);
+            assert_eq!(
+                v,
+                Verdict::Forward(rtp_middlebox::wire::PacketKind::Rtcp),
+                "{how}: feedback {i}"
+            );
+        }
+        // Most encrypted counts do not fit the packet (the defect's trigger).
+        assert!(bad_count > usize::from(n) / 2, "{how}: {bad_count} of {n}");
+        let c = e.counters();
+        assert_eq!(c.total_drops(), 0, "{how}");
+        let read = if how == "keys" { 0 } else { u64::from(n) };
+        assert_eq!(c.rtcp_unreadable, read, "{how}: forwarded unread without keys");
+    }
+}

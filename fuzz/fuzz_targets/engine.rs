@@ -32,7 +32,7 @@
 //! client's address or one that sent something; transmits from upstream
 //! sockets name live sessions; what the engine writes (a rewritten
 //! compound, a generated report) walks cleanly as RTCP and its probe is a
-//! bodiless STUN request; after `Input::Timeout(now)` the next deadline
+//! STUN request with FINGERPRINT alone; after `Input::Timeout(now)` the next deadline
 //! lies after `now`; snapshot figures are in range.
 #![no_main]
 
@@ -94,8 +94,8 @@ fn check_snapshot(engine: &Engine, now: MonoTime, id: SessionId, json: bool) {
 }
 
 /// Does what the engine says, checking each output: what it writes is
-/// RTCP that walks (rewrites, generated reports) or its bodiless STUN
-/// probe; transmits from upstream sockets name live sessions; the ids of
+/// RTCP that walks (rewrites, generated reports) or its STUN probe
+/// (FINGERPRINT alone); transmits from upstream sockets name live sessions; the ids of
 /// the two original clients' sessions are followed.
 fn drain(engine: &mut Engine, received: &[u8], json: bool, ids: &mut [Option<SessionId>; 2]) {
     while let Some(output) = engine.poll_output() {
@@ -107,8 +107,11 @@ fn drain(engine: &mut Engine, received: &[u8], json: bool, ids: &mut [Option<Ses
                 match &t.payload {
                     Payload::Received => assert!(!received.is_empty() || t.payload.bytes(received).is_empty()),
                     Payload::Owned(bytes) if classify(bytes) == PacketKind::Stun => {
+                        // The NAT rebinding probe: a binding request whose
+                        // one attribute is FINGERPRINT (RFC 8489 §14.7).
                         let stun = rtp_middlebox::wire::stun::StunView::parse(bytes).expect("the probe is STUN");
-                        assert_eq!(stun.attributes.len(), 0);
+                        assert_eq!(stun.attributes.len(), 8, "{bytes:02x?}");
+                        assert_eq!(&stun.attributes[..4], &[0x80, 0x28, 0, 4], "{bytes:02x?}");
                     }
                     Payload::Owned(bytes) => check_rtcp_out("written compound", bytes),
                 }

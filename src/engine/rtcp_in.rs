@@ -27,12 +27,17 @@ pub(super) fn observe_rtcp(
     rewritten: &mut Vec<u8>,
     cleared: &mut Vec<(Side, crate::wire::Ssrc)>,
 ) -> Verdict {
-    // The first header must hold for anything to be RTCP at all.
-    let mut walker = rtcp::walk(datagram);
-    match walker.next() {
-        Some(Ok(_)) => {}
-        Some(Err(e)) => return Verdict::Drop(DropReason::Rtcp(e)),
-        None => return Verdict::Drop(DropReason::Rtcp(rtcp::RtcpError::TooShort)),
+    // The first packet's common header must hold for anything to be RTCP
+    // at all. Its padding count and body are not judged here: in SRTCP
+    // they are ciphertext (RFC 3711 §3.4 encrypts from octet 8), and
+    // libwebrtc pads its transport-wide feedback to a word with P = 1, so
+    // the encrypted count reads as any number. Such a compound is opened
+    // with keys and read in the clear; without keys (or in a session not
+    // known to be SRTP, as a client's new address after a NAT rebinding
+    // is) it goes on unread, as an RTP packet whose padding count does
+    // not fit does: the receiver, which holds the keys, judges it.
+    if let Err(e) = rtcp::first_header(datagram) {
+        return Verdict::Drop(DropReason::Rtcp(e));
     }
     let by_mode = session.mode.index();
     // With keys, SRTCP from this side is opened into the session's

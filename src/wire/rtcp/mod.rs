@@ -125,8 +125,12 @@ pub struct Header {
     pub len: usize,
 }
 
-fn split_packet(buf: &[u8]) -> Result<(RtcpPacket<'_>, &[u8]), RtcpError> {
-    // RFC 3550 §6.4.1 common header:
+/// The first packet's common header (RFC 3550 §6.4.1): version 2 and a
+/// length that fits the datagram; with the P bit. All of it is what SRTCP
+/// leaves in the clear (RFC 3711 §3.4 encrypts from octet 8), so this is
+/// the check that holds for RTCP and SRTCP alike; padding count and body
+/// are not judged (in SRTCP they are ciphertext).
+pub fn first_header(buf: &[u8]) -> Result<(Header, bool), RtcpError> {
     // |V=2|P|  count  |      PT       |   length (32-bit words − 1)   |
     let b0 = u8_at(buf, 0).ok_or(RtcpError::TooShort)?;
     let pt = u8_at(buf, 1).ok_or(RtcpError::TooShort)?;
@@ -135,21 +139,30 @@ fn split_packet(buf: &[u8]) -> Result<(RtcpPacket<'_>, &[u8]), RtcpError> {
         return Err(RtcpError::BadVersion);
     }
     let len = (usize::from(words) + 1) * 4;
-    let packet = buf.get(..len).ok_or(RtcpError::LengthOverrun)?;
-    let rest = buf.get(len..).unwrap_or(&[]);
-    let mut body_end = len;
-    if b0 & 0x20 != 0 {
-        let pad = usize::from(*packet.last().ok_or(RtcpError::TooShort)?);
-        if pad == 0 || pad > len - 4 {
-            return Err(RtcpError::BadPadding);
-        }
-        body_end -= pad;
+    if buf.len() < len {
+        return Err(RtcpError::LengthOverrun);
     }
     let header = Header {
         count: b0 & 0x1f,
         packet_type: pt,
         len,
     };
+    Ok((header, b0 & 0x20 != 0))
+}
+
+fn split_packet(buf: &[u8]) -> Result<(RtcpPacket<'_>, &[u8]), RtcpError> {
+    let (header, padded) = first_header(buf)?;
+    let len = header.len;
+    let (packet, rest) = buf.split_at(len);
+    let mut body_end = len;
+    if padded {
+        let pad = usize::from(*packet.last().ok_or(RtcpError::TooShort)?);
+        if pad == 0 || pad > len - 4 {
+            return Err(RtcpError::BadPadding);
+        }
+        body_end -= pad;
+    }
+    let pt = header.packet_type;
     // `body` excludes the 4-byte header and any padding.
     let body = packet.get(4..body_end).unwrap_or(&[]);
     let view = match pt {
