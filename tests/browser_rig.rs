@@ -2252,6 +2252,15 @@ fn chromium_through_the_relay_to_janus() {
         let started = clock.now().as_secs_f64();
         let result = run_driver(&net, &dir, label, &relay.api, calls, false);
         let (to_sfu, to_client) = shuttle.stop();
+        // Chromium's RTCP by its first packet's type and count (clear in
+        // SRTCP): (205, 15) is transport-wide feedback, the padded kind.
+        let mut rtcp_kinds = BTreeMap::new();
+        for d in to_sfu.iter().filter(|d| d.kind == Kind::Rtcp) {
+            *rtcp_kinds.entry((d.first_pt, d.first_count)).or_insert(0u64) += 1;
+        }
+        report(&format!(
+            "[{label}] Chromium's RTCP datagrams by (first packet type, count): {rtcp_kinds:?}"
+        ));
         let upstream_leg = upstream_shuttle.map(|(s, _)| {
             let dropped = s.rtcp_dropped.load(Ordering::Relaxed);
             let (to_janus, _) = s.stop();
