@@ -450,3 +450,61 @@ fn ended_and_idle_sources_give_their_place_to_new_streams() {
     );
     assert_eq!(client_ssrcs(&e, 12_000), vec![2, 3, 50, 51]);
 }
+
+/// The contract's order: a client's first datagram yields the upstream
+/// socket's opening and the session's events before the datagram's own
+/// transmit from that socket; its later datagrams yield the transmit alone
+/// (the engine's fast slot), and a datagram handed in before the previous
+/// one's outputs were drained drops that one's forward, never sends it
+/// with the wrong bytes.
+#[test]
+fn outputs_come_in_the_order_they_were_made() {
+    use rtp_middlebox::engine::{Engine, Input, Output, Payload, RelaySettings, SocketRef};
+    let upstream: std::net::SocketAddr = "192.0.2.9:4000".parse().unwrap();
+    let client: std::net::SocketAddr = "198.51.100.7:5004".parse().unwrap();
+    let mut e = Engine::new(EngineConfig {
+        relays: vec![RelaySettings {
+            upstream: Some(upstream),
+            ..RelaySettings::default()
+        }],
+        ..EngineConfig::default()
+    });
+    let datagram = |seq| Input::Datagram {
+        now: ms(u64::from(seq) * 20),
+        socket: SocketRef::Listen { relay: 0, rtcp: false },
+        remote: client,
+        local: "203.0.113.1:3478".parse().unwrap(),
+        bytes: Box::leak(Box::new(common::pcmu(seq, 0x1234))),
+    };
+    let drain = |e: &mut Engine| {
+        let mut names = Vec::new();
+        while let Some(o) = e.poll_output() {
+            names.push(match o {
+                Output::OpenUpstream { upstream: u, .. } => {
+                    assert_eq!(u, upstream);
+                    "open"
+                }
+                Output::Event(Event::SessionOpened { .. }) => "opened",
+                Output::Event(Event::StreamStarted { .. }) => "stream",
+                Output::Event(_) => "event",
+                Output::Transmit(t) => {
+                    assert_eq!(t.payload, Payload::Received);
+                    assert!(matches!(t.socket, SocketRef::Upstream { .. }));
+                    assert_eq!(t.destination, upstream);
+                    "transmit"
+                }
+                Output::CloseUpstream { .. } => "close",
+                Output::Timeout(_) => break,
+            });
+        }
+        names
+    };
+    assert_eq!(e.handle_input(datagram(1)), Verdict::Forward(PacketKind::Rtp));
+    assert_eq!(drain(&mut e), ["open", "opened", "stream", "transmit"]);
+    assert_eq!(e.handle_input(datagram(2)), Verdict::Forward(PacketKind::Rtp));
+    assert_eq!(drain(&mut e), ["transmit"]);
+    // Not drained: the next input forgets the forward of this one.
+    e.handle_input(datagram(3));
+    e.handle_input(datagram(4));
+    assert_eq!(drain(&mut e), ["transmit"]);
+}
