@@ -38,6 +38,18 @@ fn engine(mode: RtcpMode) -> (Driver, SessionId) {
     session_on(tap(mode, ClockRates::new(&Default::default())), EngineConfig::default())
 }
 
+/// Provisions the client's keys alone (the upstream's SRTCP stays unread).
+fn give_client_keys(e: &mut Driver, id: SessionId, client: &SrtpKeys) {
+    let k = SessionKeys {
+        client: Some(client.clone()),
+        upstream: None,
+    };
+    assert_eq!(
+        e.set_session_keys(id, Some(&k)).unwrap(),
+        rtp_middlebox::engine::KeysOutcome::Done
+    );
+}
+
 /// A session in `mode` with keys of `suite` provisioned, the client's
 /// (seed 7) and the upstream's (seed 11): the driver, the session, those
 /// keys, and whether the session was known to `set_session_keys`.
@@ -337,14 +349,7 @@ fn srtp_padding_probes_are_never_dropped_and_the_tag_is_not_counted() {
         let (mut e, id) = engine(RtcpMode::Forward);
         match (how, suite) {
             ("sdes", _) => {
-                let k = SessionKeys {
-                    client: Some(kc.clone()),
-                    upstream: None,
-                };
-                assert_eq!(
-                    e.set_session_keys(id, Some(&k)).unwrap(),
-                    rtp_middlebox::engine::KeysOutcome::Done
-                );
+                give_client_keys(&mut e, id, &kc);
             }
             (_, Some(s)) => {
                 let profile = match s {
@@ -601,14 +606,7 @@ fn padded_srtcp_is_never_dropped_for_its_encrypted_padding_count() {
         let (mut e, id) = engine(RtcpMode::Auto);
         match how {
             "keys" => {
-                let k = SessionKeys {
-                    client: Some(kc.clone()),
-                    upstream: None,
-                };
-                assert_eq!(
-                    e.set_session_keys(id, Some(&k)).unwrap(),
-                    rtp_middlebox::engine::KeysOutcome::Done
-                );
+                give_client_keys(&mut e, id, &kc);
             }
             "dtls seen, no keys" => {
                 e.handle_datagram(
