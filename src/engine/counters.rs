@@ -362,7 +362,7 @@ counters! {
         /// (SRTCP, or RTCP the proxy does not understand).
         pub rtcp_unreadable: u64
             => RTCP_UNREADABLE: counter("rtpmb_rtcp_unreadable_total", "{report}", [],
-                "RTCP compounds forwarded unread (SRTCP without keys)."),
+                "RTCP compounds forwarded unread (SRTCP without keys, or a compound past its first header the proxy cannot walk)."),
         pub rtt_samples: u64
             => RTT_SAMPLES: counter("rtpmb_rtt_samples_total", "{sample}", [],
                 "Valid RTT samples from report blocks, XR DLRR and STUN."),
