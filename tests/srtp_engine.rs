@@ -581,15 +581,18 @@ fn a_packet_captured_before_rekeying_is_refused_after_it() {
 /// SRTCP that octet is ciphertext (RFC 3711 §3.4 encrypts from octet 8),
 /// so it reads as any count. `n` varies the feedback sequence.
 fn padded_twcc(sender: Ssrc, media: Ssrc, n: u16) -> Vec<u8> {
-    let mut p = vec![0xa0 | 15, 205, 0, 5];
-    p.extend_from_slice(&sender.0.to_be_bytes());
-    p.extend_from_slice(&media.0.to_be_bytes());
-    p.extend_from_slice(&n.to_be_bytes()); // base sequence number
-    p.extend_from_slice(&1u16.to_be_bytes()); // packet status count
-    p.extend_from_slice(&[0, 0, 1, n as u8]); // reference time, feedback count
-    p.extend_from_slice(&[0x20, 0x01, 0x14]); // one run "received, small delta", its delta
-    p.push(0x01); // … padding to the word: one octet, the count
-                  // The walker reads it as RTCP in the clear.
+    let mut fci = Vec::new();
+    fci.extend_from_slice(&n.to_be_bytes()); // base sequence number
+    fci.extend_from_slice(&1u16.to_be_bytes()); // packet status count
+    fci.extend_from_slice(&[0, 0, 1, n as u8]); // reference time, feedback count
+    fci.extend_from_slice(&[0x20, 0x01, 0x14]); // one run "received, small delta", its delta
+    let mut p = Vec::new();
+    rtcp::write_feedback(&mut p, rtcp::PT_RTPFB, rtcp::FMT_TWCC, sender, media, &fci);
+    // The writer zero-fills to the word; libwebrtc marks that octet as
+    // padding instead: P = 1, the count (1) last.
+    p[0] |= 0x20;
+    *p.last_mut().unwrap() = 1;
+    // The walker reads it as RTCP in the clear.
     assert!(rtcp::walk(&p).all(|r| r.is_ok()));
     p
 }

@@ -111,7 +111,8 @@ fn drain(engine: &mut Engine, received: &[u8], json: bool, ids: &mut [Option<Ses
                         // one attribute is FINGERPRINT (RFC 8489 §14.7).
                         let stun = rtp_middlebox::wire::stun::StunView::parse(bytes).expect("the probe is STUN");
                         assert_eq!(stun.attributes.len(), 8, "{bytes:02x?}");
-                        assert_eq!(&stun.attributes[..4], &[0x80, 0x28, 0, 4], "{bytes:02x?}");
+                        let [hi, lo] = rtp_middlebox::wire::stun::ATTR_FINGERPRINT.to_be_bytes();
+                        assert_eq!(&stun.attributes[..4], &[hi, lo, 0, 4], "{bytes:02x?}");
                     }
                     Payload::Owned(bytes) => check_rtcp_out("written compound", bytes),
                 }
